@@ -1,0 +1,1 @@
+"""Chain I/O: web3 construction, batching, oracles, contract artifacts, transactions."""

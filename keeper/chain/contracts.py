@@ -1,0 +1,107 @@
+"""Contract artifacts: ours (``abi/``, committed), third-party ones compiled from npm sources
+(``build/third_party/``, a git-ignored cache) and Aave v3's hardhat artifacts from
+``node_modules/@aave/core-v3``. Nothing here talks to a chain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from keeper.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+ABI_DIR = ROOT / "abi"
+THIRD_PARTY_DIR = ROOT / "build" / "third_party"
+NODE_MODULES = ROOT / "node_modules"
+AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
+
+SETUP_HINT = "run 'make setup' (or 'npm ci && npm run compile') in the project's root"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployed_bytecode: str
+    link_references: dict[str, dict[str, list[dict[str, int]]]] = field(default_factory=dict)
+
+    def linked_bytecode(self, libraries: dict[str, str]) -> str:
+        """Bytecode with every library placeholder replaced by its address.
+
+        Hardhat's ``linkReferences`` give byte offsets into the code, so they are doubled to index
+        the hex string (after its ``0x``)."""
+        code = self.bytecode[2:] if self.bytecode.startswith("0x") else self.bytecode
+        chars = list(code)
+        for _source, libs in self.link_references.items():
+            for lib, refs in libs.items():
+                if lib not in libraries:
+                    raise ConfigError(f"{self.name} needs library {lib} linked")
+                addr = libraries[lib].lower().removeprefix("0x")
+                if len(addr) != 40:
+                    raise ConfigError(f"library {lib} address {libraries[lib]!r} is not 20 bytes")
+                for ref in refs:
+                    start = ref["start"] * 2
+                    chars[start:start + ref["length"] * 2] = addr
+        linked = "".join(chars)
+        if "__" in linked:
+            raise ConfigError(f"{self.name}: unlinked library placeholders remain")
+        return "0x" + linked
+
+
+def _read(path: Path, name: str) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"contract artifact {name} not found at {path}", hint=SETUP_HINT)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"contract artifact {path} is not valid JSON: {e}", hint=SETUP_HINT) from e
+
+
+def _from_json(name: str, data: dict[str, Any]) -> Artifact:
+    return Artifact(
+        name=name,
+        abi=data["abi"],
+        bytecode=data.get("bytecode", "0x"),
+        deployed_bytecode=data.get("deployedBytecode", "0x"),
+        link_references=data.get("linkReferences", {}) or {},
+    )
+
+
+@lru_cache(maxsize=None)
+def ours(name: str) -> Artifact:
+    """One of our contracts, from ``abi/<name>.json``."""
+    return _from_json(name, _read(ABI_DIR / f"{name}.json", name))
+
+
+@lru_cache(maxsize=None)
+def third_party(name: str) -> Artifact:
+    """Morpho Blue, its IrmMock, Chainlink's MockV3Aggregator: compiled from npm sources."""
+    return _from_json(name, _read(THIRD_PARTY_DIR / f"{name}.json", name))
+
+
+@lru_cache(maxsize=None)
+def _aave_index() -> dict[str, Path]:
+    if not AAVE_ARTIFACTS.is_dir():
+        raise ConfigError("the @aave/core-v3 npm package is not installed", hint=SETUP_HINT)
+    index: dict[str, Path] = {}
+    for p in AAVE_ARTIFACTS.rglob("*.json"):
+        if p.name.endswith(".dbg.json"):
+            continue
+        # The first artifact found under contracts/protocol wins over mocks of the same name.
+        index.setdefault(p.stem, p)
+        if "/protocol/" in str(p):
+            index[p.stem] = p
+    return index
+
+
+@lru_cache(maxsize=None)
+def aave(name: str) -> Artifact:
+    """A contract of the real Aave v3, from the hardhat artifacts in ``@aave/core-v3``."""
+    path = _aave_index().get(name)
+    if path is None:
+        raise ConfigError(f"no Aave v3 artifact named {name} in {AAVE_ARTIFACTS}", hint=SETUP_HINT)
+    return _from_json(name, _read(path, name))

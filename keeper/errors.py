@@ -1,0 +1,65 @@
+"""The keeper's exception classes. The class decides the reaction (DESIGN.md, style rule 4):
+
+- ``ConfigError``: bad input from the operator (config, address, missing install); fatal at start.
+- ``TemporaryError``: a dead or lagging RPC, a timeout; back off, retry, fail over.
+- ``TxFailed``: a transaction could not be sent or was dropped; stop that action and alert.
+- ``Reverted``: a call or transaction reverted; carries the decoded error name when known.
+- ``Halt``: stop the daemon cleanly (circuit breaker, operator request).
+
+Library errors are translated at the adapter boundary with ``raise ... from e`` so the raw payload
+stays attached as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class KeeperError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with when this error reaches it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class ConfigError(KeeperError):
+    """The operator's input is wrong: config, CLI arguments, addresses, a missing install step."""
+
+    exit_code = 2
+
+
+class TemporaryError(KeeperError):
+    """Worth retrying: a dead RPC, a timeout, a node that lags behind."""
+
+    exit_code = 3
+
+
+class TxFailed(KeeperError):
+    """A transaction could not be sent, was dropped, or its receipt says it failed."""
+
+    exit_code = 4
+
+
+class Reverted(KeeperError):
+    """A call or a transaction reverted. ``reason`` is the decoded error name when known."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, reason: str | None = None, data: bytes | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.data = data
+
+
+class Halt(KeeperError):
+    """Stop the keeper cleanly: circuit breaker tripped, or the operator asked."""
+
+    exit_code = 6

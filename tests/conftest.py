@@ -1,0 +1,51 @@
+"""Shared fixtures: one anvil per test session, snapshot/revert around each chain test.
+
+The anvil process is started by ``keeper.devnet.anvil.Anvil`` (random free port, polled until it
+answers, killed with the test process). Tests that change chain state use the ``snapshot`` fixture
+(or ``pytestmark = pytest.mark.usefixtures("snapshot")``) so each test starts from the same state.
+"""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+
+from keeper.devnet.anvil import Anvil
+from keeper.devnet.deployer import Deployer
+
+
+@pytest.fixture(scope="session")
+def anvil():
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def w3(anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
+
+
+@pytest.fixture(scope="session")
+def accounts(w3) -> list[str]:
+    return list(w3.eth.accounts)
+
+
+@pytest.fixture(scope="session")
+def deployer(w3, accounts) -> Deployer:
+    return Deployer(w3, accounts[0])
+
+
+def evm_snapshot(w3: Web3) -> str:
+    return w3.provider.make_request("evm_snapshot", [])["result"]
+
+
+def evm_revert(w3: Web3, snap: str) -> None:
+    ok = w3.provider.make_request("evm_revert", [snap])["result"]
+    assert ok, f"evm_revert({snap}) failed"
+
+
+@pytest.fixture
+def snapshot(w3):
+    snap = evm_snapshot(w3)
+    yield
+    evm_revert(w3, snap)
