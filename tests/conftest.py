@@ -49,3 +49,13 @@ def snapshot(w3):
     snap = evm_snapshot(w3)
     yield
     evm_revert(w3, snap)
+
+
+@pytest.fixture(scope="session")
+def devnet(w3) -> dict:
+    """The full devnet on the session's anvil: real Aave v3 and Morpho Blue, feeds, tokens,
+    PerpVault, Multicall3, KeeperVaults and seeded positions (the deployment dict that
+    ``keeper devnet up`` writes to .keeper/devnet.json)."""
+    from keeper.devnet.deploy import deploy_devnet
+
+    return deploy_devnet(w3)

@@ -6,6 +6,7 @@
 // stdout, so every result is written to a file.
 //
 // usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--force] [--only A.sol B.sol]
+//        node contracts/scripts/compile.mjs --hash   (print the source hash abi/ must carry)
 //        (no flag: both). Third-party output is reused while package-lock.json is unchanged.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
@@ -168,6 +169,11 @@ function compileThirdParty(force) {
 const argv = process.argv.slice(2);
 const onlyAt = argv.indexOf('--only');
 const only = onlyAt >= 0 ? argv.slice(onlyAt + 1) : null; // file names, e.g. --only PerpVault.sol
+if (argv.includes('--hash')) {
+  // The hash the committed abi/ must carry: used by the freshness test, compiles nothing.
+  console.log(sourceHash(ourSources(), loadSolc('solc').version()));
+  process.exit(0);
+}
 const args = new Set(onlyAt >= 0 ? argv.slice(0, onlyAt).concat(['--ours']) : argv);
 const all = !args.has('--ours') && !args.has('--third-party');
 if (all || args.has('--third-party')) compileThirdParty(args.has('--force'));

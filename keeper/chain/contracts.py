@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +16,8 @@ from keeper.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "abi"
 THIRD_PARTY_DIR = ROOT / "build" / "third_party"
-NODE_MODULES = ROOT / "node_modules"
+# Overridable for installs that keep node_modules elsewhere (and for tests of a missing install).
+NODE_MODULES = Path(os.environ.get("KEEPER_NODE_MODULES") or ROOT / "node_modules")
 AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
 
 SETUP_HINT = "run 'make setup' (or 'npm ci && npm run compile') in the project's root"

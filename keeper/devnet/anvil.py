@@ -24,9 +24,9 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from keeper.chain.contracts import NODE_MODULES
 from keeper.errors import ConfigError, TemporaryError
 
-ROOT = Path(__file__).resolve().parents[2]
 DEVNET_CHAIN_ID = 31337
 # anvil's first default account (a public, well-known key: devnets only).
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -46,7 +46,7 @@ def find_anvil() -> str:
         if not os.access(explicit, os.X_OK):
             raise ConfigError(f"KEEPER_ANVIL={explicit} is not an executable file")
         return explicit
-    pkg = ROOT / "node_modules" / _platform_package() / "bin" / "anvil"
+    pkg = NODE_MODULES / _platform_package() / "bin" / "anvil"
     if pkg.is_file() and os.access(pkg, os.X_OK):
         return str(pkg)
     on_path = shutil.which("anvil")

@@ -1,0 +1,129 @@
+"""What ``keeper devnet up|down|price`` do (the CLI parses arguments and maps errors to exit codes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from web3 import Web3
+
+from keeper.chain import contracts as C
+from keeper.devnet.anvil import Anvil, rpc_call, stop_pid
+from keeper.devnet.deploy import deploy_devnet
+from keeper.devnet.deployment import (DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment, read_json,
+                                      state_dir, write_json)
+from keeper.devnet.deployer import Deployer
+from keeper.errors import ConfigError, TemporaryError
+
+
+def check_toolchain() -> None:
+    """Fail early, with the fix, when the npm install or the contract build is missing."""
+    for load, name in ((C.third_party, "Morpho"), (C.third_party, "MockV3Aggregator"), (C.aave, "Pool"),
+                       (C.ours, "KeeperVault"), (C.ours, "PerpVault")):
+        load(name)
+
+
+def _web3(url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+
+
+def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
+       out_dir: Path | None = None, log=print) -> tuple[Anvil, dict]:
+    out = out_dir or state_dir()
+    state_path = out / STATE_FILE
+    if state_path.exists():
+        state = read_json(state_path, "devnet state file")
+        if _alive(state.get("pid")):
+            raise ConfigError(f"a devnet is already running (pid {state['pid']}, {state.get('url')})",
+                              hint="stop it first with 'keeper devnet down'")
+        state_path.unlink()
+    check_toolchain()
+    started = time.monotonic()
+    log_path = out / "anvil.log" if detach else None
+    if log_path:
+        out.mkdir(parents=True, exist_ok=True)
+    node = Anvil(port=port, fork_url=fork_url, detach=detach, log_path=log_path)
+    node.start()
+    try:
+        w3 = _web3(node.url)
+        deployment = deploy_devnet(w3, log=log)
+        if block_time:
+            # Deploy with automine (fast), then switch to fixed block times.
+            w3.provider.make_request("evm_setIntervalMining", [block_time])
+        deployment["rpc_url"] = node.url
+        deployment["fork_url"] = fork_url
+        deployment["block_time"] = block_time
+        deployment["seconds_to_ready"] = round(time.monotonic() - started, 2)
+        write_json(out / DEPLOYMENT_FILE, deployment)
+        if detach:
+            write_json(state_path, {"pid": node.proc.pid, "url": node.url, "port": node.port,
+                                    "deployment": str(out / DEPLOYMENT_FILE)})
+    except BaseException:
+        node.stop()
+        raise
+    return node, deployment
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_for_signal(node: Anvil) -> None:
+    """Foreground devnet: run until SIGINT/SIGTERM, or until anvil dies."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if node.proc is None or node.proc.poll() is not None:
+            raise TemporaryError("anvil exited unexpectedly")
+
+
+def down(out_dir: Path | None = None) -> str:
+    out = out_dir or state_dir()
+    state_path = out / STATE_FILE
+    if not state_path.exists():
+        return "no detached devnet is recorded; nothing to stop"
+    state = read_json(state_path, "devnet state file")
+    pid = state.get("pid")
+    stopped = _alive(pid) and stop_pid(pid)
+    state_path.unlink()
+    return f"devnet stopped (pid {pid})" if stopped else f"devnet (pid {pid}) was not running; state cleared"
+
+
+def rpc_url(explicit: str | None, deployment: dict) -> str:
+    url = explicit or deployment.get("rpc_url")
+    if not url:
+        raise ConfigError("no RPC URL: pass --rpc or start a devnet with 'keeper devnet up'")
+    try:
+        rpc_call(url, "eth_chainId", timeout=3.0)
+    except TemporaryError as e:
+        raise ConfigError(f"the devnet RPC at {url} does not answer",
+                          hint="is the devnet running? start it with 'keeper devnet up --detach'") from e
+    return url
+
+
+def set_price(symbol: str, price: float, *, rpc: str | None = None, deployment_path: Path | None = None) -> dict:
+    if not (price > 0) or price != price or price == float("inf"):
+        raise ConfigError(f"price must be a positive number, got {price}")
+    dep = load_deployment(deployment_path)
+    feed = find_feed(dep, symbol)
+    w3 = _web3(rpc_url(rpc, dep))
+    if w3.eth.chain_id != dep["chain_id"]:
+        raise ConfigError(f"the RPC's chain id {w3.eth.chain_id} is not the deployment's {dep['chain_id']}")
+    agg = w3.eth.contract(address=feed["address"], abi=C.third_party("MockV3Aggregator").abi)
+    answer = round(price * 10 ** feed["decimals"])
+    Deployer(w3, dep["roles"]["admin"]).send(agg.functions.updateAnswer(answer))
+    round_id, got, _s, updated_at, _a = agg.functions.latestRoundData().call()
+    return {"feed": feed["address"], "symbol": symbol.upper(), "answer": got, "round": round_id,
+            "updated_at": updated_at, "price": got / 10 ** feed["decimals"]}

@@ -1,0 +1,181 @@
+"""Seed the devnet: liquidity in every protocol, two users' KeeperVaults, and live positions.
+
+- alice: every position is held by her KeeperVault (Aave WETH+WBTC/USDC, Morpho WETH/USDC, a 5x
+  ETH long and a 3x BTC short on the PerpVault), opened by the owner through ``execute``.
+- bob: his Aave and Morpho positions are held by his own address; his KeeperVault is authorised on
+  them (aToken allowance, Morpho ``setAuthorization``, PerpVault ``addRouter``).
+- carol: an unprotected twin of alice's Aave position, with no vault (the demo's control).
+All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly 20-30% makes them liquidatable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from web3 import Web3
+
+from keeper.chain import contracts as C
+from keeper.devnet.deployer import Deployer
+
+MAX = 2**256 - 1
+E18 = 10**18
+USD30 = 10**30
+
+AAVE, MORPHO, PERP = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Roles:
+    admin: str
+    keeper: str
+    lp: str
+    alice: str
+    bob: str
+    liquidator: str
+    carol: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def asset_key(asset: str) -> bytes:
+    """The KeeperVault market key of an Aave asset: bytes32(uint256(uint160(asset)))."""
+    return bytes(12) + bytes.fromhex(Web3.to_checksum_address(asset)[2:])
+
+
+class _Seeder:
+    def __init__(self, w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
+        self.w3, self.d, self.dep, self.roles = w3, d, dep, roles
+        self.erc20 = C.ours("TestERC20")
+        self.vault_art = C.ours("KeeperVault")
+        self.pool = d.at(dep["aave_v3"]["pool"], C.aave("Pool"))
+        self.morpho = d.at(dep["morpho_blue"]["morpho"], C.third_party("Morpho"))
+        self.perp = d.at(dep["perp"]["vault"], C.ours("PerpVault"))
+        self.market = dep["morpho_blue"]["markets"]["WETH/USDC"]
+        self.params = (self.market["loan_token"], self.market["collateral_token"], self.market["oracle"],
+                       self.market["irm"], self.market["lltv"])
+
+    def token(self, sym: str):
+        return self.d.at(self.dep["tokens"][sym]["address"], self.erc20)
+
+    def mint(self, sym: str, to: str, amount: int) -> None:
+        self.d.send(self.token(sym).functions.mint(to, amount), sender=to)
+
+    # --- liquidity -------------------------------------------------------------------------
+    def liquidity(self) -> None:
+        lp = self.roles.lp
+        usdc = self.token("USDC")
+        self.mint("USDC", lp, 3_000_000 * 10**6)
+        self.d.send(usdc.functions.approve(self.pool.address, MAX), sender=lp)
+        self.d.send(self.pool.functions.supply(usdc.address, 2_000_000 * 10**6, lp, 0), sender=lp)
+        self.d.send(usdc.functions.approve(self.morpho.address, MAX), sender=lp)
+        self.d.send(self.morpho.functions.supply(self.params, 1_000_000 * 10**6, 0, lp, b""), sender=lp)
+
+    # --- vaults ----------------------------------------------------------------------------
+    def vault(self, owner: str) -> object:
+        v = self.d.deploy(self.vault_art, owner, self.roles.keeper)
+        send = lambda fn: self.d.send(fn, sender=owner)  # noqa: E731
+        send(v.functions.setCap(self.token("WETH").address, 50 * E18, 200 * E18))
+        send(v.functions.setCap(self.token("WBTC").address, 2 * 10**8, 10 * 10**8))
+        send(v.functions.setCap(self.token("USDC").address, 100_000 * 10**6, 500_000 * 10**6))
+        for sym in ("WETH", "WBTC", "USDC"):
+            send(v.functions.setMarket(AAVE, self.pool.address, asset_key(self.token(sym).address), True, 125 * E18 // 100))
+        send(v.functions.setMarket(MORPHO, self.morpho.address, bytes.fromhex(self.market["id"][2:]), True, 115 * E18 // 100))
+        for m in self.dep["perp"]["markets"].values():
+            # Perp health counts in units of the maximum leverage (50x): a floor of 5 means at most 10x.
+            send(v.functions.setPerpMarket(self.perp.address, m["collateral_token"], m["index_token"], m["is_long"], True, 5 * E18))
+        return v
+
+    def exec(self, vault, owner: str, target, fn_name: str, args: list) -> None:
+        data = target.encode_abi(fn_name, args=args)
+        self.d.send(vault.functions.execute(target.address, 0, data), sender=owner)
+
+    # --- positions -------------------------------------------------------------------------
+    def alice(self) -> dict:
+        owner = self.roles.alice
+        v = self.vault(owner)
+        weth, wbtc, usdc = self.token("WETH"), self.token("WBTC"), self.token("USDC")
+        # Position collateral plus a reserve the keeper may use.
+        self.mint("WETH", v.address, 10 * E18 + 5 * E18 + 2 * E18 + 5 * E18)
+        self.mint("WBTC", v.address, 5 * 10**7 + 2 * 10**7)
+        self.mint("USDC", v.address, 3_000 * 10**6 + 20_000 * 10**6)
+        for t in (weth, wbtc, usdc):
+            self.exec(v, owner, t, "approve", [self.pool.address, MAX])
+        self.exec(v, owner, self.pool, "supply", [weth.address, 10 * E18, v.address, 0])
+        self.exec(v, owner, self.pool, "supply", [wbtc.address, 5 * 10**7, v.address, 0])
+        self.exec(v, owner, self.pool, "borrow", [usdc.address, 20_000 * 10**6, 2, 0, v.address])
+        self.exec(v, owner, weth, "approve", [self.morpho.address, MAX])
+        self.exec(v, owner, usdc, "approve", [self.morpho.address, MAX])
+        self.exec(v, owner, self.morpho, "supplyCollateral", [self.params, 5 * E18, v.address, b""])
+        self.exec(v, owner, self.morpho, "borrow", [self.params, 6_800 * 10**6, 0, v.address, v.address])
+        # Perps: GMX v1 style, transfer collateral in, then increasePosition in the next call.
+        self.exec(v, owner, weth, "transfer", [self.perp.address, 2 * E18])
+        self.exec(v, owner, self.perp, "increasePosition", [v.address, weth.address, weth.address, 20_000 * USD30, True])
+        self.exec(v, owner, usdc, "transfer", [self.perp.address, 3_000 * 10**6])
+        self.exec(v, owner, self.perp, "increasePosition", [v.address, usdc.address, wbtc.address, 9_000 * USD30, False])
+        return {"address": v.address, "owner": owner}
+
+    def bob(self) -> dict:
+        owner = self.roles.bob
+        v = self.vault(owner)
+        weth, usdc = self.token("WETH"), self.token("USDC")
+        self.mint("WETH", owner, 8 * E18)
+        self.mint("WETH", v.address, 3 * E18)
+        self.mint("USDC", v.address, 10_000 * 10**6)
+        self.d.send(weth.functions.approve(self.pool.address, MAX), sender=owner)
+        self.d.send(self.pool.functions.supply(weth.address, 5 * E18, owner, 0), sender=owner)
+        self.d.send(self.pool.functions.borrow(usdc.address, 6_000 * 10**6, 2, 0, owner), sender=owner)
+        self.d.send(weth.functions.approve(self.morpho.address, MAX), sender=owner)
+        self.d.send(self.morpho.functions.supplyCollateral(self.params, 3 * E18, owner, b""), sender=owner)
+        self.d.send(self.morpho.functions.borrow(self.params, 4_000 * 10**6, 0, owner, owner), sender=owner)
+        # Authorise the vault on the owner-held positions (needed to withdraw excess from them).
+        a_weth = self.d.at(self.dep["aave_v3"]["a_tokens"]["WETH"], self.erc20)
+        self.d.send(a_weth.functions.approve(v.address, MAX), sender=owner)
+        self.d.send(self.morpho.functions.setAuthorization(v.address, True), sender=owner)
+        self.d.send(self.perp.functions.addRouter(v.address), sender=owner)
+        return {"address": v.address, "owner": owner}
+
+    def carol(self) -> None:
+        owner = self.roles.carol
+        weth, wbtc, usdc = self.token("WETH"), self.token("WBTC"), self.token("USDC")
+        self.mint("WETH", owner, 10 * E18)
+        self.mint("WBTC", owner, 5 * 10**7)
+        self.d.send(weth.functions.approve(self.pool.address, MAX), sender=owner)
+        self.d.send(wbtc.functions.approve(self.pool.address, MAX), sender=owner)
+        self.d.send(self.pool.functions.supply(weth.address, 10 * E18, owner, 0), sender=owner)
+        self.d.send(self.pool.functions.supply(wbtc.address, 5 * 10**7, owner, 0), sender=owner)
+        self.d.send(self.pool.functions.borrow(usdc.address, 20_000 * 10**6, 2, 0, owner), sender=owner)
+
+
+def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
+    s = _Seeder(w3, d, dep, roles)
+    s.liquidity()
+    alice, bob = s.alice(), s.bob()
+    s.carol()
+    dep["keeper_vaults"] = {"alice": alice, "bob": bob}
+    mid = dep["morpho_blue"]["markets"]["WETH/USDC"]["id"]
+    pool, morpho, perp = dep["aave_v3"]["pool"], dep["morpho_blue"]["morpho"], dep["perp"]["vault"]
+    pm = dep["perp"]["markets"]
+    dep["positions"] = [
+        {"id": "alice-aave", "protocol": "aave_v3", "address": pool, "account": alice["address"],
+         "holder": "vault", "vault": alice["address"], "owner": alice["owner"],
+         "note": "10 WETH + 0.5 WBTC collateral, 20,000 USDC debt"},
+        {"id": "alice-morpho", "protocol": "morpho_blue", "address": morpho, "market": mid, "account": alice["address"],
+         "holder": "vault", "vault": alice["address"], "owner": alice["owner"],
+         "note": "5 WETH collateral, 6,800 USDC debt, LLTV 0.86"},
+        {"id": "alice-perp-eth-long", "protocol": "perp", "address": perp, "account": alice["address"],
+         "holder": "vault", "vault": alice["address"], "owner": alice["owner"], **pm["ETH-long"],
+         "note": "ETH long 5x: 2 WETH collateral, 20,000 USD size"},
+        {"id": "alice-perp-btc-short", "protocol": "perp", "address": perp, "account": alice["address"],
+         "holder": "vault", "vault": alice["address"], "owner": alice["owner"], **pm["BTC-short"],
+         "note": "BTC short 3x: 3,000 USDC collateral, 9,000 USD size"},
+        {"id": "bob-aave", "protocol": "aave_v3", "address": pool, "account": bob["owner"],
+         "holder": "owner", "vault": bob["address"], "owner": bob["owner"],
+         "note": "5 WETH collateral, 6,000 USDC debt, held by the owner's address"},
+        {"id": "bob-morpho", "protocol": "morpho_blue", "address": morpho, "market": mid, "account": bob["owner"],
+         "holder": "owner", "vault": bob["address"], "owner": bob["owner"],
+         "note": "3 WETH collateral, 4,000 USDC debt, LLTV 0.86, held by the owner's address"},
+        {"id": "carol-aave-unprotected", "protocol": "aave_v3", "address": pool, "account": roles.carol,
+         "holder": "none", "vault": None, "owner": roles.carol,
+         "note": "twin of alice-aave without a keeper"},
+    ]
