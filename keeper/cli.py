@@ -38,16 +38,17 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keeper", description="Risk-driven collateral keeper.")
+    p.add_argument("--config", type=Path, default=None, help="config file (default ./config.toml if present)")
     sub = p.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("devnet", help="a local anvil chain with the real Aave v3, Morpho Blue and our vaults")
     dsub = dev.add_subparsers(dest="devnet_command", required=True)
     d_up = dsub.add_parser("up", help="start anvil, deploy everything, seed positions")
     d_up.add_argument("--detach", action="store_true", help="leave the devnet running in the background")
-    d_up.add_argument("--port", type=_port, default=8545, help="RPC port (default 8545)")
+    d_up.add_argument("--port", type=_port, default=None, help="RPC port (default: devnet.port, 8545)")
     d_up.add_argument("--block-time", type=_positive_float, default=None,
-                      help="seconds per block once deployed (default: mine on every transaction)")
-    d_up.add_argument("--fork-url", default=None, help="fork this chain instead of starting an empty one")
+                      help="seconds per block once deployed (default: devnet.block_time, else a block per tx)")
+    d_up.add_argument("--fork-url", default=None, help="fork this chain instead of an empty one (devnet.fork_url)")
     d_up.add_argument("--json", action="store_true", help="print the deployment as JSON")
     dsub.add_parser("down", help="stop a detached devnet")
     d_price = dsub.add_parser("price", help="set a price feed (moves Aave, Morpho and the perps at once)")
@@ -58,22 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="the watched positions and their health")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--rpc", default=None, help="RPC URL (default: the devnet's)")
-    st.add_argument("--deployment", type=Path, default=None, help="deployment file (default .keeper/devnet.json)")
+    st.add_argument("--deployment", type=Path, default=None, help="deployment file (default <devnet.state_dir>/devnet.json)")
     return p
 
 
-def _cmd_devnet(args) -> int:
+def _cmd_devnet(args, cfg) -> int:
     from keeper.devnet import commands
+    from keeper.devnet.deployment import DEPLOYMENT_FILE
 
+    state = cfg.devnet.state_dir
     if args.devnet_command == "down":
-        print(commands.down())
+        print(commands.down(state))
         return 0
     if args.devnet_command == "price":
-        r = commands.set_price(args.symbol, args.price, rpc=args.rpc)
+        r = commands.set_price(args.symbol, args.price, rpc=args.rpc, deployment_path=state / DEPLOYMENT_FILE)
         print(f"{r['symbol']} = {r['price']:g} USD (feed {r['feed']}, round {r['round']})")
         return 0
-    node, dep = commands.up(port=args.port, block_time=args.block_time, fork_url=args.fork_url,
-                            detach=args.detach, log=lambda m: print(f"  {m}", file=sys.stderr))
+    node, dep = commands.up(port=args.port or cfg.devnet.port, block_time=args.block_time or cfg.devnet.block_time,
+                            fork_url=args.fork_url or cfg.devnet.fork_url, detach=args.detach, out_dir=state,
+                            log=lambda m: print(f"  {m}", file=sys.stderr))
     from keeper.devnet.report import seeded_health
     from web3 import Web3
 
@@ -91,7 +95,7 @@ def _cmd_devnet(args) -> int:
         commands.wait_for_signal(node)
     finally:
         node.stop()
-        commands.down()
+        commands.down(state)
     return 0
 
 
@@ -109,14 +113,14 @@ def _print_positions(rows: list[dict]) -> None:
     Console().print(table)
 
 
-def _cmd_status(args) -> int:
+def _cmd_status(args, cfg) -> int:
     from web3 import Web3
 
     from keeper.devnet.commands import rpc_url
-    from keeper.devnet.deployment import load_deployment
+    from keeper.devnet.deployment import DEPLOYMENT_FILE, load_deployment
     from keeper.devnet.report import seeded_health
 
-    dep = load_deployment(args.deployment)
+    dep = load_deployment(args.deployment or cfg.devnet.state_dir / DEPLOYMENT_FILE)
     w3 = Web3(Web3.HTTPProvider(rpc_url(args.rpc, dep)))
     rows = seeded_health(w3, dep)
     if args.json:
@@ -131,10 +135,13 @@ def _cmd_status(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from keeper.config import load_config
+
+        cfg = load_config(args.config)
         if args.command == "devnet":
-            return _cmd_devnet(args)
+            return _cmd_devnet(args, cfg)
         if args.command == "status":
-            return _cmd_status(args)
+            return _cmd_status(args, cfg)
     except KeeperError as e:
         _err(str(e))
         return e.exit_code

@@ -13,8 +13,8 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.anvil import Anvil, rpc_call, stop_pid
 from keeper.devnet.deploy import deploy_devnet
-from keeper.devnet.deployment import (DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment, read_json,
-                                      state_dir, write_json)
+from keeper.devnet.deployment import (DEFAULT_DIR, DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment,
+                                      read_json, write_json)
 from keeper.devnet.deployer import Deployer
 from keeper.errors import ConfigError, TemporaryError
 
@@ -32,7 +32,7 @@ def _web3(url: str) -> Web3:
 
 def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
        out_dir: Path | None = None, log=print) -> tuple[Anvil, dict]:
-    out = out_dir or state_dir()
+    out = out_dir or DEFAULT_DIR
     state_path = out / STATE_FILE
     if state_path.exists():
         state = read_json(state_path, "devnet state file")
@@ -90,7 +90,7 @@ def wait_for_signal(node: Anvil) -> None:
 
 
 def down(out_dir: Path | None = None) -> str:
-    out = out_dir or state_dir()
+    out = out_dir or DEFAULT_DIR
     state_path = out / STATE_FILE
     if not state_path.exists():
         return "no detached devnet is recorded; nothing to stop"

@@ -17,10 +17,6 @@ DEPLOYMENT_FILE = "devnet.json"
 STATE_FILE = "devnet-state.json"
 
 
-def state_dir() -> Path:
-    return Path(os.environ.get("KEEPER_STATE_DIR", DEFAULT_DIR))
-
-
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -38,7 +34,7 @@ def read_json(path: Path, what: str) -> dict:
 
 
 def load_deployment(path: Path | None = None) -> dict:
-    return read_json(path or state_dir() / DEPLOYMENT_FILE, "devnet deployment file")
+    return read_json(path or DEFAULT_DIR / DEPLOYMENT_FILE, "devnet deployment file")
 
 
 def find_feed(deployment: dict, symbol: str) -> dict:

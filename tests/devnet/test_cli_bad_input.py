@@ -12,10 +12,10 @@ from keeper.devnet.anvil import free_port
 
 
 def run_keeper(args, tmp_path, **env_extra):
-    env = {**os.environ, "KEEPER_STATE_DIR": str(tmp_path / "state"), **env_extra}
+    env = {**os.environ, "KEEPER__DEVNET__STATE_DIR": str(tmp_path / "state"), **env_extra}
     env.pop("KEEPER_ANVIL", None)
     return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
 
 
 def error_lines(proc) -> list[str]:
