@@ -59,7 +59,7 @@ class _Seeder:
         return self.d.at(self.dep["tokens"][sym]["address"], self.erc20)
 
     def mint(self, sym: str, to: str, amount: int) -> None:
-        self.d.send(self.token(sym).functions.mint(to, amount), sender=to)
+        self.d.send(self.token(sym).functions.mint(to, amount), sender=self.roles.admin)
 
     # --- liquidity -------------------------------------------------------------------------
     def liquidity(self) -> None:
