@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# `npm install` from the committed lock, not `npm ci`: the npm registry reachable here serves only
+# anvil's linux-amd64 platform package, so the lock cannot list the other platforms' optional
+# packages and `npm ci` refuses such a lock ("Missing: @foundry-rs/anvil-darwin-amd64 from lock
+# file"). Every version is pinned exactly in package.json and the lock; --no-save leaves both as
+# they are.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund --no-save
 	touch $@
 
 # Third-party Solidity (Morpho Blue, MockV3Aggregator) into the git-ignored build/ cache.
@@ -30,10 +35,14 @@ contracts: node_modules/.installed
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Stage 1 demo: bring the devnet up, show the seeded positions and their health, stop it.
+# Stage 1 demo: bring the devnet up, show the seeded positions and their health, crash ETH and BTC
+# by 30% through the Chainlink feeds, show them again (now liquidatable), stop everything.
+KEEPER := $(VENV)/bin/keeper
 demo: setup
-	$(VENV)/bin/keeper devnet up --detach --port $${KEEPER_DEMO_PORT:-8545}
-	$(VENV)/bin/keeper status; status=$$?; $(VENV)/bin/keeper devnet down; exit $$status
+	$(KEEPER) devnet up --detach --port $${KEEPER_DEMO_PORT:-8545}
+	status=0; \
+	  $(KEEPER) devnet price ETH 1400 && $(KEEPER) devnet price BTC 21000 && $(KEEPER) status || status=$$?; \
+	  $(KEEPER) devnet down; exit $$status
 
 devnet-up: setup
 	$(VENV)/bin/keeper devnet up --detach

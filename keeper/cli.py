@@ -105,12 +105,15 @@ def _print_positions(rows: list[dict]) -> None:
 
     table = Table(title="positions")
     for col in ("id", "protocol", "holder", "account", "health", "liquidatable"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for r in rows:
         h = r["health"]
         table.add_row(r["id"], r["protocol"], r["holder"], r["account"][:10] + "…",
                       "∞" if math.isinf(h) else f"{h:.4f}", "YES" if r["liquidatable"] else "no")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # piped or in CI: do not truncate ids to 80 columns
+    console.print(table)
 
 
 def _cmd_status(args, cfg) -> int:
