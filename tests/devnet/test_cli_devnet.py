@@ -1,0 +1,85 @@
+"""The devnet through the real CLI: up --detach, status --json, price, down; and a fork."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from web3 import Web3
+
+from keeper.chain import contracts as C
+from keeper.devnet.anvil import Anvil, free_port, rpc_call
+from keeper.devnet.deploy import MULTICALL3
+
+
+def keeper(args, state, timeout=180):
+    env = {**os.environ, "KEEPER__DEVNET__STATE_DIR": str(state)}
+    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=state.parent)
+
+
+@pytest.fixture
+def detached(tmp_path):
+    state = tmp_path / "state"
+    port = free_port()
+    proc = keeper(["devnet", "up", "--detach", "--port", str(port)], state)
+    assert proc.returncode == 0, proc.stderr
+    yield state, f"http://127.0.0.1:{port}"
+    keeper(["devnet", "down"], state)
+
+
+def test_up_status_price_down(detached):
+    state, url = detached
+    dep = json.loads((state / "devnet.json").read_text())
+    assert dep["chain_id"] == 31337 and dep["rpc_url"] == url
+    proc = keeper(["status", "--json"], state)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    rows = {r["id"]: r for r in status["positions"]}
+    assert set(rows) == {p["id"] for p in dep["positions"]}
+    # Aave's health is the pool's own answer, to the wei.
+    w3 = Web3(Web3.HTTPProvider(url))
+    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+    hf = pool.functions.getUserAccountData(rows["alice-aave"]["account"]).call()[5]
+    assert int(rows["alice-aave"]["health_raw"]) == hf
+    assert all(not r["liquidatable"] for r in rows.values())
+
+    proc = keeper(["devnet", "price", "ETH", "1400"], state)
+    assert proc.returncode == 0 and "ETH = 1400 USD" in proc.stdout, proc.stderr
+    keeper(["devnet", "price", "BTC", "21000"], state)
+    rows = {r["id"]: r for r in json.loads(keeper(["status", "--json"], state).stdout)["positions"]}
+    assert rows["alice-aave"]["liquidatable"] and rows["carol-aave-unprotected"]["liquidatable"]
+    assert not rows["alice-perp-btc-short"]["liquidatable"]  # a short gains when BTC falls
+
+    pid = json.loads((state / "devnet-state.json").read_text())["pid"]
+    proc = keeper(["devnet", "down"], state)
+    assert proc.returncode == 0 and f"pid {pid}" in proc.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (state / "devnet-state.json").exists()
+
+
+def test_second_up_is_refused_while_one_runs(detached):
+    state, _url = detached
+    proc = keeper(["devnet", "up", "--detach", "--port", str(free_port())], state)
+    assert proc.returncode == 2
+    assert "already running" in proc.stderr and "keeper devnet down" in proc.stderr
+
+
+def test_up_on_a_fork_keeps_the_chains_multicall(tmp_path):
+    """Fork a running chain (here another local anvil standing in for a real chain's RPC)."""
+    with Anvil() as upstream:
+        code = "0x6001600055"  # a marker: the fork must keep the upstream's code at the canonical address
+        rpc_call(upstream.url, "anvil_setCode", [MULTICALL3, code])
+        state = tmp_path / "fork"
+        port = free_port()
+        proc = keeper(["devnet", "up", "--detach", "--port", str(port), "--fork-url", upstream.url], state)
+        try:
+            assert proc.returncode == 0, proc.stderr
+            dep = json.loads((state / "devnet.json").read_text())
+            assert dep["fork_url"] == upstream.url
+            assert rpc_call(f"http://127.0.0.1:{port}", "eth_getCode", [MULTICALL3, "latest"]) == code
+            assert len(dep["positions"]) == 7
+        finally:
+            keeper(["devnet", "down"], state)
