@@ -1,0 +1,121 @@
+"""Frozen dataclasses shared by every layer: what a position is, independent of the protocol.
+
+Floats (USD, token units) for ``risk``/``plan``; the exact integers the protocol computed are kept
+alongside (``health_wad`` and each leg's ``amount_raw``) so decisions can be checked against the
+chain to the wei."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Protocol(StrEnum):
+    AAVE_V3 = "aave_v3"
+    MORPHO_BLUE = "morpho_blue"
+    PERP = "perp"
+
+
+class Side(StrEnum):
+    COLLATERAL = "collateral"
+    DEBT = "debt"
+
+
+WAD = 10**18
+MAX_UINT256 = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class Asset:
+    symbol: str
+    address: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One asset of a position.
+
+    ``liquidation_weight`` is what the protocol counts of this collateral at liquidation: Aave's
+    liquidation threshold, Morpho's LLTV (1.0 for debt legs). ``price_usd`` is the price the
+    protocol itself uses (Aave's oracle, Morpho's oracle converted to USD, the perp vault's)."""
+
+    asset: Asset
+    side: Side
+    amount_raw: int
+    price_usd: float
+    liquidation_weight: float = 1.0
+
+    @property
+    def amount(self) -> float:
+        return self.amount_raw / 10**self.asset.decimals
+
+    @property
+    def value_usd(self) -> float:
+        return self.amount * self.price_usd
+
+
+@dataclass(frozen=True)
+class PerpTerms:
+    """Isolated-margin perp details (GMX v1 units converted to USD floats)."""
+
+    index: Asset
+    is_long: bool
+    size_usd: float
+    collateral_usd: float
+    average_price: float
+    mark_price: float
+    margin_fees_usd: float  # funding + closing fee as validateLiquidation counts them
+    liquidation_fee_usd: float
+    max_leverage: float  # e.g. 50.0
+    liquidation_state: int  # validateLiquidation: 0 ok, 1 liquidatable, 2 over max leverage
+
+
+@dataclass(frozen=True)
+class Position:
+    """A collateralised position as read at ``block``.
+
+    ``health`` is 1.0 at the liquidation boundary (inf without debt); ``health_wad`` is the same at
+    1e18 fixed point exactly as the protocol computes it (MAX_UINT256 without debt)."""
+
+    chain: str
+    protocol: Protocol
+    protocol_address: str
+    account: str
+    market: str  # Aave: "pool"; Morpho: market id; perp: "<collateral>:<index>:<long|short>"
+    legs: tuple[Leg, ...]
+    health_wad: int
+    block: int
+    perp: PerpTerms | None = None
+    price_ok: bool = True
+    price_issue: str | None = None
+    label: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.chain}:{self.protocol}:{self.protocol_address}:{self.account}:{self.market}".lower()
+
+    @property
+    def health(self) -> float:
+        return math.inf if self.health_wad >= MAX_UINT256 else self.health_wad / WAD
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.health_wad < WAD
+
+    @property
+    def collateral_usd(self) -> float:
+        if self.perp is not None:
+            return self.perp.collateral_usd
+        return sum(leg.value_usd for leg in self.legs if leg.side is Side.COLLATERAL)
+
+    @property
+    def debt_usd(self) -> float:
+        if self.perp is not None:
+            return self.perp.size_usd
+        return sum(leg.value_usd for leg in self.legs if leg.side is Side.DEBT)
+
+    def legs_on(self, side: Side) -> tuple[Leg, ...]:
+        return tuple(leg for leg in self.legs if leg.side is side)

@@ -1,0 +1,102 @@
+"""Liquidation maths per position kind: health from legs, liquidation price and distance.
+
+Pure (no web3, no clock). Floats: this is for ranking, display and risk, not for calldata. The
+exact health each protocol computes is read from the chain by the adapters (``Position.health_wad``);
+``lending_health`` here recomputes it from the legs and agrees up to the protocols' integer rounding.
+
+Lending (Aave v3, Morpho Blue): health = sum(collateral value * liquidation weight) / sum(debt value).
+Moving one asset's price by a factor m (all else fixed) gives
+    health(m) = (C_other + m * C_asset) / (D_other + m * D_asset)
+so health = 1 at m* = (D_other - C_other) / (C_asset - D_asset). The liquidation price of that asset
+is m* times its price. An asset whose fall cannot liquidate the position has no liquidation price.
+
+Perps (GMX v1 semantics): the position is liquidatable once the remaining collateral
+(collateral minus loss; profit does not count) falls below marginFees + max(liquidationFee,
+size / maxLeverage) — states 1 and 2 of ``validateLiquidation`` together. For a long that happens at
+    p* = avg * (1 - (collateral - T) / size),   for a short at   p* = avg * (1 + (collateral - T) / size)
+with T = marginFees + max(liquidationFee, size / maxLeverage). Funding accrues over time and moves
+p* towards the mark; this is the price at the fees read now.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from keeper.domain import Leg, Position, Side
+
+
+@dataclass(frozen=True)
+class LiquidationPoint:
+    """Where a position is liquidated if one asset's price moves alone."""
+
+    symbol: str
+    price: float  # the liquidation price of that asset, USD
+    current: float  # its current price
+    move: float  # signed relative move needed: -0.25 = a 25% fall, +0.10 = a 10% rise
+
+    @property
+    def distance(self) -> float:
+        """The size of the move, as a fraction (0.25 = 25% away)."""
+        return abs(self.move)
+
+
+def lending_health(legs: tuple[Leg, ...]) -> float:
+    weighted = sum(l.value_usd * l.liquidation_weight for l in legs if l.side is Side.COLLATERAL)
+    debt = sum(l.value_usd for l in legs if l.side is Side.DEBT)
+    if debt <= 0:
+        return math.inf
+    return weighted / debt
+
+
+def _lending_points(legs: tuple[Leg, ...]) -> list[LiquidationPoint]:
+    weighted_total = sum(l.value_usd * l.liquidation_weight for l in legs if l.side is Side.COLLATERAL)
+    debt_total = sum(l.value_usd for l in legs if l.side is Side.DEBT)
+    if debt_total <= 0:
+        return []
+    points = []
+    for address in {l.asset.address for l in legs}:
+        mine = [l for l in legs if l.asset.address == address]
+        c_asset = sum(l.value_usd * l.liquidation_weight for l in mine if l.side is Side.COLLATERAL)
+        d_asset = sum(l.value_usd for l in mine if l.side is Side.DEBT)
+        denom = c_asset - d_asset
+        if denom == 0:
+            continue
+        m = ((debt_total - d_asset) - (weighted_total - c_asset)) / denom
+        if m <= 0 or not math.isfinite(m):
+            continue  # no price of this asset alone liquidates the position
+        # A collateral-heavy asset liquidates when it falls (m < 1 if healthy); a debt-heavy one when it rises.
+        price = mine[0].price_usd
+        points.append(LiquidationPoint(mine[0].asset.symbol, m * price, price, m - 1.0))
+    return points
+
+
+def perp_liquidation_price(is_long: bool, size: float, collateral: float, average_price: float,
+                           margin_fees: float, liquidation_fee: float, max_leverage: float) -> float:
+    """The index price at which a GMX v1 position becomes liquidatable (see module doc)."""
+    if size <= 0:
+        return math.nan
+    threshold = margin_fees + max(liquidation_fee, size / max_leverage)
+    slack = (collateral - threshold) / size
+    return average_price * (1 - slack) if is_long else average_price * (1 + slack)
+
+
+def liquidation_points(position: Position) -> list[LiquidationPoint]:
+    """Every single-asset move that liquidates the position, nearest first."""
+    if position.perp is not None:
+        p = position.perp
+        if p.size_usd <= 0:
+            return []
+        price = perp_liquidation_price(p.is_long, p.size_usd, p.collateral_usd, p.average_price,
+                                       p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage)
+        if price <= 0:
+            return []  # a long whose collateral covers a fall to zero
+        points = [LiquidationPoint(p.index.symbol, price, p.mark_price, price / p.mark_price - 1.0)]
+    else:
+        points = _lending_points(position.legs)
+    return sorted(points, key=lambda pt: pt.distance)
+
+
+def nearest_liquidation(position: Position) -> LiquidationPoint | None:
+    points = liquidation_points(position)
+    return points[0] if points else None

@@ -1,0 +1,99 @@
+"""Pure liquidation maths: liquidation prices put health exactly at the boundary."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.risk.health import (lending_health, liquidation_points, nearest_liquidation,
+                                perp_liquidation_price)
+
+WETH = Asset("WETH", "0x01", 18)
+WBTC = Asset("WBTC", "0x02", 8)
+USDC = Asset("USDC", "0x03", 6)
+
+
+def leg(asset, side, amount, price, weight=1.0):
+    return Leg(asset, side, int(amount * 10**asset.decimals), price, weight)
+
+
+def lending(legs):
+    return Position("devnet", Protocol.AAVE_V3, "0xpool", "0xuser", "pool", tuple(legs), 0, 1)
+
+
+def reprice(legs, symbol, price):
+    return tuple(Leg(l.asset, l.side, l.amount_raw, price if l.asset.symbol == symbol else l.price_usd,
+                     l.liquidation_weight) for l in legs)
+
+
+def test_single_collateral_single_debt():
+    legs = (leg(WETH, Side.COLLATERAL, 10, 2000, 0.825), leg(USDC, Side.DEBT, 10_000, 1.0))
+    assert lending_health(legs) == pytest.approx(1.65)
+    pt = nearest_liquidation(lending(legs))
+    assert pt.symbol == "WETH"
+    assert pt.price == pytest.approx(2000 / 1.65)
+    assert pt.move == pytest.approx(1 / 1.65 - 1)
+
+
+def test_no_debt_has_no_liquidation_price():
+    legs = (leg(WETH, Side.COLLATERAL, 1, 2000, 0.8),)
+    assert lending_health(legs) == math.inf
+    assert liquidation_points(lending(legs)) == []
+
+
+def test_debt_in_a_volatile_asset_liquidates_on_a_rise():
+    legs = (leg(USDC, Side.COLLATERAL, 10_000, 1.0, 0.8), leg(WETH, Side.DEBT, 2, 2000))
+    pts = {p.symbol: p for p in liquidation_points(lending(legs))}
+    assert pts["WETH"].move == pytest.approx(0.8 * 10_000 / 4000 - 1)  # +100%
+    assert pts["WETH"].move > 0
+
+
+amounts = st.floats(min_value=0.01, max_value=1e4)
+prices = st.floats(min_value=1.0, max_value=1e5)
+weights = st.floats(min_value=0.5, max_value=0.95)
+
+
+@settings(max_examples=200)
+@given(amounts, prices, weights, amounts, prices, weights, st.floats(min_value=100, max_value=1e6))
+def test_liquidation_price_puts_health_at_one(a1, p1, w1, a2, p2, w2, debt):
+    legs = (leg(WETH, Side.COLLATERAL, a1, p1, w1), leg(WBTC, Side.COLLATERAL, a2, p2, w2),
+            leg(USDC, Side.DEBT, debt, 1.0))
+    for pt in liquidation_points(lending(legs)):
+        moved = reprice(legs, pt.symbol, pt.price)
+        assert lending_health(moved) == pytest.approx(1.0, rel=1e-6)
+
+
+def perp_position(is_long, size, collateral, avg, mark, fees=0.0, liq_fee=5.0, max_lev=50.0):
+    terms = PerpTerms(WETH, is_long, size, collateral, avg, mark, fees, liq_fee, max_lev, 0)
+    return Position("devnet", Protocol.PERP, "0xperp", "0xuser", "m", (), 0, 1, perp=terms)
+
+
+def remaining_after(is_long, size, collateral, avg, price):
+    loss = size * ((avg - price) if is_long else (price - avg)) / avg
+    return collateral - max(loss, 0.0)
+
+
+@settings(max_examples=200)
+@given(st.booleans(), st.floats(min_value=1_000, max_value=1e6), st.floats(min_value=2, max_value=20),
+       st.floats(min_value=100, max_value=1e5), st.floats(min_value=0, max_value=50))
+def test_perp_liquidation_price_is_the_boundary(is_long, size, leverage, avg, fees):
+    collateral = size / leverage
+    p = perp_liquidation_price(is_long, size, collateral, avg, fees, 5.0, 50.0)
+    threshold = fees + max(5.0, size / 50.0)
+    if collateral <= threshold:
+        return
+    assert remaining_after(is_long, size, collateral, avg, p) == pytest.approx(threshold, rel=1e-9)
+    # Just inside the boundary the position is healthy, just outside it is not.
+    step = avg * 1e-6
+    inside, outside = (p + step, p - step) if is_long else (p - step, p + step)
+    assert remaining_after(is_long, size, collateral, avg, inside) > threshold
+    assert remaining_after(is_long, size, collateral, avg, outside) < threshold
+
+
+def test_perp_point_direction():
+    long = nearest_liquidation(perp_position(True, 20_000, 4_000, 2000, 2000, fees=20))
+    short = nearest_liquidation(perp_position(False, 9_000, 3_000, 30_000, 30_000, fees=9))
+    assert long.move < 0 and short.move > 0
+    assert long.price == pytest.approx(2000 * (1 - (4_000 - 20 - 400) / 20_000))
