@@ -1,0 +1,254 @@
+"""JSON-RPC client for one chain with several RPC URLs: fail over on errors, timeouts and lagging
+nodes; check the chain id at start; retry temporary errors with backoff, never others.
+
+Thin by design (style rule 5): it speaks raw JSON-RPC over HTTP (``requests``), translates transport
+and node errors into ``keeper.errors`` classes with the raw payload attached, and leaves decoding to
+the callers. A ``web3.Web3`` for the current endpoint is available for contract helpers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from web3 import Web3
+
+from keeper.errors import ConfigError, KeeperError, Reverted, TemporaryError
+
+# JSON-RPC error codes that mean "this node cannot answer now", worth another node or a retry.
+TEMPORARY_RPC_CODES = {-32005, -32603, -32000, 429}
+REVERT_MARKERS = ("execution reverted", "revert")
+
+
+@dataclass
+class Endpoint:
+    url: str
+    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    down_until: float = 0.0
+    failures: int = 0
+    head: int | None = None
+    head_timestamp: int | None = None
+
+
+def _redact(url: str) -> str:
+    """RPC URLs often carry an API key in the path or query: show scheme, host and port only."""
+    try:
+        scheme, rest = url.split("://", 1)
+    except ValueError:
+        return "<rpc>"
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in host:
+        host = host.split("@", 1)[1]
+    return f"{scheme}://{host}"
+
+
+class ChainClient:
+    def __init__(
+        self,
+        name: str,
+        urls: Sequence[str],
+        chain_id: int | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        cooldown: float = 30.0,
+        max_lag_blocks: int = 3,
+        max_head_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not urls:
+            raise ConfigError(f"chain {name}: no RPC URL configured")
+        self.name = name
+        self.endpoints = [Endpoint(u) for u in urls]
+        self.expected_chain_id = chain_id
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.cooldown = cooldown
+        self.max_lag_blocks = max_lag_blocks
+        self.max_head_age = max_head_age
+        self._clock, self._wall, self._sleep = clock, wall_clock, sleep
+        self._current = 0
+        self._ids = itertools.count(1)
+        self.failovers = 0
+        self.errors = 0
+        self.on_failover: Callable[[str, str, str], None] | None = None  # (from, to, why) for alerts
+
+    # --- endpoints ---------------------------------------------------------------------------
+    @property
+    def current(self) -> Endpoint:
+        return self.endpoints[self._current]
+
+    @property
+    def url(self) -> str:
+        return self.current.url
+
+    def _usable(self) -> list[int]:
+        now = self._clock()
+        order = [(self._current + k) % len(self.endpoints) for k in range(len(self.endpoints))]
+        up = [i for i in order if self.endpoints[i].down_until <= now]
+        return up or order  # all marked down: try them all anyway, in order
+
+    def _mark_down(self, index: int, why: str) -> None:
+        ep = self.endpoints[index]
+        ep.failures += 1
+        ep.down_until = self._clock() + self.cooldown
+        if index == self._current and len(self.endpoints) > 1:
+            nxt = next((i for i in self._usable() if i != index), None)
+            if nxt is not None:
+                self._current = nxt
+                self.failovers += 1
+                if self.on_failover:
+                    self.on_failover(_redact(ep.url), _redact(self.endpoints[nxt].url), why)
+
+    # --- requests ----------------------------------------------------------------------------
+    def _post(self, ep: Endpoint, payload: Any) -> Any:
+        try:
+            resp = ep.session.post(ep.url, data=json.dumps(payload), timeout=self.timeout,
+                                   headers={"Content-Type": "application/json"})
+        except requests.Timeout as e:
+            raise TemporaryError(f"{_redact(ep.url)} timed out after {self.timeout:g} s") from e
+        except requests.RequestException as e:
+            raise TemporaryError(f"{_redact(ep.url)} is unreachable: {type(e).__name__}") from e
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            return resp.json()
+        except ValueError as e:
+            raise TemporaryError(f"{_redact(ep.url)} answered something that is not JSON") from e
+
+    @staticmethod
+    def _result(reply: dict, method: str, url: str) -> Any:
+        if "error" in reply and reply["error"] is not None:
+            err = reply["error"]
+            msg = str(err.get("message", err))
+            data = err.get("data")
+            if any(m in msg.lower() for m in REVERT_MARKERS) or (isinstance(data, str) and data.startswith("0x")
+                                                                 and method == "eth_call"):
+                raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else None
+                raise Reverted(f"{method} reverted: {msg}", data=raw)
+            if err.get("code") in TEMPORARY_RPC_CODES:
+                raise TemporaryError(f"{_redact(url)} failed {method}: {msg}")
+            # Not the node's fault (unknown method, bad params): another node would say the same.
+            raise KeeperError(f"{_redact(url)} rejected {method}: {msg} (code {err.get('code')})")
+        return reply.get("result")
+
+    def request(self, method: str, params: list | None = None) -> Any:
+        """One call with retries and failover; ``Reverted`` is never retried."""
+        last: TemporaryError | None = None
+        for attempt in range(self.retries + 1):
+            for index in self._usable():
+                ep = self.endpoints[index]
+                try:
+                    reply = self._post(ep, {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                                            "params": params or []})
+                    result = self._result(reply, method, ep.url)
+                except TemporaryError as e:
+                    self.errors += 1
+                    last = e
+                    self._mark_down(index, str(e))
+                    continue
+                if index != self._current:
+                    self._current = index
+                return result
+            if attempt < self.retries:
+                self._sleep(self.backoff * 2**attempt)
+        raise TemporaryError(f"chain {self.name}: every RPC URL failed {method}; last: {last}") from last
+
+    def batch(self, calls: Sequence[tuple[str, list]]) -> list[Any]:
+        """Several calls in one HTTP request (JSON-RPC batch), on one endpoint, with failover."""
+        last: TemporaryError | None = None
+        for attempt in range(self.retries + 1):
+            for index in self._usable():
+                ep = self.endpoints[index]
+                ids = [next(self._ids) for _ in calls]
+                payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls)]
+                try:
+                    replies = self._post(ep, payload)
+                    if not isinstance(replies, list):
+                        raise TemporaryError(f"{_redact(ep.url)} does not support JSON-RPC batches")
+                    by_id = {r.get("id"): r for r in replies}
+                    return [self._result(by_id[i], m, ep.url) for i, (m, _p) in zip(ids, calls)]
+                except TemporaryError as e:
+                    self.errors += 1
+                    last = e
+                    self._mark_down(index, str(e))
+                except KeyError as e:
+                    last = TemporaryError(f"{_redact(ep.url)} left out a reply in a batch")
+                    self._mark_down(index, str(last))
+                    continue
+            if attempt < self.retries:
+                self._sleep(self.backoff * 2**attempt)
+        raise TemporaryError(f"chain {self.name}: every RPC URL failed a batch; last: {last}") from last
+
+    # --- chain facts -------------------------------------------------------------------------
+    def connect(self) -> int:
+        """Check the chain id on every URL that answers. A URL on another chain is a config error
+        (fatal); URLs that do not answer are marked down. Returns the chain id."""
+        seen: dict[str, int] = {}
+        for index, ep in enumerate(self.endpoints):
+            try:
+                seen[ep.url] = int(self._result(self._post(ep, {"jsonrpc": "2.0", "id": 0, "method": "eth_chainId",
+                                                                "params": []}), "eth_chainId", ep.url), 16)
+            except TemporaryError as e:
+                self.errors += 1
+                self._mark_down(index, str(e))
+        if not seen:
+            raise TemporaryError(f"chain {self.name}: none of its {len(self.endpoints)} RPC URL(s) answers")
+        expected = self.expected_chain_id if self.expected_chain_id is not None else next(iter(seen.values()))
+        for url, cid in seen.items():
+            if cid != expected:
+                raise ConfigError(f"chain {self.name}: {_redact(url)} is on chain id {cid}, expected {expected}",
+                                  hint="fix chains.<name>.chain_id or the RPC URL")
+        self.expected_chain_id = expected
+        if self.current.down_until > self._clock():
+            self._current = self._usable()[0]
+        return expected
+
+    def block_number(self) -> int:
+        return int(self.request("eth_blockNumber"), 16)
+
+    def check_lag(self) -> None:
+        """Ask every endpoint for its head; move off one that is ``max_lag_blocks`` behind the best
+        or whose head block is older than ``max_head_age`` seconds."""
+        heads: dict[int, tuple[int, int]] = {}
+        for index, ep in enumerate(self.endpoints):
+            try:
+                block = self._result(self._post(ep, {"jsonrpc": "2.0", "id": 0, "method": "eth_getBlockByNumber",
+                                                     "params": ["latest", False]}), "eth_getBlockByNumber", ep.url)
+                heads[index] = (int(block["number"], 16), int(block["timestamp"], 16))
+                ep.head, ep.head_timestamp = heads[index]
+            except TemporaryError as e:
+                self._mark_down(index, str(e))
+        if not heads:
+            return
+        best = max(h for h, _t in heads.values())
+        now = self._wall()
+        for index, (head, ts) in heads.items():
+            if best - head > self.max_lag_blocks:
+                self._mark_down(index, f"lagging: head {head} is {best - head} blocks behind {best}")
+            elif self.max_head_age is not None and now - ts > self.max_head_age:
+                self._mark_down(index, f"stale: head {head} is {now - ts:.0f} s old")
+
+    def eth_call(self, to: str, data: bytes | str, block: int | str = "latest", gas: int | None = None) -> bytes:
+        call: dict[str, Any] = {"to": to, "data": data if isinstance(data, str) else "0x" + data.hex()}
+        if gas is not None:
+            call["gas"] = hex(gas)
+        tag = hex(block) if isinstance(block, int) else block
+        out = self.request("eth_call", [call, tag])
+        return bytes.fromhex(out[2:])
+
+    @property
+    def w3(self) -> Web3:
+        """A web3 for the current endpoint (contract helpers, ABI encoding); no failover inside."""
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": self.timeout}))

@@ -1,0 +1,92 @@
+"""Chain client on real anvil nodes: failover on a dead or dying RPC, retries only for temporary
+errors, chain-id check, moving off a lagging node."""
+
+import pytest
+
+from keeper.chain import contracts as C
+from keeper.chain.client import ChainClient
+from keeper.chain.revert import decode
+from keeper.devnet.anvil import Anvil, free_port, rpc_call
+from keeper.errors import ConfigError, Reverted, TemporaryError
+
+NO_SLEEP = lambda _s: None  # noqa: E731
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_fails_over_from_a_dead_url(anvil):
+    c = ChainClient("devnet", [dead_url(), anvil.url], 31337, timeout=2, sleep=NO_SLEEP)
+    assert c.connect() == 31337
+    assert c.url == anvil.url
+    assert c.block_number() >= 0
+    assert c.errors >= 1
+
+
+def test_fails_over_when_the_primary_dies_mid_run(anvil):
+    primary = Anvil().start()
+    try:
+        failovers = []
+        c = ChainClient("devnet", [primary.url, anvil.url], 31337, timeout=2, sleep=NO_SLEEP)
+        c.on_failover = lambda frm, to, why: failovers.append((frm, to, why))
+        c.connect()
+        assert c.url == primary.url
+        c.block_number()
+        primary.stop()  # the node dies between two reads
+        assert c.block_number() >= 0
+        assert c.url == anvil.url and c.failovers == 1
+        assert len(failovers) == 1 and "unreachable" in failovers[0][2]
+    finally:
+        primary.stop()
+
+
+def test_every_url_dead_is_a_temporary_error_after_retries():
+    sleeps = []
+    c = ChainClient("devnet", [dead_url(), dead_url()], 31337, timeout=1, retries=2, backoff=0.1,
+                    sleep=sleeps.append)
+    with pytest.raises(TemporaryError, match="every RPC URL failed"):
+        c.request("eth_blockNumber")
+    assert sleeps == [0.1, 0.2]  # exponential backoff between rounds
+
+
+def test_wrong_chain_id_is_fatal(anvil):
+    c = ChainClient("mainnet", [anvil.url], chain_id=1)
+    with pytest.raises(ConfigError, match="chain id 31337, expected 1"):
+        c.connect()
+
+
+def test_no_url_answers_at_connect():
+    with pytest.raises(TemporaryError, match="none of its 1 RPC URL"):
+        ChainClient("devnet", [dead_url()], 31337, timeout=1).connect()
+
+
+def test_revert_is_not_retried(anvil, devnet):
+    c = ChainClient("devnet", [anvil.url], 31337, sleep=NO_SLEEP)
+    usdc = devnet["tokens"]["USDC"]["address"]
+    # transfer(address,uint256) from address 0 (eth_call without "from"): OpenZeppelin refuses it.
+    data = "0xa9059cbb" + "00" * 12 + "11" * 20 + (10**30).to_bytes(32, "big").hex()
+    with pytest.raises(Reverted) as e:
+        c.eth_call(usdc, data)
+    assert decode(e.value.data, [C.ours("TestERC20").abi]).name == "ERC20InvalidSender"
+    assert c.errors == 0
+
+
+def test_moves_off_a_lagging_node(anvil):
+    behind = Anvil().start()
+    try:
+        rpc_call(anvil.url, "anvil_mine", [hex(10)])
+        c = ChainClient("devnet", [behind.url, anvil.url], 31337, max_lag_blocks=3, sleep=NO_SLEEP)
+        c.connect()
+        assert c.url == behind.url
+        c.check_lag()
+        assert c.url == anvil.url and c.failovers == 1
+    finally:
+        behind.stop()
+
+
+def test_urls_are_redacted_in_errors():
+    c = ChainClient("devnet", [f"http://127.0.0.1:{free_port()}/v2/SECRETKEY"], 31337, timeout=1, retries=0)
+    with pytest.raises(TemporaryError) as e:
+        c.request("eth_blockNumber")
+    assert "SECRETKEY" not in str(e.value)
