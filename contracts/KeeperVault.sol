@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IPool} from "@aave/core-v3/contracts/interfaces/IPool.sol";
+import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
+
+import {IPerpVault} from "./interfaces/IPerpVault.sol";
+import {HealthLib} from "./lib/HealthLib.sol";
+
+/// @title KeeperVault - the user's guarded smart account.
+/// @notice Holds the user's reserve and (optionally) positions. The owner (an EOA or a multisig)
+///         can do anything. The keeper's hot key can only move funds between the vault and the
+///         vault's or the owner's own positions on allow-listed markets, within per-asset caps,
+///         and never leave a position it withdraws from below the owner's health floor.
+/// @dev A position is named by a `Ref`:
+///      - AAVE:   protocol = Pool,   market = bytes32(uint256(uint160(asset)))
+///      - MORPHO: protocol = Morpho, market = the Morpho market id
+///      - PERP:   protocol = a GMX-v1-style PerpVault, market =
+///                keccak256(abi.encode(collateralToken, indexToken, isLong)) (see `setPerpMarket`)
+///      - account: address(this) for a vault-held position, `owner` for an owner-held one.
+///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see
+///      `HealthLib`.
+///
+///      Caps use a true rolling window, not fixed buckets: each asset keeps a ring of at most
+///      `MAX_WINDOW_ENTRIES` (timestamp, amount) records plus their running sum. Each keeper
+///      action prunes records older than `capWindow` from the head, checks the new sum and appends
+///      (records of the same block are merged). A bucketed window would let a keeper spend two
+///      caps back to back around a bucket edge; an unbounded list would let a keeper make every
+///      later call more expensive. The bound means at most `MAX_WINDOW_ENTRIES` keeper actions
+///      per asset per window; one more reverts with `CapWindowFull` until the oldest expires.
+contract KeeperVault is ReentrancyGuard {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    enum Kind {
+        AAVE,
+        MORPHO,
+        PERP
+    }
+
+    enum ActionType {
+        TOP_UP,
+        REPAY,
+        WITHDRAW_EXCESS,
+        REBALANCE_OUT,
+        REBALANCE_IN
+    }
+
+    struct Ref {
+        uint8 kind;
+        address protocol;
+        bytes32 market;
+        address account;
+    }
+
+    struct MarketRule {
+        bool allowed;
+        uint256 healthFloor;
+    }
+
+    struct PerpParams {
+        address collateralToken;
+        address indexToken;
+        bool isLong;
+    }
+
+    struct Cap {
+        uint256 perCall;
+        uint256 perWindow;
+    }
+
+    struct Spend {
+        uint64 at;
+        uint192 amount;
+    }
+
+    struct Window {
+        uint8 head;
+        uint8 count;
+        uint256 sum;
+    }
+
+    uint256 public constant MAX_WINDOW_ENTRIES = 32;
+    uint256 public constant MAX_CAP_WINDOW = 365 days;
+    uint256 public constant MIN_HEALTH_FLOOR = 1e18;
+    uint256 private constant AAVE_VARIABLE_RATE = 2;
+
+    address public owner;
+    address public pendingOwner;
+    address public keeper;
+    bool public paused;
+    uint256 public capWindow = 1 days;
+
+    mapping(address asset => Cap) public caps;
+    mapping(uint8 kind => mapping(address protocol => mapping(bytes32 market => MarketRule))) public markets;
+    mapping(bytes32 market => PerpParams) public perpMarkets;
+    mapping(address asset => Window) private _windows;
+    mapping(address asset => Spend[MAX_WINDOW_ENTRIES]) private _spends;
+
+    error NotOwner();
+    error NotPendingOwner();
+    error NotKeeper();
+    error IsPaused();
+    error ZeroAddress();
+    error ZeroAmount();
+    error InvalidKind(uint8 kind);
+    error InvalidMarket(uint8 kind, address protocol, bytes32 market);
+    error FloorTooLow(uint256 floor);
+    error InvalidCapWindow(uint256 window);
+    error NotAllowed(uint8 kind, address protocol, bytes32 market);
+    error NotOwnPosition(address account);
+    error CapPerCallExceeded(address asset, uint256 amount, uint256 cap);
+    error CapPerWindowExceeded(address asset, uint256 usedAfter, uint256 cap);
+    error CapWindowFull(address asset, uint256 retryAt);
+    error BelowHealthFloor(uint256 health, uint256 floor);
+    error HealthDecreased(uint256 healthBefore, uint256 healthAfter);
+    error AssetMismatch(address fromAsset, address toAsset);
+    error UnsupportedAction();
+    error EthTransferFailed();
+
+    event KeeperAction(
+        uint8 indexed action,
+        uint8 kind,
+        address indexed protocol,
+        bytes32 indexed market,
+        address account,
+        address asset,
+        uint256 amount,
+        uint256 healthBefore,
+        uint256 healthAfter
+    );
+    event Deposited(address indexed token, uint256 amount);
+    event Withdrawn(address indexed token, uint256 amount);
+    event Executed(address indexed target, uint256 value, bytes4 selector);
+    event KeeperSet(address indexed keeper);
+    event Paused();
+    event Unpaused();
+    event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+    event CapWindowSet(uint256 window);
+    event CapSet(address indexed asset, uint256 perCall, uint256 perWindow);
+    event MarketSet(uint8 indexed kind, address indexed protocol, bytes32 indexed market, bool allowed, uint256 healthFloor);
+    event PerpMarketSet(bytes32 indexed market, address collateralToken, address indexToken, bool isLong);
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner();
+        _;
+    }
+
+    /// @dev Listed after `nonReentrant` on keeper functions, so a re-entrant call from any caller
+    ///      fails with `ReentrancyGuardReentrantCall` before its sender is even looked at.
+    modifier onlyKeeper() {
+        if (msg.sender != keeper) revert NotKeeper();
+        _;
+    }
+
+    modifier whenNotPaused() {
+        if (paused) revert IsPaused();
+        _;
+    }
+
+    constructor(address owner_, address keeper_) {
+        if (owner_ == address(0)) revert ZeroAddress();
+        owner = owner_;
+        keeper = keeper_;
+        emit OwnershipTransferred(address(0), owner_);
+        emit KeeperSet(keeper_);
+    }
+
+    receive() external payable {}
+
+    // ------------------------------------------------------------------ owner (works while paused)
+
+    /// @notice Pull `amount` of `token` from the owner into the vault's reserve.
+    function deposit(address token, uint256 amount) external onlyOwner {
+        if (amount == 0) revert ZeroAmount();
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        emit Deposited(token, amount);
+    }
+
+    /// @notice Send `amount` of `token` (address(0) = ether) to the owner; type(uint256).max sends
+    ///         the whole balance. Works while paused.
+    function withdraw(address token, uint256 amount) external onlyOwner {
+        if (token == address(0)) {
+            if (amount == type(uint256).max) amount = address(this).balance;
+            (bool ok,) = payable(msg.sender).call{value: amount}("");
+            if (!ok) revert EthTransferFailed();
+        } else {
+            if (amount == type(uint256).max) amount = IERC20(token).balanceOf(address(this));
+            IERC20(token).safeTransfer(msg.sender, amount);
+        }
+        emit Withdrawn(token, amount);
+    }
+
+    /// @notice Arbitrary call from the vault (open/close positions, approvals, authorisations).
+    function execute(address target, uint256 value, bytes calldata data)
+        external
+        payable
+        onlyOwner
+        returns (bytes memory result)
+    {
+        result = Address.functionCallWithValue(target, data, value);
+        emit Executed(target, value, data.length >= 4 ? bytes4(data[:4]) : bytes4(0));
+    }
+
+    function setKeeper(address keeper_) external onlyOwner {
+        keeper = keeper_;
+        emit KeeperSet(keeper_);
+    }
+
+    function pause() external onlyOwner {
+        paused = true;
+        emit Paused();
+    }
+
+    function unpause() external onlyOwner {
+        paused = false;
+        emit Unpaused();
+    }
+
+    /// @notice First step of an ownership transfer; address(0) cancels a pending one.
+    function transferOwnership(address newOwner) external onlyOwner {
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner || msg.sender == address(0)) revert NotPendingOwner();
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
+        pendingOwner = address(0);
+    }
+
+    /// @notice Length of the rolling cap window in seconds (default 1 day). Takes effect at once for
+    ///         the records still held; records already pruned under a shorter window stay gone.
+    function setCapWindow(uint256 window) external onlyOwner {
+        if (window == 0 || window > MAX_CAP_WINDOW) revert InvalidCapWindow(window);
+        capWindow = window;
+        emit CapWindowSet(window);
+    }
+
+    /// @notice Per-asset caps in the asset's base units. A zero (or unset) cap means the keeper
+    ///         cannot move that asset at all.
+    function setCap(address asset, uint256 perCall, uint256 perWindow) external onlyOwner {
+        caps[asset] = Cap(perCall, perWindow);
+        emit CapSet(asset, perCall, perWindow);
+    }
+
+    /// @notice Allow or forbid keeper actions on (kind, protocol, market). An allowed market needs
+    ///         a health floor of at least 1e18: the keeper may never withdraw a position into
+    ///         liquidation range.
+    function setMarket(uint8 kind, address protocol, bytes32 market, bool allowed, uint256 healthFloor)
+        external
+        onlyOwner
+    {
+        _setMarket(kind, protocol, market, allowed, healthFloor);
+    }
+
+    /// @notice Register a perp market's parameters and allow or forbid it.
+    function setPerpMarket(
+        address perpVault,
+        address collateralToken,
+        address indexToken,
+        bool isLong,
+        bool allowed,
+        uint256 healthFloor
+    ) external onlyOwner returns (bytes32 market) {
+        if (collateralToken == address(0) || indexToken == address(0)) revert ZeroAddress();
+        market = keccak256(abi.encode(collateralToken, indexToken, isLong));
+        perpMarkets[market] = PerpParams(collateralToken, indexToken, isLong);
+        emit PerpMarketSet(market, collateralToken, indexToken, isLong);
+        _setMarket(uint8(Kind.PERP), perpVault, market, allowed, healthFloor);
+    }
+
+    function _setMarket(uint8 kind, address protocol, bytes32 market, bool allowed, uint256 healthFloor) internal {
+        if (kind > uint8(Kind.PERP)) revert InvalidKind(kind);
+        if (protocol == address(0)) revert ZeroAddress();
+        if (allowed) {
+            if (healthFloor < MIN_HEALTH_FLOOR) revert FloorTooLow(healthFloor);
+            bool known;
+            if (kind == uint8(Kind.AAVE)) known = uint256(market) >> 160 == 0 && market != bytes32(0);
+            else if (kind == uint8(Kind.MORPHO)) known = IMorpho(protocol).market(Id.wrap(market)).lastUpdate != 0;
+            else known = perpMarkets[market].collateralToken != address(0);
+            if (!known) revert InvalidMarket(kind, protocol, market);
+        }
+        markets[kind][protocol][market] = MarketRule(allowed, healthFloor);
+        emit MarketSet(kind, protocol, market, allowed, healthFloor);
+    }
+
+    // ------------------------------------------------------------------ keeper
+
+    /// @notice Add `amount` of the position's collateral asset from the reserve: Aave supply,
+    ///         Morpho supplyCollateral, or perp margin (transfer + increasePosition(size 0)).
+    function topUp(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
+        if (amount == 0) revert ZeroAmount();
+        _checkRef(ref);
+        address asset = _collateralAsset(ref);
+        _consume(asset, amount);
+        _topUp(ref, asset, amount, ActionType.TOP_UP);
+    }
+
+    /// @notice Repay debt from the reserve (Aave variable debt, Morpho loan). Whatever the
+    ///         protocol does not take stays in the vault; the cap counts what was spent.
+    function repay(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
+        if (amount == 0) revert ZeroAmount();
+        _checkRef(ref);
+        if (ref.kind == uint8(Kind.PERP)) revert UnsupportedAction();
+        uint256 before = _health(ref);
+        address asset;
+        if (ref.kind == uint8(Kind.AAVE)) asset = _aaveAsset(ref.market);
+        else asset = _morphoParams(ref).loanToken;
+        uint256 balance = IERC20(asset).balanceOf(address(this));
+        IERC20(asset).forceApprove(ref.protocol, amount);
+        if (ref.kind == uint8(Kind.AAVE)) {
+            IPool(ref.protocol).repay(asset, amount, AAVE_VARIABLE_RATE, ref.account);
+        } else {
+            IMorpho(ref.protocol).repay(_morphoParams(ref), amount, 0, ref.account, "");
+        }
+        IERC20(asset).forceApprove(ref.protocol, 0);
+        uint256 spent = balance - IERC20(asset).balanceOf(address(this));
+        if (spent == 0) revert ZeroAmount();
+        _consume(asset, spent);
+        uint256 afterH = _health(ref);
+        if (afterH < before) revert HealthDecreased(before, afterH);
+        _emit(ActionType.REPAY, ref, asset, spent, before, afterH);
+    }
+
+    /// @notice Take collateral out of a position back into the vault (never anywhere else).
+    ///         AAVE/MORPHO: `amount` in the asset's units. PERP: `amount` is the collateral delta in
+    ///         USD (1e30). The cap counts the tokens actually received; the position must end at
+    ///         or above the market's health floor.
+    function withdrawExcess(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
+        if (amount == 0) revert ZeroAmount();
+        MarketRule memory rule = _checkRef(ref);
+        (address asset, uint256 received, uint256 before, uint256 afterH) = _withdraw(ref, amount, rule.healthFloor);
+        _consume(asset, received);
+        _emit(ActionType.WITHDRAW_EXCESS, ref, asset, received, before, afterH);
+    }
+
+    /// @notice Withdraw excess from `from` (as `withdrawExcess`) and top up `to` with exactly the
+    ///         tokens received. Both positions must take the same asset. The cap counts the moved
+    ///         tokens once.
+    function rebalance(Ref calldata from, uint256 amount, Ref calldata to)
+        external
+        nonReentrant
+        onlyKeeper
+        whenNotPaused
+    {
+        if (amount == 0) revert ZeroAmount();
+        MarketRule memory rule = _checkRef(from);
+        _checkRef(to);
+        address asset = _collateralAsset(from);
+        address toAsset = _collateralAsset(to);
+        if (asset != toAsset) revert AssetMismatch(asset, toAsset);
+        (, uint256 received, uint256 before, uint256 afterH) = _withdraw(from, amount, rule.healthFloor);
+        _consume(asset, received);
+        _emit(ActionType.REBALANCE_OUT, from, asset, received, before, afterH);
+        _topUp(to, asset, received, ActionType.REBALANCE_IN);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The position's health, 1e18-scaled; type(uint256).max when it has no debt.
+    function health(Ref calldata ref) external view returns (uint256) {
+        return _health(ref);
+    }
+
+    /// @notice What the keeper has moved of `asset` in the rolling window ending now.
+    function windowUsed(address asset) external view returns (uint256 used) {
+        Window memory w = _windows[asset];
+        uint256 window = capWindow;
+        for (uint256 i = 0; i < w.count; ++i) {
+            Spend memory s = _spends[asset][(w.head + i) % MAX_WINDOW_ENTRIES];
+            if (uint256(s.at) + window > block.timestamp) used += s.amount;
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _checkRef(Ref calldata ref) internal view returns (MarketRule memory rule) {
+        rule = markets[ref.kind][ref.protocol][ref.market];
+        if (!rule.allowed) revert NotAllowed(ref.kind, ref.protocol, ref.market);
+        if (ref.account != address(this) && ref.account != owner) revert NotOwnPosition(ref.account);
+    }
+
+    /// @dev The asset a position takes as collateral (and gives back on withdrawal).
+    function _collateralAsset(Ref calldata ref) internal view returns (address) {
+        if (ref.kind == uint8(Kind.AAVE)) return _aaveAsset(ref.market);
+        if (ref.kind == uint8(Kind.MORPHO)) return _morphoParams(ref).collateralToken;
+        return _perpParams(ref.market).collateralToken;
+    }
+
+    function _aaveAsset(bytes32 market) internal pure returns (address) {
+        return address(uint160(uint256(market)));
+    }
+
+    function _morphoParams(Ref calldata ref) internal view returns (MarketParams memory) {
+        return IMorpho(ref.protocol).idToMarketParams(Id.wrap(ref.market));
+    }
+
+    function _perpParams(bytes32 market) internal view returns (PerpParams memory p) {
+        p = perpMarkets[market];
+        if (p.collateralToken == address(0)) revert InvalidMarket(uint8(Kind.PERP), address(0), market);
+    }
+
+    function _health(Ref calldata ref) internal view returns (uint256) {
+        if (ref.kind == uint8(Kind.AAVE)) return HealthLib.aave(ref.protocol, ref.account);
+        if (ref.kind == uint8(Kind.MORPHO)) return HealthLib.morpho(ref.protocol, ref.market, ref.account);
+        if (ref.kind == uint8(Kind.PERP)) {
+            PerpParams memory p = _perpParams(ref.market);
+            return HealthLib.perp(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong);
+        }
+        revert InvalidKind(ref.kind);
+    }
+
+    function _topUp(Ref calldata ref, address asset, uint256 amount, ActionType action) internal {
+        uint256 before = _health(ref);
+        if (ref.kind == uint8(Kind.AAVE)) {
+            IERC20(asset).forceApprove(ref.protocol, amount);
+            IPool(ref.protocol).supply(asset, amount, ref.account, 0);
+            IERC20(asset).forceApprove(ref.protocol, 0);
+        } else if (ref.kind == uint8(Kind.MORPHO)) {
+            IERC20(asset).forceApprove(ref.protocol, amount);
+            IMorpho(ref.protocol).supplyCollateral(_morphoParams(ref), amount, ref.account, "");
+            IERC20(asset).forceApprove(ref.protocol, 0);
+        } else {
+            PerpParams memory p = _perpParams(ref.market);
+            IERC20(asset).safeTransfer(ref.protocol, amount);
+            IPerpVault(ref.protocol).increasePosition(ref.account, p.collateralToken, p.indexToken, 0, p.isLong);
+        }
+        uint256 afterH = _health(ref);
+        if (afterH < before) revert HealthDecreased(before, afterH);
+        _emit(action, ref, asset, amount, before, afterH);
+    }
+
+    /// @dev Withdraws into the vault and checks the floor; returns the asset and what arrived.
+    function _withdraw(Ref calldata ref, uint256 amount, uint256 floor)
+        internal
+        returns (address asset, uint256 received, uint256 before, uint256 afterH)
+    {
+        before = _health(ref);
+        asset = _collateralAsset(ref);
+        uint256 balance = IERC20(asset).balanceOf(address(this));
+        if (ref.kind == uint8(Kind.AAVE)) {
+            uint256 toWithdraw = amount;
+            if (ref.account != address(this)) {
+                // Owner-held: move the owner's aTokens here (Aave checks the owner's health on the
+                // transfer), then redeem exactly what arrived.
+                IERC20 aToken = IERC20(IPool(ref.protocol).getReserveData(asset).aTokenAddress);
+                uint256 aBefore = aToken.balanceOf(address(this));
+                aToken.safeTransferFrom(ref.account, address(this), amount);
+                toWithdraw = aToken.balanceOf(address(this)) - aBefore;
+            }
+            IPool(ref.protocol).withdraw(asset, toWithdraw, address(this));
+        } else if (ref.kind == uint8(Kind.MORPHO)) {
+            IMorpho(ref.protocol).withdrawCollateral(_morphoParams(ref), amount, ref.account, address(this));
+        } else {
+            PerpParams memory p = _perpParams(ref.market);
+            IPerpVault(ref.protocol).decreasePosition(
+                ref.account, p.collateralToken, p.indexToken, amount, 0, p.isLong, address(this)
+            );
+        }
+        received = IERC20(asset).balanceOf(address(this)) - balance;
+        if (received == 0) revert ZeroAmount();
+        afterH = _health(ref);
+        if (afterH < floor) revert BelowHealthFloor(afterH, floor);
+    }
+
+    /// @dev Checks `amount` of `asset` against both caps and records it in the rolling window.
+    function _consume(address asset, uint256 amount) internal {
+        Cap memory cap = caps[asset];
+        if (amount > cap.perCall) revert CapPerCallExceeded(asset, amount, cap.perCall);
+        Window storage w = _windows[asset];
+        Spend[MAX_WINDOW_ENTRIES] storage ring = _spends[asset];
+        uint256 window = capWindow;
+        uint8 head = w.head;
+        uint8 count = w.count;
+        uint256 sum = w.sum;
+        while (count > 0) {
+            Spend memory oldest = ring[head];
+            if (uint256(oldest.at) + window > block.timestamp) break;
+            sum -= oldest.amount;
+            delete ring[head];
+            head = uint8((uint256(head) + 1) % MAX_WINDOW_ENTRIES);
+            --count;
+        }
+        uint256 usedAfter = sum + amount;
+        if (usedAfter > cap.perWindow) revert CapPerWindowExceeded(asset, usedAfter, cap.perWindow);
+        uint256 last = (uint256(head) + count + MAX_WINDOW_ENTRIES - 1) % MAX_WINDOW_ENTRIES;
+        if (count > 0 && ring[last].at == block.timestamp) {
+            ring[last].amount = (uint256(ring[last].amount) + amount).toUint192();
+        } else {
+            if (count == MAX_WINDOW_ENTRIES) revert CapWindowFull(asset, uint256(ring[head].at) + window);
+            ring[(uint256(head) + count) % MAX_WINDOW_ENTRIES] = Spend(uint64(block.timestamp), amount.toUint192());
+            ++count;
+        }
+        w.head = head;
+        w.count = count;
+        w.sum = usedAfter;
+    }
+
+    function _emit(ActionType action, Ref calldata ref, address asset, uint256 amount, uint256 before, uint256 afterH)
+        internal
+    {
+        emit KeeperAction(
+            uint8(action), ref.kind, ref.protocol, ref.market, ref.account, asset, amount, before, afterH
+        );
+    }
+}

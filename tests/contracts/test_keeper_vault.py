@@ -1,0 +1,621 @@
+"""KeeperVault on anvil against the real Aave v3, the real Morpho Blue and our PerpVault (the
+session's ``devnet``): a hostile keeper is refused with named errors, the honest paths move funds
+only between the vault and the owner's/vault's own positions, and every KeeperAction event carries
+health before/after equal to what the protocol itself shows at the same block and timestamp.
+
+One module-wide set-up (a fresh vault with its own caps, allow-list and positions) is built once
+on top of the devnet; every test reverts to it (``snapshot``)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from web3 import Web3
+from web3.logs import DISCARD
+
+from keeper.chain import contracts as C
+from keeper.chain.revert import decode, revert_data
+from keeper.errors import Reverted
+from tests.conftest import evm_revert, evm_snapshot
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+
+E18, E6, E8, USD30 = 10**18, 10**6, 10**8, 10**30
+MAX = 2**256 - 1
+ZERO = "0x" + "00" * 20
+AAVE, MORPHO, PERP = 0, 1, 2
+TOP_UP, REPAY, WITHDRAW_EXCESS, REBALANCE_OUT, REBALANCE_IN = range(5)
+DAY = 86_400
+FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP = 12 * E18 // 10, 11 * E18 // 10, 5 * E18
+CAPS = {"WETH": (5 * E18, 8 * E18), "USDC": (10_000 * E6, 15_000 * E6)}  # per call, per window
+KV = C.ours("KeeperVault")
+ABIS = [KV.abi, C.ours("ReentrantToken").abi, C.ours("PerpVault").abi]
+
+
+def asset_key(addr: str) -> bytes:
+    return bytes(12) + bytes.fromhex(Web3.to_checksum_address(addr)[2:])
+
+
+def b32(hex_id: str) -> bytes:
+    return bytes.fromhex(hex_id.removeprefix("0x"))
+
+
+# ---------------------------------------------------------------------------------- set-up
+
+
+class Env(SimpleNamespace):
+    def send(self, fn, sender):
+        return self.d.send(fn, sender=sender)
+
+    def err(self, fn, sender):
+        """Send ``fn`` expecting a revert; return the decoded error (name, args)."""
+        with pytest.raises(Reverted) as info:
+            self.d.send(fn, sender=sender)
+        r = decode(revert_data(info.value.__cause__), ABIS)
+        fix = lambda a: Web3.to_checksum_address(a) if isinstance(a, str) and len(a) == 42 else a  # noqa: E731
+        return SimpleNamespace(name=r.name, args=tuple(fix(a) for a in r.args))
+
+    def frozen(self, fn, sender):
+        """Mine ``fn`` at the latest block's timestamp, so a view at 'latest' before the
+        transaction and a view at its block after it see the same clock (no interest between)."""
+        ts = self.w3.eth.get_block("latest")["timestamp"]
+        self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts])
+        return self.d.send(fn, sender=sender)
+
+    def at_time(self, ts: int) -> None:
+        """Mine an empty block at exactly ``ts``."""
+        self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def warp(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def exec(self, target, fn_name: str, args: list):
+        data = target.encode_abi(fn_name, args=args)
+        return self.send(self.vault.functions.execute(target.address, 0, data), self.owner)
+
+    def bal(self, sym: str, who: str) -> int:
+        return self.tok[sym].functions.balanceOf(who).call()
+
+    def events(self, receipt) -> list:
+        return [e["args"] for e in self.vault.events.KeeperAction().process_receipt(receipt, errors=DISCARD)]
+
+    # refs: (kind, protocol, market, account)
+    def aave(self, sym: str, account: str) -> tuple:
+        return (AAVE, self.pool.address, asset_key(self.tok[sym].address), account)
+
+    def morpho_ref(self, account: str) -> tuple:
+        return (MORPHO, self.morpho.address, self.mid, account)
+
+    def perp_ref(self, account: str) -> tuple:
+        return (PERP, self.perp.address, self.perp_market, account)
+
+    # ---- the protocols' own views, independent of the vault's Solidity
+    def protocol_health(self, ref: tuple, block="latest") -> int:
+        kind, _, _, account = ref
+        if kind == AAVE:
+            return self.pool.functions.getUserAccountData(account).call(block_identifier=block)[5]
+        if kind == MORPHO:
+            return self.morpho_health(account, block)
+        return self.perp_health(account, block)
+
+    def morpho_health(self, account: str, block) -> int:
+        """Morpho Blue's `_isHealthy` as a ratio, interest accrued to the block's timestamp exactly as
+        MorphoBalancesLib does (IrmMock rate, 3-term Taylor compounding)."""
+        _, borrow_shares, collateral = self.morpho.functions.position(self.mid, account).call(block_identifier=block)
+        if borrow_shares == 0:
+            return MAX
+        market = self.morpho.functions.market(self.mid).call(block_identifier=block)
+        _tsa, _tss, tba, tbs, last_update, _fee = market
+        elapsed = self.w3.eth.get_block(block)["timestamp"] - last_update
+        if elapsed and tba:
+            rate = self.irm.functions.borrowRateView(self.params, market).call(block_identifier=block)
+            first = rate * elapsed
+            second = first * first // (2 * E18)
+            third = second * first // (3 * E18)
+            tba += tba * (first + second + third) // E18
+        borrowed = -(-borrow_shares * (tba + 1) // (tbs + 10**6))  # toAssetsUp
+        price = self.oracle.functions.price().call(block_identifier=block)
+        max_borrow = collateral * price // 10**36 * self.params[4] // E18
+        return max_borrow * E18 // borrowed
+
+    def perp_health(self, account: str, block) -> int:
+        p = self.perp.functions
+        coll, index, long_ = self.perp_params
+        size, collateral, _, entry_rate, *_ = p.getPosition(account, coll, index, long_).call(block_identifier=block)
+        if size == 0:
+            return MAX
+        has_profit, delta = p.getPositionDelta(account, coll, index, long_).call(block_identifier=block)
+        remaining = collateral if has_profit else max(collateral - delta, 0)
+        fees = (p.getFundingFee(coll, size, entry_rate).call(block_identifier=block)
+                + p.getPositionFee(size).call(block_identifier=block))
+        if remaining <= fees:
+            return 0
+        net = remaining - fees
+        by_leverage = net * E18 * p.maxLeverage().call(block_identifier=block) // (size * 10_000)
+        return min(by_leverage, net * E18 // p.liquidationFeeUsd().call(block_identifier=block))
+
+    def check_action(self, ref: tuple, fn, *, action: int, asset: str, amount: int | None = None):
+        """Send a keeper call frozen in time; assert its KeeperAction against the protocol's view."""
+        before = self.protocol_health(ref)
+        rc = self.frozen(fn, self.keeper)
+        after = self.protocol_health(ref, rc["blockNumber"])
+        (ev,) = [e for e in self.events(rc) if e["action"] == action]
+        assert (ev["kind"], ev["protocol"], ev["market"], ev["account"]) == (ref[0], ref[1], ref[2], ref[3])
+        assert ev["asset"] == self.tok[asset].address
+        if amount is not None:
+            assert ev["amount"] == amount
+        assert ev["healthBefore"] == before and ev["healthAfter"] == after, (ev, before, after)
+        assert self.vault.functions.health(ref).call(block_identifier=rc["blockNumber"]) == after
+        return rc, ev
+
+
+@pytest.fixture(scope="module")
+def env(w3, devnet, deployer, accounts):
+    snap = evm_snapshot(w3)
+    e = Env(w3=w3, d=deployer, net=devnet, owner=accounts[7], keeper=accounts[8], stranger=accounts[9],
+            lp=accounts[2])
+    erc20 = C.ours("TestERC20")
+    e.tok = {s: deployer.at(devnet["tokens"][s]["address"], erc20) for s in ("WETH", "WBTC", "USDC")}
+    e.pool = deployer.at(devnet["aave_v3"]["pool"], C.aave("Pool"))
+    e.a_weth = deployer.at(devnet["aave_v3"]["a_tokens"]["WETH"], erc20)
+    e.morpho = deployer.at(devnet["morpho_blue"]["morpho"], C.third_party("Morpho"))
+    m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
+    e.mid, e.params = b32(m["id"]), (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
+    e.irm = deployer.at(m["irm"], C.third_party("IrmMock"))
+    e.oracle = deployer.at(m["oracle"], C.ours("MorphoChainlinkOracle"))
+    e.perp = deployer.at(devnet["perp"]["vault"], C.ours("PerpVault"))
+    pm = devnet["perp"]["markets"]["ETH-long"]
+    e.perp_params = (pm["collateral_token"], pm["index_token"], pm["is_long"])
+
+    owner, weth, usdc = e.owner, e.tok["WETH"], e.tok["USDC"]
+    for sym, amount in (("WETH", 100 * E18), ("USDC", 100_000 * E6), ("WBTC", 10 * E8)):
+        e.send(e.tok[sym].functions.mint(owner, amount), owner)
+    # Own liquidity, so borrowing does not depend on what the devnet seeded.
+    e.send(usdc.functions.mint(e.lp, 2_000_000 * E6), e.lp)
+    e.send(usdc.functions.approve(e.pool.address, MAX), e.lp)
+    e.send(e.pool.functions.supply(usdc.address, 1_000_000 * E6, e.lp, 0), e.lp)
+    e.send(usdc.functions.approve(e.morpho.address, MAX), e.lp)
+    e.send(e.morpho.functions.supply(e.params, 1_000_000 * E6, 0, e.lp, b""), e.lp)
+
+    v = e.vault = deployer.deploy(KV, owner, e.keeper)
+    for sym, (per_call, per_window) in CAPS.items():
+        e.send(v.functions.setCap(e.tok[sym].address, per_call, per_window), owner)
+    for sym in ("WETH", "USDC"):  # WBTC deliberately not allow-listed
+        e.send(v.functions.setMarket(AAVE, e.pool.address, asset_key(e.tok[sym].address), True, FLOOR_AAVE), owner)
+    e.send(v.functions.setMarket(MORPHO, e.morpho.address, e.mid, True, FLOOR_MORPHO), owner)
+    e.send(v.functions.setPerpMarket(e.perp.address, *e.perp_params, True, FLOOR_PERP), owner)
+    e.perp_market = Web3.keccak(w3.codec.encode(["address", "address", "bool"], list(e.perp_params)))
+    assert v.functions.perpMarkets(e.perp_market).call()[0] == e.perp_params[0]
+
+    # Reserve: 40 WETH and 30,000 USDC deposited by the owner.
+    for sym, amount in (("WETH", 40 * E18), ("USDC", 30_000 * E6)):
+        e.send(e.tok[sym].functions.approve(v.address, amount), owner)
+        e.send(v.functions.deposit(e.tok[sym].address, amount), owner)
+    # Vault-held positions, opened by the owner through execute.
+    e.exec(weth, "approve", [e.pool.address, 10 * E18])
+    e.exec(e.pool, "supply", [weth.address, 10 * E18, v.address, 0])  # HF 10*2000*0.825/10000 = 1.65
+    e.exec(e.pool, "borrow", [usdc.address, 10_000 * E6, 2, 0, v.address])
+    e.exec(weth, "approve", [e.morpho.address, 5 * E18])
+    e.exec(e.morpho, "supplyCollateral", [e.params, 5 * E18, v.address, b""])  # 5*2000*0.86/5000 = 1.72
+    e.exec(e.morpho, "borrow", [e.params, 5_000 * E6, 0, v.address, v.address])
+    e.exec(weth, "transfer", [e.perp.address, 2 * E18])  # ~10x ETH long: health ~ 50x/10x
+    e.exec(e.perp, "increasePosition", [v.address, *e.perp_params[:2], 20_000 * USD30, True])
+    # Owner-held twins, with the vault authorised on them.
+    e.send(weth.functions.approve(e.pool.address, MAX), owner)
+    e.send(e.pool.functions.supply(weth.address, 10 * E18, owner, 0), owner)
+    e.send(e.pool.functions.borrow(usdc.address, 10_000 * E6, 2, 0, owner), owner)
+    e.send(e.a_weth.functions.approve(v.address, MAX), owner)
+    e.send(weth.functions.approve(e.morpho.address, MAX), owner)
+    e.send(e.morpho.functions.supplyCollateral(e.params, 5 * E18, owner, b""), owner)
+    e.send(e.morpho.functions.borrow(e.params, 5_000 * E6, 0, owner, owner), owner)
+    e.send(e.morpho.functions.setAuthorization(v.address, True), owner)
+    e.send(weth.functions.transfer(e.perp.address, 3 * E18), owner)  # ~6.7x: health ~ 7.5 (floor 5)
+    e.send(e.perp.functions.increasePosition(owner, *e.perp_params[:2], 20_000 * USD30, True), owner)
+    e.send(e.perp.functions.addRouter(v.address), owner)
+    yield e
+    evm_revert(w3, snap)
+
+
+# ---------------------------------------------------------------------------------- hostile keeper
+
+
+def test_owner_functions_refuse_keeper_and_stranger(env):
+    v, weth = env.vault.functions, env.tok["WETH"].address
+    calls = [
+        v.deposit(weth, 1), v.withdraw(weth, 1), v.withdraw(weth, MAX), v.withdraw(ZERO, 1),
+        v.execute(weth, 0, env.tok["WETH"].encode_abi("transfer", [env.stranger, E18])),
+        v.setKeeper(env.stranger), v.pause(), v.unpause(), v.transferOwnership(env.stranger), v.setCapWindow(1),
+        v.setCap(weth, MAX, MAX), v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18),
+        v.setPerpMarket(env.perp.address, weth, weth, True, True, E18),
+    ]
+    for who in (env.keeper, env.stranger):
+        for fn in calls:
+            assert env.err(fn, who).name == "NotOwner", fn.fn_name
+        assert env.err(v.acceptOwnership(), who).name == "NotPendingOwner"
+    assert env.bal("WETH", env.vault.address) == 23 * E18  # 40 - 10 - 5 - 2: nothing moved
+
+
+def test_keeper_functions_refuse_everyone_else(env):
+    v, ref = env.vault.functions, env.aave("WETH", env.vault.address)
+    for who in (env.owner, env.stranger):
+        for fn in (v.topUp(ref, E18), v.repay(env.aave("USDC", env.vault.address), E6), v.withdrawExcess(ref, E18),
+                   v.rebalance(ref, E18, env.morpho_ref(env.vault.address))):
+            assert env.err(fn, who).name == "NotKeeper"
+
+
+def test_keeper_cannot_reach_a_strangers_position(env):
+    """Even a stranger who authorised the vault everywhere cannot receive anything from the keeper."""
+    s, v, weth, usdc = env.stranger, env.vault.functions, env.tok["WETH"], env.tok["USDC"]
+    env.send(weth.functions.mint(s, 10 * E18), s)
+    env.send(weth.functions.approve(env.pool.address, MAX), s)
+    env.send(env.pool.functions.supply(weth.address, 10 * E18, s, 0), s)
+    env.send(env.pool.functions.borrow(usdc.address, 1_000 * E6, 2, 0, s), s)
+    env.send(env.a_weth.functions.approve(env.vault.address, MAX), s)
+    env.send(env.morpho.functions.setAuthorization(env.vault.address, True), s)
+    env.send(env.perp.functions.addRouter(env.vault.address), s)
+    mine = env.vault.address
+    for ref in (env.aave("WETH", s), env.morpho_ref(s), env.perp_ref(s)):
+        for fn in (v.topUp(ref, E18), v.withdrawExcess(ref, E18), v.rebalance(env.aave("WETH", mine), E18, ref),
+                   v.rebalance(ref, E18, env.aave("WETH", mine))):
+            r = env.err(fn, env.keeper)
+            assert (r.name, r.args) == ("NotOwnPosition", (s,)), (fn.fn_name, ref)
+    r = env.err(v.repay(env.aave("USDC", s), 100 * E6), env.keeper)
+    assert (r.name, r.args) == ("NotOwnPosition", (s,))
+    # a "position" whose account is the keeper itself, or the token contract, is no better
+    for acct in (env.keeper, weth.address):
+        assert env.err(v.topUp(env.aave("WETH", acct), E18), env.keeper).name == "NotOwnPosition"
+    assert env.bal("WETH", mine) == 23 * E18 and env.bal("USDC", mine) == 30_000 * E6 + 15_000 * E6
+
+
+def test_not_allow_listed(env):
+    v, k, mine = env.vault.functions, env.keeper, env.vault.address
+    wbtc = env.aave("WBTC", mine)  # has no allow-list entry (and no cap)
+    fake_pool = (AAVE, env.stranger, asset_key(env.tok["WETH"].address), mine)
+    wrong_kind = (MORPHO, env.pool.address, asset_key(env.tok["WETH"].address), mine)
+    bad_kind = (7, env.pool.address, asset_key(env.tok["WETH"].address), mine)
+    for ref in (wbtc, fake_pool, wrong_kind, bad_kind):
+        r = env.err(v.topUp(ref, E8), k)
+        assert (r.name, r.args) == ("NotAllowed", (ref[0], ref[1], ref[2])), ref
+        assert env.err(v.withdrawExcess(ref, E8), k).name == "NotAllowed"
+        assert env.err(v.rebalance(env.aave("WETH", mine), E8, ref), k).name == "NotAllowed"
+    # the owner takes a market off the list
+    env.send(v.setMarket(MORPHO, env.morpho.address, env.mid, False, 0), env.owner)
+    assert env.err(v.topUp(env.morpho_ref(mine), E18), k).name == "NotAllowed"
+    assert env.vault.functions.markets(MORPHO, env.morpho.address, env.mid).call() == [False, 0]
+
+
+def test_owner_config_is_validated(env):
+    v, o = env.vault.functions, env.owner
+    assert env.err(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18 - 1), o).name \
+        == "FloorTooLow"
+    assert env.err(v.setMarket(3, env.pool.address, env.mid, True, E18), o).name == "InvalidKind"
+    assert env.err(v.setMarket(MORPHO, env.morpho.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
+    assert env.err(v.setMarket(AAVE, env.pool.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
+    assert env.err(v.setMarket(PERP, env.perp.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
+    assert env.err(v.setCapWindow(0), o).name == "InvalidCapWindow"
+
+
+def test_caps_per_call(env):
+    v, k, mine = env.vault.functions, env.keeper, env.vault.address
+    weth = env.tok["WETH"].address
+    r = env.err(v.topUp(env.aave("WETH", mine), 5 * E18 + 1), k)
+    assert (r.name, r.args) == ("CapPerCallExceeded", (weth, 5 * E18 + 1, 5 * E18))
+    # repay counts what the pool takes: with 15,000 USDC of debt, all 10,000 + 1 wei are spent
+    env.exec(env.pool, "borrow", [env.tok["USDC"].address, 5_000 * E6, 2, 0, mine])
+    r = env.err(v.repay(env.aave("USDC", mine), 10_000 * E6 + 1), k)
+    assert r.name == "CapPerCallExceeded" and r.args[1:] == (10_000 * E6 + 1, 10_000 * E6)
+    # an asset with no cap cannot be moved at all, even on an allow-listed market
+    env.send(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18), env.owner)
+    env.send(env.tok["WBTC"].functions.transfer(mine, E8), env.owner)
+    r = env.err(v.topUp(env.aave("WBTC", mine), 1), k)
+    assert (r.name, r.args) == ("CapPerCallExceeded", (env.tok["WBTC"].address, 1, 0))
+    # withdrawals count what arrives
+    env.send(v.setCap(weth, E18, 8 * E18), env.owner)
+    r = env.err(v.withdrawExcess(env.aave("WETH", env.owner), 2 * E18), k)
+    assert (r.name, r.args) == ("CapPerCallExceeded", (weth, 2 * E18, E18))
+
+
+def test_cap_window_rolls(env):
+    v, k, weth = env.vault.functions, env.keeper, env.tok["WETH"].address
+    ref = env.aave("WETH", env.vault.address)
+    assert v.capWindow().call() == DAY and v.caps(weth).call() == list(CAPS["WETH"])
+    env.send(v.topUp(ref, 5 * E18), k)
+    t0 = env.w3.eth.get_block("latest")["timestamp"]
+    env.warp(DAY // 2)
+    env.send(v.topUp(ref, 3 * E18), k)
+    assert v.windowUsed(weth).call() == 8 * E18
+    r = env.err(v.topUp(ref, 1), k)
+    assert (r.name, r.args) == ("CapPerWindowExceeded", (weth, 8 * E18 + 1, 8 * E18))
+    # a block 1 s before the first spend leaves the window still counts it; the next does not
+    env.at_time(t0 + DAY - 1)
+    assert v.windowUsed(weth).call() == 8 * E18
+    env.at_time(t0 + DAY)
+    assert v.windowUsed(weth).call() == 3 * E18  # only the later 3 WETH: 5 fit again, 5 + 1 wei do not
+    r = env.err(v.topUp(ref, 5 * E18 + 1), k)
+    assert r.name == "CapPerCallExceeded"
+    env.send(v.topUp(ref, 5 * E18), k)
+    assert env.err(v.topUp(ref, 1), k).name == "CapPerWindowExceeded"
+    env.warp(DAY)
+    assert v.windowUsed(weth).call() == 0
+    env.send(v.topUp(ref, 5 * E18), k)
+    # the owner can shorten the window
+    env.send(v.setCapWindow(60), env.owner)
+    env.warp(61)
+    env.send(v.topUp(ref, 5 * E18), k)
+
+
+def test_window_ring_is_bounded(env):
+    v, k, weth = env.vault.functions, env.keeper, env.tok["WETH"].address
+    ref = env.aave("WETH", env.vault.address)
+    n = v.MAX_WINDOW_ENTRIES().call()
+    for _ in range(n):
+        env.send(v.topUp(ref, 1000), k)
+        env.warp(1)
+    r = env.err(v.topUp(ref, 1000), k)
+    assert r.name == "CapWindowFull" and r.args[0] == weth
+    assert v.windowUsed(weth).call() == n * 1000
+    env.at_time(r.args[1])  # the oldest record expires
+    env.send(v.topUp(ref, 1000), k)
+    assert v.windowUsed(weth).call() == n * 1000
+
+
+@pytest.mark.parametrize("where", ["aave-vault", "aave-owner", "morpho-vault", "morpho-owner", "perp-vault",
+                                   "perp-owner"])
+def test_withdraw_below_health_floor(env, where):
+    kind, holder = where.split("-")
+    account = env.vault.address if holder == "vault" else env.owner
+    ref = {"aave": lambda: env.aave("WETH", account), "morpho": lambda: env.morpho_ref(account),
+           "perp": lambda: env.perp_ref(account)}[kind]()
+    floor = {"aave": FLOOR_AAVE, "morpho": FLOOR_MORPHO, "perp": FLOOR_PERP}[kind]
+    health = env.protocol_health(ref)
+    assert health > floor
+    # the amount that would leave health half way between 1 (the protocol's own limit) and the
+    # floor: health is linear in the collateral
+    target = (E18 + floor) // 2
+    if kind == "aave":
+        amount = 10 * E18 * (health - target) // health
+    elif kind == "morpho":
+        amount = 5 * E18 * (health - target) // health
+    else:
+        size, collateral, *_ = env.perp.functions.getPosition(account, *env.perp_params).call()
+        net_at = lambda h: h * size * 10_000 // (env.perp.functions.maxLeverage().call() * E18)  # noqa: E731
+        amount = net_at(health) - net_at(target)
+    r = env.err(env.vault.functions.withdrawExcess(ref, amount), env.keeper)
+    assert r.name == "BelowHealthFloor" and r.args[1] == floor and r.args[0] < floor, r
+    r = env.err(env.vault.functions.rebalance(ref, amount, env.aave("WETH", env.vault.address)), env.keeper)
+    assert r.name == "BelowHealthFloor"
+    # a third of it is fine
+    env.check_action(ref, env.vault.functions.withdrawExcess(ref, amount // 3), action=WITHDRAW_EXCESS, asset="WETH")
+    assert env.protocol_health(ref) >= floor
+
+
+def test_paused(env):
+    v, k, mine = env.vault.functions, env.keeper, env.vault.address
+    env.send(v.pause(), env.owner)
+    assert v.paused().call() is True
+    for fn in (v.topUp(env.aave("WETH", mine), E18), v.repay(env.aave("USDC", mine), E6),
+               v.withdrawExcess(env.morpho_ref(mine), E18), v.rebalance(env.aave("WETH", mine), E18, env.morpho_ref(mine))):
+        assert env.err(fn, k).name == "IsPaused"
+    # the owner still does anything, including config
+    env.send(v.setCap(env.tok["WETH"].address, E18, E18), env.owner)
+    env.send(v.unpause(), env.owner)
+    env.send(v.topUp(env.aave("WETH", mine), E18), k)
+
+
+def test_owner_withdraws_everything_while_paused(env):
+    v, o, mine = env.vault.functions, env.owner, env.vault.address
+    env.send(v.pause(), o)
+    env.send(env.tok["USDC"].functions.approve(mine, E6), o)
+    env.send(v.deposit(env.tok["USDC"].address, E6), o)  # deposits work while paused too
+    env.w3.eth.send_transaction({"from": env.stranger, "to": mine, "value": E18})
+    eth_before = env.w3.eth.get_balance(o)
+    rc = env.send(v.withdraw(ZERO, MAX), o)
+    gas = rc["gasUsed"] * rc["effectiveGasPrice"]
+    assert env.w3.eth.get_balance(o) == eth_before + E18 - gas and env.w3.eth.get_balance(mine) == 0
+    # unwind the vault-held Morpho position through execute, then take every token home
+    env.exec(env.tok["USDC"], "approve", [env.morpho.address, MAX])
+    shares = env.morpho.functions.position(env.mid, mine).call()[1]
+    env.exec(env.morpho, "repay", [env.params, 0, shares, mine, b""])
+    env.exec(env.morpho, "withdrawCollateral", [env.params, 5 * E18, mine, mine])
+    for sym in ("WETH", "USDC"):
+        held, home = env.bal(sym, mine), env.bal(sym, o)
+        env.send(v.withdraw(env.tok[sym].address, MAX), o)
+        assert env.bal(sym, mine) == 0 and env.bal(sym, o) == home + held
+    # all of it but what is still in open positions: owner-held 10 + 5 + 3, vault-held Aave 10, perp 2
+    assert env.bal("WETH", o) == 100 * E18 - 18 * E18 - 12 * E18
+
+
+def test_two_step_ownership(env):
+    v, o, new = env.vault.functions, env.owner, env.stranger
+    env.send(v.transferOwnership(new), o)
+    assert v.owner().call() == o and v.pendingOwner().call() == new
+    assert env.err(v.acceptOwnership(), env.keeper).name == "NotPendingOwner"
+    env.send(v.acceptOwnership(), new)
+    assert v.owner().call() == new
+    assert env.err(v.pause(), o).name == "NotOwner"
+    # the old owner's positions are no longer "own": the keeper cannot touch them
+    assert env.err(v.topUp(env.aave("WETH", o), E18), env.keeper).name == "NotOwnPosition"
+    env.send(v.setKeeper(env.stranger), new)
+    assert env.err(v.topUp(env.aave("WETH", env.vault.address), E18), env.keeper).name == "NotKeeper"
+
+
+@pytest.fixture
+def hostile(env, deployer):
+    """ReentrantToken in the vault's reserve, with caps, listed on the devnet's real Aave v3 (as a
+    reserve without LTV: no oracle needed) and allow-listed there and as a perp collateral."""
+    v, o, mine = env.vault.functions, env.owner, env.vault.address
+    rt = deployer.deploy(C.ours("ReentrantToken"))
+    env.send(rt.functions.mint(o, 100 * E18), o)
+    env.send(rt.functions.approve(mine, MAX), o)
+    env.send(v.deposit(rt.address, 100 * E18), o)
+    env.send(v.setCap(rt.address, 50 * E18, 100 * E18), o)
+    admin, aave = env.net["roles"]["admin"], env.net["aave_v3"]
+    impls = [deployer.deploy(C.aave(n), env.pool.address).address for n in ("AToken", "StableDebtToken",
+                                                                          "VariableDebtToken")]
+    configurator = deployer.at(aave["pool_configurator"], C.aave("PoolConfigurator"))
+    env.send(configurator.functions.initReserves([(*impls, 18, aave["interest_rate_strategy"], rt.address, admin, ZERO,
+                                                   "aREENT", "aREENT", "vdREENT", "vdREENT", "sdREENT", "sdREENT",
+                                                   b"")]), admin)
+    env.send(v.setMarket(AAVE, env.pool.address, asset_key(rt.address), True, E18), o)
+    perp_market = v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, E18).call({"from": o})
+    env.send(v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, E18), o)
+    return SimpleNamespace(token=rt, aave=(AAVE, env.pool.address, asset_key(rt.address), mine),
+                           perp=(PERP, env.perp.address, perp_market, mine))
+
+
+def reentry_payloads(env, hostile) -> list[bytes]:
+    mine = env.vault.address
+    weth = env.aave("WETH", mine)
+    return [env.vault.encode_abi("topUp", [hostile.aave, E18]), env.vault.encode_abi("topUp", [weth, E18]),
+            env.vault.encode_abi("withdrawExcess", [weth, E18]),
+            env.vault.encode_abi("repay", [env.aave("USDC", mine), E6]),
+            env.vault.encode_abi("rebalance", [weth, E18, env.morpho_ref(mine)])]
+
+
+def test_reentrancy_through_aave(env, hostile):
+    """The token calls back into the vault from inside Aave's supply (the Pool's transferFrom) and
+    withdraw (the aToken's transfer): the guard refuses the re-entry and the whole call reverts."""
+    v, k, mine, rt = env.vault.functions, env.keeper, env.vault.address, hostile.token
+    env.send(v.topUp(hostile.aave, 10 * E18), k)  # disarmed: an ordinary Aave reserve
+    assert env.vault.functions.windowUsed(rt.address).call() == 10 * E18
+    for payload in reentry_payloads(env, hostile):
+        env.send(rt.functions.arm(mine, payload), env.owner)
+        for fn in (v.topUp(hostile.aave, E18), v.withdrawExcess(hostile.aave, E18)):
+            r = env.err(fn, k)
+            assert r.name == "ReentrancyGuardReentrantCall", (fn.fn_name, r)
+    assert rt.functions.reentered().call() == 0
+    assert rt.functions.balanceOf(mine).call() == 90 * E18
+    assert v.windowUsed(rt.address).call() == 10 * E18
+
+
+def test_reentrancy_through_a_direct_transfer(env, hostile):
+    """The perp top-up transfers the token itself before calling the PerpVault."""
+    v, k, mine, rt = env.vault.functions, env.keeper, env.vault.address, hostile.token
+    for payload in reentry_payloads(env, hostile):
+        env.send(rt.functions.arm(mine, payload), env.owner)
+        assert env.err(v.topUp(hostile.perp, E18), k).name == "ReentrancyGuardReentrantCall"
+    assert rt.functions.reentered().call() == 0 and rt.functions.balanceOf(mine).call() == 100 * E18
+    # disarmed, the same call goes past the guard and the PerpVault itself refuses the token
+    env.send(rt.functions.arm(ZERO, b""), env.owner)
+    assert env.err(v.topUp(hostile.perp, E18), k).name == "LongCollateralNotIndex"
+
+
+# ---------------------------------------------------------------------------------- honest keeper
+
+
+@pytest.mark.parametrize("holder", ["vault", "owner"])
+def test_aave_top_up_repay_withdraw(env, holder):
+    v = env.vault.functions
+    acct = env.vault.address if holder == "vault" else env.owner
+    weth_ref, usdc_ref = env.aave("WETH", acct), env.aave("USDC", acct)
+    a_before = env.a_weth.functions.balanceOf(acct).call()
+    env.check_action(weth_ref, v.topUp(weth_ref, 2 * E18), action=TOP_UP, asset="WETH", amount=2 * E18)
+    assert env.a_weth.functions.balanceOf(acct).call() >= a_before + 2 * E18 - 1
+    env.check_action(usdc_ref, v.repay(usdc_ref, 3_000 * E6), action=REPAY, asset="USDC", amount=3_000 * E6)
+    weth_home = env.bal("WETH", env.vault.address)
+    _, ev = env.check_action(weth_ref, v.withdrawExcess(weth_ref, 3 * E18), action=WITHDRAW_EXCESS, asset="WETH")
+    assert ev["amount"] == 3 * E18 and env.bal("WETH", env.vault.address) == weth_home + 3 * E18
+    assert ev["healthAfter"] >= FLOOR_AAVE
+    assert env.tok["USDC"].functions.allowance(env.vault.address, env.pool.address).call() == 0
+    assert env.vault.functions.windowUsed(env.tok["WETH"].address).call() == 5 * E18
+
+
+def test_aave_repay_more_than_the_debt_keeps_the_rest(env):
+    v, mine, usdc = env.vault.functions, env.vault.address, env.tok["USDC"]
+    env.exec(usdc, "approve", [env.pool.address, 9_500 * E6])
+    env.exec(env.pool, "repay", [usdc.address, 9_500 * E6, 2, mine])
+    ref = env.aave("USDC", mine)
+    held = env.bal("USDC", mine)
+    rc, ev = env.check_action(ref, v.repay(ref, 2_000 * E6), action=REPAY, asset="USDC")
+    assert 500 * E6 <= ev["amount"] < 501 * E6 and ev["healthAfter"] == MAX
+    assert env.bal("USDC", mine) == held - ev["amount"]
+    assert usdc.functions.allowance(mine, env.pool.address).call() == 0
+    assert v.windowUsed(usdc.address).call() == ev["amount"]
+
+
+@pytest.mark.parametrize("holder", ["vault", "owner"])
+def test_morpho_top_up_repay_withdraw(env, holder):
+    v = env.vault.functions
+    acct = env.vault.address if holder == "vault" else env.owner
+    ref = env.morpho_ref(acct)
+    env.warp(3_600)  # let interest accrue, so the health views must account for it
+    coll0 = env.morpho.functions.position(env.mid, acct).call()[2]
+    env.check_action(ref, v.topUp(ref, E18), action=TOP_UP, asset="WETH", amount=E18)
+    env.check_action(ref, v.repay(ref, 1_000 * E6), action=REPAY, asset="USDC", amount=1_000 * E6)
+    weth_home = env.bal("WETH", env.vault.address)
+    env.check_action(ref, v.withdrawExcess(ref, 2 * E18), action=WITHDRAW_EXCESS, asset="WETH", amount=2 * E18)
+    assert env.bal("WETH", env.vault.address) == weth_home + 2 * E18
+    assert env.morpho.functions.position(env.mid, acct).call()[2] == coll0 - E18
+
+
+@pytest.mark.parametrize("holder", ["vault", "owner"])
+def test_perp_top_up_and_withdraw(env, holder):
+    v = env.vault.functions
+    acct = env.vault.address if holder == "vault" else env.owner
+    ref = env.perp_ref(acct)
+    size, coll0, *_ = env.perp.functions.getPosition(acct, *env.perp_params).call()
+    _, ev = env.check_action(ref, v.topUp(ref, E18), action=TOP_UP, asset="WETH", amount=E18)
+    assert ev["healthAfter"] > ev["healthBefore"]
+    coll1 = env.perp.functions.getPosition(acct, *env.perp_params).call()[1]
+    assert coll1 == coll0 + env.perp.functions.tokenToUsdMin(env.tok["WETH"].address, E18).call()
+    weth_home = env.bal("WETH", env.vault.address)
+    _, ev = env.check_action(ref, v.withdrawExcess(ref, 1_000 * USD30), action=WITHDRAW_EXCESS, asset="WETH")
+    # $1,000 less any funding fee charged on the way out, in WETH at the min price
+    assert 0 < ev["amount"] <= env.perp.functions.usdToTokenMin(env.tok["WETH"].address, 1_000 * USD30).call()
+    assert env.bal("WETH", env.vault.address) == weth_home + ev["amount"]
+    state, _ = env.perp.functions.validateLiquidation(acct, *env.perp_params, False).call()
+    assert state == 0
+    assert env.err(v.repay(ref, E18), env.keeper).name == "UnsupportedAction"
+
+
+def test_rebalance_between_protocols(env):
+    v, mine, o = env.vault.functions, env.vault.address, env.owner
+    src, dst = env.aave("WETH", o), env.morpho_ref(mine)
+    b_src, b_dst = env.protocol_health(src), env.protocol_health(dst)
+    rc = env.frozen(v.rebalance(src, 2 * E18, dst), env.keeper)
+    out, into = env.events(rc)
+    assert (out["action"], into["action"]) == (REBALANCE_OUT, REBALANCE_IN)
+    assert out["amount"] == into["amount"] == 2 * E18 and out["account"] == o and into["account"] == mine
+    n = rc["blockNumber"]
+    assert (out["healthBefore"], out["healthAfter"]) == (b_src, env.protocol_health(src, n))
+    assert (into["healthBefore"], into["healthAfter"]) == (b_dst, env.protocol_health(dst, n))
+    assert into["healthAfter"] > into["healthBefore"] and out["healthAfter"] >= FLOOR_AAVE
+    assert v.windowUsed(env.tok["WETH"].address).call() == 2 * E18  # counted once
+    # Morpho (owner) -> perp (vault)
+    rc = env.frozen(v.rebalance(env.morpho_ref(o), E18, env.perp_ref(mine)), env.keeper)
+    out, into = env.events(rc)
+    assert out["amount"] == into["amount"] == E18
+    # perp (vault, a USD amount) -> Aave (vault)
+    rc = env.frozen(v.rebalance(env.perp_ref(mine), 500 * USD30, env.aave("WETH", mine)), env.keeper)
+    out, into = env.events(rc)
+    assert out["amount"] == into["amount"] > 0 and into["asset"] == env.tok["WETH"].address
+    # the asset must match
+    r = env.err(v.rebalance(env.aave("USDC", mine), 100 * E6, dst), env.keeper)
+    assert (r.name, r.args) == ("AssetMismatch", (env.tok["USDC"].address, env.tok["WETH"].address))
+
+
+def test_top_up_that_lowers_health_is_refused(env):
+    """A perp top-up smaller than the funding fee that increasePosition collects first would lower
+    the position's health: refused. A real top-up after the same wait goes through."""
+    ref = env.perp_ref(env.vault.address)
+    env.warp(10 * 3_600)  # ten funding intervals
+    r = env.err(env.vault.functions.topUp(ref, 1), env.keeper)
+    assert r.name == "HealthDecreased" and r.args[1] < r.args[0], r
+    env.check_action(ref, env.vault.functions.topUp(ref, E18 // 10), action=TOP_UP, asset="WETH", amount=E18 // 10)
+
+
+def test_zero_amounts_and_views(env):
+    v, k, mine = env.vault.functions, env.keeper, env.vault.address
+    for fn in (v.topUp(env.aave("WETH", mine), 0), v.repay(env.aave("USDC", mine), 0),
+               v.withdrawExcess(env.aave("WETH", mine), 0), v.rebalance(env.aave("WETH", mine), 0, env.morpho_ref(mine))):
+        assert env.err(fn, k).name == "ZeroAmount"
+    assert v.owner().call() == env.owner and v.keeper().call() == env.keeper
+    assert v.perpMarkets(env.perp_market).call() == [*env.perp_params]
+    assert v.markets(AAVE, env.pool.address, asset_key(env.tok["WETH"].address)).call() == [True, FLOOR_AAVE]
+    for ref in (env.aave("WETH", mine), env.aave("WETH", env.owner), env.morpho_ref(mine), env.morpho_ref(env.owner),
+                env.perp_ref(mine), env.perp_ref(env.owner)):
+        assert v.health(ref).call() == env.protocol_health(ref)
+    assert v.health(env.aave("WETH", env.stranger)).call() == MAX  # no debt
