@@ -83,9 +83,9 @@ class Multicall:
         self.gas = gas
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="multicall") if in_flight > 1 else None
 
-    def _run_chunk(self, chunk: Sequence[Call], block: int) -> list[Result]:
+    def _run_chunk(self, chunk: Sequence[Call], block: int, prefix: Sequence[Call] = ()) -> list[Result]:
         try:
-            ret = self.client.eth_call(self.address, encode_aggregate3(chunk), block, gas=self.gas)
+            ret = self.client.eth_call(self.address, encode_aggregate3(list(prefix) + list(chunk)), block, gas=self.gas)
         except Reverted:
             # With allowFailure the batch itself reverts only when it runs out of gas or a call
             # that must not fail fails: split to find out, down to single calls.
@@ -94,21 +94,25 @@ class Multicall:
                     return [Result(False, b"")]
                 raise
             mid = len(chunk) // 2
-            return self._run_chunk(chunk[:mid], block) + self._run_chunk(chunk[mid:], block)
-        results = decode_aggregate3(ret)
+            return self._run_chunk(chunk[:mid], block, prefix) + self._run_chunk(chunk[mid:], block, prefix)
+        results = decode_aggregate3(ret)[len(prefix):]
         if len(results) != len(chunk):
             raise Reverted(f"multicall at {self.address} returned {len(results)} results for {len(chunk)} calls")
         return results
 
-    def call(self, calls: Sequence[Call], block: int) -> list[Result]:
-        """Run every call at ``block`` (an explicit number: all reads of a tick see one state)."""
+    def call(self, calls: Sequence[Call], block: int, prefix: Sequence[Call] = ()) -> list[Result]:
+        """Run every call at ``block`` (an explicit number: all reads of a tick see one state).
+
+        ``prefix`` calls run first in *every* chunk and their results are dropped: state changes
+        that reads must see inside the simulated call, such as Morpho's ``accrueInterest`` (so
+        reads include interest up to the block exactly as the contract would accrue it)."""
         if not isinstance(block, int):
             raise TypeError("pin multicall reads to a block number")
         chunks = [calls[i:i + self.chunk_size] for i in range(0, len(calls), self.chunk_size)]
         if self._pool is None or len(chunks) < 2:
-            parts = [self._run_chunk(c, block) for c in chunks]
+            parts = [self._run_chunk(c, block, prefix) for c in chunks]
         else:
-            parts = list(self._pool.map(lambda c: self._run_chunk(c, block), chunks))
+            parts = list(self._pool.map(lambda c: self._run_chunk(c, block, prefix), chunks))
         return [r for part in parts for r in part]
 
     def close(self) -> None:

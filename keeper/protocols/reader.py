@@ -1,0 +1,64 @@
+"""One chain's read path for a tick: checked Chainlink prices, then every adapter's positions in
+one batched multicall pinned to one block."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from keeper.chain.client import ChainClient
+from keeper.chain.multicall import Multicall
+from keeper.chain.oracle import OracleReader, PriceReading
+from keeper.domain import Position
+from keeper.protocols.base import Adapter, ReadContext
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    chain: str
+    block: int
+    block_hash: str
+    timestamp: int
+    positions: list[Position]
+    prices: dict[str, PriceReading]  # by feed address (lower case)
+
+
+class ChainReader:
+    def __init__(self, chain: str, client: ChainClient, multicall: Multicall, adapters: Sequence[Adapter],
+                 accounts: Sequence[str], oracle: OracleReader | None = None,
+                 asset_feeds: Mapping[str, str] | None = None) -> None:
+        self.chain = chain
+        self.client = client
+        self.mc = multicall
+        self.adapters = list(adapters)
+        self.accounts = list(accounts)
+        self.oracle = oracle
+        # asset address (lower) -> feed address (lower): which checked reading prices which asset
+        self.asset_feeds = {k.lower(): v.lower() for k, v in (asset_feeds or {}).items()}
+
+    def head(self) -> tuple[int, str, int]:
+        block = self.client.request("eth_getBlockByNumber", ["latest", False])
+        return int(block["number"], 16), block["hash"], int(block["timestamp"], 16)
+
+    def block_at(self, number: int) -> tuple[int, str, int]:
+        block = self.client.request("eth_getBlockByNumber", [hex(number), False])
+        return number, block["hash"], int(block["timestamp"], 16)
+
+    def read(self, block: int | None = None) -> Snapshot:
+        number, block_hash, ts = self.head() if block is None else self.block_at(block)
+        readings = self.oracle.read(number, ts) if self.oracle else {}
+        by_asset = {a: readings[f] for a, f in self.asset_feeds.items() if f in readings}
+        ctx = ReadContext(self.chain, number, ts, by_asset)
+        plans = []
+        for adapter in self.adapters:
+            adapter.prepare(self.mc, number)
+            plans.append(adapter.plan(self.accounts))
+        calls = [c for p in plans for c in p.calls]
+        prefix = [c for p in plans for c in p.prefix]
+        results = self.mc.call(calls, number, prefix) if calls else []
+        positions: list[Position] = []
+        start = 0
+        for p in plans:
+            positions.extend(p.decode(results[start:start + len(p.calls)], ctx))
+            start += len(p.calls)
+        return Snapshot(self.chain, number, block_hash, ts, positions, readings)
