@@ -110,5 +110,6 @@ class PerpVaultAdapter(Adapter):
         return Position(
             chain=ctx.chain, protocol=self.protocol, protocol_address=self.vault, account=account, market=m.key,
             legs=legs, health_wad=h, block=ctx.block, perp=terms, price_ok=issue is None, price_issue=issue,
-            extra={"entry_funding_rate": entry_funding, "has_profit": has_profit, "delta": delta},
+            extra={"entry_funding_rate": entry_funding, "has_profit": has_profit, "delta": delta,
+                   "size": size, "collateral": collateral, "margin_fees": fees},
         )
