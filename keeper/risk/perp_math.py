@@ -1,0 +1,241 @@
+"""Integer maths of isolated-margin perps with GMX v1 Vault semantics, as ``contracts/PerpVault.sol``
+computes it.
+
+Pure: no web3, no I/O, no clock. Every function takes and returns the contract's integers (USD at
+1e30, funding rates at 1e6, basis points at 1e4, token base units) and uses floor division exactly
+where Solidity does, so a result here equals the contract's to the unit.
+
+GMX v1 semantics reproduced (Vault.sol / VaultUtils.sol):
+
+- ``getDelta``: ``delta = size * |price - averagePrice| / averagePrice``; longs profit when the
+  price is above the average price, shorts when it is below. (No minProfitTime rule here, nor in
+  PerpVault.)
+- ``getPositionFee``: ``sizeDelta - sizeDelta * (10000 - marginFeeBps) / 10000`` (rounds up).
+- ``getFundingFee``: ``size * (cumulativeFundingRate - entryFundingRate) / 1e6``.
+- ``getNextFundingRate``: ``factor * reservedAmount * intervals / poolAmount`` per whole
+  ``fundingInterval`` elapsed since ``lastFundingTime``.
+- ``getNextAveragePrice``: ``nextPrice * nextSize / (nextSize +- delta)``.
+- ``validateLiquidation``: see :func:`validate_liquidation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BASIS_POINTS_DIVISOR = 10_000
+FUNDING_RATE_PRECISION = 1_000_000
+PRICE_PRECISION = 10**30
+HEALTH_ONE = 10**18
+MAX_UINT256 = 2**256 - 1
+
+HEALTHY = 0
+LIQUIDATABLE = 1
+MAX_LEVERAGE_EXCEEDED = 2
+
+
+@dataclass(frozen=True)
+class PerpParams:
+    """The vault's risk parameters; defaults are PerpVault's (and GMX v1's usual) constructor values."""
+
+    max_leverage_bps: int = 500_000  # 50x
+    margin_fee_bps: int = 10  # 0.1% of size
+    liquidation_fee_usd: int = 5 * PRICE_PRECISION  # 5 USD
+    funding_interval: int = 3600
+    funding_rate_factor: int = 100
+    stable_funding_rate_factor: int = 100
+
+
+@dataclass(frozen=True)
+class PerpPosition:
+    """One position as ``Vault.positions(key)`` stores it (USD at 1e30; ``realised_pnl`` signed)."""
+
+    size: int = 0
+    collateral: int = 0
+    average_price: int = 0
+    entry_funding_rate: int = 0
+    reserve_amount: int = 0
+    realised_pnl: int = 0
+    last_increased_time: int = 0
+
+
+@dataclass(frozen=True)
+class Delta:
+    """``getDelta``'s answer: unrealised PnL magnitude and its sign."""
+
+    has_profit: bool
+    delta: int
+
+
+@dataclass(frozen=True)
+class LiquidationCheck:
+    """``validateLiquidation``'s answer: ``state`` 0 healthy, 1 liquidatable, 2 over max leverage."""
+
+    state: int
+    margin_fees: int
+    reason: str = ""
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.state != HEALTHY
+
+
+def scale_price(answer: int, feed_decimals: int) -> int:
+    """A Chainlink answer as a 1e30 price (``getMinPrice``/``getMaxPrice``; no spread)."""
+    if answer <= 0:
+        raise ValueError(f"feed answer {answer} is not positive (PerpVault reverts InvalidPrice)")
+    return answer * PRICE_PRECISION // 10**feed_decimals
+
+
+def token_to_usd(amount: int, price: int, token_decimals: int) -> int:
+    """``tokenToUsdMin``: ``amount * price / 10**decimals``."""
+    if amount == 0:
+        return 0
+    return amount * price // 10**token_decimals
+
+
+def usd_to_token(usd: int, price: int, token_decimals: int) -> int:
+    """``usdToTokenMin``/``usdToTokenMax`` (equal without a spread): ``usd * 10**decimals / price``."""
+    if usd == 0:
+        return 0
+    return usd * 10**token_decimals // price
+
+
+def get_delta(size: int, average_price: int, price: int, is_long: bool) -> Delta:
+    """GMX v1 ``getDelta`` at the mark ``price`` (min price for longs, max for shorts).
+
+    Raises ``ValueError`` when ``average_price`` is 0, where the contract reverts
+    ``InvalidAveragePrice`` (an empty position)."""
+    if average_price <= 0:
+        raise ValueError("average price is zero (PerpVault reverts InvalidAveragePrice)")
+    price_delta = abs(average_price - price)
+    delta = size * price_delta // average_price
+    has_profit = price > average_price if is_long else average_price > price
+    return Delta(has_profit, delta)
+
+
+def position_fee(size_delta: int, margin_fee_bps: int) -> int:
+    """GMX v1 ``getPositionFee``: the margin fee on ``size_delta``, rounded up by construction."""
+    if size_delta == 0:
+        return 0
+    after_fee = size_delta * (BASIS_POINTS_DIVISOR - margin_fee_bps) // BASIS_POINTS_DIVISOR
+    return size_delta - after_fee
+
+
+def funding_fee(size: int, cumulative_funding_rate: int, entry_funding_rate: int) -> int:
+    """GMX v1 ``getFundingFee``: funding owed by ``size`` since it entered at ``entry_funding_rate``."""
+    if size == 0:
+        return 0
+    rate = cumulative_funding_rate - entry_funding_rate
+    if rate < 0:
+        raise ValueError("entry funding rate above the cumulative rate (the contract underflows)")
+    return size * rate // FUNDING_RATE_PRECISION
+
+
+def margin_fees(size: int, cumulative_funding_rate: int, entry_funding_rate: int, margin_fee_bps: int) -> int:
+    """What closing the whole position costs: funding fee plus the position fee on ``size``
+    (the ``marginFees`` of ``validateLiquidation`` before any cap)."""
+    return funding_fee(size, cumulative_funding_rate, entry_funding_rate) + position_fee(size, margin_fee_bps)
+
+
+def next_funding_rate(now: int, last_funding_time: int, funding_interval: int, factor: int,
+                      reserved_amount: int, pool_amount: int) -> int:
+    """GMX v1 ``getNextFundingRate``: the rate to add for the whole intervals elapsed, 0 before one
+    has elapsed or when the pool is empty. ``factor`` is the stable or the non-stable factor."""
+    if last_funding_time + funding_interval > now:
+        return 0
+    intervals = (now - last_funding_time) // funding_interval
+    if pool_amount == 0:
+        return 0
+    return factor * reserved_amount * intervals // pool_amount
+
+
+def next_average_price(size: int, average_price: int, is_long: bool, next_price: int, size_delta: int,
+                       mark_price: int | None = None) -> int:
+    """GMX v1 ``getNextAveragePrice``: ``next_price * nextSize / divisor`` with
+    longs ``nextSize + delta`` on profit, ``- delta`` on loss; shorts the other way round.
+
+    ``mark_price`` is the price ``getDelta`` uses (min for longs, max for shorts); it defaults to
+    ``next_price``, which is the same thing without a spread."""
+    d = get_delta(size, average_price, next_price if mark_price is None else mark_price, is_long)
+    next_size = size + size_delta
+    if is_long:
+        divisor = next_size + d.delta if d.has_profit else next_size - d.delta
+    else:
+        divisor = next_size - d.delta if d.has_profit else next_size + d.delta
+    return next_price * next_size // divisor
+
+
+def next_global_short_average_price(global_size: int, global_average_price: int, next_price: int,
+                                    size_delta: int) -> int:
+    """GMX v1 ``getNextGlobalShortAveragePrice`` (same shape as a short's next average price)."""
+    price_delta = abs(global_average_price - next_price)
+    delta = global_size * price_delta // global_average_price
+    has_profit = global_average_price > next_price
+    next_size = global_size + size_delta
+    divisor = next_size - delta if has_profit else next_size + delta
+    return next_price * next_size // divisor
+
+
+def validate_liquidation(collateral: int, size: int, has_profit: bool, delta: int, margin_fees: int,
+                         liquidation_fee_usd: int, max_leverage_bps: int, *,
+                         fees_in_leverage_check: bool = True) -> LiquidationCheck:
+    """GMX v1 ``validateLiquidation``, in its order of checks:
+
+    1. a loss larger than the collateral -> 1 ("losses exceed collateral");
+    2. ``remaining = collateral - loss`` (a profit is *not* added);
+    3. ``remaining < marginFees`` -> 1, with ``marginFees`` capped to ``remaining``;
+    4. ``remaining < marginFees + liquidationFeeUsd`` -> 1;
+    5. ``(remaining - marginFees) * maxLeverage < size * 10000`` -> 2 (over max leverage);
+    6. otherwise 0.
+
+    ``margin_fees`` is :func:`margin_fees` (funding fee plus the position fee on the whole size).
+    PerpVault subtracts the fees in step 5; GMX v1 itself checks ``remaining * maxLeverage``:
+    pass ``fees_in_leverage_check=False`` to model a real GMX v1 fork."""
+    if not has_profit and collateral < delta:
+        return LiquidationCheck(LIQUIDATABLE, margin_fees, "LossesExceedCollateral")
+    remaining = collateral if has_profit else collateral - delta
+    if remaining < margin_fees:
+        return LiquidationCheck(LIQUIDATABLE, remaining, "FeesExceedCollateral")
+    if remaining < margin_fees + liquidation_fee_usd:
+        return LiquidationCheck(LIQUIDATABLE, margin_fees, "LiquidationFeesExceedCollateral")
+    backing = remaining - margin_fees if fees_in_leverage_check else remaining
+    if backing * max_leverage_bps < size * BASIS_POINTS_DIVISOR:
+        return LiquidationCheck(MAX_LEVERAGE_EXCEEDED, margin_fees, "MaxLeverageExceeded")
+    return LiquidationCheck(HEALTHY, margin_fees)
+
+
+def perp_health(collateral: int, size: int, has_profit: bool, delta: int, margin_fees: int,
+                liquidation_fee_usd: int, max_leverage_bps: int) -> int:
+    """Health of a position at 1e18 scale: below ``1e18`` exactly when PerpVault's
+    ``validateLiquidation`` returns a state other than 0.
+
+    ``min((remaining - marginFees) * maxLeverage * 1e18 / (size * 10000),
+    (remaining - marginFees) * 1e18 / liquidationFeeUsd)`` with ``remaining = collateral - loss``
+    (profit not added, as GMX v1); 0 when ``remaining <= marginFees`` (or the loss exceeds the
+    collateral); ``2**256 - 1`` when ``size == 0``. A zero ``liquidation_fee_usd`` drops the second
+    term. The same definition is implemented on chain by KeeperVault."""
+    if size == 0:
+        return MAX_UINT256
+    if not has_profit and delta > collateral:
+        return 0
+    remaining = collateral if has_profit else collateral - delta
+    if remaining <= margin_fees:
+        return 0
+    backing = remaining - margin_fees
+    health = backing * max_leverage_bps * HEALTH_ONE // (size * BASIS_POINTS_DIVISOR)
+    if liquidation_fee_usd > 0:
+        health = min(health, backing * HEALTH_ONE // liquidation_fee_usd)
+    return min(health, MAX_UINT256)
+
+
+def position_check(position: PerpPosition, price: int, is_long: bool, cumulative_funding_rate: int,
+                   params: PerpParams) -> tuple[Delta, LiquidationCheck, int]:
+    """Delta, ``validateLiquidation`` and health of a stored position at the mark ``price``."""
+    d = get_delta(position.size, position.average_price, price, is_long)
+    fees = margin_fees(position.size, cumulative_funding_rate, position.entry_funding_rate,
+                       params.margin_fee_bps)
+    check = validate_liquidation(position.collateral, position.size, d.has_profit, d.delta, fees,
+                                 params.liquidation_fee_usd, params.max_leverage_bps)
+    health = perp_health(position.collateral, position.size, d.has_profit, d.delta, fees,
+                         params.liquidation_fee_usd, params.max_leverage_bps)
+    return d, check, health
