@@ -56,10 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     d_price.add_argument("price", type=_positive_float, help="new USD price, e.g. 1500")
     d_price.add_argument("--rpc", default=None, help="RPC URL (default: the devnet's)")
 
-    st = sub.add_parser("status", help="the watched positions and their health")
+    st = sub.add_parser("status", help="every watched position: health, liquidation price, distance")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.add_argument("--rpc", default=None, help="RPC URL (default: the devnet's)")
-    st.add_argument("--deployment", type=Path, default=None, help="deployment file (default <devnet.state_dir>/devnet.json)")
+    st.add_argument("--chain", default=None, help="only this configured chain")
+
+    w = sub.add_parser("watch", help="read-only monitoring of any address, refreshed every block (no key needed)")
+    w.add_argument("addresses", nargs="+", help="accounts to watch")
+    w.add_argument("--protocol", action="append", choices=["aave_v3", "morpho_blue", "perp"],
+                   help="only these protocols (repeatable; default: every configured one)")
+    w.add_argument("--chain", default=None, help="the configured chain (needed when several are)")
+    w.add_argument("--blocks", type=int, default=None, help="stop after this many blocks (default: run until Ctrl-C)")
+    w.add_argument("--json", action="store_true", help="one JSON document per block")
+
+    sub.add_parser("check-config", help="validate the config, then check chain ids, contracts and feeds on chain")
     return p
 
 
@@ -78,15 +87,19 @@ def _cmd_devnet(args, cfg) -> int:
     node, dep = commands.up(port=args.port or cfg.devnet.port, block_time=args.block_time or cfg.devnet.block_time,
                             fork_url=args.fork_url or cfg.devnet.fork_url, detach=args.detach, out_dir=state,
                             log=lambda m: print(f"  {m}", file=sys.stderr))
-    from keeper.devnet.report import seeded_health
-    from web3 import Web3
-
-    rows = seeded_health(Web3(Web3.HTTPProvider(node.url)), dep)
     if args.json:
         print(json.dumps(dep, indent=2))
     else:
+        from keeper.config import chain_from_deployment
+        from keeper.daemon.wiring import build_reader
+        from keeper.views import console, positions_table
+
         print(f"devnet ready at {node.url} (chain id {dep['chain_id']}) in {dep['seconds_to_ready']:.1f} s")
-        _print_positions(rows)
+        reader = build_reader("devnet", chain_from_deployment(state / DEPLOYMENT_FILE))
+        snap = reader.read()
+        reader.mc.close()
+        labels = {p["account"]: p["id"].split("-")[0] for p in dep["positions"]}
+        console().print(positions_table(snap.positions, f"devnet at block {snap.block}", labels))
     if args.detach:
         print(f"running in the background (pid {node.proc.pid}); stop it with 'keeper devnet down'", file=sys.stderr)
         return 0
@@ -99,39 +112,68 @@ def _cmd_devnet(args, cfg) -> int:
     return 0
 
 
-def _print_positions(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _labels(cfg) -> dict[str, str]:
+    return {a.address: a.label for c in cfg.chains.values() for a in c.accounts if a.label}
 
-    table = Table(title="positions")
-    for col in ("id", "protocol", "holder", "account", "health", "liquidatable"):
-        table.add_column(col, no_wrap=True)
-    for r in rows:
-        h = r["health"]
-        table.add_row(r["id"], r["protocol"], r["holder"], r["account"][:10] + "…",
-                      "∞" if math.isinf(h) else f"{h:.4f}", "YES" if r["liquidatable"] else "no")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=120)  # piped or in CI: do not truncate ids to 80 columns
-    console.print(table)
+
+def _snapshot_json(snap) -> dict:
+    from keeper.views import position_row
+
+    return {"chain": snap.chain, "block": snap.block, "block_hash": snap.block_hash, "timestamp": snap.timestamp,
+            "positions": [position_row(p) for p in snap.positions],
+            "prices": {addr: {"name": r.name, "price": r.price if r.round else None, "ok": r.ok, "issue": r.issue}
+                       for addr, r in snap.prices.items()}}
 
 
 def _cmd_status(args, cfg) -> int:
-    from web3 import Web3
+    from keeper.daemon.inspect import read_status
+    from keeper.views import console, positions_table
 
-    from keeper.devnet.commands import rpc_url
-    from keeper.devnet.deployment import DEPLOYMENT_FILE, load_deployment
-    from keeper.devnet.report import seeded_health
-
-    dep = load_deployment(args.deployment or cfg.devnet.state_dir / DEPLOYMENT_FILE)
-    w3 = Web3(Web3.HTTPProvider(rpc_url(args.rpc, dep)))
-    rows = seeded_health(w3, dep)
+    snaps = read_status(cfg, args.chain)
     if args.json:
-        print(json.dumps({"block": w3.eth.block_number, "chain_id": w3.eth.chain_id,
-                          "positions": [{**r, "health": None if math.isinf(r["health"]) else r["health"]} for r in rows]},
-                         indent=2))
-    else:
-        _print_positions(rows)
+        print(json.dumps({"chains": [_snapshot_json(s) for s in snaps]}, indent=2))
+        return 0
+    out = console()
+    for s in snaps:
+        out.print(positions_table(s.positions, f"{s.chain} at block {s.block}", _labels(cfg)))
+        bad = [r for r in s.prices.values() if not r.ok]
+        for r in bad:
+            out.print(f"[magenta]price unusable: {r.name} ({r.feed}): {r.issue}[/magenta]")
+    return 0
+
+
+def _cmd_watch(args, cfg) -> int:
+    from keeper.config import parse_address
+    from keeper.daemon.inspect import watch
+    from keeper.views import console, positions_table
+
+    try:
+        addresses = [parse_address(a) for a in args.addresses]
+    except ValueError as e:
+        raise ConfigError(f"watch: {e}") from None
+    out = console()
+
+    def show(snap) -> None:
+        if args.json:
+            print(json.dumps(_snapshot_json(snap)), flush=True)
+        else:
+            out.print(positions_table(snap.positions, f"{snap.chain} at block {snap.block}", _labels(cfg)))
+
+    watch(cfg, addresses, chain=args.chain, protocols=args.protocol, on_snapshot=show, blocks=args.blocks)
+    return 0
+
+
+def _cmd_check_config(args, cfg) -> int:
+    from keeper.daemon.inspect import check_config
+
+    checks = check_config(cfg)
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        print(f"{mark} {c.what}" + (f": {c.detail}" if c.detail else ""))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"keeper: error: {len(failed)} check(s) failed", file=sys.stderr)
+        return ConfigError.exit_code
     return 0
 
 
@@ -140,11 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from keeper.config import load_config
 
-        cfg = load_config(args.config)
-        if args.command == "devnet":
-            return _cmd_devnet(args, cfg)
-        if args.command == "status":
-            return _cmd_status(args, cfg)
+        cfg = load_config(args.config, resolve_chains=args.command != "devnet")
+        handler = {"devnet": _cmd_devnet, "status": _cmd_status, "watch": _cmd_watch,
+                   "check-config": _cmd_check_config}[args.command]
+        return handler(args, cfg)
     except KeeperError as e:
         _err(str(e))
         return e.exit_code

@@ -1,27 +1,42 @@
 """Typed configuration: ``config.toml`` (or ``--config PATH``) plus ``KEEPER__SECTION__KEY`` environment
 overrides, validated in two passes (DESIGN.md style rule 9): pydantic checks each field's type and
-range, then ``_cross_check`` checks fields against each other. Errors name the file and the key.
+range (pass 1), then ``_cross_check`` checks fields against each other and fills a chain from a
+devnet deployment file when one is named (pass 2). Errors name the file and the key.
 
-Stage 1 reads the ``[devnet]`` section; the chain, protocol and policy sections arrive with the
-stages that use them."""
+Config is organised by chain (``[chains.<name>]``) so one keeper can watch several chains."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from eth_utils import is_address, is_checksum_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from keeper.errors import ConfigError
 
 DEFAULT_PATH = Path("config.toml")
 ENV_PREFIX = "KEEPER__"
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_address(value: str) -> str:
+    """A 20-byte hex address. Mixed case must carry a valid EIP-55 checksum; all-lower or
+    all-upper is accepted and checksummed."""
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError(f"not an address: {value!r}")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValueError(f"bad EIP-55 checksum: {value!r} (did you mean {to_checksum_address(value)}?)")
+    return to_checksum_address(value)
 
 
 class DevnetConfig(_Strict):
@@ -31,12 +46,106 @@ class DevnetConfig(_Strict):
     fork_url: str | None = Field(None, description="fork this chain instead of an empty one")
 
 
+class StoreConfig(_Strict):
+    url: str = Field("sqlite:///.keeper/keeper.db", description="SQLAlchemy URL; SQLite file by default")
+
+
+class AaveConfig(_Strict):
+    pool: str
+    data_provider: str
+    oracle: str
+    price_decimals: int = Field(8, ge=0, le=36)
+    _a = field_validator("pool", "data_provider", "oracle")(parse_address)
+
+
+class MorphoConfig(_Strict):
+    morpho: str
+    markets: list[str] = Field(min_length=1)
+    _a = field_validator("morpho")(parse_address)
+
+    @field_validator("markets")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if not (isinstance(m, str) and m.startswith("0x") and len(m) == 66):
+                raise ValueError(f"not a Morpho market id (0x + 64 hex): {m!r}")
+            int(m, 16)
+        return [m.lower() for m in v]
+
+
+class PerpMarketConfig(_Strict):
+    collateral_token: str
+    index_token: str
+    is_long: bool
+    _a = field_validator("collateral_token", "index_token")(parse_address)
+
+
+class PerpConfig(_Strict):
+    vault: str
+    markets: list[PerpMarketConfig] = Field(min_length=1)
+    _a = field_validator("vault")(parse_address)
+
+
+class FeedConfig(_Strict):
+    address: str
+    asset: str | None = Field(None, description="the token this feed prices (for 'price unusable' flags)")
+    heartbeat: int = Field(3600, gt=0, description="seconds: an older answer is stale")
+    second_source: str | None = None
+    max_deviation: float = Field(0.05, gt=0, lt=1)
+    _a = field_validator("address", "asset", "second_source")(lambda v: None if v is None else parse_address(v))
+
+
+class SequencerConfig(_Strict):
+    address: str
+    grace_period: int = Field(3600, ge=0)
+    _a = field_validator("address")(parse_address)
+
+
+class AccountConfig(_Strict):
+    address: str
+    kind: Literal["vault", "owner", "watch"] = "watch"
+    label: str | None = None
+    _a = field_validator("address")(parse_address)
+
+
+class ChainConfig(_Strict):
+    chain_id: int | None = Field(None, gt=0)
+    rpc_urls: list[str] = Field(default_factory=list)
+    deployment: Path | None = Field(None, description="fill contracts, feeds and accounts from a devnet deployment file")
+    multicall: str = MULTICALL3
+    timeout: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+    max_lag_blocks: int = Field(3, ge=0)
+    max_head_age: float | None = Field(None, gt=0)
+    chunk_size: int = Field(500, ge=1, le=5000)
+    in_flight: int = Field(2, ge=1, le=16)
+    aave_v3: AaveConfig | None = None
+    morpho_blue: MorphoConfig | None = None
+    perp: PerpConfig | None = None
+    feeds: dict[str, FeedConfig] = Field(default_factory=dict)
+    sequencer: SequencerConfig | None = None
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    _a = field_validator("multicall")(parse_address)
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for u in v:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"RPC URLs must be http(s): {u.split('://')[0] if '://' in u else u!r}")
+        return v
+
+
 class Config(_Strict):
     devnet: DevnetConfig = DevnetConfig()
+    store: StoreConfig = StoreConfig()
+    chains: dict[str, ChainConfig] = Field(default_factory=dict)
 
 
+# --- loading -----------------------------------------------------------------------------------
 def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
-    """``KEEPER__DEVNET__PORT=9000`` -> {"devnet": {"port": "9000"}} (pydantic coerces the type)."""
+    """``KEEPER__DEVNET__PORT=9000`` -> {"devnet": {"port": "9000"}}; a value that parses as JSON
+    (a list, a number) is taken as such: ``KEEPER__CHAINS__MAIN__RPC_URLS='["http://a", "http://b"]'``."""
     out: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX):
@@ -46,7 +155,11 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         for part in path[:-1]:
             node = node.setdefault(part, {})
         if path:
-            node[path[-1]] = value
+            try:
+                parsed = json.loads(value)
+                node[path[-1]] = parsed if isinstance(parsed, (list, dict)) else value
+            except ValueError:
+                node[path[-1]] = value
     return out
 
 
@@ -57,13 +170,87 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _cross_check(cfg: Config, where: str) -> None:
+def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
+    """Fill what the chain's config leaves unset from a devnet deployment file."""
+    path = chain.deployment
+    try:
+        dep = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: chains.{name}.deployment: {path} not found",
+                          hint="start the devnet with 'keeper devnet up', or remove the key") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: chains.{name}.deployment: {path} is not valid JSON: {e.msg}") from e
+    try:
+        filled: dict[str, Any] = {
+            "chain_id": chain.chain_id or dep["chain_id"],
+            "rpc_urls": chain.rpc_urls or [dep["rpc_url"]],
+            "multicall": dep.get("multicall3", chain.multicall),
+            "aave_v3": chain.aave_v3 or {k: dep["aave_v3"][k] for k in ("pool", "data_provider", "oracle")},
+            "morpho_blue": chain.morpho_blue or {"morpho": dep["morpho_blue"]["morpho"],
+                                                 "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()]},
+            "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values())},
+            "feeds": chain.feeds or {sym: {"address": f["address"], "asset": dep["tokens"][f["token"]]["address"],
+                                           "heartbeat": 86_400} for sym, f in dep["feeds"].items()},
+            "accounts": chain.accounts or _deployment_accounts(dep),
+        }
+    except KeyError as e:
+        raise ConfigError(f"{where}: chains.{name}.deployment: {path} lacks {e}") from e
+    data = chain.model_dump(exclude_none=True)
+    data.update(filled)
+    return ChainConfig.model_validate(data)
+
+
+def _deployment_accounts(dep: dict) -> list[dict]:
+    seen: dict[str, dict] = {}
+    for p in dep.get("positions", []):
+        kind = {"vault": "vault", "owner": "owner"}.get(p["holder"], "watch")
+        seen.setdefault(p["account"], {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0]})
+    return list(seen.values())
+
+
+def _cross_check(cfg: Config, where: str, resolve_chains: bool) -> Config:
     if cfg.devnet.fork_url is not None and not cfg.devnet.fork_url.startswith(("http://", "https://", "ws://", "wss://")):
         raise ConfigError(f"{where}: devnet.fork_url must be an http(s) or ws(s) URL, got {cfg.devnet.fork_url!r}")
+    if not resolve_chains:
+        return cfg
+    configured = dict(cfg.chains)
+    implicit = cfg.devnet.state_dir / "devnet.json"
+    if not configured and implicit.exists():
+        # No chain configured: watch the local devnet that `keeper devnet up` left running.
+        configured["devnet"] = ChainConfig(deployment=implicit)
+    chains = {}
+    for name, chain in configured.items():
+        if chain.deployment is not None:
+            chain = _from_deployment(name, chain, where)
+        key = f"chains.{name}"
+        if not chain.rpc_urls:
+            raise ConfigError(f"{where}: {key}.rpc_urls: at least one RPC URL is needed")
+        if chain.accounts and not (chain.aave_v3 or chain.morpho_blue or chain.perp):
+            raise ConfigError(f"{where}: {key}: accounts are watched but no protocol is configured "
+                              f"(add {key}.aave_v3, {key}.morpho_blue or {key}.perp)")
+        addrs = [a.address for a in chain.accounts]
+        if len(set(addrs)) != len(addrs):
+            raise ConfigError(f"{where}: {key}.accounts: an address is listed twice")
+        for fname, feed in chain.feeds.items():
+            if feed.second_source == feed.address:
+                raise ConfigError(f"{where}: {key}.feeds.{fname}.second_source is the feed itself")
+        if chain.max_head_age is not None and not math.isfinite(chain.max_head_age):
+            raise ConfigError(f"{where}: {key}.max_head_age must be finite")
+        chains[name] = chain
+    return cfg.model_copy(update={"chains": chains})
 
 
-def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Load and validate. A missing default file means defaults; a missing explicit file is an error."""
+def chain_from_deployment(path: Path) -> ChainConfig:
+    """A chain config for a devnet deployment file alone (what ``keeper devnet up`` just wrote)."""
+    return _from_deployment("devnet", ChainConfig(deployment=path), str(path))
+
+
+def load_config(path: Path | None = None, env: dict[str, str] | None = None, *, resolve_chains: bool = True) -> Config:
+    """Load and validate. A missing default file means defaults; a missing explicit file is an error.
+
+    ``resolve_chains=False`` skips the chains' second pass (deployment files, cross-checks): the
+    devnet commands need none of it. With no ``[chains.*]`` at all and a devnet deployment file in
+    ``devnet.state_dir``, the chains are ``{"devnet": <that deployment>}``."""
     env = dict(os.environ if env is None else env)
     explicit = path is not None
     path = path or DEFAULT_PATH
@@ -81,7 +268,7 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']} (got {first.get('input')!r})"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {key}: {msg} (got {first.get('input')!r})"
                           + (f"; {len(e.errors()) - 1} more error(s)" if len(e.errors()) > 1 else "")) from e
-    _cross_check(cfg, str(path))
-    return cfg
+    return _cross_check(cfg, str(path), resolve_chains)

@@ -98,5 +98,20 @@ def liquidation_points(position: Position) -> list[LiquidationPoint]:
 
 
 def nearest_liquidation(position: Position) -> LiquidationPoint | None:
-    points = liquidation_points(position)
-    return points[0] if points else None
+    """The headline distance to liquidation.
+
+    Lending: every collateral price moving together, debt prices fixed, liquidates at the factor
+    m = 1 / health (health is linear in the collateral prices), the textbook "distance to
+    liquidation" of a health factor. It is quoted on the largest collateral asset: its price times
+    m. (Single-asset moves, including a rise of a debt asset, are in ``liquidation_points``.)
+    Perps: the index price at which the position becomes liquidatable."""
+    if position.perp is not None:
+        points = liquidation_points(position)
+        return points[0] if points else None
+    weighted = [l for l in position.legs if l.side is Side.COLLATERAL and l.liquidation_weight > 0]
+    health = lending_health(position.legs)
+    if not weighted or not math.isfinite(health) or health <= 0:
+        return None
+    m = 1.0 / health
+    main = max(weighted, key=lambda l: l.value_usd * l.liquidation_weight)
+    return LiquidationPoint(main.asset.symbol, main.price_usd * m, main.price_usd, m - 1.0)

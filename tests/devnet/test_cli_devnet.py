@@ -19,6 +19,21 @@ def keeper(args, state, timeout=180):
                           timeout=timeout, cwd=state.parent)
 
 
+def status_rows(state, dep) -> dict:
+    """`keeper status --json` rows keyed by the deployment's position ids."""
+    proc = keeper(["status", "--json"], state)
+    assert proc.returncode == 0, proc.stderr
+    (chain,) = json.loads(proc.stdout)["chains"]
+    by_key = {(r["protocol"], r["account"].lower(), r["market"].lower()): r for r in chain["positions"]}
+    out = {}
+    for p in dep["positions"]:
+        market = {"aave_v3": "pool", "morpho_blue": p.get("market", "")}.get(p["protocol"])
+        if market is None:
+            market = f"{p['collateral_token']}:{p['index_token']}:{'long' if p['is_long'] else 'short'}"
+        out[p["id"]] = by_key[(p["protocol"], p["account"].lower(), market.lower())]
+    return out
+
+
 @pytest.fixture
 def detached(tmp_path):
     state = tmp_path / "state"
@@ -33,24 +48,32 @@ def test_up_status_price_down(detached):
     state, url = detached
     dep = json.loads((state / "devnet.json").read_text())
     assert dep["chain_id"] == 31337 and dep["rpc_url"] == url
-    proc = keeper(["status", "--json"], state)
-    assert proc.returncode == 0, proc.stderr
-    status = json.loads(proc.stdout)
-    rows = {r["id"]: r for r in status["positions"]}
+    rows = status_rows(state, dep)
     assert set(rows) == {p["id"] for p in dep["positions"]}
     # Aave's health is the pool's own answer, to the wei.
     w3 = Web3(Web3.HTTPProvider(url))
     pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
     hf = pool.functions.getUserAccountData(rows["alice-aave"]["account"]).call()[5]
-    assert int(rows["alice-aave"]["health_raw"]) == hf
+    assert int(rows["alice-aave"]["health_wad"]) == hf
     assert all(not r["liquidatable"] for r in rows.values())
+    assert rows["alice-aave"]["liquidation_price"] and rows["alice-aave"]["distance_pct"] < 0
 
     proc = keeper(["devnet", "price", "ETH", "1400"], state)
     assert proc.returncode == 0 and "ETH = 1400 USD" in proc.stdout, proc.stderr
     keeper(["devnet", "price", "BTC", "21000"], state)
-    rows = {r["id"]: r for r in json.loads(keeper(["status", "--json"], state).stdout)["positions"]}
+    rows = status_rows(state, dep)
     assert rows["alice-aave"]["liquidatable"] and rows["carol-aave-unprotected"]["liquidatable"]
     assert not rows["alice-perp-btc-short"]["liquidatable"]  # a short gains when BTC falls
+
+    proc = keeper(["watch", rows["carol-aave-unprotected"]["account"], "--blocks", "1", "--json",
+                   "--protocol", "aave_v3"], state)
+    assert proc.returncode == 0, proc.stderr
+    (watched,) = json.loads(proc.stdout.splitlines()[0])["positions"]
+    assert watched["health_wad"] == rows["carol-aave-unprotected"]["health_wad"]
+
+    proc = keeper(["check-config"], state)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAIL" not in proc.stdout and "ok   devnet: aave_v3.pool" in proc.stdout
 
     pid = json.loads((state / "devnet-state.json").read_text())["pid"]
     proc = keeper(["devnet", "down"], state)
@@ -70,8 +93,10 @@ def test_second_up_is_refused_while_one_runs(detached):
 def test_up_on_a_fork_keeps_the_chains_multicall(tmp_path):
     """Fork a running chain (here another local anvil standing in for a real chain's RPC)."""
     with Anvil() as upstream:
-        code = "0x6001600055"  # a marker: the fork must keep the upstream's code at the canonical address
+        # The upstream chain has Multicall3 at its canonical address, as real chains do.
+        code = C.ours("Multicall3").deployed_bytecode
         rpc_call(upstream.url, "anvil_setCode", [MULTICALL3, code])
+        rpc_call(upstream.url, "anvil_mine", ["0x5"])
         state = tmp_path / "fork"
         port = free_port()
         proc = keeper(["devnet", "up", "--detach", "--port", str(port), "--fork-url", upstream.url], state)
@@ -80,6 +105,10 @@ def test_up_on_a_fork_keeps_the_chains_multicall(tmp_path):
             dep = json.loads((state / "devnet.json").read_text())
             assert dep["fork_url"] == upstream.url
             assert rpc_call(f"http://127.0.0.1:{port}", "eth_getCode", [MULTICALL3, "latest"]) == code
+            assert dep["deployed_at_block"] > 5  # built on top of the upstream's history
             assert len(dep["positions"]) == 7
+            proc = keeper(["status", "--json"], state)
+            assert proc.returncode == 0, proc.stderr
+            assert len(json.loads(proc.stdout)["chains"][0]["positions"]) == 7
         finally:
             keeper(["devnet", "down"], state)

@@ -37,6 +37,16 @@ def test_single_collateral_single_debt():
     assert pt.move == pytest.approx(1 / 1.65 - 1)
 
 
+def test_headline_distance_moves_all_collateral_together():
+    legs = (leg(WETH, Side.COLLATERAL, 10, 2000, 0.825), leg(WBTC, Side.COLLATERAL, 0.5, 30000, 0.75),
+            leg(USDC, Side.DEBT, 20_000, 1.0))
+    pt = nearest_liquidation(lending(legs))
+    h = (20_000 * 0.825 + 15_000 * 0.75) / 20_000
+    assert pt.symbol == "WETH" and pt.move == pytest.approx(1 / h - 1)
+    moved = reprice(reprice(legs, "WETH", 2000 / h), "WBTC", 30000 / h)
+    assert lending_health(moved) == pytest.approx(1.0)
+
+
 def test_no_debt_has_no_liquidation_price():
     legs = (leg(WETH, Side.COLLATERAL, 1, 2000, 0.8),)
     assert lending_health(legs) == math.inf

@@ -1,0 +1,49 @@
+"""Build the keeper's parts for a chain from its config: client, multicall, oracles, adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from keeper.chain.client import ChainClient
+from keeper.chain.multicall import Multicall
+from keeper.chain.oracle import FeedSpec, OracleReader, SequencerSpec
+from keeper.config import ChainConfig
+from keeper.protocols.aave_v3 import AaveV3Adapter
+from keeper.protocols.base import Adapter
+from keeper.protocols.morpho_blue import MorphoBlueAdapter
+from keeper.protocols.perp_vault import PerpMarket, PerpVaultAdapter
+from keeper.protocols.reader import ChainReader
+
+PROTOCOL_NAMES = ("aave_v3", "morpho_blue", "perp")
+
+
+def build_client(name: str, cfg: ChainConfig) -> ChainClient:
+    return ChainClient(name, cfg.rpc_urls, cfg.chain_id, timeout=cfg.timeout, retries=cfg.retries,
+                       max_lag_blocks=cfg.max_lag_blocks, max_head_age=cfg.max_head_age)
+
+
+def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = None) -> list[Adapter]:
+    want = set(only or PROTOCOL_NAMES)
+    adapters: list[Adapter] = []
+    if cfg.aave_v3 and "aave_v3" in want:
+        a = cfg.aave_v3
+        adapters.append(AaveV3Adapter(name, a.pool, a.data_provider, a.oracle, price_decimals=a.price_decimals))
+    if cfg.morpho_blue and "morpho_blue" in want:
+        adapters.append(MorphoBlueAdapter(name, cfg.morpho_blue.morpho, cfg.morpho_blue.markets))
+    if cfg.perp and "perp" in want:
+        adapters.append(PerpVaultAdapter(name, cfg.perp.vault, [PerpMarket(m.collateral_token, m.index_token, m.is_long)
+                                                                for m in cfg.perp.markets]))
+    return adapters
+
+
+def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[str] | None = None,
+                 protocols: Sequence[str] | None = None, client: ChainClient | None = None) -> ChainReader:
+    client = client or build_client(name, cfg)
+    mc = Multicall(client, cfg.multicall, chunk_size=cfg.chunk_size, in_flight=cfg.in_flight)
+    feeds = [FeedSpec(fname, f.address, f.heartbeat, second_source=f.second_source, max_deviation=f.max_deviation)
+             for fname, f in cfg.feeds.items()]
+    sequencer = SequencerSpec(cfg.sequencer.address, cfg.sequencer.grace_period) if cfg.sequencer else None
+    oracle = OracleReader(mc, feeds, sequencer) if feeds or sequencer else None
+    asset_feeds = {f.asset: f.address for f in cfg.feeds.values() if f.asset}
+    watched = list(accounts) if accounts is not None else [a.address for a in cfg.accounts]
+    return ChainReader(name, client, mc, build_adapters(name, cfg, protocols), watched, oracle, asset_feeds)
