@@ -48,3 +48,60 @@ def test_bad_config_names_the_key(tmp_path, text, needle):
 def test_explicit_missing_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+GOOD_CHAIN = """
+[chains.main]
+chain_id = 1
+rpc_urls = ["http://127.0.0.1:1"]
+[chains.main.aave_v3]
+pool = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
+data_provider = "0x7B4EB56E7CD4b454BA8ff71E4518426369a138a3"
+oracle = "0x54586bE62E3c3580375aE3723C145253060Ca0C2"
+[[chains.main.accounts]]
+address = "0x000000000000000000000000000000000000dEaD"
+kind = "owner"
+"""
+
+
+def test_a_chain_section(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD_CHAIN), env={})
+    main = cfg.chains["main"]
+    assert main.aave_v3.pool == "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"  # checksummed
+    assert main.accounts[0].kind == "owner"
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (("0x7B4EB56E7CD4b454BA8ff71E4518426369a138a3", "0x7b4EB56E7CD4b454BA8ff71E4518426369a138a3"),
+     "chains.main.aave_v3.data_provider: bad EIP-55 checksum"),
+    (("0x54586bE62E3c3580375aE3723C145253060Ca0C2", "0x1234"), "chains.main.aave_v3.oracle: not an address"),
+    (('rpc_urls = ["http://127.0.0.1:1"]', 'rpc_urls = ["ws://127.0.0.1:1"]'), "chains.main.rpc_urls"),
+    (('rpc_urls = ["http://127.0.0.1:1"]', "rpc_urls = []"), "chains.main.rpc_urls: at least one RPC URL"),
+    (('kind = "owner"', 'kind = "friend"'), "chains.main.accounts.0.kind"),
+    (("chain_id = 1", "chain_id = -1"), "chains.main.chain_id"),
+])
+def test_bad_chain_config_names_the_key(tmp_path, edit, needle):
+    p = write(tmp_path, GOOD_CHAIN.replace(*edit))
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={})
+    assert needle in str(e.value)
+
+
+def test_accounts_without_a_protocol_are_refused(tmp_path):
+    text = GOOD_CHAIN.split("[chains.main.aave_v3]")[0] + '[[chains.main.accounts]]\naddress = "0x000000000000000000000000000000000000dEaD"\n'
+    with pytest.raises(ConfigError, match="no protocol is configured"):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_env_can_override_a_list(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD_CHAIN),
+                      env={"KEEPER__CHAINS__MAIN__RPC_URLS": '["http://a.example", "http://b.example"]'})
+    assert cfg.chains["main"].rpc_urls == ["http://a.example", "http://b.example"]
+
+
+def test_missing_deployment_file_names_the_key(tmp_path):
+    text = f'[chains.dev]\ndeployment = "{tmp_path / "nope.json"}"\n'
+    with pytest.raises(ConfigError, match="chains.dev.deployment: .*not found"):
+        load_config(write(tmp_path, text), env={})
+    # The devnet commands do not need chains resolved.
+    assert load_config(write(tmp_path, text), env={}, resolve_chains=False).devnet.port == 8545

@@ -95,7 +95,7 @@ class AaveV3Adapter(Adapter):
         sources = sorted({c.price_source for c in self.emode.values() if int(c.price_source, 16)})
         priced = assets + sources
         price_call = Call(self.oracle, SEL_ASSETS_PRICES + enc_uint(32) + enc_uint(len(priced))
-                          + b"".join(enc_address(a) for a in priced), allow_failure=False)
+                          + b"".join(enc_address(a) for a in priced))
         calls = [price_call]
         for acct in accounts:
             a = enc_address(acct)
@@ -106,8 +106,10 @@ class AaveV3Adapter(Adapter):
 
         def decode_all(results: Sequence[Result], ctx: ReadContext) -> list[Position]:
             prices_raw = results[0].data
-            n = word(prices_raw, 1)
-            all_prices = [word(prices_raw, 2 + i) for i in range(n)]
+            if results[0].success:
+                all_prices = [word(prices_raw, 2 + i) for i in range(word(prices_raw, 1))]
+            else:  # AaveOracle reverts when a source answers <= 0 and there is no fallback oracle
+                all_prices = [0] * len(priced)
             prices = all_prices[:len(assets)]
             source_price = dict(zip(sources, all_prices[len(assets):]))
             out = []
@@ -123,12 +125,15 @@ class AaveV3Adapter(Adapter):
     def _decode_account(self, account: str, chunk: Sequence[Result], reserves: list[Reserve], prices: list[int],
                         source_price: dict[str, int], ctx: ReadContext) -> Position | None:
         acct_data, emode_res = chunk[0], chunk[1]
-        if not acct_data.success:
-            return None
-        total_collateral, total_debt = word(acct_data.data, 0), word(acct_data.data, 1)
-        if total_collateral == 0 and total_debt == 0:
-            return None
-        health_wad = word(acct_data.data, 5)
+        if acct_data.success:
+            total_collateral, total_debt = word(acct_data.data, 0), word(acct_data.data, 1)
+            if total_collateral == 0 and total_debt == 0:
+                return None
+            health_wad = word(acct_data.data, 5)
+        else:
+            # The pool prices every reserve through its oracle: when that reverts (a zero or negative
+            # answer), health is unknown. The balances below still show whether there is a position.
+            total_collateral = total_debt = health_wad = 0
         category = word(emode_res.data, 0) if emode_res.success else 0
         legs = []
         for r, res, price in zip(reserves, chunk[2:], prices):
@@ -148,7 +153,11 @@ class AaveV3Adapter(Adapter):
                 legs.append(Leg(r.asset, Side.COLLATERAL, supplied, usd, 0.0))  # supplied, not collateral
             if stable + variable:
                 legs.append(Leg(r.asset, Side.DEBT, stable + variable, usd))
+        if not legs:
+            return None
         issue = price_issue(ctx.prices, [leg.asset.address for leg in legs])
+        if issue is None and not acct_data.success:
+            issue = "price unusable: getUserAccountData reverted (the pool's oracle failed)"
         if issue is None and any(leg.price_usd <= 0 for leg in legs):
             issue = "price unusable: the pool's oracle answered 0"
         return Position(
