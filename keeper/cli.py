@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--chain", default=None, help="the configured chain (needed when several are)")
     w.add_argument("--blocks", type=int, default=None, help="stop after this many blocks (default: run until Ctrl-C)")
     w.add_argument("--json", action="store_true", help="one JSON document per block")
+    w.add_argument("--record", action="store_true", help="also write each block's snapshot to the store (store.url)")
 
     sub.add_parser("check-config", help="validate the config, then check chain ids, contracts and feeds on chain")
     return p
@@ -152,14 +153,27 @@ def _cmd_watch(args, cfg) -> int:
     except ValueError as e:
         raise ConfigError(f"watch: {e}") from None
     out = console()
+    store = None
+    if args.record:
+        from keeper.store import Store
+
+        store = Store.open(cfg.store.url)
 
     def show(snap) -> None:
+        if store is not None:
+            from keeper.daemon.recording import record_snapshot
+
+            record_snapshot(store, snap, watched=addresses)
         if args.json:
             print(json.dumps(_snapshot_json(snap)), flush=True)
         else:
             out.print(positions_table(snap.positions, f"{snap.chain} at block {snap.block}", _labels(cfg)))
 
-    watch(cfg, addresses, chain=args.chain, protocols=args.protocol, on_snapshot=show, blocks=args.blocks)
+    try:
+        watch(cfg, addresses, chain=args.chain, protocols=args.protocol, on_snapshot=show, blocks=args.blocks)
+    finally:
+        if store is not None:
+            store.close()
     return 0
 
 
