@@ -7,11 +7,21 @@ answers, killed with the test process). Tests that change chain state use the ``
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 from web3 import Web3
 
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deployer import Deployer
+
+
+# CI runs the same examples every time (a red CI then means a real regression, reproducible
+# locally with HYPOTHESIS_PROFILE=ci); developers' runs explore new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(scope="session")
