@@ -1,1 +1,1 @@
-"""keeper.backtest"""
+"""Backtests: replay price history through risk + plan on simulated positions."""
