@@ -1,0 +1,108 @@
+"""The keeper's hot key: from an environment variable, a file, or an encrypted keystore (JSON,
+with a password file). The key never leaves ``HotKey``: its repr, str and every error message
+show the address only. Anvil's well-known development keys are refused on any chain id other than
+a devnet's."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from keeper.errors import ConfigError
+
+DEVNET_CHAIN_IDS = frozenset({31337, 1337})
+# anvil/hardhat's default mnemonic ("test test ... junk"), accounts 0-9: public knowledge, so any
+# funds behind them on a real chain are taken within seconds.
+_WELL_KNOWN_MNEMONIC = "test test test test test test test test test test test junk"
+_WELL_KNOWN_COUNT = 10
+
+
+def _well_known_addresses() -> frozenset[str]:
+    Account.enable_unaudited_hdwallet_features()
+    return frozenset(Account.from_mnemonic(_WELL_KNOWN_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address
+                     for i in range(_WELL_KNOWN_COUNT))
+
+
+@dataclass(frozen=True)
+class HotKey:
+    account: LocalAccount = field(repr=False)
+    source: str  # "env:NAME", "file:PATH" or "keystore:PATH" (never the key)
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def __repr__(self) -> str:
+        return f"HotKey({self.address}, from {self.source})"
+
+    __str__ = __repr__
+
+    def sign_transaction(self, tx: dict) -> bytes:
+        return bytes(self.account.sign_transaction(tx).raw_transaction)
+
+
+def _from_hex(text: str, source: str) -> LocalAccount:
+    value = text.strip()
+    if value.startswith("0x"):
+        value = value[2:]
+    if len(value) != 64:
+        raise ConfigError(f"the key from {source} is not 32 bytes of hex")
+    try:
+        return Account.from_key(bytes.fromhex(value))
+    except ValueError:
+        raise ConfigError(f"the key from {source} is not valid hex or not a valid secp256k1 key") from None
+
+
+def _check_permissions(path: Path, source: str) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{source}: readable by other users (mode {oct(mode & 0o777)})",
+                          hint=f"chmod 600 {path}")
+
+
+def load_key(*, env_var: str | None = None, key_file: Path | None = None, keystore: Path | None = None,
+             password_file: Path | None = None, chain_id: int, environ: dict[str, str] | None = None) -> HotKey:
+    """Exactly one source. Refuses anvil's well-known keys unless ``chain_id`` is a devnet's."""
+    environ = os.environ if environ is None else environ
+    given = [s for s in (env_var, key_file, keystore) if s]
+    if len(given) != 1:
+        raise ConfigError("configure exactly one keeper key source: an environment variable, a key file, "
+                          "or a keystore with a password file")
+    if env_var:
+        source = f"env:{env_var}"
+        if not environ.get(env_var):
+            raise ConfigError(f"environment variable {env_var} (the keeper key) is not set")
+        account = _from_hex(environ[env_var], source)
+    elif key_file:
+        source = f"file:{key_file}"
+        try:
+            _check_permissions(Path(key_file), source)
+            account = _from_hex(Path(key_file).read_text(), source)
+        except FileNotFoundError:
+            raise ConfigError(f"key file {key_file} not found") from None
+    else:
+        source = f"keystore:{keystore}"
+        if not password_file:
+            raise ConfigError(f"keystore {keystore} needs a password file")
+        try:
+            _check_permissions(Path(password_file), f"password file {password_file}")
+            blob = json.loads(Path(keystore).read_text())
+            password = Path(password_file).read_text().rstrip("\n")
+        except FileNotFoundError as e:
+            raise ConfigError(f"{e.filename} not found") from None
+        except json.JSONDecodeError:
+            raise ConfigError(f"keystore {keystore} is not JSON") from None
+        try:
+            account = Account.from_key(Account.decrypt(blob, password))
+        except ValueError:
+            raise ConfigError(f"keystore {keystore}: wrong password or corrupt keystore") from None
+    if chain_id not in DEVNET_CHAIN_IDS and account.address in _well_known_addresses():
+        raise ConfigError(f"the keeper key ({account.address}) is one of anvil's public development keys; "
+                          f"refused on chain id {chain_id}", hint="use a key of your own on a real chain")
+    return HotKey(account, source)
