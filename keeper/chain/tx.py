@@ -1,0 +1,207 @@
+"""Sending the keeper's transactions: simulate -> estimate -> bid -> sign -> send -> wait -> bump.
+
+- A call whose simulation (``eth_call`` from the keeper at the latest block) reverts is refused with
+  the decoded error name and never sent (style rule 3).
+- Fees come from ``keeper.plan.fees`` (pure); a resend uses the same nonce with both fee fields
+  raised by >= 12.5%, after ``bump_after_blocks`` blocks without a receipt.
+- ``NonceManager`` takes the larger of its own next nonce and the node's pending count, so
+  transactions sent by others from the same key are tolerated; "nonce too low" resyncs it.
+- Hooks let a journal record every signed transaction (hash and raw bytes) *before* it is
+  broadcast, and the receipt after (stage 4's journal; DESIGN.md "The loop")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import keccak
+
+from keeper.chain.client import ChainClient
+from keeper.chain.keys import HotKey
+from keeper.chain.revert import decode
+from keeper.errors import KeeperError, Reverted, TemporaryError, TxFailed
+from keeper.plan.fees import Bid, FeePolicy, bid, replacement
+
+
+class _Underpriced(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    to: str
+    data: bytes
+    value: int = 0
+    label: str = ""
+    gas: int | None = None  # estimated (with a margin) when None
+
+
+@dataclass
+class Attempt:
+    nonce: int
+    tx_hash: str
+    raw: bytes
+    bid: Bid
+
+
+@dataclass
+class TxOutcome:
+    request: TxRequest
+    nonce: int
+    attempts: list[Attempt] = field(default_factory=list)
+    receipt: dict | None = None
+
+    @property
+    def mined_hash(self) -> str | None:
+        return self.receipt["transactionHash"] if self.receipt else None
+
+
+class NonceManager:
+    def __init__(self, client: ChainClient, address: str) -> None:
+        self.client = client
+        self.address = address
+        self._next: int | None = None
+
+    def pending_count(self) -> int:
+        return int(self.client.request("eth_getTransactionCount", [self.address, "pending"]), 16)
+
+    def next(self) -> int:
+        n = max(self.pending_count(), self._next or 0)
+        self._next = n + 1
+        return n
+
+    def resync(self) -> None:
+        self._next = None
+
+
+class TxSender:
+    def __init__(self, client: ChainClient, key: HotKey, chain_id: int, policy: FeePolicy, *,
+                 abis: Sequence[list] = (), bump_after_blocks: int = 2, max_wait_blocks: int = 50,
+                 max_wait_seconds: float = 600.0, gas_margin: float = 1.25, poll: float = 0.2,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 on_signed: Callable[[TxOutcome, Attempt], None] | None = None,
+                 on_receipt: Callable[[TxOutcome], None] | None = None) -> None:
+        self.client = client
+        self.key = key
+        self.chain_id = chain_id
+        self.policy = policy
+        self.abis = list(abis)
+        self.bump_after_blocks = bump_after_blocks
+        self.max_wait_blocks = max_wait_blocks
+        self.max_wait_seconds = max_wait_seconds
+        self.clock = clock
+        self.gas_margin = gas_margin
+        self.poll = poll
+        self.sleep = sleep
+        self.nonces = NonceManager(client, key.address)
+        self.on_signed = on_signed
+        self.on_receipt = on_receipt
+
+    # --- before sending ----------------------------------------------------------------------
+    def _call_obj(self, req: TxRequest) -> dict[str, Any]:
+        return {"from": self.key.address, "to": req.to, "data": "0x" + req.data.hex(), "value": hex(req.value)}
+
+    def simulate(self, req: TxRequest) -> bytes:
+        """``eth_call`` as the keeper; a revert raises ``Reverted`` with the decoded reason."""
+        try:
+            out = self.client.request("eth_call", [self._call_obj(req), "latest"])
+        except Reverted as e:
+            reason = decode(e.data, self.abis)
+            raise Reverted(f"{req.label or 'transaction'} would revert: {reason}", reason=reason.name,
+                           data=e.data) from e
+        return bytes.fromhex(out[2:])
+
+    def estimate_gas(self, req: TxRequest) -> int:
+        try:
+            gas = int(self.client.request("eth_estimateGas", [self._call_obj(req)]), 16)
+        except Reverted as e:
+            reason = decode(e.data, self.abis)
+            raise Reverted(f"{req.label or 'transaction'} would revert: {reason}", reason=reason.name,
+                           data=e.data) from e
+        return int(gas * self.gas_margin)
+
+    def base_fees(self) -> list[int]:
+        hist = self.client.request("eth_feeHistory", [hex(4), "latest", []])
+        return [int(x, 16) for x in hist["baseFeePerGas"]]
+
+    # --- sending -----------------------------------------------------------------------------
+    def _sign(self, req: TxRequest, nonce: int, gas: int, b: Bid) -> Attempt:
+        tx = {"chainId": self.chain_id, "nonce": nonce, "to": req.to, "data": req.data, "value": req.value,
+              "gas": gas, "maxFeePerGas": b.max_fee_per_gas, "maxPriorityFeePerGas": b.max_priority_fee_per_gas,
+              "type": 2}
+        raw = self.key.sign_transaction(tx)
+        return Attempt(nonce, "0x" + keccak(raw).hex(), raw, b)
+
+    def _broadcast(self, attempt: Attempt) -> None:
+        try:
+            self.client.request("eth_sendRawTransaction", ["0x" + attempt.raw.hex()])
+        except KeeperError as e:
+            msg = str(e).lower()
+            if "already known" in msg or "already imported" in msg:
+                return
+            if "nonce too low" in msg:
+                self.nonces.resync()
+                raise TxFailed(f"nonce {attempt.nonce} already used (another sender of this key?)") from e
+            if "base fee" in msg or "underpriced" in msg:
+                raise _Underpriced(str(e)) from e
+            raise
+
+    def _receipt(self, tx_hash: str) -> dict | None:
+        return self.client.request("eth_getTransactionReceipt", [tx_hash])
+
+    def send(self, req: TxRequest, urgency: float = 0.0, *, simulate: bool = True) -> TxOutcome:
+        if simulate:
+            self.simulate(req)
+        gas = req.gas or self.estimate_gas(req)
+        nonce = self.nonces.next()
+        out = TxOutcome(req, nonce)
+        current = bid(self.base_fees(), urgency, 0, self.policy)
+        self._send_attempt(out, req, nonce, gas, current, urgency)
+        start = self.client.block_number()
+        last_bump = start
+        started = self.clock()
+        while True:
+            for a in reversed(out.attempts):
+                rc = self._receipt(a.tx_hash)
+                if rc is not None:
+                    out.receipt = rc
+                    if self.on_receipt:
+                        self.on_receipt(out)
+                    if int(rc["status"], 16) != 1:
+                        raise TxFailed(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted")
+                    return out
+            head = self.client.block_number()
+            if head - start > self.max_wait_blocks or self.clock() - started > self.max_wait_seconds:
+                raise TxFailed(f"{req.label or 'transaction'} not mined after {head - start} blocks "
+                               f"(nonce {nonce}, {len(out.attempts)} attempt(s)); still pending: the journal "
+                               f"keeps it for reconciliation")
+            if head - last_bump >= self.bump_after_blocks:
+                nxt = replacement(out.attempts[-1].bid, bid(self.base_fees(), urgency, len(out.attempts), self.policy))
+                if nxt is not None:
+                    self._send_attempt(out, req, nonce, gas, nxt, urgency)
+                last_bump = head
+            self.sleep(self.poll)
+
+    def _send_attempt(self, out: TxOutcome, req: TxRequest, nonce: int, gas: int, b: Bid, urgency: float) -> None:
+        for _ in range(8):
+            attempt = self._sign(req, nonce, gas, b)
+            out.attempts.append(attempt)
+            if self.on_signed:
+                self.on_signed(out, attempt)  # journal first: a crash after this line loses nothing
+            try:
+                self._broadcast(attempt)
+                return
+            except TemporaryError:
+                # The journal has the raw transaction; the wait loop polls and resends on bump.
+                return
+            except _Underpriced:
+                # The node refused the bid outright (some nodes, anvil among them, do not queue a
+                # transaction whose max fee is below the current base fee): bid again now.
+                nxt = replacement(b, bid(self.base_fees(), urgency, len(out.attempts), self.policy))
+                if nxt is None:
+                    raise TxFailed(f"{req.label or 'transaction'}: the base fee is above the fee cap "
+                                   f"({self.policy.max_fee_cap} wei); not sent") from None
+                b = nxt
+        raise TxFailed(f"{req.label or 'transaction'}: refused as underpriced 8 times in a row")
