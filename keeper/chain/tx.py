@@ -29,6 +29,10 @@ class _Underpriced(Exception):
     pass
 
 
+class _NonceUsed(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class TxRequest:
     to: str
@@ -142,8 +146,7 @@ class TxSender:
             if "already known" in msg or "already imported" in msg:
                 return
             if "nonce too low" in msg:
-                self.nonces.resync()
-                raise TxFailed(f"nonce {attempt.nonce} already used (another sender of this key?)") from e
+                raise _NonceUsed(str(e)) from e
             if "base fee" in msg or "underpriced" in msg:
                 raise _Underpriced(str(e)) from e
             raise
@@ -172,6 +175,11 @@ class TxSender:
                     if int(rc["status"], 16) != 1:
                         raise TxFailed(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted")
                     return out
+            mined_count = int(self.client.request("eth_getTransactionCount", [self.key.address, "latest"]), 16)
+            if mined_count > nonce and not any(self._receipt(a.tx_hash) for a in out.attempts):
+                self.nonces.resync()
+                raise TxFailed(f"{req.label or 'transaction'}: nonce {nonce} was used by another transaction "
+                               f"of this key; none of ours was mined")
             head = self.client.block_number()
             if head - start > self.max_wait_blocks or self.clock() - started > self.max_wait_seconds:
                 raise TxFailed(f"{req.label or 'transaction'} not mined after {head - start} blocks "
@@ -196,6 +204,12 @@ class TxSender:
             except TemporaryError:
                 # The journal has the raw transaction; the wait loop polls and resends on bump.
                 return
+            except _NonceUsed:
+                if len(out.attempts) > 1:
+                    return  # an earlier attempt was mined meanwhile: the wait loop finds its receipt
+                self.nonces.resync()
+                raise TxFailed(f"{req.label or 'transaction'}: nonce {nonce} already used "
+                               f"(another sender of this key?); not sent") from None
             except _Underpriced:
                 # The node refused the bid outright (some nodes, anvil among them, do not queue a
                 # transaction whose max fee is below the current base fee): bid again now.
