@@ -9,6 +9,7 @@ History:
   v1  account, position_snapshot, price_round, checkpoint, schema_version.
   v2  position_snapshot gains ``perp`` (perp terms, JSON text) and ``label``, so a snapshot holds the
       whole ``Position`` it was written from.
+  v3  journal_entry: every keeper action from intent to outcome (stage 4).
 
 To change the schema: change ``models``, append a migration that takes the previous version's
 database to the new one, bump ``SCHEMA_VERSION``. A test checks that a migrated database has the same
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, inspect, select, text
 
 from keeper.errors import ConfigError
-from keeper.store.models import TABLE_NAMES, TABLES, SchemaVersion
+from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, SchemaVersion
 
 Migration = Callable[[Connection], None]
 
@@ -32,11 +33,16 @@ def _v1_to_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE position_snapshot ADD COLUMN label VARCHAR(200)"))
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    JournalEntry.__table__.create(conn)
+
+
 # (version it produces, migration from the version before). Ordered, no gaps, starting at 2.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _v1_to_v2),
+    (3, _v2_to_v3),
 ]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def read_version(conn: Connection) -> int | None:

@@ -155,6 +155,37 @@ class Checkpoint(SQLModel, table=True):
     updated_at: float
 
 
+class JournalEntry(SQLModel, table=True):
+    """One keeper action from intent to outcome (schema v3). Written before anything is sent.
+
+    ``idempotency_key`` (position key + decision epoch + action) is unique: the same decision can
+    never be journaled, and so never sent, twice. ``attempts`` is a JSON list of
+    ``{"nonce", "tx_hash", "raw", "max_fee", "tip"}``: every signed transaction, recorded before it
+    was broadcast, so a restart can find it on chain or broadcast it again."""
+
+    __tablename__ = "journal_entry"
+    __table_args__ = (
+        Index("uq_journal_idempotency_key", "idempotency_key", unique=True),
+        Index("ix_journal_chain_status", "chain", "status"),
+        CheckConstraint("status IN ('intent', 'signed', 'mined', 'failed', 'reverted', 'abandoned')",
+                        name="ck_journal_status"),
+    )
+
+    id: int | None = Field(default=None, sa_type=_ID, primary_key=True)
+    chain: str = Field(max_length=64)
+    idempotency_key: str = Field(max_length=400)
+    position_key: str = Field(max_length=400)
+    action: str = Field(sa_type=Text, nullable=False)  # JSON: what and why
+    status: str = Field(max_length=16)
+    nonce: int | None = Field(default=None, sa_type=BigInteger)
+    attempts: str = Field(default="[]", sa_type=Text, nullable=False)
+    mined_hash: str | None = Field(default=None, max_length=80)
+    mined_block: int | None = Field(default=None, sa_type=BigInteger)
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: float
+    updated_at: float
+
+
 class SchemaVersion(SQLModel, table=True):
     """A single row: the schema version this database is at."""
 
@@ -165,5 +196,5 @@ class SchemaVersion(SQLModel, table=True):
     version: int
 
 
-TABLES = tuple(m.__table__ for m in (Account, PositionSnapshot, PriceRound, Checkpoint, SchemaVersion))
+TABLES = tuple(m.__table__ for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, SchemaVersion))
 TABLE_NAMES = frozenset(t.name for t in TABLES)

@@ -89,7 +89,7 @@ def test_open_creates_directory_schema_wal_and_foreign_keys(store, db_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         assert conn.exec_driver_sql("SELECT version FROM schema_version").scalars().all() == [SCHEMA_VERSION]
     assert set(inspect(store.engine).get_table_names()) == {
-        "account", "position_snapshot", "price_round", "checkpoint", "schema_version"}
+        "account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "schema_version"}
 
 
 def test_reopen_keeps_data_and_version(db_path):
@@ -455,7 +455,7 @@ def test_failed_migration_leaves_the_database_untouched(db_path, monkeypatch):
         conn.execute(text("ALTER TABLE position_snapshot ADD COLUMN perp TEXT"))
         conn.execute(text("SELECT * FROM injected_failure"))  # fails: no such table
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [(2, half_done)])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [(2, half_done)] + migrations.MIGRATIONS[1:])
     with pytest.raises(KeeperError, match="injected_failure"):
         Store.open(f"sqlite:///{db_path}")
     con = sqlite3.connect(db_path)
