@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--record", action="store_true", help="also write each block's snapshot to the store (store.url)")
 
     sub.add_parser("check-config", help="validate the config, then check chain ids, contracts and feeds on chain")
+
+    from keeper.backtest import backtest_cli, train_cli
+
+    train_cli.register(sub)  # train, evaluate
+    backtest_cli.register(sub)  # backtest
     return p
 
 
@@ -194,6 +199,8 @@ def _cmd_check_config(args, cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "keeper_handler", None) is not None:
+            return args.keeper_handler(args)  # offline commands (train, evaluate, backtest): no config needed
         from keeper.config import load_config
 
         cfg = load_config(args.config, resolve_chains=args.command != "devnet")

@@ -1,0 +1,124 @@
+"""Parameter grids, evaluation over several assets, and the Pareto frontier.
+
+A policy's parameters trade idle capital (average buffer) against transactions and risk. A
+parameter point is *feasible* when its runs had no liquidation and it passed the stricter
+trigger-survival check (``metrics.trigger_failures``); the frontier is the feasible points no other
+feasible point beats on both average buffer and transactions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from keeper.backtest.engine import Gas, Result, driver_of, lending_position, policy_thresholds, run
+from keeper.backtest.metrics import Metrics, combine, summarize
+from keeper.backtest.policies import RiskPolicy, StaticPolicy, TailModel
+from keeper.backtest.prices import PriceSeries
+
+
+def pareto_front(points: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated rows of ``points`` (k x m, every column minimised), sorted by
+    the first column."""
+    pts = np.asarray(points, dtype=float)
+    keep = []
+    for i, p in enumerate(pts):
+        dominated = np.any(np.all(pts <= p, axis=1) & np.any(pts < p, axis=1))
+        if not dominated:
+            keep.append(i)
+    keep = np.array(keep, dtype=int)
+    return keep[np.argsort(pts[keep, 0], kind="stable")] if len(keep) else keep
+
+
+def static_grid(triggers=None, gaps=(0.1, 0.2), boosts=(0.15, 0.3)) -> list[StaticPolicy]:
+    triggers = np.round(np.arange(1.15, 1.71, 0.05), 2) if triggers is None else triggers
+    out = []
+    for trig, gap, boost in itertools.product(triggers, gaps, boosts):
+        target = round(float(trig) + gap, 3)
+        out.append(StaticPolicy(float(trig), target, round(target + boost, 3), target))
+    return out
+
+
+def risk_grid(model=None, epsilons=(1e-4, 5e-5, 2e-5, 1e-5), horizons=(2, 6),
+              bands=((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3), (0.75, 0.5))) -> list[RiskPolicy]:
+    """``bands``: (target_below, release_below) pairs, multiples of epsilon (hysteresis in P)."""
+    model = TailModel() if model is None else model
+    return [RiskPolicy(float(e), int(h), float(rb), model, float(tb))
+            for h, e, (tb, rb) in itertools.product(horizons, epsilons, bands)]
+
+
+@dataclass
+class Evaluated:
+    policy: object
+    metrics: Metrics
+    per_asset: list[Metrics]
+    results: list[Result]
+
+    @property
+    def feasible(self) -> bool:
+        return self.metrics.liquidations == 0 and self.metrics.trigger_failures == 0
+
+
+def default_position(series: PriceSeries, policy):
+    """The study's position: one collateral, USD debt, opened at the policy's first target."""
+    if isinstance(policy, StaticPolicy):
+        health = policy.target
+    else:
+        health = 1.5
+    return lending_position(series.symbol, float(series.close[0]), health)
+
+
+class Evaluator:
+    """Runs policies over a fixed list of series, caching each risk model's probability matrix per
+    (asset, model, horizon) so a grid over epsilon costs one model evaluation."""
+
+    def __init__(self, series: list[PriceSeries], *, delay_bars: int = 1, gas: Gas = Gas(),
+                 make_position=default_position, keep_results: bool = False):
+        self.series, self.delay_bars, self.gas = series, delay_bars, gas
+        self.make_position, self.keep_results = make_position, keep_results
+        self._p: dict[tuple, np.ndarray] = {}
+
+    def _thresholds(self, policy, s: PriceSeries, side: str):
+        if not isinstance(policy, RiskPolicy):
+            return policy_thresholds(policy, s, side)
+        key = (s.symbol, int(s.t[0]), len(s), id(policy.model), policy.horizon_hours, side)
+        if key not in self._p:
+            from keeper.backtest.engine import flipped
+            self._p[key] = policy.prob_matrix(s if side == "long" else flipped(s))
+        return policy_thresholds(policy, s, side, self._p[key])
+
+    def evaluate(self, policy) -> Evaluated:
+        ms, rs = [], []
+        for s in self.series:
+            pos = self.make_position(s, policy)
+            _, side = driver_of(pos)
+            th = self._thresholds(policy, s, side)
+            if isinstance(policy, RiskPolicy):   # open the position at the policy's own first target
+                pos.apply(pos.size_to_distance(float(th.target[0]), {s.symbol: float(s.close[0])}),
+                          {s.symbol: float(s.close[0])})
+            res = run([s], pos, policy, delay_bars=self.delay_bars, gas=self.gas, thresholds=th,
+                      label=policy.label())
+            ms.append(summarize(res))
+            if self.keep_results:
+                rs.append(res)
+        return Evaluated(policy, combine(ms), ms, rs)
+
+    def grid(self, policies) -> list[Evaluated]:
+        return [self.evaluate(p) for p in policies]
+
+
+def frontier(evals: list[Evaluated]) -> list[Evaluated]:
+    ok = [e for e in evals if e.feasible]
+    if not ok:
+        return []
+    idx = pareto_front(np.array([[e.metrics.avg_buffer, e.metrics.transactions] for e in ok]))
+    return [ok[i] for i in idx]
+
+
+def cheapest(evals: list[Evaluated], max_transactions: int | None = None) -> Evaluated | None:
+    """The feasible point with the least average buffer (then fewest transactions), optionally among
+    those with at most ``max_transactions``."""
+    ok = [e for e in evals if e.feasible and (max_transactions is None or e.metrics.transactions <= max_transactions)]
+    return min(ok, key=lambda e: (round(e.metrics.avg_buffer, 6), e.metrics.transactions)) if ok else None

@@ -1,0 +1,252 @@
+"""Keeper policies for the backtester, and the P(liquidation within h) models the risk policy uses.
+
+A policy turns a price series into four per-bar distance arrays (fractional adverse move to
+liquidation, see ``book.py``), computed once for the whole series at the bar closes:
+
+- ``trigger[t]``: act (top up) when the position's distance at close ``t`` is below it,
+- ``target[t]``: the distance a top-up restores,
+- ``release[t]``: withdraw when the distance is above it,
+- ``release_target[t]``: the distance a withdrawal leaves.
+
+``StaticPolicy`` is today's ratio keeper (DeFi Saver style): fixed health ratios, converted to
+distances by ``d = 1 - 1/health``. ``RiskPolicy`` keeps P(liq within h) <= epsilon: its trigger is
+the smallest distance whose probability is <= epsilon, it tops up to the distance at
+``epsilon * target_below`` and releases only when P < ``epsilon * release_below`` (hysteresis).
+
+Models are objects with ``prepare(series) -> state`` (everything per bar, causal: row t uses bars
+0..t only) and ``prob(state, distance, horizon_hours) -> P`` with ``distance`` shaped (n, G).
+``TailModel``: Student-t first passage on a blended EWMA vol plus a compound-Poisson jump term with a
+generalised-Pareto tail (fitted on a tuning window only). ``LearnedModel`` wraps a trained bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from scipy.ndimage import maximum_filter1d
+
+from keeper.backtest.prices import PriceSeries
+from keeper.risk.volatility import ewma_variance, log_returns
+
+GRID = np.geomspace(0.004, 0.9, 48)   # distances the models are evaluated on before interpolation
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    trigger: np.ndarray
+    target: np.ndarray
+    release: np.ndarray
+    release_target: np.ndarray
+
+
+def health_to_distance(h: float) -> float:
+    return 1.0 - 1.0 / h
+
+
+@dataclass(frozen=True)
+class StaticPolicy:
+    """Top up to ``target`` when health < ``trigger``; withdraw to ``boost_target`` when health >
+    ``boost_trigger`` (``inf`` disables boosting)."""
+
+    trigger: float = 1.5
+    target: float = 1.7
+    boost_trigger: float = 2.0
+    boost_target: float = 1.8
+
+    def __post_init__(self) -> None:
+        if not 1.0 < self.trigger <= self.target:
+            raise ValueError("need 1 < trigger <= target")
+        if not self.boost_target <= self.boost_trigger or self.boost_target < self.trigger:
+            raise ValueError("need trigger <= boost_target <= boost_trigger")
+
+    def thresholds(self, series: PriceSeries) -> Thresholds:
+        n = len(series)
+        rel = 1.0 if not np.isfinite(self.boost_trigger) else health_to_distance(self.boost_trigger)
+        return Thresholds(np.full(n, health_to_distance(self.trigger)), np.full(n, health_to_distance(self.target)),
+                          np.full(n, rel), np.full(n, health_to_distance(self.boost_target)))
+
+    def label(self) -> str:
+        return f"static trig {self.trigger:.2f} tgt {self.target:.2f} boost {self.boost_trigger:.2f}->{self.boost_target:.2f}"
+
+
+@dataclass(frozen=True)
+class RiskPolicy:
+    epsilon: float = 1e-3
+    horizon_hours: int = 24
+    release_below: float = 0.05
+    model: object = None
+    target_below: float | None = None    # default sqrt(release_below): midway in log P
+    hold_hours: int = 0                  # release only past the max release level of the last hours
+
+    def levels(self) -> tuple[float, float, float]:
+        tb = self.target_below if self.target_below is not None else float(np.sqrt(self.release_below))
+        if not 0 < self.release_below < tb <= 1:
+            raise ValueError("need 0 < release_below < target_below <= 1")
+        return self.epsilon, self.epsilon * tb, self.epsilon * self.release_below
+
+    def prob_matrix(self, series: PriceSeries) -> np.ndarray:
+        """P(liq within h) at every bar (rows) and every ``GRID`` distance (columns)."""
+        model = self.model if self.model is not None else TailModel()
+        state = model.prepare(series)
+        return model.prob(state, np.broadcast_to(GRID, (len(series), len(GRID))), self.horizon_hours)
+
+    def thresholds(self, series: PriceSeries, p: np.ndarray | None = None) -> Thresholds:
+        """``p``: a precomputed :meth:`prob_matrix` (grids over epsilon share one)."""
+        p = self.prob_matrix(series) if p is None else p
+        trig, tgt, rel = (distance_at(p, level) for level in self.levels())
+        if self.hold_hours > 1:   # releases answer to the most demanding level of the last hours
+            rel, rtgt = rolling_max(rel, self.hold_hours), rolling_max(tgt, self.hold_hours)
+        else:
+            rtgt = tgt
+        return Thresholds(trig, tgt, rel, rtgt)
+
+    def label(self) -> str:
+        _, tb, rb = self.levels()
+        tag = getattr(self.model, "tag", "")
+        return (f"risk{' ' + tag if tag else ''} eps {self.epsilon:g} h {self.horizon_hours} "
+                f"tgt {tb / self.epsilon:g}eps rel {rb / self.epsilon:g}eps"
+                + (f" hold {self.hold_hours}h" if self.hold_hours > 1 else ""))
+
+
+def rolling_max(x: np.ndarray, window: int) -> np.ndarray:
+    """Causal: out[t] = max(x[t-window+1 .. t])."""
+    return maximum_filter1d(x, size=window, origin=(window - 1) // 2, mode="nearest")
+
+
+def distance_at(p: np.ndarray, level: float, grid: np.ndarray = GRID) -> np.ndarray:
+    """Per row, the smallest grid distance with P <= level, log-interpolated between grid points.
+    ``p`` (n, G) must be non-increasing along the grid (it is made so)."""
+    p = np.minimum.accumulate(np.clip(p, 1e-300, 1.0), axis=1)
+    below = p <= level
+    idx = np.where(below.any(axis=1), below.argmax(axis=1), len(grid) - 1)
+    rows = np.arange(len(p))
+    hi_i = idx
+    lo_i = np.maximum(idx - 1, 0)
+    lp_lo, lp_hi = np.log(p[rows, lo_i]), np.log(p[rows, hi_i])
+    ll = np.log(level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(lp_lo > lp_hi, (lp_lo - ll) / (lp_lo - lp_hi), 1.0)
+    w = np.clip(w, 0.0, 1.0)
+    g = np.log(grid)
+    return np.exp(g[lo_i] + w * (g[hi_i] - g[lo_i]))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def next_hour_vol(close: np.ndarray, lam: float) -> np.ndarray:
+    """sigma[t]: the EWMA forecast for the hour after close t (uses returns up to bar t)."""
+    r = log_returns(close)
+    v = ewma_variance(np.r_[r, 0.0], lam)          # v[i] uses r[0..i-1] = returns up to close i
+    return np.sqrt(np.maximum(v, 1e-12))
+
+
+def bar_drops(series: PriceSeries) -> np.ndarray:
+    """log(close[t-1] / low[t]) for t >= 1: the worst fall inside each hour from the last close."""
+    return np.log(series.close[:-1] / series.low[1:])
+
+
+@dataclass
+class TailModel:
+    """P(liq within h) = 1 - (1 - P_diffusion) (1 - P_jump).
+
+    Diffusion: reflection-principle first passage with Student-t tails on a vol that is the max of a
+    fast and a slow EWMA (the slow one remembers a storm after the fast one calms: vol-of-vol).
+    Jumps: drops of the bar low below the last close in excess of ``u`` arrive at rate ``lam_u`` per
+    hour with generalised-Pareto sizes, independent of the current vol: the calm-market crashes.
+    Fit with :meth:`fit` on a tuning window only."""
+
+    fast: float = 0.94
+    slow: float = 0.0          # > 0: also an EWMA with this lambda, vol = max(fast, slow)
+    nu: float = 4.0
+    u: float = 0.03
+    lam_u: float = 1e-3
+    xi: float = 0.2
+    beta: float = 0.02
+    fitted_on: str = field(default="defaults")
+
+    @classmethod
+    def fit(cls, tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0) -> "TailModel":
+        z_all, drops = [], []
+        for s in tuning:
+            sig = next_hour_vol(s.close, fast)
+            sig = np.maximum(sig, next_hour_vol(s.close, slow)) if slow else sig
+            r = log_returns(s.close)
+            z_all.append(r[200:] / sig[:-1][200:])
+            drops.append(bar_drops(s))
+        z = np.concatenate(z_all)
+        nu = float(stats.t.fit(z, floc=0.0)[0])
+        nu = min(max(nu, 2.2), 30.0)
+        d = np.concatenate(drops)
+        exc = d[d > u] - u
+        lam_u = len(exc) / len(d)
+        xi, _, beta = stats.genpareto.fit(exc, floc=0.0)
+        return cls(fast, slow, nu, u, lam_u, float(xi), float(beta),
+                   fitted_on=f"{'+'.join(s.symbol for s in tuning)} {len(d)} bars")
+
+    @property
+    def tag(self) -> str:
+        return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + ("" if self.lam_u else "/nojump")
+
+    def prepare(self, series: PriceSeries) -> np.ndarray:
+        sig = next_hour_vol(series.close, self.fast)
+        return np.maximum(sig, next_hour_vol(series.close, self.slow)) if self.slow else sig
+
+    def prob(self, sigma: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
+        x = -np.log1p(-np.asarray(distance))                      # log distance
+        s = sigma[:, None] * np.sqrt(horizon_hours)
+        scale = np.sqrt(self.nu / (self.nu - 2.0))                # unit-variance t
+        p_diff = np.minimum(1.0, 2.0 * stats.t.sf(x / s * scale, self.nu))
+        tail = stats.genpareto.sf(np.maximum(x - self.u, 0.0), self.xi, scale=self.beta)
+        p_jump = -np.expm1(-self.lam_u * horizon_hours * tail)
+        return 1.0 - (1.0 - p_diff) * (1.0 - p_jump)
+
+
+@dataclass
+class GaussianModel:
+    """Brownian first passage on the EWMA vol (``keeper.risk.probability``): the thin-tailed
+    baseline that calm-market crashes catch out."""
+
+    lam: float = 0.94
+
+    def prepare(self, series: PriceSeries) -> np.ndarray:
+        return next_hour_vol(series.close, self.lam)
+
+    def prob(self, sigma: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
+        from keeper.risk.probability import first_passage_probability
+        x = -np.log1p(-np.asarray(distance))
+        return np.asarray(first_passage_probability(-x, sigma[:, None] * np.sqrt(horizon_hours)), dtype=float)
+
+
+@dataclass
+class LearnedModel:
+    """A trained bundle (``keeper.backtest.training.load_model``): its model's ``predict_proba`` on the
+    features of ``keeper.risk.features``. The model is trained for one horizon: ``horizon_hours``
+    passed to :meth:`prob` must match the bundle's."""
+
+    bundle: object
+
+    def prepare(self, series: PriceSeries) -> np.ndarray:
+        from keeper.risk.features import market_features
+        return market_features(series.t, series.close, series.high, series.low, step=series.step)
+
+    def prob(self, market: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
+        from keeper.risk.features import FEATURE_NAMES, assemble
+        n, g = distance.shape
+        rows = np.repeat(np.arange(n), g)
+        X = assemble(market, rows, distance.ravel(), int(horizon_hours))
+        b = self.bundle
+        model = b["model"] if isinstance(b, dict) else getattr(b, "model", b)
+        trained_h = getattr(model, "horizon_hours", None)
+        if trained_h is not None and int(trained_h) != int(horizon_hours):
+            raise ValueError(f"the learned model is for a {trained_h} h horizon, not {horizon_hours} h")
+        names = list(getattr(model, "feature_names", FEATURE_NAMES))
+        X = X[:, [FEATURE_NAMES.index(c) for c in names]]
+        ok = np.all(np.isfinite(X), axis=1)
+        p = np.ones(len(X))                                       # warm-up rows: demand the most
+        if ok.any():
+            q = np.asarray(model.predict_proba(X[ok]))
+            p[ok] = q[:, 1] if q.ndim == 2 else q                 # sklearn (n, 2) or LearnedPLiq (n,)
+        return p.reshape(n, g)

@@ -1,0 +1,115 @@
+"""Policies and their P(liq) models, on synthetic series."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from keeper.backtest.engine import flipped, lending_position, policy_thresholds, rise_from_fall, run
+from keeper.backtest.metrics import summarize
+from keeper.backtest.policies import (GRID, GaussianModel, RiskPolicy, StaticPolicy, TailModel, distance_at,
+                                      next_hour_vol)
+from keeper.backtest.prices import PriceSeries
+
+T0 = 1_577_836_800
+
+
+def gbm(n=3000, vol=0.01, seed=0, calm_then_storm=False):
+    rng = np.random.default_rng(seed)
+    sig = np.full(n, vol)
+    if calm_then_storm:
+        sig[n // 2:] = vol * 4
+    r = sig * rng.standard_t(4, size=n) / np.sqrt(2.0)
+    c = 100 * np.exp(np.cumsum(r))
+    low = c * np.exp(-np.abs(rng.normal(0, vol, n)))
+    high = c * np.exp(np.abs(rng.normal(0, vol, n)))
+    return PriceSeries("ETH", T0 + 3600 * np.arange(n, dtype=np.int64), c.copy(), high, low, c,
+                       np.zeros(n, dtype=bool))
+
+
+def test_static_thresholds_are_health_ratios_as_distances():
+    th = StaticPolicy(1.25, 1.5, 2.0, 1.6).thresholds(gbm(10))
+    assert th.trigger[0] == pytest.approx(0.2) and th.target[0] == pytest.approx(1 / 3)
+    assert th.release[0] == pytest.approx(0.5) and th.release_target[0] == pytest.approx(0.375)
+    assert StaticPolicy(1.25, 1.5, float("inf"), 1.5).thresholds(gbm(10)).release[0] == 1.0
+    with pytest.raises(ValueError):
+        StaticPolicy(1.5, 1.2, 2.0, 1.6)
+
+
+def test_distance_at_inverts_a_monotone_probability():
+    p = np.exp(-GRID / 0.05)[None, :].repeat(3, axis=0)
+    d = distance_at(p, 1e-3)
+    assert d == pytest.approx(np.full(3, 0.05 * np.log(1e3)), rel=0.03)
+    assert distance_at(np.ones((1, len(GRID))), 1e-3)[0] == pytest.approx(GRID[-1])   # never safe: the cap
+
+
+def test_tail_model_is_monotone_and_fatter_than_gaussian():
+    m = TailModel(nu=3.0, lam_u=0.01, u=0.03, xi=0.2, beta=0.015)
+    sig = np.array([0.005, 0.02])
+    p = m.prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
+    assert np.all(np.diff(p, axis=1) <= 1e-15) and np.all(p[1] >= p[0])
+    no_jump = replace(m, lam_u=0.0).prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
+    far = GRID > 0.15
+    assert np.all(p[0, far] > no_jump[0, far])           # the jump term sets a floor in calm markets
+    g = GaussianModel().prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
+    assert np.all(no_jump[:, far] >= g[:, far])
+
+
+def test_tail_model_fit_recovers_fat_tails_and_jumps():
+    s = gbm(20_000, seed=1)
+    m = TailModel.fit([s])
+    assert 2.2 <= m.nu < 8 and m.lam_u >= 0 and "ETH" in m.fitted_on
+
+
+def test_vol_forecast_is_causal():
+    s = gbm(500, seed=2)
+    c = s.close.copy()
+    v1 = next_hour_vol(c, 0.94)
+    c2 = c.copy()
+    c2[300:] *= 1.5
+    v2 = next_hour_vol(c2, 0.94)
+    assert np.array_equal(v1[:300], v2[:300]) and v1[300] != v2[300]
+
+
+def test_risk_policy_demands_more_in_a_storm_and_has_hysteresis():
+    s = gbm(4000, calm_then_storm=True, seed=3)
+    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    th = pol.thresholds(s)
+    assert np.median(th.trigger[3000:]) > 2.5 * np.median(th.trigger[1000:2000])
+    assert np.all(th.trigger <= th.target + 1e-12) and np.all(th.target <= th.release + 1e-12)
+    assert np.array_equal(th.release_target, th.target)
+    with pytest.raises(ValueError):
+        RiskPolicy(1e-3, 6, 0.5, None, 0.2).levels()
+
+
+def test_risk_policy_runs_and_tracks_its_target():
+    s = gbm(3000, seed=4)
+    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    res = run(s, lending_position("ETH", float(s.close[0]), 2.0), pol, delay_bars=1)
+    m = summarize(res)
+    assert m.liquidations == 0 and m.transactions > 0
+    late = slice(500, None)
+    assert np.mean(res.distance[late] >= res.thresholds.trigger[late] * 0.8) > 0.95
+
+
+def test_short_side_thresholds_come_from_the_flipped_series():
+    s = gbm(1000, seed=5)
+    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    short = policy_thresholds(pol, s, "short")
+    direct = pol.thresholds(flipped(s))
+    assert short.trigger == pytest.approx(rise_from_fall(direct.trigger))
+    assert np.all(short.trigger > direct.trigger)
+
+
+def test_rolling_max_is_causal_and_hold_only_widens_releases():
+    from keeper.backtest.policies import rolling_max
+    x = np.zeros(10)
+    x[3] = 1.0
+    assert list(rolling_max(x, 4)) == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
+    assert list(rolling_max(x, 5)) == [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
+    s = gbm(1500, calm_then_storm=True, seed=6)
+    base = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    held = replace(base, hold_hours=48)
+    a, b = base.thresholds(s), held.thresholds(s)
+    assert np.array_equal(a.trigger, b.trigger) and np.all(b.release >= a.release) and np.all(b.release_target >= a.target)
+    assert "hold 48h" in held.label()

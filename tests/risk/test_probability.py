@@ -1,0 +1,342 @@
+"""P(liquidation): analytic first passage, exposures of every position kind, Monte Carlo."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.risk.health import lending_health
+from keeper.risk.probability import (analytic_position_probability, exposures,
+                                     first_passage_probability, first_passage_probability_discrete,
+                                     liquidation_probability, monte_carlo_liquidation, morpho_incentive)
+from keeper.risk.scenarios import ScenarioSpec, scenario_chunks, simulate_log_returns
+
+ETH = Asset("ETH", "0x01", 18)
+BTC = Asset("BTC", "0x02", 8)
+USDC = Asset("USDC", "0x03", 6)
+DAI = Asset("DAI", "0x04", 18)
+PRICES = {"ETH": 2000.0, "BTC": 40_000.0, "USDC": 1.0, "DAI": 1.0}
+
+
+def leg(asset, side, amount, weight=1.0):
+    return Leg(asset, side, int(amount * 10**asset.decimals), PRICES[asset.symbol], weight)
+
+
+def lending(*legs, protocol=Protocol.AAVE_V3, name="u"):
+    return Position("dev", protocol, "0xp", name, "pool", tuple(legs), 0, 1)
+
+
+def perp(is_long, size, collateral, avg=2000.0, mark=2000.0, fees=2.0, liq_fee=5.0, lev=50.0, name="t"):
+    terms = PerpTerms(ETH, is_long, size, collateral, avg, mark, fees, liq_fee, lev, 0)
+    return Position("dev", Protocol.PERP, "0xv", name, f"USDC:ETH:{is_long}", (), 0, 1, perp=terms)
+
+
+# ------------------------------------------------------------------------------ analytic
+
+
+@given(st.floats(-1.0, -0.01), st.floats(-1.0, -0.01), st.floats(0.01, 1.0), st.floats(-0.2, 0.2))
+@settings(max_examples=100)
+def test_monotone_in_distance_and_vol(b1, b2, vol, drift):
+    near, far = max(b1, b2), min(b1, b2)
+    assert first_passage_probability(near, vol, drift) >= first_passage_probability(far, vol, drift) - 1e-12
+    assert first_passage_probability(near, vol * 1.5, 0.0) >= first_passage_probability(near, vol, 0.0) - 1e-12
+    p = first_passage_probability(near, vol, drift)
+    assert 0.0 <= p <= 1.0
+
+
+@given(st.floats(0.01, 1.0), st.floats(0.01, 1.0), st.floats(-0.2, 0.2))
+@settings(max_examples=50)
+def test_upper_barrier_is_the_mirror(b, vol, drift):
+    assert first_passage_probability(b, vol, drift) == pytest.approx(
+        first_passage_probability(-b, vol, -drift), abs=1e-12)
+
+
+def test_driftless_is_twice_the_terminal_probability():
+    from scipy.stats import norm
+    assert first_passage_probability(-0.2, 0.1) == pytest.approx(2 * norm.cdf(-2.0))
+    np.testing.assert_allclose(first_passage_probability(np.array([-0.1, -0.2]), np.array([[0.1], [0.2]])),
+                               [[2 * norm.cdf(-1), 2 * norm.cdf(-2)], [2 * norm.cdf(-0.5), 2 * norm.cdf(-1)]])
+    assert first_passage_probability(0.0, 0.1) == 1.0
+    assert first_passage_probability(-0.1, 0.0, 0.0) == 0.0
+    assert first_passage_probability(-0.1, 0.0, -0.2) == 1.0
+
+
+def test_discrete_monitoring_is_below_continuous():
+    cont = first_passage_probability(-0.1, 0.05)
+    disc = first_passage_probability_discrete(-0.1, 0.05 / math.sqrt(24), 24)
+    assert disc < cont
+
+
+# ------------------------------------------------------------------------------ exposures
+
+
+def test_lending_margin_matches_health_everywhere():
+    pos = lending(leg(ETH, Side.COLLATERAL, 10, 0.825), leg(BTC, Side.COLLATERAL, 0.5, 0.7),
+                  leg(USDC, Side.DEBT, 15_000), leg(ETH, Side.DEBT, 1))
+    ex = exposures([pos], ("ETH", "BTC"))
+    assert ex.fixed_symbols == ("USDC",)
+    rng = np.random.default_rng(0)
+    for m in rng.uniform(0.3, 1.5, size=(50, 2)):
+        margin = ex.linear[:, 0] @ m + ex.const[0]
+        debt = ex.debt[:, 0] @ m + ex.debt_const[0]
+        repriced = tuple(Leg(l.asset, l.side, l.amount_raw,
+                             l.price_usd * (m[0] if l.asset is ETH else m[1] if l.asset is BTC else 1.0),
+                             l.liquidation_weight) for l in pos.legs)
+        assert margin / debt + 1 == pytest.approx(lending_health(repriced))
+
+
+def test_perp_margin_sign_matches_liquidation_rule():
+    for is_long in (True, False):
+        pos = perp(is_long, 10_000, 1000, avg=2100.0 if is_long else 1900.0)
+        ex = exposures([pos], ("ETH",))
+        p = pos.perp
+        t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+        for price in np.linspace(1500, 2500, 101):
+            m = price / p.mark_price
+            delta = p.size_usd * (price - p.average_price) / p.average_price * (1 if is_long else -1)
+            remaining = p.collateral_usd - max(0.0, -delta)
+            liquidated = remaining < t
+            assert (ex.linear[0, 0] * m + ex.const[0] < 0) == liquidated
+
+
+def test_morpho_incentive_and_no_debt():
+    assert morpho_incentive(0.86) == pytest.approx(1 / (1 - 0.3 * 0.14))
+    assert morpho_incentive(0.0) == 1.15
+    ex = exposures([lending(leg(ETH, Side.COLLATERAL, 1, 0.8))], ("ETH",))
+    assert not ex.at_risk[0]
+
+
+# ---------------------------------------------------------------------------- Monte Carlo
+
+STEPS, VOL = 24, 0.01
+
+
+def gaussian_paths(n, seed=1, steps=STEPS, vol=VOL):
+    return simulate_log_returns(ScenarioSpec(("ETH",), steps, np.array([vol])), n, seed=seed)
+
+
+@pytest.mark.parametrize("health", [1.08, 1.12])
+def test_monte_carlo_agrees_with_analytic_discrete_monitoring(health):
+    """Single asset, Gaussian, 24 steps monitored at step ends: the analytic formula with the
+    Broadie-Glasserman-Kou barrier shift is within 4 standard errors of the Monte Carlo."""
+    debt = 10 * 2000 * 0.8 / health
+    pos = lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, debt))
+    res = liquidation_probability([pos], ("ETH",), gaussian_paths(200_000))
+    analytic = first_passage_probability_discrete(math.log(1 / health), VOL, STEPS)
+    assert res.p[0] == pytest.approx(analytic, abs=4 * res.stderr[-1, 0] + 1e-4)
+    assert res.stderr[-1, 0] == pytest.approx(math.sqrt(res.p[0] * (1 - res.p[0]) / 200_000))
+    # the continuous formula overstates the discretely monitored probability
+    assert first_passage_probability(math.log(1 / health), VOL * math.sqrt(STEPS)) > res.p[0]
+    single = analytic_position_probability(pos, {"ETH": VOL * math.sqrt(STEPS)})
+    assert single == pytest.approx(first_passage_probability(math.log(1 / health), VOL * math.sqrt(STEPS)))
+
+
+def test_fine_grid_approaches_continuous_formula():
+    health = 1.1
+    pos = lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, 16_000 / health))
+    steps = 400
+    res = liquidation_probability([pos], ("ETH",), gaussian_paths(20_000, steps=steps, vol=0.04 / math.sqrt(steps)))
+    cont = first_passage_probability(math.log(1 / health), 0.04)
+    disc = first_passage_probability_discrete(math.log(1 / health), 0.04 / math.sqrt(steps), steps)
+    assert res.p[0] == pytest.approx(disc, abs=4 * res.stderr[-1, 0])
+    assert abs(cont - disc) < 0.1 * cont
+
+
+def mixed_book():
+    return [
+        lending(leg(ETH, Side.COLLATERAL, 10, 0.825), leg(BTC, Side.COLLATERAL, 0.5, 0.75),
+                leg(USDC, Side.DEBT, 20_000), leg(DAI, Side.DEBT, 5_000), name="multi"),
+        lending(leg(BTC, Side.COLLATERAL, 1, 0.86), leg(USDC, Side.DEBT, 30_000),
+                protocol=Protocol.MORPHO_BLUE, name="morpho"),
+        lending(leg(USDC, Side.COLLATERAL, 30_000, 0.8), leg(ETH, Side.DEBT, 11), name="short-eth"),
+        lending(leg(ETH, Side.COLLATERAL, 5, 0.8), name="no-debt"),
+        perp(True, 20_000, 1_500, name="long"),
+        perp(False, 20_000, 1_500, name="short"),
+        perp(True, 20_000, 300, avg=2100.0, name="underwater"),
+    ]
+
+
+def book_spec(**kw):
+    base = dict(symbols=("ETH", "BTC"), steps=12, vols=np.array([0.012, 0.009]),
+                corr=np.array([[1, 0.8], [0.8, 1.0]]), nu=4.0, jump_intensity=0.01, jump_mean=-0.03,
+                jump_std=0.02)
+    base.update(kw)
+    return ScenarioSpec(**base)
+
+
+def test_mixed_book_monte_carlo_matches_brute_force_health():
+    book = mixed_book()
+    spec = book_spec()
+    x = simulate_log_returns(spec, 3000, seed=5, dtype=np.float64)
+    res = liquidation_probability(book, spec.symbols, x, horizons=(4, 12))
+    ratios = np.exp(np.cumsum(x, axis=1))
+    ex = exposures(book, spec.symbols)
+    for k, pos in enumerate(book):
+        margin = ratios @ ex.linear[:, k] + ex.const[k]  # (paths, steps)
+        if pos.perp is None and pos.debt_usd > 0:
+            debt = ratios @ ex.debt[:, k] + ex.debt_const[k]
+            # health along the path, from the legs, on a few paths
+            for i in range(3):
+                m = ratios[i, -1]
+                legs = tuple(Leg(l.asset, l.side, l.amount_raw,
+                                 l.price_usd * (m[0] if l.asset is ETH else m[1] if l.asset is BTC else 1.0),
+                                 l.liquidation_weight) for l in pos.legs)
+                assert margin[i, -1] / debt[i, -1] + 1 == pytest.approx(lending_health(legs))
+        for h_i, h in enumerate((4, 12)):
+            expect = np.mean(margin[:, :h].min(axis=1) < 0) if ex.at_risk[k] else 0.0
+            if ex.liquidated_now[k]:
+                expect = 1.0
+            assert res.prob[h_i, k] == pytest.approx(expect)
+    assert res.p[3] == 0.0 and res.stderr[-1, 3] == 0.0
+    assert res.p[6] == 1.0  # already below its maintenance threshold
+    assert np.all(res.prob[0] <= res.prob[1])
+
+
+def test_losses_given_liquidation():
+    book = mixed_book()
+    spec = book_spec(vols=np.array([0.03, 0.03]))
+    res = liquidation_probability(book, spec.symbols, (spec, 20_000, 3), detail=True)
+    multi, morpho, long_ = res.loss_given_liq[0], res.loss_given_liq[1], res.loss_given_liq[4]
+    assert 0.5 * 0.05 * 20_000 < multi < 0.05 * 40_000
+    assert morpho == pytest.approx((morpho_incentive(0.86) - 1) * 30_000, rel=0.02)
+    p = book[4].perp
+    t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+    # remaining collateral at the first crossing: below T, and not far below unless a jump/gap
+    assert 0 <= long_ <= t + 1e-6
+    np.testing.assert_allclose(res.expected_loss[:3], res.p[:3] * res.loss_given_liq[:3], rtol=1e-9)
+    assert math.isnan(res.loss_given_liq[3]) and res.expected_loss[3] == 0.0
+
+
+def test_sources_threads_and_chunks_agree():
+    book = mixed_book()
+    spec = book_spec()
+    ex = exposures(book, spec.symbols)
+    a = monte_carlo_liquidation(ex, (spec, 9000, 7))
+    b = monte_carlo_liquidation(ex, (spec, 9000, 7), workers=2)
+    c = monte_carlo_liquidation(ex, scenario_chunks(spec, 9000, seed=7, max_bytes=10**6), horizons=(12,))
+    d = monte_carlo_liquidation(ex, simulate_log_returns(spec, 9000, seed=7), workers=2)
+    for r in (b, c, d):
+        np.testing.assert_array_equal(a.prob, r.prob)
+    e = monte_carlo_liquidation(ex, (spec, 9000, 7), detail=True, workers=2)
+    np.testing.assert_array_equal(a.prob, e.prob)
+
+
+@given(st.floats(1.02, 2.0), st.floats(0.002, 0.02))
+@settings(max_examples=10, deadline=None)
+def test_mc_monotone_in_health_and_vol(health, vol):
+    """Common random numbers: a healthier position or a calmer market is never more at risk."""
+    mk = lambda h: lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, 16_000 / h))
+    x = gaussian_paths(2000, seed=2, vol=vol)
+    p = liquidation_probability([mk(health), mk(health * 1.05)], ("ETH",), x).p
+    assert p[0] >= p[1]
+    p_calm = liquidation_probability([mk(health)], ("ETH",), x * 0.8).p
+    assert p[0] >= p_calm[0]
+
+
+def test_errors():
+    ex = exposures(mixed_book(), ("ETH", "BTC"))
+    with pytest.raises(ValueError):
+        monte_carlo_liquidation(ex, np.zeros((10, 5, 3), np.float32))
+    with pytest.raises(ValueError):
+        monte_carlo_liquidation(ex, np.zeros((10, 5, 2), np.float32), horizons=(6,))
+
+
+def test_antithetic_standard_error_from_pairs():
+    health = 1.1
+    pos = lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, 16_000 / health))
+    ex = exposures([pos], ("ETH",))
+    anti = ScenarioSpec(("ETH",), STEPS, np.array([VOL]), antithetic=True)
+    res = monte_carlo_liquidation(ex, (anti, 100_000, 3))
+    plain = monte_carlo_liquidation(ex, (ScenarioSpec(("ETH",), STEPS, np.array([VOL])), 100_000, 3))
+    analytic = first_passage_probability_discrete(math.log(1 / health), VOL, STEPS)
+    assert res.p[0] == pytest.approx(analytic, abs=4 * res.stderr[-1, 0] + 1e-4)
+    # a one-sided barrier: a path and its mirror are rarely both liquidated, so pairing helps
+    assert res.stderr[-1, 0] < plain.stderr[-1, 0]
+    # the pair formula on held paths (told they are antithetic) equals the spec run
+    held = simulate_log_returns(anti, 100_000, seed=3)
+    np.testing.assert_allclose(monte_carlo_liquidation(ex, held, antithetic=True).stderr, res.stderr)
+    # iid paths declared as pairs: the pair formula agrees with the binomial one
+    iid = monte_carlo_liquidation(ex, gaussian_paths(100_000), antithetic=True)
+    binom = math.sqrt(iid.p[0] * (1 - iid.p[0]) / 100_000)
+    assert iid.stderr[-1, 0] == pytest.approx(binom, rel=0.1)
+
+
+def test_loss_of_a_position_liquidatable_now():
+    book = mixed_book()
+    res = liquidation_probability(book, ("ETH", "BTC"), gaussian_paths(100, steps=4).repeat(2, axis=2))
+    p = book[6].perp
+    t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+    loss_price = p.size_usd * (p.average_price - p.mark_price) / p.average_price
+    assert res.p[6] == 1.0 and res.stderr[-1, 6] == 0.0
+    assert res.loss_given_liq[6] == pytest.approx(max(p.collateral_usd - loss_price, 0.0))
+    assert res.expected_loss[6] == res.loss_given_liq[6]
+    assert t > 0
+
+
+def test_book_loss_tail_and_short_horizon_losses():
+    book = mixed_book()
+    spec = book_spec(vols=np.array([0.02, 0.02]))
+    x = simulate_log_returns(spec, 4000, seed=9)
+    res = liquidation_probability(book, spec.symbols, x, horizons=(6,))
+    assert res.path_loss.shape == (4000,)
+    # the per-path losses add up to the per-position expected losses
+    assert res.path_loss.mean() == pytest.approx(np.nansum(res.expected_loss), rel=1e-9)
+    var, es = res.book_loss_tail(0.95)
+    assert es >= var >= np.quantile(res.path_loss, 0.5)
+    # losses stop at the last horizon: the same as running on the first 6 steps only
+    short = liquidation_probability(book, spec.symbols, np.ascontiguousarray(x[:, :6]))
+    np.testing.assert_allclose(res.expected_loss, short.expected_loss)
+    np.testing.assert_array_equal(res.prob, short.prob)
+    with pytest.raises(ValueError):
+        liquidation_probability(book, spec.symbols, x, detail=False).book_loss_tail()
+
+
+def test_float32_agrees_with_float64():
+    book = mixed_book()
+    spec = book_spec()
+    x64 = simulate_log_returns(spec, 8192, seed=13, dtype=np.float64)
+    p64 = liquidation_probability(book, spec.symbols, x64).p
+    p32 = liquidation_probability(book, spec.symbols, x64.astype(np.float32)).p
+    # float32 rounding can only flip paths that end within ~1e-6 of the barrier
+    np.testing.assert_allclose(p32, p64, atol=3 / 8192)
+
+
+def test_lazy_chunks_are_not_drawn_all_at_once(monkeypatch):
+    import keeper.risk.probability as prob_mod
+
+    spec = book_spec()
+    ex = exposures(mixed_book(), spec.symbols)
+    drawn, seen = [], []
+
+    def source():
+        for c in scenario_chunks(spec, 20 * 512, seed=1, max_bytes=spec.bytes_for(4096)):
+            for i in range(0, len(c), 512):
+                drawn.append(i)
+                yield c[i:i + 512]
+
+    real = prob_mod._eval_chunk
+
+    def spy(chunk, *a, **kw):
+        seen.append(len(drawn))
+        return real(chunk, *a, **kw)
+
+    monkeypatch.setattr(prob_mod, "_eval_chunk", spy)
+    res = monte_carlo_liquidation(ex, source(), workers=2)
+    assert res.n_paths == 20 * 512
+    assert seen[0] <= 2 * 2 + 1  # at most 2 * workers chunks drawn before the first is evaluated
+
+
+@pytest.mark.parametrize("drift", [-0.001, 0.0008])
+def test_monte_carlo_with_drift_and_an_upper_barrier(drift):
+    """A short-ETH position (USDC collateral, ETH debt) is liquidated when ETH rises ~9%: an upper
+    barrier; with drift, MC agrees with the (BGK-corrected) reflection formula."""
+    pos = lending(leg(USDC, Side.COLLATERAL, 24_000, 0.8), leg(ETH, Side.DEBT, 8.8))
+    health = 24_000 * 0.8 / (8.8 * 2000)
+    spec = ScenarioSpec(("ETH",), STEPS, np.array([VOL]), drift=drift)
+    res = liquidation_probability([pos], ("ETH",), (spec, 100_000, 21))
+    analytic = first_passage_probability_discrete(math.log(health), VOL, STEPS, drift)
+    assert res.p[0] == pytest.approx(analytic, abs=4 * res.stderr[-1, 0] + 2e-4)
+    assert 0.005 < res.p[0] < 0.5
