@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from keeper.domain import Position, Protocol
+from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk.health import nearest_liquidation
 
 
@@ -48,15 +48,39 @@ def position_row(p: Position) -> dict:
         "distance_pct": round(pt.move * 100, 4) if pt else None,
         "price_ok": p.price_ok,
         "price_issue": p.price_issue,
-        "legs": [{"asset": l.asset.symbol, "address": l.asset.address, "side": l.side.value,
+        "protocol_address": p.protocol_address,
+        "legs": [{"asset": l.asset.symbol, "address": l.asset.address, "decimals": l.asset.decimals, "side": l.side.value,
                   "amount": l.amount, "amount_raw": str(l.amount_raw), "price_usd": l.price_usd,
                   "liquidation_weight": l.liquidation_weight} for l in p.legs],
         "perp": None if p.perp is None else {
             "index": p.perp.index.symbol, "is_long": p.perp.is_long, "size_usd": p.perp.size_usd,
             "collateral_usd": p.perp.collateral_usd, "average_price": p.perp.average_price,
             "mark_price": p.perp.mark_price, "margin_fees_usd": p.perp.margin_fees_usd,
+            "liquidation_fee_usd": p.perp.liquidation_fee_usd, "max_leverage": p.perp.max_leverage,
             "liquidation_state": p.perp.liquidation_state},
     }
+
+
+def position_from_row(row: dict) -> Position:
+    """The inverse of ``position_row`` (``keeper status --json``), for offline tools (``stress``)."""
+    legs = tuple(Leg(Asset(l["asset"], l["address"], _decimals(l)), Side(l["side"]), int(l["amount_raw"]),
+                     float(l["price_usd"]), float(l["liquidation_weight"])) for l in row["legs"])
+    perp = None
+    if row.get("perp"):
+        p = row["perp"]
+        perp = PerpTerms(Asset(p["index"], p["index"], 18), p["is_long"], p["size_usd"], p["collateral_usd"],
+                         p["average_price"], p["mark_price"], p["margin_fees_usd"], p.get("liquidation_fee_usd", 5.0),
+                         p.get("max_leverage", 50.0), p["liquidation_state"])
+    return Position(chain=row["chain"], protocol=Protocol(row["protocol"]), protocol_address=row.get("protocol_address", ""),
+                    account=row["account"], market=row["market"], legs=legs, health_wad=int(row["health_wad"]),
+                    block=row["block"], perp=perp, price_ok=row["price_ok"], price_issue=row["price_issue"])
+
+
+def _decimals(leg: dict) -> int:
+    if "decimals" in leg:
+        return int(leg["decimals"])
+    raw, amount = int(leg["amount_raw"]), float(leg["amount"])  # older files: recover from the amounts
+    return round(math.log10(raw / amount)) if raw and amount else 18
 
 
 def _money(x: float) -> str:
