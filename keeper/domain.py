@@ -119,3 +119,40 @@ class Position:
 
     def legs_on(self, side: Side) -> tuple[Leg, ...]:
         return tuple(leg for leg in self.legs if leg.side is side)
+
+
+class ActionKind(StrEnum):
+    TOP_UP = "top_up"  # add collateral (lending) or margin (perp) from the reserve
+    REPAY = "repay"  # repay debt from the reserve
+    WITHDRAW_EXCESS = "withdraw_excess"  # release collateral/margin back to the reserve
+    REBALANCE = "rebalance"  # move collateral from a safe position to an endangered one
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an action: the forecast before and after, so every decision can be explained."""
+
+    p_before: float  # P(liquidation within the horizon) now
+    p_after: float  # ... once the action lands
+    health_before: float
+    health_after: float
+    epsilon: float  # the risk budget
+    horizon_hours: float
+    model: str  # which forecast, e.g. "analytic student-t, vol 62%/yr"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    """One planned keeper action. ``amount_raw`` is in the asset's base units, rounded toward
+    safety: top-ups and repayments up, withdrawals down. For perps, a withdrawal's ``amount_raw``
+    is the USD collateral delta at 1e30 (GMX v1's unit) and ``asset`` the collateral token."""
+
+    kind: ActionKind
+    position_key: str
+    asset: Asset
+    amount: float
+    amount_raw: int
+    reason: Reason
+    target_key: str | None = None  # REBALANCE: the position receiving the collateral
+    usd: float = 0.0  # the amount's value, for budgets and reports
