@@ -1,0 +1,80 @@
+"""Actions -> KeeperVault calls. The keeper's key only ever calls the user's ``KeeperVault``; this
+turns a planned ``Action`` on a ``Position`` into the vault's calldata:
+
+    topUp(Ref, amount), repay(Ref, amount), withdrawExcess(Ref, amount), rebalance(Ref, amount, Ref)
+    Ref = (uint8 kind, address protocol, bytes32 market, address account)
+
+Aave: kind 0, market = the asset (left-padded); Morpho: kind 1, market = the market id; perps:
+kind 2, market = keccak256(abi.encode(collateralToken, indexToken, isLong)), and a withdrawal's
+amount is GMX v1's USD collateral delta (1e30)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+
+from keeper.chain.contracts import ours
+from keeper.chain.tx import TxRequest
+from keeper.domain import Action, ActionKind, Position, Protocol
+from keeper.errors import ConfigError
+
+KIND = {Protocol.AAVE_V3: 0, Protocol.MORPHO_BLUE: 1, Protocol.PERP: 2}
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: int
+    protocol: str
+    market: bytes
+    account: str
+
+    def as_tuple(self) -> tuple:
+        return (self.kind, to_checksum_address(self.protocol), self.market, to_checksum_address(self.account))
+
+
+def perp_market_key(collateral_token: str, index_token: str, is_long: bool) -> bytes:
+    return keccak(encode(["address", "address", "bool"], [to_checksum_address(collateral_token),
+                                                          to_checksum_address(index_token), is_long]))
+
+
+def ref_for(position: Position, asset_address: str | None = None) -> Ref:
+    """The vault's reference to a position; for Aave the market is the asset acted on."""
+    if position.protocol is Protocol.AAVE_V3:
+        if asset_address is None:
+            raise ValueError("an Aave reference names the asset")
+        market = bytes(12) + bytes.fromhex(to_checksum_address(asset_address)[2:])
+    elif position.protocol is Protocol.MORPHO_BLUE:
+        market = bytes.fromhex(position.market[2:])
+    else:
+        coll, index, side = position.market.split(":")
+        market = perp_market_key(coll, index, side == "long")
+    return Ref(KIND[position.protocol], position.protocol_address, market, position.account)
+
+
+def vault_request(vault: str, action: Action, positions: dict[str, Position]) -> TxRequest:
+    """The transaction that carries out ``action`` through ``vault``."""
+    try:
+        pos = positions[action.position_key]
+    except KeyError:
+        raise ConfigError(f"unknown position {action.position_key}") from None
+    contract_abi = ours("KeeperVault").abi
+    vault_c = Web3().eth.contract(address=to_checksum_address(vault), abi=contract_abi)
+    ref = ref_for(pos, action.asset.address).as_tuple()
+    if action.kind is ActionKind.TOP_UP:
+        data = vault_c.encode_abi("topUp", [ref, action.amount_raw])
+    elif action.kind is ActionKind.REPAY:
+        data = vault_c.encode_abi("repay", [ref, action.amount_raw])
+    elif action.kind is ActionKind.WITHDRAW_EXCESS:
+        data = vault_c.encode_abi("withdrawExcess", [ref, action.amount_raw])
+    elif action.kind is ActionKind.REBALANCE:
+        if action.target_key is None or action.target_key not in positions:
+            raise ConfigError(f"rebalance target {action.target_key} unknown")
+        to_ref = ref_for(positions[action.target_key], action.asset.address).as_tuple()
+        data = vault_c.encode_abi("rebalance", [ref, action.amount_raw, to_ref])
+    else:
+        raise ValueError(f"unknown action kind {action.kind}")
+    return TxRequest(to_checksum_address(vault), bytes.fromhex(data[2:]),
+                     label=f"{action.kind.value} {action.amount:g} {action.asset.symbol} on {pos.protocol.value}")
