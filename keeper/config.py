@@ -105,7 +105,42 @@ class AccountConfig(_Strict):
     address: str
     kind: Literal["vault", "owner", "watch"] = "watch"
     label: str | None = None
-    _a = field_validator("address")(parse_address)
+    vault: str | None = Field(None, description="the KeeperVault that acts for this account (a vault acts for itself)")
+    _a = field_validator("address", "vault")(lambda v: None if v is None else parse_address(v))
+
+    @property
+    def acting_vault(self) -> str | None:
+        return self.address if self.kind == "vault" else self.vault
+
+
+class KeeperConfig(_Strict):
+    """Where the hot key comes from: exactly one of key_env, key_file, keystore (+ password_file).
+    The key itself is never in this file."""
+
+    key_env: str | None = None
+    key_file: Path | None = None
+    keystore: Path | None = None
+    password_file: Path | None = None
+
+
+class PolicyConfig(_Strict):
+    epsilon: float = Field(0.01, gt=0, lt=1, description="risk budget: P(liquidation within the horizon)")
+    horizon_hours: float = Field(24, gt=0, le=24 * 30)
+    target_fraction: float = Field(0.5, gt=0, le=1, description="top up until P <= epsilon * this")
+    release_fraction: float = Field(0.05, gt=0, lt=1, description="release excess only when P < epsilon * this")
+    min_action_usd: float = Field(50, ge=0)
+    cooldown_blocks: int = Field(10, ge=0)
+    default_vol: float = Field(0.8, gt=0, lt=20, description="annualised vol for assets without price history")
+
+
+class FeesConfig(_Strict):
+    min_priority_fee_gwei: float = Field(1, ge=0)
+    max_priority_fee_gwei: float = Field(5, ge=0)
+    max_fee_gwei: float = Field(200, gt=0, description="the cap; only the urgency rule below may exceed it")
+    max_priority_fee_cap_gwei: float = Field(20, gt=0)
+    urgent_threshold: float | None = Field(None, gt=0, le=1)
+    urgent_max_fee_gwei: float | None = Field(None, gt=0)
+    bump_after_blocks: int = Field(2, ge=1)
 
 
 class ChainConfig(_Strict):
@@ -139,6 +174,9 @@ class ChainConfig(_Strict):
 class Config(_Strict):
     devnet: DevnetConfig = DevnetConfig()
     store: StoreConfig = StoreConfig()
+    keeper: KeeperConfig = KeeperConfig()
+    policy: PolicyConfig = PolicyConfig()
+    fees: FeesConfig = FeesConfig()
     chains: dict[str, ChainConfig] = Field(default_factory=dict)
 
 
@@ -204,13 +242,28 @@ def _deployment_accounts(dep: dict) -> list[dict]:
     seen: dict[str, dict] = {}
     for p in dep.get("positions", []):
         kind = {"vault": "vault", "owner": "owner"}.get(p["holder"], "watch")
-        seen.setdefault(p["account"], {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0]})
+        row = {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0]}
+        if kind == "owner" and p.get("vault"):
+            row["vault"] = p["vault"]
+        seen.setdefault(p["account"], row)
     return list(seen.values())
 
 
 def _cross_check(cfg: Config, where: str, resolve_chains: bool) -> Config:
     if cfg.devnet.fork_url is not None and not cfg.devnet.fork_url.startswith(("http://", "https://", "ws://", "wss://")):
         raise ConfigError(f"{where}: devnet.fork_url must be an http(s) or ws(s) URL, got {cfg.devnet.fork_url!r}")
+    k = cfg.keeper
+    if sum(x is not None for x in (k.key_env, k.key_file, k.keystore)) > 1:
+        raise ConfigError(f"{where}: keeper: set only one of key_env, key_file, keystore")
+    if (k.keystore is None) != (k.password_file is None):
+        raise ConfigError(f"{where}: keeper.keystore and keeper.password_file go together")
+    f = cfg.fees
+    if f.min_priority_fee_gwei > f.max_priority_fee_gwei:
+        raise ConfigError(f"{where}: fees.min_priority_fee_gwei is above fees.max_priority_fee_gwei")
+    if (f.urgent_threshold is None) != (f.urgent_max_fee_gwei is None):
+        raise ConfigError(f"{where}: fees.urgent_threshold and fees.urgent_max_fee_gwei go together")
+    if f.urgent_max_fee_gwei is not None and f.urgent_max_fee_gwei < f.max_fee_gwei:
+        raise ConfigError(f"{where}: fees.urgent_max_fee_gwei is below fees.max_fee_gwei")
     if not resolve_chains:
         return cfg
     configured = dict(cfg.chains)
@@ -231,6 +284,9 @@ def _cross_check(cfg: Config, where: str, resolve_chains: bool) -> Config:
         addrs = [a.address for a in chain.accounts]
         if len(set(addrs)) != len(addrs):
             raise ConfigError(f"{where}: {key}.accounts: an address is listed twice")
+        for i, a in enumerate(chain.accounts):
+            if a.kind == "vault" and a.vault not in (None, a.address):
+                raise ConfigError(f"{where}: {key}.accounts.{i}.vault: a vault acts for itself; remove the key")
         for fname, feed in chain.feeds.items():
             if feed.second_source == feed.address:
                 raise ConfigError(f"{where}: {key}.feeds.{fname}.second_source is the feed itself")

@@ -105,3 +105,16 @@ def test_missing_deployment_file_names_the_key(tmp_path):
         load_config(write(tmp_path, text), env={})
     # The devnet commands do not need chains resolved.
     assert load_config(write(tmp_path, text), env={}, resolve_chains=False).devnet.port == 8545
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[keeper]\nkey_env = "A"\nkey_file = "/k"\n', "only one of key_env"),
+    ('[keeper]\nkeystore = "/ks.json"\n', "go together"),
+    ("[fees]\nmin_priority_fee_gwei = 9\nmax_priority_fee_gwei = 2\n", "min_priority_fee_gwei"),
+    ("[fees]\nurgent_threshold = 0.9\n", "urgent_threshold and fees.urgent_max_fee_gwei"),
+    ("[fees]\nmax_fee_gwei = 100\nurgent_threshold = 0.9\nurgent_max_fee_gwei = 50\n", "below fees.max_fee_gwei"),
+    ("[policy]\nepsilon = 1.5\n", "policy.epsilon"),
+])
+def test_keeper_policy_and_fee_checks(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(write(tmp_path, text), env={})
