@@ -183,7 +183,7 @@ class ChainClient:
                     self.errors += 1
                     last = e
                     self._mark_down(index, str(e))
-                except KeyError as e:
+                except KeyError:
                     last = TemporaryError(f"{_redact(ep.url)} left out a reply in a batch")
                     self._mark_down(index, str(last))
                     continue

@@ -39,3 +39,22 @@ def test_no_attempt_after_an_outcome(journal):
         journal.record_attempt(eid, AttemptRecord(1, "0x", "0x", 1, 1))
     with pytest.raises(ValueError):
         journal.record_outcome(eid, "signed")
+
+
+def test_journal_on_postgresql(pg_url):
+    from sqlalchemy import text
+
+    s = Store.open(pg_url)
+    try:
+        j = Journal(s)
+        eid = j.record_intent("pg", "pg:k:1", "p", {"amount": 2**200})
+        with pytest.raises(DuplicateIntent):
+            j.record_intent("pg", "pg:k:1", "p", {})
+        j.record_attempt(eid, AttemptRecord(7, "0xaa", "0x01", 10, 1))
+        assert j.get(eid).action["amount"] == 2**200 and j.open_entries("pg")[0].nonce == 7
+    finally:
+        with s.engine.begin() as conn:
+            for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry",
+                          "schema_version"):
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        s.close()

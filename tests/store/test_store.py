@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sqlite3
 from decimal import Decimal
 
@@ -493,12 +492,8 @@ def test_exact_int_on_postgresql_is_numeric_and_exact():
         u256.process_bind_param(1.5, pg)
 
 
-PG_URL = os.environ.get("KEEPER_TEST_POSTGRES_URL")
-
-
-@pytest.mark.skipif(not PG_URL, reason="set KEEPER_TEST_POSTGRES_URL to an empty PostgreSQL database")
-def test_postgresql_round_trip():
-    s = Store.open(PG_URL)
+def test_postgresql_round_trip(pg_url):
+    s = Store.open(pg_url)
     try:
         no_debt = lending("0x00000000000000000000000000000000000000A3", health_wad=MAX_UINT256, debt_raw=0)
         s.write_tick(CHAIN, 100, "0x64", [lending(), perp(), no_debt], [rnd(2**80 - 1, answer=-(2**255))],
@@ -513,7 +508,8 @@ def test_postgresql_round_trip():
         assert len(s.latest_snapshots(CHAIN)) == 3
     finally:
         with s.engine.begin() as conn:
-            for table in ("account", "position_snapshot", "price_round", "checkpoint", "schema_version"):
+            for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry",
+                          "schema_version"):
                 conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
         s.close()
 

@@ -1,0 +1,21 @@
+"""Store test fixtures."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """KEEPER_TEST_POSTGRES_URL (an empty database), else a throwaway local server."""
+    if os.environ.get("KEEPER_TEST_POSTGRES_URL"):
+        yield os.environ["KEEPER_TEST_POSTGRES_URL"]
+        return
+    from tests.store.postgres import temporary_postgres
+
+    with temporary_postgres() as url:
+        if url is None:
+            pytest.skip("no PostgreSQL server binaries (initdb/postgres) on this machine")
+        yield url
+
+
