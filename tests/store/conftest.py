@@ -19,3 +19,12 @@ def pg_url():
         yield url
 
 
+
+
+def drop_keeper_tables(store) -> None:
+    """Leave a shared PostgreSQL database as it was found."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "schema_version"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))

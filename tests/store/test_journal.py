@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.store.conftest import drop_keeper_tables
+
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, DuplicateIntent, Journal
 
@@ -42,8 +44,6 @@ def test_no_attempt_after_an_outcome(journal):
 
 
 def test_journal_on_postgresql(pg_url):
-    from sqlalchemy import text
-
     s = Store.open(pg_url)
     try:
         j = Journal(s)
@@ -53,8 +53,5 @@ def test_journal_on_postgresql(pg_url):
         j.record_attempt(eid, AttemptRecord(7, "0xaa", "0x01", 10, 1))
         assert j.get(eid).action["amount"] == 2**200 and j.open_entries("pg")[0].nonce == 7
     finally:
-        with s.engine.begin() as conn:
-            for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry",
-                          "schema_version"):
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        drop_keeper_tables(s)
         s.close()

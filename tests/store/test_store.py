@@ -10,6 +10,8 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
+
+from tests.store.conftest import drop_keeper_tables
 from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
@@ -507,10 +509,7 @@ def test_postgresql_round_trip(pg_url):
         assert s.checkpoint(CHAIN) == (100, "0x64")
         assert len(s.latest_snapshots(CHAIN)) == 3
     finally:
-        with s.engine.begin() as conn:
-            for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry",
-                          "schema_version"):
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        drop_keeper_tables(s)
         s.close()
 
 
