@@ -1,0 +1,385 @@
+"""Risk budget -> sized actions, each with its reason. Pure: no web3, no DB, no clock, no I/O.
+
+Bands (hysteresis, so the keeper does not flap), with ``eps`` the risk budget per horizon:
+
+* ``P > eps``: protect — top up or repay so that ``P <= eps * target_fraction``;
+* ``P < eps * release_fraction``: release — withdraw collateral until ``P`` is back at the target
+  level ``eps * target_fraction`` (never below the vault's health floor);
+* in between: nothing. Landing at the middle of the band means the next tick does nothing.
+
+A position acted on within ``cooldown_blocks`` gets no new action unless it is urgent (``P > eps``);
+a position read at or before the block of our last action on it (the action is not visible yet)
+gets nothing at all. Positions with ``price_ok=False`` are never acted on.
+
+Sizing: integer bisection on the raw amount for the smallest top-up/repayment that reaches the
+target (so the raw amount is rounded up: one unit less misses it) and the largest withdrawal that
+keeps it (rounded down). This assumes P is monotone in the amount, true of the analytic model for
+adding collateral or repaying debt. Healths after an action are estimates (``whatif``).
+
+Asset choice: every way to reach the target (repay each debt asset, post each allowed collateral)
+is priced as USD committed x (1 + haircut); the cheapest that the reserve can pay wins. The weight
+(liquidation threshold / LLTV) and the correlation with the debt enter through the risk model's P
+of the position after the action. The comparison is written into the reason.
+
+Reserve short (some risky position cannot be paid in full): first rebalance from a very safe
+position of the same account that holds a usable collateral (the source lands no riskier than the
+target level, the same rule as a withdrawal), then share what is left by expected loss avoided
+(``allocate``) and raise an alert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from keeper.domain import Action, ActionKind, Position, Protocol, Reason, Side
+from keeper.errors import ConfigError
+from keeper.plan.allocate import Allocation, Need, allocate
+from keeper.plan.risk_model import RiskModel
+from keeper.plan.whatif import (USD_RAW, AssetParams, Sized, held, largest_withdrawal, perp_collateral_address,
+                                simulate, smallest_to_target, weight_for)
+from keeper.risk.probability import morpho_incentive
+
+AAVE_CLOSE_FACTOR = 0.5
+
+
+@dataclass(frozen=True)
+class Policy:
+    epsilon: float = 0.01  # risk budget: P(liquidation within the horizon)
+    horizon_hours: float = 24.0
+    target_fraction: float = 0.5  # land at P <= epsilon * target_fraction
+    release_fraction: float = 0.05  # withdraw only when P < epsilon * release_fraction
+    min_action_usd: float = 50.0
+    cooldown_blocks: int = 10
+    max_actions_per_tick: int = 10
+    default_health_floor: float = 1.1  # when the vault's floor for a position is not given
+    floor_margin: float = 0.005  # withdrawals keep health >= floor * (1 + margin): ours is an estimate
+    aave_bonus: float = 0.05  # liquidation bonus for the expected loss of Aave-style positions
+    partial_steps: int = 4  # menu points per position when the reserve is short
+
+    def __post_init__(self) -> None:
+        if not 0 < self.epsilon < 1:
+            raise ValueError("epsilon must be in (0, 1)")
+        if not 0 < self.release_fraction < self.target_fraction <= 1:
+            raise ValueError("need 0 < release_fraction < target_fraction <= 1")
+        if self.cooldown_blocks < 0 or self.max_actions_per_tick < 1 or self.partial_steps < 1:
+            raise ValueError("bad cooldown_blocks / max_actions_per_tick / partial_steps")
+
+    @property
+    def target(self) -> float:
+        return self.epsilon * self.target_fraction
+
+    @property
+    def release(self) -> float:
+        return self.epsilon * self.release_fraction
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """The vault's reserve: raw balances by token address."""
+
+    balances: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    def get(self, address: str) -> int:
+        return next((v for a, v in self.balances.items() if a.lower() == address.lower()), 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    skipped: tuple[tuple[str, str], ...]  # (position key, why no action)
+    alerts: tuple[str, ...]
+    p_liq: dict[str, float] = field(default_factory=dict)  # the forecast of every assessed position
+    allocation: Allocation | None = None  # when the reserve was short
+
+
+class _Planner:
+    def __init__(self, risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams], policy: Policy,
+                 block: int, last: Mapping[str, int], floors: Mapping[str, float]) -> None:
+        horizon = getattr(risk, "horizon_hours", None)
+        if horizon is not None and not math.isclose(horizon, policy.horizon_hours):
+            raise ConfigError(f"risk model horizon {horizon}h differs from the policy's {policy.horizon_hours}h")
+        self.risk, self.policy, self.block = risk, policy, block
+        self.assets = {a.address.lower(): a for a in assets}
+        self.balances = {a: reserve.get(a) for a in self.assets}
+        self.last, self.floors = last, floors
+        self.model = risk.describe()
+        self.skipped: list[tuple[str, str]] = []
+        self.alerts: list[str] = []
+        self.allocation: Allocation | None = None
+
+    # ------------------------------------------------------------------ sizing
+    def _p(self, position: Position) -> float:
+        return float(self.risk.p_liq(position))
+
+    def smallest(self, pos: Position, kind: ActionKind, params: AssetParams) -> Sized | None:
+        return smallest_to_target(pos, kind, params, self._p, self.policy.target)
+
+    def floor_of(self, pos: Position) -> float:
+        return self.floors.get(pos.key, self.policy.default_health_floor) * (1 + self.policy.floor_margin)
+
+    def largest_withdrawal(self, pos: Position, params: AssetParams) -> Sized | None:
+        return largest_withdrawal(pos, params, self._p, self.policy.target, self.floor_of(pos))
+
+    # --------------------------------------------------------------- options
+    def options(self, pos: Position) -> list[Sized]:
+        out = []
+        if pos.perp is not None:
+            params = self.assets.get(perp_collateral_address(pos))
+            ways = [(ActionKind.TOP_UP, params)] if params else []
+        else:
+            ways = [(ActionKind.REPAY, self.assets[l.asset.address.lower()]) for l in pos.legs_on(Side.DEBT)
+                    if l.asset.address.lower() in self.assets and l.amount_raw > 0]
+            ways += [(ActionKind.TOP_UP, a) for a in self.assets.values() if (weight_for(a, pos) or 0) > 0]
+        for kind, params in ways:
+            opt = self.smallest(pos, kind, params)
+            if opt is not None:
+                out.append(opt)
+        return sorted(out, key=lambda o: o.cost_usd)
+
+    def fits(self, opt: Sized, balances: dict[str, int]) -> bool:
+        return opt.raw <= balances.get(opt.params.address.lower(), 0)
+
+    # --------------------------------------------------------------- actions
+    def reason(self, pos: Position, p: float, after: Position, p_after: float, note: str) -> Reason:
+        return Reason(p, p_after, pos.health, after.health, self.policy.epsilon, self.policy.horizon_hours,
+                      self.model, note)
+
+    def action(self, pos: Position, p: float, opt: Sized, note: str, target_key: str | None = None,
+               kind: ActionKind | None = None) -> Action:
+        perp_release = pos.perp is not None and opt.kind is ActionKind.WITHDRAW_EXCESS
+        amount = opt.raw / USD_RAW if perp_release else opt.raw / opt.params.unit
+        return Action(kind or opt.kind, pos.key, opt.params.asset, amount, opt.raw,
+                      self.reason(pos, p, opt.after, opt.p_after, note), target_key, opt.value_usd)
+
+
+def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized) -> str:
+    parts = []
+    for o in opts:
+        w = weight_for(o.params, pos) if o.kind is ActionKind.TOP_UP and pos.perp is None else None
+        extra = [f"weight {w:.2f}"] if w is not None else []
+        extra += [f"incl. {o.params.haircut:.1%} haircut"] if o.params.haircut else []
+        parts.append(f"{o.label()} {o.cost_usd:,.2f} USD" + (f" ({', '.join(extra)})" if extra else ""))
+    return f"cost to target: {'; '.join(parts)}; chose {chosen.label()}"
+
+
+def _loss_weight(pos: Position, policy: Policy) -> tuple[float, float]:
+    """(penalty fraction, size USD): the expected loss if liquidated is ``P * penalty * size``."""
+    if pos.perp is not None:
+        return 1.0, pos.perp.collateral_usd
+    if pos.protocol is Protocol.MORPHO_BLUE:
+        coll = pos.legs_on(Side.COLLATERAL)
+        tot = sum(l.value_usd for l in coll)
+        lltv = sum(l.value_usd * l.liquidation_weight for l in coll) / tot if tot > 0 else 0.0
+        return morpho_incentive(lltv) - 1.0, pos.debt_usd
+    return policy.aave_bonus * AAVE_CLOSE_FACTOR, pos.debt_usd
+
+
+def _has_exposure(pos: Position) -> bool:
+    return pos.perp.size_usd > 0 if pos.perp is not None else pos.debt_usd > 0
+
+
+def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams],
+         policy: Policy = Policy(), *, block: int, last_action_block: Mapping[str, int] | None = None,
+         floors: Mapping[str, float] | None = None) -> Plan:
+    """Choose this tick's actions (see the module doc). ``last_action_block``: the block at which
+    each position was last acted on; ``floors``: the vault's health floor per position key."""
+    keys = [pos.key for pos in positions]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate position keys")
+    pl = _Planner(risk, reserve, assets, policy, block, last_action_block or {}, floors or {})
+    risky: list[tuple[Position, float]] = []
+    safe: list[tuple[Position, float]] = []
+    p_liq: dict[str, float] = {}
+    for pos in positions:
+        if not pos.price_ok:
+            pl.skipped.append((pos.key, f"price not usable ({pos.price_issue or 'unknown'}): never act on bad prices"))
+            continue
+        if not _has_exposure(pos):
+            continue
+        p = pl._p(pos)
+        p_liq[pos.key] = p
+        if not math.isfinite(p):
+            pl.skipped.append((pos.key, "no forecast (P is not a number): no action"))
+            continue
+        last = pl.last.get(pos.key)
+        if last is not None and pos.block <= last:
+            pl.skipped.append((pos.key, f"read at block {pos.block}, not after our action at block {last}"))
+            continue
+        cooling = last is not None and block - last < policy.cooldown_blocks
+        if p > policy.epsilon:
+            risky.append((pos, p))
+        elif p < policy.release:
+            if cooling:
+                pl.skipped.append((pos.key, f"P {p:.2e} below the release level but acted on at block {last}: "
+                                            f"cooldown until block {last + policy.cooldown_blocks}"))
+            else:
+                safe.append((pos, p))
+    risky.sort(key=lambda t: -t[1])
+    safe.sort(key=lambda t: t[1])
+
+    protect, rebalances, allocation = _protect(pl, risky, safe)
+    used_sources = {a.position_key for a in rebalances}
+    releases = [a for a in (_release(pl, pos, p) for pos, p in safe if pos.key not in used_sources) if a]
+    ordered = protect + rebalances + releases
+    actions = ordered[:policy.max_actions_per_tick]
+    for a in ordered[policy.max_actions_per_tick:]:
+        pl.skipped.append((a.position_key, f"{a.kind} deferred: max {policy.max_actions_per_tick} actions per tick"))
+    return Plan(tuple(actions), tuple(pl.skipped), tuple(pl.alerts), p_liq, allocation)
+
+
+def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple[Position, float]]
+             ) -> tuple[list[Action], list[Action], Allocation | None]:
+    policy = pl.policy
+    menus: dict[str, list[Sized]] = {}
+    for pos, p in risky:
+        menus[pos.key] = pl.options(pos)
+        if not menus[pos.key]:
+            pl.skipped.append((pos.key, f"P {p:.2e} above budget but no reserve asset can reach the target"))
+            pl.alerts.append(f"{pos.key}: P {p:.2%} > {policy.epsilon:.2%} and no asset can protect it")
+    risky = [(pos, p) for pos, p in risky if menus[pos.key]]
+
+    def fit(group: list[tuple[Position, float]]) -> tuple[list[Action], list[tuple[Position, float]]]:
+        bal = dict(pl.balances)
+        done, unmet = [], []
+        for pos, p in group:  # most urgent first
+            opts = menus[pos.key]
+            ok = [o for o in opts if pl.fits(o, bal)]
+            if not ok:
+                unmet.append((pos, p))
+                continue
+            o = ok[0]
+            bal[o.params.address.lower()] -= o.raw
+            done.append(pl.action(pos, p, o, _comparison(pos, opts, o)))
+        return done, unmet
+
+    done, unmet = fit(risky)
+    if not unmet:
+        return _big_enough(pl, done), [], None
+    rebalances: list[Action] = []
+    sources = {pos.key: (pos, p) for pos, p in safe}
+    for pos, p in unmet:
+        a = _rebalance(pl, pos, p, menus[pos.key], sources)
+        if a is not None:
+            rebalances.append(a)
+            sources.pop(a.position_key)
+    moved = {a.target_key for a in rebalances}
+    rest = [(pos, p) for pos, p in risky if pos.key not in moved]
+    done, unmet = fit(rest)
+    if rebalances:
+        pl.alerts.append("reserve short for " + ", ".join(a.target_key or "" for a in rebalances)
+                         + ": rebalanced from safer positions of the same account")
+    if not unmet:
+        return _big_enough(pl, done), _big_enough(pl, rebalances), None
+    return _share(pl, rest, menus), _big_enough(pl, rebalances), pl.allocation
+
+
+def _big_enough(pl: _Planner, actions: list[Action]) -> list[Action]:
+    out = []
+    for a in actions:
+        if a.usd < pl.policy.min_action_usd:
+            why = f"{a.kind} of {a.usd:,.2f} USD below the minimum action size"
+            pl.skipped.append((a.position_key, why))
+            pl.alerts.append(f"{a.target_key or a.position_key}: P {a.reason.p_before:.2%} above budget, {why}")
+        else:
+            out.append(a)
+    return out
+
+
+def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, list[Sized]]) -> list[Action]:
+    """Reserve short: a menu of partial amounts per position in its cheapest payable asset, shared
+    by expected loss avoided."""
+    policy = pl.policy
+    needs, chosen = [], {}
+    for pos, p in risky:
+        payable = [o for o in menus[pos.key] if pl.balances.get(o.params.address.lower(), 0) > 0]
+        if not payable:
+            pl.skipped.append((pos.key, f"P {p:.2e} above budget and the reserve holds none of "
+                                        + ", ".join(sorted({o.params.symbol for o in menus[pos.key]}))))
+            continue
+        o = payable[0]
+        chosen[pos.key] = (pos, p, o)
+        pts = []
+        for raw in sorted({-(-o.raw * k // policy.partial_steps) for k in range(1, policy.partial_steps + 1)}):
+            after = simulate(pos, o.kind, o.params, raw)
+            pts.append((raw / o.params.unit * o.params.price_usd, min(p, pl._p(after))))
+        penalty, size = _loss_weight(pos, policy)
+        needs.append(Need(pos.key, p, penalty, size, tuple(pts), o.params.address.lower()))
+    budget = {a: pl.balances.get(a, 0) / pl.assets[a].unit * pl.assets[a].price_usd for a in pl.assets}
+    alloc = allocate(needs, budget)
+    pl.allocation = alloc
+    pl.alerts.append(alloc.message or "reserve short")
+    out, left = [], dict(pl.balances)
+    for n in needs:
+        pos, p, o = chosen[n.key]
+        grant = alloc.grants[n.key]
+        if grant >= n.target_cost - 1e-9 and o.raw <= left[n.pool]:
+            left[n.pool] -= o.raw
+            out.append(pl.action(pos, p, o, _comparison(pos, menus[pos.key], o)))
+            continue
+        raw = min(left[n.pool], math.ceil(grant / o.params.price_usd * o.params.unit))
+        if raw <= 0 or raw / o.params.unit * o.params.price_usd < policy.min_action_usd:
+            pl.skipped.append((n.key, f"reserve short: granted {grant:,.2f} USD of {n.target_cost:,.2f}, "
+                                      "below the minimum action size"))
+            continue
+        after = simulate(pos, o.kind, o.params, raw)
+        part = Sized(o.kind, o.params, raw, after, pl._p(after))
+        if part.p_after >= p:
+            pl.skipped.append((n.key, f"reserve short: {part.value_usd:,.2f} USD granted would not lower P"))
+            continue
+        left[n.pool] -= raw
+        note = (f"reserve short: partial {o.label()} ({part.value_usd:,.2f} of {n.target_cost:,.2f} USD to "
+                f"target), allocated by expected loss avoided")
+        out.append(pl.action(pos, p, part, note))
+    return _big_enough(pl, out)
+
+
+def _rebalance(pl: _Planner, pos: Position, p: float, opts: list[Sized],
+               sources: dict[str, tuple[Position, float]]) -> Action | None:
+    """Move collateral from a very safe position of the same account to ``pos``."""
+    best = None
+    for o in opts:
+        if o.kind is not ActionKind.TOP_UP:
+            continue
+        for src, ps in sources.values():
+            if (src.perp is not None or src.chain != pos.chain or src.account.lower() != pos.account.lower()
+                    or held(src, o.params, Side.COLLATERAL) < o.raw):
+                continue
+            out = pl.largest_withdrawal(src, o.params)
+            if out is None or out.raw < o.raw:
+                continue
+            if best is None or o.cost_usd < best[0].cost_usd:
+                best = (o, src, ps)
+    if best is None:
+        return None
+    o, src, ps = best
+    src_after = simulate(src, ActionKind.WITHDRAW_EXCESS, o.params, o.raw)
+    note = (f"rebalance {o.params.symbol} from {src.key} (P {ps:.2e} -> {pl._p(src_after):.2e}, health "
+            f"{src.health:.3f} -> {src_after.health:.3f}) to {pos.key}: reserve short; "
+            + _comparison(pos, opts, o))
+    a = pl.action(pos, p, o, note, target_key=pos.key, kind=ActionKind.REBALANCE)
+    return Action(a.kind, src.key, a.asset, a.amount, a.amount_raw, a.reason, pos.key, a.usd)
+
+
+def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
+    if pos.perp is not None:
+        params = pl.assets.get(perp_collateral_address(pos))
+        cands = [params] if params else []
+    else:
+        cands = [pl.assets[l.asset.address.lower()] for l in pos.legs_on(Side.COLLATERAL)
+                 if l.asset.address.lower() in pl.assets and l.amount_raw > 0]
+    opts = [o for o in (pl.largest_withdrawal(pos, c) for c in cands) if o is not None and o.raw > 0]
+    if not opts:
+        pl.skipped.append((pos.key, f"P {p:.2e} below the release level but nothing can be withdrawn "
+                                    f"keeping P at the target level and health above the floor "
+                                    f"{pl.floor_of(pos):.3f}"))
+        return None
+    o = max(opts, key=lambda x: x.value_usd)
+    if o.value_usd < pl.policy.min_action_usd:
+        pl.skipped.append((pos.key, f"release of {o.value_usd:,.2f} USD below the minimum action size"))
+        return None
+    parts = "; ".join(f"{x.params.symbol} {x.value_usd:,.2f} USD" for x in opts)
+    note = (f"P {p:.2e} < release level {pl.policy.release:.2e}: release to the target level "
+            f"{pl.policy.target:.2e}, health floor {pl.floor_of(pos):.3f}; releasable: {parts}")
+    return pl.action(pos, p, o, note)
