@@ -71,6 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check-config", help="validate the config, then check chain ids, contracts and feeds on chain")
 
+    pl = sub.add_parser("plan", help="what the keeper would do now and why (dry run: nothing is sent)")
+    pl.add_argument("--chain", default=None)
+    pl.add_argument("--json", action="store_true")
+    pl.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
+    pl.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
+
+    rb = sub.add_parser("rebalance", help="act on one position by hand: plan, simulate, and with --execute send")
+    rb.add_argument("position", help="the position's key, or a unique fragment of it (account, protocol, market)")
+    mode = rb.add_mutually_exclusive_group()
+    mode.add_argument("--target-health", type=_positive_float, default=None, help="top up or repay to this health")
+    mode.add_argument("--amount", nargs=2, metavar=("N", "ASSET"), default=None,
+                      help="top up N of ASSET (repay when ASSET is the position's debt)")
+    mode.add_argument("--withdraw-excess", action="store_true", help="release what the risk budget allows")
+    rb.add_argument("--execute", action="store_true", help="send it through the vault (default: simulate only)")
+    rb.add_argument("--chain", default=None)
+    rb.add_argument("--json", action="store_true")
+    rb.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
+    rb.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
+
     sp = sub.add_parser("stress", help="Monte Carlo stress of the current positions: P(liq) per horizon, expected "
                                        "shortfall, crash replays, a fan chart")
     sp.add_argument("--positions", type=Path, default=None, help="a `keeper status --json` file (default: read the chain)")
@@ -210,6 +229,109 @@ def _cmd_check_config(args, cfg) -> int:
     return 0
 
 
+def _vol_overrides(items: list[str]) -> dict[str, float]:
+    vols = {}
+    for item in items:
+        sym, _, val = item.partition("=")
+        try:
+            vols[sym] = float(val)
+        except ValueError:
+            raise ConfigError(f"--vol {item!r}: expected SYMBOL=ANNUAL, e.g. WETH=0.9") from None
+    return vols
+
+
+def _action_json(a) -> dict:
+    return {"kind": a.kind.value, "position": a.position_key, "asset": a.asset.symbol, "asset_address": a.asset.address,
+            "amount": a.amount, "amount_raw": str(a.amount_raw), "usd": a.usd, "target": a.target_key,
+            "reason": {**a.reason.__dict__}}
+
+
+def _print_action(out, a) -> None:
+    r = a.reason
+    out.print(f"[bold]{a.kind.value}[/bold] {a.amount:,.6g} {a.asset.symbol} (~{a.usd:,.2f} USD) on {a.position_key}"
+              + (f" -> {a.target_key}" if a.target_key else ""))
+    out.print(f"    P(liq {r.horizon_hours:g}h) {r.p_before:.3%} -> {r.p_after:.3%} (budget {r.epsilon:.2%}); "
+              f"health {r.health_before:.4f} -> {r.health_after:.4f} (estimate)")
+    out.print(f"    forecast: {r.model}")
+    if r.note:
+        out.print(f"    why: {r.note}")
+
+
+def _cmd_plan(args, cfg) -> int:
+    from keeper.daemon.manual import open_session, plan_now
+    from keeper.views import console
+
+    session = open_session(cfg, args.chain, price_files=args.prices, vols=_vol_overrides(args.vol))
+    try:
+        plans = plan_now(session)
+    finally:
+        session.close()
+    if args.json:
+        print(json.dumps({"chain": session.chain, "block": session.snap.block, "vaults": [
+            {"vault": book.vault, "actions": [_action_json(a) for a in p.actions], "skipped": list(map(list, p.skipped)),
+             "alerts": list(p.alerts), "p_liq": p.p_liq} for book, p in plans]}, indent=2, default=str))
+        return 0
+    out = console()
+    out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
+    for book, p in plans:
+        out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
+        if not p.actions:
+            out.print("  no action: every position is inside its risk budget")
+        for a in p.actions:
+            _print_action(out, a)
+        for key, why in p.skipped:
+            out.print(f"  skipped {key}: {why}")
+        for alert in p.alerts:
+            out.print(f"  [red]ALERT[/red] {alert}")
+    return 0
+
+
+def _cmd_rebalance(args, cfg) -> int:
+    from keeper.daemon.manual import execute, find, manual_action, open_session, plan_now, simulate_on_chain
+    from keeper.views import console
+
+    session = open_session(cfg, args.chain, price_files=args.prices, vols=_vol_overrides(args.vol))
+    out = console()
+    try:
+        pos, book = find(session, args.position)
+        if args.target_health or args.amount or args.withdraw_excess:
+            amount = asset = None
+            if args.amount:
+                try:
+                    amount, asset = float(args.amount[0]), args.amount[1]
+                except ValueError:
+                    raise ConfigError(f"--amount: {args.amount[0]!r} is not a number") from None
+                if not amount > 0:
+                    raise ConfigError("--amount must be positive")
+            action = manual_action(session, pos, book, target_health=args.target_health, amount=amount, asset=asset,
+                                   withdraw_excess=args.withdraw_excess)
+        else:
+            planned = [a for b, p in plan_now(session) for a in p.actions if a.position_key == pos.key]
+            if not planned:
+                out.print(f"{pos.key}: the planner has nothing to do (health {pos.health:.4f}); "
+                          f"use --target-health, --amount or --withdraw-excess to act anyway")
+                return 0
+            action = planned[0]
+        _print_action(out, action)
+        simulate_on_chain(cfg, session, book, action)  # raises Reverted (decoded) before anything is sent
+        out.print("    simulation (eth_call through the vault): ok")
+        if not args.execute:
+            out.print("dry run: add --execute to send it")
+            return 0
+        tx, fresh = execute(cfg, session, book, action)
+        rc = tx.receipt
+        out.print(f"mined in block {int(rc['blockNumber'], 16)}: {tx.mined_hash} (gas {int(rc['gasUsed'], 16):,}, "
+                  f"{len(tx.attempts)} attempt(s))")
+        if fresh is not None:
+            out.print(f"health now {fresh.health:.4f} (was {pos.health:.4f}), as the protocol reports it")
+        if args.json:
+            print(json.dumps({"action": _action_json(action), "tx": tx.mined_hash,
+                              "health_before": pos.health, "health_after": fresh.health if fresh else None}, default=str))
+        return 0
+    finally:
+        session.close()
+
+
 def _cmd_stress(args, cfg) -> int:
     from keeper.daemon import stress_cmd
     from keeper.daemon.inspect import read_status
@@ -222,13 +344,7 @@ def _cmd_stress(args, cfg) -> int:
         raise ConfigError("--horizons: each within 1..720 hours")
     if not 100 <= args.paths <= 5_000_000:
         raise ConfigError("--paths: within 100..5,000,000")
-    vols = {}
-    for item in args.vol:
-        sym, _, val = item.partition("=")
-        try:
-            vols[sym] = float(val)
-        except ValueError:
-            raise ConfigError(f"--vol {item!r}: expected SYMBOL=ANNUAL, e.g. WETH=0.9") from None
+    vols = _vol_overrides(args.vol)
     if args.prices is None:
         from keeper.backtest.prices import DEFAULT_PRICES_DIR
 
@@ -282,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = load_config(args.config, resolve_chains=args.command != "devnet")
         handler = {"devnet": _cmd_devnet, "status": _cmd_status, "watch": _cmd_watch,
-                   "check-config": _cmd_check_config, "stress": _cmd_stress}[args.command]
+                   "check-config": _cmd_check_config, "stress": _cmd_stress, "plan": _cmd_plan,
+                   "rebalance": _cmd_rebalance}[args.command]
         return handler(args, cfg)
     except KeeperError as e:
         _err(str(e))

@@ -1,0 +1,188 @@
+"""From a chain read to planned actions: everything the pure planner needs, gathered from the
+chain and config — each acting vault's reserve (token balances), asset parameters (prices, Aave
+liquidation thresholds, Morpho LLTVs), the vault's health floors, and the risk model.
+
+Positions are grouped by the KeeperVault that acts for them (a vault-held position: the vault
+itself; an owner-held one: the owner's vault from config); each vault's reserve is planned alone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keeper.chain.multicall import Call
+from keeper.config import ChainConfig, Config
+from keeper.domain import WAD, Position, Protocol, Side
+from keeper.plan.planner import Plan, Policy, Reserve, plan
+from keeper.plan.risk_model import AnalyticRisk
+from keeper.plan.whatif import AssetParams
+from keeper.protocols.aave_v3 import AaveV3Adapter
+from keeper.protocols.base import enc_address, word
+from keeper.protocols.morpho_blue import MorphoBlueAdapter
+from keeper.protocols.perp_vault import PerpVaultAdapter
+from keeper.protocols.reader import ChainReader, Snapshot
+from keeper.protocols.vault_calls import KIND, ref_for
+
+SEL_BALANCE_OF = bytes.fromhex("70a08231")
+SEL_MARKETS = bytes.fromhex("00276b29")  # KeeperVault.markets(uint8,address,bytes32) -> (bool allowed, uint256 floor)
+STABLES = {"USDC", "USDT", "DAI", "USD", "FRAX", "LUSD"}
+HOURS_PER_YEAR = 24 * 365
+
+
+def annual_vols(symbols: Sequence[str], default_vol: float, price_files: Sequence[Path] = (),
+                overrides: dict[str, float] | None = None) -> tuple[dict[str, float], str]:
+    """Annualised vol per symbol: overrides, 1% for stablecoins, an EWMA (lambda 0.94) of the last
+    30 days of hourly closes when a price file for the asset is given, else ``default_vol``."""
+    from keeper.backtest.prices import load_csv
+    from keeper.risk.volatility import ewma_next_variance, log_returns
+
+    overrides = overrides or {}
+    history = {}
+    for f in price_files:
+        s = load_csv(Path(f))
+        history[s.symbol.upper()] = s
+    out, sources = {}, []
+    for sym in symbols:
+        base = sym.upper()[1:] if sym.upper().startswith("W") and len(sym) > 3 else sym.upper()
+        if sym in overrides:
+            out[sym] = overrides[sym]
+            sources.append(f"{sym} {out[sym]:.0%} (override)")
+        elif sym.upper() in STABLES:
+            out[sym] = 0.01
+        elif base in history:
+            r = log_returns(history[base].close[-30 * 24:])
+            out[sym] = math.sqrt(ewma_next_variance(r, 0.94) * HOURS_PER_YEAR)
+            sources.append(f"{sym} {out[sym]:.0%} (EWMA of {base} history)")
+        else:
+            out[sym] = default_vol
+            sources.append(f"{sym} {default_vol:.0%} (default)")
+    return out, "; ".join(sources)
+
+
+def policy_from(cfg: Config) -> Policy:
+    p = cfg.policy
+    return Policy(epsilon=p.epsilon, horizon_hours=p.horizon_hours, target_fraction=p.target_fraction,
+                  release_fraction=p.release_fraction, min_action_usd=p.min_action_usd,
+                  cooldown_blocks=p.cooldown_blocks)
+
+
+@dataclass
+class VaultBook:
+    vault: str
+    positions: list[Position] = field(default_factory=list)
+    reserve: Reserve | None = None
+    floors: dict[str, float] = field(default_factory=dict)
+
+
+def acting_vaults(ccfg: ChainConfig) -> dict[str, str]:
+    """account (lower) -> the vault that acts for it."""
+    out = {}
+    for a in ccfg.accounts:
+        if a.acting_vault:
+            out[a.address.lower()] = a.acting_vault
+    return out
+
+
+def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
+    """Every asset a vault could move: Aave reserves (weights = liquidation thresholds), Morpho
+    collateral (weight = LLTV per market), perp collateral tokens; prices from the positions' own
+    legs (the protocols' oracles) or the checked feeds."""
+    prices: dict[str, float] = {}
+    for p in snap.positions:
+        for leg in p.legs:
+            if leg.price_usd > 0 and leg.asset.address != "usd":
+                prices.setdefault(leg.asset.address.lower(), leg.price_usd)
+    for asset, feed in reader.asset_feeds.items():
+        r = snap.prices.get(feed)
+        if r is not None and r.ok:
+            prices.setdefault(asset, r.price)
+    params: dict[str, dict] = {}
+
+    def add(asset, key: str, weight: float) -> None:
+        entry = params.setdefault(asset.address.lower(), {"asset": asset, "weights": {}})
+        entry["weights"][key] = weight
+
+    for ad in reader.adapters:
+        if isinstance(ad, AaveV3Adapter):
+            for r in ad.reserves:
+                add(r.asset, "aave_v3", r.liquidation_threshold_bps / 10_000 if r.usable_as_collateral else 0.0)
+        elif isinstance(ad, MorphoBlueAdapter):
+            for m in ad.markets:
+                add(m.collateral, f"morpho_blue:{m.id}", m.lltv / WAD)
+                add(m.loan, f"morpho_blue:{m.id}:loan", 0.0)
+        elif isinstance(ad, PerpVaultAdapter):
+            for asset in ad.assets.values():
+                add(asset, "perp", 1.0)
+    out = []
+    for addr, e in params.items():
+        price = prices.get(addr)
+        if price is None or not math.isfinite(price) or price <= 0:
+            continue  # no usable price: the planner cannot use this asset
+        a = e["asset"]
+        out.append(AssetParams(a.symbol, a.address, a.decimals, price, e["weights"]))
+    return out
+
+
+def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> list[VaultBook]:
+    """Positions grouped by acting vault, with each vault's token balances and health floors, read
+    in one multicall at the snapshot's block."""
+    vault_of = acting_vaults(ccfg)
+    books: dict[str, VaultBook] = {}
+    for p in snap.positions:
+        v = vault_of.get(p.account.lower())
+        if v is not None:
+            books.setdefault(v, VaultBook(v)).positions.append(p)
+    calls: list[Call] = []
+    for v in books:
+        calls += [Call(a.address, SEL_BALANCE_OF + enc_address(v)) for a in assets]
+    floor_keys: list[tuple[str, str]] = []
+    for v, book in books.items():
+        for p in book.positions:
+            for addr in _floor_assets(p):
+                ref = ref_for(p, addr)
+                calls.append(Call(v, SEL_MARKETS + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
+                                  + ref.market))
+                floor_keys.append((v, p.key))
+    results = reader.mc.call(calls, snap.block) if calls else []
+    k = 0
+    for v, book in books.items():
+        bal = {}
+        for a in assets:
+            r = results[k]
+            k += 1
+            bal[a.address.lower()] = word(r.data, 0) if r.success and len(r.data) >= 32 else 0
+        book.reserve = Reserve(bal)
+    for (v, key), r in zip(floor_keys, results[k:]):
+        if r.success and len(r.data) >= 64 and word(r.data, 0):
+            floor = word(r.data, 1) / WAD
+            books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
+    return list(books.values())
+
+
+def _floor_assets(p: Position) -> list[str | None]:
+    if p.protocol is Protocol.AAVE_V3:
+        return [l.asset.address for l in p.legs_on(Side.COLLATERAL)] or [None]
+    return [None]
+
+
+def plan_books(books: Sequence[VaultBook], risk: AnalyticRisk, assets: Sequence[AssetParams], policy: Policy, block: int,
+               last_action_block: dict[str, int] | None = None) -> list[tuple[VaultBook, Plan]]:
+    out = []
+    for book in books:
+        if book.reserve is None:
+            continue
+        out.append((book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
+                               last_action_block=last_action_block, floors=book.floors)))
+    return out
+
+
+def risk_symbols(snap: Snapshot) -> list[str]:
+    syms: list[str] = []
+    for p in snap.positions:
+        for s in ([p.perp.index.symbol] if p.perp else []) + [l.asset.symbol for l in p.legs]:
+            if s not in syms and s != "USD":
+                syms.append(s)
+    return syms
+

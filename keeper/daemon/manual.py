@@ -1,0 +1,230 @@
+"""``keeper plan`` (what the keeper would do now, and why; nothing sent) and ``keeper rebalance``
+(an operator's action on one position: planned, simulated with ``eth_call``, and with ``--execute``
+journaled, sent through the vault, waited for, and re-read)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from keeper.chain.client import ChainClient
+from keeper.chain.contracts import ours
+from keeper.chain.keys import HotKey, load_key
+from keeper.chain.tx import TxOutcome, TxSender
+from keeper.config import Config
+from keeper.daemon.actions import (VaultBook, annual_vols, asset_params, plan_books, policy_from, read_books,
+                                   risk_symbols)
+from keeper.daemon.inspect import chains_or_fail
+from keeper.daemon.wiring import build_client, build_reader
+from keeper.domain import Action, ActionKind, Position, Reason, Side
+from keeper.errors import ConfigError
+from keeper.plan.fees import GWEI, FeePolicy
+from keeper.plan.planner import Plan, Policy
+from keeper.plan.risk_model import AnalyticRisk
+from keeper.plan.whatif import AssetParams, largest_withdrawal, simulate, smallest_to_target, weight_for
+from keeper.protocols.reader import ChainReader, Snapshot
+from keeper.protocols.vault_calls import vault_request
+from keeper.store import Store
+from keeper.store.journal import AttemptRecord, Journal
+
+
+@dataclass
+class Session:
+    chain: str
+    client: ChainClient
+    reader: ChainReader
+    snap: Snapshot
+    assets: list[AssetParams]
+    books: list[VaultBook]
+    risk: AnalyticRisk
+    policy: Policy
+
+    def close(self) -> None:
+        self.reader.mc.close()
+
+
+def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] = (),
+                 vols: dict[str, float] | None = None) -> Session:
+    chains = chains_or_fail(cfg, chain)
+    if len(chains) > 1:
+        raise ConfigError(f"several chains are configured ({', '.join(sorted(chains))}): pick one with --chain")
+    ((name, ccfg),) = chains.items()
+    client = build_client(name, ccfg)
+    client.connect()
+    reader = build_reader(name, ccfg, client=client)
+    snap = reader.read()
+    assets = asset_params(reader, snap)
+    books = read_books(reader, snap, ccfg, assets)
+    policy = policy_from(cfg)
+    annual, source = annual_vols(risk_symbols(snap), cfg.policy.default_vol, price_files, vols)
+    risk = AnalyticRisk.from_annual(annual, policy.horizon_hours, source=source)
+    return Session(name, client, reader, snap, assets, books, risk, policy)
+
+
+def plan_now(session: Session) -> list[tuple[VaultBook, Plan]]:
+    return plan_books(session.books, session.risk, session.assets, session.policy, session.snap.block)
+
+
+def find(session: Session, selector: str) -> tuple[Position, VaultBook]:
+    """A position by its key, or by a unique fragment of it (``0x4c58..:aave_v3``, an account, a market)."""
+    sel = selector.lower()
+    hits = []
+    for book in session.books:
+        for p in book.positions:
+            parts = sel.split(":")
+            if p.key == sel or all(part in p.key for part in parts):
+                hits.append((p, book))
+    if not hits:
+        known = [p.key for b in session.books for p in b.positions]
+        raise ConfigError(f"unknown position {selector!r}: no position acted for by a configured vault matches it",
+                          hint="known: " + ", ".join(known[:8]) + (" ..." if len(known) > 8 else ""))
+    if len(hits) > 1:
+        raise ConfigError(f"{selector!r} matches {len(hits)} positions; add the protocol or market",
+                          hint=", ".join(p.key for p, _ in hits[:5]))
+    return hits[0]
+
+
+def _params_by_symbol(session: Session, symbol: str) -> AssetParams:
+    for a in session.assets:
+        if a.symbol.lower() == symbol.lower() or a.address.lower() == symbol.lower():
+            return a
+    raise ConfigError(f"unknown asset {symbol!r}; known: {', '.join(a.symbol for a in session.assets)}")
+
+
+def manual_action(session: Session, pos: Position, book: VaultBook, *, target_health: float | None = None,
+                  amount: float | None = None, asset: str | None = None, withdraw_excess: bool = False) -> Action:
+    """The action an operator asked for, sized and checked against the vault's reserve."""
+    risk, policy = session.risk, session.policy
+    p0 = risk.p_liq(pos)
+
+    def reason(after: Position, note: str) -> Reason:
+        return Reason(p0, risk.p_liq(after), pos.health, after.health, policy.epsilon, policy.horizon_hours,
+                      risk.describe(), note)
+
+    if not pos.price_ok:
+        raise ConfigError(f"{pos.key}: price not usable ({pos.price_issue}); the keeper does not act on it")
+    if withdraw_excess:
+        candidates = ([_params_by_symbol(session, asset)] if asset else
+                      [a for a in session.assets if any(l.asset.address.lower() == a.address.lower()
+                                                        for l in pos.legs_on(Side.COLLATERAL))])
+        if pos.perp is not None:
+            from keeper.plan.whatif import perp_collateral_address
+
+            candidates = [a for a in session.assets if a.address.lower() == perp_collateral_address(pos).lower()]
+        floor = book.floors.get(pos.key, policy.default_health_floor) * (1 + policy.floor_margin)
+        best = None
+        for params in candidates:
+            opt = largest_withdrawal(pos, params, risk.p_liq, policy.target, floor)
+            if opt is not None and opt.raw > 0 and (best is None or opt.value_usd > best.value_usd):
+                best = opt
+        if best is None:
+            raise ConfigError(f"{pos.key}: no excess to release (P {p0:.2e}, health {pos.health:.4f}, floor {floor:.3f})")
+        amt = best.raw / 10**30 if pos.perp is not None else best.raw / best.params.unit
+        return Action(ActionKind.WITHDRAW_EXCESS, pos.key, best.params.asset, amt, best.raw,
+                      reason(best.after, f"operator: release excess down to P <= {policy.target:.2e} and the floor"),
+                      usd=best.value_usd)
+    if amount is not None:
+        if asset is None:
+            raise ConfigError("--amount needs an asset: --amount 1.5 WETH")
+        params = _params_by_symbol(session, asset)
+        raw = -(-int(round(amount * params.unit * 10**6)) // 10**6)  # toward safety: up
+        is_debt = any(l.asset.address.lower() == params.address.lower() for l in pos.legs_on(Side.DEBT))
+        kind = ActionKind.REPAY if is_debt else ActionKind.TOP_UP
+        if kind is ActionKind.TOP_UP and pos.perp is None and not weight_for(params, pos):
+            raise ConfigError(f"{params.symbol} is not collateral for {pos.key}")
+        after = simulate(pos, kind, params, raw)
+        action = Action(kind, pos.key, params.asset, amount, raw, reason(after, "operator: fixed amount"),
+                        usd=amount * params.price_usd)
+    else:
+        goal = target_health if target_health is not None else None
+        options = []
+        for params in session.assets:
+            kinds = []
+            if any(l.asset.address.lower() == params.address.lower() and l.amount_raw for l in pos.legs_on(Side.DEBT)):
+                kinds.append(ActionKind.REPAY)
+            if (weight_for(params, pos) or 0) > 0:
+                kinds.append(ActionKind.TOP_UP)
+            for kind in kinds:
+                if goal is not None:
+                    opt = smallest_to_target(pos, kind, params, lambda q: 0.0 if q.health >= goal else 1.0, 0.5)
+                else:
+                    opt = smallest_to_target(pos, kind, params, risk.p_liq, policy.target)
+                if opt is not None:
+                    options.append(opt)
+        options = [o for o in options if o.raw <= book.reserve.get(o.params.address)] or options
+        if not options:
+            raise ConfigError(f"{pos.key}: no asset the vault could add reaches the target")
+        best = min(options, key=lambda o: o.cost_usd)
+        note = (f"operator: to health {goal:g}" if goal is not None else f"operator: to P <= {policy.target:.2e}")
+        action = Action(best.kind, pos.key, best.params.asset, best.raw / best.params.unit, best.raw,
+                        reason(best.after, note), usd=best.value_usd)
+    if action.kind in (ActionKind.TOP_UP, ActionKind.REPAY):
+        held = book.reserve.get(action.asset.address)
+        if action.amount_raw > held:
+            raise ConfigError(f"reserve too small: vault {book.vault} holds {held / 10**action.asset.decimals:g} "
+                              f"{action.asset.symbol}, the action needs {action.amount:g}")
+    return action
+
+
+def fee_policy(cfg: Config) -> FeePolicy:
+    f = cfg.fees
+    g = lambda x: None if x is None else int(x * GWEI)  # noqa: E731
+    return FeePolicy(min_priority_fee=g(f.min_priority_fee_gwei), max_priority_fee=g(f.max_priority_fee_gwei),
+                     max_fee_cap=g(f.max_fee_gwei), max_priority_fee_cap=g(f.max_priority_fee_cap_gwei),
+                     urgent_threshold=f.urgent_threshold, urgent_max_fee_cap=g(f.urgent_max_fee_gwei))
+
+
+def keeper_key(cfg: Config, chain_id: int) -> HotKey:
+    k = cfg.keeper
+    if not (k.key_env or k.key_file or k.keystore):
+        raise ConfigError("no keeper key configured", hint="set keeper.key_env (or key_file, or keystore and "
+                                                            "password_file) in config.toml")
+    return load_key(env_var=k.key_env, key_file=k.key_file, keystore=k.keystore, password_file=k.password_file,
+                    chain_id=chain_id)
+
+
+def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id: int | None) -> TxSender:
+    key = keeper_key(cfg, session.client.expected_chain_id)
+
+    def on_signed(out: TxOutcome, attempt) -> None:
+        if journal is not None and entry_id is not None:
+            journal.record_attempt(entry_id, AttemptRecord(attempt.nonce, attempt.tx_hash, "0x" + attempt.raw.hex(),
+                                                           attempt.bid.max_fee_per_gas,
+                                                           attempt.bid.max_priority_fee_per_gas))
+
+    return TxSender(session.client, key, session.client.expected_chain_id, fee_policy(cfg),
+                    abis=[ours("KeeperVault").abi, ours("PerpVault").abi], bump_after_blocks=cfg.fees.bump_after_blocks,
+                    on_signed=on_signed)
+
+
+def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Action) -> None:
+    """``eth_call`` as the keeper: a guardrail or protocol revert raises ``Reverted`` (decoded)."""
+    req = vault_request(book.vault, action, {p.key: p for p in book.positions})
+    sender_for(cfg, session, None, None).simulate(req)
+
+
+def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> tuple[TxOutcome, Position | None]:
+    """Journal the intent, send through the vault, wait, record the outcome, re-read the position."""
+    req = vault_request(book.vault, action, {p.key: p for p in book.positions})
+    store = Store.open(cfg.store.url)
+    try:
+        journal = Journal(store)
+        key = f"manual:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
+        entry = journal.record_intent(session.chain, key, action.position_key,
+                                      {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,
+                                       "target": action.target_key, "reason": action.reason.__dict__,
+                                       "vault": book.vault, "at": time.time()})
+        sender = sender_for(cfg, session, journal, entry)
+        try:
+            out = sender.send(req, urgency=0.5)
+        except Exception as e:
+            journal.record_outcome(entry, "failed", error=str(e)[:500])
+            raise
+        journal.record_outcome(entry, "mined", mined_hash=out.mined_hash, mined_block=int(out.receipt["blockNumber"], 16))
+    finally:
+        store.close()
+    after = session.reader.read()
+    fresh = next((p for p in after.positions if p.key == action.position_key), None)
+    return out, fresh

@@ -1,0 +1,123 @@
+"""Plan + execute on the devnet with the real Aave v3, the real Morpho Blue and the PerpVault:
+after a price drop the keeper's actions save every protected position (third-party liquidation then
+reverts); an over-collateralised position releases excess and stays at or above the vault's floor."""
+
+import json
+
+import pytest
+
+from keeper.chain import contracts as C
+from keeper.config import Config, KeeperConfig, StoreConfig, chain_from_deployment
+from keeper.daemon.manual import execute, open_session, plan_now
+from keeper.devnet.deployer import Deployer
+from keeper.domain import WAD, ActionKind, Protocol
+from keeper.errors import Reverted
+from keeper.store import Store
+from keeper.store.journal import Journal
+from tests.devnet.helpers import revert_name, set_price, token
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1 = the devnet's keeper
+MAX = 2**256 - 1
+
+
+@pytest.fixture
+def cfg(tmp_path, anvil, devnet, monkeypatch):
+    dep = tmp_path / "devnet.json"
+    dep.write_text(json.dumps({**devnet, "rpc_url": anvil.url}))
+    monkeypatch.setenv("KEEPER_TEST_KEY", KEEPER_KEY)
+    return Config(chains={"devnet": chain_from_deployment(dep)}, keeper=KeeperConfig(key_env="KEEPER_TEST_KEY"),
+                  store=StoreConfig(url=f"sqlite:///{tmp_path / 'k.db'}"))
+
+
+def liquidation_reverts(w3, devnet, p) -> bool:
+    d = Deployer(w3, devnet["roles"]["admin"])
+    liq = devnet["roles"]["liquidator"]
+    usdc = token(w3, devnet, "USDC")
+    d.send(usdc.functions.mint(liq, 10**13))
+    try:
+        if p.protocol is Protocol.AAVE_V3:
+            pool = w3.eth.contract(address=devnet["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+            d.send(usdc.functions.approve(pool.address, MAX), sender=liq)
+            d.send(pool.functions.liquidationCall(devnet["tokens"]["WETH"]["address"], usdc.address, p.account,
+                                                  10**9, False), sender=liq)
+        elif p.protocol is Protocol.MORPHO_BLUE:
+            m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
+            morpho = w3.eth.contract(address=devnet["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
+            d.send(usdc.functions.approve(morpho.address, MAX), sender=liq)
+            params = (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
+            d.send(morpho.functions.liquidate(params, p.account, 10**15, 0, b""), sender=liq)
+        else:
+            perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
+            coll, index, side = p.market.split(":")
+            cs = w3.to_checksum_address
+            d.send(perp.functions.liquidatePosition(p.account, cs(coll), cs(index), side == "long", liq), sender=liq)
+    except Reverted as e:
+        return revert_name(e) in {"HEALTH_FACTOR_NOT_BELOW_THRESHOLD", "position is healthy", "PositionNotLiquidatable"}
+    return False
+
+
+def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3, devnet):
+    set_price(w3, devnet, "ETH", 1_560)  # ETH -22%: Aave, Morpho and the 5x ETH long are in danger or under
+    session = open_session(cfg, "devnet", vols={"WETH": 0.8, "WBTC": 0.7})
+    try:
+        before = {p.key: p for b in session.books for p in b.positions}
+        assert any(p.liquidatable for p in before.values())
+        plans = plan_now(session)
+        protective = [(book, a) for book, p in plans for a in p.actions
+                      if a.kind in (ActionKind.TOP_UP, ActionKind.REPAY, ActionKind.REBALANCE)]
+        kinds = {before[a.position_key].protocol for _b, a in protective}
+        assert kinds == {Protocol.AAVE_V3, Protocol.MORPHO_BLUE, Protocol.PERP}
+        for book, action in protective:
+            out, fresh = execute(cfg, session, book, action)
+            assert int(out.receipt["status"], 16) == 1
+            assert fresh is not None and fresh.health_wad >= WAD
+            assert fresh.health > before[action.position_key].health
+        # Every action is in the journal, mined.
+        with Store.open(cfg.store.url) as store:
+            entries = Journal(store).entries("devnet")
+            assert len(entries) == len(protective) and all(e.status == "mined" for e in entries)
+        after = {p.key: p for p in session.reader.read().positions}
+        for _book, action in protective:
+            assert liquidation_reverts(w3, devnet, after[action.position_key])
+    finally:
+        session.close()
+
+
+def test_excess_is_released_and_stays_above_the_floor(cfg, w3, devnet):
+    session = open_session(cfg, "devnet", vols={"WETH": 0.8, "WBTC": 0.7})
+    try:
+        plans = plan_now(session)
+        releases = [(book, a) for book, p in plans for a in p.actions if a.kind is ActionKind.WITHDRAW_EXCESS]
+        assert releases, "the 3x BTC short in calm markets has margin to release"
+        for book, action in releases:
+            vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
+            reserve_before = token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() \
+                if action.asset.symbol in devnet["tokens"] else None
+            out, fresh = execute(cfg, session, book, action)
+            floor = book.floors[action.position_key]
+            assert fresh.health >= floor
+            if reserve_before is not None:
+                assert token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() > reserve_before
+            assert vault.functions.paused().call() is False
+    finally:
+        session.close()
+
+
+def test_a_guardrail_revert_is_decoded_and_nothing_is_sent(cfg, w3, devnet):
+    from keeper.daemon.manual import find, manual_action, simulate_on_chain
+
+    session = open_session(cfg, "devnet", vols={"WETH": 0.8})
+    try:
+        pos, book = find(session, f"{devnet['keeper_vaults']['alice']['address'][:10]}:aave")
+        action = manual_action(session, pos, book, amount=1.0, asset="WETH")
+        # The owner pauses the vault: the keeper's call must be refused in simulation, by name.
+        vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
+        Deployer(w3, devnet["roles"]["admin"]).send(vault.functions.pause(), sender=devnet["roles"]["alice"])
+        nonce = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+        with pytest.raises(Reverted) as e:
+            simulate_on_chain(cfg, session, book, action)
+        assert e.value.reason == "IsPaused" and "IsPaused" in str(e.value)
+        assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce
+    finally:
+        session.close()
