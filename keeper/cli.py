@@ -9,7 +9,7 @@ import math
 import sys
 from pathlib import Path
 
-from keeper.errors import ConfigError, KeeperError
+from keeper.errors import ConfigError, KeeperError, TemporaryError
 
 
 def _err(msg: str) -> None:
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--json", action="store_true")
     rb.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
     rb.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
+
+    rc = sub.add_parser("reconcile", help="settle the action journal with the chain (what a crash left pending)")
+    rc.add_argument("--chain", default=None)
+    rc.add_argument("--no-wait", action="store_true", help="resend what is pending but do not wait for it")
 
     sp = sub.add_parser("stress", help="Monte Carlo stress of the current positions: P(liq) per horizon, expected "
                                        "shortfall, crash replays, a fan chart")
@@ -286,13 +290,46 @@ def _cmd_plan(args, cfg) -> int:
     return 0
 
 
+def _print_reconcile(out, report) -> None:
+    for what in ("mined", "reverted", "failed", "abandoned", "rebroadcast"):
+        ids = getattr(report, what)
+        if ids:
+            out.print(f"journal: {what}: entries {', '.join(map(str, ids))}")
+
+
+def _cmd_reconcile(args, cfg) -> int:
+    from keeper.daemon.manual import open_session, reconcile_journal
+    from keeper.views import console
+
+    session = open_session(cfg, args.chain)
+    try:
+        report = reconcile_journal(cfg, session, wait=not args.no_wait)
+    finally:
+        session.close()
+    out = console()
+    _print_reconcile(out, report)
+    if not any((report.mined, report.reverted, report.failed, report.abandoned, report.rebroadcast)):
+        out.print("journal: nothing open")
+    return 0 if not report.rebroadcast else 3
+
+
 def _cmd_rebalance(args, cfg) -> int:
-    from keeper.daemon.manual import execute, find, manual_action, open_session, plan_now, simulate_on_chain
+    from keeper.daemon.manual import (execute, find, manual_action, open_session, plan_now, reconcile_journal,
+                                      simulate_on_chain)
     from keeper.views import console
 
     session = open_session(cfg, args.chain, price_files=args.prices, vols=_vol_overrides(args.vol))
     out = console()
     try:
+        if args.execute:
+            # Start-up: what a previous run left in the journal is settled before any new action.
+            report = reconcile_journal(cfg, session)
+            _print_reconcile(out, report)
+            if report.rebroadcast:
+                raise TemporaryError("earlier transactions are still pending; run 'keeper reconcile' and retry")
+            if report.mined or report.rebroadcast:
+                session.close()
+                session = open_session(cfg, args.chain, price_files=args.prices, vols=_vol_overrides(args.vol))
         pos, book = find(session, args.position)
         if args.target_health or args.amount or args.withdraw_excess:
             amount = asset = None
@@ -399,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, resolve_chains=args.command != "devnet")
         handler = {"devnet": _cmd_devnet, "status": _cmd_status, "watch": _cmd_watch,
                    "check-config": _cmd_check_config, "stress": _cmd_stress, "plan": _cmd_plan,
-                   "rebalance": _cmd_rebalance}[args.command]
+                   "rebalance": _cmd_rebalance, "reconcile": _cmd_reconcile}[args.command]
         return handler(args, cfg)
     except KeeperError as e:
         _err(str(e))

@@ -22,6 +22,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.keys import HotKey
 from keeper.chain.revert import decode
 from keeper.errors import KeeperError, Reverted, TemporaryError, TxFailed
+from keeper.faults import crash_point
 from keeper.plan.fees import Bid, FeePolicy, bid, replacement
 
 
@@ -169,6 +170,7 @@ class TxSender:
             for a in reversed(out.attempts):
                 rc = self._receipt(a.tx_hash)
                 if rc is not None:
+                    crash_point("after_receipt")
                     out.receipt = rc
                     if self.on_receipt:
                         self.on_receipt(out)
@@ -198,8 +200,10 @@ class TxSender:
             out.attempts.append(attempt)
             if self.on_signed:
                 self.on_signed(out, attempt)  # journal first: a crash after this line loses nothing
+            crash_point("after_journal")
             try:
                 self._broadcast(attempt)
+                crash_point("after_send")
                 return
             except TemporaryError:
                 # The journal has the raw transaction; the wait loop polls and resends on bump.

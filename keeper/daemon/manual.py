@@ -205,6 +205,23 @@ def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Ac
     sender_for(cfg, session, None, None).simulate(req)
 
 
+def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True):
+    """Start-up reconciliation (before any new action): settle or resend what a previous run left."""
+    from keeper.daemon.reconcile import reconcile, wait_pending
+
+    key = keeper_key(cfg, session.client.expected_chain_id)
+    with Store.open(cfg.store.url) as store:
+        journal = Journal(store)
+        report = reconcile(journal, session.client, session.chain, key.address)
+        if wait and report.rebroadcast:
+            settled = wait_pending(journal, session.client, session.chain, key.address)
+            report.mined += settled.mined
+            report.reverted += settled.reverted
+            report.failed += settled.failed
+            report.rebroadcast = settled.rebroadcast
+    return report
+
+
 def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> tuple[TxOutcome, Position | None]:
     """Journal the intent, send through the vault, wait, record the outcome, re-read the position."""
     req = vault_request(book.vault, action, {p.key: p for p in book.positions})

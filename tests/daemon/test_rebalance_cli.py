@@ -65,3 +65,26 @@ def test_execute_without_a_key_is_refused(tmp, w3, devnet):
     alice = devnet["keeper_vaults"]["alice"]["address"][:10]
     proc = run(tmp, "rebalance", f"{alice}:aave", "--amount", "1", "WETH", "--execute", key=False)
     assert proc.returncode == 2 and "no keeper key configured" in proc.stderr
+
+
+@pytest.mark.parametrize("point", ["after_journal", "after_send", "after_receipt"])
+def test_kill_9_mid_send_then_restart_neither_repeats_nor_loses(tmp, w3, devnet, point, monkeypatch):
+    """The keeper process is killed (SIGKILL) at each point of the send; the restart settles the
+    journal: exactly one transaction lands, and the next rebalance has nothing left to do."""
+    set_price(w3, devnet, "ETH", 1_560)
+    alice = devnet["keeper_vaults"]["alice"]["address"][:10]
+    keeper = devnet["roles"]["keeper"]
+    nonce0 = w3.eth.get_transaction_count(keeper)
+    monkeypatch.setenv("KEEPER_FAULT", point)
+    crashed = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8", "--execute")
+    monkeypatch.delenv("KEEPER_FAULT")
+    assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+    sent = w3.eth.get_transaction_count(keeper) - nonce0
+    assert sent == (0 if point == "after_journal" else 1)
+    restart = run(tmp, "reconcile")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    assert "journal: mined" in restart.stdout
+    assert w3.eth.get_transaction_count(keeper) == nonce0 + 1  # exactly one action landed
+    again = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8", "--execute")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
+    assert w3.eth.get_transaction_count(keeper) == nonce0 + 1  # and no second one
