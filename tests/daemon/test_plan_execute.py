@@ -121,3 +121,30 @@ def test_a_guardrail_revert_is_decoded_and_nothing_is_sent(cfg, w3, devnet):
         assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce
     finally:
         session.close()
+
+
+def test_a_short_reserve_is_allocated_by_expected_loss_with_an_alert(cfg, w3, devnet):
+    """Alice takes almost all of her vault's reserve out; then a crash: the keeper cannot save every
+    position, allocates what is left by expected loss avoided, and says so."""
+    alice_vault = w3.eth.contract(address=devnet["keeper_vaults"]["alice"]["address"], abi=C.ours("KeeperVault").abi)
+    d = Deployer(w3, devnet["roles"]["admin"])
+    for sym in ("WETH", "WBTC", "USDC"):
+        t = token(w3, devnet, sym)
+        bal = t.functions.balanceOf(alice_vault.address).call()
+        d.send(alice_vault.functions.withdraw(t.address, bal - bal // 50), sender=devnet["roles"]["alice"])  # keep 2%
+    set_price(w3, devnet, "ETH", 1_450)
+    session = open_session(cfg, "devnet", vols={"WETH": 0.8, "WBTC": 0.7})
+    try:
+        plans = {book.vault: p for book, p in plan_now(session)}
+        p = plans[alice_vault.address]
+        assert any("reserve short" in a for a in p.alerts), p.alerts
+        assert p.allocation is not None and p.allocation.reserve_short
+        spent: dict[str, int] = {}
+        for a in p.actions:
+            if a.kind in (ActionKind.TOP_UP, ActionKind.REPAY):
+                spent[a.asset.address.lower()] = spent.get(a.asset.address.lower(), 0) + a.amount_raw
+        book = next(b for b in session.books if b.vault == alice_vault.address)
+        for addr, amount in spent.items():
+            assert amount <= book.reserve.get(addr)  # never plans more than the vault holds
+    finally:
+        session.close()
