@@ -27,6 +27,17 @@ def chains_or_fail(cfg: Config, only: str | None = None) -> dict[str, ChainConfi
     return {only: cfg.chains[only]}
 
 
+def one_chain(cfg: Config, chain: str | None) -> tuple[str, ChainConfig, ChainClient]:
+    """The one chain a command acts on (``--chain`` when several are configured), connected."""
+    chains = chains_or_fail(cfg, chain)
+    if len(chains) > 1:
+        raise ConfigError(f"several chains are configured ({', '.join(sorted(chains))}): pick one with --chain")
+    ((name, ccfg),) = chains.items()
+    client = build_client(name, ccfg)
+    client.connect()
+    return name, ccfg, client
+
+
 def read_status(cfg: Config, chain: str | None = None) -> list[Snapshot]:
     snaps = []
     for name, ccfg in chains_or_fail(cfg, chain).items():
@@ -45,12 +56,7 @@ def watch(cfg: Config, addresses: Sequence[str], *, chain: str | None, protocols
           sleep: Callable[[float], None] = time.sleep) -> int:
     """Read ``addresses`` on one chain at every new block until ``blocks`` blocks were shown (or
     forever). Temporary RPC faults are retried by the client; the watch itself never writes."""
-    chains = chains_or_fail(cfg, chain)
-    if len(chains) > 1:
-        raise ConfigError(f"several chains are configured ({', '.join(sorted(chains))}): pick one with --chain")
-    ((name, ccfg),) = chains.items()
-    client = build_client(name, ccfg)
-    client.connect()
+    name, ccfg, client = one_chain(cfg, chain)
     reader = build_reader(name, ccfg, accounts=addresses, protocols=protocols, client=client)
     shown, last = 0, None
     try:

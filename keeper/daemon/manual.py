@@ -16,8 +16,8 @@ from keeper.chain.tx import TxOutcome, TxSender
 from keeper.config import Config
 from keeper.daemon.actions import (VaultBook, annual_vols, asset_params, plan_books, policy_from, read_books,
                                    risk_symbols)
-from keeper.daemon.inspect import chains_or_fail
-from keeper.daemon.wiring import build_client, build_reader
+from keeper.daemon.inspect import one_chain
+from keeper.daemon.wiring import build_reader
 from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.fees import GWEI, FeePolicy
@@ -47,12 +47,7 @@ class Session:
 
 def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] = (),
                  vols: dict[str, float] | None = None) -> Session:
-    chains = chains_or_fail(cfg, chain)
-    if len(chains) > 1:
-        raise ConfigError(f"several chains are configured ({', '.join(sorted(chains))}): pick one with --chain")
-    ((name, ccfg),) = chains.items()
-    client = build_client(name, ccfg)
-    client.connect()
+    name, ccfg, client = one_chain(cfg, chain)
     reader = build_reader(name, ccfg, client=client)
     snap = reader.read()
     assets = asset_params(reader, snap)
