@@ -159,9 +159,13 @@ class TxSender:
         if simulate:
             self.simulate(req)
         gas = req.gas or self.estimate_gas(req)
+        base_fees = self.base_fees()
+        current = bid(base_fees, urgency, 0, self.policy)
+        if current.max_fee_per_gas < base_fees[-1]:
+            raise TxFailed(f"{req.label or 'transaction'}: gas cap hit: the base fee is {base_fees[-1] / 1e9:.2f} gwei, "
+                           f"the cap allows {current.max_fee_per_gas / 1e9:.2f} gwei at urgency {urgency:.2f}; not sent")
         nonce = self.nonces.next()
         out = TxOutcome(req, nonce)
-        current = bid(self.base_fees(), urgency, 0, self.policy)
         self._send_attempt(out, req, nonce, gas, current, urgency)
         start = self.client.block_number()
         last_bump = start

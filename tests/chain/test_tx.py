@@ -11,7 +11,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
 from keeper.devnet.anvil import Anvil, rpc_call
-from keeper.errors import Reverted
+from keeper.errors import Reverted, TxFailed
 from keeper.plan.fees import GWEI, FeePolicy
 from tests.devnet.helpers import AAVE, asset_key
 
@@ -92,3 +92,21 @@ def test_underpriced_transaction_is_bumped_on_the_same_nonce():
             assert nxt.bid.max_priority_fee_per_gas * 8 >= prev.bid.max_priority_fee_per_gas * 9
         assert out.mined_hash in {a.tx_hash for a in out.attempts}
         assert [a.tx_hash for a in signed] == [a.tx_hash for a in out.attempts]  # journaled before broadcast
+
+
+def test_gas_cap_hit_sends_nothing():
+    with Anvil() as node:
+        rpc_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(900 * GWEI)])
+        rpc_call(node.url, "evm_mine", [])
+        s = sender(node.url, policy=FeePolicy(max_fee_cap=100 * GWEI))
+        before = s.nonces.pending_count()
+        with pytest.raises(TxFailed, match="gas cap hit"):
+            s.send(TxRequest("0x000000000000000000000000000000000000bEEF", b"", value=1, label="transfer", gas=21_000),
+                   simulate=False)
+        assert s.nonces.pending_count() == before
+        # The urgency rule in config may exceed the cap, and only it.
+        urgent = sender(node.url, policy=FeePolicy(max_fee_cap=100 * GWEI, urgent_threshold=0.9,
+                                                   urgent_max_fee_cap=5_000 * GWEI))
+        out = urgent.send(TxRequest("0x000000000000000000000000000000000000bEEF", b"", value=1, label="transfer",
+                                    gas=21_000), urgency=1.0, simulate=False)
+        assert out.receipt is not None and out.attempts[0].bid.over_normal_cap
