@@ -35,13 +35,18 @@ contracts: node_modules/.installed
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Stage 1 demo: bring the devnet up, show the seeded positions and their health, crash ETH and BTC
-# by 30% through the Chainlink feeds, show them again (now liquidatable), stop everything.
+# Demo (until the daemon's crash replay lands in stage 5): bring the devnet up and show the seeded
+# positions; crash ETH and BTC through the Chainlink feeds; show what the keeper would do (plan);
+# let it act on alice's Morpho position through her KeeperVault; show the health again; stop.
 KEEPER := $(VENV)/bin/keeper
+DEMO_KEY := 0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 demo: setup
 	$(KEEPER) devnet up --detach --port $${KEEPER_DEMO_PORT:-8545}
 	status=0; \
-	  $(KEEPER) devnet price ETH 1400 && $(KEEPER) devnet price BTC 21000 && $(KEEPER) status || status=$$?; \
+	  export KEEPER_PRIVATE_KEY=$(DEMO_KEY) KEEPER__KEEPER__KEY_ENV=KEEPER_PRIVATE_KEY \
+	    KEEPER__STORE__URL=sqlite:///.keeper/demo.db; \
+	  $(KEEPER) devnet price ETH 1560 && $(KEEPER) devnet price BTC 24000 && $(KEEPER) status \
+	  && $(KEEPER) plan && $(KEEPER) rebalance 0x4c5859:morpho --execute && $(KEEPER) status || status=$$?; \
 	  $(KEEPER) devnet down; exit $$status
 
 devnet-up: setup
