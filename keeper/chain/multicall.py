@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keeper.chain.client import ChainClient
 from keeper.errors import Reverted
@@ -71,6 +71,77 @@ def decode_aggregate3(ret: bytes) -> list[Result]:
     return out
 
 
+def _data_offsets(n: int, lengths: Sequence[int]) -> tuple[list[int], list[int], int]:
+    """Where each call's success flag and data sit in an aggregate3 return when every call
+    succeeds with its expected length (the layout is then fixed), and the total size."""
+    t = 2 * WORD + WORD * n
+    flags, data = [], []
+    for length in lengths:
+        flags.append(t + WORD - 1)
+        data.append(t + 3 * WORD)
+        t += 3 * WORD + (length + WORD - 1) // WORD * WORD
+    return flags, data, t
+
+
+@dataclass
+class FixedChunk:
+    """One aggregate3 batch whose every call has a known return length (-1 where unknown).
+
+    Encoded once and reused across ticks; its return is decoded in bulk when every call succeeded
+    with the expected length, else by the generic decoder. Values come back as ints for 32-byte
+    returns, bytes otherwise, and None for a call that failed or returned an unexpected length."""
+    calls: list[Call]
+    lengths: list[int]
+    _payload: str | None = field(default=None, repr=False)
+    _layout: tuple | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.calls) != len(self.lengths):
+            raise ValueError("one expected length per call")
+
+    @property
+    def payload(self) -> str:
+        if self._payload is None:
+            self._payload = "0x" + encode_aggregate3(self.calls).hex()
+        return self._payload
+
+    def decode(self, ret: bytes) -> list[int | bytes | None]:
+        if self._layout is None:
+            fixed = all(length >= 0 for length in self.lengths)
+            flags, data, total = _data_offsets(len(self.calls), [max(n, 0) for n in self.lengths])
+            self._layout = (fixed, flags, data, total)
+        fixed, flags, data, total = self._layout
+        if fixed and len(ret) == total and self._fast_ok(ret, flags, data):
+            fb = int.from_bytes
+            return [fb(ret[o:o + WORD], "big") if n == WORD else ret[o:o + n] for o, n in zip(data, self.lengths)]
+        return self.values(decode_aggregate3(ret))
+
+    def _fast_ok(self, ret: bytes, flags: list[int], data: list[int]) -> bool:
+        if ret[0:WORD] != _word(WORD) or ret[WORD:2 * WORD] != _word(len(self.calls)):
+            return False
+        try:
+            import numpy as np
+        except ImportError:  # pragma: no cover - numpy is a dependency of risk
+            return all(ret[f] == 1 for f in flags) and all(
+                int.from_bytes(ret[o - WORD:o], "big") == n for o, n in zip(data, self.lengths))
+        arr = np.frombuffer(ret, np.uint8)
+        d = np.asarray(data)
+        lengths = np.asarray(self.lengths)
+        return bool((arr[np.asarray(flags)] == 1).all() and (arr[d - 1] == (lengths & 0xFF)).all()
+                    and (arr[d - 2] == ((lengths >> 8) & 0xFF)).all())
+
+    def values(self, results: Sequence[Result]) -> list[int | bytes | None]:
+        out: list[int | bytes | None] = []
+        for r, n in zip(results, self.lengths):
+            if not r.success or (n >= 0 and len(r.data) != n):
+                out.append(None)
+            elif n == WORD:
+                out.append(int.from_bytes(r.data, "big"))
+            else:
+                out.append(r.data)
+        return out
+
+
 class Multicall:
     def __init__(self, client: ChainClient, address: str = MULTICALL3, *, chunk_size: int = 500,
                  in_flight: int = 2, gas: int | None = None) -> None:
@@ -114,6 +185,28 @@ class Multicall:
         else:
             parts = list(self._pool.map(lambda c: self._run_chunk(c, block, prefix), chunks))
         return [r for part in parts for r in part]
+
+    def call_fixed(self, chunks: Sequence[FixedChunk], block: int) -> list[list[int | bytes | None]]:
+        """Run pre-encoded chunks at ``block`` (a few in flight); each chunk's values (see FixedChunk).
+        A chunk whose batch reverts (out of gas, a call that must not fail) is re-run through the
+        splitting path of ``call``."""
+        if not isinstance(block, int):
+            raise TypeError("pin multicall reads to a block number")
+        tag = hex(block)
+
+        def one(chunk: FixedChunk) -> list[int | bytes | None]:
+            call: dict = {"to": self.address, "data": chunk.payload}
+            if self.gas is not None:
+                call["gas"] = hex(self.gas)
+            try:
+                out = self.client.request("eth_call", [call, tag])
+            except Reverted:
+                return chunk.values(self._run_chunk(chunk.calls, block))
+            return chunk.decode(bytes.fromhex(out[2:]))
+
+        if self._pool is None or len(chunks) < 2:
+            return [one(c) for c in chunks]
+        return list(self._pool.map(one, chunks))
 
     def close(self) -> None:
         if self._pool is not None:

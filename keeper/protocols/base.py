@@ -3,7 +3,11 @@
 A read is two-phase so that one multicall can serve every adapter and the oracles in a tick:
 ``plan(accounts)`` returns the calls and a decoder; the caller runs all calls at one block; the
 decoder turns its slice of results into positions. ``prepare`` loads slow-changing metadata
-(reserve configuration, market parameters), cached between ticks."""
+(reserve configuration, market parameters), cached between ticks.
+
+A plan may also carry pre-encoded ``fixed`` chunks (their values go to ``decode_fixed``) and a
+``follow_up``: after decoding, it may return another plan to run at the same block (for instance
+the accounts whose layout changed since the calls were built). ``run_plans`` runs all of that."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from keeper.chain.multicall import Call, Multicall, Result
+from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.chain.oracle import PriceReading
 from keeper.domain import Position, Protocol
+from keeper.errors import TemporaryError
 
 WORD = 32
 
@@ -49,6 +54,9 @@ class ReadContext:
 
 
 Decoder = Callable[[Sequence[Result], ReadContext], list[Position]]
+FixedDecoder = Callable[[list[list[int | bytes | None]], ReadContext], list[Position]]
+FollowUp = Callable[[Multicall, ReadContext], "ReadPlan | None"]
+MAX_ROUNDS = 4  # a plan and at most three follow-ups per read
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,44 @@ class ReadPlan:
     decode: Decoder
     # State-changing calls every chunk must run first (see Multicall.call); results dropped.
     prefix: tuple[Call, ...] = ()
+    # Pre-encoded chunks run as they are (no prefix), values per chunk to decode_fixed.
+    fixed: tuple[FixedChunk, ...] = ()
+    decode_fixed: FixedDecoder | None = None
+    # Called after decode: another plan to run at the same block, or None.
+    follow_up: FollowUp | None = None
+
+
+def run_plans(mc: Multicall, plans: Sequence[ReadPlan], ctx: ReadContext) -> list[Position]:
+    """Run plans at ``ctx.block``: every plan's ``calls`` in one chunked multicall (prefixes
+    merged), their fixed chunks, the decoders in plan order, then follow-up rounds likewise."""
+    positions: list[Position] = []
+    rounds = 0
+    while plans:
+        rounds += 1
+        if rounds > MAX_ROUNDS:
+            raise TemporaryError(f"read at block {ctx.block} still had follow-ups after {MAX_ROUNDS} rounds")
+        calls = [c for p in plans for c in p.calls]
+        prefix = [c for p in plans for c in p.prefix]
+        results = mc.call(calls, ctx.block, prefix) if calls else []
+        fixed = [c for p in plans for c in p.fixed]
+        values = mc.call_fixed(fixed, ctx.block) if fixed else []
+        start = first = 0
+        for p in plans:
+            positions.extend(p.decode(results[start:start + len(p.calls)], ctx))
+            start += len(p.calls)
+            if p.fixed:
+                if p.decode_fixed is None:
+                    raise TypeError("a plan with fixed chunks needs decode_fixed")
+                positions.extend(p.decode_fixed(values[first:first + len(p.fixed)], ctx))
+                first += len(p.fixed)
+        nxt = []
+        for p in plans:
+            if p.follow_up is not None:
+                f = p.follow_up(mc, ctx)
+                if f is not None:
+                    nxt.append(f)
+        plans = nxt
+    return positions
 
 
 class Adapter(ABC):
@@ -72,8 +118,7 @@ class Adapter(ABC):
 
     def read(self, mc: Multicall, accounts: Sequence[str], ctx: ReadContext) -> list[Position]:
         self.prepare(mc, ctx.block)
-        plan = self.plan(accounts)
-        return plan.decode(mc.call(plan.calls, ctx.block, plan.prefix), ctx)
+        return run_plans(mc, [self.plan(accounts)], ctx)
 
 
 def price_issue(prices: Mapping[str, PriceReading], assets: Sequence[str]) -> str | None:

@@ -10,7 +10,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import OracleReader, PriceReading
 from keeper.domain import Position
-from keeper.protocols.base import Adapter, ReadContext
+from keeper.protocols.base import Adapter, ReadContext, run_plans
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,5 @@ class ChainReader:
         for adapter in self.adapters:
             adapter.prepare(self.mc, number)
             plans.append(adapter.plan(self.accounts))
-        calls = [c for p in plans for c in p.calls]
-        prefix = [c for p in plans for c in p.prefix]
-        results = self.mc.call(calls, number, prefix) if calls else []
-        positions: list[Position] = []
-        start = 0
-        for p in plans:
-            positions.extend(p.decode(results[start:start + len(p.calls)], ctx))
-            start += len(p.calls)
+        positions: list[Position] = run_plans(self.mc, plans, ctx)
         return Snapshot(self.chain, number, block_hash, ts, positions, readings)
