@@ -171,12 +171,20 @@ class ChainConfig(_Strict):
         return v
 
 
+class DaemonConfig(_Strict):
+    poll_interval: float = Field(0.5, gt=0, le=60, description="seconds between new-head polls")
+    watchdog_seconds: float = Field(120, gt=0, description="exit non-zero when no new block arrives for this long")
+    max_consecutive_failures: int = Field(5, ge=1, description="failed ticks in a row that trip the circuit breaker")
+    heartbeat_seconds: float = Field(60, gt=0)
+
+
 class Config(_Strict):
     devnet: DevnetConfig = DevnetConfig()
     store: StoreConfig = StoreConfig()
     keeper: KeeperConfig = KeeperConfig()
     policy: PolicyConfig = PolicyConfig()
     fees: FeesConfig = FeesConfig()
+    daemon: DaemonConfig = DaemonConfig()
     chains: dict[str, ChainConfig] = Field(default_factory=dict)
 
 
