@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
     rb.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
 
+    run = sub.add_parser("run", help="the daemon: protect every configured position at every block")
+    run.add_argument("--dry-run", action="store_true", help="plan and log every decision, send nothing")
+    run.add_argument("--chain", default=None)
+    run.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
+    run.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     rc = sub.add_parser("reconcile", help="settle the action journal with the chain (what a crash left pending)")
     rc.add_argument("--chain", default=None)
     rc.add_argument("--no-wait", action="store_true", help="resend what is pending but do not wait for it")
@@ -297,6 +304,15 @@ def _print_reconcile(out, report) -> None:
             out.print(f"journal: {what}: entries {', '.join(map(str, ids))}")
 
 
+def _cmd_run(args, cfg) -> int:
+    from keeper.daemon.keeper import Keeper
+    from keeper.telemetry import setup_logging
+
+    setup_logging(args.log_level)
+    return Keeper(cfg, args.chain, dry_run=args.dry_run, price_files=args.prices,
+                  vols=_vol_overrides(args.vol)).run()
+
+
 def _cmd_reconcile(args, cfg) -> int:
     from keeper.daemon.manual import open_session, reconcile_journal
     from keeper.views import console
@@ -436,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, resolve_chains=args.command != "devnet")
         handler = {"devnet": _cmd_devnet, "status": _cmd_status, "watch": _cmd_watch,
                    "check-config": _cmd_check_config, "stress": _cmd_stress, "plan": _cmd_plan,
-                   "rebalance": _cmd_rebalance, "reconcile": _cmd_reconcile}[args.command]
+                   "rebalance": _cmd_rebalance, "reconcile": _cmd_reconcile, "run": _cmd_run}[args.command]
         return handler(args, cfg)
     except KeeperError as e:
         _err(str(e))

@@ -178,6 +178,18 @@ class DaemonConfig(_Strict):
     heartbeat_seconds: float = Field(60, gt=0)
 
 
+class TelemetryConfig(_Strict):
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics and /healthz here (unset: off)")
+    metrics_host: str = "127.0.0.1"
+    log_json: bool = True
+
+
+class AlertsConfig(_Strict):
+    webhook_env: str | None = Field(None, description="environment variable holding the webhook URL (a secret)")
+    format: Literal["json", "slack", "discord"] = "json"
+    min_interval_s: float = Field(300, ge=0, description="the same alert at most once per this many seconds")
+
+
 class Config(_Strict):
     devnet: DevnetConfig = DevnetConfig()
     store: StoreConfig = StoreConfig()
@@ -185,6 +197,8 @@ class Config(_Strict):
     policy: PolicyConfig = PolicyConfig()
     fees: FeesConfig = FeesConfig()
     daemon: DaemonConfig = DaemonConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    alerts: AlertsConfig = AlertsConfig()
     chains: dict[str, ChainConfig] = Field(default_factory=dict)
 
 

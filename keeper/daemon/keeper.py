@@ -32,10 +32,24 @@ from keeper.domain import ActionKind
 from keeper.errors import Halt, KeeperError, Reverted
 from keeper.plan.risk_model import AnalyticRisk
 from keeper.store import Store
+from keeper.telemetry import Metrics, MetricsServer
 
 log = logging.getLogger("keeper.daemon")
 # A poll that finds the previous tick still running is skipped by design (max_instances=1).
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+
+def _alerter(cfg: Config):
+    import os
+
+    from keeper.alerts import make_alerter
+
+    url = os.environ.get(cfg.alerts.webhook_env) if cfg.alerts.webhook_env else None
+    if cfg.alerts.webhook_env and not url:
+        from keeper.errors import ConfigError
+
+        raise ConfigError(f"alerts.webhook_env names {cfg.alerts.webhook_env}, which is not set")
+    return make_alerter(url, cfg.alerts.format, min_interval_s=cfg.alerts.min_interval_s)
 
 
 class Keeper:
@@ -57,10 +71,18 @@ class Keeper:
         self.actions_sent = 0
         self.last_action_block: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.metrics = Metrics()
+        self.server: MetricsServer | None = None
+        self.alerter = _alerter(cfg)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def startup(self) -> None:
         self.name, self.ccfg, self.client = one_chain(self.cfg, self.chain_arg)
+        self.client.on_failover = self._on_failover
+        t = self.cfg.telemetry
+        if t.metrics_port is not None:
+            self.server = MetricsServer(self.metrics, t.metrics_host, t.metrics_port, health=self._health)
+            self.metrics_port = self.server.start()
         self.reader = build_reader(self.name, self.ccfg, client=self.client)
         self.policy = policy_from(self.cfg)
         self.store = Store.open(self.cfg.store.url)
@@ -79,7 +101,21 @@ class Keeper:
                                           "positions": len(snap.positions), "dry_run": self.dry_run,
                                           "model": self.risk.describe()})
 
+    def _health(self):
+        stalled = self.clock() - self.last_block_at
+        ok = self.halted is None and stalled <= self.cfg.daemon.watchdog_seconds
+        return ok, f"last block {self.last_block}, {stalled:.0f} s ago" + (f"; halted: {self.halted}" if self.halted else "")
+
+    def _on_failover(self, frm: str, to: str, why: str) -> None:
+        self.metrics.rpc_failover(self.name)
+        log.warning("RPC failover", extra={"event": "rpc_failover", "from": frm, "to": to, "why": why})
+        self.alerter.notify("rpc_failover", "warning", f"{self.name}: RPC failover", why, **{"from": frm, "to": to})
+
     def shutdown(self) -> None:
+        self.metrics.set_up(False)
+        if self.server is not None:
+            self.server.stop()
+        self.alerter.close()
         self.reader.mc.close()
         self.store.close()
         log.info("keeper stopped", extra={"event": "shutdown", "ticks": self.ticks, "actions": self.actions_sent})
@@ -97,9 +133,23 @@ class Keeper:
         books = read_books(self.reader, snap, self.ccfg, assets)
         session = self._session(snap, assets, books)
         done = 0
+        for p in snap.positions:
+            if not p.price_ok:
+                log.warning("price unusable: no action", extra={"event": "stale_oracle", "position": p.key,
+                                                                 "why": p.price_issue})
+                self.alerter.notify("stale_oracle", "warning", f"{self.name}: price unusable", p.price_issue or "",
+                                    position=p.key)
+        for book in books:
+            for a in assets:
+                if book.reserve is not None:
+                    self.metrics.set_reserve(self.name, book.vault, a.symbol, book.reserve.get(a.address) / 10**a.decimals)
+        p_liq: dict[str, float] = {}
         for book, plan in plan_books(books, self.risk, assets, self.policy, block, self.last_action_block):
+            p_liq.update(plan.p_liq)
             for alert in plan.alerts:
                 log.warning(alert, extra={"event": "alert", "vault": book.vault})
+                kind = "reserve_short" if "reserve short" in alert else "failure"
+                self.alerter.notify(kind, "critical", f"{self.name}: {kind.replace('_', ' ')}", alert, vault=book.vault)
             for key, why in plan.skipped:
                 log.info("skipped", extra={"event": "skip", "position": key, "why": why})
             for action in plan.actions:
@@ -119,15 +169,26 @@ class Keeper:
                 try:
                     simulate_on_chain(self.cfg, session, book, action)
                     out, fresh = execute(self.cfg, session, book, action)
-                except Reverted as e:
+                except KeeperError as e:
+                    self.metrics.action_failed(self.name, action.kind.value)
                     log.error(f"refused: {e}", extra={**fields, "error": str(e)})
+                    self.alerter.notify("failure", "critical", f"{self.name}: {action.kind.value} failed", str(e),
+                                        position=action.position_key)
+                    if not isinstance(e, Reverted):
+                        raise
                     continue
+                self.metrics.action_sent(self.name, action.kind.value)
+                self.alerter.notify("action", "info", f"{self.name}: {action.kind.value} {action.amount:g} "
+                                    f"{action.asset.symbol}", r.note, position=action.position_key, tx=out.mined_hash)
                 self.last_action_block[action.position_key] = int(out.receipt["blockNumber"], 16)
                 self.actions_sent += 1
                 done += 1
                 log.info("acted", extra={**fields, "tx": out.mined_hash,
                                          "health_after": fresh.health if fresh else None})
         record_snapshot(self.store, snap, kind="watch")
+        self.metrics.observe_positions(self.name, snap.positions, p_liq)
+        self.metrics.set_last_block(block)
+        self.metrics.observe_tick(self.name, time.perf_counter() - started)
         self.ticks += 1
         log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started})
         return done
@@ -178,5 +239,7 @@ class Keeper:
             self.shutdown()
         if self.halted is not None:
             log.error(str(self.halted), extra={"event": "halt"})
+            self.alerter.notify("halt", "critical", f"{self.name}: keeper halted", str(self.halted))
+            self.alerter.close()
             raise self.halted
         return 0

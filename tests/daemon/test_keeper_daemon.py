@@ -2,13 +2,16 @@
 protects every vault position (the unprotected twin is liquidatable); a stalled chain trips the
 watchdog."""
 
+import http.server
 import json
 import threading
+import urllib.request
 import time
 
 import pytest
 
-from keeper.config import Config, DaemonConfig, KeeperConfig, StoreConfig, chain_from_deployment
+from keeper.config import (AlertsConfig, Config, DaemonConfig, KeeperConfig, StoreConfig, TelemetryConfig,
+                           chain_from_deployment)
 from keeper.daemon.keeper import Keeper
 from keeper.errors import Halt
 from tests.devnet.helpers import set_price
@@ -42,7 +45,25 @@ def test_dry_run_plans_but_sends_nothing(cfg, w3, devnet):
         k.shutdown()
 
 
-def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet):
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    posts: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Receiver.posts.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet, monkeypatch):
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    monkeypatch.setenv("KEEPER_TEST_WEBHOOK", f"http://127.0.0.1:{receiver.server_address[1]}/hook")
+    cfg = cfg.model_copy(update={"telemetry": TelemetryConfig(metrics_port=0),
+                                 "alerts": AlertsConfig(webhook_env="KEEPER_TEST_WEBHOOK", min_interval_s=0)})
     k = Keeper(cfg, vols=VOLS)
     t = threading.Thread(target=lambda: k.run(install_signals=False), daemon=True)
     w3.provider.make_request("evm_setIntervalMining", [1])
@@ -53,6 +74,8 @@ def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet):
             set_price(w3, devnet, "ETH", eth)
             set_price(w3, devnet, "BTC", btc)
             time.sleep(2.5)  # a couple of blocks: the keeper ticks and its transactions land
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{k.metrics_port}/metrics", timeout=5).read().decode()
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{k.metrics_port}/healthz", timeout=5).read())
         k.stop.set()
         t.join(timeout=60)
         assert not t.is_alive() and k.halted is None
@@ -68,6 +91,12 @@ def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet):
     carol = [p for p in positions.values() if p.account.lower() == devnet["roles"]["carol"].lower()]
     assert carol and all(p.liquidatable for p in carol)  # the unprotected twin would be liquidated
     assert k.actions_sent >= 3
+    assert 'keeper_actions_sent_total{chain="devnet"' in scrape and "keeper_positions_watched" in scrape
+    assert "keeper_tick_seconds_bucket" in scrape and "keeper_position_pliq" in scrape
+    assert health["status"] == "ok"
+    kinds = [p.get("kind") for p in _Receiver.posts]
+    assert "action" in kinds  # the webhook heard about the keeper's actions
+    receiver.shutdown()
 
 
 def test_stalled_chain_trips_the_watchdog(cfg):
