@@ -308,7 +308,7 @@ def _cmd_run(args, cfg) -> int:
     from keeper.daemon.keeper import Keeper
     from keeper.telemetry import setup_logging
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, json=cfg.telemetry.log_json)
     return Keeper(cfg, args.chain, dry_run=args.dry_run, price_files=args.prices,
                   vols=_vol_overrides(args.vol)).run()
 
