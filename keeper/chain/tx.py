@@ -84,7 +84,7 @@ class NonceManager:
 class TxSender:
     def __init__(self, client: ChainClient, key: HotKey, chain_id: int, policy: FeePolicy, *,
                  abis: Sequence[list] = (), bump_after_blocks: int = 2, max_wait_blocks: int = 50,
-                 max_wait_seconds: float = 600.0, gas_margin: float = 1.25, poll: float = 0.2,
+                 max_wait_seconds: float = 600.0, gas_margin: float = 1.5, poll: float = 0.2,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  on_signed: Callable[[TxOutcome, Attempt], None] | None = None,
                  on_receipt: Callable[[TxOutcome], None] | None = None) -> None:
@@ -109,9 +109,10 @@ class TxSender:
         return {"from": self.key.address, "to": req.to, "data": "0x" + req.data.hex(), "value": hex(req.value)}
 
     def simulate(self, req: TxRequest) -> bytes:
-        """``eth_call`` as the keeper; a revert raises ``Reverted`` with the decoded reason."""
+        """``eth_call`` as the keeper on the pending block; a revert raises ``Reverted`` (decoded)."""
         try:
-            out = self.client.request("eth_call", [self._call_obj(req), "latest"])
+            # "pending": the next block's environment (timestamp, base fee), where the transaction lands.
+            out = self.client.request("eth_call", [self._call_obj(req), "pending"])
         except Reverted as e:
             reason = decode(e.data, self.abis)
             raise Reverted(f"{req.label or 'transaction'} would revert: {reason}", reason=reason.name,
@@ -179,7 +180,8 @@ class TxSender:
                     if self.on_receipt:
                         self.on_receipt(out)
                     if int(rc["status"], 16) != 1:
-                        raise TxFailed(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted")
+                        raise TxFailed(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted"
+                                       f"{self._why_reverted(req, rc, gas)}")
                     return out
             mined_count = int(self.client.request("eth_getTransactionCount", [self.key.address, "latest"]), 16)
             if mined_count > nonce and not any(self._receipt(a.tx_hash) for a in out.attempts):
@@ -197,6 +199,19 @@ class TxSender:
                     self._send_attempt(out, req, nonce, gas, nxt, urgency)
                 last_bump = head
             self.sleep(self.poll)
+
+    def _why_reverted(self, req: TxRequest, rc: dict, gas: int) -> str:
+        """Best-effort diagnosis of a mined revert: out of gas, or the reason replayed at the block."""
+        used = int(rc.get("gasUsed", "0x0"), 16)
+        if used >= gas * 0.98:
+            return f": out of gas ({used:,} of {gas:,})"
+        try:
+            self.client.request("eth_call", [self._call_obj(req), rc["blockNumber"]])
+        except Reverted as e:
+            return f": {decode(e.data, self.abis)}"
+        except KeeperError:
+            pass
+        return " (the replay at that block succeeds: state changed within the block)"
 
     def _send_attempt(self, out: TxOutcome, req: TxRequest, nonce: int, gas: int, b: Bid, urgency: float) -> None:
         for _ in range(8):
