@@ -9,6 +9,8 @@ thread through a bounded queue, so a slow webhook cannot delay a tick either.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 import queue
 import threading
@@ -102,13 +104,14 @@ def discord_payload(a: Alert) -> dict[str, Any]:
     return {"content": f"[{a.severity.upper()}] {a.title}"[:2000], "embeds": [embed]}
 
 
-class Alerter:
+class Alerter(ABC):
     """Interface: ``send(alert) -> bool`` (True when delivered); ``notify`` builds the Alert."""
 
     sent = failed = suppressed = 0
 
+    @abstractmethod
     def send(self, alert: Alert) -> bool:
-        raise NotImplementedError
+        """Deliver one alert; never raises."""
 
     def notify(self, kind: str, severity: str, title: str, text: str = "", **fields: Any) -> bool:
         return self.send(Alert(kind, severity, title, text, fields))
