@@ -146,6 +146,7 @@ class FeesConfig(_Strict):
 class ChainConfig(_Strict):
     chain_id: int | None = Field(None, gt=0)
     rpc_urls: list[str] = Field(default_factory=list)
+    ws_urls: list[str] = Field(default_factory=list, description="ws(s) URLs for newHeads (unset: derived from rpc_urls)")
     deployment: Path | None = Field(None, description="fill contracts, feeds and accounts from a devnet deployment file")
     multicall: str = MULTICALL3
     timeout: float = Field(10.0, gt=0)
@@ -170,12 +171,39 @@ class ChainConfig(_Strict):
                 raise ValueError(f"RPC URLs must be http(s): {u.split('://')[0] if '://' in u else u!r}")
         return v
 
+    @field_validator("ws_urls")
+    @classmethod
+    def _ws(cls, v: list[str]) -> list[str]:
+        for u in v:
+            if not u.startswith(("ws://", "wss://")):
+                raise ValueError(f"WebSocket URLs must be ws(s): {u.split('://')[0] if '://' in u else u!r}")
+        return v
+
 
 class DaemonConfig(_Strict):
     poll_interval: float = Field(0.5, gt=0, le=60, description="seconds between new-head polls")
     watchdog_seconds: float = Field(120, gt=0, description="exit non-zero when no new block arrives for this long")
     max_consecutive_failures: int = Field(5, ge=1, description="failed ticks in a row that trip the circuit breaker")
     heartbeat_seconds: float = Field(60, gt=0)
+    heads: Literal["auto", "ws", "poll"] = Field(
+        "auto", description="new heads: auto = WebSocket newHeads (ws_urls, else derived from rpc_urls) with polling "
+                            "as fallback; ws = the same but chains.<name>.ws_urls must be set; poll = never a socket")
+    ws_retry_seconds: float = Field(30, gt=0, le=3600, description="after a WebSocket failure, poll this long, then retry")
+    ws_stall_seconds: float = Field(30, gt=0, description="no WebSocket head this long while HTTP has a newer one: fall back")
+    refit_interval_s: float = Field(86_400, gt=0, description="re-estimate the vols (EWMA of Chainlink rounds) this often")
+    refit_rounds: int = Field(1000, ge=2, le=100_000, description="Chainlink rounds read back per feed at a refit")
+    refit_min_returns: int = Field(24, ge=2, description="hourly returns needed for a new vol; fewer keeps the old one")
+    refit_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay of the refit (hourly returns)")
+    stress_interval_s: float = Field(3600, gt=0, description="Monte Carlo stress report of the latest snapshot this often")
+    stress_horizons_h: list[int] = Field([1, 4, 24], min_length=1, description="stress report horizons (hours)")
+    stress_paths: int = Field(2000, ge=100, le=1_000_000, description="Monte Carlo paths per stress report")
+
+    @field_validator("stress_horizons_h")
+    @classmethod
+    def _horizons(cls, v: list[int]) -> list[int]:
+        if any(h < 1 or h > 24 * 30 for h in v):
+            raise ValueError("each stress horizon within 1..720 hours")
+        return sorted(set(v))
 
 
 class TelemetryConfig(_Strict):
@@ -312,6 +340,9 @@ def _cross_check(cfg: Config, where: str, resolve_chains: bool) -> Config:
         for fname, feed in chain.feeds.items():
             if feed.second_source == feed.address:
                 raise ConfigError(f"{where}: {key}.feeds.{fname}.second_source is the feed itself")
+        if cfg.daemon.heads == "ws" and not chain.ws_urls:
+            raise ConfigError(f"{where}: daemon.heads = 'ws' needs {key}.ws_urls",
+                              hint="add the node's ws:// URL, or use heads = 'auto' (derived from rpc_urls)")
         if chain.max_head_age is not None and not math.isfinite(chain.max_head_age):
             raise ConfigError(f"{where}: {key}.max_head_age must be finite")
         chains[name] = chain

@@ -163,6 +163,18 @@ class Metrics:
         self.reserve_balance = Gauge("keeper_reserve_balance", "Reserve balance (token units)", cva, registry=r)
         self.last_block_gauge = Gauge("keeper_last_block", "Last processed block", registry=r)
         self.up = Gauge("keeper_up", "1 while the keeper runs", registry=r)
+        self.head_source_ws = Gauge("keeper_head_source_ws", "1 while new heads come from a WebSocket subscription, "
+                                    "0 while polling", ["chain"], registry=r)
+        self.ws_fallbacks = Counter("keeper_ws_fallbacks_total", "WebSocket new-head failures that fell back to polling",
+                                    ["chain"], registry=r)
+        self.job_runs = Counter("keeper_job_runs_total", "Slow jobs finished (refit, stress)", ["job"], registry=r)
+        self.job_failures = Counter("keeper_job_failures_total", "Slow jobs failed (refit, stress)", ["job"], registry=r)
+        self.model_vol = Gauge("keeper_model_annual_vol", "Annualised vol the risk model uses", ["chain", "symbol"],
+                               registry=r)
+        self.stress_pliq = Gauge("keeper_stress_pliq", "Stress report: Monte Carlo P(liquidation) within a horizon",
+                                 pos + ("horizon_h",), registry=r)
+        self.stress_var = Gauge("keeper_stress_book_var_usd", "Stress report: the book's 99% VaR of liquidation loss",
+                                ["chain"], registry=r)
 
     def observe_position(self, chain: str, protocol: str, account: str, market: str,
                          health: float, p_liq: float | None = None) -> None:
@@ -210,6 +222,26 @@ class Metrics:
 
     def set_reserve(self, chain: str, vault: str, asset: str, balance: float) -> None:
         self.reserve_balance.labels(chain, vault, asset).set(balance)
+
+    def set_head_source(self, chain: str, ws: bool) -> None:
+        self.head_source_ws.labels(chain).set(1 if ws else 0)
+
+    def ws_fallback(self, chain: str) -> None:
+        self.ws_fallbacks.labels(chain).inc()
+
+    def job_done(self, job: str, ok: bool = True) -> None:
+        (self.job_runs if ok else self.job_failures).labels(job).inc()
+
+    def set_model_vols(self, chain: str, annual: Mapping[str, float]) -> None:
+        for sym, vol in annual.items():
+            self.model_vol.labels(chain, sym).set(vol)
+
+    def set_stress(self, chain: str, rows: Iterable[tuple[Any, int, float]], book_var: float) -> None:
+        """``rows``: (position, horizon in hours, P(liq)); the report replaces the previous one."""
+        self.stress_pliq.clear()
+        for p, h, prob in rows:
+            self.stress_pliq.labels(chain, str(p.protocol), p.account, p.market, str(h)).set(prob)
+        self.stress_var.labels(chain).set(book_var)
 
     def observe_tick(self, chain: str, seconds: float) -> None:
         self.tick_seconds.labels(chain).observe(seconds)

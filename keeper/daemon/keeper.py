@@ -4,11 +4,23 @@
 - tick: one read pinned to the block, a plan per vault under its reserve, each action simulated and
   sent through the vault (journaled first), the snapshot and checkpoint written in one transaction.
   ``dry_run`` plans and logs but sends nothing.
-- scheduling (APScheduler): the block poll job (``max_instances=1, coalesce=True``: ticks never
-  overlap, missed runs collapse into one, and only the newest head is ticked) and a heartbeat.
+- new heads (``keeper.daemon.heads``, ``daemon.heads``): a WebSocket ``newHeads`` subscription when
+  the node offers one (``ws_urls``, or derived from ``rpc_urls`` with ``"auto"``), polling
+  ``eth_blockNumber`` every ``daemon.poll_interval`` otherwise; any WebSocket failure falls back to
+  polling (warning, ``keeper_ws_fallbacks_total``) and the WebSocket is retried after
+  ``daemon.ws_retry_seconds``; a subscription silent for ``daemon.ws_stall_seconds`` while the node
+  is ahead counts as a failure.
+- scheduling (APScheduler, ``max_instances=1, coalesce=True``): the block tick job — run at every
+  poll interval and, with a subscription, woken at once by each head; ticks never overlap, a tick
+  takes the newest head and ticks again while a newer one has arrived (heads in between are
+  skipped) —, a heartbeat, and the slow jobs of ``keeper.daemon.jobs``: the model refit
+  (``daemon.refit_interval_s``; the new ``self.risk`` is swapped in under ``tick_lock``, between
+  ticks) and the stress report (``daemon.stress_interval_s``). Slow jobs log and count their
+  errors and never stop the daemon.
 - supervision: SIGTERM/SIGINT set a flag and the loop stops after the current tick; a watchdog
-  raises ``Halt`` when no new block arrives for ``daemon.watchdog_seconds``; ``daemon.max_consecutive_failures``
-  failed ticks in a row trip a circuit breaker (``Halt``). Injectable clock for tests.
+  raises ``Halt`` when no new block is ticked for ``daemon.watchdog_seconds`` (whichever source
+  delivers heads); ``daemon.max_consecutive_failures`` failed ticks in a row trip a circuit breaker
+  (``Halt``). Injectable clock for tests.
 """
 
 from __future__ import annotations
@@ -18,12 +30,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from keeper.config import Config
+from keeper.daemon import jobs
 from keeper.daemon.actions import annual_vols, asset_params, plan_books, policy_from, read_books, risk_symbols
+from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.manual import Session, execute, reconcile_journal, simulate_on_chain
 from keeper.daemon.recording import record_snapshot
@@ -37,6 +52,8 @@ from keeper.telemetry import Metrics, MetricsServer
 log = logging.getLogger("keeper.daemon")
 # A poll that finds the previous tick still running is skipped by design (max_instances=1).
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+# "Running job ... executed successfully" at every poll is noise; job errors are still logged.
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
 
 def _alerter(cfg: Config):
@@ -71,6 +88,10 @@ class Keeper:
         self.actions_sent = 0
         self.last_action_block: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.tick_lock = threading.Lock()  # held by a scheduled tick; the refit swaps the model under it
+        self.heads: HeadFeed | None = None
+        self._sched: BackgroundScheduler | None = None
+        self.annual_vols: dict[str, float] = {}
         self.metrics = Metrics()
         self.server: MetricsServer | None = None
         self.alerter = _alerter(cfg)
@@ -89,6 +110,8 @@ class Keeper:
         snap = self.reader.read()
         annual, source = annual_vols(risk_symbols(snap), self.cfg.policy.default_vol, self.price_files, self.vols)
         self.risk = AnalyticRisk.from_annual(annual, self.policy.horizon_hours, source=source)
+        self.annual_vols = dict(annual)
+        self.metrics.set_model_vols(self.name, annual)
         if not self.dry_run:
             report = reconcile_journal(self.cfg, self._session(snap))
             if report.rebroadcast:
@@ -198,10 +221,15 @@ class Keeper:
         if self.stop.is_set():
             return
         try:
-            head = self.client.block_number()
-            if self.last_block is None or head > self.last_block:
-                self.tick(head)
+            while not self.stop.is_set():
+                head = self._newest_head()
+                if self.last_block is not None and head <= self.last_block:
+                    break
+                with self.tick_lock:
+                    self.tick(head)
                 self.last_block, self.last_block_at = head, self.clock()
+                if self.heads is None or self.heads.newest() is None:
+                    break  # polling: the next poll asks again; a subscription may hold a newer head already
             self.failures = 0
         except KeeperError as e:
             self.failures += 1
@@ -209,9 +237,37 @@ class Keeper:
             if isinstance(e, Halt) or self.failures >= self.cfg.daemon.max_consecutive_failures:
                 self._halt(Halt(f"circuit breaker: {self.failures} failed ticks in a row; last: {e}"))
 
+    def _newest_head(self) -> int:
+        """The subscription's newest head; the node's (``eth_blockNumber``) while polling, or when the
+        subscription has been silent for ``daemon.ws_stall_seconds`` and the node is ahead of it."""
+        ws = self.heads.newest() if self.heads is not None else None
+        if ws is None:
+            return self.client.block_number()
+        silent = self.clock() - self.heads.head_at
+        if silent > self.cfg.daemon.ws_stall_seconds:
+            polled = self.client.block_number()
+            if polled > ws:
+                self.heads.stalled(f"no head from the WebSocket for {silent:.0f} s while the node is at block {polled}")
+                return polled
+        return ws
+
+    def _wake(self, _head: int) -> None:
+        """A new head from the subscription: run the tick job now (never a second instance)."""
+        sched = self._sched
+        if sched is not None and not self.stop.is_set():
+            try:
+                sched.modify_job("block_tick", next_run_time=datetime.now(timezone.utc))
+            except Exception:  # the scheduler is shutting down; the interval run would come anyway
+                pass
+
+    def _heads_down(self, why: str) -> None:
+        self.metrics.ws_fallback(self.name)
+        self.metrics.set_head_source(self.name, False)
+
     def _heartbeat(self) -> None:
         log.info("heartbeat", extra={"event": "heartbeat", "block": self.last_block, "ticks": self.ticks,
-                                     "actions": self.actions_sent})
+                                     "actions": self.actions_sent,
+                                     "heads": self.heads.source if self.heads is not None else "poll"})
 
     def _halt(self, h: Halt) -> None:
         with self._lock:
@@ -228,13 +284,23 @@ class Keeper:
         sched = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         sched.add_job(self._poll, "interval", seconds=self.cfg.daemon.poll_interval, id="block_tick")
         sched.add_job(self._heartbeat, "interval", seconds=self.cfg.daemon.heartbeat_seconds, id="heartbeat")
+        jobs.add_jobs(self, sched)
+        self._sched = sched
+        d = self.cfg.daemon
+        self.heads = HeadFeed(ws_url_for(self.ccfg, d.heads), chain_id=self.client.expected_chain_id,
+                              on_head=self._wake, on_fallback=self._heads_down,
+                              on_restore=lambda: self.metrics.set_head_source(self.name, True),
+                              open_timeout=min(self.ccfg.timeout, 10.0), retry_s=d.ws_retry_seconds, clock=self.clock)
+        self.metrics.set_head_source(self.name, False)
         sched.start()
+        self.heads.start()
         try:
             while not self.stop.wait(0.2):
                 stalled = self.clock() - self.last_block_at
                 if stalled > self.cfg.daemon.watchdog_seconds:
                     self._halt(Halt(f"watchdog: no new block for {stalled:.0f} s"))
         finally:
+            self.heads.stop()
             sched.shutdown(wait=True)  # the current tick finishes; no new one starts
             self.shutdown()
         if self.halted is not None:

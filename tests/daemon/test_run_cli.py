@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -22,13 +23,24 @@ def test_run_dry_run_logs_decisions_and_stops_on_sigterm(tmp_path, anvil, w3, de
     set_price(w3, devnet, "ETH", 1_560)
     nonce = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
     proc = subprocess.Popen([sys.executable, "-m", "keeper", "run", "--dry-run", "--vol", "WETH=0.8"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ})
+    seen: list[str] = []
+    threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def wait_for(event: str, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+        while not any(f'"event":"{event}"' in ln.replace(" ", "") for ln in list(seen)):
+            assert proc.poll() is None and time.monotonic() < end, f"no {event} line: {''.join(seen)[-2000:]}"
+            time.sleep(0.1)
+
     try:
-        time.sleep(4)
+        wait_for("startup")
         set_price(w3, devnet, "BTC", 25_000)  # a new block: the daemon ticks
-        time.sleep(3)
+        wait_for("decision")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        time.sleep(0.2)  # the reader thread drains the pipe
+        out, err = "".join(seen), ""
     finally:
         if proc.poll() is None:
             proc.kill()
