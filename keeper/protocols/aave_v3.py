@@ -6,13 +6,22 @@ marks, ``aToken.scaledBalanceOf`` / ``variableDebtToken.scaledBalanceOf`` (+
 ``stableDebtToken.balanceOf`` where stable debt exists). Once per block, shared: the prices
 (``AaveOracle.getAssetsPrices``, what the pool uses), each reserve's normalized income / variable
 debt, and a fingerprint of the metadata the maths depends on (reserve list, configuration words,
-stable debt supplies, e-mode categories). Amounts are ``rayMul(scaled, index)`` (= ``balanceOf``)
+stable debt supplies, e-mode categories). These shared calls open *every* chunk: a chunk is one
+``eth_call``, i.e. one EVM state, so each account's balances, the prices and indexes they are valued
+at and the pool's own ``getUserAccountData`` check come from the same state. Chunks are separate
+``eth_call``s and a node does not always answer them from one state even when they name the same
+block number (anvil answers a call for the head from the next block while it mines it; a reorg or a
+load-balanced RPC does the same on a real chain): mixing one chunk's prices with another's balances
+gave healths that matched neither state. When chunks of one round disagree on the shared values,
+the whole round is read again at that block. Amounts are ``rayMul(scaled, index)`` (= ``balanceOf``)
 and the health factor is ``GenericLogic.calculateUserAccountData``'s integer maths
 (``aave_math``): equal to ``getUserAccountData(...).healthFactor`` to the wei.
 
 Correctness guards, all resolved in the same tick at the same block (a follow-up round):
 - an account whose bitmap differs from the one its calls were built for (or first seen) is
   re-read with calls for its current bitmap;
+- when the chunks of a round saw different states (their shared values differ), every account is
+  re-read;
 - when the metadata fingerprint differs from what ``prepare`` loaded (a new reserve, a changed
   threshold / decimals / e-mode category, stable debt appearing, an edited e-mode category),
   metadata is reloaded at that block and every account is re-read.
@@ -94,6 +103,7 @@ class _Group:
     # One account per chunk whose computed health is checked against the pool's getUserAccountData
     # (the chunk's last call): a guard against maths that no longer matches the pool (an upgrade).
     check: str | None = None
+    shared: int = 0  # the chunk opens with this many shared calls (prices, indexes, metadata)
 
 
 @dataclass
@@ -101,6 +111,7 @@ class _Round:
     """What one read round left to do: accounts to read again, and whether metadata is stale."""
     accounts: list[str] = field(default_factory=list)
     stale: bool = False
+    retry: bool = False  # the chunks saw different chain states: read the same chunks again
 
 
 class AaveV3Adapter(Adapter):
@@ -126,7 +137,7 @@ class AaveV3Adapter(Adapter):
         self._layout: dict[str, int] = {}  # account (lower case) -> user configuration bitmap
         self._groups: list[_Group] = []
         self._groups_key: tuple[str, ...] | None = None
-        self._shared: FixedChunk | None = None
+        self._shared: tuple[list[Call], list[int]] | None = None  # calls opening every chunk
         self._dirty: set[str] = set()  # accounts whose layout changed since their group was encoded
 
     # --- metadata ----------------------------------------------------------------------------
@@ -170,8 +181,14 @@ class AaveV3Adapter(Adapter):
     def _priced(self) -> list[str]:
         return [r.asset.address for r in self.reserves] + self._sources
 
-    def _shared_chunk(self) -> FixedChunk:
-        """Per block, shared by every account: prices, indexes and the metadata fingerprint."""
+    def _shared_calls(self) -> tuple[list[Call], list[int]]:
+        """Per block, shared by every account: prices, indexes and the metadata fingerprint. They open
+        every chunk, so that a chunk's accounts are valued with what the same state says."""
+        if self._shared is None:
+            self._shared = self._encode_shared()
+        return self._shared
+
+    def _encode_shared(self) -> tuple[list[Call], list[int]]:
         priced = self._priced()
         calls = [Call(self.oracle, SEL_ASSETS_PRICES + enc_uint(W) + enc_uint(len(priced))
                       + b"".join(enc_address(a) for a in priced))]
@@ -186,7 +203,7 @@ class AaveV3Adapter(Adapter):
             lengths.append(len(raw))
         calls.append(Call(self.pool, SEL_RESERVES_LIST))
         lengths.append(len(self._reserves_list_raw))
-        return FixedChunk(calls, lengths)
+        return calls, lengths
 
     def _slots(self, layout: int) -> tuple[tuple[int, bool, bool], ...]:
         if layout == UNKNOWN:
@@ -200,8 +217,9 @@ class AaveV3Adapter(Adapter):
         return tuple(out)
 
     def _group(self, accounts: Sequence[str], layouts: Sequence[int]) -> _Group:
-        calls: list[Call] = []
-        lengths: list[int] = []
+        shared_calls, shared_lengths = self._shared_calls()
+        calls: list[Call] = list(shared_calls)
+        lengths: list[int] = list(shared_lengths)
         all_slots, counts = [], []
         for acct, layout in zip(accounts, layouts):
             before = len(calls)
@@ -226,7 +244,8 @@ class AaveV3Adapter(Adapter):
         if check is not None:
             calls.append(Call(self.pool, SEL_ACCOUNT_DATA + enc_address(check)))
             lengths.append(6 * W)
-        return _Group(tuple(accounts), tuple(layouts), FixedChunk(calls, lengths), all_slots, counts, check)
+        return _Group(tuple(accounts), tuple(layouts), FixedChunk(calls, lengths), all_slots, counts, check,
+                      len(shared_calls))
 
     def _calls_for(self, layout: int) -> int:
         n = 2
@@ -265,11 +284,10 @@ class AaveV3Adapter(Adapter):
 
     # --- reads -------------------------------------------------------------------------------
     def plan(self, accounts: Sequence[str]) -> ReadPlan:
-        if self._shared is None:
-            self._shared = self._shared_chunk()
-        return self._plan(self._shared, self._cached_groups(accounts))
+        return self._plan(self._cached_groups(accounts))
 
-    def _plan(self, shared: FixedChunk, groups: list[_Group]) -> ReadPlan:
+    def _plan(self, groups: Sequence[_Group]) -> ReadPlan:
+        groups = tuple(groups)  # this round's groups, whatever later rounds or ticks re-encode
         todo = _Round()
 
         def decode_fixed(values: list[list[int | bytes | None]], ctx: ReadContext) -> list[Position]:
@@ -284,18 +302,17 @@ class AaveV3Adapter(Adapter):
         def follow_up(mc: Multicall, ctx: ReadContext) -> ReadPlan | None:
             if todo.stale:
                 self.prepare(mc, ctx.block, force=True)
+            elif todo.retry:  # the same chunks again, at the same block
+                return self._plan(groups)
             if not todo.accounts:
                 return None
             # Built for the layouts seen in this round, read at the same block.
-            groups = self._build_groups(todo.accounts)
+            new = self._build_groups(todo.accounts)
             if tuple(todo.accounts) == self._groups_key:  # every account (first tick): cache these chunks
-                self._groups, self._dirty = groups, set()
-                if self._shared is None:
-                    self._shared = self._shared_chunk()
-                return self._plan(self._shared, groups)
-            return self._plan(self._shared_chunk(), groups)
+                self._groups, self._dirty = new, set()
+            return self._plan(new)
 
-        return ReadPlan([], _no_generic, fixed=(shared, *(g.chunk for g in groups)), decode_fixed=decode_fixed,
+        return ReadPlan([], _no_generic, fixed=tuple(g.chunk for g in groups), decode_fixed=decode_fixed,
                         follow_up=follow_up)
 
     def _metadata_changed(self, shared: list[int | bytes | None]) -> bool:
@@ -313,12 +330,21 @@ class AaveV3Adapter(Adapter):
             k += 1
         return shared[k] != self._reserves_list_raw
 
-    def _decode(self, values: list[list[int | bytes | None]], groups: list[_Group], ctx: ReadContext,
+    def _decode(self, values: list[list[int | bytes | None]], groups: Sequence[_Group], ctx: ReadContext,
                 todo: _Round) -> list[Position]:
-        shared = values[0]
-        if self._metadata_changed(shared):
+        if not groups:
+            return []
+        states = [vals[:g.shared] for g, vals in zip(groups, values)]
+        if any(self._metadata_changed(st) for st in states):
             todo.stale = True
             todo.accounts = [a for g in groups for a in g.accounts]
+            return []
+        shared = states[0]
+        if any(st != shared for st in states[1:]):
+            # The chunks (separate eth_calls at the same block number) were answered from different
+            # states: positions of one read must come from one state. Read them all again.
+            log.info("Aave chunks saw different states at block %s: reading again", ctx.block)
+            todo.retry = True
             return []
         reserves = self.reserves
         n = len(reserves)
@@ -350,8 +376,8 @@ class AaveV3Adapter(Adapter):
         feed_issue = [price_issue(ctx.prices, [r.asset.address]) for r in reserves]
         out = []
         mismatch = None
-        for g, vals in zip(groups, values[1:]):
-            k = 0
+        for g, vals in zip(groups, values):
+            k = g.shared
             pool_data = vals[-1] if g.check is not None else None
             for acct, layout, slots, count in zip(g.accounts, g.layouts, g.slots, g.counts):
                 start, k = k, k + count
