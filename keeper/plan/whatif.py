@@ -179,11 +179,60 @@ class Sized:
 PFn = Callable[[Position], float]
 
 
+# How close the searches below get to the exact boundary: within 1 ppm of the amount (at least one
+# raw unit). The answer is always on the safe side (a top-up never smaller than needed, a release
+# never larger than allowed), so stopping early only costs up to 1 ppm of capital.
+TOLERANCE_PPM = 1
+
+
+def _score(p: float, target: float) -> float:
+    """<= 0 exactly when P meets the target (``p <= target``, compared as is); otherwise
+    continuous in P (log scale), for interpolation."""
+    s = math.log(max(p, 1e-300)) - math.log(target)
+    return min(s, 0.0) if p <= target else max(s, 1e-300)
+
+
+def _narrow(f: Callable[[int], tuple[float, object]], good: int, bad: int, s_good: float, s_bad: float,
+            payload: object) -> tuple[int, object]:
+    """Shrink the bracket between a ``good`` amount (score <= 0) and a ``bad`` one (score > 0)
+    until it is within ``TOLERANCE_PPM``; returns the last good amount and its payload.
+
+    Each step interpolates the root of the score (false position) and then leans a little past it
+    (1/1024 of the bracket, at least the tolerance), alternately toward the good and the bad end,
+    so that with a good estimate both ends close in on the root; every fourth step, and whenever a score is not usable,
+    bisects instead. ~10-20 evaluations instead of ~60 for plain integer bisection. The invariant
+    (good stays good, bad stays bad) holds whatever the steps do."""
+    step = 0
+    while True:
+        width = abs(good - bad)
+        tol = max(1, abs(good) * TOLERANCE_PPM // 1_000_000)
+        if width <= tol:
+            return good, payload
+        step += 1
+        lo, hi = min(good, bad), max(good, bad)
+        x = (lo + hi) // 2
+        if step % 4 and s_bad > 0 >= s_good and math.isfinite(s_good) and math.isfinite(s_bad):
+            x = bad + int((good - bad) * (s_bad / (s_bad - s_good)))
+            lean = max(tol, width // 1024) * (1 if good > bad else -1)
+            x += lean if step % 2 else -lean  # alternately just past each side of the estimate
+            x = min(max(x, lo + 1), hi - 1)
+        s, pay = f(x)
+        if s <= 0:
+            good, s_good, payload = x, s, pay
+        else:
+            bad, s_bad = x, s
+
+
 def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_liq: PFn,
                        target: float) -> Sized | None:
     """The least raw amount of a top-up/repayment with ``p_liq(after) <= target`` (None if no
-    amount reaches it): integer bisection, so the answer is rounded up by construction. Assumes
-    P does not rise with the amount (true for adding collateral or repaying debt)."""
+    amount reaches it), rounded up: never below the exact least amount, at most ``TOLERANCE_PPM``
+    above it. Assumes P does not rise with the amount (true for adding collateral or repaying debt)."""
+    def f(x: int) -> tuple[float, object]:
+        after = simulate(pos, kind, params, x)
+        p = p_liq(after)
+        return _score(p, target), (after, p)
+
     if kind is ActionKind.REPAY:
         hi = held(pos, params, Side.DEBT)
         if hi <= 0:
@@ -194,47 +243,39 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
         while p_liq(simulate(pos, kind, params, hi)) > target:
             if hi / params.unit * params.price_usd > cap:
                 return None
-            hi *= 2
-    after = simulate(pos, kind, params, hi)
-    p_hi = p_liq(after)
-    if p_hi > target:
+            hi *= 8  # a wide bracket is cheap: _narrow interpolates
+    s_hi, pay = f(hi)
+    if s_hi > 0:
         return None
-    lo = 0  # invariant: lo misses the target, hi reaches it
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        cand = simulate(pos, kind, params, mid)
-        p = p_liq(cand)
-        if p <= target:
-            hi, after, p_hi = mid, cand, p
-        else:
-            lo = mid
-    return Sized(kind, params, hi, after, p_hi)
+    s_lo, pay_lo = f(0)
+    if s_lo <= 0:
+        after, p = pay_lo  # type: ignore[misc]
+        return Sized(kind, params, 0, after, p)
+    x, (after, p) = _narrow(f, hi, 0, s_hi, s_lo, pay)  # type: ignore[misc]
+    return Sized(kind, params, x, after, p)
 
 
 def largest_withdrawal(pos: Position, params: AssetParams, p_liq: PFn, target: float,
                        floor: float) -> Sized | None:
     """The most that can leave ``pos`` in ``params`` (perps: USD at 1e30) with P at or below
-    ``target`` and the estimated health at or above ``floor``; rounded down by construction."""
+    ``target`` and the estimated health at or above ``floor``; rounded down (at most
+    ``TOLERANCE_PPM`` below the exact largest amount, never above it)."""
 
-    def ok(x: int) -> tuple[bool, Position, float]:
+    def f(x: int) -> tuple[float, object]:
         after = simulate(pos, ActionKind.WITHDRAW_EXCESS, params, x)
-        if after.health < floor:
-            return False, after, 1.0
         p = p_liq(after)
-        return p <= target, after, p
+        below_floor = (floor - after.health) / floor if after.health < floor else -math.inf
+        return max(_score(p, target), below_floor), (after, p)
 
     hi = int(pos.perp.collateral_usd * USD_RAW) if pos.perp else held(pos, params, Side.COLLATERAL)
-    good, after, p = ok(hi)
-    if good:
+    s_hi, pay = f(hi)
+    if s_hi <= 0:
+        after, p = pay  # type: ignore[misc]
         return Sized(ActionKind.WITHDRAW_EXCESS, params, hi, after, p)
-    lo, best = 0, None  # invariant: lo keeps the rules, hi breaks them
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        good, cand, pc = ok(mid)
-        if good:
-            lo, best = mid, (cand, pc)
-        else:
-            hi = mid
-    if best is None:
+    s_lo, pay_lo = f(0)
+    if s_lo > 0 or hi <= 1:
         return None
-    return Sized(ActionKind.WITHDRAW_EXCESS, params, lo, best[0], best[1])
+    x, (after, p) = _narrow(f, 0, hi, s_lo, s_hi, pay_lo)  # type: ignore[misc]
+    if x == 0:
+        return None
+    return Sized(ActionKind.WITHDRAW_EXCESS, params, x, after, p)

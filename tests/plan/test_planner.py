@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, plan
 from keeper.plan.risk_model import AnalyticRisk, RiskModel
-from keeper.plan.whatif import AssetParams, perp_health_estimate, simulate
+from keeper.plan.whatif import TOLERANCE_PPM, AssetParams, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
 
 WETH = AssetParams("WETH", "0xweth", 18, 2000.0, {"aave_v3": 0.83, "morpho_blue": 0.86})
@@ -68,6 +68,11 @@ def test_risk_model_protocol_and_description():
     assert annual.horizon_vols["WETH"] == pytest.approx(0.8 / math.sqrt(365))
 
 
+def tol(raw: int) -> int:
+    """The sizing search's tolerance at this amount (1 ppm, at least one base unit)."""
+    return max(1, raw * TOLERANCE_PPM // 10**6)
+
+
 def test_risky_position_is_topped_up_to_the_target_rounded_up():
     pos = aave(10, 13_000)
     p0 = RISK.p_liq(pos)
@@ -78,8 +83,9 @@ def test_risky_position_is_topped_up_to_the_target_rounded_up():
     assert a.reason.health_after > a.reason.health_before
     after = simulate(pos, ActionKind.TOP_UP, WETH, a.amount_raw)
     assert RISK.p_liq(after) <= POLICY.target
-    short = simulate(pos, ActionKind.TOP_UP, WETH, a.amount_raw - 1)
-    assert RISK.p_liq(short) > POLICY.target  # one base unit less misses: rounded up, not padded
+    # Rounded up, not padded: less by the search's tolerance (1 ppm) misses the target.
+    short = simulate(pos, ActionKind.TOP_UP, WETH, a.amount_raw - tol(a.amount_raw))
+    assert RISK.p_liq(short) > POLICY.target
     assert a.usd == pytest.approx(a.amount * 2000.0) and a.reason.model == RISK.describe()
 
 
@@ -98,7 +104,8 @@ def test_very_safe_position_releases_to_target_but_not_below_the_floor():
     assert a.kind is ActionKind.WITHDRAW_EXCESS and a.asset.symbol == "WETH"
     after = simulate(pos, a.kind, WETH, a.amount_raw)
     assert RISK.p_liq(after) <= POLICY.target
-    assert RISK.p_liq(simulate(pos, a.kind, WETH, a.amount_raw + 10**12)) > POLICY.target  # as much as allowed
+    more = a.amount_raw + tol(a.amount_raw) + 1
+    assert RISK.p_liq(simulate(pos, a.kind, WETH, more)) > POLICY.target  # as much as allowed, to 1 ppm
     # A high floor binds instead of the risk target.
     floor = 1.5
     b = only(plan([pos], RISK, BIG, ASSETS, POLICY, block=200, floors={pos.key: floor}))
@@ -125,7 +132,7 @@ def test_repay_is_rounded_up_and_leaves_the_target():
     pos = aave(10, 13_000)
     a = only(plan([pos], RISK, BIG, ASSETS, POLICY, block=200))
     assert RISK.p_liq(simulate(pos, ActionKind.REPAY, USDC, a.amount_raw)) <= POLICY.target
-    assert RISK.p_liq(simulate(pos, ActionKind.REPAY, USDC, a.amount_raw - 1)) > POLICY.target
+    assert RISK.p_liq(simulate(pos, ActionKind.REPAY, USDC, a.amount_raw - tol(a.amount_raw))) > POLICY.target
 
 
 def test_bad_prices_are_never_acted_on():
@@ -221,7 +228,7 @@ def test_perp_top_up_and_release():
     a = only(plan([weak], RISK, BIG, (usdc,), POLICY, block=200))
     assert a.kind is ActionKind.TOP_UP and a.asset.symbol == "USDC"
     assert RISK.p_liq(simulate(weak, a.kind, usdc, a.amount_raw)) <= POLICY.target
-    assert RISK.p_liq(simulate(weak, a.kind, usdc, a.amount_raw - 1)) > POLICY.target
+    assert RISK.p_liq(simulate(weak, a.kind, usdc, a.amount_raw - tol(a.amount_raw))) > POLICY.target
     strong = perp(40_000.0)
     b = only(plan([strong], RISK, BIG, (usdc,), POLICY, block=200))
     assert b.kind is ActionKind.WITHDRAW_EXCESS and b.asset.symbol == "USDC"
