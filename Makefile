@@ -35,19 +35,16 @@ contracts: node_modules/.installed
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Demo (until the daemon's crash replay lands in stage 5): bring the devnet up and show the seeded
-# positions; crash ETH and BTC through the Chainlink feeds; show what the keeper would do (plan);
-# let it act on alice's Morpho position through her KeeperVault; show the health again; stop.
+# Demo (stage 5): on a fresh devnet (anvil on a free port, or $KEEPER_DEMO_PORT), seed the positions,
+# start the keeper daemon and a separate liquidator process, replay a generated crash (a volatility
+# build-up, about -40% in a few hours, a partial rebound) through the Chainlink feeds, one step per
+# 1 s block; print the protected positions against their unprotected twins (liquidations, collateral
+# committed, actions, gas), write .keeper/demo/timeline.png, stop everything. Exit 0 only when every
+# protected position survived. The keeper's key is anvil's public account 1 (devnet only).
 KEEPER := $(VENV)/bin/keeper
 DEMO_KEY := 0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 demo: setup
-	$(KEEPER) devnet up --detach --port $${KEEPER_DEMO_PORT:-8545}
-	status=0; \
-	  export KEEPER_PRIVATE_KEY=$(DEMO_KEY) KEEPER__KEEPER__KEY_ENV=KEEPER_PRIVATE_KEY \
-	    KEEPER__STORE__URL=sqlite:///.keeper/demo.db; \
-	  $(KEEPER) devnet price ETH 1560 && $(KEEPER) devnet price BTC 24000 && $(KEEPER) status \
-	  && $(KEEPER) plan && $(KEEPER) rebalance 0x4c5859:morpho --execute && $(KEEPER) status || status=$$?; \
-	  $(KEEPER) devnet down; exit $$status
+	KEEPER_DEMO_KEY=$(DEMO_KEY) $(KEEPER) demo $${KEEPER_DEMO_PORT:+--port $$KEEPER_DEMO_PORT}
 
 devnet-up: setup
 	$(VENV)/bin/keeper devnet up --detach

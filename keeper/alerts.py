@@ -26,7 +26,7 @@ from keeper.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("action", "failure", "reserve_short", "stale_oracle", "rpc_failover", "halt")
+KINDS = ("action", "failure", "reserve_short", "stale_oracle", "rpc_failover", "halt", "gas_spike")
 SEVERITIES = ("info", "warning", "critical")
 FORMATS = ("json", "slack", "discord")
 _EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
@@ -249,3 +249,16 @@ class WebhookAlerter(Alerter):
 def make_alerter(url: str | None, format: str = "json", **kwargs: Any) -> Alerter:
     """A ``WebhookAlerter`` when a URL is configured, else a ``NullAlerter``."""
     return WebhookAlerter(url, format, **kwargs) if url else NullAlerter()
+
+
+def alerter_from_config(alerts: Any, environ: dict[str, str] | None = None) -> Alerter:
+    """The alerter an ``[alerts]`` config section describes (the webhook URL is a secret: it is read
+    from the environment variable ``alerts.webhook_env`` names, never from the file)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    name = getattr(alerts, "webhook_env", None)
+    url = env.get(name) if name else None
+    if name and not url:
+        raise ConfigError(f"alerts.webhook_env names {name}, which is not set")
+    return make_alerter(url, getattr(alerts, "format", "json"), min_interval_s=getattr(alerts, "min_interval_s", 0))

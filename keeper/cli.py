@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    demo = sub.add_parser("demo", help="replay a crash on a fresh devnet: the daemon protects alice's positions, "
+                                       "a liquidator takes carol's unprotected twins; summary and PNG timeline")
+    demo.add_argument("--out", type=Path, default=Path(".keeper/demo"), help="output directory (default .keeper/demo)")
+    demo.add_argument("--port", type=_port, default=None, help="anvil's RPC port (default: a free one)")
+    demo.add_argument("--steps", type=int, default=90, help="crash steps, one 1 s block each (24..2000, default 90)")
+    demo.set_defaults(keeper_handler=_cmd_demo)
+
     rc = sub.add_parser("reconcile", help="settle the action journal with the chain (what a crash left pending)")
     rc.add_argument("--chain", default=None)
     rc.add_argument("--no-wait", action="store_true", help="resend what is pending but do not wait for it")
@@ -311,6 +318,23 @@ def _cmd_run(args, cfg) -> int:
     setup_logging(args.log_level, json=cfg.telemetry.log_json)
     return Keeper(cfg, args.chain, dry_run=args.dry_run, price_files=args.prices,
                   vols=_vol_overrides(args.vol)).run()
+
+
+def _cmd_demo(args) -> int:
+    from keeper.demo.runner import DemoOptions, run_demo
+
+    try:
+        result = run_demo(DemoOptions(out=args.out, port=args.port, steps=args.steps))
+    except KeyboardInterrupt:
+        _err("demo interrupted; the daemon, the liquidator and anvil it started are stopped")
+        return 130
+    print(result.text)
+    print(f"timeline: {result.timeline}")
+    print(f"summary: {args.out / 'summary.json'} ({result.seconds:.0f} s)")
+    if not result.ok:
+        _err(result.summary.verdict())
+        return 1
+    return 0
 
 
 def _cmd_reconcile(args, cfg) -> int:

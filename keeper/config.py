@@ -106,6 +106,8 @@ class AccountConfig(_Strict):
     kind: Literal["vault", "owner", "watch"] = "watch"
     label: str | None = None
     vault: str | None = Field(None, description="the KeeperVault that acts for this account (a vault acts for itself)")
+    protocols: list[Literal["aave_v3", "morpho_blue", "perp"]] | None = Field(
+        None, description="read this account on these protocols only (unset: every protocol the chain configures)")
     _a = field_validator("address", "vault")(lambda v: None if v is None else parse_address(v))
 
     @property
@@ -130,6 +132,8 @@ class PolicyConfig(_Strict):
     release_fraction: float = Field(0.05, gt=0, lt=1, description="release excess only when P < epsilon * this")
     min_action_usd: float = Field(50, ge=0)
     cooldown_blocks: int = Field(10, ge=0)
+    release_cooldown_blocks: int = Field(300, ge=0, description="no release of excess this many blocks after "
+                                                                    "any action on the position")
     default_vol: float = Field(0.8, gt=0, lt=20, description="annualised vol for assets without price history")
 
 
@@ -292,10 +296,12 @@ def _deployment_accounts(dep: dict) -> list[dict]:
     seen: dict[str, dict] = {}
     for p in dep.get("positions", []):
         kind = {"vault": "vault", "owner": "owner"}.get(p["holder"], "watch")
-        row = {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0]}
+        row = {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0], "protocols": []}
         if kind == "owner" and p.get("vault"):
             row["vault"] = p["vault"]
-        seen.setdefault(p["account"], row)
+        row = seen.setdefault(p["account"], row)
+        if p["protocol"] not in row["protocols"]:
+            row["protocols"].append(p["protocol"])
     return list(seen.values())
 
 

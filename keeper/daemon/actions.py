@@ -8,7 +8,7 @@ itself; an owner-held one: the owner's vault from config); each vault's reserve 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def policy_from(cfg: Config) -> Policy:
     p = cfg.policy
     return Policy(epsilon=p.epsilon, horizon_hours=p.horizon_hours, target_fraction=p.target_fraction,
                   release_fraction=p.release_fraction, min_action_usd=p.min_action_usd,
-                  cooldown_blocks=p.cooldown_blocks)
+                  cooldown_blocks=p.cooldown_blocks, release_cooldown_blocks=p.release_cooldown_blocks)
 
 
 @dataclass
@@ -168,14 +168,14 @@ def _floor_assets(p: Position) -> list[str | None]:
 
 
 def plan_books(books: Sequence[VaultBook], risk: AnalyticRisk, assets: Sequence[AssetParams], policy: Policy, block: int,
-               last_action_block: dict[str, int] | None = None) -> list[tuple[VaultBook, Plan]]:
-    out = []
-    for book in books:
-        if book.reserve is None:
-            continue
-        out.append((book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
-                               last_action_block=last_action_block, floors=book.floors)))
-    return out
+               last_action_block: dict[str, int] | None = None) -> Iterator[tuple[VaultBook, Plan]]:
+    """Each vault's plan, lazily and the most endangered vault (lowest health) first: the daemon
+    sends a vault's actions before planning the next vault."""
+    live = [b for b in books if b.reserve is not None]
+    live.sort(key=lambda b: min((p.health for p in b.positions), default=float("inf")))
+    for book in live:
+        yield book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
+                         last_action_block=last_action_block, floors=book.floors)
 
 
 def risk_symbols(snap: Snapshot) -> list[str]:

@@ -42,7 +42,11 @@ STABLES = {"USDC", "USDT", "DAI", "USD", "FRAX", "LUSD"}
 
 
 def latest_positions(k: Keeper) -> tuple[int | None, list[Position]]:
-    """The positions of the newest block the store holds for the keeper's chain."""
+    """The positions of the newest block the store holds for the keeper's chain (after the
+    snapshot writer has written what it holds)."""
+    recorder = getattr(k, "recorder", None)
+    if recorder is not None:
+        recorder.flush()
     rows = k.store.latest_snapshots(k.name)
     if not rows:
         return None, []

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -40,9 +41,13 @@ from keeper.daemon import jobs
 from keeper.daemon.actions import annual_vols, asset_params, plan_books, policy_from, read_books, risk_symbols
 from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.inspect import one_chain
-from keeper.daemon.manual import Session, execute, reconcile_journal, simulate_on_chain
-from keeper.daemon.recording import record_snapshot
+from keeper.daemon.actions import VaultBook
+from keeper.daemon.dispatch import Dispatcher, Launched
+from keeper.plan.planner import Plan
+from keeper.daemon.manual import Session, reconcile_journal
+from keeper.daemon.recording import SnapshotWriter
 from keeper.daemon.wiring import build_reader
+from keeper.protocols.reader import Snapshot
 from keeper.domain import ActionKind
 from keeper.errors import Halt, KeeperError, Reverted
 from keeper.plan.risk_model import AnalyticRisk
@@ -104,10 +109,17 @@ class Keeper:
         if t.metrics_port is not None:
             self.server = MetricsServer(self.metrics, t.metrics_host, t.metrics_port, health=self._health)
             self.metrics_port = self.server.start()
-        self.reader = build_reader(self.name, self.ccfg, client=self.client)
+        # Two readers: the positions the keeper can act for are read (and acted on) first; watch-only
+        # accounts are read while the tick's transactions wait to be mined, so a large watch list
+        # does not delay the protective ones.
+        acting = [a.address for a in self.ccfg.accounts if a.kind in ("vault", "owner")]
+        watching = [a.address for a in self.ccfg.accounts if a.kind not in ("vault", "owner")]
+        self.reader = build_reader(self.name, self.ccfg, client=self.client, accounts=acting)
+        self.watch_reader = build_reader(self.name, self.ccfg, client=self.client, accounts=watching) if watching else None
         self.policy = policy_from(self.cfg)
         self.store = Store.open(self.cfg.store.url)
-        snap = self.reader.read()
+        self.recorder = SnapshotWriter(self.store, on_error=self._record_failed)
+        snap = self._with_watched(self.reader.read())
         annual, source = annual_vols(risk_symbols(snap), self.cfg.policy.default_vol, self.price_files, self.vols)
         self.risk = AnalyticRisk.from_annual(annual, self.policy.horizon_hours, source=source)
         self.annual_vols = dict(annual)
@@ -118,6 +130,7 @@ class Keeper:
                 raise Halt("transactions from an earlier run are still pending; run 'keeper reconcile'")
             log.info("journal reconciled", extra={"event": "reconcile", "mined": report.mined,
                                                   "failed": report.failed, "abandoned": report.abandoned})
+            self.dispatcher = Dispatcher(self.cfg, self.name, self.client, self.store, self.alerter)
         self.last_block = snap.block
         self.last_block_at = self.clock()
         log.info("keeper started", extra={"event": "startup", "chain": self.name, "block": snap.block,
@@ -140,12 +153,31 @@ class Keeper:
             self.server.stop()
         self.alerter.close()
         self.reader.mc.close()
+        if self.watch_reader is not None:
+            self.watch_reader.mc.close()
+        self.recorder.close()
         self.store.close()
-        log.info("keeper stopped", extra={"event": "shutdown", "ticks": self.ticks, "actions": self.actions_sent})
+        log.info("keeper stopped", extra={"event": "shutdown", "ticks": self.ticks, "actions": self.actions_sent,
+                                          "snapshots_written": self.recorder.written,
+                                          "snapshots_coalesced": self.recorder.skipped})
+
+    def _record_failed(self, block: int, e: Exception) -> None:
+        log.error("recording the snapshot failed", extra={"event": "record_failed", "block": block, "error": str(e)})
 
     def _session(self, snap, assets=None, books=None) -> Session:
         return Session(self.name, self.client, self.reader, snap, assets or [], books or [], getattr(self, "risk", None),
                        self.policy)
+
+    def read_all(self, block: int | None = None) -> Snapshot:
+        """Every watched position (acting and watch-only accounts) at one block."""
+        return self._with_watched(self.reader.read(block))
+
+    def _with_watched(self, snap: Snapshot) -> Snapshot:
+        """``snap`` (the acting accounts) plus the watch-only accounts read at the same block."""
+        if self.watch_reader is None:
+            return snap
+        w = self.watch_reader.read(snap.block)
+        return replace(snap, positions=snap.positions + w.positions, prices={**w.prices, **snap.prices})
 
     # --- one block ---------------------------------------------------------------------------
     def tick(self, block: int) -> int:
@@ -156,25 +188,16 @@ class Keeper:
         books = read_books(self.reader, snap, self.ccfg, assets)
         session = self._session(snap, assets, books)
         done = 0
-        for p in snap.positions:
-            if not p.price_ok:
-                log.warning("price unusable: no action", extra={"event": "stale_oracle", "position": p.key,
-                                                                 "why": p.price_issue})
-                self.alerter.notify("stale_oracle", "warning", f"{self.name}: price unusable", p.price_issue or "",
-                                    position=p.key)
         for book in books:
             for a in assets:
                 if book.reserve is not None:
                     self.metrics.set_reserve(self.name, book.vault, a.symbol, book.reserve.get(a.address) / 10**a.decimals)
         p_liq: dict[str, float] = {}
+        launched: list[tuple[Launched, dict]] = []
+        later: list[tuple[VaultBook, Plan]] = []  # alerts and skips are logged after the sends
         for book, plan in plan_books(books, self.risk, assets, self.policy, block, self.last_action_block):
             p_liq.update(plan.p_liq)
-            for alert in plan.alerts:
-                log.warning(alert, extra={"event": "alert", "vault": book.vault})
-                kind = "reserve_short" if "reserve short" in alert else "failure"
-                self.alerter.notify(kind, "critical", f"{self.name}: {kind.replace('_', ' ')}", alert, vault=book.vault)
-            for key, why in plan.skipped:
-                log.info("skipped", extra={"event": "skip", "position": key, "why": why})
+            later.append((book, plan))
             for action in plan.actions:
                 if action.kind is ActionKind.WITHDRAW_EXCESS and any(a.kind is not ActionKind.WITHDRAW_EXCESS
                                                                     for a in plan.actions):
@@ -189,31 +212,67 @@ class Keeper:
                     log.info("would act", extra=fields)
                     done += 1
                     continue
-                try:
-                    simulate_on_chain(self.cfg, session, book, action)
-                    out, fresh = execute(self.cfg, session, book, action)
-                except KeeperError as e:
-                    self.metrics.action_failed(self.name, action.kind.value)
-                    log.error(f"refused: {e}", extra={**fields, "error": str(e)})
-                    self.alerter.notify("failure", "critical", f"{self.name}: {action.kind.value} failed", str(e),
-                                        position=action.position_key)
-                    if not isinstance(e, Reverted):
-                        raise
-                    continue
-                self.metrics.action_sent(self.name, action.kind.value)
-                self.alerter.notify("action", "info", f"{self.name}: {action.kind.value} {action.amount:g} "
-                                    f"{action.asset.symbol}", r.note, position=action.position_key, tx=out.mined_hash)
-                self.last_action_block[action.position_key] = int(out.receipt["blockNumber"], 16)
-                self.actions_sent += 1
-                done += 1
-                log.info("acted", extra={**fields, "tx": out.mined_hash,
-                                         "health_after": fresh.health if fresh else None})
-        record_snapshot(self.store, snap, kind="watch")
+                if not launched:
+                    self.dispatcher.begin(session)
+                # Sent now, before the next vault is planned: the most endangered vault goes first.
+                launched.append((self.dispatcher.launch(session, book, action), fields))
+        snap = self._with_watched(snap)  # while the transactions (if any) wait for a block
+        if launched:
+            done += self._settle(launched, started)
+        for p in snap.positions:
+            if not p.price_ok:
+                log.warning("price unusable: no action", extra={"event": "stale_oracle", "position": p.key,
+                                                                 "why": p.price_issue})
+                self.alerter.notify("stale_oracle", "warning", f"{self.name}: price unusable", p.price_issue or "",
+                                    position=p.key)
+        for book, plan in later:
+            for alert in plan.alerts:
+                log.warning(alert, extra={"event": "alert", "vault": book.vault})
+                kind = "reserve_short" if "reserve short" in alert else "failure"
+                self.alerter.notify(kind, "critical", f"{self.name}: {kind.replace('_', ' ')}", alert, vault=book.vault)
+            for key, why in plan.skipped:
+                log.info("skipped", extra={"event": "skip", "position": key, "why": why})
+        self.recorder.submit(snap)
         self.metrics.observe_positions(self.name, snap.positions, p_liq)
         self.metrics.set_last_block(block)
         self.metrics.observe_tick(self.name, time.perf_counter() - started)
         self.ticks += 1
         log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started})
+        return done
+
+    def _settle(self, launched: list[tuple[Launched, dict]], started: float) -> int:
+        """Wait for every launched action (``dispatch``). A revert refused in the estimate only
+        skips its action; any other failure fails the tick after all the others are settled (the
+        circuit breaker counts it)."""
+        self.dispatcher.settle_all([item for item, _ in launched])
+        done, fatal = 0, None
+        for item, fields in launched:
+            action = item.action
+            if item.sent_at is not None:
+                fields = {**fields, "sent_ms": round((item.sent_at - started) * 1000, 1)}
+            if item.error is not None:
+                e = item.error
+                self.metrics.action_failed(self.name, action.kind.value)
+                log.error(f"refused: {e}", extra={**fields, "error": str(e)})
+                self.alerter.notify("failure", "critical", f"{self.name}: {action.kind.value} failed", str(e),
+                                    position=action.position_key)
+                # A revert refused before sending, or one mined (a race with the block: recorded as
+                # "reverted" in the journal), only skips its action; other failures fail the tick.
+                mined_revert = item.sender.last_receipt is not None
+                if not isinstance(e, Reverted) and not mined_revert and fatal is None:
+                    fatal = e
+                continue
+            out = item.out
+            self.metrics.action_sent(self.name, action.kind.value)
+            self.alerter.notify("action", "info", f"{self.name}: {action.kind.value} {action.amount:g} "
+                                f"{action.asset.symbol}", action.reason.note, position=action.position_key,
+                                tx=out.mined_hash)
+            self.last_action_block[action.position_key] = int(out.receipt["blockNumber"], 16)
+            self.actions_sent += 1
+            done += 1
+            log.info("acted", extra={**fields, "tx": out.mined_hash, "block": int(out.receipt["blockNumber"], 16)})
+        if fatal is not None:
+            raise fatal
         return done
 
     # --- scheduling --------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from keeper.daemon.actions import (VaultBook, annual_vols, asset_params, plan_bo
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.wiring import build_reader
 from keeper.domain import Action, ActionKind, Position, Reason, Side
-from keeper.errors import ConfigError
-from keeper.plan.fees import GWEI, FeePolicy
+from keeper.errors import ConfigError, TemporaryError
+from keeper.plan.fees import GWEI, FeePolicy, urgency
 from keeper.plan.planner import Plan, Policy
 from keeper.plan.risk_model import AnalyticRisk
 from keeper.plan.whatif import AssetParams, largest_withdrawal, simulate, smallest_to_target, weight_for
@@ -59,7 +59,7 @@ def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] 
 
 
 def plan_now(session: Session) -> list[tuple[VaultBook, Plan]]:
-    return plan_books(session.books, session.risk, session.assets, session.policy, session.snap.block)
+    return list(plan_books(session.books, session.risk, session.assets, session.policy, session.snap.block))
 
 
 def find(session: Session, selector: str) -> tuple[Position, VaultBook]:
@@ -180,8 +180,9 @@ def keeper_key(cfg: Config, chain_id: int) -> HotKey:
                     chain_id=chain_id)
 
 
-def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id: int | None) -> TxSender:
-    key = keeper_key(cfg, session.client.expected_chain_id)
+def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id: int | None, *,
+               key: HotKey | None = None) -> TxSender:
+    key = key or keeper_key(cfg, session.client.expected_chain_id)
 
     def on_signed(out: TxOutcome, attempt) -> None:
         if journal is not None and entry_id is not None:
@@ -217,25 +218,80 @@ def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True):
     return report
 
 
+def _alerter(cfg: Config):
+    from keeper.alerts import alerter_from_config
+
+    return alerter_from_config(cfg.alerts)
+
+
+def settle_journal_first(journal: Journal, session: Session, sender: str) -> None:
+    """Before a new intent: nothing of ours may be open or reorged out. A reorg that dropped an
+    earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
+    one on a chain that does not show it: the caller re-plans on the next block."""
+    from keeper.daemon.reconcile import reconcile, wait_pending
+
+    report = reconcile(journal, session.client, session.chain, sender)
+    if not (report.rebroadcast or report.reorged):
+        return
+    settled = wait_pending(journal, session.client, session.chain, sender)
+    what = (f"a reorg dropped journal entr{'y' if len(report.reorged) == 1 else 'ies'} "
+            f"{', '.join(map(str, report.reorged))}; re-sent (same signed bytes)" if report.reorged else
+            f"journal entries {', '.join(map(str, report.rebroadcast))} were still open; re-sent")
+    state = "mined" if settled.mined and not settled.rebroadcast else "still pending"
+    raise TemporaryError(f"{what}, now {state}: no new action on this plan, re-planning on the next block")
+
+
+def action_urgency(session: Session, action: Action) -> float:
+    if action.kind is ActionKind.WITHDRAW_EXCESS:
+        return 0.0
+    eps = session.policy.epsilon if session.policy is not None else action.reason.epsilon
+    return urgency(max(action.reason.p_before, 0.0), eps)
+
+
 def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> tuple[TxOutcome, Position | None]:
-    """Journal the intent, send through the vault, wait, record the outcome, re-read the position."""
+    """Journal the intent, send through the vault, wait, record the outcome, re-read the position.
+
+    A transaction signed but not settled (no receipt yet, a node error, a timeout) stays open in the
+    journal: reconciliation finds it, and no new action is sent while it is open. A fee bid that hits
+    the cap, or that only the urgency rule lets exceed it, is alerted (``gas_spike``)."""
     req = vault_request(book.vault, action, {p.key: p for p in book.positions})
     store = Store.open(cfg.store.url)
+    alerter = _alerter(cfg)
     try:
         journal = Journal(store)
+        hot = keeper_key(cfg, session.client.expected_chain_id)  # once: a keystore's scrypt is slow
+        settle_journal_first(journal, session, hot.address)
         key = f"manual:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
         entry = journal.record_intent(session.chain, key, action.position_key,
                                       {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,
                                        "target": action.target_key, "reason": action.reason.__dict__,
                                        "vault": book.vault, "at": time.time()})
-        sender = sender_for(cfg, session, journal, entry)
+        sender = sender_for(cfg, session, journal, entry, key=hot)
+        u = action_urgency(session, action)
         try:
-            out = sender.send(req, urgency=0.5)
+            out = sender.send(req, urgency=u)
         except Exception as e:
-            journal.record_outcome(entry, "failed", error=str(e)[:500])
+            if "gas cap hit" in str(e) or "above the fee cap" in str(e):
+                alerter.notify("gas_spike", "critical", f"{session.chain}: gas above the cap, not sent", str(e),
+                               position=action.position_key, urgency=round(u, 3))
+            signed = journal.get(entry).attempts
+            if not signed:
+                journal.record_outcome(entry, "failed", error=str(e)[:500])
+            elif sender.last_receipt is not None:
+                rc = sender.last_receipt
+                journal.record_outcome(entry, "reverted", mined_hash=rc["transactionHash"],
+                                       mined_block=int(rc["blockNumber"], 16), error=str(e)[:500])
+            # else: signed and maybe broadcast, outcome unknown: left open for reconciliation.
             raise
         journal.record_outcome(entry, "mined", mined_hash=out.mined_hash, mined_block=int(out.receipt["blockNumber"], 16))
+        over = [a for a in out.attempts if a.bid.over_normal_cap]
+        if over:
+            alerter.notify("gas_spike", "warning", f"{session.chain}: sent above the normal gas cap",
+                           f"the urgency rule allowed {over[-1].bid.max_fee_per_gas / GWEI:.2f} gwei "
+                           f"(normal cap {cfg.fees.max_fee_gwei:g} gwei); {over[-1].bid.reason}",
+                           position=action.position_key, urgency=round(u, 3), tx=out.mined_hash)
     finally:
+        alerter.close()
         store.close()
     after = session.reader.read()
     fresh = next((p for p in after.positions if p.key == action.position_key), None)

@@ -7,6 +7,11 @@ For every open journal entry, before the first tick:
   if its nonce was consumed by some other transaction of the key, record ``failed``; otherwise it
   may still be in a mempool or may never have left: broadcast its latest attempt again (the same
   signed bytes, same nonce: it can be mined at most once) and leave it open for ``wait_pending``.
+
+Before that, ``reverify`` checks the entries settled in the last ``reorg_depth`` blocks against the
+chain: one whose transaction is no longer on the canonical chain (a reorg dropped it) is reopened and
+goes through the same steps, so the action lands exactly once on the final chain — never re-planned
+as a second, new transaction while the first can still be re-included.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keeper.chain.client import ChainClient
+from keeper.chain.tx import NONCE_GRACE_S
 from keeper.errors import KeeperError, TxFailed
 from keeper.store.journal import Entry, Journal
 
@@ -27,6 +33,7 @@ class ReconcileReport:
     failed: list[int] = field(default_factory=list)
     abandoned: list[int] = field(default_factory=list)
     rebroadcast: list[int] = field(default_factory=list)
+    reorged: list[int] = field(default_factory=list)
 
     @property
     def pending(self) -> list[int]:
@@ -53,17 +60,43 @@ def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str, re
         return True
     mined_count = int(client.request("eth_getTransactionCount", [sender, "latest"]), 16)
     if entry.nonce is not None and mined_count > entry.nonce:
-        # Check the receipts once more: one of ours may have been mined between the two reads.
-        if _receipt(client, entry) is not None:
-            return _settle(journal, client, entry, sender, report)
+        # Check the receipts again for a while: one of ours may have been mined between the two
+        # reads, and a node can show the new nonce a moment before that block's receipts.
+        deadline = time.monotonic() + NONCE_GRACE_S
+        while True:
+            if _receipt(client, entry) is not None:
+                return _settle(journal, client, entry, sender, report)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         journal.record_outcome(entry.id, "failed", error=f"nonce {entry.nonce} was used by another transaction")
         report.failed.append(entry.id)
         return True
     return False
 
 
-def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str) -> ReconcileReport:
+def reverify(journal: Journal, client: ChainClient, chain: str, *, depth: int = 64) -> list[int]:
+    """Reopen every entry settled within ``depth`` blocks of the head whose receipt is gone."""
+    head = int(client.request("eth_blockNumber"), 16)
+    reopened = []
+    for entry in journal.settled_since(chain, max(head - depth, 0)):
+        if entry.mined_hash is None:
+            continue
+        rc = client.request("eth_getTransactionReceipt", [entry.mined_hash])
+        if rc is None:
+            journal.reopen(entry.id, f"reorged out: {entry.mined_hash} was in block {entry.mined_block}, "
+                                     f"no longer on the chain")
+            reopened.append(entry.id)
+        elif int(rc["blockNumber"], 16) != entry.mined_block:  # re-included elsewhere by the reorg
+            journal.record_outcome(entry.id, entry.status, mined_hash=entry.mined_hash,
+                                   mined_block=int(rc["blockNumber"], 16), error=entry.error)
+    return reopened
+
+
+def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str, *,
+              reorg_depth: int = 64) -> ReconcileReport:
     report = ReconcileReport()
+    report.reorged = reverify(journal, client, chain, depth=reorg_depth)
     for entry in journal.open_entries(chain):
         if entry.status == "intent" or not entry.attempts:
             journal.record_outcome(entry.id, "abandoned", error="never signed before the keeper stopped")

@@ -46,4 +46,5 @@ def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[str] | None 
     oracle = OracleReader(mc, feeds, sequencer) if feeds or sequencer else None
     asset_feeds = {f.asset: f.address for f in cfg.feeds.values() if f.asset}
     watched = list(accounts) if accounts is not None else [a.address for a in cfg.accounts]
-    return ChainReader(name, client, mc, build_adapters(name, cfg, protocols), watched, oracle, asset_feeds)
+    only = {a.address: a.protocols for a in cfg.accounts if a.protocols is not None}
+    return ChainReader(name, client, mc, build_adapters(name, cfg, protocols), watched, oracle, asset_feeds, only)

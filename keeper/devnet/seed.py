@@ -4,7 +4,9 @@
   ETH long and a 3x BTC short on the PerpVault), opened by the owner through ``execute``.
 - bob: his Aave and Morpho positions are held by his own address; his KeeperVault is authorised on
   them (aToken allowance, Morpho ``setAuthorization``, PerpVault ``addRouter``).
-- carol: an unprotected twin of alice's Aave position, with no vault (the demo's control).
+- carol: unprotected twins of alice's four positions (Aave, Morpho, the ETH long, the BTC short),
+  held by her own address with no vault (the demo's control). Seeded after the vaults, so no
+  contract address depends on them.
 All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly 20-30% makes them liquidatable.
 """
 
@@ -145,6 +147,18 @@ class _Seeder:
         self.d.send(self.pool.functions.supply(weth.address, 10 * E18, owner, 0), sender=owner)
         self.d.send(self.pool.functions.supply(wbtc.address, 5 * 10**7, owner, 0), sender=owner)
         self.d.send(self.pool.functions.borrow(usdc.address, 20_000 * 10**6, 2, 0, owner), sender=owner)
+        # Twins of alice's Morpho position and of both perps.
+        self.mint("WETH", owner, 5 * E18 + 2 * E18)
+        self.mint("USDC", owner, 3_000 * 10**6)
+        self.d.send(weth.functions.approve(self.morpho.address, MAX), sender=owner)
+        self.d.send(self.morpho.functions.supplyCollateral(self.params, 5 * E18, owner, b""), sender=owner)
+        self.d.send(self.morpho.functions.borrow(self.params, 6_800 * 10**6, 0, owner, owner), sender=owner)
+        self.d.send(weth.functions.transfer(self.perp.address, 2 * E18), sender=owner)
+        self.d.send(self.perp.functions.increasePosition(owner, weth.address, weth.address, 20_000 * USD30, True),
+                    sender=owner)
+        self.d.send(usdc.functions.transfer(self.perp.address, 3_000 * 10**6), sender=owner)
+        self.d.send(self.perp.functions.increasePosition(owner, usdc.address, wbtc.address, 9_000 * USD30, False),
+                    sender=owner)
 
 
 def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
@@ -178,4 +192,13 @@ def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
         {"id": "carol-aave-unprotected", "protocol": "aave_v3", "address": pool, "account": roles.carol,
          "holder": "none", "vault": None, "owner": roles.carol,
          "note": "twin of alice-aave without a keeper"},
+        {"id": "carol-morpho-unprotected", "protocol": "morpho_blue", "address": morpho, "market": mid,
+         "account": roles.carol, "holder": "none", "vault": None, "owner": roles.carol,
+         "note": "twin of alice-morpho without a keeper"},
+        {"id": "carol-perp-eth-long-unprotected", "protocol": "perp", "address": perp, "account": roles.carol,
+         "holder": "none", "vault": None, "owner": roles.carol, **pm["ETH-long"],
+         "note": "twin of alice-perp-eth-long without a keeper"},
+        {"id": "carol-perp-btc-short-unprotected", "protocol": "perp", "address": perp, "account": roles.carol,
+         "holder": "none", "vault": None, "owner": roles.carol, **pm["BTC-short"],
+         "note": "twin of alice-perp-btc-short without a keeper"},
     ]

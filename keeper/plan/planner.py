@@ -7,7 +7,9 @@ Bands (hysteresis, so the keeper does not flap), with ``eps`` the risk budget pe
   level ``eps * target_fraction`` (never below the vault's health floor);
 * in between: nothing. Landing at the middle of the band means the next tick does nothing.
 
-A position acted on within ``cooldown_blocks`` gets no new action unless it is urgent (``P > eps``);
+A position acted on within ``cooldown_blocks`` gets no new action unless it is urgent (``P > eps``),
+and no release within ``release_cooldown_blocks`` (releases are optional: each one spends gas and
+one of the vault's limited keeper actions per asset and window, which a later top-up may need);
 a position read at or before the block of our last action on it (the action is not visible yet)
 gets nothing at all. Positions with ``price_ok=False`` are never acted on.
 
@@ -52,6 +54,7 @@ class Policy:
     release_fraction: float = 0.05  # withdraw only when P < epsilon * release_fraction
     min_action_usd: float = 50.0
     cooldown_blocks: int = 10
+    release_cooldown_blocks: int = 300  # no release this soon after any action on the position
     max_actions_per_tick: int = 10
     default_health_floor: float = 1.1  # when the vault's floor for a position is not given
     floor_margin: float = 0.005  # withdrawals keep health >= floor * (1 + margin): ours is an estimate
@@ -63,7 +66,8 @@ class Policy:
             raise ValueError("epsilon must be in (0, 1)")
         if not 0 < self.release_fraction < self.target_fraction <= 1:
             raise ValueError("need 0 < release_fraction < target_fraction <= 1")
-        if self.cooldown_blocks < 0 or self.max_actions_per_tick < 1 or self.partial_steps < 1:
+        if (self.cooldown_blocks < 0 or self.release_cooldown_blocks < 0 or self.max_actions_per_tick < 1
+                or self.partial_steps < 1):
             raise ValueError("bad cooldown_blocks / max_actions_per_tick / partial_steps")
 
     @property
@@ -207,13 +211,14 @@ def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, asset
         if last is not None and pos.block <= last:
             pl.skipped.append((pos.key, f"read at block {pos.block}, not after our action at block {last}"))
             continue
-        cooling = last is not None and block - last < policy.cooldown_blocks
+        wait = max(policy.cooldown_blocks, policy.release_cooldown_blocks)
+        cooling = last is not None and block - last < wait
         if p > policy.epsilon:
             risky.append((pos, p))
         elif p < policy.release:
             if cooling:
                 pl.skipped.append((pos.key, f"P {p:.2e} below the release level but acted on at block {last}: "
-                                            f"cooldown until block {last + policy.cooldown_blocks}"))
+                                            f"no release until block {last + wait}"))
             else:
                 safe.append((pos, p))
     risky.sort(key=lambda t: -t[1])

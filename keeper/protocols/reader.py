@@ -26,7 +26,8 @@ class Snapshot:
 class ChainReader:
     def __init__(self, chain: str, client: ChainClient, multicall: Multicall, adapters: Sequence[Adapter],
                  accounts: Sequence[str], oracle: OracleReader | None = None,
-                 asset_feeds: Mapping[str, str] | None = None) -> None:
+                 asset_feeds: Mapping[str, str] | None = None,
+                 only: Mapping[str, Sequence[str]] | None = None) -> None:
         self.chain = chain
         self.client = client
         self.mc = multicall
@@ -35,6 +36,12 @@ class ChainReader:
         self.oracle = oracle
         # asset address (lower) -> feed address (lower): which checked reading prices which asset
         self.asset_feeds = {k.lower(): v.lower() for k, v in (asset_feeds or {}).items()}
+        # account (lower) -> the protocols it is read on; accounts not listed are read on every adapter.
+        # The per-adapter lists are built once, so adapters that cache per-account layouts see a stable list.
+        limits = {k.lower(): set(v) for k, v in (only or {}).items()}
+        self._accounts_for = {id(a): [acct for acct in self.accounts
+                                      if acct.lower() not in limits or a.protocol.value in limits[acct.lower()]]
+                              for a in self.adapters}
 
     def head(self) -> tuple[int, str, int]:
         block = self.client.request("eth_getBlockByNumber", ["latest", False])
@@ -52,6 +59,6 @@ class ChainReader:
         plans = []
         for adapter in self.adapters:
             adapter.prepare(self.mc, number)
-            plans.append(adapter.plan(self.accounts))
+            plans.append(adapter.plan(self._accounts_for.get(id(adapter), self.accounts)))
         positions: list[Position] = run_plans(self.mc, plans, ctx)
         return Snapshot(self.chain, number, block_hash, ts, positions, readings)

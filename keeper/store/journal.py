@@ -74,9 +74,27 @@ class Journal:
             with _translated("journaling an intent"), self.store.engine.begin() as conn:
                 return int(conn.execute(self._t.insert().values(**row)).inserted_primary_key[0])
         except KeeperError as e:
-            if isinstance(e.__cause__, sa_exc.IntegrityError):
-                raise DuplicateIntent(f"decision {idempotency_key} was journaled already; not acting again") from e
-            raise
+            if not isinstance(e.__cause__, sa_exc.IntegrityError):
+                raise
+            retried = self._retry_unsigned(idempotency_key, row)
+            if retried is not None:
+                return retried
+            raise DuplicateIntent(f"decision {idempotency_key} was journaled already; not acting again") from e
+
+    def _retry_unsigned(self, idempotency_key: str, row: dict[str, Any]) -> int | None:
+        """The same decision again, when its earlier entry ended without ever signing anything
+        (abandoned after a crash, or failed before signing: a fee cap, a refused simulation). No
+        transaction of it exists, so acting now cannot double it; refusing would lose the intent.
+        One atomic update: of two racing retries, only one reopens the entry."""
+        with _translated("journaling an intent"), self.store.engine.begin() as conn:
+            found = conn.execute(select(self._t.c.id).where(self._t.c.idempotency_key == idempotency_key)).first()
+            if found is None:
+                return None
+            done = conn.execute(self._t.update().where(
+                self._t.c.id == found.id, self._t.c.status.in_(("abandoned", "failed")),
+                self._t.c.attempts == "[]", self._t.c.nonce.is_(None)).values(
+                status="intent", action=row["action"], error=None, updated_at=row["updated_at"]))
+            return int(found.id) if done.rowcount == 1 else None
 
     def record_attempt(self, entry_id: int, attempt: AttemptRecord) -> None:
         """Before broadcast: the signed transaction, so a restart can find or resend it."""
@@ -95,6 +113,22 @@ class Journal:
         with _translated("journaling an outcome"), self.store.engine.begin() as conn:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status=status, mined_hash=mined_hash, mined_block=mined_block, error=error, updated_at=self.clock()))
+
+    def reopen(self, entry_id: int, why: str) -> None:
+        """A settled entry whose transaction left the chain (a reorg): open again (``signed``) so
+        reconciliation finds, resends or fails it like any unsettled signed transaction."""
+        with _translated("reopening a journal entry"), self.store.engine.begin() as conn:
+            conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
+                status="signed", mined_hash=None, mined_block=None, error=why, updated_at=self.clock()))
+
+    def settled_since(self, chain: str, block: int) -> list[Entry]:
+        """Mined or reverted entries recorded at ``block`` or later (the ones a reorg can undo)."""
+        with _translated("reading the journal"), self.store.engine.connect() as conn:
+            rows = conn.execute(select(JournalEntry).where(self._t.c.chain == chain,
+                                                           self._t.c.status.in_(("mined", "reverted")),
+                                                           self._t.c.mined_block >= block)
+                                .order_by(self._t.c.id)).all()
+        return [_entry(JournalEntry(**r._mapping)) for r in rows]
 
     def get(self, entry_id: int) -> Entry:
         with _translated("reading the journal"), self.store.engine.connect() as conn:

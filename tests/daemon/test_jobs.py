@@ -104,7 +104,7 @@ def test_stress_report_logs_every_position_and_sets_gauges(tmp_path, anvil, w3, 
         assert jobs.stress(k) is None  # no snapshot stored yet
         set_price(w3, devnet, "ETH", 1_560)  # close to the edge
         k.tick(w3.eth.block_number)
-        positions = {p.key: p for p in k.reader.read().positions}
+        positions = {p.key: p for p in k.read_all().positions}
         with caplog.at_level(logging.INFO, logger="keeper.daemon.jobs"):
             line = jobs.stress(k)
         logged = [r for r in caplog.records if getattr(r, "event", None) == "stress"]

@@ -38,7 +38,8 @@ def test_stress_from_a_positions_file(tmp_path, anvil, devnet):
         assert 0 <= r["p_liq_4"] <= r["p_liq_24"] <= 1  # more time, more risk
     by_kind = {p.key: p for p in snap.positions}
     eth_long = next(k for k, p in by_kind.items() if p.perp is not None and p.perp.is_long)
-    carol = next(k for k, p in by_kind.items() if p.account.lower() == devnet["roles"]["carol"].lower())
+    carol = next(k for k, p in by_kind.items()
+                 if p.account.lower() == devnet["roles"]["carol"].lower() and p.protocol.value == "aave_v3")
     assert rows[eth_long]["p_liq_24"] > rows[carol]["p_liq_24"]  # a 5x long vs a 1.39-health loan
     assert out["calibration"]["WETH"].startswith("--vol")
     assert (tmp_path / "out" / "stress_fan.png").stat().st_size > 10_000

@@ -158,7 +158,13 @@ def test_no_flapping_plan_twice_with_state_updated():
 def test_cooldown_holds_a_release_but_not_an_urgent_top_up():
     pos = aave(20, 8_000, block=204)
     held = plan([pos], RISK, BIG, ASSETS, POLICY, block=205, last_action_block={pos.key: 200})
-    assert held.actions == () and "cooldown" in held.skipped[0][1]
+    assert held.actions == () and "no release until block 500" in held.skipped[0][1]
+    # Past the plain cooldown a release still waits for the (longer) release cooldown, then goes.
+    later = replace(pos, block=260)
+    assert plan([later], RISK, BIG, ASSETS, POLICY, block=261, last_action_block={pos.key: 200}).actions == ()
+    free = replace(pos, block=500)
+    assert only(plan([free], RISK, BIG, ASSETS, POLICY, block=500, last_action_block={pos.key: 200})).kind \
+        is ActionKind.WITHDRAW_EXCESS
     risky = aave(10, 13_000, block=204)
     urgent = plan([risky], RISK, BIG, ASSETS, POLICY, block=205, last_action_block={risky.key: 200})
     assert len(urgent.actions) == 1
@@ -215,11 +221,13 @@ def test_rebalance_from_a_safe_position_to_a_risky_one():
     last = {x.position_key: 200 for x in result.actions} | {risky.key: 200}
     # Next tick: the target is at its target level; the source, still far below its release level,
     # releases what is left to the reserve (it was only drawn as far as the target needed), then calm.
-    nxt = plan(state, RISK, Reserve({}), ASSETS, POLICY, block=230, last_action_block=last)
+    # (after the release cooldown).
+    state = [replace(p, block=530) for p in state]
+    nxt = plan(state, RISK, Reserve({}), ASSETS, POLICY, block=530, last_action_block=last)
     assert [(x.kind, x.position_key) for x in nxt.actions] == [(ActionKind.WITHDRAW_EXCESS, safe.key)]
-    state = apply(state, nxt, block=231)
-    assert plan(state, RISK, Reserve({}), ASSETS, POLICY, block=260,
-                last_action_block=last | {safe.key: 230}).actions == ()
+    state = apply(state, nxt, block=531)
+    assert plan(state, RISK, Reserve({}), ASSETS, POLICY, block=560,
+                last_action_block=last | {safe.key: 530}).actions == ()
 
 
 def test_perp_top_up_and_release():

@@ -8,8 +8,6 @@ import pytest
 from web3 import Web3
 
 from keeper.chain import contracts as C
-from keeper.chain.client import ChainClient
-from keeper.chain.multicall import Multicall
 from keeper.devnet.deployer import Deployer
 from keeper.domain import MAX_UINT256, Side
 from keeper.protocols.aave_math import health_factor, percent_mul, ray_mul, wad_div
@@ -22,13 +20,6 @@ pytestmark = pytest.mark.usefixtures("snapshot")
 MAX = 2**256 - 1
 USDC = 10**6
 ANVIL_BLOCK_GAS = 30_000_000  # anvil's default block gas limit, which also caps eth_call
-
-
-@pytest.fixture
-def mc(anvil, devnet):
-    m = Multicall(ChainClient("devnet", [anvil.url], devnet["chain_id"]), devnet["multicall3"])
-    yield m
-    m.close()
 
 
 def adapter(devnet, **kw) -> AaveV3Adapter:

@@ -18,10 +18,10 @@ from keeper.chain import contracts as C
 from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.devnet.deployer import Deployer
-from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import ReadContext
 from tests.conftest import evm_revert, evm_snapshot
 from tests.devnet.helpers import set_price, token
+from tests.protocols.test_aave_fast_path import adapter, pool
 
 MAX = 2**256 - 1
 UNITS = {"WETH": 10**18, "WBTC": 10**8, "USDC": 10**6}
@@ -46,22 +46,6 @@ class SkewedMulticall(Multicall):
             return super().call_fixed(chunks, block)
         self.skew = False
         return super().call_fixed(chunks[:1], block) + super().call_fixed(chunks[1:], block + 1)
-
-
-@pytest.fixture
-def mc(anvil, devnet):
-    m = Multicall(ChainClient("devnet", [anvil.url], devnet["chain_id"]), devnet["multicall3"])
-    yield m
-    m.close()
-
-
-def adapter(devnet, **kw) -> AaveV3Adapter:
-    a = devnet["aave_v3"]
-    return AaveV3Adapter("devnet", a["pool"], a["data_provider"], a["oracle"], **kw)
-
-
-def pool(w3, devnet):
-    return w3.eth.contract(address=devnet["aave_v3"]["pool"], abi=C.aave("Pool").abi)
 
 
 def accounts_of(devnet) -> list[str]:

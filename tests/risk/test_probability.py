@@ -11,7 +11,8 @@ from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk.health import lending_health
 from keeper.risk.probability import (analytic_position_probability, exposures,
                                      first_passage_probability, first_passage_probability_discrete,
-                                     liquidation_probability, monte_carlo_liquidation, morpho_incentive)
+                                     liquidated_now, liquidation_probability, monte_carlo_liquidation,
+                                     morpho_incentive)
 from keeper.risk.scenarios import ScenarioSpec, scenario_chunks, simulate_log_returns
 
 ETH = Asset("ETH", "0x01", 18)
@@ -52,6 +53,14 @@ def test_monotone_in_distance_and_vol(b1, b2, vol, drift):
 def test_upper_barrier_is_the_mirror(b, vol, drift):
     assert first_passage_probability(b, vol, drift) == pytest.approx(
         first_passage_probability(-b, vol, -drift), abs=1e-12)
+
+
+@settings(max_examples=300)
+@given(st.floats(-3, 3), st.floats(0, 2), st.floats(-1, 1))
+def test_scalar_path_equals_the_vectorised_formula(b, vol, drift):
+    """One value takes a pure-Python path; it must give what the numpy path gives."""
+    vec = first_passage_probability(np.array([b, b]), np.array([vol, vol]), np.array([drift, drift]))[0]
+    assert first_passage_probability(b, vol, drift) == pytest.approx(vec, abs=1e-14)
 
 
 def test_driftless_is_twice_the_terminal_probability():
@@ -100,6 +109,19 @@ def test_perp_margin_sign_matches_liquidation_rule():
             remaining = p.collateral_usd - max(0.0, -delta)
             liquidated = remaining < t
             assert (ex.linear[0, 0] * m + ex.const[0] < 0) == liquidated
+
+
+@given(st.floats(0.1, 20), st.floats(0, 2), st.floats(100, 40_000), st.floats(0, 2), st.booleans(),
+       st.floats(1_000, 50_000), st.floats(50, 5_000), st.floats(1_500, 2_500))
+def test_liquidated_now_equals_the_exposures_rule(eth, btc, usdc_debt, eth_debt, is_long, size, coll, avg):
+    """The planner's scalar check gives exactly what the vectorised exposures say."""
+    book = [lending(leg(ETH, Side.COLLATERAL, eth, 0.825), leg(BTC, Side.COLLATERAL, btc, 0.7),
+                    leg(USDC, Side.DEBT, usdc_debt), leg(ETH, Side.DEBT, eth_debt)),
+            lending(leg(ETH, Side.COLLATERAL, eth, 0.86), leg(USDC, Side.DEBT, usdc_debt), protocol=Protocol.MORPHO_BLUE),
+            lending(leg(ETH, Side.COLLATERAL, eth, 0.825)),
+            perp(is_long, size, coll, avg=avg)]
+    for pos in book:
+        assert liquidated_now(pos) == bool(exposures([pos], ()).liquidated_now[0])
 
 
 def test_morpho_incentive_and_no_debt():

@@ -1,0 +1,235 @@
+"""Benchmark: reaction latency of the daemon — does the protective transaction land in the block after
+the price move, and how long is new head -> transaction sent?
+
+Set-up (bench/fleet.py): a fresh anvil with the devnet (real Aave v3), ``--watch`` watched Aave
+borrowers plus ``--vaults`` KeeperVaults each holding one Aave position (10 WETH, 13,000 USDC: health
+1.27 at ETH 2,000; the vaults' health floor of 1.3 forbids releases, so the keeper is idle before the move),
+so the keeper watches ``watch + vaults`` positions (default 980 + 20 = 1,000). Anvil mines a block
+every second. Each round starts from the same chain state (evm_snapshot / evm_revert) with a fresh
+keeper (``Keeper.run`` in a thread, its own SQLite store), waits until it has ticked, then moves ETH
+X, above 1 but
+far inside the risk budget, so every one of them needs a top-up; many watched borrowers become
+liquidatable too, which the keeper reads but cannot act on).
+
+Measured per protective transaction:
+- the block it lands in minus the block of the price update (1 = the next block, the goal);
+- decision latency: the moment this process sees the price update's block (its own WebSocket
+  ``newHeads`` subscription) -> the moment the keeper's ``eth_sendRawTransaction`` for it returns
+  (both ``time.perf_counter`` in this process; the keeper runs in-process). It includes the keeper's
+  own head detection (``--heads``/``--poll``), the read of every position at that block, planning,
+  simulation, gas estimation, signing, journaling and the broadcast.
+
+    .venv/bin/python bench/reaction.py [--watch 980] [--vaults 20] [--rounds 5] [--price 1560]
+                                       [--poll 0.05]
+
+Goal (issue): >= 99 % of the protective transactions in the next block, p99 decision latency <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from eth_utils import keccak
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import fleet as F  # noqa: E402
+
+from keeper.chain.client import ChainClient  # noqa: E402
+from keeper.config import Config, DaemonConfig, KeeperConfig, StoreConfig, chain_from_deployment  # noqa: E402
+from keeper.daemon.keeper import Keeper  # noqa: E402
+
+VOLS = {"WETH": 0.8, "WBTC": 0.7}
+
+
+class Sends:
+    """Records every eth_sendRawTransaction made in this process: tx hash -> perf_counter at return."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self._orig = ChainClient.request
+        sends = self
+
+        def request(client, method, params=None):
+            out = sends._orig(client, method, params)
+            if method == "eth_sendRawTransaction":
+                sends.at["0x" + keccak(bytes.fromhex(params[0][2:])).hex()] = time.perf_counter()
+            return out
+
+        ChainClient.request = request  # type: ignore[method-assign]
+
+    def restore(self) -> None:
+        ChainClient.request = self._orig  # type: ignore[method-assign]
+
+
+class Heads(threading.Thread):
+    """This process's own newHeads subscription: block number -> perf_counter when it arrived."""
+
+    def __init__(self, ws_url: str) -> None:
+        super().__init__(daemon=True)
+        from websockets.sync.client import connect
+
+        self.ws = connect(ws_url)
+        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}))
+        json.loads(self.ws.recv(timeout=10))  # the subscription id
+        self.at: dict[int, float] = {}
+
+    def run(self) -> None:
+        try:
+            while True:
+                msg = json.loads(self.ws.recv())
+                now = time.perf_counter()
+                head = msg.get("params", {}).get("result", {})
+                if "number" in head:
+                    self.at.setdefault(int(head["number"], 16), now)
+        except Exception:  # noqa: BLE001 - the socket closes when the round ends
+            return
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
+    w3 = fl.w3
+    cfg = Config(chains={"bench": chain_from_deployment(dep_path)}, keeper=KeeperConfig(key_env="KEEPER_BENCH_KEY"),
+                 store=StoreConfig(url=f"sqlite:///{store}"),
+                 daemon=DaemonConfig(poll_interval=args.poll, watchdog_seconds=120, heartbeat_seconds=60))
+    keeper_addr = fl.dep["roles"]["keeper"]
+    nonce0 = w3.eth.get_transaction_count(keeper_addr)
+    heads = Heads(fl.node.url.replace("http://", "ws://"))
+    heads.start()
+    sends = Sends()
+    ticks: list[tuple[int, float]] = []
+    tick_start: dict[int, float] = {}
+    k = Keeper(cfg, vols=VOLS)
+    orig_tick = k.tick
+
+    def timed_tick(block: int) -> int:
+        t0 = time.perf_counter()
+        tick_start.setdefault(block, t0)
+        try:
+            return orig_tick(block)
+        finally:
+            ticks.append((block, time.perf_counter() - t0))
+
+    k.tick = timed_tick  # type: ignore[method-assign]
+    runner = threading.Thread(target=lambda: k.run(install_signals=False), daemon=True)
+    try:
+        runner.start()
+        wait_for(lambda: k.ticks >= 2 or k.halted is not None, 120, "the keeper's first ticks")
+        if k.halted:
+            raise RuntimeError(f"keeper halted: {k.halted}")
+        tx = fl.price_tx("ETH", args.price)
+        rc = w3.eth.wait_for_transaction_receipt(tx, timeout=30, poll_latency=0.05)
+        n = rc["blockNumber"]
+        need = len(fl.vaults)
+        wait_for(lambda: w3.eth.get_transaction_count(keeper_addr) - nonce0 >= need, 30,
+                 f"{need} protective transactions mined")
+        time.sleep(1.5)  # a late extra transaction would show up here
+        sent_after = {h: t for h, t in sends.at.items()}
+    finally:
+        k.stop.set()
+        runner.join(timeout=60)
+        sends.restore()
+        heads.close()
+    landed, lat = [], []
+    for h, t in sent_after.items():
+        r = w3.eth.get_transaction_receipt(h)
+        if r is None:
+            continue
+        landed.append(r["blockNumber"] - n)
+        if n in heads.at:
+            lat.append((t - heads.at[n]) * 1000)
+    tick_n = next((s for b, s in ticks if b == n), None)
+    other = [s for b, s in ticks if b != n]
+    first = min(lat) if lat else None
+    detect = (tick_start[n] - heads.at[n]) * 1000 if n in tick_start and n in heads.at else None
+    return {"block": n, "txs": len(landed), "landed": landed, "latency_ms": lat, "first_ms": first, "detect_ms": detect,
+            "tick_n_ms": tick_n * 1000 if tick_n is not None else None,
+            "quiet_tick_ms": statistics.median(other) * 1000 if other else None,
+            "mined": w3.eth.get_transaction_count(keeper_addr) - nonce0}
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--watch", type=int, default=980, help="watched Aave borrowers (no vault)")
+    ap.add_argument("--vaults", type=int, default=20, help="vault-held positions that will need a top-up")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--price", type=float, default=1_700.0, help="ETH price after the move (from 2,000)")
+    ap.add_argument("--poll", type=float, default=0.05, help="daemon.poll_interval (seconds)")
+    args = ap.parse_args()
+    os.environ["KEEPER_BENCH_KEY"] = F.KEEPER_KEY
+    t0 = time.perf_counter()
+    fl = F.build(args.watch, args.vaults, borrow_usdc=13_000, floor=1.3, log=lambda m: print(f"  set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            dep_path = fl.write_deployment(Path(tmp) / "devnet.json")
+            base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
+            for r in range(args.rounds):
+                if r:
+                    fl.w3.provider.make_request("evm_revert", [base])
+                    base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
+                fl.w3.provider.make_request("evm_setIntervalMining", [1])
+                res = one_round(fl, dep_path, Path(tmp) / f"k{r}.db", args)
+                fl.w3.provider.make_request("evm_setIntervalMining", [0])
+                results.append(res)
+                print(f"  round {r + 1}: {res['txs']} txs, blocks after update {sorted(set(res['landed']))}, "
+                      f"latency p50 {statistics.median(res['latency_ms']):.0f} ms, tick at update "
+                      f"{res['tick_n_ms']:.0f} ms, quiet tick {res['quiet_tick_ms'] or float('nan'):.0f} ms")
+    finally:
+        fl.node.stop()
+    landed = [x for r in results for x in r["landed"]]
+    lat = [x for r in results for x in r["latency_ms"]]
+    need = args.vaults * args.rounds
+    nxt = sum(1 for x in landed if x == 1)
+    print()
+    print(f"reaction: {args.watch + args.vaults:,} watched positions ({args.vaults} vault-held), 1 s blocks, "
+          f"{args.rounds} rounds, ETH 2,000 -> {args.price:,.0f}, poll {args.poll} s; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"| {'metric':<44} | {'value':>14} |")
+    print(f"|{'-' * 46}|{'-' * 16}|")
+    rows = [
+        ("protective transactions needed / sent", f"{need} / {len(landed)}"),
+        ("landed in the next block", f"{nxt} ({100 * nxt / max(1, need):.1f} %)"),
+        ("landed later (blocks after update: count)", ", ".join(f"{b}: {landed.count(b)}"
+                                                                 for b in sorted(set(landed)) if b != 1) or "-"),
+        ("decision latency p50 (head -> sent)", f"{pct(lat, 50):.0f} ms"),
+        ("decision latency p99", f"{pct(lat, 99):.0f} ms"),
+        ("decision latency max", f"{max(lat):.0f} ms"),
+        ("first transaction of a round (median)", f"{statistics.median(r['first_ms'] for r in results):.0f} ms"),
+        ("head seen -> keeper's tick starts (median)",
+         f"{statistics.median(r['detect_ms'] for r in results if r['detect_ms'] is not None):.0f} ms"),
+        ("tick at the update block, median", f"{statistics.median(r['tick_n_ms'] for r in results):.0f} ms"),
+        ("quiet tick (no action), median", f"{statistics.median(r['quiet_tick_ms'] for r in results if r['quiet_tick_ms']):.0f} ms"),
+    ]
+    for name, val in rows:
+        print(f"| {name:<44} | {val:>14} |")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    return 0 if need and nxt / need >= 0.99 and pct(lat, 99) <= 100 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

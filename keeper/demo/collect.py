@@ -1,0 +1,196 @@
+"""What happened during the demo, gathered from the daemon's JSON log, the liquidator's events file
+and the chain (receipts and the vaults' ``KeeperAction`` events)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.logs import DISCARD
+
+from keeper.chain import contracts as C
+
+WAD = 10**18
+ACTION_KINDS = {0: "top_up", 1: "repay", 2: "withdraw_excess", 3: "rebalance"}
+
+
+@dataclass(frozen=True)
+class KeeperAction:
+    block: int
+    position: str  # deployment position id
+    kind: str
+    asset: str
+    amount: float
+    usd: float  # the planner's USD value of the amount
+    tx: str
+    gas_used: int
+    gas_price: int
+    health_before: float | None  # as the vault read it in the same transaction
+    health_after: float | None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    block: int
+    position: str
+    tx: str
+    gas_used: int
+    gas_price: int
+    repaid_usd: float
+    seized_usd: float
+    detail: dict = field(default_factory=dict)
+
+
+def json_lines(path: Path) -> Iterator[dict]:
+    """The JSON objects of a log file, skipping anything else (a traceback, a partial last line)."""
+    if not path.exists():
+        return
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def position_ids(dep: dict) -> Callable[[str], str | None]:
+    """Map a keeper position key (``chain:protocol:address:account:market``) to a deployment id."""
+    from keeper.demo.chain import position_id_key
+
+    ids = {position_id_key(p): p["id"] for p in dep["positions"]}
+
+    def lookup(key: str) -> str | None:
+        parts = key.split(":")
+        if len(parts) < 5:
+            return None
+        return ids.get((parts[1], parts[3].lower(), ":".join(parts[4:]).lower()))
+
+    return lookup
+
+
+def _health(raw: int) -> float | None:
+    return None if raw >= 2**255 else raw / WAD
+
+
+def keeper_actions(log: Path, dep: dict, receipt: Callable[[str], Any], w3: Web3) -> list[KeeperAction]:
+    """Every action the daemon logged as sent ("acted"), with its receipt's gas and the vault's
+    ``KeeperAction`` event (the on-chain health before and after)."""
+    lookup = position_ids(dep)
+    vault_abi = C.ours("KeeperVault").abi
+    out = []
+    for rec in json_lines(log):
+        if rec.get("msg") != "acted" or not rec.get("tx"):
+            continue
+        r = receipt(rec["tx"])
+        before = after = None
+        for v in dep["keeper_vaults"].values():
+            vault = w3.eth.contract(address=v["address"], abi=vault_abi)
+            for ev in vault.events.KeeperAction().process_receipt(r, errors=DISCARD):
+                before, after = _health(ev.args.healthBefore), _health(ev.args.healthAfter)
+        out.append(KeeperAction(
+            block=r["blockNumber"], position=lookup(rec.get("position", "")) or rec.get("position", "?"),
+            kind=rec.get("action", "?"), asset=rec.get("asset", "?"), amount=float(rec.get("amount") or 0),
+            usd=float(rec.get("usd") or 0), tx=rec["tx"], gas_used=r["gasUsed"], gas_price=r.get("effectiveGasPrice", 0),
+            health_before=before, health_after=after, why=str(rec.get("why") or "")))
+    return out
+
+
+def keeper_problems(log: Path) -> list[str]:
+    """The daemon's errors and alerts (refused actions, failed ticks, halts), for the report."""
+    out = []
+    for rec in json_lines(log):
+        if rec.get("level") in ("ERROR", "CRITICAL") or rec.get("event") == "alert":
+            msg, err = str(rec.get("msg", "")), str(rec.get("error") or "")
+            out.append(msg if not err or err in msg else f"{msg}: {err}")
+    return out
+
+
+def keeper_started(log: Path) -> bool:
+    return any(rec.get("event") == "startup" for rec in json_lines(log))
+
+
+def liquidations(events: Path) -> list[Liquidation]:
+    out = []
+    for rec in json_lines(events):
+        if rec.get("event") != "liquidation":
+            continue
+        detail = {k: rec[k] for k in ("repaid", "seized", "state", "size_usd", "collateral_lost_usd", "bad_debt")
+                  if k in rec}
+        out.append(Liquidation(rec["block"], rec["position"], rec["tx"], rec["gas_used"], rec.get("gas_price", 0),
+                               float(rec.get("repaid_usd", 0.0)), float(rec.get("seized_usd", 0.0)), detail))
+    return out
+
+
+def liquidator_attempts(events: Path) -> int:
+    return sum(1 for rec in json_lines(events) if rec.get("event") == "attempt")
+
+
+def liquidator_ready(events: Path) -> bool:
+    return any(rec.get("event") == "ready" for rec in json_lines(events))
+
+
+def finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class ChainLiquidation:
+    """A liquidation event as the chain has it (whoever sent it)."""
+
+    block: int
+    tx: str
+    position: str
+    event: str  # LiquidationCall | Liquidate | LiquidatePosition | ClosePosition (perp state 2)
+
+
+def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[ChainLiquidation]:
+    """Every liquidation of a deployment position in blocks ``first..last``, from the protocols' own
+    events: Aave ``LiquidationCall``, Morpho ``Liquidate``, PerpVault ``LiquidatePosition``, and a
+    perp closed by a ``liquidatePosition`` call in state 2 (a ``ClosePosition`` in a transaction to
+    the PerpVault whose input is ``liquidatePosition``)."""
+    from keeper.demo.liquidator import MORPHO_LIQUIDATE_TOPIC
+
+    ids: dict[tuple, str] = {}
+    for p in dep["positions"]:
+        acct = p["account"].lower()
+        if p["protocol"] == "aave_v3":
+            ids[("aave", acct)] = p["id"]
+        elif p["protocol"] == "morpho_blue":
+            ids[("morpho", acct, p["market"].lower())] = p["id"]
+        else:
+            ids[("perp", acct, p["collateral_token"].lower(), p["index_token"].lower(), p["is_long"])] = p["id"]
+    span = {"from_block": first, "to_block": last}
+    out: list[ChainLiquidation] = []
+    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+    for ev in pool.events.LiquidationCall().get_logs(**span):
+        if (pid := ids.get(("aave", ev.args.user.lower()))) is not None:
+            out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "LiquidationCall"))
+    morpho = dep["morpho_blue"]["morpho"]
+    for log in w3.eth.get_logs({"address": morpho, "fromBlock": first, "toBlock": last,
+                                "topics": ["0x" + MORPHO_LIQUIDATE_TOPIC.hex()]}):
+        market, borrower = "0x" + log["topics"][1].hex(), "0x" + log["topics"][3].hex()[-40:]
+        if (pid := ids.get(("morpho", borrower.lower(), market.lower()))) is not None:
+            out.append(ChainLiquidation(log["blockNumber"], "0x" + log["transactionHash"].hex(), pid, "Liquidate"))
+    perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.ours("PerpVault").abi)
+    for ev in perp.events.LiquidatePosition().get_logs(**span):
+        a = ev.args
+        key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
+        if (pid := ids.get(key)) is not None:
+            out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "LiquidatePosition"))
+    selector = Web3.keccak(text=perp.get_function_by_name("liquidatePosition").signature)[:4]
+    for ev in perp.events.DecreasePosition().get_logs(**span):
+        tx = w3.eth.get_transaction(ev.transactionHash)
+        data = bytes(tx["input"])
+        if tx["to"] and tx["to"].lower() == perp.address.lower() and data[:4] == selector:
+            a = ev.args
+            key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
+            if (pid := ids.get(key)) is not None:
+                out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "ClosePosition"))
+    return sorted(out, key=lambda c: (c.block, c.tx))

@@ -1,0 +1,208 @@
+"""The demo's verdict: protected positions (alice's vault, and bob's) against their unprotected
+twins (carol): liquidations, collateral committed, actions, gas. Pure: no chain, no files."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from keeper.demo.chain import BlockRecord
+from keeper.demo.collect import ChainLiquidation, KeeperAction, Liquidation
+
+PROTECTIVE = ("top_up", "repay", "rebalance")
+
+
+def twin_of(pid: str) -> str | None:
+    """``alice-aave`` -> ``carol-aave-unprotected``; None for a position without a twin."""
+    return f"carol-{pid.removeprefix('alice-')}-unprotected" if pid.startswith("alice-") else None
+
+
+@dataclass
+class Side:
+    label: str
+    positions: list[str]
+    liquidated: list[str] = field(default_factory=list)
+    liquidations: int = 0
+    per_position: Counter = field(default_factory=Counter)  # liquidation transactions
+    seized_usd: float = 0.0
+    repaid_by_liquidator_usd: float = 0.0
+    committed_usd: float = 0.0  # top-ups and repays by the keeper
+    released_usd: float = 0.0  # excess withdrawn back to the reserve
+    actions: Counter = field(default_factory=Counter)
+    keeper_gas: int = 0
+    liquidator_gas: int = 0
+    min_health: dict[str, float | None] = field(default_factory=dict)
+    final_health: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    protected: Side  # alice's vault
+    twins: Side  # carol, no keeper
+    others: Side  # bob (owner-held, protected by his vault)
+    pairs: list[tuple[str, str]]
+    blocks: int
+    first_block: int
+    last_block: int
+    problems: list[str] = field(default_factory=list)
+    onchain: list[ChainLiquidation] = field(default_factory=list)
+    daemon_exit: int | None = 0  # the daemon's exit code after SIGTERM (0: it stopped cleanly)
+
+    @property
+    def protected_liquidated(self) -> list[str]:
+        return self.protected.liquidated + self.others.liquidated
+
+    @property
+    def ok(self) -> bool:
+        return not self.protected_liquidated and bool(self.twins.liquidated) and self.daemon_exit == 0
+
+    def verdict(self) -> str:
+        if self.protected_liquidated:
+            return ("FAIL: protected position(s) liquidated despite the keeper: "
+                    + ", ".join(sorted(set(self.protected_liquidated))))
+        if self.daemon_exit != 0:
+            return f"FAIL: the keeper daemon did not run cleanly to the end (exit code {self.daemon_exit})"
+        if not self.twins.liquidated:
+            return "FAIL: no unprotected twin was liquidated: the crash did not test the keeper (or the liquidator failed)"
+        return (f"OK: every protected position survived; {len(self.twins.liquidated)} of {len(self.twins.positions)} "
+                f"unprotected twins were liquidated")
+
+    def as_dict(self) -> dict:
+        def side(s: Side) -> dict:
+            return {"label": s.label, "positions": s.positions, "liquidated": s.liquidated,
+                    "liquidations": s.liquidations, "seized_usd": round(s.seized_usd, 2),
+                    "repaid_by_liquidator_usd": round(s.repaid_by_liquidator_usd, 2),
+                    "committed_usd": round(s.committed_usd, 2), "released_usd": round(s.released_usd, 2),
+                    "actions": dict(s.actions), "keeper_gas": s.keeper_gas, "liquidator_gas": s.liquidator_gas,
+                    "min_health": {k: _json_num(v) for k, v in s.min_health.items()},
+                    "final_health": {k: _json_num(v) for k, v in s.final_health.items()}}
+
+        return {"ok": self.ok, "verdict": self.verdict(), "daemon_exit": self.daemon_exit, "blocks": self.blocks,
+                "first_block": self.first_block,
+                "last_block": self.last_block, "protected": side(self.protected), "twins": side(self.twins),
+                "others": side(self.others), "pairs": self.pairs, "problems": self.problems,
+                "onchain_liquidations": [c.__dict__ for c in self.onchain]}
+
+
+def _json_num(x: float | None) -> float | str | None:
+    if x is None:
+        return None
+    return round(x, 4) if math.isfinite(x) else "inf"
+
+
+def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[KeeperAction],
+              liquidations: Sequence[Liquidation], problems: Sequence[str] = (),
+              onchain: Sequence[ChainLiquidation] | None = None) -> Summary:
+    """``onchain``, when given, is the truth about who was liquidated: the liquidator's own records
+    only add what was seized and the gas; a record without its event on chain, or an event the
+    liquidator did not report, becomes a problem."""
+    problems = list(problems)
+    if onchain is not None:
+        on_chain_txs = {c.tx for c in onchain}
+        reported = {liq.tx for liq in liquidations}
+        for liq in liquidations:
+            if liq.tx not in on_chain_txs:
+                problems.append(f"the liquidator reported {liq.tx} on {liq.position}, but no liquidation event is on chain")
+        unreported = [c for c in onchain if c.tx not in reported]
+        for c in unreported:
+            problems.append(f"{c.position} was liquidated in {c.tx} ({c.event}), which the liquidator did not report")
+        liquidations = [liq for liq in liquidations if liq.tx in on_chain_txs] + [
+            Liquidation(c.block, c.position, c.tx, 0, 0, 0.0, 0.0, {"event": c.event}) for c in unreported]
+    ids = [p["id"] for p in dep["positions"]]
+    holder = {p["id"]: p["holder"] for p in dep["positions"]}
+    sides = {
+        "alice": Side("protected (alice's vault)", [i for i in ids if i.startswith("alice-")]),
+        "carol": Side("unprotected twins (carol)", [i for i in ids if holder[i] == "none"]),
+        "bob": Side("bob (owner-held, his vault)", [i for i in ids if i.startswith("bob-")]),
+    }
+
+    def side_of(pid: str) -> Side:
+        return sides["carol"] if holder.get(pid) == "none" else sides["bob"] if pid.startswith("bob-") else sides["alice"]
+
+    for liq in liquidations:
+        s = side_of(liq.position)
+        s.liquidations += 1
+        s.per_position[liq.position] += 1
+        s.seized_usd += liq.seized_usd
+        s.repaid_by_liquidator_usd += liq.repaid_usd
+        s.liquidator_gas += liq.gas_used
+        if liq.position not in s.liquidated:
+            s.liquidated.append(liq.position)
+    for a in actions:
+        s = side_of(a.position)
+        s.actions[a.kind] += 1
+        s.keeper_gas += a.gas_used
+        if a.kind in PROTECTIVE:
+            s.committed_usd += a.usd
+        elif a.kind == "withdraw_excess":
+            s.released_usd += a.usd
+    for pid in ids:
+        seen = [r.health[pid] for r in records if r.health.get(pid) is not None]
+        s = side_of(pid)
+        s.min_health[pid] = min(seen) if seen else None
+        s.final_health[pid] = records[-1].health.get(pid) if records else None
+    pairs = [(pid, t) for pid in sides["alice"].positions if (t := twin_of(pid)) in ids]
+    first = records[0].block if records else 0
+    last = records[-1].block if records else 0
+    return Summary(sides["alice"], sides["carol"], sides["bob"], pairs, len(records), first, last, problems,
+                   list(onchain or []))
+
+
+# --- rendering ------------------------------------------------------------------------------------
+def _usd(x: float) -> str:
+    return f"${x:,.0f}"
+
+
+def _h(x: float | None) -> str:
+    if x is None:
+        return "gone"
+    # truncated, not rounded: 0.9996 must not read as 1.000
+    return "no debt" if not math.isfinite(x) else f"{math.floor(x * 1000) / 1000:.3f}"
+
+
+def _actions(c: Counter) -> str:
+    if not c:
+        return "0"
+    return f"{sum(c.values())} (" + ", ".join(f"{n} {k}" for k, n in sorted(c.items())) + ")"
+
+
+def render(s: Summary) -> str:
+    """A side-by-side table in plain text (what the demo prints)."""
+    a, c = s.protected, s.twins
+    rows = [
+        ("", a.label, c.label),
+        ("positions", str(len(a.positions)), str(len(c.positions))),
+        ("positions liquidated", str(len(a.liquidated)), str(len(c.liquidated))),
+        ("liquidation transactions", str(a.liquidations), str(c.liquidations)),
+        ("collateral seized by the liquidator", _usd(a.seized_usd), _usd(c.seized_usd)),
+        ("debt repaid by the liquidator", _usd(a.repaid_by_liquidator_usd), _usd(c.repaid_by_liquidator_usd)),
+        ("collateral committed by the keeper", _usd(a.committed_usd), _usd(c.committed_usd)),
+        ("excess released by the keeper", _usd(a.released_usd), _usd(c.released_usd)),
+        ("keeper actions", _actions(a.actions), _actions(c.actions)),
+        ("gas used by keeper transactions", f"{a.keeper_gas:,}", f"{c.keeper_gas:,}"),
+        ("gas used by liquidator transactions", f"{a.liquidator_gas:,}", f"{c.liquidator_gas:,}"),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]:>{max(len(x[2]) for x in rows)}}" for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += ["", "health, lowest during the crash / at the end (below 1.000 is liquidatable):"]
+    for pid, twin in s.pairs:
+        lines.append(f"  {pid.removeprefix('alice-'):<16} alice {_h(a.min_health.get(pid)):>7} / "
+                     f"{_h(a.final_health.get(pid)):<7}   carol {_h(c.min_health.get(twin)):>7} / "
+                     f"{_h(c.final_health.get(twin)):<7}"
+                     + (f"   liquidated x{c.per_position[twin]}" if twin in c.liquidated else ""))
+    b = s.others
+    if b.positions:
+        lines.append(f"  bob (owner-held, his vault): {len(b.liquidated)} liquidated, actions {_actions(b.actions)}, "
+                     f"committed {_usd(b.committed_usd)}, lowest health "
+                     + ", ".join(f"{p.removeprefix('bob-')} {_h(b.min_health.get(p))}" for p in b.positions))
+    lines += ["", f"{s.blocks} blocks read ({s.first_block}..{s.last_block})"]
+    for p in s.problems[:5]:
+        lines.append(f"  daemon reported: {p[:160]}")
+    if len(s.problems) > 5:
+        lines.append(f"  ... and {len(s.problems) - 5} more in the daemon's log")
+    lines.append(s.verdict())
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""The demo's verdict (pure): the comparison's numbers, and an honest failure when a protected
+position is liquidated, when no twin is, or when the liquidator's claims are not on chain."""
+
+from keeper.demo.chain import BlockRecord
+from keeper.demo.collect import ChainLiquidation, KeeperAction, Liquidation
+from keeper.demo.summary import render, summarise, twin_of
+
+DEP = {"positions": [{"id": i, "holder": h} for i, h in (
+    ("alice-aave", "vault"), ("alice-morpho", "vault"), ("bob-aave", "owner"),
+    ("carol-aave-unprotected", "none"), ("carol-morpho-unprotected", "none"))]}
+
+
+def records():
+    return [BlockRecord(10, 0, 2000, 30000, {"alice-aave": 1.3, "alice-morpho": 1.2, "bob-aave": 1.3,
+                                              "carol-aave-unprotected": 1.3, "carol-morpho-unprotected": 1.2}),
+            BlockRecord(11, 1, 1400, 21000, {"alice-aave": 1.1, "alice-morpho": 1.05, "bob-aave": 1.2,
+                                              "carol-aave-unprotected": 0.95, "carol-morpho-unprotected": None})]
+
+
+def action(pid, kind, usd, gas=100_000):
+    return KeeperAction(11, pid, kind, "USDC", usd, usd, f"0x{abs(hash((pid, kind))):064x}", gas, 1, 1.0, 1.2)
+
+
+def liq(pid, tx, seized=5_000.0, gas=300_000):
+    return Liquidation(11, pid, tx, gas, 1, 4_000.0, seized)
+
+
+def test_protected_survive_twins_liquidated_is_ok():
+    actions = [action("alice-aave", "repay", 1_000), action("alice-morpho", "top_up", 500),
+               action("alice-aave", "withdraw_excess", 200), action("bob-aave", "repay", 300)]
+    liqs = [liq("carol-aave-unprotected", "0xa"), liq("carol-aave-unprotected", "0xb"),
+            liq("carol-morpho-unprotected", "0xc")]
+    onchain = [ChainLiquidation(11, tx, pid, "x") for pid, tx in
+               (("carol-aave-unprotected", "0xa"), ("carol-aave-unprotected", "0xb"), ("carol-morpho-unprotected", "0xc"))]
+    s = summarise(DEP, records(), actions, liqs, onchain=onchain)
+    assert s.ok and s.verdict().startswith("OK")
+    assert s.protected.committed_usd == 1_500 and s.protected.released_usd == 200
+    assert s.protected.keeper_gas == 300_000 and s.others.committed_usd == 300
+    assert s.twins.liquidations == 3 and s.twins.per_position["carol-aave-unprotected"] == 2
+    assert s.twins.seized_usd == 15_000 and s.twins.liquidator_gas == 900_000
+    assert s.protected.min_health == {"alice-aave": 1.1, "alice-morpho": 1.05}
+    assert s.twins.final_health["carol-morpho-unprotected"] is None
+    text = render(s)
+    assert "collateral committed by the keeper" in text and "$1,500" in text and "liquidated x2" in text
+    assert "0.950" in text
+
+
+def test_a_protected_liquidation_fails_the_demo():
+    onchain = [ChainLiquidation(11, "0xa", "carol-aave-unprotected", "x"), ChainLiquidation(11, "0xd", "bob-aave", "x")]
+    s = summarise(DEP, records(), [], [liq("carol-aave-unprotected", "0xa")], onchain=onchain)
+    assert not s.ok and "bob-aave" in s.verdict() and s.verdict().startswith("FAIL")
+    assert s.others.liquidated == ["bob-aave"]  # counted from the chain though the liquidator did not report it
+    assert any("0xd" in p and "did not report" in p for p in s.problems)
+
+
+def test_no_twin_liquidated_fails_the_demo():
+    s = summarise(DEP, records(), [], [], onchain=[])
+    assert not s.ok and "no unprotected twin" in s.verdict()
+
+
+def test_a_claim_without_its_event_on_chain_is_not_counted():
+    s = summarise(DEP, records(), [], [liq("carol-aave-unprotected", "0xfake")], onchain=[])
+    assert s.twins.liquidations == 0 and not s.ok
+    assert any("0xfake" in p for p in s.problems)
+
+
+def test_a_daemon_that_did_not_stop_cleanly_fails_the_demo():
+    onchain = [ChainLiquidation(11, "0xa", "carol-aave-unprotected", "x")]
+    s = summarise(DEP, records(), [], [liq("carol-aave-unprotected", "0xa")], onchain=onchain)
+    s.daemon_exit = 6
+    assert not s.ok and "exit code 6" in s.verdict()
+
+
+def test_twin_names():
+    assert twin_of("alice-perp-eth-long") == "carol-perp-eth-long-unprotected" and twin_of("bob-aave") is None

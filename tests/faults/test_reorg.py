@@ -1,0 +1,71 @@
+"""A reorg (evm_snapshot/evm_revert: the blocks holding the keeper's mined actions vanish) while the
+daemon runs, and again while it is down: the journal's mined actions are re-verified against the
+chain, the dropped ones re-sent with their own signed bytes and nonce, and the final chain holds
+exactly one action per endangered position — never a second, re-planned one."""
+
+from keeper.store import Store
+from keeper.store.journal import Journal
+from tests.devnet.helpers import set_price
+from tests.faults.conftest import head, keeper_actions, per_position, planned_at, wait_for
+
+
+def _snapshot(w3) -> str:
+    return w3.provider.make_request("evm_snapshot", [])["result"]
+
+
+def _revert(w3, snap: str) -> None:
+    assert w3.provider.make_request("evm_revert", [snap])["result"]
+
+
+def _journal(env):
+    with Store.open(f"sqlite:///{env.root / 'k.db'}") as store:
+        return Journal(store).entries("devnet")
+
+
+def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
+    crash = lambda w: set_price(w, devnet, "ETH", 1_560)  # noqa: E731
+    need = planned_at(env, w3, crash)
+    crash(w3)
+    start = head(w3)
+    keeper = devnet["roles"]["keeper"]
+    nonce0 = w3.eth.get_transaction_count(keeper)
+    before = _snapshot(w3)
+    miner.start(0.3)
+    daemon = env.daemon()
+    try:
+        wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 60, "the actions")
+        first = {a["tx"] for a in keeper_actions(w3, devnet, start)}
+        assert len(first) == len(need)
+        # Reorg 1, the daemon running: every block with an action is gone.
+        miner.stop()
+        _revert(w3, before)
+        assert keeper_actions(w3, devnet, start) == [] and w3.eth.get_transaction_count(keeper) == nonce0
+        after_reorg = _snapshot(w3)
+        miner.start(0.3)
+        wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
+                 "the dropped actions to land again")
+        b = head(w3)
+        wait_for(lambda: daemon.ticked_after(b + 5), 30, "a few more ticks")
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.text()[-3000:]
+    actions = keeper_actions(w3, devnet, start)
+    counts = per_position(actions)
+    assert len(counts) == len(need) and set(counts.values()) == {1}, counts
+    assert {a["tx"] for a in actions} == first  # the same signed transactions, not new ones
+    assert w3.eth.get_transaction_count(keeper) == nonce0 + len(need)
+    entries = _journal(env)
+    assert {e.mined_hash for e in entries if e.status == "mined"} == first
+    assert not [e for e in entries if e.status in ("intent", "signed")]
+
+    # Reorg 2, the keeper down: `keeper reconcile` re-verifies and re-sends before anything else.
+    miner.stop()
+    _revert(w3, after_reorg)
+    assert keeper_actions(w3, devnet, start) == []
+    rec = env.cli("reconcile")
+    assert rec.returncode == 0 and "journal: mined" in rec.stdout, rec.stdout + rec.stderr
+    actions = keeper_actions(w3, devnet, start)
+    assert {a["tx"] for a in actions} == first and set(per_position(actions).values()) == {1}
+    again = env.cli("reconcile")
+    assert again.returncode == 0 and "nothing open" in again.stdout, again.stdout
+    assert w3.eth.get_transaction_count(keeper) == nonce0 + len(need)
