@@ -190,7 +190,7 @@ def main() -> int:
     growth = (final - warm) / warm * 100
     print()
     print(f"soak: {args.blocks:,} blocks, {step:,} price steps, {len(protected)} protected + "
-          f"{len(dep['positions']) - len(protected) + args.watch} watched positions, seed {args.seed}; "
+          f"{len(dep['positions']) - len(protected)} watched positions, seed {args.seed}; "
           f"{time.perf_counter() - t0:.0f} s; load average {os.getloadavg()[0]:.2f}")
     rows = [("keeper ticks", f"{k.ticks:,}"), ("actions sent", f"{k.actions_sent:,}"),
             ("RSS after warm-up / at the end", f"{warm:.1f} / {final:.1f} MB"),
