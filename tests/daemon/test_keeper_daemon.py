@@ -10,24 +10,18 @@ import time
 
 import pytest
 
-from keeper.config import (AlertsConfig, Config, DaemonConfig, KeeperConfig, StoreConfig, TelemetryConfig,
-                           chain_from_deployment)
+from keeper.config import AlertsConfig, DaemonConfig, TelemetryConfig
 from keeper.daemon.keeper import Keeper
 from keeper.errors import Halt
 from tests.devnet.helpers import set_price
+from tests.daemon.helpers import devnet_config
 
 pytestmark = pytest.mark.usefixtures("snapshot")
-KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
 @pytest.fixture
 def cfg(tmp_path, anvil, devnet, monkeypatch):
-    dep = tmp_path / "devnet.json"
-    dep.write_text(json.dumps({**devnet, "rpc_url": anvil.url}))
-    monkeypatch.setenv("KEEPER_TEST_KEY", KEEPER_KEY)
-    return Config(chains={"devnet": chain_from_deployment(dep)}, keeper=KeeperConfig(key_env="KEEPER_TEST_KEY"),
-                  store=StoreConfig(url=f"sqlite:///{tmp_path / 'k.db'}"),
-                  daemon=DaemonConfig(poll_interval=0.2, watchdog_seconds=30, heartbeat_seconds=5))
+    return devnet_config(tmp_path, anvil.url, devnet, monkeypatch)
 
 
 VOLS = {"WETH": 0.8, "WBTC": 0.7}

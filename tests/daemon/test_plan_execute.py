@@ -2,12 +2,9 @@
 after a price drop the keeper's actions save every protected position (third-party liquidation then
 reverts); an over-collateralised position releases excess and stays at or above the vault's floor."""
 
-import json
-
 import pytest
 
 from keeper.chain import contracts as C
-from keeper.config import Config, KeeperConfig, StoreConfig, chain_from_deployment
 from keeper.daemon.manual import execute, open_session, plan_now
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
@@ -15,19 +12,15 @@ from keeper.errors import Reverted
 from keeper.store import Store
 from keeper.store.journal import Journal
 from tests.devnet.helpers import revert_name, set_price, token
+from tests.daemon.helpers import devnet_config
 
 pytestmark = pytest.mark.usefixtures("snapshot")
-KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1 = the devnet's keeper
 MAX = 2**256 - 1
 
 
 @pytest.fixture
 def cfg(tmp_path, anvil, devnet, monkeypatch):
-    dep = tmp_path / "devnet.json"
-    dep.write_text(json.dumps({**devnet, "rpc_url": anvil.url}))
-    monkeypatch.setenv("KEEPER_TEST_KEY", KEEPER_KEY)
-    return Config(chains={"devnet": chain_from_deployment(dep)}, keeper=KeeperConfig(key_env="KEEPER_TEST_KEY"),
-                  store=StoreConfig(url=f"sqlite:///{tmp_path / 'k.db'}"))
+    return devnet_config(tmp_path, anvil.url, devnet, monkeypatch)
 
 
 def liquidation_reverts(w3, devnet, p) -> bool:
