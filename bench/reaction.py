@@ -52,23 +52,36 @@ VOLS = {"WETH": 0.8, "WBTC": 0.7}
 
 
 class Sends:
-    """Records every eth_sendRawTransaction made in this process: tx hash -> perf_counter at return."""
+    """Records every eth_sendRawTransaction made in this process, alone or in a JSON-RPC batch:
+    tx hash -> perf_counter when the request returned."""
 
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
-        self._orig = ChainClient.request
+        self._orig, self._orig_batch = ChainClient.request, ChainClient._batch
         sends = self
+
+        def seen(params) -> None:
+            sends.at.setdefault("0x" + keccak(bytes.fromhex(params[0][2:])).hex(), time.perf_counter())
 
         def request(client, method, params=None):
             out = sends._orig(client, method, params)
             if method == "eth_sendRawTransaction":
-                sends.at["0x" + keccak(bytes.fromhex(params[0][2:])).hex()] = time.perf_counter()
+                seen(params)
+            return out
+
+        def batch(client, calls, **kw):
+            out = sends._orig_batch(client, calls, **kw)
+            for method, params in calls:
+                if method == "eth_sendRawTransaction":
+                    seen(params)
             return out
 
         ChainClient.request = request  # type: ignore[method-assign]
+        ChainClient._batch = batch  # type: ignore[method-assign]
 
     def restore(self) -> None:
         ChainClient.request = self._orig  # type: ignore[method-assign]
+        ChainClient._batch = self._orig_batch  # type: ignore[method-assign]
 
 
 class Heads(threading.Thread):

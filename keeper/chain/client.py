@@ -87,6 +87,7 @@ class ChainClient:
         self.failovers = 0
         self.errors = 0
         self.on_failover: Callable[[str, str, str], None] | None = None  # (from, to, why) for alerts
+        self.unsupported: set[str] = set()  # optional methods the node answered as unknown (callers' fallbacks)
 
     # --- endpoints ---------------------------------------------------------------------------
     @property
@@ -173,6 +174,26 @@ class ChainClient:
 
     def batch(self, calls: Sequence[tuple[str, list]]) -> list[Any]:
         """Several calls in one HTTP request (JSON-RPC batch), on one endpoint, with failover."""
+        return self._batch(calls, each=False)
+
+    def batch_each(self, calls: Sequence[tuple[str, list]]) -> list[Any]:
+        """Like :meth:`batch`, but a call the node refuses gives its error (``Reverted``,
+        ``TemporaryError`` or ``KeeperError``) in its place instead of raising: a refusal of one
+        ``eth_sendRawTransaction`` says nothing about the others. Transport failures (the whole
+        request) still fail over and raise."""
+        return self._batch(calls, each=True)
+
+    @classmethod
+    def _result_or_error(cls, reply: dict, method: str, url: str) -> Any:
+        try:
+            return cls._result(reply, method, url)
+        except KeeperError as e:
+            return e
+
+    def _batch(self, calls: Sequence[tuple[str, list]], *, each: bool) -> list[Any]:
+        if not calls:
+            return []
+        result = self._result_or_error if each else self._result
         last: TemporaryError | None = None
         for attempt in range(self.retries + 1):
             for index in self._usable():
@@ -184,7 +205,7 @@ class ChainClient:
                     if not isinstance(replies, list):
                         raise TemporaryError(f"{_redact(ep.url)} does not support JSON-RPC batches")
                     by_id = {r.get("id"): r for r in replies}
-                    return [self._result(by_id[i], m, ep.url) for i, (m, _p) in zip(ids, calls)]
+                    return [result(by_id[i], m, ep.url) for i, (m, _p) in zip(ids, calls)]
                 except TemporaryError as e:
                     self.errors += 1
                     last = e

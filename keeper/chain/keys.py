@@ -11,9 +11,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import coincurve
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from keeper.chain.signing import sign_eip1559
 from keeper.errors import ConfigError
 
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
@@ -21,6 +23,11 @@ DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 # funds behind them on a real chain are taken within seconds.
 _WELL_KNOWN_MNEMONIC = "test test test test test test test test test test test junk"
 _WELL_KNOWN_COUNT = 10
+# The fields of the transactions the keeper sends (keeper.chain.tx.TxSender._sign): these are signed
+# by keeper.chain.signing (~0.06 ms); any other shape goes through eth_account (~0.6 ms).
+_FAST_FIELDS = frozenset({"chainId", "nonce", "to", "data", "value", "gas", "maxFeePerGas",
+                          "maxPriorityFeePerGas", "type"})
+_FAST_INT_FIELDS = ("chainId", "nonce", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")
 
 
 def _well_known_addresses() -> frozenset[str]:
@@ -33,6 +40,9 @@ def _well_known_addresses() -> frozenset[str]:
 class HotKey:
     account: LocalAccount = field(repr=False)
     source: str  # "env:NAME", "file:PATH" or "keystore:PATH" (never the key)
+    # Built on first use from ``account.key``; excluded from repr, ==, hash (and a custom __repr__
+    # below shows the address only anyway).
+    _signer: coincurve.PrivateKey | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def address(self) -> str:
@@ -44,7 +54,25 @@ class HotKey:
     __str__ = __repr__
 
     def sign_transaction(self, tx: dict) -> bytes:
+        """The raw signed transaction. The keeper's own shape (type 2, the fields of
+        ``TxSender._sign``, plain ints, bytes data, a str/bytes address) is signed directly
+        (same bytes as eth_account, ~60 us instead of ~600 us); anything else by eth_account."""
+        if _is_keeper_shape(tx):
+            return sign_eip1559(tx, self._private_key())
         return bytes(self.account.sign_transaction(tx).raw_transaction)
+
+    def _private_key(self) -> coincurve.PrivateKey:
+        signer = self._signer
+        if signer is None:
+            signer = coincurve.PrivateKey(bytes(self.account.key))
+            object.__setattr__(self, "_signer", signer)  # frozen dataclass: a cache, not state
+        return signer
+
+
+def _is_keeper_shape(tx: object) -> bool:
+    return (type(tx) is dict and tx.keys() == _FAST_FIELDS and type(tx["type"]) is int and tx["type"] == 2
+            and isinstance(tx["data"], (bytes, bytearray)) and isinstance(tx["to"], (str, bytes, bytearray))
+            and all(type(tx[f]) is int for f in _FAST_INT_FIELDS))
 
 
 def _from_hex(text: str, source: str) -> LocalAccount:

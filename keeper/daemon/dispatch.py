@@ -1,19 +1,34 @@
-"""The daemon's act path: every action of a tick goes out in the same block.
+"""The daemon's act path: every action of a tick goes out together, in the block after the head.
 
 ``keeper rebalance`` sends one action and waits for it (``manual.execute``). The daemon cannot: with
-K positions to save at once, send-and-wait would land them one block apart. Here a tick
+K positions to save at once, send-and-wait would land them K blocks apart, and even sending one by
+one costs K times the round trips. A tick here runs in four steps:
 
-1. settles the journal first (an open or reorged-out transaction of ours stops new actions; see
-   ``manual.settle_journal_first``),
-2. *launches* each action as soon as its vault's plan is made (the most endangered vault first) —
-   journal the intent, estimate gas on the pending block (a revert is refused and decoded before
-   anything is signed), bid (one fee history per tick), sign, journal the signed bytes, broadcast —
-   on consecutive nonces, without waiting,
-3. then *settles* them in order (receipt, same-nonce fee bumps while waiting), recording each
-   outcome in the journal and alerting on failures and gas-cap decisions.
+1. ``begin()``, at the start of the tick, before the chain is read: in the background (a small I/O
+   thread pool) the journal is settled (``manual.settle_journal_first``: an open or reorged-out
+   transaction of ours stops new actions; the recent ones are re-verified at every tick, so a reorg
+   is found even while the keeper has nothing to do), and the fee history and the key's pending
+   nonce are read.
+2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
+   is built and queued; every ``GAS_CHUNK`` queued calls, their gas calls (one execution each on
+   the pending block) go to the node as one JSON-RPC batch in the background.
+3. ``flush()``, once the plans are made (or when the oldest queued action has waited
+   ``FLUSH_AFTER_S``): wait for the journal check; drop decisions journaled already (idempotency
+   keys); collect the gas limits (the rest in one last batch; a revert is refused, and decoded,
+   before anything is signed); bid (one fee history per tick); sign on consecutive nonces;
+   journal every decision with its signed transaction, or with the reason it was refused, in one
+   DB transaction; broadcast the signed ones in one JSON-RPC batch. The journal-before-broadcast
+   rule holds for the batch: a kill before the commit has sent nothing (the next tick plans
+   afresh), and every transaction sent is in the journal. ``settle_all()`` then waits for the receipts in order
+   (same-nonce fee bumps while waiting), records each outcome, and alerts on failures and gas-cap
+   decisions.
+4. ``finish()``: every tick joins the background journal check (its errors fail the tick).
 
-The hot key is loaded once (a keystore's scrypt is slow) and the journal lives on the daemon's
-store. An action refused at launch does not stop the others.
+An action refused on its own (a revert in the estimate, the fee cap, a duplicate decision) does not
+stop the others. Known limit: a node that refuses one broadcast of the batch for a reason of its own
+leaves a nonce gap; the later transactions wait behind it until the journal's reconciliation.
+
+The hot key is loaded once (a keystore's scrypt is slow) and the journal lives on the daemon's store.
 """
 
 from __future__ import annotations
@@ -21,32 +36,49 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from keeper.chain.contracts import ours
-from keeper.chain.tx import NonceManager, TxOutcome, TxSender
+from keeper.chain.tx import NonceManager, TxOutcome, TxRequest, TxSender
 from keeper.config import Config
 from keeper.daemon.actions import VaultBook
 from keeper.domain import Action
-from keeper.errors import KeeperError
-from keeper.plan.fees import GWEI
+from keeper.errors import KeeperError, TemporaryError
+from keeper.faults import crash_point
+from keeper.plan.fees import GWEI, Bid
 from keeper.protocols.vault_calls import vault_request
 from keeper.store import Store
-from keeper.store.journal import AttemptRecord, Journal
+from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journal
 
 log = logging.getLogger("keeper.daemon")
+
+# A queued action waits at most this long for the vaults planned after it (step 3): batching saves
+# round trips and commits, but must not hold the first transactions back behind a long plan.
+FLUSH_AFTER_S = 0.25
+IO_THREADS = 3  # the journal check, the fee history and the nonce while the chain is read; then gas calls
+GAS_CHUNK = 4  # queued actions per batch of gas calls started while the next vaults are planned
 
 
 @dataclass
 class Launched:
     book: VaultBook
     action: Action
-    entry: int
-    sender: TxSender
+    key: str  # the decision's idempotency key
+    request: TxRequest
+    record: dict  # the intent as journaled
     urgency: float
+    queued_at: float  # perf_counter
+    sender: TxSender | None = None
+    gas_reply: tuple[Future, int] | None = None  # (the batch of gas calls it is in, its index there)
+    entry: int | None = None  # journal entry, once the intent is recorded
     out: TxOutcome | None = None
     error: KeeperError | None = None  # refused or failed
     sent_at: float | None = None  # perf_counter when the broadcast returned
+
+
+def _attempt_record(a) -> AttemptRecord:
+    return AttemptRecord(a.nonce, a.tx_hash, "0x" + a.raw.hex(), a.bid.max_fee_per_gas, a.bid.max_priority_fee_per_gas)
 
 
 class Dispatcher:
@@ -59,55 +91,165 @@ class Dispatcher:
         self.fees = fee_policy(cfg)
         self.nonces = NonceManager(client, self.key.address)
         self.abis = [ours("KeeperVault").abi, ours("PerpVault").abi]
+        self.pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="keeper-io")
+        for f in [self.pool.submit(time.sleep, 0.01) for _ in range(IO_THREADS)]:
+            f.result()  # start the threads now, not on the first tick that acts
+        self.queue: list[Launched] = []
+        self._unestimated: list[Launched] = []
+        self._check: Future | None = None
+        self._base_fees: Future | None = None
+        self._pending: Future | None = None
+        self._taken: Future | None = None
 
-    def _sender(self, entry: int) -> TxSender:
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sender(self, item: Launched) -> TxSender:
         journal = self.journal
 
-        def on_signed(_out: TxOutcome, a) -> None:
-            journal.record_attempt(entry, AttemptRecord(a.nonce, a.tx_hash, "0x" + a.raw.hex(),
-                                                        a.bid.max_fee_per_gas, a.bid.max_priority_fee_per_gas))
+        def on_signed(_out: TxOutcome, a) -> None:  # the settle loop's fee bumps, one at a time
+            journal.record_attempt(item.entry, _attempt_record(a))
 
         s = TxSender(self.client, self.key, self.client.expected_chain_id, self.fees, abis=self.abis,
                      bump_after_blocks=self.cfg.fees.bump_after_blocks, on_signed=on_signed)
-        s.nonces = self.nonces  # one nonce sequence for the tick's back-to-back launches
+        s.nonces = self.nonces  # one nonce sequence for the tick's batch
         return s
 
     # --- one tick ----------------------------------------------------------------------------
-    def begin(self, session) -> None:
-        """Before the tick's first launch: settle the journal, refresh the nonce and the fee history."""
+    def begin(self, block: int) -> None:
+        """At the start of the tick for ``block``: start the journal check, the fee history, the
+        nonce read and the lookup of decisions journaled at this block already (a restart within
+        the block); they run while the chain is read."""
         from keeper.daemon.manual import settle_journal_first
 
-        settle_journal_first(self.journal, session, self.key.address)
+        left, self._check, self.queue, self._unestimated = self._check, None, [], []
+        if left is not None:  # from a tick that failed early: let it end; the new check redoes its work
+            try:
+                left.result()
+            except KeeperError:
+                pass
         self.nonces.resync()
-        self._base_fees: list[int] | None = None
+        self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
+        probe = TxSender(self.client, self.key, self.client.expected_chain_id, self.fees)
+        self._base_fees = self.pool.submit(probe.base_fees)
+        self._pending = self.pool.submit(self.nonces.pending_count)
+        self._taken = self.pool.submit(self.journal.taken_at_block, "daemon", block)
 
-    def launch(self, session, book: VaultBook, action: Action) -> Launched:
-        """Journal the intent, then estimate, bid, sign, journal and broadcast (no wait). A refusal
-        (a revert in the estimate, the fee cap) is recorded on the returned item, not raised."""
+    def add(self, session, book: VaultBook, action: Action) -> Launched:
+        """Queue an action (its vault call) for the next :meth:`flush`."""
         from keeper.daemon.manual import action_urgency
 
         req = vault_request(book.vault, action, {p.key: p for p in book.positions})
         key = f"daemon:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
-        entry = self.journal.record_intent(
-            self.chain, key, action.position_key,
-            {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,
-             "target": action.target_key, "reason": action.reason.__dict__, "vault": book.vault, "at": time.time()})
-        u = action_urgency(session, action)
-        item = Launched(book, action, entry, self._sender(entry), u)
-        try:
-            if self._base_fees is None:
-                self._base_fees = item.sender.base_fees()
-            # estimate_gas runs on the pending block and refuses a revert (decoded): no separate eth_call.
-            item.out = item.sender.launch(req, u, simulate=False, base_fees=self._base_fees)
-            item.sent_at = time.perf_counter()
-        except KeeperError as e:
-            item.error = e
-            self._failed(item, e)
+        record = {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,
+                  "target": action.target_key, "reason": action.reason.__dict__, "vault": book.vault, "at": time.time()}
+        item = Launched(book, action, key, req, record, action_urgency(session, action), time.perf_counter())
+        item.sender = self._sender(item)
+        self.queue.append(item)
+        self._unestimated.append(item)
+        if len(self._unestimated) >= GAS_CHUNK:
+            self._estimate_queued()
         return item
 
-    def launch_all(self, session, items: Sequence[tuple[VaultBook, Action]]) -> list[Launched]:
-        self.begin(session)
-        return [self.launch(session, book, action) for book, action in items]
+    def due(self) -> bool:
+        """True when the oldest queued action has waited ``FLUSH_AFTER_S`` for the rest."""
+        return bool(self.queue) and time.perf_counter() - self.queue[0].queued_at >= FLUSH_AFTER_S
+
+    def finish(self) -> None:
+        """Join the journal check started by :meth:`begin`; its error (an open or reorged-out
+        transaction of ours, a dead RPC) is raised here."""
+        check, self._check = self._check, None
+        if check is not None:
+            check.result()
+
+    def flush(self) -> list[Launched]:
+        """Journal, sign and broadcast every queued action (step 3 above); returns them, each with
+        its ``out`` (sent) or ``error`` (refused)."""
+        items, self.queue = self.queue, []
+        if not items:
+            return []
+        self.finish()
+        base_fees = self._base_fees.result() if self._base_fees is not None else None
+        pending = self._pending.result() if self._pending is not None else None
+        self._pending = None  # the nonce count is good for one batch; later batches read it again
+        known = self._taken.result() if self._taken is not None else None
+        taken = self.journal.taken([it.key for it in items]) if known is None else known & {it.key for it in items}
+        fresh = [it for it in items if it.key not in taken]
+        for it in items:
+            if it.key in taken:
+                it.error = DuplicateIntent(f"decision {it.key} was journaled already; not acting again")
+        ready: list[tuple[Launched, int, Bid]] = []
+        refused: list[tuple[Launched, KeeperError]] = []
+        self._estimate_queued()
+        for it in fresh:
+            try:
+                gas = it.sender.gas_from(it.request, self._gas_reply(it))
+                ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, base_fees or it.sender.base_fees())))
+            except KeeperError as e:
+                refused.append((it, e))
+        first = self.nonces.take(len(ready), pending) if ready else 0
+        for k, (it, gas, b) in enumerate(ready):
+            it.out = it.sender.signed(it.request, first + k, gas, b)
+        crash_point("before_journal")
+        rows = [(it, Decision(it.key, it.action.position_key, it.record, _attempt_record(it.out.attempts[0])))
+                for it, _g, _b in ready]
+        rows += [(it, Decision(it.key, it.action.position_key, it.record, None, str(e)[:500])) for it, e in refused]
+        for (it, _d), entry in zip(rows, self.journal.record_decisions(self.chain, [d for _i, d in rows])):
+            it.entry = entry
+        crash_point("after_journal")
+        for it, e in refused:
+            it.error = e
+            self._alert_refusal(it, e)
+        if not ready:
+            return items
+        try:
+            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.out.attempts[0].raw.hex()])
+                                              for it, _g, _b in ready])
+        except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
+            replies = [e] * len(ready)
+        sent = time.perf_counter()
+        crash_point("after_send")
+        for (it, _g, _b), reply in zip(ready, replies):
+            it.sent_at = sent
+            if isinstance(reply, KeeperError):
+                try:
+                    it.sender.broadcast_failed(it.out, reply, it.urgency)
+                except KeeperError as e:
+                    it.out = None
+                    self._refuse(it, e)
+        return items
+
+    def _estimate_queued(self) -> None:
+        """Start the gas calls of the actions queued since the last start, as one JSON-RPC batch in
+        the I/O pool (``TxSender.gas_call``: one execution each on the pending block); the node runs
+        them while the next vaults are planned."""
+        chunk, self._unestimated = self._unestimated, []
+        if not chunk:
+            return
+        if "eth_createAccessList" in self.client.unsupported:
+            for it in chunk:
+                it.gas_reply = None
+            return
+        batch = self.pool.submit(self._gas_batch, [it.sender.gas_call(it.request) for it in chunk])
+        for k, it in enumerate(chunk):
+            it.gas_reply = (batch, k)
+
+    def _gas_batch(self, calls: list) -> list:
+        try:
+            return self.client.batch_each(calls)
+        except TemporaryError:  # each item then estimates on its own (TxSender.gas_from)
+            return [None] * len(calls)
+
+    @staticmethod
+    def _gas_reply(item: Launched):
+        if item.gas_reply is None:
+            return None
+        batch, k = item.gas_reply
+        return batch.result()[k]
+
+    def _refuse(self, item: Launched, e: KeeperError) -> None:
+        item.error = e
+        self._failed(item, e)
 
     def settle_all(self, launched: Sequence[Launched]) -> None:
         for item in launched:
@@ -116,8 +258,7 @@ class Dispatcher:
             try:
                 item.sender.settle(item.out, item.urgency)
             except KeeperError as e:
-                item.error = e
-                self._failed(item, e)
+                self._refuse(item, e)
                 continue
             rc = item.out.receipt
             self.journal.record_outcome(item.entry, "mined", mined_hash=rc["transactionHash"],
@@ -130,12 +271,15 @@ class Dispatcher:
                                     position=item.action.position_key, urgency=round(item.urgency, 3),
                                     tx=item.out.mined_hash)
 
-    def _failed(self, item: Launched, e: KeeperError) -> None:
-        """Journal what is known: never signed -> failed; mined but reverted -> reverted; signed and
-        maybe broadcast with no receipt -> left open for reconciliation."""
+    def _alert_refusal(self, item: Launched, e: KeeperError) -> None:
         if "gas cap hit" in str(e) or "above the fee cap" in str(e):
             self.alerter.notify("gas_spike", "critical", f"{self.chain}: gas above the cap, not sent", str(e),
                                 position=item.action.position_key, urgency=round(item.urgency, 3))
+
+    def _failed(self, item: Launched, e: KeeperError) -> None:
+        """Journal what is known: never signed -> failed; mined but reverted -> reverted; signed and
+        maybe broadcast with no receipt -> left open for reconciliation."""
+        self._alert_refusal(item, e)
         rc = item.sender.last_receipt
         if not self.journal.get(item.entry).attempts:
             self.journal.record_outcome(item.entry, "failed", error=str(e)[:500])

@@ -155,6 +155,8 @@ class Keeper:
         if self.server is not None:
             self.server.stop()
         self.alerter.close()
+        if getattr(self, "dispatcher", None) is not None:
+            self.dispatcher.close()
         self.reader.mc.close()
         if self.watch_reader is not None:
             self.watch_reader.mc.close()
@@ -186,6 +188,8 @@ class Keeper:
     def tick(self, block: int) -> int:
         """Protect every position at ``block``; returns the number of actions sent (or planned)."""
         started = time.perf_counter()
+        if not self.dry_run:
+            self.dispatcher.begin(block)  # the journal check, fee history and nonce, while the chain is read
         snap = self.reader.read(block)
         assets = asset_params(self.reader, snap)
         books = read_books(self.reader, snap, self.ccfg, assets)
@@ -215,10 +219,13 @@ class Keeper:
                     log.info("would act", extra=fields)
                     done += 1
                     continue
-                if not launched:
-                    self.dispatcher.begin(session)
-                # Sent now, before the next vault is planned: the most endangered vault goes first.
-                launched.append((self.dispatcher.launch(session, book, action), fields))
+                # Its gas is estimated now, in the background, while the next vault is planned.
+                launched.append((self.dispatcher.add(session, book, action), fields))
+            if not self.dry_run and self.dispatcher.due():
+                self.dispatcher.flush()
+        if not self.dry_run:
+            self.dispatcher.flush()  # journal, sign and broadcast the tick's actions together
+            self.dispatcher.finish()
         snap = self._with_watched(snap)  # while the transactions (if any) wait for a block
         if launched:
             done += self._settle(launched, started)

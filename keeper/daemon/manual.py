@@ -224,16 +224,16 @@ def _alerter(cfg: Config):
     return alerter_from_config(cfg.alerts)
 
 
-def settle_journal_first(journal: Journal, session: Session, sender: str) -> None:
+def settle_journal_first(journal: Journal, client: ChainClient, chain: str, sender: str) -> None:
     """Before a new intent: nothing of ours may be open or reorged out. A reorg that dropped an
     earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
     one on a chain that does not show it: the caller re-plans on the next block."""
     from keeper.daemon.reconcile import reconcile, wait_pending
 
-    report = reconcile(journal, session.client, session.chain, sender)
+    report = reconcile(journal, client, chain, sender)
     if not (report.rebroadcast or report.reorged):
         return
-    settled = wait_pending(journal, session.client, session.chain, sender)
+    settled = wait_pending(journal, client, chain, sender)
     what = (f"a reorg dropped journal entr{'y' if len(report.reorged) == 1 else 'ies'} "
             f"{', '.join(map(str, report.reorged))}; re-sent (same signed bytes)" if report.reorged else
             f"journal entries {', '.join(map(str, report.rebroadcast))} were still open; re-sent")
@@ -260,7 +260,7 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> t
     try:
         journal = Journal(store)
         hot = keeper_key(cfg, session.client.expected_chain_id)  # once: a keystore's scrypt is slow
-        settle_journal_first(journal, session, hot.address)
+        settle_journal_first(journal, session.client, session.chain, hot.address)
         key = f"manual:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
         entry = journal.record_intent(session.chain, key, action.position_key,
                                       {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,

@@ -79,10 +79,11 @@ def reverify(journal: Journal, client: ChainClient, chain: str, *, depth: int = 
     """Reopen every entry settled within ``depth`` blocks of the head whose receipt is gone."""
     head = int(client.request("eth_blockNumber"), 16)
     reopened = []
-    for entry in journal.settled_since(chain, max(head - depth, 0)):
-        if entry.mined_hash is None:
-            continue
-        rc = client.request("eth_getTransactionReceipt", [entry.mined_hash])
+    entries = [e for e in journal.settled_since(chain, max(head - depth, 0)) if e.mined_hash is not None]
+    receipts: list = []
+    for i in range(0, len(entries), 100):  # the daemon re-verifies at every tick: one request per 100
+        receipts += client.batch([("eth_getTransactionReceipt", [e.mined_hash]) for e in entries[i:i + 100]])
+    for entry, rc in zip(entries, receipts):
         if rc is None:
             journal.reopen(entry.id, f"reorged out: {entry.mined_hash} was in block {entry.mined_block}, "
                                      f"no longer on the chain")

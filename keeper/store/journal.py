@@ -53,6 +53,17 @@ class Entry:
     error: str | None
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One row of :meth:`Journal.record_decisions`: a decision and its signed transaction (or,
+    when it was refused before signing, ``attempt=None`` and the reason in ``error``)."""
+    idempotency_key: str
+    position_key: str
+    action: dict[str, Any]
+    attempt: AttemptRecord | None
+    error: str | None = None
+
+
 def _entry(row: JournalEntry) -> Entry:
     return Entry(row.id, row.chain, row.idempotency_key, row.position_key, json.loads(row.action), row.status,
                  row.nonce, tuple(AttemptRecord(**a) for a in json.loads(row.attempts)), row.mined_hash,
@@ -95,6 +106,64 @@ class Journal:
                 self._t.c.attempts == "[]", self._t.c.nonce.is_(None)).values(
                 status="intent", action=row["action"], error=None, updated_at=row["updated_at"]))
             return int(found.id) if done.rowcount == 1 else None
+
+    def _retryable(self, row) -> bool:
+        return row.status in ("abandoned", "failed") and row.attempts == "[]" and row.nonce is None
+
+    def taken(self, keys: list[str]) -> set[str]:
+        """Of ``keys``, the decisions journaled already that may not be acted on again (all but
+        those that ended without anything signed; see :meth:`_retry_unsigned`)."""
+        if not keys:
+            return set()
+        with _translated("reading the journal"), self.store.engine.connect() as conn:
+            rows = conn.execute(select(self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
+                                .where(self._t.c.idempotency_key.in_(keys))).all()
+        return {r.idempotency_key for r in rows if not self._retryable(r)}
+
+    def taken_at_block(self, prefix: str, block: int) -> set[str]:
+        """The decisions journaled with keys ``{prefix}:<position>:{block}:...`` (the daemon's form)
+        that may not be acted on again, as :meth:`taken` decides; read before the keys are known
+        (a superset filter in SQL, the exact match by the caller's membership test)."""
+        with _translated("reading the journal"), self.store.engine.connect() as conn:
+            rows = conn.execute(select(self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
+                                .where(self._t.c.idempotency_key.like(f"{prefix}:%:{block}:%"))).all()
+        return {r.idempotency_key for r in rows if not self._retryable(r)}
+
+    def record_decisions(self, chain: str, decisions: list[Decision]) -> list[int]:
+        """A batch of decisions in one transaction (one commit), before any of them is broadcast:
+        each with its signed transaction (status ``signed``) or, refused before signing, its reason
+        (``failed``). All are journaled or none is (then none may be sent). A decision journaled
+        already raises ``DuplicateIntent`` for the whole batch unless it ended unsigned (then it is
+        reopened, as :meth:`record_intent` does); check with :meth:`taken` first."""
+        keys = [d.idempotency_key for d in decisions]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same idempotency key twice in one batch")
+        now = self.clock()
+        ids: dict[str, int] = {}
+        with _translated("journaling decisions"), self.store.engine.begin() as conn:
+            found = {r.idempotency_key: r for r in conn.execute(
+                select(self._t.c.id, self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
+                .where(self._t.c.idempotency_key.in_(keys)))} if keys else {}
+            new_rows = []
+            for d in decisions:
+                a = d.attempt
+                values = {"action": json.dumps(d.action, sort_keys=True, default=str),
+                          "status": "signed" if a is not None else "failed",
+                          "attempts": json.dumps([a.__dict__] if a is not None else []),
+                          "nonce": a.nonce if a is not None else None, "error": d.error, "updated_at": now}
+                old = found.get(d.idempotency_key)
+                if old is None:
+                    new_rows.append({"chain": chain, "idempotency_key": d.idempotency_key,
+                                     "position_key": d.position_key, "created_at": now, **values})
+                elif self._retryable(old):
+                    conn.execute(self._t.update().where(self._t.c.id == old.id).values(**values))
+                    ids[d.idempotency_key] = int(old.id)
+                else:
+                    raise DuplicateIntent(f"decision {d.idempotency_key} was journaled already; not acting again")
+            if new_rows:  # one multi-row INSERT ... RETURNING
+                stmt = self._t.insert().returning(self._t.c.id, self._t.c.idempotency_key, sort_by_parameter_order=True)
+                ids.update({r.idempotency_key: int(r.id) for r in conn.execute(stmt, new_rows)})
+        return [ids[k] for k in keys]
 
     def record_attempt(self, entry_id: int, attempt: AttemptRecord) -> None:
         """Before broadcast: the signed transaction, so a restart can find or resend it."""

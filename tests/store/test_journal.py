@@ -55,3 +55,70 @@ def test_journal_on_postgresql(pg_url):
     finally:
         drop_keeper_tables(s)
         s.close()
+
+
+def _decisions(prefix: str, n: int, refused: set[int] = frozenset()):
+    from keeper.store.journal import Decision
+
+    return [Decision(f"{prefix}:{i}", f"pos-{i}", {"kind": "top_up", "amount_raw": 10**24 + i},
+                     None if i in refused else AttemptRecord(40 + i, f"0x{i:064x}", f"0x02{i:04x}", 10, 1),
+                     "would revert: HealthBelowFloor" if i in refused else None) for i in range(n)]
+
+
+def _batch_round_trip(j: Journal, chain: str) -> None:
+    ids = j.record_decisions(chain, _decisions(chain, 6, refused={2}))
+    assert len(set(ids)) == 6
+    entries = {e.id: e for e in j.entries(chain)}
+    for i, eid in enumerate(ids):  # ids come back in the order of the decisions
+        e = entries[eid]
+        assert e.idempotency_key == f"{chain}:{i}" and e.action["amount_raw"] == 10**24 + i
+        if i == 2:
+            assert e.status == "failed" and e.attempts == () and e.nonce is None and "HealthBelowFloor" in e.error
+        else:
+            assert e.status == "signed" and e.nonce == 40 + i and e.attempts[0].tx_hash == f"0x{i:064x}"
+    assert [e.id for e in j.open_entries(chain)] == [eid for i, eid in enumerate(ids) if i != 2]
+
+
+def test_a_batch_of_decisions_in_one_transaction(journal):
+    _batch_round_trip(journal, "dev")
+
+
+def test_taken_keys_and_retrying_a_refused_decision(journal):
+    ids = journal.record_decisions("dev", _decisions("b", 3, refused={1}))
+    # mined, refused before signing (retryable), and signed-but-open decisions
+    journal.record_outcome(ids[0], "mined", mined_hash="0x01", mined_block=9)
+    assert journal.taken(["b:0", "b:1", "b:2", "b:new"]) == {"b:0", "b:2"}
+    again = journal.record_decisions("dev", [d for d in _decisions("b", 2) if d.idempotency_key == "b:1"])
+    assert again == [ids[1]]  # the same entry, now signed
+    assert journal.get(ids[1]).status == "signed" and journal.get(ids[1]).nonce == 41
+
+
+def test_a_duplicate_fails_the_whole_batch(journal):
+    journal.record_decisions("dev", _decisions("c", 1))
+    with pytest.raises(DuplicateIntent):
+        journal.record_decisions("dev", _decisions("c", 3))  # c:0 is signed already
+    assert len(journal.entries("dev")) == 1  # c:1 and c:2 were not journaled either
+    with pytest.raises(ValueError):
+        journal.record_decisions("dev", _decisions("d", 1) * 2)
+
+
+def test_batch_on_postgresql(pg_url):
+    s = Store.open(pg_url)
+    try:
+        _batch_round_trip(Journal(s), "pgb")
+    finally:
+        drop_keeper_tables(s)
+        s.close()
+
+
+def test_taken_at_block_reads_the_daemon_keys_of_one_block(journal):
+    from keeper.store.journal import Decision
+
+    def d(key, signed=True):
+        return Decision(key, "p", {}, AttemptRecord(1, "0x1", "0x2", 1, 1) if signed else None, None if signed else "no")
+
+    journal.record_decisions("dev", [d("daemon:aave:0xab:12:top_up:5"), d("daemon:aave:0xab:123:top_up:5"),
+                                     d("daemon:morpho:0xcd:12:repay:7", signed=False), d("manual:aave:0xab:12:top_up:5")])
+    assert journal.taken_at_block("daemon", 12) == {"daemon:aave:0xab:12:top_up:5"}  # the refused one may be retried
+    assert journal.taken_at_block("daemon", 123) == {"daemon:aave:0xab:123:top_up:5"}
+    assert journal.taken_at_block("daemon", 1) == set()

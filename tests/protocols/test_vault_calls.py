@@ -1,0 +1,35 @@
+"""KeeperVault calldata: the direct eth_abi encoding equals web3's contract encoder, byte for byte."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+
+from keeper.chain.contracts import ours
+from keeper.protocols.vault_calls import _encode, _vault_functions
+
+addresses = st.binary(min_size=20, max_size=20).map(lambda b: to_checksum_address("0x" + b.hex()))
+refs = st.tuples(st.integers(0, 2), addresses, st.binary(min_size=32, max_size=32), addresses)
+amounts = st.integers(0, 2**256 - 1)
+
+
+@pytest.fixture(scope="module")
+def web3_vault():
+    return Web3().eth.contract(abi=ours("KeeperVault").abi)
+
+
+def test_selectors_cover_the_keeper_functions():
+    fns = _vault_functions()
+    assert set(fns) == {"topUp", "repay", "withdrawExcess", "rebalance"}
+    assert fns["topUp"][1] == ["(uint8,address,bytes32,address)", "uint256"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ref=refs, amount=amounts, to_ref=refs)
+def test_encoding_matches_web3(web3_vault, ref, amount, to_ref):
+    for name, args in (("topUp", [ref, amount]), ("repay", [ref, amount]), ("withdrawExcess", [ref, amount]),
+                       ("rebalance", [ref, amount, to_ref])):
+        assert _encode(name, args) == bytes.fromhex(web3_vault.encode_abi(name, args)[2:]), name
