@@ -1,0 +1,71 @@
+"""The daemon's batch act path on the devnet (keeper.daemon.dispatch): a tick's actions are journaled
+in one commit and broadcast in one JSON-RPC batch on consecutive nonces, so they land in the same
+block; one action refused by its gas call (a revert, decoded) is journaled as failed and stops none
+of the others; the same decisions again at the same block are refused as duplicates (nothing sent)."""
+
+from dataclasses import replace
+
+import pytest
+
+from keeper.daemon.actions import plan_books
+from keeper.daemon.keeper import Keeper
+from keeper.domain import ActionKind
+from keeper.errors import Reverted
+from keeper.store.journal import DuplicateIntent
+from tests.daemon.helpers import VOLS, devnet_config
+from tests.devnet.helpers import set_price
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+
+
+def _planned(k: Keeper, block: int):
+    snap = k.reader.read(block)
+    from keeper.daemon.actions import asset_params, read_books
+
+    assets = asset_params(k.reader, snap)
+    books = read_books(k.reader, snap, k.ccfg, assets)
+    session = k._session(snap, assets, books)
+    actions = [(book, a) for book, plan in plan_books(books, k.risk, assets, k.policy, block, {})
+               for a in plan.actions if a.kind is not ActionKind.WITHDRAW_EXCESS]
+    return session, actions
+
+
+def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path, anvil, w3, devnet, monkeypatch):
+    set_price(w3, devnet, "ETH", 1_560)
+    k = Keeper(devnet_config(tmp_path, anvil.url, devnet, monkeypatch), vols=VOLS)
+    k.startup()
+    try:
+        keeper_addr = devnet["roles"]["keeper"]
+        nonce0 = w3.eth.get_transaction_count(keeper_addr)
+        block = w3.eth.block_number
+        session, actions = _planned(k, block)
+        assert len(actions) >= 2, "the crash must leave several positions needing protection"
+        d = k.dispatcher
+        d.begin(block)
+        book, good = actions[0]
+        bad = replace(good, amount_raw=10**40)  # more than the vault holds: the gas call reverts
+        items = [d.add(session, b, a) for b, a in actions] + [d.add(session, book, bad)]
+        d.flush()
+        refused = items[-1]
+        assert isinstance(refused.error, Reverted) and refused.out is None and "would revert" in str(refused.error)
+        sent = items[:-1]
+        assert all(it.error is None and it.out is not None for it in sent)
+        assert [it.out.nonce for it in sent] == list(range(nonce0, nonce0 + len(sent)))  # consecutive, no gap
+        d.settle_all(items)
+        blocks = {int(it.out.receipt["blockNumber"], 16) for it in sent}
+        assert len(blocks) == 1 and all(int(it.out.receipt["status"], 16) == 1 for it in sent)
+        assert w3.eth.get_transaction_count(keeper_addr) == nonce0 + len(sent)
+        journal = {e.id: e for e in d.journal.entries("devnet")}
+        assert journal[refused.entry].status == "failed" and journal[refused.entry].attempts == ()
+        assert all(journal[it.entry].status == "mined" and journal[it.entry].mined_hash == it.out.mined_hash
+                   for it in sent)
+
+        # The same decisions at the same block (a restart within the block): refused, nothing sent.
+        d.begin(block)
+        again = [d.add(session, b, a) for b, a in actions]
+        d.flush()
+        d.finish()
+        assert all(isinstance(it.error, DuplicateIntent) and it.out is None for it in again)
+        assert w3.eth.get_transaction_count(keeper_addr, "pending") == nonce0 + len(sent)
+    finally:
+        k.shutdown()
