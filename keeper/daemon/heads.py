@@ -65,6 +65,7 @@ class HeadFeed:
         self.live = False  # True while the subscription delivers heads
         self.head: int | None = None
         self.head_at = clock()
+        self._headers: dict[int, tuple[str, int]] = {}  # number -> (hash, timestamp), the last few heads
         self.connects = 0  # sockets opened (tests: "poll" opens none)
         self.fallbacks = 0
         self._stop = threading.Event()
@@ -80,6 +81,12 @@ class HeadFeed:
         """The newest head the subscription delivered, or None while polling."""
         with self._lock:
             return self.head if self.live else None
+
+    def header(self, number: int) -> tuple[str, int] | None:
+        """The hash and timestamp the subscription delivered for block ``number`` (the latest one
+        delivered for that number, after a reorg), or None: saves the reader fetching the header."""
+        with self._lock:
+            return self._headers.get(number)
 
     def start(self) -> None:
         if self.url is None or self._thread is not None:
@@ -178,8 +185,13 @@ class HeadFeed:
                     if msg.get("method") != "eth_subscription" or not isinstance(params, dict) \
                             or params.get("subscription") != sub:
                         continue
-                    number = int(params["result"]["number"], 16)
+                    result = params["result"]
+                    number = int(result["number"], 16)
                     with self._lock:
+                        if isinstance(result.get("hash"), str) and isinstance(result.get("timestamp"), str):
+                            self._headers[number] = (result["hash"], int(result["timestamp"], 16))
+                            for old in [n for n in self._headers if n < number - 8]:
+                                del self._headers[old]
                         newer = self.head is None or number > self.head
                         if newer:
                             self.head, self.head_at = number, self.clock()

@@ -181,7 +181,7 @@ class Keeper:
         """``snap`` (the acting accounts) plus the watch-only accounts read at the same block."""
         if self.watch_reader is None:
             return snap
-        w = self.watch_reader.read(snap.block)
+        w = self.watch_reader.read(snap.block, (snap.block_hash, snap.timestamp))
         return replace(snap, positions=snap.positions + w.positions, prices={**w.prices, **snap.prices})
 
     # --- one block ---------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Keeper:
         started = time.perf_counter()
         if not self.dry_run:
             self.dispatcher.begin(block)  # the journal check, fee history and nonce, while the chain is read
-        snap = self.reader.read(block)
+        snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
         assets = asset_params(self.reader, snap)
         books = read_books(self.reader, snap, self.ccfg, assets)
         session = self._session(snap, assets, books)

@@ -13,10 +13,13 @@ one of the vault's limited keeper actions per asset and window, which a later to
 a position read at or before the block of our last action on it (the action is not visible yet)
 gets nothing at all. Positions with ``price_ok=False`` are never acted on.
 
-Sizing: integer bisection on the raw amount for the smallest top-up/repayment that reaches the
-target (so the raw amount is rounded up: one unit less misses it) and the largest withdrawal that
-keeps it (rounded down). This assumes P is monotone in the amount, true of the analytic model for
-adding collateral or repaying debt. Healths after an action are estimates (``whatif``).
+Sizing: a bracketing search on the raw amount (``whatif.smallest_to_target`` /
+``largest_withdrawal``: a calibrated first guess, then secant steps on the probit of P, within 1 ppm)
+for the smallest top-up/repayment that reaches the target (rounded up: never less than needed) and
+the largest withdrawal that keeps it (rounded down). The planner hands it the P of the untouched
+position it already has (a hint for the first guess). This assumes P is monotone in the amount,
+true of the analytic model for adding collateral or repaying debt. Healths after an action are
+estimates (``whatif``).
 
 Asset choice: every way to reach the target (repay each debt asset, post each allowed collateral)
 is priced as USD committed x (1 + haircut); the cheapest that the reserve can pay wins. The weight
@@ -117,17 +120,19 @@ class _Planner:
     def _p(self, position: Position) -> float:
         return float(self.risk.p_liq(position))
 
-    def smallest(self, pos: Position, kind: ActionKind, params: AssetParams) -> Sized | None:
-        return smallest_to_target(pos, kind, params, self._p, self.policy.target)
+    def smallest(self, pos: Position, kind: ActionKind, params: AssetParams,
+                 p: float | None = None) -> Sized | None:
+        """``p``: P of ``pos`` if already known (steers the search's first guess only)."""
+        return smallest_to_target(pos, kind, params, self._p, self.policy.target, p_before=p)
 
     def floor_of(self, pos: Position) -> float:
         return self.floors.get(pos.key, self.policy.default_health_floor) * (1 + self.policy.floor_margin)
 
-    def largest_withdrawal(self, pos: Position, params: AssetParams) -> Sized | None:
-        return largest_withdrawal(pos, params, self._p, self.policy.target, self.floor_of(pos))
+    def largest_withdrawal(self, pos: Position, params: AssetParams, p: float | None = None) -> Sized | None:
+        return largest_withdrawal(pos, params, self._p, self.policy.target, self.floor_of(pos), p_before=p)
 
     # --------------------------------------------------------------- options
-    def options(self, pos: Position) -> list[Sized]:
+    def options(self, pos: Position, p: float | None = None) -> list[Sized]:
         out = []
         if pos.perp is not None:
             params = self.assets.get(perp_collateral_address(pos))
@@ -137,7 +142,7 @@ class _Planner:
                     if l.asset.address.lower() in self.assets and l.amount_raw > 0]
             ways += [(ActionKind.TOP_UP, a) for a in self.assets.values() if (weight_for(a, pos) or 0) > 0]
         for kind, params in ways:
-            opt = self.smallest(pos, kind, params)
+            opt = self.smallest(pos, kind, params, p)
             if opt is not None:
                 out.append(opt)
         return sorted(out, key=lambda o: o.cost_usd)
@@ -239,7 +244,7 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
     policy = pl.policy
     menus: dict[str, list[Sized]] = {}
     for pos, p in risky:
-        menus[pos.key] = pl.options(pos)
+        menus[pos.key] = pl.options(pos, p)
         if not menus[pos.key]:
             pl.skipped.append((pos.key, f"P {p:.2e} above budget but no reserve asset can reach the target"))
             pl.alerts.append(f"{pos.key}: P {p:.2%} > {policy.epsilon:.2%} and no asset can protect it")
@@ -351,7 +356,7 @@ def _rebalance(pl: _Planner, pos: Position, p: float, opts: list[Sized],
             if (src.perp is not None or src.chain != pos.chain or src.account.lower() != pos.account.lower()
                     or held(src, o.params, Side.COLLATERAL) < o.raw):
                 continue
-            out = pl.largest_withdrawal(src, o.params)
+            out = pl.largest_withdrawal(src, o.params, ps)
             if out is None or out.raw < o.raw:
                 continue
             if best is None or o.cost_usd < best[0].cost_usd:
@@ -374,7 +379,7 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
     else:
         cands = [pl.assets[l.asset.address.lower()] for l in pos.legs_on(Side.COLLATERAL)
                  if l.asset.address.lower() in pl.assets and l.amount_raw > 0]
-    opts = [o for o in (pl.largest_withdrawal(pos, c) for c in cands) if o is not None and o.raw > 0]
+    opts = [o for o in (pl.largest_withdrawal(pos, c, p) for c in cands) if o is not None and o.raw > 0]
     if not opts:
         pl.skipped.append((pos.key, f"P {p:.2e} below the release level but nothing can be withdrawn "
                                     f"keeping P at the target level and health above the floor "

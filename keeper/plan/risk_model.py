@@ -14,8 +14,7 @@ from typing import Protocol as TypingProtocol
 from typing import runtime_checkable
 
 from keeper.domain import Position, Side
-from keeper.risk.health import lending_health
-from keeper.risk.probability import analytic_position_probability, first_passage_probability
+from keeper.risk.probability import _first_passage_scalar, analytic_position_probability
 
 HOURS_PER_YEAR = 24 * 365
 
@@ -65,22 +64,30 @@ class AnalyticRisk:
 
     def _comove(self, position: Position) -> float:
         vols = self.horizon_vols
-        if position.perp is not None or any(vols.get(l.asset.symbol, 0.0) > 0 for l in position.legs_on(Side.DEBT)):
+        if position.perp is not None:
             return 0.0
-        health = lending_health(position.legs)
-        weighted = [(l.value_usd * l.liquidation_weight, vols.get(l.asset.symbol, 0.0))
-                    for l in position.legs_on(Side.COLLATERAL)]
-        total = sum(w for w, _ in weighted)
-        if not math.isfinite(health) or total <= 0:
+        # One pass over the legs: the sums of ``lending_health`` and of the weighted vol, in leg order.
+        weighted = debt = vol_sum = 0.0
+        for l in position.legs:
+            v = l.amount_raw / 10**l.asset.decimals * l.price_usd  # Leg.value_usd
+            if l.side is Side.DEBT:
+                if vols.get(l.asset.symbol, 0.0) > 0:
+                    return 0.0
+                debt += v
+            else:
+                w = v * l.liquidation_weight
+                weighted += w
+                vol_sum += w * vols.get(l.asset.symbol, 0.0)
+        health = weighted / debt if debt > 0 else math.inf
+        if not math.isfinite(health) or weighted <= 0:
             return 0.0
         if health <= 1.0:
             return 1.0
-        vol = sum(w * v for w, v in weighted) / total
-        return float(first_passage_probability(math.log(1.0 / health), vol)) if vol > 0 else 0.0
+        vol = vol_sum / weighted
+        return _first_passage_scalar(math.log(1.0 / health), vol, 0.0) if vol > 0 else 0.0
 
     def p_liq(self, position: Position) -> float:
-        p = analytic_position_probability(position, dict(self.horizon_vols),
-                                          dict(self.drifts) if self.drifts else None)
+        p = analytic_position_probability(position, self.horizon_vols, self.drifts or None)
         if self.comove:
             p = max(p, self._comove(position))
         return min(1.0, self.tail_multiplier * p)

@@ -51,8 +51,13 @@ class ChainReader:
         block = self.client.request("eth_getBlockByNumber", [hex(number), False])
         return number, block["hash"], int(block["timestamp"], 16)
 
-    def read(self, block: int | None = None) -> Snapshot:
-        number, block_hash, ts = self.head() if block is None else self.block_at(block)
+    def read(self, block: int | None = None, header: tuple[str, int] | None = None) -> Snapshot:
+        """Every account's positions at ``block`` (the head when None); ``header``: the block's
+        (hash, timestamp) when the caller has them already (a newHeads subscription)."""
+        if block is not None and header is not None:
+            number, block_hash, ts = block, header[0], header[1]
+        else:
+            number, block_hash, ts = self.head() if block is None else self.block_at(block)
         readings = self.oracle.read(number, ts) if self.oracle else {}
         by_asset = {a: readings[f] for a, f in self.asset_feeds.items() if f in readings}
         ctx = ReadContext(self.chain, number, ts, by_asset)

@@ -65,6 +65,10 @@ def test_ws_source_delivers_heads_of_mined_blocks(anvil, w3):
         wait_for(lambda: seen and seen[-1] >= start + 3, 10, "three mined heads")
         assert seen[-3:] == [start + 1, start + 2, start + 3]
         assert feed.newest() == start + 3 and feed.connects == 1
+        for n in (start + 1, start + 3):  # the header comes with the head: the reader need not fetch it
+            block = w3.eth.get_block(n)
+            assert feed.header(n) == ("0x" + block["hash"].hex().removeprefix("0x"), block["timestamp"])
+        assert feed.header(start + 4) is None
     finally:
         feed.stop()
 
