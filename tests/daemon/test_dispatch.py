@@ -45,7 +45,9 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         book, good = actions[0]
         bad = replace(good, amount_raw=10**40)  # more than the vault holds: the gas call reverts
         items = [d.add(session, b, a) for b, a in actions] + [d.add(session, book, bad)]
+        w3.provider.make_request("evm_setAutomine", [False])  # one block for whatever the batch sent
         d.flush()
+        w3.provider.make_request("evm_mine", [])
         refused = items[-1]
         assert isinstance(refused.error, Reverted) and refused.out is None and "would revert" in str(refused.error)
         sent = items[:-1]
@@ -68,4 +70,5 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         assert all(isinstance(it.error, DuplicateIntent) and it.out is None for it in again)
         assert w3.eth.get_transaction_count(keeper_addr, "pending") == nonce0 + len(sent)
     finally:
+        w3.provider.make_request("evm_setAutomine", [True])
         k.shutdown()
