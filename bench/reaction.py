@@ -111,12 +111,12 @@ class Heads(threading.Thread):
         self.ws.close()
 
 
-def wait_for(cond, timeout: float, what: str) -> None:
+def wait_for(cond, timeout: float, what: str, every: float = 0.02) -> None:
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
             raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
@@ -149,12 +149,17 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
         wait_for(lambda: k.ticks >= 2 or k.halted is not None, 120, "the keeper's first ticks")
         if k.halted:
             raise RuntimeError(f"keeper halted: {k.halted}")
+        b0 = w3.eth.block_number
         tx = fl.price_tx("ETH", args.price)
-        rc = w3.eth.wait_for_transaction_receipt(tx, timeout=30, poll_latency=0.05)
+        # Wait without touching the node or web3 while the keeper reacts (this process shares the
+        # keeper's interpreter): the next head arrives on our own subscription; then a quiet second.
+        wait_for(lambda: heads.at and max(heads.at) > b0, 30, "the price update's block")
+        time.sleep(1.0)
+        rc = w3.eth.wait_for_transaction_receipt(tx, timeout=30, poll_latency=0.2)
         n = rc["blockNumber"]
         need = len(fl.vaults)
         wait_for(lambda: w3.eth.get_transaction_count(keeper_addr) - nonce0 >= need, 30,
-                 f"{need} protective transactions mined")
+                 f"{need} protective transactions mined", every=0.2)
         time.sleep(1.5)  # a late extra transaction would show up here
         sent_after = {h: t for h, t in sends.at.items()}
     finally:

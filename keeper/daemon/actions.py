@@ -125,36 +125,70 @@ def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
     return out
 
 
-def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> list[VaultBook]:
-    """Positions grouped by acting vault, with each vault's token balances and health floors, read
-    in one multicall at the snapshot's block."""
+@dataclass(frozen=True)
+class BookLayout:
+    """What :func:`read_books` reads for a snapshot: the multicall (each vault's balance of every
+    asset, then the health floor of each of its positions' collateral markets) and which position of
+    which vault each call belongs to. Equal layouts read the same calls, so a read made for the last
+    tick's layout (in the background, while the chain is read: :func:`read_book_calls`) serves this
+    tick when the layouts are equal."""
+
+    vaults: tuple[str, ...]
+    assets: tuple[str, ...]  # lower case
+    floor_keys: tuple[tuple[str, str], ...]  # (vault, position key) of each floor call
+    calls: tuple[Call, ...]
+
+
+def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> BookLayout:
     vault_of = acting_vaults(ccfg)
-    books: dict[str, VaultBook] = {}
+    held: dict[str, list[Position]] = {}
     for p in snap.positions:
         v = vault_of.get(p.account.lower())
         if v is not None:
-            books.setdefault(v, VaultBook(v)).positions.append(p)
+            held.setdefault(v, []).append(p)
     calls: list[Call] = []
-    for v in books:
+    for v in held:
         calls += [Call(a.address, SEL_BALANCE_OF + enc_address(v)) for a in assets]
     floor_keys: list[tuple[str, str]] = []
-    for v, book in books.items():
-        for p in book.positions:
+    for v, positions in held.items():
+        for p in positions:
             for addr in _floor_assets(p):
                 ref = ref_for(p, addr)
                 calls.append(Call(v, SEL_MARKETS + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market))
                 floor_keys.append((v, p.key))
-    results = reader.mc.call(calls, snap.block) if calls else []
+    return BookLayout(tuple(held), tuple(a.address.lower() for a in assets), tuple(floor_keys), tuple(calls))
+
+
+def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list:
+    return reader.mc.call(list(layout.calls), block) if layout.calls else []
+
+
+def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
+               prefetched: tuple[BookLayout, int, list] | None = None) -> list[VaultBook]:
+    """Positions grouped by acting vault, with each vault's token balances and health floors, read
+    in one multicall at the snapshot's block. ``prefetched``: (layout, block, results) of a read
+    made ahead; used when it is for this block and this snapshot's layout, else read again."""
+    layout = book_layout(snap, ccfg, assets)
+    if prefetched is not None and prefetched[0] == layout and prefetched[1] == snap.block:
+        results = prefetched[2]
+    else:
+        results = read_book_calls(reader, layout, snap.block)
+    vault_of = acting_vaults(ccfg)
+    books = {v: VaultBook(v) for v in layout.vaults}
+    for p in snap.positions:
+        v = vault_of.get(p.account.lower())
+        if v is not None:
+            books[v].positions.append(p)
     k = 0
-    for v, book in books.items():
+    for v in layout.vaults:
         bal = {}
-        for a in assets:
+        for a in layout.assets:
             r = results[k]
             k += 1
-            bal[a.address.lower()] = word(r.data, 0) if r.success and len(r.data) >= 32 else 0
-        book.reserve = Reserve(bal)
-    for (v, key), r in zip(floor_keys, results[k:]):
+            bal[a] = word(r.data, 0) if r.success and len(r.data) >= 32 else 0
+        books[v].reserve = Reserve(bal)
+    for (v, key), r in zip(layout.floor_keys, results[k:]):
         if r.success and len(r.data) >= 64 and word(r.data, 0):
             floor = word(r.data, 1) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)

@@ -41,7 +41,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from keeper.config import Config
 from keeper.daemon import jobs
-from keeper.daemon.actions import annual_vols, asset_params, plan_books, policy_from, read_books, risk_symbols
+from keeper.daemon.actions import (BookLayout, annual_vols, asset_params, book_layout, plan_books, policy_from,
+                                   read_book_calls, read_books, risk_symbols)
 from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.actions import VaultBook
@@ -98,6 +99,7 @@ class Keeper:
         self._lock = threading.Lock()
         self.tick_lock = threading.Lock()  # held by a scheduled tick; the refit swaps the model under it
         self.heads: HeadFeed | None = None
+        self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
         self._sched: BackgroundScheduler | None = None
         self.annual_vols: dict[str, float] = {}
         self.metrics = Metrics()
@@ -188,11 +190,20 @@ class Keeper:
     def tick(self, block: int) -> int:
         """Protect every position at ``block``; returns the number of actions sent (or planned)."""
         started = time.perf_counter()
+        ahead = None
         if not self.dry_run:
             self.dispatcher.begin(block)  # the journal check, fee history and nonce, while the chain is read
+            if self._layout is not None:  # the vaults' balances and floors, as laid out last tick
+                ahead = (self._layout, self.dispatcher.pool.submit(read_book_calls, self.reader, self._layout, block))
         snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
         assets = asset_params(self.reader, snap)
-        books = read_books(self.reader, snap, self.ccfg, assets)
+        prefetched = None
+        if ahead is not None:
+            try:
+                prefetched = (ahead[0], block, ahead[1].result())
+            except KeeperError:
+                pass  # read again below
+        books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched)
         session = self._session(snap, assets, books)
         done = 0
         for book in books:
@@ -226,6 +237,7 @@ class Keeper:
         if not self.dry_run:
             self.dispatcher.flush()  # journal, sign and broadcast the tick's actions together
             self.dispatcher.finish()
+        self._layout = book_layout(snap, self.ccfg, assets)
         snap = self._with_watched(snap)  # while the transactions (if any) wait for a block
         if launched:
             done += self._settle(launched, started)

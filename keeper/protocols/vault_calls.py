@@ -22,6 +22,8 @@ from keeper.domain import Action, ActionKind, Position, Protocol
 from keeper.errors import ConfigError
 
 KIND = {Protocol.AAVE_V3: 0, Protocol.MORPHO_BLUE: 1, Protocol.PERP: 2}
+# EIP-55 costs a keccak per call; the keeper acts on a few addresses over and over.
+_checksum = lru_cache(maxsize=4096)(to_checksum_address)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Ref:
     account: str
 
     def as_tuple(self) -> tuple:
-        return (self.kind, to_checksum_address(self.protocol), self.market, to_checksum_address(self.account))
+        return (self.kind, _checksum(self.protocol), self.market, _checksum(self.account))
 
 
 def perp_market_key(collateral_token: str, index_token: str, is_long: bool) -> bytes:
@@ -45,7 +47,7 @@ def ref_for(position: Position, asset_address: str | None = None) -> Ref:
     if position.protocol is Protocol.AAVE_V3:
         if asset_address is None:
             raise ValueError("an Aave reference names the asset")
-        market = bytes(12) + bytes.fromhex(to_checksum_address(asset_address)[2:])
+        market = bytes(12) + bytes.fromhex(_checksum(asset_address)[2:])
     elif position.protocol is Protocol.MORPHO_BLUE:
         market = bytes.fromhex(position.market[2:])
     else:
@@ -99,5 +101,5 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
         data = _encode("rebalance", [ref, action.amount_raw, to_ref])
     else:
         raise ValueError(f"unknown action kind {action.kind}")
-    return TxRequest(to_checksum_address(vault), data,
+    return TxRequest(_checksum(vault), data,
                      label=f"{action.kind.value} {action.amount:g} {action.asset.symbol} on {pos.protocol.value}")

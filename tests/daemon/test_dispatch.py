@@ -72,3 +72,31 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
         k.shutdown()
+
+
+def test_vault_books_read_ahead_are_used_only_for_the_same_block_and_layout(tmp_path, anvil, w3, devnet, monkeypatch):
+    from keeper.daemon.actions import asset_params, book_layout, read_book_calls, read_books
+
+    k = Keeper(devnet_config(tmp_path, anvil.url, devnet, monkeypatch), vols=VOLS)
+    k.startup()
+    try:
+        block = w3.eth.block_number
+        snap = k.reader.read(block)
+        assets = asset_params(k.reader, snap)
+        fresh = read_books(k.reader, snap, k.ccfg, assets)
+        layout = book_layout(snap, k.ccfg, assets)
+        ahead = read_book_calls(k.reader, layout, block)
+
+        def view(books):
+            return [(b.vault, [p.key for p in b.positions], b.reserve.get(a.address) if b.reserve else None, b.floors)
+                    for b in books for a in assets]
+
+        assert view(read_books(k.reader, snap, k.ccfg, assets, prefetched=(layout, block, ahead))) == view(fresh)
+        assert any(b.floors for b in fresh) and any(b.reserve.get(a.address) for b in fresh for a in assets)
+        # Not for this block, or another layout: read again (the garbage results are never decoded).
+        assert view(read_books(k.reader, snap, k.ccfg, assets, prefetched=(layout, block - 1, []))) == view(fresh)
+        other = book_layout(snap, k.ccfg, assets[:1])
+        assert other != layout
+        assert view(read_books(k.reader, snap, k.ccfg, assets, prefetched=(other, block, []))) == view(fresh)
+    finally:
+        k.shutdown()
