@@ -7,8 +7,9 @@ one costs K times the round trips. A tick here runs in four steps:
 1. ``begin()``, at the start of the tick, before the chain is read: in the background (a small I/O
    thread pool) the journal is settled (``manual.settle_journal_first``: an open or reorged-out
    transaction of ours stops new actions; the recent ones are re-verified at every tick, so a reorg
-   is found even while the keeper has nothing to do), and the fee history and the key's pending
-   nonce are read.
+   is found even while the keeper has nothing to do), and the fee history, the key's pending nonce
+   and the decisions journaled at this block already (a restart within the block) are read. (The
+   daemon reads the vaults' balances and floors ahead in the same pool: ``keeper.daemon.keeper``.)
 2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
    is built and queued; every ``GAS_CHUNK`` queued calls, their gas calls (one execution each on
    the pending block) go to the node as one JSON-RPC batch in the background.
@@ -19,13 +20,13 @@ one costs K times the round trips. A tick here runs in four steps:
    journal every decision with its signed transaction, or with the reason it was refused, in one
    DB transaction; broadcast the signed ones in one JSON-RPC batch. The journal-before-broadcast
    rule holds for the batch: a kill before the commit has sent nothing (the next tick plans
-   afresh), and every transaction sent is in the journal. ``settle_all()`` then waits for the receipts in order
-   (same-nonce fee bumps while waiting), records each outcome, and alerts on failures and gas-cap
-   decisions.
+   afresh), and every transaction sent is in the journal. ``settle_all()`` then waits for the
+   receipts in order (same-nonce fee bumps while waiting), records each outcome, and alerts on
+   failures and gas-cap decisions.
 4. ``finish()``: every tick joins the background journal check (its errors fail the tick).
 
-An action refused on its own (a revert in the estimate, the fee cap, a duplicate decision) does not
-stop the others. Known limit: a node that refuses one broadcast of the batch for a reason of its own
+An action refused on its own (a revert in its gas call, the fee cap, a duplicate decision) does not
+stop the others and takes no nonce. Known limit: a node that refuses one broadcast of the batch for a reason of its own
 leaves a nonce gap; the later transactions wait behind it until the journal's reconciliation.
 
 The hot key is loaded once (a keystore's scrypt is slow) and the journal lives on the daemon's store.

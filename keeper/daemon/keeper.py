@@ -1,12 +1,15 @@
 """The daemon: ``startup()`` -> ``tick(block)`` at every new block -> ``shutdown()``.
 
 - startup: config and chain checks (chain id), journal reconciliation before any new action.
-- tick: the accounts the keeper can act for are read at the block (one multicall), each vault is
-  planned under its reserve (the most endangered first) and its actions are launched at once
-  through the vault (``keeper.daemon.dispatch``: journaled, estimated on the pending block, signed,
-  journaled again, broadcast); the watch-only accounts are read at the same block while those
-  transactions wait; then every action is settled (receipts, same-nonce bumps) and the snapshot is
-  handed to the background writer. ``dry_run`` plans and logs but sends nothing.
+- tick: the accounts the keeper can act for are read at the block (the header from the newHeads
+  message; the journal check, fees, nonce and the vaults' balances and floors — laid out as last
+  tick — in the background meanwhile), each vault is planned under its reserve (the most
+  endangered first) and its actions are queued, then sent together through the vaults
+  (``keeper.daemon.dispatch``: gas calls on the pending block in batches while the next vaults are
+  planned, signed, journaled in one commit, broadcast in one batch); the watch-only accounts are
+  read at the same block while those transactions wait; then every action is settled (receipts,
+  same-nonce bumps) and the snapshot is handed to the background writer. ``dry_run`` plans and
+  logs but sends nothing.
 - new heads (``keeper.daemon.heads``, ``daemon.heads``): a WebSocket ``newHeads`` subscription when
   the node offers one (``ws_urls``, or derived from ``rpc_urls`` with ``"auto"``), polling
   ``eth_blockNumber`` every ``daemon.poll_interval`` otherwise; any WebSocket failure falls back to
