@@ -60,6 +60,9 @@ def _translated(what: str) -> Iterator[None]:
         raise KeeperError(f"store: {what} failed: {_brief(e)}") from e
 
 
+WRITE_OPTION = "keeper_write"  # execution option of Store.write()'s connections
+
+
 def _sqlite_setup(engine: Engine, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:
@@ -74,7 +77,10 @@ def _sqlite_setup(engine: Engine, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A write transaction takes the write lock at once (IMMEDIATE), waiting for another writer
+        # (the busy timeout) instead of failing: a deferred one that reads first cannot upgrade to
+        # a writer once another connection has committed since its read ("database is locked").
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
 def _make_engine(url: str) -> Engine:
@@ -179,6 +185,16 @@ class Store:
         """The SQLAlchemy engine, for code that adds its own tables to this database."""
         return self._engine
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (committed at the end, rolled back on an error); on SQLite it holds
+        the write lock from its first statement (``BEGIN IMMEDIATE``), so a read-then-write
+        transaction waits for a concurrent writer instead of failing."""
+        with self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -209,7 +225,7 @@ class Store:
                 raise ValueError(f"{item!r} is not on chain {chain!r}")
         rows = [snapshot_row(p, block_hash) for p in positions]
         snap = PositionSnapshot.__table__
-        with _translated(f"writing the tick at {chain}@{block}"), self._engine.begin() as conn:
+        with _translated(f"writing the tick at {chain}@{block}"), self.write() as conn:
             conn.execute(snap.delete().where(and_(snap.c.chain == chain, snap.c.block == block)))
             if rows:
                 conn.execute(snap.insert(), rows)
@@ -224,13 +240,13 @@ class Store:
     def upsert_accounts(self, accounts: Iterable[AccountRecord]) -> None:
         """Insert accounts, or update ``kind`` and ``label`` of those already known."""
         rows = [_account_row(a) for a in accounts]
-        with _translated("writing accounts"), self._engine.begin() as conn:
+        with _translated("writing accounts"), self.write() as conn:
             _write(conn, Account.__table__, rows, ("chain", "address"), update=True)
 
     def add_price_rounds(self, rounds: Iterable[PriceRoundRecord]) -> None:
         """Store rounds; a round already stored (same chain, feed, round id) is left as it was."""
         rows = [_round_row(r) for r in rounds]
-        with _translated("writing price rounds"), self._engine.begin() as conn:
+        with _translated("writing price rounds"), self.write() as conn:
             _write(conn, PriceRound.__table__, rows, ("chain", "feed", "round_id"), update=False)
 
     # -- reads --------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class Journal:
                "action": json.dumps(action, sort_keys=True, default=str), "status": "intent", "attempts": "[]",
                "created_at": now, "updated_at": now}
         try:
-            with _translated("journaling an intent"), self.store.engine.begin() as conn:
+            with _translated("journaling an intent"), self.store.write() as conn:
                 return int(conn.execute(self._t.insert().values(**row)).inserted_primary_key[0])
         except KeeperError as e:
             if not isinstance(e.__cause__, sa_exc.IntegrityError):
@@ -97,7 +97,7 @@ class Journal:
         (abandoned after a crash, or failed before signing: a fee cap, a refused simulation). No
         transaction of it exists, so acting now cannot double it; refusing would lose the intent.
         One atomic update: of two racing retries, only one reopens the entry."""
-        with _translated("journaling an intent"), self.store.engine.begin() as conn:
+        with _translated("journaling an intent"), self.store.write() as conn:
             found = conn.execute(select(self._t.c.id).where(self._t.c.idempotency_key == idempotency_key)).first()
             if found is None:
                 return None
@@ -140,7 +140,7 @@ class Journal:
             raise ValueError("the same idempotency key twice in one batch")
         now = self.clock()
         ids: dict[str, int] = {}
-        with _translated("journaling decisions"), self.store.engine.begin() as conn:
+        with _translated("journaling decisions"), self.store.write() as conn:
             found = {r.idempotency_key: r for r in conn.execute(
                 select(self._t.c.id, self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
                 .where(self._t.c.idempotency_key.in_(keys)))} if keys else {}
@@ -167,7 +167,7 @@ class Journal:
 
     def record_attempt(self, entry_id: int, attempt: AttemptRecord) -> None:
         """Before broadcast: the signed transaction, so a restart can find or resend it."""
-        with _translated("journaling a signed transaction"), self.store.engine.begin() as conn:
+        with _translated("journaling a signed transaction"), self.store.write() as conn:
             row = conn.execute(select(self._t.c.attempts, self._t.c.status).where(self._t.c.id == entry_id)).one()
             if row.status not in OPEN_STATUSES:
                 raise KeeperError(f"journal entry {entry_id} is {row.status}; no new attempt")
@@ -179,14 +179,14 @@ class Journal:
                        mined_block: int | None = None, error: str | None = None) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
-        with _translated("journaling an outcome"), self.store.engine.begin() as conn:
+        with _translated("journaling an outcome"), self.store.write() as conn:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status=status, mined_hash=mined_hash, mined_block=mined_block, error=error, updated_at=self.clock()))
 
     def reopen(self, entry_id: int, why: str) -> None:
         """A settled entry whose transaction left the chain (a reorg): open again (``signed``) so
         reconciliation finds, resends or fails it like any unsettled signed transaction."""
-        with _translated("reopening a journal entry"), self.store.engine.begin() as conn:
+        with _translated("reopening a journal entry"), self.store.write() as conn:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status="signed", mined_hash=None, mined_block=None, error=why, updated_at=self.clock()))
 

@@ -122,3 +122,32 @@ def test_taken_at_block_reads_the_daemon_keys_of_one_block(journal):
     assert journal.taken_at_block("daemon", 12) == {"daemon:aave:0xab:12:top_up:5"}  # the refused one may be retried
     assert journal.taken_at_block("daemon", 123) == {"daemon:aave:0xab:123:top_up:5"}
     assert journal.taken_at_block("daemon", 1) == set()
+
+
+def test_journal_writes_wait_for_a_concurrent_writer_instead_of_failing(tmp_path):
+    """Found by the soak: the daemon journals a batch (read the keys, then insert) while the snapshot
+    writer commits ticks; a deferred SQLite transaction that has read cannot become a writer after
+    another connection's commit ("database is locked"). Write transactions begin IMMEDIATE."""
+    import threading
+
+    from keeper.store.journal import Decision
+
+    with Store.open(f"sqlite:///{tmp_path / 'race.db'}") as store:
+        journal = Journal(store)
+        stop = threading.Event()
+
+        def snapshots() -> None:
+            n = 0
+            while not stop.is_set():
+                store.write_tick("dev", n, "0x00", [])
+                n += 1
+
+        t = threading.Thread(target=snapshots)
+        t.start()
+        try:
+            for i in range(150):
+                journal.record_decisions("dev", [Decision(f"k{i}", "p", {}, AttemptRecord(i, "0x1", "0x2", 1, 1))])
+        finally:
+            stop.set()
+            t.join()
+        assert len(journal.entries("dev")) == 150
