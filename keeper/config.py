@@ -55,6 +55,10 @@ class AaveConfig(_Strict):
     data_provider: str
     oracle: str
     price_decimals: int = Field(8, ge=0, le=36)
+    health: Literal["exact", "pool"] = Field(
+        "exact", description="exact = the keeper computes health with the maths of the pool's version (known "
+                             "revisions only; accounts it may act for are cross-checked with getUserAccountData); "
+                             "pool = getUserAccountData for every account (exact on any revision, slower)")
     _a = field_validator("pool", "data_provider", "oracle")(parse_address)
 
 

@@ -27,7 +27,10 @@ def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = Non
     adapters: list[Adapter] = []
     if cfg.aave_v3 and "aave_v3" in want:
         a = cfg.aave_v3
-        adapters.append(AaveV3Adapter(name, a.pool, a.data_provider, a.oracle, price_decimals=a.price_decimals))
+        # Accounts the keeper may act for: their health is cross-checked with the pool's in every read.
+        acting = [acct.address for acct in cfg.accounts if acct.kind in ("vault", "owner")]
+        adapters.append(AaveV3Adapter(name, a.pool, a.data_provider, a.oracle, price_decimals=a.price_decimals,
+                                      health=a.health, verify=acting))
     if cfg.morpho_blue and "morpho_blue" in want:
         adapters.append(MorphoBlueAdapter(name, cfg.morpho_blue.morpho, cfg.morpho_blue.markets))
     if cfg.perp and "perp" in want:

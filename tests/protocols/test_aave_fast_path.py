@@ -10,7 +10,7 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import MAX_UINT256, Side
-from keeper.protocols.aave_math import health_factor, percent_mul, ray_mul, wad_div
+from keeper.protocols.aave_v3.maths import health_factor, percent_mul, ray_mul, wad_div
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import ReadContext
 from tests.devnet.helpers import E18, set_price, token
@@ -200,7 +200,7 @@ def test_many_users_across_chunks(w3, devnet, mc):
     big = adapter(devnet)
     big.prepare(mc, block)
     big._layout = dict(ad._layout)
-    group = big._group(accounts * 20, [big._layout.get(a.lower(), -1) for a in accounts * 20])
+    group = big._group_for(accounts * 20)
     assert len(group.chunk.calls) >= 2_000
     gas = w3.eth.estimate_gas({"to": devnet["multicall3"], "data": group.chunk.payload}, block)
     assert gas < ANVIL_BLOCK_GAS // 2, gas
@@ -219,20 +219,29 @@ def test_unchanged_ticks_reuse_calldata(w3, devnet, mc):
     assert rounds == [1]
 
 
-def test_health_that_differs_from_the_pool_flags_every_position(w3, devnet, mc):
-    """One account per chunk is checked against getUserAccountData: maths that no longer matches
-    the pool (simulated here by a wrong cached threshold) makes the read unusable, not wrong."""
+def test_health_that_differs_from_the_pool_flags_the_checked_accounts(w3, devnet, mc):
+    """Accounts the keeper may act for (``verify``) are each checked against getUserAccountData in
+    the same chunk, and one other account per chunk is sampled: maths that no longer matches the
+    pool (simulated here by a wrong cached threshold) flags every checked account, by name, and
+    leaves the unchecked watch-only one as it was read."""
     from dataclasses import replace
 
-    ad = adapter(devnet)
-    accounts = [devnet["roles"]["carol"], devnet["roles"]["bob"]]
-    tick(w3, ad, mc, accounts)
-    block, pos = tick(w3, ad, mc, accounts)
-    assert all(p.price_ok for p in pos.values())
-    weth = next(i for i, r in enumerate(ad.reserves) if r.asset.symbol == "WETH")
-    ad.reserves[weth] = replace(ad.reserves[weth], liquidation_threshold_bps=5_000)
-    block, pos = tick(w3, ad, mc, accounts)
-    assert pos and all(not p.price_ok and "health unverified" in p.price_issue for p in pos.values())
+    carol, bob = devnet["roles"]["carol"], devnet["roles"]["bob"]
+    for verify, flagged in (([carol, bob], {carol, bob}), ([bob], {bob}), ([], {carol})):
+        ad = adapter(devnet, verify=verify)
+        accounts = [carol, bob]
+        tick(w3, ad, mc, accounts)
+        block, pos = tick(w3, ad, mc, accounts)
+        assert all(p.price_ok for p in pos.values())
+        assert {a for a in accounts if pos[a.lower()].extra["verified"]} == flagged
+        weth = next(i for i, r in enumerate(ad.reserves) if r.asset.symbol == "WETH")
+        ad.reserves[weth] = replace(ad.reserves[weth], liquidation_threshold_bps=5_000)
+        block, pos = tick(w3, ad, mc, accounts)
+        bad = {a for a in accounts if not pos[a.lower()].price_ok}
+        assert bad == flagged, verify
+        for a in bad:
+            assert "health unverified" in pos[a.lower()].price_issue and "differs from the pool's" in \
+                pos[a.lower()].price_issue
 
 
 def test_bulk_decoder_equals_the_generic_one_and_falls_back(w3, devnet, mc):
@@ -250,8 +259,11 @@ def test_bulk_decoder_equals_the_generic_one_and_falls_back(w3, devnet, mc):
     set_price(w3, devnet, "ETH", 0)  # AaveOracle.getAssetsPrices now reverts: the slow path marks it
     raw = mc.client.eth_call(mc.address, plan.fixed[0].payload, w3.eth.block_number)
     values = plan.fixed[0].decode(raw)
-    # the chunk opens with the shared calls (prices first) and ends with the pool's own
-    # getUserAccountData check, which prices through the same oracle: both revert, nothing else
-    assert values[0] is None and values[-1] is None and None not in values[1:-1]
+    # the chunk opens with the shared calls (prices first); the sampled account's calls end with the
+    # pool's own getUserAccountData check, which prices through the same oracle: both revert, nothing else
+    g = ad._groups[0]
+    k = g.checked.index(True)
+    check_at = g.shared + sum(g.counts[:k + 1]) - 1
+    assert [i for i, v in enumerate(values) if v is None] == [0, check_at]
     _block, pos = tick(w3, ad, mc, accounts)
     assert len(pos) == 2 and all(not p.price_ok and p.health_wad == 0 for p in pos.values())

@@ -1,94 +1,62 @@
-"""Aave v3 (and forks with the same interface, e.g. Spark): positions of accounts at a Pool.
+"""Aave v3 (and forks with the same interface, e.g. Spark): positions of accounts at a Pool, with
+the exact maths of the pool's version family (``families``, chosen from ``POOL_REVISION()``).
 
 Per account and block only the cheap getters: ``Pool.getUserEMode``, ``Pool.getUserConfiguration``
 (the bitmap: bit 2*id borrowing, bit 2*id+1 using as collateral) and, for the reserves that bitmap
 marks, ``aToken.scaledBalanceOf`` / ``variableDebtToken.scaledBalanceOf`` (+
-``stableDebtToken.balanceOf`` where stable debt exists). Once per block, shared: the prices
-(``AaveOracle.getAssetsPrices``, what the pool uses), each reserve's normalized income / variable
-debt, and a fingerprint of the metadata the maths depends on (reserve list, configuration words,
-stable debt supplies, e-mode categories). These shared calls open *every* chunk: a chunk is one
-``eth_call``, i.e. one EVM state, so each account's balances, the prices and indexes they are valued
-at and the pool's own ``getUserAccountData`` check come from the same state. Chunks are separate
-``eth_call``s and a node does not always answer them from one state even when they name the same
-block number (anvil answers a call for the head from the next block while it mines it; a reorg or a
-load-balanced RPC does the same on a real chain): mixing one chunk's prices with another's balances
-gave healths that matched neither state. When chunks of one round disagree on the shared values,
-the whole round is read again at that block. Amounts are ``rayMul(scaled, index)`` (= ``balanceOf``)
-and the health factor is ``GenericLogic.calculateUserAccountData``'s integer maths
-(``aave_math``): equal to ``getUserAccountData(...).healthFactor`` to the wei.
+``stableDebtToken.balanceOf`` where stable debt exists, v3.0-3.1). Once per block, shared: the
+prices (``AaveOracle.getAssetsPrices``, what the pool uses), each reserve's normalized income /
+variable debt, and a fingerprint of the metadata the maths depends on (revision, reserve list,
+configuration words, stable debt supplies, e-mode categories). These shared calls open *every*
+chunk: a chunk is one ``eth_call``, i.e. one EVM state, so each account's balances, the prices and
+indexes they are valued at and the pool's own ``getUserAccountData`` checks come from the same
+state. When chunks of one round disagree on the shared values (a node answering separate calls at
+one block number from different states: anvil while it mines, a reorg, a load balancer), the
+whole round is read again at that block.
+
+Verification: ``getUserAccountData`` is read in the same chunk, and compared to the wei with the
+computed health, for every account in ``verify`` (the accounts the keeper may act for), every
+account in a non-zero e-mode, and one sampled account per chunk. A mismatch flags that account
+only ("health unverified", never acted on) and is logged as an error. With ``health="pool"`` the
+pool's own health is used for every account (exact whatever the maths; needed for revisions the
+keeper does not know).
 
 Correctness guards, all resolved in the same tick at the same block (a follow-up round):
-- an account whose bitmap differs from the one its calls were built for (or first seen) is
-  re-read with calls for its current bitmap;
-- when the chunks of a round saw different states (their shared values differ), every account is
-  re-read;
+- an account whose bitmap or e-mode differs from what its calls were built for is re-read;
+- when the chunks of a round saw different states, every account is re-read;
 - when the metadata fingerprint differs from what ``prepare`` loaded (a new reserve, a changed
-  threshold / decimals / e-mode category, stable debt appearing, an edited e-mode category),
-  metadata is reloaded at that block and every account is re-read.
+  threshold / decimals / e-mode category, stable debt appearing, a pool upgrade), metadata is
+  reloaded at that block and every account is re-read.
 Calldata is encoded once per group of accounts and layout and reused across ticks."""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-
-from eth_abi import decode
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
-from keeper.domain import Asset, Leg, Position, Protocol, Side
-from keeper.protocols.aave_math import ReserveConfig, health_factor, ray_mul
-from keeper.protocols.base import (Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_uint, price_issue,
-                                   word)
+from keeper.domain import Leg, Position, Protocol, Side
+from keeper.protocols.aave_v3.metadata import (SEL_EMODE_BITMAP, SEL_EMODE_CONFIG, SEL_EMODE_DATA, SEL_RESERVES_LIST,
+                                               SEL_REVISION, SEL_TOTAL_SUPPLY, Metadata, Reserve, load)
+from keeper.protocols.base import Adapter, ReadContext, ReadPlan, enc_address, enc_uint, price_issue, word
 
-SEL_ACCOUNT_DATA = bytes.fromhex("bf92857c")
-SEL_USER_RESERVE = bytes.fromhex("28dd2d01")
+SEL_ACCOUNT_DATA = bytes.fromhex("bf92857c")  # Pool.getUserAccountData(address)
 SEL_USER_EMODE = bytes.fromhex("eddf1b79")
-SEL_RESERVE_CONFIG = bytes.fromhex("3e150141")
-SEL_ALL_RESERVES = bytes.fromhex("b316ff89")
-SEL_RESERVE_EMODE = bytes.fromhex("163a0f20")
-SEL_EMODE_DATA = bytes.fromhex("6c6f6ae1")
 SEL_ASSETS_PRICES = bytes.fromhex("9d23d9f2")
-SEL_RESERVES_LIST = bytes.fromhex("d1946dbc")  # Pool.getReservesList()
-SEL_RESERVE_DATA = bytes.fromhex("35ea6a75")  # Pool.getReserveData(address)
 SEL_CONFIGURATION = bytes.fromhex("c44b11f7")  # Pool.getConfiguration(address)
 SEL_USER_CONFIG = bytes.fromhex("4417a583")  # Pool.getUserConfiguration(address)
 SEL_NORM_INCOME = bytes.fromhex("d15e0053")  # Pool.getReserveNormalizedIncome(address)
 SEL_NORM_VDEBT = bytes.fromhex("386497fd")  # Pool.getReserveNormalizedVariableDebt(address)
 SEL_SCALED_BALANCE = bytes.fromhex("1da24f3e")  # scaledBalanceOf(address)
 SEL_BALANCE = bytes.fromhex("70a08231")  # balanceOf(address)
-SEL_TOTAL_SUPPLY = bytes.fromhex("18160ddd")  # totalSupply()
 log = logging.getLogger(__name__)
 BPS = 10_000
 W = 32
 UNKNOWN = -1  # layout of an account not read yet: only its e-mode and bitmap are read
-
-
-@dataclass(frozen=True)
-class Reserve:
-    asset: Asset
-    liquidation_threshold_bps: int
-    ltv_bps: int
-    liquidation_bonus_bps: int
-    emode_category: int
-    usable_as_collateral: bool
-    reserve_id: int = 0
-    a_token: str = ""
-    stable_debt_token: str = ""
-    variable_debt_token: str = ""
-    config_word: int = 0
-    has_stable_debt: bool = False  # stableDebtToken.totalSupply() > 0: read balanceOf per borrower
-
-    @property
-    def unit(self) -> int:
-        return 10**self.asset.decimals
-
-
-@dataclass(frozen=True)
-class EModeCategory:
-    liquidation_threshold_bps: int
-    price_source: str
+HealthMode = Literal["exact", "pool"]
 
 
 @dataclass
@@ -96,13 +64,12 @@ class _Group:
     """Accounts whose reads share one pre-encoded chunk, with the layouts it was built for."""
     accounts: tuple[str, ...]
     layouts: tuple[int, ...]
+    emodes: tuple[int, ...]
     chunk: FixedChunk
     # per account: ((reserve index, collateral?, borrowing?), ...) in call order
     slots: list[tuple[tuple[int, bool, bool], ...]] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)  # calls per account
-    # One account per chunk whose computed health is checked against the pool's getUserAccountData
-    # (the chunk's last call): a guard against maths that no longer matches the pool (an upgrade).
-    check: str | None = None
+    checked: list[bool] = field(default_factory=list)  # getUserAccountData is the account's last call
     shared: int = 0  # the chunk opens with this many shared calls (prices, indexes, metadata)
 
 
@@ -118,7 +85,8 @@ class AaveV3Adapter(Adapter):
     protocol = Protocol.AAVE_V3
 
     def __init__(self, chain: str, pool: str, data_provider: str, oracle: str, *, price_decimals: int = 8,
-                 refresh_blocks: int = 300, chunk_calls: int = 2_000) -> None:
+                 refresh_blocks: int = 300, chunk_calls: int = 2_000, health: HealthMode = "exact",
+                 verify: Collection[str] = ()) -> None:
         self.chain = chain
         self.pool = pool
         self.data_provider = data_provider
@@ -126,60 +94,44 @@ class AaveV3Adapter(Adapter):
         self.price_scale = 10**price_decimals
         self.refresh_blocks = refresh_blocks
         self.chunk_calls = chunk_calls
-        self.reserves: list[Reserve] = []
-        self.emode: dict[int, EModeCategory] = {}
+        self.health = health
+        self.verify = {a.lower() for a in verify}
+        self.meta: Metadata | None = None
         self._prepared_at: int | None = None
-        self._fingerprint: tuple = ()
-        self._reserves_list_raw = b""
-        self._emode_raw: dict[int, bytes] = {}
-        self._sources: list[str] = []
-        self._by_id: dict[int, int] = {}  # reserve id -> index in self.reserves
         self._layout: dict[str, int] = {}  # account (lower case) -> user configuration bitmap
+        self._emode: dict[str, int] = {}  # account (lower case) -> e-mode category last seen
         self._groups: list[_Group] = []
         self._groups_key: tuple[str, ...] | None = None
         self._shared: tuple[list[Call], list[int]] | None = None  # calls opening every chunk
         self._dirty: set[str] = set()  # accounts whose layout changed since their group was encoded
 
+    @property
+    def reserves(self) -> list[Reserve]:
+        return self.meta.reserves if self.meta else []
+
     # --- metadata ----------------------------------------------------------------------------
     def prepare(self, mc: Multicall, block: int, *, force: bool = False) -> None:
         if not force and self._prepared_at is not None and block - self._prepared_at < self.refresh_blocks:
             return
-        tokens, listed = mc.call([Call(self.data_provider, SEL_ALL_RESERVES, allow_failure=False),
-                                  Call(self.pool, SEL_RESERVES_LIST, allow_failure=False)], block)
-        (pairs,) = decode(["(string,address)[]"], tokens.data)
-        symbols = {addr.lower(): sym for sym, addr in pairs}
-        (addresses,) = decode(["address[]"], listed.data)
-        data = mc.call([Call(self.pool, SEL_RESERVE_DATA + enc_address(a), allow_failure=False) for a in addresses],
-                       block)
-        stable_tokens = [address_word(d.data, 9) for d in data]
-        cfgs = [ReserveConfig.from_word(word(d.data, 0)) for d in data]
-        categories = sorted({c.emode_category for c in cfgs if c.emode_category})
-        more = mc.call([Call(t, SEL_TOTAL_SUPPLY, allow_failure=False) for t in stable_tokens]
-                       + [Call(self.pool, SEL_EMODE_DATA + enc_uint(c), allow_failure=False) for c in categories], block)
-        reserves = []
-        for addr, d, cfg, supply in zip(addresses, data, cfgs, more):
-            sym = symbols.get(addr.lower(), addr)
-            reserves.append(Reserve(
-                Asset(sym, addr, cfg.decimals), cfg.liquidation_threshold, cfg.ltv, cfg.liquidation_bonus,
-                cfg.emode_category, cfg.liquidation_threshold != 0, word(d.data, 7), address_word(d.data, 8),
-                address_word(d.data, 9), address_word(d.data, 10), word(d.data, 0), word(supply.data, 0) > 0))
-        emode, emode_raw = {}, {}
-        for c, r in zip(categories, more[len(addresses):]):
-            # EModeCategory(uint16 ltv, uint16 liquidationThreshold, uint16 liquidationBonus, address priceSource, string label)
-            emode[c] = EModeCategory(word(r.data, 2), address_word(r.data, 4))
-            emode_raw[c] = r.data
-        fingerprint = (listed.data, tuple(reserves), tuple(sorted(emode_raw.items())))
-        self.reserves, self.emode, self._prepared_at = reserves, emode, block
-        self._reserves_list_raw, self._emode_raw = listed.data, emode_raw
-        self._sources = sorted({c.price_source for c in emode.values() if int(c.price_source, 16)})
-        self._by_id = {r.reserve_id: i for i, r in enumerate(reserves)}
-        if fingerprint != self._fingerprint:  # calls depend on the metadata: encode them again
-            self._fingerprint = fingerprint
+        meta = load(mc, self.pool, self.data_provider, block, self.health)
+        if meta != self.meta:  # calls depend on the metadata: encode them again
+            if self.meta is not None and meta.family != self.meta.family:
+                log.warning("Aave pool %s now has revision %s: %s maths", self.pool, meta.revision, meta.family.name)
             self._groups, self._groups_key, self._shared = [], None, None
+        self.meta, self._prepared_at = meta, block
+
+    def _need_meta(self) -> Metadata:
+        if self.meta is None:
+            raise RuntimeError("AaveV3Adapter.prepare must run before plan")
+        return self.meta
 
     # --- calls -------------------------------------------------------------------------------
     def _priced(self) -> list[str]:
-        return [r.asset.address for r in self.reserves] + self._sources
+        meta = self._need_meta()
+        return [r.asset.address for r in meta.reserves] + meta.sources
+
+    def _stride(self) -> int:
+        return 4 if self._need_meta().family.stable_debt else 3
 
     def _shared_calls(self) -> tuple[list[Call], list[int]]:
         """Per block, shared by every account: prices, indexes and the metadata fingerprint. They open
@@ -189,20 +141,26 @@ class AaveV3Adapter(Adapter):
         return self._shared
 
     def _encode_shared(self) -> tuple[list[Call], list[int]]:
+        meta = self._need_meta()
         priced = self._priced()
         calls = [Call(self.oracle, SEL_ASSETS_PRICES + enc_uint(W) + enc_uint(len(priced))
                       + b"".join(enc_address(a) for a in priced))]
         lengths = [2 * W + W * len(priced)]
-        for r in self.reserves:
+        for r in meta.reserves:
             a = enc_address(r.asset.address)
             calls += [Call(self.pool, SEL_NORM_INCOME + a), Call(self.pool, SEL_NORM_VDEBT + a),
-                      Call(self.pool, SEL_CONFIGURATION + a), Call(r.stable_debt_token, SEL_TOTAL_SUPPLY)]
-            lengths += [W, W, W, W]
-        for c, raw in sorted(self._emode_raw.items()):
-            calls.append(Call(self.pool, SEL_EMODE_DATA + enc_uint(c)))
-            lengths.append(len(raw))
-        calls.append(Call(self.pool, SEL_RESERVES_LIST))
-        lengths.append(len(self._reserves_list_raw))
+                      Call(self.pool, SEL_CONFIGURATION + a)]
+            lengths += [W, W, W]
+            if meta.family.stable_debt:
+                calls.append(Call(r.stable_debt_token, SEL_TOTAL_SUPPLY))
+                lengths.append(W)
+        for c, raw in sorted(meta.emode_raw.items()):
+            sels = (SEL_EMODE_CONFIG, SEL_EMODE_BITMAP) if meta.family.emode_bitmaps else (SEL_EMODE_DATA,)
+            for sel, value in zip(sels, raw):
+                calls.append(Call(self.pool, sel + enc_uint(c)))
+                lengths.append(W if isinstance(value, int) else len(value))
+        calls += [Call(self.pool, SEL_RESERVES_LIST), Call(self.pool, SEL_REVISION)]
+        lengths += [len(meta.reserves_list_raw), W if meta.revision is not None else -1]
         return calls, lengths
 
     def _slots(self, layout: int) -> tuple[tuple[int, bool, bool], ...]:
@@ -216,12 +174,23 @@ class AaveV3Adapter(Adapter):
                 out.append((i, coll, borr))
         return tuple(out)
 
-    def _group(self, accounts: Sequence[str], layouts: Sequence[int]) -> _Group:
+    def _must_check(self, acct: str, layout: int, emode: int) -> bool:
+        if layout in (UNKNOWN, 0):
+            return False
+        return self.health == "pool" or emode != 0 or acct.lower() in self.verify
+
+    def _group(self, accounts: Sequence[str], layouts: Sequence[int], emodes: Sequence[int]) -> _Group:
         shared_calls, shared_lengths = self._shared_calls()
         calls: list[Call] = list(shared_calls)
         lengths: list[int] = list(shared_lengths)
-        all_slots, counts = [], []
-        for acct, layout in zip(accounts, layouts):
+        all_slots, counts, checked = [], [], []
+        checks = [self._must_check(a, lay, em) for a, lay, em in zip(accounts, layouts, emodes)]
+        if not any(checks):  # one sampled account per chunk: a guard against maths the pool no longer matches
+            sample = next((k for k, lay in enumerate(layouts) if lay not in (UNKNOWN, 0)), None)
+            if sample is not None:
+                checks[sample] = True
+        stable = [r.has_stable_debt for r in self.reserves]
+        for acct, layout, check in zip(accounts, layouts, checks):
             before = len(calls)
             e = enc_address(acct)
             calls += [Call(self.pool, SEL_USER_EMODE + e), Call(self.pool, SEL_USER_CONFIG + e)]
@@ -235,34 +204,39 @@ class AaveV3Adapter(Adapter):
                 if borr:
                     calls.append(Call(r.variable_debt_token, SEL_SCALED_BALANCE + e))
                     lengths.append(W)
-                    if r.has_stable_debt:
+                    if stable[i]:
                         calls.append(Call(r.stable_debt_token, SEL_BALANCE + e))
                         lengths.append(W)
+            if check:
+                calls.append(Call(self.pool, SEL_ACCOUNT_DATA + e))
+                lengths.append(6 * W)
             all_slots.append(slots)
             counts.append(len(calls) - before)
-        check = next((a for a, lay in zip(accounts, layouts) if lay not in (UNKNOWN, 0)), None)
-        if check is not None:
-            calls.append(Call(self.pool, SEL_ACCOUNT_DATA + enc_address(check)))
-            lengths.append(6 * W)
-        return _Group(tuple(accounts), tuple(layouts), FixedChunk(calls, lengths), all_slots, counts, check,
-                      len(shared_calls))
+            checked.append(check)
+        return _Group(tuple(accounts), tuple(layouts), tuple(emodes), FixedChunk(calls, lengths), all_slots, counts,
+                      checked, len(shared_calls))
 
-    def _calls_for(self, layout: int) -> int:
-        n = 2
+    def _calls_for(self, acct: str) -> int:
+        layout = self._layout.get(acct.lower(), UNKNOWN)
+        n = 2 + self._must_check(acct, layout, self._emode.get(acct.lower(), 0))
         for i, coll, borr in self._slots(layout):
             n += coll + borr * (2 if self.reserves[i].has_stable_debt else 1)
         return n
+
+    def _group_for(self, accounts: Sequence[str]) -> _Group:
+        return self._group(accounts, [self._layout.get(a.lower(), UNKNOWN) for a in accounts],
+                           [self._emode.get(a.lower(), 0) for a in accounts])
 
     def _build_groups(self, accounts: Sequence[str]) -> list[_Group]:
         groups, cur, n = [], [], 0
         for acct in accounts:
             cur.append(acct)
-            n += self._calls_for(self._layout.get(acct.lower(), UNKNOWN))
+            n += self._calls_for(acct)
             if n >= self.chunk_calls:
-                groups.append(self._group(cur, [self._layout.get(a.lower(), UNKNOWN) for a in cur]))
+                groups.append(self._group_for(cur))
                 cur, n = [], 0
         if cur:
-            groups.append(self._group(cur, [self._layout.get(a.lower(), UNKNOWN) for a in cur]))
+            groups.append(self._group_for(cur))
         return groups
 
     def _cached_groups(self, accounts: Sequence[str]) -> list[_Group]:
@@ -275,15 +249,14 @@ class AaveV3Adapter(Adapter):
             dirty, self._dirty = self._dirty, set()
             for k, g in enumerate(self._groups):
                 if any(a.lower() in dirty for a in g.accounts):
-                    layouts = tuple(self._layout.get(a.lower(), UNKNOWN) for a in g.accounts)
-                    if layouts != g.layouts:
-                        self._groups[k] = self._group(g.accounts, layouts)
+                    self._groups[k] = self._group_for(g.accounts)
             if any(len(g.chunk.calls) > 3 * self.chunk_calls // 2 for g in self._groups):
                 self._groups = self._build_groups(accounts)  # layouts grew: keep chunks near the target size
         return self._groups
 
     # --- reads -------------------------------------------------------------------------------
     def plan(self, accounts: Sequence[str]) -> ReadPlan:
+        self._need_meta()
         return self._plan(self._cached_groups(accounts))
 
     def _plan(self, groups: Sequence[_Group]) -> ReadPlan:
@@ -316,24 +289,29 @@ class AaveV3Adapter(Adapter):
                         follow_up=follow_up)
 
     def _metadata_changed(self, shared: list[int | bytes | None]) -> bool:
-        if any(v is None for v in shared[1:]):
+        meta = self._need_meta()
+        if any(v is None for v in shared[1:-1]):
             return True
-        k = 1
-        for r in self.reserves:
-            cfg, stable_supply = shared[k + 2], shared[k + 3]
-            if cfg != r.config_word or (stable_supply and not r.has_stable_debt):
+        k, stride = 1, self._stride()
+        for r in meta.reserves:
+            if shared[k + 2] != r.config_word:
                 return True
-            k += 4
-        for c in sorted(self._emode_raw):
-            if shared[k] != self._emode_raw[c]:
+            if stride == 4 and shared[k + 3] and not r.has_stable_debt:
                 return True
-            k += 1
-        return shared[k] != self._reserves_list_raw
+            k += stride
+        for _c, raw in sorted(meta.emode_raw.items()):
+            for value in raw:
+                if shared[k] != value:
+                    return True
+                k += 1
+        return shared[k] != meta.reserves_list_raw or shared[k + 1] != meta.revision
 
     def _decode(self, values: list[list[int | bytes | None]], groups: Sequence[_Group], ctx: ReadContext,
                 todo: _Round) -> list[Position]:
         if not groups:
             return []
+        meta = self._need_meta()
+        fam = meta.family
         states = [vals[:g.shared] for g, vals in zip(groups, values)]
         if any(self._metadata_changed(st) for st in states):
             todo.stale = True
@@ -346,7 +324,7 @@ class AaveV3Adapter(Adapter):
             log.info("Aave chunks saw different states at block %s: reading again", ctx.block)
             todo.retry = True
             return []
-        reserves = self.reserves
+        reserves = meta.reserves
         n = len(reserves)
         prices_raw = shared[0]
         prices_ok = isinstance(prices_raw, bytes)
@@ -355,38 +333,53 @@ class AaveV3Adapter(Adapter):
             all_prices = [word(prices_raw, 2 + i) for i in range(len(priced))]
         else:  # AaveOracle reverts when a source answers <= 0 and there is no fallback oracle
             all_prices = [0] * len(priced)
-        source_price = dict(zip(self._sources, all_prices[n:]))
-        income = [shared[1 + 4 * i] for i in range(n)]
-        vdebt = [shared[2 + 4 * i] for i in range(n)]
+        source_price = dict(zip(meta.sources, all_prices[n:]))
+        stride = self._stride()
+        income = [shared[1 + stride * i] for i in range(n)]
+        vdebt = [shared[2 + stride * i] for i in range(n)]
         # Per e-mode category: each reserve's (price, USD price, liquidation threshold) as the pool uses
-        # them (EModeLogic: the category's price source when it answers non-zero, its threshold).
+        # them (v3.0-3.1: the category's price source when it answers non-zero; v3.2+: the bitmap).
         base = [(p, p / self.price_scale, r.liquidation_threshold_bps) for r, p in zip(reserves, all_prices)]
         tables = {0: base}
-        for c, cat in self.emode.items():
+        for c, cat in meta.emode.items():
             ep = source_price.get(cat.price_source, 0)
             tables[c] = [((ep or p), (ep or p) / self.price_scale, cat.liquidation_threshold_bps)
-                         if r.emode_category == c else (p, usd, lt) for r, (p, usd, lt) in zip(reserves, base)]
+                         if cat.applies_to(fam, r, c) else (p, usd, lt) for r, (p, usd, lt) in zip(reserves, base)]
         oracle_issue = None if prices_ok else "price unusable: the pool's oracle (getAssetsPrices) reverted"
         units = [r.unit for r in reserves]
-        counts_collateral = [r.liquidation_threshold_bps != 0 for r in reserves]
+        # Which enabled collaterals count (GenericLogic): before v3.6 only where the reserve's LT != 0.
+        counts_collateral = [fam.zero_lt_counts or r.liquidation_threshold_bps != 0 for r in reserves]
         stable = [r.has_stable_debt for r in reserves]
         assets = [r.asset for r in reserves]
+        coll_balance, debt_balance, debt_to_base, health = (fam.collateral_balance, fam.debt_balance,
+                                                            fam.debt_to_base, fam.health)
+        from_pool = self.health == "pool"
         proto, pool, chain, block = self.protocol, self.pool, ctx.chain, ctx.block
         # Checked Chainlink readings (price_issue), per reserve once per tick, not per position.
         feed_issue = [price_issue(ctx.prices, [r.asset.address]) for r in reserves]
         out = []
-        mismatch = None
         for g, vals in zip(groups, values):
             k = g.shared
-            pool_data = vals[-1] if g.check is not None else None
-            for acct, layout, slots, count in zip(g.accounts, g.layouts, g.slots, g.counts):
+            for acct, layout, old_emode, slots, count, checked in zip(g.accounts, g.layouts, g.emodes, g.slots,
+                                                                      g.counts, g.checked):
                 start, k = k, k + count
                 emode, now = vals[start], vals[start + 1]
-                if now != layout or emode is None or None in vals[start + 2:k]:
+                if (now != layout or emode is None or None in vals[start + 2:k - checked]
+                        or (emode != old_emode and layout != UNKNOWN and self._must_check(acct, now, emode) != checked)):
                     todo.accounts.append(acct)
+                    low = acct.lower()
                     if now is not None and now != layout:
-                        self._layout[acct.lower()] = now
-                        self._dirty.add(acct.lower())
+                        self._layout[low] = now
+                        self._dirty.add(low)
+                    if isinstance(emode, int) and emode != old_emode:
+                        self._emode[low] = emode
+                        self._dirty.add(low)
+                    continue
+                if emode and emode not in tables and fam.emode_bitmaps and self._prepared_at != block:
+                    # A category created since the metadata was read (a user can enter a category only
+                    # once it has a threshold): reload at this block.
+                    todo.stale = True
+                    todo.accounts.append(acct)
                     continue
                 table = tables.get(emode, base)
                 j = start + 2
@@ -396,10 +389,10 @@ class AaveV3Adapter(Adapter):
                 for i, coll, borr in slots:
                     p, usd, lt = table[i]
                     if coll:
-                        amount = ray_mul(vals[j], income[i])
+                        amount = coll_balance(vals[j], income[i])
                         j += 1
                         if amount:
-                            if counts_collateral[i]:  # GenericLogic: reserve threshold != 0 and the collateral bit
+                            if counts_collateral[i]:
                                 b = amount * p // units[i]
                                 coll_base += b
                                 lt_sum += b * lt
@@ -410,12 +403,12 @@ class AaveV3Adapter(Adapter):
                     if borr:
                         scaled = vals[j]
                         j += 1
-                        debt = ray_mul(scaled, vdebt[i]) if scaled else 0
+                        debt = debt_balance(scaled, vdebt[i]) if scaled else 0
                         if stable[i]:
                             debt += vals[j]
                             j += 1
                         if debt:
-                            debt_base += p * debt // units[i]
+                            debt_base += debt_to_base(debt, p, units[i])
                             legs.append(Leg(assets[i], Side.DEBT, debt, usd))
                             issue = issue or feed_issue[i]
                 if not legs:
@@ -424,19 +417,25 @@ class AaveV3Adapter(Adapter):
                     issue = oracle_issue
                 if issue is None and any(leg.price_usd <= 0 for leg in legs):
                     issue = "price unusable: the pool's oracle answered 0"
-                hf = health_factor(coll_base, lt_sum, debt_base) if prices_ok else 0
-                if acct is g.check and prices_ok and isinstance(pool_data, bytes) and word(pool_data, 5) != hf:
-                    mismatch = f"{acct}: computed {hf}, getUserAccountData {word(pool_data, 5)}"
+                hf = health(coll_base, lt_sum, debt_base) if prices_ok else 0
+                if checked:
+                    pool_data = vals[k - 1]
+                    if not isinstance(pool_data, bytes):
+                        issue = issue or "health unverified: the pool's getUserAccountData failed"
+                    elif from_pool:
+                        hf, coll_base, debt_base = word(pool_data, 5), word(pool_data, 0), word(pool_data, 1)
+                    elif prices_ok and word(pool_data, 5) != hf:
+                        want = word(pool_data, 5)
+                        log.error("Aave health differs from the pool's at block %s for %s: computed %s, "
+                                  "getUserAccountData %s (revision %s, %s maths)", block, acct, hf, want,
+                                  meta.revision, fam.name)
+                        issue = (f"health unverified: computed health factor {hf} differs from the pool's {want} "
+                                 f"(revision {meta.revision}, {fam.name} maths); not acting on it")
                 out.append(Position(
                     chain=chain, protocol=proto, protocol_address=pool, account=acct, market="pool",
                     legs=tuple(legs), health_wad=hf, block=block, price_ok=issue is None, price_issue=issue,
-                    extra={"emode": emode, "total_collateral_base": coll_base, "total_debt_base": debt_base}))
-        if mismatch is not None:
-            # The maths does not reproduce this pool (an implementation it was not written for):
-            # no position of this read may be acted on.
-            log.error("Aave health differs from the pool's at block %s: %s", block, mismatch)
-            issue = f"health unverified: computed health factor differs from the pool's ({mismatch})"
-            out = [replace(p, price_ok=False, price_issue=p.price_issue or issue) for p in out]
+                    extra={"emode": emode, "total_collateral_base": coll_base, "total_debt_base": debt_base,
+                           "verified": checked, "revision": meta.revision}))
         return out
 
 
