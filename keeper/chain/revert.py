@@ -1,15 +1,18 @@
 """Decoding revert data into names: Solidity custom errors (by selector, from the ABIs we know),
-``Error(string)`` (Aave v3 reverts with numeric strings such as "45", mapped to Aave's names), and
-``Panic(uint256)``."""
+``Error(string)`` (Aave v3.0-3.1 reverts with numeric strings such as "45", mapped to Aave's names;
+v3.2+ with custom errors, decoded from its build), and ``Panic(uint256)``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
+
+from keeper.errors import ConfigError
 
 ERROR_STRING = bytes.fromhex("08c379a0")
 PANIC = bytes.fromhex("4e487b71")
@@ -108,6 +111,19 @@ def revert_data(exc: BaseException) -> bytes | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _aave_custom_errors() -> dict[bytes, tuple[str, list[str]]]:
+    """Aave v3.2+ reverts with custom errors (``Errors.sol``: ``HealthFactorNotBelowThreshold()``,
+    ...) instead of v3.0's numeric strings; their ABI comes from the aave-v3-origin build made by
+    ``make setup``. Without that build, such a revert is shown by its selector."""
+    from keeper.chain import contracts
+
+    try:
+        return error_selectors([contracts.aave_origin("Errors").abi])
+    except ConfigError:
+        return {}
+
+
 def decode(data: bytes | None, abis: Iterable[list[dict[str, Any]]] = ()) -> DecodedRevert:
     if not data:
         return DecodedRevert("EmptyRevert")
@@ -123,6 +139,8 @@ def decode(data: bytes | None, abis: Iterable[list[dict[str, Any]]] = ()) -> Dec
         (code,) = abi_decode(["uint256"], body)
         return DecodedRevert("Panic", (hex(code),))
     table = error_selectors(abis)
+    if sel not in table:
+        table = _aave_custom_errors()
     if sel in table:
         name, types = table[sel]
         try:

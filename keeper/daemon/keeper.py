@@ -246,6 +246,14 @@ class Keeper:
             done += self._settle(launched, started)
         for p in snap.positions:
             if not p.price_ok:
+                if (p.price_issue or "").startswith("health unverified"):
+                    # The protocol's own health disagrees with ours (or could not be read): the
+                    # maths does not reproduce this pool; never acted on, and worth a human's look.
+                    log.error("health unverified: no action", extra={"event": "health_unverified",
+                                                                      "position": p.key, "why": p.price_issue})
+                    self.alerter.notify("health_unverified", "critical", f"{self.name}: health unverified",
+                                        p.price_issue or "", position=p.key)
+                    continue
                 log.warning("price unusable: no action", extra={"event": "stale_oracle", "position": p.key,
                                                                  "why": p.price_issue})
                 self.alerter.notify("stale_oracle", "warning", f"{self.name}: price unusable", p.price_issue or "",

@@ -46,7 +46,8 @@ def liquidation_reverts(w3, devnet, p) -> bool:
             cs = w3.to_checksum_address
             d.send(perp.functions.liquidatePosition(p.account, cs(coll), cs(index), side == "long", liq), sender=liq)
     except Reverted as e:
-        return revert_name(e) in {"HEALTH_FACTOR_NOT_BELOW_THRESHOLD", "position is healthy", "PositionNotLiquidatable"}
+        return revert_name(e) in {"HEALTH_FACTOR_NOT_BELOW_THRESHOLD", "HealthFactorNotBelowThreshold",
+                                 "position is healthy", "PositionNotLiquidatable"}
     return False
 
 

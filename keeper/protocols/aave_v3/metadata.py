@@ -17,7 +17,7 @@ from eth_abi import decode
 from keeper.chain.multicall import Call, Multicall
 from keeper.domain import Asset
 from keeper.errors import ConfigError
-from keeper.protocols.aave_v3.families import LATEST, Family, family_for, known_revisions
+from keeper.protocols.aave_v3.families import LATEST, V30, Family, family_for, known_revisions
 from keeper.protocols.aave_v3.maths import ReserveConfig
 from keeper.protocols.base import address_word, enc_address, enc_uint, word
 
@@ -89,12 +89,15 @@ def read_revision(mc: Multicall, pool: str, block: int) -> int | None:
     return word(r.data, 0) if r.success and len(r.data) == 32 else None
 
 
-def choose_family(pool: str, revision: int | None, health: str) -> Family:
+def choose_family(mc: Multicall, pool: str, revision: int | None, health: str, block: int) -> Family:
     fam = family_for(revision) if revision is not None else None
     if fam is not None:
         return fam
     if health == "pool":
-        return LATEST
+        # Health comes from getUserAccountData; the family only shapes the legs (amounts, e-mode
+        # thresholds), so take the newest family whose getters this pool answers.
+        (probe,) = mc.call([Call(pool, SEL_EMODE_BITMAP + enc_uint(1))], block)
+        return LATEST if probe.success and len(probe.data) == 32 else V30
     what = "has no POOL_REVISION()" if revision is None else f"has revision {revision}"
     raise ConfigError(f"the Aave pool at {pool} {what}, which this keeper does not know (known: {known_revisions()}); "
                       "it will not compute health for it",
@@ -104,7 +107,7 @@ def choose_family(pool: str, revision: int | None, health: str) -> Family:
 
 def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) -> Metadata:
     revision = read_revision(mc, pool, block)
-    family = choose_family(pool, revision, health)
+    family = choose_family(mc, pool, revision, health, block)
     tokens, listed = mc.call([Call(data_provider, SEL_ALL_RESERVES, allow_failure=False),
                               Call(pool, SEL_RESERVES_LIST, allow_failure=False)], block)
     (pairs,) = decode(["(string,address)[]"], tokens.data)
