@@ -3,11 +3,17 @@
 The anvil process is started by ``keeper.devnet.anvil.Anvil`` (random free port, polled until it
 answers, killed with the test process). Tests that change chain state use the ``snapshot`` fixture
 (or ``pytestmark = pytest.mark.usefixtures("snapshot")``) so each test starts from the same state.
+
+``devnet`` (on ``w3``) deploys the default Aave v3.7. A second anvil with Aave v3.0 (``anvil_v30``,
+``w3_v30``, ``devnet_v30``) starts only when a test asks for it; ``aave_net`` runs a test on both
+(ids ``aave3.0`` and ``aave3.7``), reverting that chain after it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import settings
@@ -25,14 +31,27 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 
 @pytest.fixture(scope="session")
-def anvil():
+def anvil_v37():
     with Anvil() as node:
         yield node
 
 
 @pytest.fixture(scope="session")
-def w3(anvil) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
+def anvil(anvil_v37):
+    """The session's anvil (the default Aave v3.7 devnet). ``anvil``, ``w3`` and ``devnet`` are
+    aliases of the ``*_v37`` fixtures, so a test module can override them (for instance with
+    ``aave_net``'s chain, to run on both versions) without a recursion."""
+    return anvil_v37
+
+
+@pytest.fixture(scope="session")
+def w3_v37(anvil_v37) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil_v37.url, request_kwargs={"timeout": 60}))
+
+
+@pytest.fixture(scope="session")
+def w3(w3_v37) -> Web3:
+    return w3_v37
 
 
 @pytest.fixture(scope="session")
@@ -62,10 +81,63 @@ def snapshot(w3):
 
 
 @pytest.fixture(scope="session")
-def devnet(w3) -> dict:
-    """The full devnet on the session's anvil: real Aave v3 and Morpho Blue, feeds, tokens,
-    PerpVault, Multicall3, KeeperVaults and seeded positions (the deployment dict that
-    ``keeper devnet up`` writes to .keeper/devnet.json)."""
+def devnet(devnet_v37) -> dict:
+    return devnet_v37
+
+
+@pytest.fixture(scope="session")
+def devnet_v37(w3_v37) -> dict:
+    """The full devnet on the session's anvil: real Aave v3 (v3.7, the default) and Morpho Blue,
+    feeds, tokens, PerpVault, Multicall3, KeeperVaults and seeded positions (the deployment dict
+    that ``keeper devnet up`` writes to .keeper/devnet.json)."""
     from keeper.devnet.deploy import deploy_devnet
 
-    return deploy_devnet(w3)
+    return deploy_devnet(w3_v37)
+
+
+@pytest.fixture(scope="session")
+def anvil_v30():
+    """A second anvil, for the Aave v3.0 devnet; started only by tests that ask for it."""
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def w3_v30(anvil_v30) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil_v30.url, request_kwargs={"timeout": 60}))
+
+
+@pytest.fixture(scope="session")
+def devnet_v30(w3_v30) -> dict:
+    """The same devnet as ``devnet`` with Aave v3.0.2 (``@aave/core-v3``, pool revision 1)."""
+    from keeper.devnet.deploy import deploy_devnet
+
+    return deploy_devnet(w3_v30, aave="3.0")
+
+
+@dataclass(frozen=True)
+class AaveNet:
+    """One seeded devnet of an Aave version: ``version`` "3.0" or "3.7", its web3, RPC URL and
+    deployment dict."""
+
+    version: str
+    w3: Web3
+    url: str
+    dep: dict
+
+
+@pytest.fixture(params=["3.0", "3.7"], ids=["aave3.0", "aave3.7"])
+def aave_net(request, anvil_v37, w3_v37, devnet_v37) -> Iterator[AaveNet]:
+    """The test runs once per Aave version, on that version's devnet, reverted afterwards.
+
+    The v3.7 devnet is a static dependency: session fixtures are set up before function ones, so it
+    is deployed before a module's ``snapshot`` of the default chain (a deployment made after that
+    snapshot would be reverted with it, leaving the cached ``devnet`` dict pointing at nothing).
+    The v3.0 chain only ever gets aave_net's own snapshots, so it is started lazily."""
+    if request.param == "3.0":
+        node, w3, dep = (request.getfixturevalue(n) for n in ("anvil_v30", "w3_v30", "devnet_v30"))
+    else:
+        node, w3, dep = anvil_v37, w3_v37, devnet_v37
+    snap = evm_snapshot(w3)
+    yield AaveNet(request.param, w3, node.url, dep)
+    evm_revert(w3, snap)

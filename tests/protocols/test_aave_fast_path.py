@@ -17,6 +17,22 @@ from tests.devnet.helpers import E18, set_price, token
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
+
+# Every test here runs on both Aave versions (``aave_net``: v3.0.2 and v3.7, each on its own anvil).
+@pytest.fixture
+def w3(aave_net):
+    return aave_net.w3
+
+
+@pytest.fixture
+def devnet(aave_net):
+    return aave_net.dep
+
+
+@pytest.fixture
+def anvil(aave_net):
+    return aave_net
+
 MAX = 2**256 - 1
 USDC = 10**6
 ANVIL_BLOCK_GAS = 30_000_000  # anvil's default block gas limit, which also caps eth_call
@@ -126,13 +142,27 @@ def test_bitmap_changes_are_read_in_the_very_next_tick(w3, devnet, mc):
     assert_equals_pool(w3, devnet, pos, block)
 
 
-def test_emode_user_and_category_edits(w3, devnet, mc):
+def set_emode_category(net, d, cfg, lt: int, assets: list[str], label: str = "majors") -> None:
+    """(Re)configure e-mode category 1 with ``assets`` as collateral and borrowable, as each version
+    does it: v3.0 puts the category in the reserve's configuration, v3.7 in the category's bitmaps."""
+    if net.version == "3.0":
+        d.send(cfg.functions.setEModeCategory(1, lt - 300, lt, 10_200, "0x" + "00" * 20, label))
+        for a in assets:
+            d.send(cfg.functions.setAssetEModeCategory(a, 1))
+    else:
+        d.send(cfg.functions.setEModeCategory(1, lt - 300, lt, 10_200, label, False))
+        for a in assets:
+            d.send(cfg.functions.setAssetCollateralInEMode(a, 1, True))
+            d.send(cfg.functions.setAssetBorrowableInEMode(a, 1, True))
+
+
+def test_emode_user_and_category_edits(aave_net, w3, devnet, mc):
     carol, d, p_ = carol_setup(w3, devnet)
-    cfg = w3.eth.contract(address=devnet["aave_v3"]["pool_configurator"], abi=C.aave("PoolConfigurator").abi)
+    cfg_abi = C.aave("PoolConfigurator").abi if aave_net.version == "3.0" else \
+        C.aave_origin("PoolConfiguratorInstance").abi
+    cfg = w3.eth.contract(address=devnet["aave_v3"]["pool_configurator"], abi=cfg_abi)
     weth, usdc = devnet["tokens"]["WETH"]["address"], devnet["tokens"]["USDC"]["address"]
-    d.send(cfg.functions.setEModeCategory(1, 9_000, 9_300, 10_200, "0x" + "00" * 20, "majors"))
-    d.send(cfg.functions.setAssetEModeCategory(weth, 1))
-    d.send(cfg.functions.setAssetEModeCategory(usdc, 1))
+    set_emode_category(aave_net, d, cfg, 9_300, [weth, usdc])
     ad = adapter(devnet)
     accounts = [carol, devnet["roles"]["bob"]]
     block, pos = tick(w3, ad, mc, accounts)
@@ -140,12 +170,12 @@ def test_emode_user_and_category_edits(w3, devnet, mc):
     d.send(p_.functions.setUserEMode(1), sender=carol)
     block, pos = tick(w3, ad, mc, accounts)
     p = pos[carol.lower()]
-    assert p.extra["emode"] == 1
+    assert p.extra["emode"] == 1 and p.extra["verified"]  # an e-mode account is always cross-checked
     assert {leg.asset.symbol: leg.liquidation_weight for leg in p.legs if leg.side is Side.COLLATERAL} == \
         {"WETH": 0.93, "WBTC": 0.75}
     assert_equals_pool(w3, devnet, pos, block)
     # The admin edits the category the user is in: the next tick sees it (metadata guard).
-    d.send(cfg.functions.setEModeCategory(1, 8_900, 9_150, 10_300, "0x" + "00" * 20, "majors"))
+    set_emode_category(aave_net, d, cfg, 9_150, [])
     set_price(w3, devnet, "BTC", 31_234.5)
     rounds = []
     block, pos = tick(w3, ad, mc, accounts, rounds)
@@ -153,13 +183,20 @@ def test_emode_user_and_category_edits(w3, devnet, mc):
     assert_equals_pool(w3, devnet, pos, block)
     assert {leg.asset.symbol: leg.liquidation_weight for leg in pos[carol.lower()].legs
             if leg.side is Side.COLLATERAL}["WETH"] == 0.915
-    # A category priced from its own source: every asset in it at the source's price.
-    d.send(p_.functions.setUserEMode(0), sender=carol)
-    d.send(cfg.functions.setEModeCategory(1, 8_900, 9_150, 10_300, usdc, "majors"))
-    d.send(cfg.functions.setAssetEModeCategory(weth, 0))
-    d.send(p_.functions.setUserEMode(1), sender=carol)
+    if aave_net.version == "3.0":
+        # A category priced from its own source (v3.0-3.1 only): every asset in it at the source's price.
+        d.send(p_.functions.setUserEMode(0), sender=carol)
+        d.send(cfg.functions.setEModeCategory(1, 8_900, 9_150, 10_300, usdc, "majors"))
+        d.send(cfg.functions.setAssetEModeCategory(weth, 0))
+        d.send(p_.functions.setUserEMode(1), sender=carol)
+    else:
+        # v3.2+: WETH leaves the category's collateral bitmap; its own threshold applies again.
+        d.send(cfg.functions.setAssetCollateralInEMode(weth, 1, False))
     block, pos = tick(w3, ad, mc, accounts)
     assert_equals_pool(w3, devnet, pos, block)
+    if aave_net.version == "3.7":
+        assert {leg.asset.symbol: leg.liquidation_weight for leg in pos[carol.lower()].legs
+                if leg.side is Side.COLLATERAL}["WETH"] == 0.825
 
 
 def test_many_users_across_chunks(w3, devnet, mc):
