@@ -1,18 +1,15 @@
-"""Read-only operator commands: ``status`` (one read of every configured chain), ``watch`` (any
-address, every block, no key needed) and ``check-config`` (the config against the chain)."""
+"""Read-only operator commands: ``status`` (one read of every configured chain) and ``watch`` (any
+address, every block, no key needed); ``check-config`` is in ``keeper.daemon.check_config``."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from keeper.chain.client import ChainClient
-from keeper.chain.multicall import Call, Multicall
-from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config
 from keeper.daemon.wiring import build_client, build_reader
-from keeper.errors import ConfigError, KeeperError
+from keeper.errors import ConfigError
 from keeper.protocols.reader import Snapshot
 
 
@@ -70,66 +67,3 @@ def watch(cfg: Config, addresses: Sequence[str], *, chain: str | None, protocols
     finally:
         reader.mc.close()
     return shown
-
-
-@dataclass(frozen=True)
-class Check:
-    what: str
-    ok: bool
-    detail: str = ""
-
-
-def _has_code(client: ChainClient, address: str) -> bool:
-    return len(client.request("eth_getCode", [address, "latest"])) > 2
-
-
-def check_chain(name: str, ccfg: ChainConfig) -> list[Check]:
-    out: list[Check] = []
-    client = build_client(name, ccfg)
-    try:
-        cid = client.connect()
-        out.append(Check(f"{name}: chain id", True, f"{cid} on {len(ccfg.rpc_urls)} RPC URL(s)"))
-    except KeeperError as e:
-        return [Check(f"{name}: chain id", False, str(e))]
-    contracts = [("multicall", ccfg.multicall)]
-    if ccfg.aave_v3:
-        contracts += [("aave_v3.pool", ccfg.aave_v3.pool), ("aave_v3.data_provider", ccfg.aave_v3.data_provider),
-                      ("aave_v3.oracle", ccfg.aave_v3.oracle)]
-    if ccfg.morpho_blue:
-        contracts.append(("morpho_blue.morpho", ccfg.morpho_blue.morpho))
-    if ccfg.perp:
-        contracts.append(("perp.vault", ccfg.perp.vault))
-    contracts += [(f"feeds.{f}", fc.address) for f, fc in ccfg.feeds.items()]
-    for key, addr in contracts:
-        ok = _has_code(client, addr)
-        out.append(Check(f"{name}: {key}", ok, addr if ok else f"no contract at {addr}"))
-    if not all(c.ok for c in out):
-        return out
-    block = client.block_number()
-    mc = Multicall(client, ccfg.multicall, in_flight=1)
-    try:
-        if ccfg.feeds:
-            res = mc.call([Call(f.address, LATEST_ROUND_DATA) for f in ccfg.feeds.values()], block)
-            for (fname, f), r in zip(ccfg.feeds.items(), res):
-                ok = r.success and len(r.data) == 160
-                out.append(Check(f"{name}: feeds.{fname} answers latestRoundData", ok,
-                                 "" if ok else f"{f.address} is not a Chainlink aggregator"))
-        reader = build_reader(name, ccfg, client=client)
-        try:
-            for adapter in reader.adapters:
-                adapter.prepare(reader.mc, block)
-                out.append(Check(f"{name}: {adapter.protocol.value} metadata", True))
-        except KeeperError as e:  # a wrong contract reverts; a missing market is a ConfigError
-            out.append(Check(f"{name}: protocol metadata", False, str(e)))
-        finally:
-            reader.mc.close()
-    finally:
-        mc.close()
-    return out
-
-
-def check_config(cfg: Config) -> list[Check]:
-    checks = [Check("config: schema and cross-field checks", True)]
-    for name, ccfg in chains_or_fail(cfg).items():
-        checks.extend(check_chain(name, ccfg))
-    return checks

@@ -31,7 +31,7 @@ def test_dead_primary_rpc_fails_over(tmp_path, anvil, devnet):
     dead = f"http://127.0.0.1:{free_port()}"
     proc = run(tmp_path, chain_config(devnet, [dead, anvil.url], 31337), "status", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert len(json.loads(proc.stdout)["chains"][0]["positions"]) == 10
+    assert len(json.loads(proc.stdout)["chains"][0]["positions"]) == len(devnet["positions"])
 
 
 def test_every_rpc_dead_is_a_temporary_error(tmp_path, devnet):
