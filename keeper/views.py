@@ -18,7 +18,8 @@ def _short(addr: str) -> str:
 
 def market_label(p: Position) -> str:
     if p.protocol is Protocol.AAVE_V3:
-        return "pool"
+        emode = p.extra.get("emode") if p.extra else None
+        return f"pool e-mode {emode}" if emode else "pool"
     if p.protocol is Protocol.MORPHO_BLUE:
         coll = next((l.asset.symbol for l in p.legs if l.side.value == "collateral"), "?")
         debt = next((l.asset.symbol for l in p.legs if l.side.value == "debt"), "?")
@@ -48,6 +49,8 @@ def position_row(p: Position) -> dict:
         "distance_pct": round(pt.move * 100, 4) if pt else None,
         "price_ok": p.price_ok,
         "price_issue": p.price_issue,
+        # Aave: health checked against the pool's getUserAccountData in the same read (None elsewhere)
+        "health_verified": health_verified(p),
         "protocol_address": p.protocol_address,
         "legs": [{"asset": l.asset.symbol, "address": l.asset.address, "decimals": l.asset.decimals, "side": l.side.value,
                   "amount": l.amount, "amount_raw": str(l.amount_raw), "price_usd": l.price_usd,
@@ -59,6 +62,15 @@ def position_row(p: Position) -> dict:
             "liquidation_fee_usd": p.perp.liquidation_fee_usd, "max_leverage": p.perp.max_leverage,
             "liquidation_state": p.perp.liquidation_state},
     }
+
+
+def health_verified(p: Position) -> bool | None:
+    """True when the protocol's own health view confirmed the computed health in the same read;
+    None where the read does not cross-check (Morpho and perps: their health is computed from the
+    same state the protocol's liquidation uses)."""
+    if p.protocol is not Protocol.AAVE_V3 or not p.extra or "verified" not in p.extra:
+        return None
+    return bool(p.extra["verified"]) and p.price_ok
 
 
 def position_from_row(row: dict) -> Position:
@@ -99,7 +111,10 @@ def positions_table(positions: Sequence[Position], title: str = "positions", lab
         health = "∞" if math.isinf(p.health) else f"{p.health:.4f}"
         style = "bold red" if p.liquidatable else ("yellow" if p.health < 1.1 else None)
         if not p.price_ok:
-            health, style = f"{health} (price unusable)", "magenta"
+            unverified = (p.price_issue or "").startswith("health unverified")
+            health, style = f"{health} ({'health unverified' if unverified else 'price unusable'})", "magenta"
+        elif health_verified(p):
+            health = f"{health} ✓"  # equal to the pool's getUserAccountData in the same read
         who = labels.get(p.account.lower())
         table.add_row(p.chain, p.protocol.value, f"{who} {_short(p.account)}" if who else _short(p.account),
                       market_label(p), _money(p.collateral_usd), _money(p.debt_usd), health,

@@ -80,7 +80,7 @@ def check_chain(name: str, ccfg: ChainConfig, key: KeeperConfig | None = None) -
     if not all(c.ok for c in out):
         return out
     block = client.block_number()
-    reader = build_reader(name, ccfg, client=client)
+    reader = build_reader(name, ccfg, client=client, verify_all=True)
     try:
         out += _feeds(name, ccfg, reader.mc, block)
         for adapter in reader.adapters:

@@ -40,7 +40,7 @@ def read_status(cfg: Config, chain: str | None = None) -> list[Snapshot]:
     for name, ccfg in chains_or_fail(cfg, chain).items():
         client = build_client(name, ccfg)
         client.connect()
-        reader = build_reader(name, ccfg, client=client)
+        reader = build_reader(name, ccfg, client=client, verify_all=True)
         try:
             snaps.append(reader.read())
         finally:

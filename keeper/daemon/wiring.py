@@ -22,15 +22,19 @@ def build_client(name: str, cfg: ChainConfig) -> ChainClient:
                        max_lag_blocks=cfg.max_lag_blocks, max_head_age=cfg.max_head_age)
 
 
-def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = None) -> list[Adapter]:
+def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = None,
+                   verify: Sequence[str] | None = None) -> list[Adapter]:
+    """``verify``: accounts whose Aave health is cross-checked with ``getUserAccountData`` in every
+    read (default: the accounts the keeper may act for; e-mode accounts always are)."""
     want = set(only or PROTOCOL_NAMES)
     adapters: list[Adapter] = []
     if cfg.aave_v3 and "aave_v3" in want:
         a = cfg.aave_v3
         # Accounts the keeper may act for: their health is cross-checked with the pool's in every read.
-        acting = [acct.address for acct in cfg.accounts if acct.kind in ("vault", "owner")]
+        if verify is None:
+            verify = [acct.address for acct in cfg.accounts if acct.kind in ("vault", "owner")]
         adapters.append(AaveV3Adapter(name, a.pool, a.data_provider, a.oracle, price_decimals=a.price_decimals,
-                                      health=a.health, verify=acting))
+                                      health=a.health, verify=verify))
     if cfg.morpho_blue and "morpho_blue" in want:
         adapters.append(MorphoBlueAdapter(name, cfg.morpho_blue.morpho, cfg.morpho_blue.markets))
     if cfg.perp and "perp" in want:
@@ -40,7 +44,10 @@ def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = Non
 
 
 def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[str] | None = None,
-                 protocols: Sequence[str] | None = None, client: ChainClient | None = None) -> ChainReader:
+                 protocols: Sequence[str] | None = None, client: ChainClient | None = None,
+                 verify_all: bool = False) -> ChainReader:
+    """``verify_all``: cross-check every account's Aave health with the pool's (operator commands
+    such as ``status``, where one more call per account costs nothing that matters)."""
     client = client or build_client(name, cfg)
     mc = Multicall(client, cfg.multicall, chunk_size=cfg.chunk_size, in_flight=cfg.in_flight)
     feeds = [FeedSpec(fname, f.address, f.heartbeat, second_source=f.second_source, max_deviation=f.max_deviation)
@@ -50,4 +57,5 @@ def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[str] | None 
     asset_feeds = {f.asset: f.address for f in cfg.feeds.values() if f.asset}
     watched = list(accounts) if accounts is not None else [a.address for a in cfg.accounts]
     only = {a.address: a.protocols for a in cfg.accounts if a.protocols is not None}
-    return ChainReader(name, client, mc, build_adapters(name, cfg, protocols), watched, oracle, asset_feeds, only)
+    adapters = build_adapters(name, cfg, protocols, verify=watched if verify_all else None)
+    return ChainReader(name, client, mc, adapters, watched, oracle, asset_feeds, only)

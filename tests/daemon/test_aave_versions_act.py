@@ -120,3 +120,21 @@ def test_an_unknown_revision_is_refused_without_acting(tmp_path, aave_net):
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "revision 99" in proc.stderr and 'aave_v3.health = "pool"' in proc.stderr, proc.stderr
     assert w3.eth.get_transaction_count(keeper) == nonce
+
+
+def test_status_shows_every_aave_position_verified(tmp_path, aave_net):
+    (tmp_path / "dep.json").write_text(json.dumps({**aave_net.dep, "rpc_url": aave_net.url}))
+    (tmp_path / "config.toml").write_text('[chains.devnet]\ndeployment = "dep.json"\n')
+    proc = subprocess.run([sys.executable, "-m", "keeper", "status", "--json"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["chains"][0]["positions"]
+    aave = {r["account"].lower(): r for r in rows if r["protocol"] == "aave_v3"}
+    want = {p["account"].lower() for p in aave_net.dep["positions"] if p["protocol"] == "aave_v3"}
+    assert set(aave) == want and all(r["health_verified"] is True for r in aave.values()), aave
+    assert all(r["health_verified"] is None for r in rows if r["protocol"] != "aave_v3")
+    dave = next(p["account"] for p in aave_net.dep["positions"] if p["id"] == "dave-aave-emode")
+    assert aave[dave.lower()]["market_label"] == "pool e-mode 1"
+    table = subprocess.run([sys.executable, "-m", "keeper", "status"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=180)
+    assert table.returncode == 0 and table.stdout.count("✓") == len(want), table.stdout
