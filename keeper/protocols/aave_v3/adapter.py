@@ -364,8 +364,10 @@ class AaveV3Adapter(Adapter):
                                                                       g.counts, g.checked):
                 start, k = k, k + count
                 emode, now = vals[start], vals[start + 1]
-                if (now != layout or emode is None or None in vals[start + 2:k - checked]
-                        or (emode != old_emode and layout != UNKNOWN and self._must_check(acct, now, emode) != checked)):
+                # Re-read when the bitmap changed, a call failed, or a new e-mode changes whether the
+                # account must be cross-checked (entering an e-mode: its calls need getUserAccountData).
+                recheck = emode != old_emode and layout != UNKNOWN and self._must_check(acct, now, emode) != checked
+                if now != layout or emode is None or None in vals[start + 2:k - checked] or recheck:
                     todo.accounts.append(acct)
                     low = acct.lower()
                     if now is not None and now != layout:

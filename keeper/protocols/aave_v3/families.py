@@ -45,8 +45,10 @@ V36 = Family("3.6+", stable_debt=False, emode_bitmaps=True, floor_ceil=True, zer
 
 REVISIONS: dict[int, Family] = {1: V30, 2: V30, 3: V30, 4: V30, 5: V32, 6: V32, 7: V32, 8: V32, 9: V35,
                                 10: V36, 11: V36}
-# The newest family: used for amounts (not health) when health comes from the pool for a revision
-# the keeper does not know. Approximate by construction: the pool's own figure decides.
+# For a revision the keeper does not know, read with health = "pool": health, total collateral and
+# debt come from getUserAccountData; the legs (amounts, e-mode thresholds) from the newest family
+# whose getters the pool answers (LATEST, else V30; see metadata.choose_family). Those legs may be
+# off by a wei of rounding: approximate by construction, and only the planner's what-ifs use them.
 LATEST = V36
 
 

@@ -127,8 +127,10 @@ def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) 
             Asset(symbols.get(addr.lower(), addr), addr, cfg.decimals), cfg.liquidation_threshold, cfg.ltv,
             cfg.liquidation_bonus, 0 if family.emode_bitmaps else cfg.emode_category, word(d.data, 7),
             address_word(d.data, 8), stable_tokens[len(reserves)], address_word(d.data, 10), word(d.data, 0), stable))
-    emode, emode_raw = (_emode_bitmaps(mc, pool, block) if family.emode_bitmaps
-                        else _emode_legacy(mc, pool, block, sorted({c.emode_category for c in cfgs if c.emode_category})))
+    if family.emode_bitmaps:
+        emode, emode_raw = _emode_bitmaps(mc, pool, block)
+    else:
+        emode, emode_raw = _emode_legacy(mc, pool, block, sorted({c.emode_category for c in cfgs if c.emode_category}))
     return Metadata(revision, family, reserves, emode, listed.data, emode_raw)
 
 
@@ -137,7 +139,8 @@ def _emode_legacy(mc: Multicall, pool: str, block: int, categories: list[int]
     res = mc.call([Call(pool, SEL_EMODE_DATA + enc_uint(c), allow_failure=False) for c in categories], block)
     emode, raw = {}, {}
     for c, r in zip(categories, res):
-        # EModeCategory(uint16 ltv, uint16 liquidationThreshold, uint16 liquidationBonus, address priceSource, string label)
+        # EModeCategory(uint16 ltv, uint16 liquidationThreshold, uint16 liquidationBonus, address priceSource,
+        #               string label)
         emode[c] = EModeCategory(word(r.data, 2), address_word(r.data, 4))
         raw[c] = (r.data,)
     return emode, raw
