@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 
+from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     d_up.add_argument("--block-time", type=_positive_float, default=None,
                       help="seconds per block once deployed (default: devnet.block_time, else a block per tx)")
     d_up.add_argument("--fork-url", default=None, help="fork this chain instead of an empty one (devnet.fork_url)")
+    d_up.add_argument("--aave", choices=AAVE_VERSIONS, default=DEFAULT_AAVE_VERSION,
+                      help="Aave v3 version: 3.7 (aave-v3-origin, pool revision 11; default) or 3.0 "
+                           "(@aave/core-v3 v3.0.2, revision 1)")
     d_up.add_argument("--json", action="store_true", help="print the deployment as JSON")
     dsub.add_parser("down", help="stop a detached devnet")
     d_price = dsub.add_parser("price", help="set a price feed (moves Aave, Morpho and the perps at once)")
@@ -69,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--json", action="store_true", help="one JSON document per block")
     w.add_argument("--record", action="store_true", help="also write each block's snapshot to the store (store.url)")
 
-    sub.add_parser("check-config", help="validate the config, then check chain ids, contracts and feeds on chain")
+    sub.add_parser("check-config", help="validate the config, then check on chain that the keeper can read every "
+                                           "position and that every vault answers health() for it")
 
     pl = sub.add_parser("plan", help="what the keeper would do now and why (dry run: nothing is sent)")
     pl.add_argument("--chain", default=None)
@@ -143,7 +148,7 @@ def _cmd_devnet(args, cfg) -> int:
         return 0
     node, dep = commands.up(port=args.port or cfg.devnet.port, block_time=args.block_time or cfg.devnet.block_time,
                             fork_url=args.fork_url or cfg.devnet.fork_url, detach=args.detach, out_dir=state,
-                            log=lambda m: print(f"  {m}", file=sys.stderr))
+                            aave=args.aave, log=lambda m: print(f"  {m}", file=sys.stderr))
     if args.json:
         print(json.dumps(dep, indent=2))
     else:
@@ -151,8 +156,10 @@ def _cmd_devnet(args, cfg) -> int:
         from keeper.daemon.wiring import build_reader
         from keeper.views import console, positions_table
 
-        print(f"devnet ready at {node.url} (chain id {dep['chain_id']}) in {dep['seconds_to_ready']:.1f} s")
-        reader = build_reader("devnet", chain_from_deployment(state / DEPLOYMENT_FILE))
+        aave = dep["aave_v3"]
+        print(f"devnet ready at {node.url} (chain id {dep['chain_id']}, Aave v{aave['version']} pool revision "
+              f"{aave['revision']}) in {dep['seconds_to_ready']:.1f} s")
+        reader = build_reader("devnet", chain_from_deployment(state / DEPLOYMENT_FILE), verify_all=True)
         snap = reader.read()
         reader.mc.close()
         labels = {p["account"]: p["id"].split("-")[0] for p in dep["positions"]}
@@ -234,12 +241,11 @@ def _cmd_watch(args, cfg) -> int:
 
 
 def _cmd_check_config(args, cfg) -> int:
-    from keeper.daemon.inspect import check_config
+    from keeper.daemon.check_config import check_config
 
     checks = check_config(cfg)
     for c in checks:
-        mark = "ok  " if c.ok else "FAIL"
-        print(f"{mark} {c.what}" + (f": {c.detail}" if c.detail else ""))
+        print(f"{c.mark} {c.what}" + (f": {c.detail}" if c.detail else ""))
     failed = [c for c in checks if not c.ok]
     if failed:
         print(f"keeper: error: {len(failed)} check(s) failed", file=sys.stderr)

@@ -1,18 +1,22 @@
-// Compiles our Solidity (contracts/*.sol, solc 0.8.28) into abi/<Name>.json, and the third-party
+// Compiles our Solidity (contracts/*.sol, solc 0.8.28) into abi/<Name>.json, the third-party
 // sources that npm ships as Solidity only (Morpho Blue with solc 0.8.19, Chainlink's
-// MockV3Aggregator) into build/third_party/<Name>.json, a git-ignored cache.
+// MockV3Aggregator) into build/third_party/<Name>.json, and Aave v3.7 (aave-dao/aave-v3-origin at a
+// pinned commit, see aave_origin.mjs) into build/aave-v3-origin/<Name>.json: git-ignored caches.
 //
 // solc-js is driven through its JavaScript API: its CLI breaks on piped stdin and truncates piped
 // stdout, so every result is written to a file.
 //
-// usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--force] [--only A.sol B.sol]
+// usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--aave-origin] [--force]
+//                                           [--only A.sol B.sol]
 //        node contracts/scripts/compile.mjs --hash   (print the source hash abi/ must carry)
-//        (no flag: both). Third-party output is reused while package-lock.json is unchanged.
+//        (no flag: all three). Third-party output is reused while package-lock.json is unchanged,
+//        Aave v3.7's while the sources it read and its settings are unchanged.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileAaveOrigin } from './aave_origin.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -50,9 +54,9 @@ function findImport(importPath) {
   return { error: `import not found: ${importPath}` };
 }
 
-function compile(solc, sources, settings) {
+function compile(solc, sources, settings, importFn = findImport) {
   const input = { language: 'Solidity', sources, settings };
-  const out = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport }));
+  const out = JSON.parse(solc.compile(JSON.stringify(input), { import: importFn }));
   const errors = (out.errors || []).filter((e) => e.severity === 'error');
   for (const w of (out.errors || []).filter((e) => e.severity !== 'error')) {
     if (!/SPDX|shadow|Unreachable|unused|Function state mutability/.test(w.message)) {
@@ -175,6 +179,10 @@ if (argv.includes('--hash')) {
   process.exit(0);
 }
 const args = new Set(onlyAt >= 0 ? argv.slice(0, onlyAt).concat(['--ours']) : argv);
-const all = !args.has('--ours') && !args.has('--third-party');
+const all = !args.has('--ours') && !args.has('--third-party') && !args.has('--aave-origin');
 if (all || args.has('--third-party')) compileThirdParty(args.has('--force'));
+if (all || args.has('--aave-origin')) {
+  compileAaveOrigin({ root: ROOT, nodeModules: NODE_MODULES, force: args.has('--force'), fail, compile,
+                      solc: () => loadSolc('solc') });
+}
 if (all || args.has('--ours')) compileOurs(only);

@@ -1,6 +1,7 @@
 """Contract artifacts: ours (``abi/``, committed), third-party ones compiled from npm sources
-(``build/third_party/``, a git-ignored cache) and Aave v3's hardhat artifacts from
-``node_modules/@aave/core-v3``. Nothing here talks to a chain."""
+(``build/third_party/``, a git-ignored cache), Aave v3.0's hardhat artifacts from
+``node_modules/@aave/core-v3`` and Aave v3.7 compiled from aave-v3-origin at set-up
+(``build/aave-v3-origin/``, git-ignored). Nothing here talks to a chain."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from keeper.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "abi"
 THIRD_PARTY_DIR = ROOT / "build" / "third_party"
+AAVE_ORIGIN_DIR = ROOT / "build" / "aave-v3-origin"
 # Overridable for installs that keep node_modules elsewhere (and for tests of a missing install).
 NODE_MODULES = Path(os.environ.get("KEEPER_NODE_MODULES") or ROOT / "node_modules")
 AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
@@ -34,8 +36,8 @@ class Artifact:
     def linked_bytecode(self, libraries: dict[str, str]) -> str:
         """Bytecode with every library placeholder replaced by its address.
 
-        Hardhat's ``linkReferences`` give byte offsets into the code, so they are doubled to index
-        the hex string (after its ``0x``)."""
+        Hardhat's ``linkReferences`` (and solc's standard-JSON ones, which hardhat copies) give byte
+        offsets into the code, so they are doubled to index the hex string (after its ``0x``)."""
         code = self.bytecode[2:] if self.bytecode.startswith("0x") else self.bytecode
         chars = list(code)
         for _source, libs in self.link_references.items():
@@ -107,3 +109,33 @@ def aave(name: str) -> Artifact:
     if path is None:
         raise ConfigError(f"no Aave v3 artifact named {name} in {AAVE_ARTIFACTS}", hint=SETUP_HINT)
     return _from_json(name, _read(path, name))
+
+
+@lru_cache(maxsize=None)
+def aave_origin(name: str) -> Artifact:
+    """A contract of Aave v3.7 (aave-dao/aave-v3-origin, ``POOL_REVISION`` 11), compiled by
+    ``make setup`` into ``build/aave-v3-origin/``: PoolInstance, PoolConfiguratorInstance,
+    ATokenInstance, ..., the logic libraries and ``Errors`` (its custom errors)."""
+    if not AAVE_ORIGIN_DIR.is_dir():
+        raise ConfigError(f"Aave v3.7 (aave-v3-origin) is not built: {AAVE_ORIGIN_DIR} is missing", hint=SETUP_HINT)
+    path = AAVE_ORIGIN_DIR / f"{name}.json"
+    if not path.exists():
+        raise ConfigError(f"no Aave v3.7 artifact named {name} in {AAVE_ORIGIN_DIR}", hint=SETUP_HINT)
+    return _from_json(name, _read(path, name))
+
+
+# The v3.0 artifact names (``@aave/core-v3``) of the contracts whose v3.7 build is an "Instance".
+_AAVE_ORIGIN_NAMES = {"Pool": "PoolInstance", "PoolConfigurator": "PoolConfiguratorInstance",
+                      "AToken": "ATokenInstance", "VariableDebtToken": "VariableDebtTokenInstance",
+                      "DefaultReserveInterestRateStrategy": "DefaultReserveInterestRateStrategyV2"}
+
+
+def aave_for(version: str | None, name: str) -> Artifact:
+    """The Aave contract ``name`` (a v3.0 name: Pool, PoolConfigurator, AToken, ...) of a devnet
+    deployment's ``aave_v3.version``: "3.7" from aave-v3-origin, "3.0" (or a deployment file written
+    before versions were recorded) from ``@aave/core-v3``."""
+    if version in (None, "3.0"):
+        return aave(name)
+    if version == "3.7":
+        return aave_origin(_AAVE_ORIGIN_NAMES.get(name, name))
+    raise ConfigError(f"unknown Aave version {version!r} (known: 3.7, 3.0)")

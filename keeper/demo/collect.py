@@ -168,7 +168,7 @@ def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[Chain
             ids[("perp", acct, p["collateral_token"].lower(), p["index_token"].lower(), p["is_long"])] = p["id"]
     span = {"from_block": first, "to_block": last}
     out: list[ChainLiquidation] = []
-    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave_for(dep["aave_v3"].get("version"), "Pool").abi)
     for ev in pool.events.LiquidationCall().get_logs(**span):
         if (pid := ids.get(("aave", ev.args.user.lower()))) is not None:
             out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "LiquidationCall"))

@@ -33,6 +33,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 from web3.logs import DISCARD
 
 from keeper.chain import contracts as C
+from keeper.chain.revert import decode, revert_data
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 
 MAX = 2**256 - 1
@@ -63,12 +64,15 @@ class Liquidator:
     def __init__(self, w3: Web3, dep: dict, out: Path) -> None:
         self.w3, self.dep, self.out = w3, dep, out
         self.me = Web3.to_checksum_address(dep["roles"]["liquidator"])
-        self.pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+        version = dep["aave_v3"].get("version")  # "3.7", "3.0" (None: a file from before 3.7)
+        self.pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave_for(version, "Pool").abi)
         self.data = w3.eth.contract(address=dep["aave_v3"]["data_provider"],
-                                    abi=C.aave("AaveProtocolDataProvider").abi)
+                                    abi=C.aave_for(version, "AaveProtocolDataProvider").abi)
         self.morpho = w3.eth.contract(address=dep["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
         self.perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.ours("PerpVault").abi)
         self.erc20 = C.ours("TestERC20").abi
+        # Aave v3.7 reverts with custom errors (declared in its Errors library), v3.0 with numbers.
+        self.error_abis = [self.pool.abi, self.perp.abi] + ([C.aave_origin("Errors").abi] if version == "3.7" else [])
         self.feed_abi = C.third_party("MockV3Aggregator").abi
         self.tokens = {t["address"].lower(): (sym, t) for sym, t in dep["tokens"].items()}
         self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}
@@ -177,7 +181,10 @@ class Liquidator:
             return fn.transact({"from": self.me})
         except (ContractLogicError, ContractCustomError, ConfigError, Web3RPCError) as e:
             self.attempts += 1
-            self.emit("attempt", block=c.block, position=p["id"], ok=False, why=c.why, error=str(e)[:200])
+            error = str(e)[:200]
+            if isinstance(e, (ContractLogicError, ContractCustomError)):
+                error = f"{decode(revert_data(e), self.error_abis)}: {error}"
+            self.emit("attempt", block=c.block, position=p["id"], ok=False, why=c.why, error=error)
             return None
 
     # --- what a receipt says ------------------------------------------------------------------

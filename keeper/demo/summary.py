@@ -1,5 +1,6 @@
-"""The demo's verdict: protected positions (alice's vault, and bob's) against their unprotected
-twins (carol): liquidations, collateral committed, actions, gas. Pure: no chain, no files."""
+"""The demo's verdict: protected positions (alice's vault, and bob's and dave's) against alice's
+unprotected twins (carol): liquidations, collateral committed, actions, gas. Watched-only positions
+(erin) are on no side. Pure: no chain, no files."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class Side:
 class Summary:
     protected: Side  # alice's vault
     twins: Side  # carol, no keeper
-    others: Side  # bob (owner-held, protected by his vault)
+    others: Side  # bob (owner-held, protected by his vault) and dave (his vault)
     pairs: list[tuple[str, str]]
     blocks: int
     first_block: int
@@ -112,17 +113,22 @@ def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[Keepe
             Liquidation(c.block, c.position, c.tx, 0, 0, 0.0, 0.0, {"event": c.event}) for c in unreported]
     ids = [p["id"] for p in dep["positions"]]
     holder = {p["id"]: p["holder"] for p in dep["positions"]}
+    # alice's vault against carol's twins; the other protected positions (held by a vault, or by an
+    # owner whose vault is authorised on them: bob, dave) apart; watched-only ones (erin) on no side.
     sides = {
         "alice": Side("protected (alice's vault)", [i for i in ids if i.startswith("alice-")]),
         "carol": Side("unprotected twins (carol)", [i for i in ids if holder[i] == "none"]),
-        "bob": Side("bob (owner-held, his vault)", [i for i in ids if i.startswith("bob-")]),
+        "bob": Side("others protected (bob owner-held, dave's vault)",
+                    [i for i in ids if holder[i] in ("vault", "owner") and not i.startswith("alice-")]),
     }
+    side_by_id = {pid: side for side in sides.values() for pid in side.positions}
 
-    def side_of(pid: str) -> Side:
-        return sides["carol"] if holder.get(pid) == "none" else sides["bob"] if pid.startswith("bob-") else sides["alice"]
+    def side_of(pid: str) -> Side | None:
+        return side_by_id.get(pid)
 
     for liq in liquidations:
-        s = side_of(liq.position)
+        if (s := side_of(liq.position)) is None:
+            continue
         s.liquidations += 1
         s.per_position[liq.position] += 1
         s.seized_usd += liq.seized_usd
@@ -131,7 +137,8 @@ def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[Keepe
         if liq.position not in s.liquidated:
             s.liquidated.append(liq.position)
     for a in actions:
-        s = side_of(a.position)
+        if (s := side_of(a.position)) is None:
+            continue
         s.actions[a.kind] += 1
         s.keeper_gas += a.gas_used
         if a.kind in PROTECTIVE:
@@ -140,7 +147,8 @@ def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[Keepe
             s.released_usd += a.usd
     for pid in ids:
         seen = [r.health[pid] for r in records if r.health.get(pid) is not None]
-        s = side_of(pid)
+        if (s := side_of(pid)) is None:
+            continue
         s.min_health[pid] = min(seen) if seen else None
         s.final_health[pid] = records[-1].health.get(pid) if records else None
     pairs = [(pid, t) for pid in sides["alice"].positions if (t := twin_of(pid)) in ids]
@@ -196,9 +204,9 @@ def render(s: Summary) -> str:
                      + (f"   liquidated x{c.per_position[twin]}" if twin in c.liquidated else ""))
     b = s.others
     if b.positions:
-        lines.append(f"  bob (owner-held, his vault): {len(b.liquidated)} liquidated, actions {_actions(b.actions)}, "
+        lines.append(f"  {b.label}: {len(b.liquidated)} liquidated, actions {_actions(b.actions)}, "
                      f"committed {_usd(b.committed_usd)}, lowest health "
-                     + ", ".join(f"{p.removeprefix('bob-')} {_h(b.min_health.get(p))}" for p in b.positions))
+                     + ", ".join(f"{p} {_h(b.min_health.get(p))}" for p in b.positions))
     lines += ["", f"{s.blocks} blocks read ({s.first_block}..{s.last_block})"]
     for p in s.problems[:5]:
         lines.append(f"  daemon reported: {p[:160]}")

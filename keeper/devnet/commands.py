@@ -11,6 +11,7 @@ from pathlib import Path
 from web3 import Web3
 
 from keeper.chain import contracts as C
+from keeper.devnet import DEFAULT_AAVE_VERSION
 from keeper.devnet.anvil import Anvil, rpc_call, stop_pid
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployment import (DEFAULT_DIR, DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment,
@@ -19,11 +20,13 @@ from keeper.devnet.deployer import Deployer
 from keeper.errors import ConfigError, TemporaryError
 
 
-def check_toolchain() -> None:
+def check_toolchain(aave: str = DEFAULT_AAVE_VERSION) -> None:
     """Fail early, with the fix, when the npm install or the contract build is missing."""
-    for load, name in ((C.third_party, "Morpho"), (C.third_party, "MockV3Aggregator"), (C.aave, "Pool"),
+    for load, name in ((C.third_party, "Morpho"), (C.third_party, "MockV3Aggregator"),
                        (C.ours, "KeeperVault"), (C.ours, "PerpVault")):
         load(name)
+    for name in ("Pool", "PoolConfigurator", "AToken", "VariableDebtToken"):
+        C.aave_for(aave, name)
 
 
 def _web3(url: str) -> Web3:
@@ -31,7 +34,8 @@ def _web3(url: str) -> Web3:
 
 
 def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
-       out_dir: Path | None = None, log=print) -> tuple[Anvil, dict]:
+       out_dir: Path | None = None, aave: str = DEFAULT_AAVE_VERSION, log=print) -> tuple[Anvil, dict]:
+    """Start anvil and deploy the devnet with Aave v``aave`` ("3.7" or "3.0")."""
     out = out_dir or DEFAULT_DIR
     state_path = out / STATE_FILE
     if state_path.exists():
@@ -40,7 +44,7 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
             raise ConfigError(f"a devnet is already running (pid {state['pid']}, {state.get('url')})",
                               hint="stop it first with 'keeper devnet down'")
         state_path.unlink()
-    check_toolchain()
+    check_toolchain(aave)
     started = time.monotonic()
     log_path = out / "anvil.log" if detach else None
     if log_path:
@@ -49,7 +53,7 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
     node.start()
     try:
         w3 = _web3(node.url)
-        deployment = deploy_devnet(w3, log=log)
+        deployment = deploy_devnet(w3, log=log, aave=aave)
         if block_time:
             # Deploy with automine (fast), then switch to fixed block times.
             w3.provider.make_request("evm_setIntervalMining", [block_time])

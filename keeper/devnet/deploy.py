@@ -1,4 +1,5 @@
-"""Bring a devnet to life: tokens, Chainlink feeds, Multicall3, the real Aave v3 and Morpho Blue,
+"""Bring a devnet to life: tokens, Chainlink feeds, Multicall3, the real Aave v3 (v3.7 from
+aave-v3-origin by default, or v3.0.2 from npm) and Morpho Blue,
 our PerpVault, liquidity, KeeperVaults and seeded positions. Returns the deployment (a dict that
 ``keeper.devnet.deployment`` writes as JSON for later stages to read).
 
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from web3 import Web3
 
 from keeper.chain import contracts as C
-from keeper.devnet.aave import ReserveSpec, deploy_aave
+from keeper.devnet import DEFAULT_AAVE_VERSION
+from keeper.devnet.aave import EModeSpec, ReserveSpec, deploy_aave
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
 from keeper.devnet.perp import deploy_perp
@@ -34,14 +36,16 @@ AAVE_RESERVES = {
     "WBTC": (7000, 7500, 10650, False),
     "USDC": (7700, 8000, 10450, True),
 }
+# E-mode category 1 on both versions: WETH is collateral and borrowable in it.
+AAVE_EMODES = (EModeSpec(1, "ETH correlated", 9000, 9300, 10100, ("WETH",)),)
 MORPHO_LLTV = 860_000_000_000_000_000  # 0.86
 
 
 def roles_from_accounts(accounts: list[str]) -> Roles:
-    if len(accounts) < 7:
-        raise ValueError("the devnet needs at least 7 unlocked accounts")
+    if len(accounts) < 9:
+        raise ValueError("the devnet needs at least 9 unlocked accounts")
     return Roles(admin=accounts[0], keeper=accounts[1], lp=accounts[2], alice=accounts[3], bob=accounts[4],
-                 liquidator=accounts[5], carol=accounts[6])
+                 liquidator=accounts[5], carol=accounts[6], dave=accounts[7], erin=accounts[8])
 
 
 def _install_multicall(w3: Web3, d: Deployer) -> str:
@@ -57,7 +61,9 @@ def _install_multicall(w3: Web3, d: Deployer) -> str:
     return MULTICALL3
 
 
-def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = lambda _m: None) -> dict:
+def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = lambda _m: None,
+                  aave: str = DEFAULT_AAVE_VERSION) -> dict:
+    """``aave``: the Aave v3 version to deploy, "3.7" (aave-v3-origin) or "3.0" (``@aave/core-v3``)."""
     started = time.monotonic()
     chain_id = w3.eth.chain_id
     roles = roles_from_accounts(list(w3.eth.accounts))
@@ -78,8 +84,8 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
 
     reserves = [ReserveSpec(sym, tokens[sym]["address"], tokens[sym]["decimals"], tokens[sym]["feed"], *AAVE_RESERVES[sym])
                 for sym in ("WETH", "WBTC", "USDC")]
-    aave = deploy_aave(d, reserves, admin=roles.admin, treasury=roles.admin)
-    log(f"Aave v3 deployed ({time.monotonic() - started:.1f} s)")
+    aave_v3 = deploy_aave(d, reserves, admin=roles.admin, treasury=roles.admin, version=aave, emodes=AAVE_EMODES)
+    log(f"Aave v{aave} deployed, pool revision {aave_v3['revision']} ({time.monotonic() - started:.1f} s)")
 
     morpho = deploy_morpho(d, [MorphoMarketSpec(
         "WETH/USDC", tokens["USDC"]["address"], 6, tokens["USDC"]["feed"],
@@ -97,7 +103,7 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
         "tokens": tokens,
         "feeds": feeds,
         "multicall3": multicall,
-        "aave_v3": aave,
+        "aave_v3": aave_v3,
         "morpho_blue": morpho,
         "perp": perp,
         "keeper_vaults": {},

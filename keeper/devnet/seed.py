@@ -7,7 +7,13 @@
 - carol: unprotected twins of alice's four positions (Aave, Morpho, the ETH long, the BTC short),
   held by her own address with no vault (the demo's control). Seeded after the vaults, so no
   contract address depends on them.
-All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly 20-30% makes them liquidatable.
+- dave: an Aave position in e-mode category 1 ("ETH correlated", LT 93%) held by his KeeperVault:
+  10 WETH + 0.2 WBTC collateral, 8.5 WETH debt; health about 1.36 in e-mode, 1.24 without it.
+- erin: watched only (no vault): one Aave account with three collateral assets (5 WETH, 0.3 WBTC,
+  5,000 USDC) and two debts (8,000 USDC, 2 WETH).
+dave and erin come last (after an LP's WETH supply that their WETH borrows draw on), so nothing
+seeded before them moved. All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly
+20-30% makes alice's, bob's and carol's positions liquidatable.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from web3 import Web3
 
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
+
+ETH_EMODE = 1  # the devnet's e-mode category "ETH correlated" (keeper.devnet.deploy.AAVE_EMODES)
 
 MAX = 2**256 - 1
 E18 = 10**18
@@ -35,6 +43,8 @@ class Roles:
     bob: str
     liquidator: str
     carol: str
+    dave: str
+    erin: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -50,7 +60,7 @@ class _Seeder:
         self.w3, self.d, self.dep, self.roles = w3, d, dep, roles
         self.erc20 = C.ours("TestERC20")
         self.vault_art = C.ours("KeeperVault")
-        self.pool = d.at(dep["aave_v3"]["pool"], C.aave("Pool"))
+        self.pool = d.at(dep["aave_v3"]["pool"], C.aave_for(dep["aave_v3"].get("version"), "Pool"))
         self.morpho = d.at(dep["morpho_blue"]["morpho"], C.third_party("Morpho"))
         self.perp = d.at(dep["perp"]["vault"], C.ours("PerpVault"))
         self.market = dep["morpho_blue"]["markets"]["WETH/USDC"]
@@ -160,13 +170,52 @@ class _Seeder:
         self.d.send(self.perp.functions.increasePosition(owner, usdc.address, wbtc.address, 9_000 * USD30, False),
                     sender=owner)
 
+    def weth_liquidity(self) -> None:
+        """WETH for dave's and erin's WETH borrows to draw on (keeps WETH's utilisation, hence the
+        interest alice's, bob's and carol's WETH collateral earns, near zero)."""
+        lp = self.roles.lp
+        weth = self.token("WETH")
+        self.mint("WETH", lp, 300 * E18)
+        self.d.send(weth.functions.approve(self.pool.address, MAX), sender=lp)
+        self.d.send(self.pool.functions.supply(weth.address, 300 * E18, lp, 0), sender=lp)
+
+    def dave(self) -> dict:
+        owner = self.roles.dave
+        v = self.vault(owner)
+        weth, wbtc, usdc = self.token("WETH"), self.token("WBTC"), self.token("USDC")
+        # Position collateral plus a reserve (3 WETH, 5,000 USDC) the keeper may use.
+        self.mint("WETH", v.address, 10 * E18 + 3 * E18)
+        self.mint("WBTC", v.address, 2 * 10**7)
+        self.mint("USDC", v.address, 5_000 * 10**6)
+        for t in (weth, wbtc, usdc):
+            self.exec(v, owner, t, "approve", [self.pool.address, MAX])
+        self.exec(v, owner, self.pool, "supply", [weth.address, 10 * E18, v.address, 0])
+        self.exec(v, owner, self.pool, "supply", [wbtc.address, 2 * 10**7, v.address, 0])
+        self.exec(v, owner, self.pool, "setUserEMode", [ETH_EMODE])
+        self.exec(v, owner, self.pool, "borrow", [weth.address, 85 * E18 // 10, 2, 0, v.address])
+        return {"address": v.address, "owner": owner}
+
+    def erin(self) -> None:
+        owner = self.roles.erin
+        weth, usdc = self.token("WETH"), self.token("USDC")
+        for sym, amount in (("WETH", 5 * E18), ("WBTC", 3 * 10**7), ("USDC", 5_000 * 10**6)):
+            self.mint(sym, owner, amount)
+            token = self.token(sym)
+            self.d.send(token.functions.approve(self.pool.address, MAX), sender=owner)
+            self.d.send(self.pool.functions.supply(token.address, amount, owner, 0), sender=owner)
+        self.d.send(self.pool.functions.borrow(usdc.address, 8_000 * 10**6, 2, 0, owner), sender=owner)
+        self.d.send(self.pool.functions.borrow(weth.address, 2 * E18, 2, 0, owner), sender=owner)
+
 
 def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
     s = _Seeder(w3, d, dep, roles)
     s.liquidity()
     alice, bob = s.alice(), s.bob()
     s.carol()
-    dep["keeper_vaults"] = {"alice": alice, "bob": bob}
+    s.weth_liquidity()
+    dave = s.dave()
+    s.erin()
+    dep["keeper_vaults"] = {"alice": alice, "bob": bob, "dave": dave}
     mid = dep["morpho_blue"]["markets"]["WETH/USDC"]["id"]
     pool, morpho, perp = dep["aave_v3"]["pool"], dep["morpho_blue"]["morpho"], dep["perp"]["vault"]
     pm = dep["perp"]["markets"]
@@ -201,4 +250,11 @@ def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
         {"id": "carol-perp-btc-short-unprotected", "protocol": "perp", "address": perp, "account": roles.carol,
          "holder": "none", "vault": None, "owner": roles.carol, **pm["BTC-short"],
          "note": "twin of alice-perp-btc-short without a keeper"},
+        {"id": "dave-aave-emode", "protocol": "aave_v3", "address": pool, "account": dave["address"],
+         "holder": "vault", "vault": dave["address"], "owner": dave["owner"], "emode": ETH_EMODE,
+         "note": "e-mode 1 (ETH correlated): 10 WETH + 0.2 WBTC collateral, 8.5 WETH debt"},
+        # "watch": followed and reported, never acted on (no vault), and not one of carol's twins.
+        {"id": "erin-aave-multi", "protocol": "aave_v3", "address": pool, "account": roles.erin,
+         "holder": "watch", "vault": None, "owner": roles.erin,
+         "note": "5 WETH + 0.3 WBTC + 5,000 USDC collateral, 8,000 USDC + 2 WETH debt"},
     ]

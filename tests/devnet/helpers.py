@@ -31,6 +31,34 @@ def position(dep: dict, pid: str) -> dict:
     return next(p for p in dep["positions"] if p["id"] == pid)
 
 
+def aave(dep: dict, name: str):
+    """The Aave artifact ``name`` (a v3.0 name: Pool, PoolConfigurator, ...) of the deployment's version."""
+    return C.aave_for(dep["aave_v3"].get("version"), name)
+
+
+def aave_pool(w3: Web3, dep: dict):
+    return w3.eth.contract(address=dep["aave_v3"]["pool"], abi=aave(dep, "Pool").abi)
+
+
+# Aave's errors by version: v3.0 reverts with numeric strings (decoded to these names), v3.7 with
+# custom errors from its Errors library.
+AAVE_ERROR_NAMES = {
+    "HEALTH_FACTOR_NOT_BELOW_THRESHOLD": {"3.0": "HEALTH_FACTOR_NOT_BELOW_THRESHOLD",
+                                          "3.7": "HealthFactorNotBelowThreshold"},
+}
+
+
+def aave_error(dep: dict, name: str) -> str:
+    return AAVE_ERROR_NAMES[name][dep["aave_v3"].get("version") or "3.0"]
+
+
+def aave_revert_name(exc: Reverted, dep: dict) -> str:
+    abis = [aave(dep, "Pool").abi]
+    if dep["aave_v3"].get("version") == "3.7":
+        abis.append(C.aave_origin("Errors").abi)
+    return revert_name(exc, *abis)
+
+
 def revert_name(exc: Reverted, *abis) -> str:
     """The decoded error name of a ``Reverted`` raised by ``Deployer.send``."""
     known = list(abis) or [C.ours("KeeperVault").abi, C.ours("PerpVault").abi]

@@ -1,6 +1,7 @@
-"""On the devnet, with the real Aave v3 and the real Morpho Blue: a seeded position becomes
-liquidatable after a price drop and a third party's liquidation succeeds; the same drop after a
-KeeperVault top-up leaves it healthy and the liquidation reverts."""
+"""On the devnet, with the real Aave v3 (v3.0 and v3.7: the ``aave_net`` tests run on both) and the
+real Morpho Blue: a seeded position becomes liquidatable after a price drop and a third party's
+liquidation succeeds; the same drop after a KeeperVault top-up leaves it healthy and the
+liquidation reverts."""
 
 import pytest
 from web3 import Web3
@@ -8,7 +9,8 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.errors import Reverted
-from tests.devnet.helpers import AAVE, E18, MORPHO, asset_key, position, revert_name, set_price, token
+from tests.devnet.helpers import (AAVE, E18, MORPHO, aave, aave_error, aave_pool, aave_revert_name, asset_key, position,
+                                  revert_name, set_price, token)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -21,8 +23,7 @@ def d(w3, devnet) -> Deployer:
 
 
 def aave_hf(w3, devnet, account) -> int:
-    pool = w3.eth.contract(address=devnet["aave_v3"]["pool"], abi=C.aave("Pool").abi)
-    return pool.functions.getUserAccountData(account).call()[5]
+    return aave_pool(w3, devnet).functions.getUserAccountData(account).call()[5]
 
 
 def fund_liquidator(w3, devnet, d, spender) -> str:
@@ -34,7 +35,7 @@ def fund_liquidator(w3, devnet, d, spender) -> str:
 
 
 def aave_liquidate(w3, devnet, d, user) -> dict:
-    pool = w3.eth.contract(address=devnet["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+    pool = aave_pool(w3, devnet)
     liq = fund_liquidator(w3, devnet, d, pool.address)
     weth, usdc = token(w3, devnet, "WETH"), token(w3, devnet, "USDC")
     return d.send(pool.functions.liquidationCall(weth.address, usdc.address, user, 2_000 * 10**6, False), sender=liq)
@@ -45,7 +46,9 @@ def vault_of(w3, devnet, name):
 
 
 @pytest.mark.parametrize("pid", ["alice-aave", "bob-aave"])
-def test_aave_price_drop_makes_position_liquidatable(w3, devnet, d, pid):
+def test_aave_price_drop_makes_position_liquidatable(aave_net, pid):
+    w3, devnet = aave_net.w3, aave_net.dep
+    d = Deployer(w3, devnet["roles"]["admin"])
     pos = position(devnet, pid)
     assert aave_hf(w3, devnet, pos["account"]) > E18
     set_price(w3, devnet, "ETH", 1_400)
@@ -58,7 +61,9 @@ def test_aave_price_drop_makes_position_liquidatable(w3, devnet, d, pid):
 
 
 @pytest.mark.parametrize("pid,vault_name,amount", [("alice-aave", "alice", 5 * E18), ("bob-aave", "bob", 3 * E18)])
-def test_aave_keeper_top_up_prevents_liquidation(w3, devnet, d, pid, vault_name, amount):
+def test_aave_keeper_top_up_prevents_liquidation(aave_net, pid, vault_name, amount):
+    w3, devnet = aave_net.w3, aave_net.dep
+    d = Deployer(w3, devnet["roles"]["admin"])
     pos = position(devnet, pid)
     vault = vault_of(w3, devnet, vault_name)
     weth = token(w3, devnet, "WETH")
@@ -71,7 +76,7 @@ def test_aave_keeper_top_up_prevents_liquidation(w3, devnet, d, pid, vault_name,
     assert aave_hf(w3, devnet, pos["account"]) >= E18
     with pytest.raises(Reverted) as exc:
         aave_liquidate(w3, devnet, d, pos["account"])
-    assert revert_name(exc.value) == "HEALTH_FACTOR_NOT_BELOW_THRESHOLD"
+    assert aave_revert_name(exc.value, devnet) == aave_error(devnet, "HEALTH_FACTOR_NOT_BELOW_THRESHOLD")
 
 
 def morpho_params(devnet):
@@ -111,10 +116,11 @@ def test_morpho_keeper_top_up_prevents_liquidation(w3, devnet, d, pid, vault_nam
     assert vault.functions.health(ref).call() >= E18
 
 
-def test_one_feed_moves_aave_morpho_and_perps(w3, devnet):
+def test_one_feed_moves_aave_morpho_and_perps(aave_net):
     """`keeper devnet price ETH ...` moves one feed; all three protocols read it."""
+    w3, devnet = aave_net.w3, aave_net.dep
     weth = devnet["tokens"]["WETH"]["address"]
-    oracle = w3.eth.contract(address=devnet["aave_v3"]["oracle"], abi=C.aave("AaveOracle").abi)
+    oracle = w3.eth.contract(address=devnet["aave_v3"]["oracle"], abi=aave(devnet, "AaveOracle").abi)
     m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
     morpho_oracle = w3.eth.contract(address=m["oracle"], abi=C.ours("MorphoChainlinkOracle").abi)
     perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
