@@ -1,52 +1,77 @@
-"""Benchmark: reading 10,000 real Aave v3 and 10,000 real Morpho Blue borrowers at one block.
+"""Benchmark: reading 10,000 and 30,000 real Aave v3 borrowers (v3.7 and v3.0) at one block.
 
-Set-up: a fresh anvil (block gas limit raised to 2e9, which also caps one eth_call), the devnet
-(real Aave v3 and Morpho Blue), extra USDC liquidity in both, then
+Set-up, once per Aave version: a fresh anvil (block gas limit raised to 2e9, which also caps one
+eth_call), the devnet with that Aave (``deploy_devnet(aave="3.7")``: aave-v3-origin, pool revision
+11; ``aave="3.0"``: @aave/core-v3 v3.0.2, revision 1) and Morpho Blue, extra USDC liquidity, then
 ``contracts/bench/BorrowerFactory.sol`` creates the borrowers 1,000 per transaction: each is a
 minimal clone that supplies collateral and borrows *as its own user* (Aave: WETH, every third one
 also WBTC, borrowing USDC; Morpho: the WETH/USDC market), with sizes of 1-5 units and borrow
-fractions drawn per user, so health factors differ (about 1.0 to 3.4).
+fractions drawn per user, so health factors differ (about 1.0 to 3.4). With several sizes
+(``--aave 10000,30000``) the largest is created and the reads take the first N borrowers of it.
 
-Then, at one pinned block:
-  (a)  naive: one ``eth_call`` per position through web3.py contract calls (Aave
-       ``getUserAccountData``; Morpho ``position(id, user)`` plus one shared ``market(id)`` and
-       oracle ``price()``), what a simple keeper does;
-  (a') the same calls as raw JSON-RPC on a kept-alive session with hand-built calldata: the
-       cheapest one-call-per-position read, an honest lower bound for (a);
-  (ref) Aave only: the keeper's Multicall with ``getUserAccountData`` alone (no per-reserve data);
-  (b)  the keeper's read path end to end: the adapter's calldata (``plan``), the chunked Multicall3
-       RPC, decoding into ``Position`` objects and ``nearest_liquidation`` for every position;
-       ``prepare`` (reserve / market metadata) is loaded once before, as it is cached between ticks.
-(b) is split into phases; three breakdown rows take the multicall apart into Multicall3 encoding,
-the bare JSON-RPC round trips (same chunks, same requests in flight) and Multicall3 decoding.
-The three paths must agree on every position's health to the wei; the script says so.
+Then, at one pinned block, for each size:
+  (a)    naive: one ``eth_call`` per position through web3.py contract calls (Aave
+         ``getUserAccountData`` with the version's own Pool ABI; Morpho ``position(id, user)`` plus
+         one shared ``market(id)`` and oracle ``price()``), what a simple keeper does;
+  (a')   the same calls as raw JSON-RPC on a kept-alive session with hand-built calldata: the
+         cheapest one-call-per-position read;
+  (a'')  Aave: the same ``getUserAccountData`` eth_calls as JSON-RPC *batch* requests (``--batch``
+         request objects per HTTP POST, ``--in-flight`` POSTs at once, like the keeper's
+         multicalls), the health sliced out of each result: a plain batched reader;
+  (ref)  Aave: one Multicall3 of ``getUserAccountData`` alone, health sliced from each return;
+  (b)    the keeper's read path end to end, as the product runs it: the adapter's calldata
+         (``plan``), ``run_plans`` (the chunked Multicall3 RPC, each chunk bulk-decoded and turned
+         into ``Position`` objects as it arrives while the next ones are in flight) and
+         ``nearest_liquidation`` for every position; ``prepare`` (reserve / market metadata) is
+         loaded once before, as it is cached between ticks. Its first tick (layouts not yet known:
+         a bitmap-only round, then the balances) is its own row (b0);
+  (floor) the keeper's own multicalls sent bare: the same pre-encoded chunks, the same requests in
+         flight, nothing decoded (the JSON-RPC round trips the keeper cannot avoid).
+Two rows take the rest of the multicall apart: aggregate3 encoding (paid on the first tick only:
+chunks are encoded once and reused) and decoding the bare returns. Keeper and floor runs are
+interleaved so that both see the same load.
 
-    .venv/bin/python bench/read_scale.py [--aave N] [--morpho N] [--chunk 500] [--in-flight 2]
-                                         [--repeat 3] [--naive-repeat 1]
+Every path's health must equal the keeper's to the wei (Aave: every ``getUserAccountData`` read,
+(a), (a'), (a'') and (ref); Morpho: (a) and (a')); the script counts the accounts that agree.
 
-``--chunk`` is the keeper's ``Multicall(chunk_size=...)``, counted in calls (Morpho). The Aave adapter
-encodes its own chunks of about ``--aave-chunk`` calls once and reuses them across ticks: per user
-``getUserEMode`` + ``getUserConfiguration`` + one ``scaledBalanceOf`` per reserve the user's bitmap
-marks (about 4.3 per user here), plus a few shared calls per block; health is computed with Aave's
-own integer maths and must equal ``getUserAccountData`` to the wei. Its first tick (layouts not yet
-known: a bitmap-only round, then the balances) is shown as its own row (b0).
-The naive reads run once by default (each is already 10,000 sequential calls; about a minute).
-The machine is shared: the load average is printed with the results.
+    .venv/bin/python bench/read_scale.py [--aave-version {3.7,3.0,both}] [--aave 10000[,30000]]
+        [--morpho N] [--chunk 500] [--aave-chunk 2000] [--batch 500] [--in-flight 2] [--repeat 5]
+        [--naive-repeat 1] [--skip-naive] [--profile PREFIX]
 
-Goal (issue): 10,000 Aave positions fully read (account data + per-reserve data) end to end in
-<= 1 s per block, and >= 25x faster than one call per position.
+``--chunk`` is the keeper's ``Multicall(chunk_size=...)``, counted in calls (Morpho and (ref)). The
+Aave adapter encodes its own chunks of about ``--aave-chunk`` calls once and reuses them across
+ticks: per user ``getUserEMode`` + ``getUserConfiguration`` + one ``scaledBalanceOf`` per reserve
+the user's bitmap marks (+ stable debt on v3.0), plus the shared per-block calls that open every
+chunk and one ``getUserAccountData`` check per chunk; health is computed with the version's own
+integer maths and must equal ``getUserAccountData`` to the wei. Morpho is measured once, on the
+first version (``--morpho 0`` skips it). The naive loops run once by default (each is N sequential
+calls: minutes at 30,000); ``--skip-naive`` leaves them out for quick runs. ``--profile PREFIX``
+writes cProfile stats of one steady-state keeper read per version at the largest size to
+``PREFIX-<version>.pstats`` and prints the top functions. The machine is shared: the load average
+is printed with the results.
+
+Goals (issue), checked and printed per version and size: the keeper path <= 1 s per block at
+30,000 positions (reported at 10,000 too); <= 1.25x the floor measured in the same run; faster
+than (a''), (ref), (a') and (a); every health equal to getUserAccountData's to the wei.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import json
 import os
+import pstats
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
+import requests
 from web3 import Web3
 
 from keeper.chain import contracts as C
@@ -56,7 +81,7 @@ from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
 from keeper.protocols.aave_v3 import SEL_ACCOUNT_DATA, AaveV3Adapter
-from keeper.protocols.base import Adapter, ReadContext, enc_address, word
+from keeper.protocols.base import Adapter, ReadContext, enc_address, run_plans, word
 from keeper.protocols.morpho_blue import (SEL_MARKET, SEL_POSITION, SEL_PRICE, MorphoBlueAdapter,
                                          health_wad, to_assets_up)
 from keeper.risk.health import nearest_liquidation
@@ -66,22 +91,59 @@ E18 = 10**18
 USDC = 10**6
 BLOCK_GAS_LIMIT = 2_000_000_000
 PER_TX = 1_000  # borrowers created per transaction
-GAS_PER_AAVE_BORROWER = 450_000  # measured ~280k-380k
-GAS_PER_MORPHO_BORROWER = 260_000  # measured ~150k-200k
+# Gas per borrower, with headroom: v3.0 measured ~280k-380k, v3.7 see the set-up log; Morpho ~150k-200k.
+GAS_PER_AAVE_BORROWER = 600_000
+GAS_PER_MORPHO_BORROWER = 260_000
 # Per collateral unit (1 WETH at 2,000 USD; every third Aave borrower adds 0.01 WBTC): borrow a USDC
 # amount drawn in [min, max]. Aave WETH LTV is 80 %, liquidation threshold 82.5 %: HF ~1.06..3.3.
 # Morpho's LLTV is 86 %: health ~1.01..3.4. Each borrower's size is 1..5 units.
 AAVE_BORROW = (500 * USDC, 1_560 * USDC)
 MORPHO_BORROW = (500 * USDC, 1_700 * USDC)
+VERSIONS = ("3.7", "3.0")
+GOAL_SECONDS = 1.0
+GOAL_FLOOR_RATIO = 1.25
+
+
+def pool_artifact(version: str) -> C.Artifact:
+    """The Pool ABI of a deployed version: v3.7's PoolInstance (aave-v3-origin), v3.0's Pool (npm)."""
+    if version == "3.7":
+        return C.aave_origin("PoolInstance")
+    if version == "3.0":
+        return C.aave("Pool")
+    raise ValueError(f"unknown Aave version {version!r}")
 
 
 # --- set-up ----------------------------------------------------------------------------------------
-def setup(n_aave: int, n_morpho: int, log: Callable[[str, float], None]) -> tuple[Anvil, Web3, dict, list, list]:
+@dataclass
+class Setup:
+    node: Anvil
+    w3: Web3
+    dep: dict
+    aave_users: list[str]
+    morpho_users: list[str]
+    gas_per_aave: float = 0.0
+    log: list[tuple[str, float]] = field(default_factory=list)
+
+
+def setup(version: str, n_aave: int, n_morpho: int, log: Callable[[str, float], None]) -> Setup:
     t0 = time.perf_counter()
     node = Anvil(extra_args=["--gas-limit", str(BLOCK_GAS_LIMIT)]).start()
+    try:
+        return _setup(node, version, n_aave, n_morpho, log, t0)
+    except BaseException:
+        node.stop()
+        raise
+
+
+def _setup(node: Anvil, version: str, n_aave: int, n_morpho: int, log: Callable[[str, float], None],
+           t0: float) -> Setup:
     w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 600}))
-    dep = deploy_devnet(w3, seed=False)
-    log("anvil + devnet deployed (Aave v3, Morpho Blue)", time.perf_counter() - t0)
+    dep = deploy_devnet(w3, seed=False, aave=version)
+    aave = dep["aave_v3"]
+    if aave.get("version") != version:
+        raise RuntimeError(f"asked for Aave {version}, the devnet says {aave.get('version')!r}")
+    log(f"anvil + devnet deployed (Aave v{version}, pool revision {aave['revision']}; Morpho Blue)",
+        time.perf_counter() - t0)
 
     t1 = time.perf_counter()
     admin, lp = w3.eth.accounts[0], w3.eth.accounts[2]
@@ -89,7 +151,7 @@ def setup(n_aave: int, n_morpho: int, log: Callable[[str, float], None]) -> tupl
     erc20 = C.ours("TestERC20")
     token = lambda sym: d.at(dep["tokens"][sym]["address"], erc20)  # noqa: E731
     usdc = token("USDC")
-    pool = d.at(dep["aave_v3"]["pool"], C.aave("Pool"))
+    pool = d.at(aave["pool"], pool_artifact(version))
     morpho = d.at(dep["morpho_blue"]["morpho"], C.third_party("Morpho"))
     m = dep["morpho_blue"]["markets"]["WETH/USDC"]
     params = (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
@@ -100,36 +162,43 @@ def setup(n_aave: int, n_morpho: int, log: Callable[[str, float], None]) -> tupl
     d.send(usdc.functions.approve(pool.address, MAX), sender=lp)
     d.send(usdc.functions.approve(morpho.address, MAX), sender=lp)
     d.send(pool.functions.supply(usdc.address, aave_liq, lp, 0), sender=lp)
-    d.send(morpho.functions.supply(params, morpho_liq, 0, lp, b""), sender=lp)
+    if n_morpho:
+        d.send(morpho.functions.supply(params, morpho_liq, 0, lp, b""), sender=lp)
     factory = d.deploy(C.ours("BorrowerFactory"))
     log("USDC liquidity supplied, factory deployed", time.perf_counter() - t1)
 
     aave_spec = (pool.address, token("WETH").address, E18, token("WBTC").address, 10**6, usdc.address, *AAVE_BORROW)
     morpho_spec = (morpho.address, params, E18, *MORPHO_BORROW)
 
-    def spawn(fn, n: int, gas_each: int) -> None:
+    def spawn(fn, n: int, gas_each: int) -> int:
+        used = 0
         for first in range(0, n, PER_TX):
             k = min(PER_TX, n - first)
             tx = fn(k).transact({"from": admin, "gas": min(BLOCK_GAS_LIMIT, 100_000 + k * gas_each)})
             receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=600, poll_latency=0.05)
             if receipt["status"] != 1:
                 raise RuntimeError(f"spawning borrowers failed in {tx.hex()} (gas used {receipt['gasUsed']})")
+            used += receipt["gasUsed"]
+        return used
 
     t2 = time.perf_counter()
-    spawn(lambda k: factory.functions.spawnAave(k, aave_spec), n_aave, GAS_PER_AAVE_BORROWER)
-    log(f"{n_aave:,} Aave borrowers created ({-(-n_aave // PER_TX)} tx)", time.perf_counter() - t2)
+    gas = spawn(lambda k: factory.functions.spawnAave(k, aave_spec), n_aave, GAS_PER_AAVE_BORROWER)
+    per = gas / n_aave if n_aave else 0.0
+    log(f"{n_aave:,} Aave borrowers created ({-(-n_aave // PER_TX)} tx, {per / 1e3:.0f}k gas each)",
+        time.perf_counter() - t2)
     t3 = time.perf_counter()
     spawn(lambda k: factory.functions.spawnMorpho(k, morpho_spec), n_morpho, GAS_PER_MORPHO_BORROWER)
-    log(f"{n_morpho:,} Morpho borrowers created ({-(-n_morpho // PER_TX)} tx)", time.perf_counter() - t3)
+    if n_morpho:
+        log(f"{n_morpho:,} Morpho borrowers created ({-(-n_morpho // PER_TX)} tx)", time.perf_counter() - t3)
 
     aave_users = list(factory.functions.borrowers(0, 0, n_aave).call()) if n_aave else []
     morpho_users = list(factory.functions.borrowers(1, 0, n_morpho).call()) if n_morpho else []
     assert len(aave_users) == n_aave and len(morpho_users) == n_morpho
     log("set-up total", time.perf_counter() - t0)
-    return node, w3, dep, aave_users, morpho_users
+    return Setup(node, w3, dep, aave_users, morpho_users, per)
 
 
-# --- (a) naive: one eth_call per position -------------------------------------------------------------
+# --- (a), (a'), (a''), (ref): getUserAccountData / position, without the keeper ----------------------
 def naive_web3(url: str) -> Web3:
     # cache_allowed_requests: web3.py otherwise asks the node for its chain id twice per eth_call
     # (validation middleware), which alone makes a call ~7 ms instead of ~5 ms here.
@@ -137,7 +206,7 @@ def naive_web3(url: str) -> Web3:
 
 
 def naive_aave(w3: Web3, dep: dict, users: Sequence[str], block: int) -> list[int]:
-    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
+    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=pool_artifact(dep["aave_v3"]["version"]).abi)
     return [pool.functions.getUserAccountData(u).call(block_identifier=block)[5] for u in users]
 
 
@@ -176,219 +245,411 @@ def lean_morpho(client: ChainClient, dep: dict, users: Sequence[str], block: int
     return out
 
 
+class BatchedRpc:
+    """(a''): plain JSON-RPC batches: a list of ``eth_call`` request objects per HTTP POST, a few
+    POSTs in flight, one kept-alive ``requests`` session per thread; no Multicall3, no keeper code."""
+
+    def __init__(self, url: str, batch: int, in_flight: int) -> None:
+        self.url, self.batch = url, batch
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="batched-rpc")
+
+    def _session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = requests.Session()
+            s.trust_env = False  # a local node: no proxy look-up per request
+        return s
+
+    def _post(self, requests_: list[dict]) -> list[str]:
+        resp = self._session().post(self.url, data=json.dumps(requests_), timeout=600,
+                                    headers={"Content-Type": "application/json"})
+        resp.raise_for_status()
+        replies = {r["id"]: r for r in resp.json()}
+        out = []
+        for q in requests_:
+            r = replies[q["id"]]
+            if "error" in r:
+                raise RuntimeError(f"batched eth_call failed: {r['error']}")
+            out.append(r["result"])
+        return out
+
+    def account_health(self, pool: str, users: Sequence[str], block: int) -> list[int]:
+        tag = hex(block)
+        sel = "0x" + SEL_ACCOUNT_DATA.hex()
+        parts = []
+        for first in range(0, len(users), self.batch):
+            parts.append([{"jsonrpc": "2.0", "id": first + i, "method": "eth_call",
+                           "params": [{"to": pool, "data": sel + "0" * 24 + u[2:].lower()}, tag]}
+                          for i, u in enumerate(users[first:first + self.batch])])
+        # health factor: the sixth word of the return ("0x" + 5 * 64 hex digits before it)
+        return [int(h[322:386], 16) for part in self._pool.map(self._post, parts) for h in part]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def account_data_multicall(mc: Multicall, dep: dict, users: Sequence[str], block: int) -> list[int]:
+    """(ref): the keeper's Multicall with getUserAccountData only (no per-reserve data)."""
+    pool = dep["aave_v3"]["pool"]
+    calls = [Call(pool, SEL_ACCOUNT_DATA + enc_address(u)) for u in users]
+    return [int.from_bytes(r.data[160:192], "big") if r.success else -1 for r in mc.call(calls, block)]
+
+
 # --- (b) the keeper's read path -----------------------------------------------------------------------
 def keeper_read(adapter: Adapter, mc: Multicall, users: Sequence[str], ctx: ReadContext) -> tuple[dict, list]:
-    """Adapter.read (prepare is cached between ticks), split into its phases, then health.
-    Follow-up rounds (accounts whose layout changed; none once the layouts are known) are run as
-    ``run_plans`` runs them, their RPC and decoding added to the same phases."""
+    """The keeper's read as the product runs it: ``prepare`` (cached between ticks) and the plan's
+    calldata, then ``run_plans`` (the chunks in flight while each one back is decoded into
+    ``Position`` objects, follow-up rounds included, the cyclic GC paused), then
+    ``nearest_liquidation`` for every position. RPC and decoding overlap, so they are one row."""
     t0 = time.perf_counter()
     adapter.prepare(mc, ctx.block)
-    plans = [adapter.plan(users)]
+    plan = adapter.plan(users)
     t1 = time.perf_counter()
-    rpc = dec = 0.0
-    rounds = 0
-    positions = []
-    while plans:
-        rounds += 1
-        nxt = []
-        for plan in plans:
-            a = time.perf_counter()
-            results = mc.call(plan.calls, ctx.block, plan.prefix) if plan.calls else []
-            values = mc.call_fixed(plan.fixed, ctx.block) if plan.fixed else []
-            b = time.perf_counter()
-            positions.extend(plan.decode(results, ctx))
-            if plan.fixed:
-                positions.extend(plan.decode_fixed(values, ctx))
-            follow = plan.follow_up(mc, ctx) if plan.follow_up else None
-            if follow is not None:
-                nxt.append(follow)
-            rpc += b - a
-            dec += time.perf_counter() - b
-        plans = nxt
-    t3 = time.perf_counter()
+    rounds = [0]
+    orig = mc.stream_fixed
+
+    def counted(chunks, block):  # rounds of multicalls: 1 once every layout is known
+        rounds[0] += 1
+        return orig(chunks, block)
+
+    mc.stream_fixed = counted  # type: ignore[method-assign]
+    try:
+        positions = run_plans(mc, [plan], ctx)
+    finally:
+        del mc.stream_fixed
+    t2 = time.perf_counter()
     nearest = [nearest_liquidation(p) for p in positions]
-    t4 = time.perf_counter()
-    phases = {"plan: build calldata": t1 - t0, "multicall: RPC (wall)": rpc,
-              "decode -> Position": dec, "nearest_liquidation": t4 - t3, "(b) keeper total": t4 - t0,
-              "_rounds": rounds}
+    t3 = time.perf_counter()
+    phases = {PLAN: t1 - t0, READ: t2 - t1, NEAREST: t3 - t2, KEEPER: t3 - t0, "_rounds": max(rounds[0], 1)}
     return phases, list(zip(positions, nearest))
 
 
-def multicall_breakdown(adapter: Adapter, mc: Multicall, users: Sequence[str], block: int) -> dict:
-    """The multicall phase again, taken apart: Multicall3 encoding of every chunk, the bare
-    JSON-RPC round trips (``ChainClient.eth_call``, same chunking and requests in flight) and
-    Multicall3 decoding of the returned bytes. For pre-encoded (fixed) chunks the encoding is
-    what the first tick pays; later ticks reuse it, and decoding is the bulk decoder."""
-    plan = adapter.plan(users)
-    if plan.fixed:
-        fixed = list(plan.fixed)
-        t0 = time.perf_counter()
-        payloads = [encode_aggregate3(c.calls) for c in fixed]
-        t1 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=mc.in_flight) as pool:
-            raw = list(pool.map(lambda p: mc.client.eth_call(mc.address, p, block, gas=mc.gas), payloads))
-        t2 = time.perf_counter()
-        for c, r in zip(fixed, raw):
-            c.decode(r)
-        t3 = time.perf_counter()
-        return {"  of which aggregate3 encode": t1 - t0, "  of which JSON-RPC round trips": t2 - t1,
-                "  of which aggregate3 decode": t3 - t2, "_chunks": len(fixed),
-                "_calls": sum(len(c.calls) for c in fixed), "_shared": len(fixed[0].calls),
-                "_bytes_out": sum(len(r) for r in raw), "_max_chunk": max(len(c.calls) for c in fixed)}
-    calls, prefix = plan.calls, list(plan.prefix)
-    chunks = [calls[i:i + mc.chunk_size] for i in range(0, len(calls), mc.chunk_size)]
-    t0 = time.perf_counter()
-    payloads = [encode_aggregate3(prefix + list(c)) for c in chunks]
-    t1 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=mc.in_flight) as pool:
-        raw = list(pool.map(lambda p: mc.client.eth_call(mc.address, p, block, gas=mc.gas), payloads))
-    t2 = time.perf_counter()
-    for r in raw:
-        decode_aggregate3(r)
-    t3 = time.perf_counter()
-    return {"  of which aggregate3 encode": t1 - t0, "  of which JSON-RPC round trips": t2 - t1,
-            "  of which aggregate3 decode": t3 - t2, "_chunks": len(chunks), "_calls": len(calls),
-            "_shared": 2, "_bytes_out": sum(len(r) for r in raw), "_max_chunk": mc.chunk_size}
+class Floor:
+    """The keeper's own multicalls sent bare: the chunks its plan would send (Aave: the adapter's
+    pre-encoded aggregate3 payloads; Morpho: its calls in ``--chunk`` slices, encoded beforehand),
+    the same requests in flight, the JSON-RPC reply parsed and nothing else decoded."""
+
+    def __init__(self, adapter: Adapter, mc: Multicall, users: Sequence[str]) -> None:
+        self.mc = mc
+        plan = adapter.plan(users)
+        if plan.fixed:
+            self.fixed = list(plan.fixed)
+            self.chunk_calls = [c.calls for c in self.fixed]
+        else:
+            self.fixed = []
+            calls, prefix = plan.calls, list(plan.prefix)
+            self.chunk_calls = [prefix + list(calls[i:i + mc.chunk_size]) for i in range(0, len(calls), mc.chunk_size)]
+        self.payloads = [c.payload for c in self.fixed] or ["0x" + encode_aggregate3(c).hex() for c in self.chunk_calls]
+        self.calls = sum(len(c) for c in self.chunk_calls)
+        self._pool = ThreadPoolExecutor(max_workers=mc.in_flight, thread_name_prefix="floor")
+
+    def send(self, block: int) -> tuple[float, list[bytes]]:
+        """Through the keeper's own transport (``ChainClient.call_hex``: the same request bodies and
+        reply handling), so the floor is what the keeper's read cannot do without."""
+        to, client, gas = self.mc.address, self.mc.client, self.mc.gas
+        t = time.perf_counter()
+        raw = list(self._pool.map(lambda p: client.call_hex(to, p, block, gas), self.payloads))
+        return time.perf_counter() - t, raw
+
+    def encode(self) -> float:
+        """aggregate3 encoding of every chunk: what the first tick pays (the keeper reuses it)."""
+        t = time.perf_counter()
+        for c in self.chunk_calls:
+            encode_aggregate3(c)
+        return time.perf_counter() - t
+
+    def decode(self, raw: list[str]) -> float:
+        """Decoding the bare returns as the keeper does (hex to bytes, then the bulk decoder for
+        pre-encoded chunks, the generic aggregate3 decoder otherwise)."""
+        t = time.perf_counter()
+        if self.fixed:
+            for c, r in zip(self.fixed, raw):
+                c.decode(r)
+        else:
+            for r in raw:
+                decode_aggregate3(r)
+        return time.perf_counter() - t
+
+    def max_gas(self, block: int) -> int:
+        """eth_estimateGas of the costliest chunk (an eth_call is capped by the block gas limit)."""
+        return max((int(self.mc.client.request("eth_estimateGas", [{"to": self.mc.address, "data": p}, hex(block)]), 16)
+                    for p in self.payloads), default=0)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
 
 
-def max_chunk_gas(adapter: Adapter, mc: Multicall, users: Sequence[str], block: int) -> int:
-    """eth_estimateGas of the costliest pre-encoded chunk (anvil's default block gas limit, 30M,
-    also caps an eth_call)."""
-    plan = adapter.plan(users)
-    return max((int(mc.client.request("eth_estimateGas", [{"to": mc.address, "data": c.payload}, hex(block)]), 16)
-                for c in plan.fixed), default=0)
+def node_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) the node process has used so far; 0 where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def account_data_only(mc: Multicall, dep: dict, users: Sequence[str], block: int) -> float:
-    """Reference: the same Multicall, getUserAccountData only (no per-reserve data, no decoding)."""
+# --- one measured read set ----------------------------------------------------------------------------
+NAIVE = "(a)"
+LEAN = "(a')"
+BATCHED = "(a'')"
+REF = "(ref)"
+FIRST = "(b0) first tick (Aave: bitmaps, then balances)"
+PLAN = "  plan: build calldata"
+READ = "  read: multicalls in flight, each decoded on arrival"
+NEAREST = "  nearest_liquidation"
+KEEPER = "(b) keeper path, end to end"
+FLOOR = "(floor) keeper's multicalls sent bare"
+ENCODE = "  aggregate3 encode (first tick only)"
+BARE_DECODE = "  aggregate3 decode of the bare returns"
+
+
+@dataclass
+class Result:
+    protocol: str
+    n: int
+    rows: list[tuple[str, list[float]]]
+    info: str
+    agree: int = 0
+    compared: str = ""
+    goal: str = ""
+    met: bool = True
+
+
+def measure(name: str, adapter: Adapter, mc: Multicall, client: ChainClient, naive_w3: Web3 | None,
+            batched: BatchedRpc | None, dep: dict, users: Sequence[str], ctx: ReadContext, args: argparse.Namespace,
+            naive: Callable, lean: Callable, naive_fn: str, node_pid: int | None,
+            profile: str | None = None) -> Result:
+    n, block = len(users), ctx.block
+    is_aave = name.startswith("Aave")
+    adapter.prepare(mc, block)  # reserve / market metadata: loaded once, cached between ticks
+    runs: dict[str, list[float]] = {}
+    # The first tick learns every account's layout (a bitmap-only round, then the balances);
+    # the repetitions below are the steady state.
+    first, _ = keeper_read(adapter, mc, users, ctx)
+    runs[FIRST] = [first[KEEPER]]
+    floor = Floor(adapter, mc, users)
+    keeper_health: dict[str, int] = {}
+    verified = with_point = unverified = 0
+    cpu, rounds, floor_cpu, node_k, node_f = [], [], [], [], []
+    other: dict[str, list[int]] = {}  # each baseline's health per account, to compare with the keeper's
     pool = dep["aave_v3"]["pool"]
-    calls = [Call(pool, SEL_ACCOUNT_DATA + enc_address(u)) for u in users]
-    t = time.perf_counter()
-    mc.call(calls, block)
-    return time.perf_counter() - t
+    for _ in range(args.repeat):
+        # The keeper, its floor and the batched baselines interleaved: the same load on each.
+        c0, n0 = time.process_time(), node_cpu(node_pid)
+        phases, out = keeper_read(adapter, mc, users, ctx)
+        cpu.append(time.process_time() - c0)
+        node_k.append(node_cpu(node_pid) - n0)
+        rounds.append(phases.pop("_rounds"))
+        for k, v in phases.items():
+            runs.setdefault(k, []).append(v)
+        c0, n0 = time.process_time(), node_cpu(node_pid)
+        sent, raw = floor.send(block)
+        floor_cpu.append(time.process_time() - c0)
+        node_f.append(node_cpu(node_pid) - n0)
+        runs.setdefault(FLOOR, []).append(sent)
+        runs.setdefault(ENCODE, []).append(floor.encode())
+        runs.setdefault(BARE_DECODE, []).append(floor.decode(raw))
+        del raw
+        if is_aave:
+            t = time.perf_counter()
+            other[BATCHED] = batched.account_health(pool, users, block)
+            runs.setdefault(BATCHED, []).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            other[REF] = account_data_multicall(mc, dep, users, block)
+            runs.setdefault(REF, []).append(time.perf_counter() - t)
+        keeper_health = {p.account.lower(): p.health_wad for p, _pt in out}
+        with_point = sum(1 for _p, pt in out if pt is not None)
+        verified = sum(1 for p, _pt in out if p.extra.get("verified"))
+        unverified = sum(1 for p, _pt in out if not p.price_ok)
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        keeper_read(adapter, mc, users, ctx)
+        prof.disable()
+        prof.dump_stats(profile)
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(18)
+        print(f"\ncProfile of one steady-state keeper read ({name}, {n:,} positions; main thread, the RPC "
+              f"runs in the multicall threads), top by own time; full stats in {profile}:")
+        print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[:6000], flush=True)
+
+    if naive_w3 is not None:
+        for _ in range(args.naive_repeat):
+            t = time.perf_counter()
+            other[NAIVE] = naive(naive_w3, dep, users, block)
+            runs.setdefault(NAIVE, []).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            other[LEAN] = lean(client, dep, users, block)
+            runs.setdefault(LEAN, []).append(time.perf_counter() - t)
+    agree = sum(1 for k, u in enumerate(users)
+                if u.lower() in keeper_health and all(h[k] == keeper_health[u.lower()] for h in other.values()))
+    gas = floor.max_gas(block) if floor.fixed else 0
+    floor.close()
+
+    labels = {NAIVE: f"(a) naive: {n:,} x {naive_fn}, web3.py",
+              LEAN: f"(a') naive: {n:,} x {naive_fn}, raw JSON-RPC",
+              BATCHED: f"(a'') batched JSON-RPC: {args.batch} eth_calls per POST",
+              REF: "(ref) Multicall3 of getUserAccountData only"}
+    order = [NAIVE, LEAN, BATCHED, REF, FIRST, KEEPER, PLAN, READ, NEAREST, FLOOR, ENCODE, BARE_DECODE]
+    rows = [(labels.get(k, k), runs[k]) for k in order if k in runs]
+    info = (f"{name} @ {n:,}: {len(keeper_health):,}/{n:,} positions decoded, {with_point:,} with a liquidation "
+            f"price" + (f", {verified:,} verified against getUserAccountData by the adapter itself" if is_aave else "")
+            + f", {unverified:,} flagged; keeper path: {floor.calls:,} calls ({floor.calls / n:.3g} per position, shared "
+            f"ones included) in {len(floor.payloads)} multicalls of <= {max(len(c) for c in floor.chunk_calls):,} calls"
+            + (f" (max {gas / 1e6:.1f}M gas per chunk)" if gas else "")
+            + f", {max(rounds)} round(s) per steady-state read (first tick {first['_rounds']}), "
+            f"CPU per read (medians): keeper path {statistics.median(cpu):.2f} s Python + "
+            f"{statistics.median(node_k):.2f} s node, floor {statistics.median(floor_cpu):.2f} s Python + "
+            f"{statistics.median(node_f):.2f} s node")
+    res = Result(name, n, rows, info, agree, ", ".join(labels[k].split(" ")[0] for k in other))
+    goal(res, runs, other, is_aave, args)
+    return res
+
+
+def goal(res: Result, runs: dict[str, list[float]], other: dict, is_aave: bool, args: argparse.Namespace) -> None:
+    """The issue's goals, each with its figure and met / NOT met."""
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    b = med[KEEPER]
+    parts, met = [], []
+
+    def check(text: str, ok: bool) -> None:
+        parts.append(f"{text}: {'met' if ok else 'NOT met'}")
+        met.append(ok)
+
+    tag = "goal" if res.n >= 30_000 else "reported"
+    check(f"(b) {b:.3f} s per block <= {GOAL_SECONDS:g} s ({tag} at {res.n:,})", b <= GOAL_SECONDS)
+    check(f"(b)/(floor) = {b:.3f}/{med[FLOOR]:.3f} = {b / med[FLOOR]:.2f}x <= {GOAL_FLOOR_RATIO}x",
+          b <= GOAL_FLOOR_RATIO * med[FLOOR])
+    for key in (BATCHED, REF, LEAN, NAIVE):
+        if key in med:
+            check(f"{key}/(b) = {med[key]:.3f}/{b:.3f} = {med[key] / b:.2f}x (> 1)", med[key] > b)
+        elif key in (LEAN, NAIVE) and args.skip_naive:
+            parts.append(f"{key}: not measured (--skip-naive)")
+    if other:
+        what = "getUserAccountData" if is_aave else "the naive reads"
+        check(f"health equal to {what} ({res.compared}) to the wei for {res.agree:,}/{res.n:,}", res.agree == res.n)
+    res.goal = "; ".join(parts)
+    res.met = all(met)
 
 
 # --- report -------------------------------------------------------------------------------------------
-KEEPER_ROWS = ("(b0) first tick (Aave: bitmaps, then balances)", "plan: build calldata", "multicall: RPC (wall)",
-               "  of which aggregate3 encode",
-               "  of which JSON-RPC round trips", "  of which aggregate3 decode", "decode -> Position",
-               "nearest_liquidation", "(b) keeper total")
+def print_table(title: str, results: list[Result], reps: int) -> None:
+    print(f"\n{title}")
+    for r in results:
+        print(r.info)
+    print(f"\n{'positions':>13}  {'path / phase':52} " + " ".join(f"run{i + 1:>3}" for i in range(reps))
+          + f" {'median s':>9} {'positions/s':>12} {'x (b)':>8}")
+    for r in results:
+        b = statistics.median(dict(r.rows)[KEEPER])
+        for phase, vals in r.rows:
+            med = statistics.median(vals)
+            cells = " ".join(f"{v:6.3f}" for v in vals) + "       " * (reps - len(vals))
+            rate = f"{r.n / med:12,.0f}" if med > 0 else f"{'-':>12}"
+            rel = f"{med / b:8.2f}" if not phase.startswith(" ") else f"{'':8}"
+            label = f"{r.protocol[:6]} {r.n:,}" if not r.protocol.startswith("Aave") else f"{r.n:,}"
+            print(f"{label:>13}  {phase:52} {cells} {med:9.3f} {rate} {rel}")
+    print()
+    for r in results:
+        print(f"goal {r.protocol} @ {r.n:,} positions: {r.goal}")
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--aave takes sizes like 10000 or 10000,30000, not {text!r}") from None
+    if not sizes or sizes[0] < 0:
+        raise argparse.ArgumentTypeError("--aave sizes must be >= 0")
+    return sizes
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--aave", type=int, default=10_000, help="Aave v3 borrowers to create")
-    ap.add_argument("--morpho", type=int, default=10_000, help="Morpho Blue borrowers to create")
+    ap.add_argument("--aave-version", choices=(*VERSIONS, "both"), default="both",
+                    help="Aave v3 version(s) to measure, each on its own fresh anvil + devnet (default both)")
+    ap.add_argument("--aave", type=parse_sizes, default=[10_000],
+                    help="Aave borrowers to read, e.g. 10000 or 10000,30000 (the largest is created, the reads "
+                         "take the first N)")
+    ap.add_argument("--morpho", type=int, default=10_000,
+                    help="Morpho Blue borrowers, measured once on the first version (0: skip)")
     ap.add_argument("--chunk", type=int, default=500, help="calls per Multicall3 eth_call (Multicall chunk_size)")
     ap.add_argument("--aave-chunk", type=int, default=2_000,
                     help="calls per eth_call for the Aave adapter's pre-encoded chunks (its chunk_calls)")
-    ap.add_argument("--in-flight", type=int, default=2, help="multicall requests in flight")
-    ap.add_argument("--repeat", type=int, default=3, help="repetitions of the keeper-path measurements")
+    ap.add_argument("--batch", type=int, default=500, help="eth_call request objects per JSON-RPC batch POST (a'')")
+    ap.add_argument("--in-flight", type=int, default=2, help="multicall / batch requests in flight")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="repetitions of the keeper path, the floor, (a'') and (ref) (default 5)")
     ap.add_argument("--naive-repeat", type=int, default=1,
                     help="repetitions of the naive reads (each is already N sequential calls; default 1)")
+    ap.add_argument("--skip-naive", action="store_true", help="leave out (a) and (a') (quick runs)")
+    ap.add_argument("--profile", metavar="PREFIX",
+                    help="cProfile one steady-state keeper read per version at the largest size")
     args = ap.parse_args()
-    if args.repeat < 1 or args.naive_repeat < 1:
-        ap.error("--repeat and --naive-repeat must be >= 1")
+    if args.repeat < 1 or args.naive_repeat < 1 or args.batch < 1 or args.morpho < 0:
+        ap.error("--repeat, --naive-repeat and --batch must be >= 1, --morpho >= 0")
+    versions = list(VERSIONS) if args.aave_version == "both" else [args.aave_version]
+    sizes = [s for s in args.aave if s > 0]
+    reps = max(args.repeat, 1 if args.skip_naive else args.naive_repeat)
 
-    print(f"read-scale benchmark: {args.aave:,} Aave v3 + {args.morpho:,} Morpho Blue borrowers, "
-          f"multicall chunks of {args.chunk} calls, {args.in_flight} in flight, {args.repeat} repetitions "
-          f"({args.naive_repeat} of the naive reads)", flush=True)
-    print("\nset-up", flush=True)
-    node, w3, dep, aave_users, morpho_users = setup(
-        args.aave, args.morpho, lambda what, s: print(f"  {what:52} {s:8.2f} s", flush=True))
-    try:
-        block_info = w3.eth.get_block("latest")
-        block, ts = block_info["number"], block_info["timestamp"]
-        client = ChainClient("devnet", [node.url], dep["chain_id"], timeout=120)
-        mc = Multicall(client, dep["multicall3"], chunk_size=args.chunk, in_flight=args.in_flight)
-        naive_w3 = naive_web3(node.url)
-        ctx = ReadContext("devnet", block, ts, {})
-        aave = dep["aave_v3"]
-        protocols = []
-        if aave_users:
-            protocols.append(("Aave v3", AaveV3Adapter("devnet", aave["pool"], aave["data_provider"], aave["oracle"],
-                                                       chunk_calls=args.aave_chunk),
-                              aave_users, naive_aave, lean_aave, "getUserAccountData"))
-        if morpho_users:
-            protocols.append(("Morpho Blue", MorphoBlueAdapter("devnet", dep["morpho_blue"]["morpho"],
-                                                               [m["id"] for m in dep["morpho_blue"]["markets"].values()]),
-                              morpho_users, naive_morpho, lean_morpho, "position"))
-        print(f"\npinned block {block}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        rows: list[tuple[str, str, list[float], int]] = []
-        ratios = []
-        for name, adapter, users, naive, lean, naive_fn in protocols:
-            n = len(users)
-            adapter.prepare(mc, block)  # reserve / market metadata: loaded once, cached between ticks
-            runs: dict[str, list[float]] = {}
-            # The first tick learns every account's layout (a bitmap-only round, then the balances);
-            # the repetitions below are the steady state.
-            first, _ = keeper_read(adapter, mc, users, ctx)
-            runs["(b0) first tick (Aave: bitmaps, then balances)"] = [first["(b) keeper total"]]
-            keeper_health: dict[str, int] = {}
-            with_point = 0
-            cpu = []
-            for _ in range(args.repeat):
-                c0 = time.process_time()
-                phases, out = keeper_read(adapter, mc, users, ctx)
-                cpu.append(time.process_time() - c0)
-                for k, v in phases.items():
-                    runs.setdefault(k, []).append(v)
-                keeper_health = {p.account.lower(): p.health_wad for p, _pt in out}
-                with_point = sum(1 for _p, pt in out if pt is not None)
-            for _ in range(args.repeat):
-                for k, v in multicall_breakdown(adapter, mc, users, block).items():
-                    runs.setdefault(k, []).append(v)
-            naive_runs, lean_runs = [], []
-            for _ in range(args.naive_repeat):
-                t = time.perf_counter()
-                naive_health = naive(naive_w3, dep, users, block)
-                naive_runs.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                lean_health = lean(client, dep, users, block)
-                lean_runs.append(time.perf_counter() - t)
-            # The paths must agree: every position read, health equal to the wei.
-            agree = sum(1 for u, h, h2 in zip(users, naive_health, lean_health)
-                        if keeper_health.get(u.lower()) == h == h2)
-            per_user = (runs["_calls"][0] - runs["_shared"][0]) / n
-            gas = max_chunk_gas(adapter, mc, users, block)
-            print(f"{name}: {len(keeper_health):,}/{n:,} positions decoded, {with_point:,} with a liquidation "
-                  f"price, health equal in all three paths for {agree:,}/{n:,}; keeper path: "
-                  f"{runs['_calls'][0]:,} calls ({per_user:.3g} per position) in {int(runs['_chunks'][0])} "
-                  f"multicalls of <= {int(runs['_max_chunk'][0])} calls"
-                  + (f" (max {gas / 1e6:.1f}M gas per chunk)" if gas else "")
-                  + f", {runs['_bytes_out'][0] / 1e6:.1f} MB returned, "
-                  f"{int(max(runs['_rounds']))} round(s) per steady-state read (first tick "
-                  f"{int(first['_rounds'])}), Python CPU {statistics.median(cpu):.2f} s per read", flush=True)
-            rows.append((name, f"(a) naive: {n:,} x {naive_fn}, web3.py", naive_runs, n))
-            rows.append((name, f"(a') naive: {n:,} x {naive_fn}, raw RPC", lean_runs, n))
-            if name == "Aave v3":
-                ref = [account_data_only(mc, dep, users, block) for _ in range(args.repeat)]
-                rows.append((name, "(ref) multicall getUserAccountData only", ref, n))
-            rows.extend((name, k, runs[k], n) for k in KEEPER_ROWS)
-            total = statistics.median(runs["(b) keeper total"])
-            ratios.append((name, statistics.median(naive_runs) / total, statistics.median(lean_runs) / total, total))
-
-        print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-              "(other work on this machine inflates every figure)")
-        reps = max(args.repeat, args.naive_repeat)
-        print(f"\n{'protocol':12} {'phase':50} " + " ".join(f"run{i + 1:>3}" for i in range(reps))
-              + f" {'median s':>9} {'positions/s':>12}")
-        for name, phase, vals, n in rows:
-            med = statistics.median(vals)
-            cells = " ".join(f"{v:6.3f}" for v in vals) + "       " * (reps - len(vals))
-            rate = f"{n / med:12,.0f}" if med > 0 else f"{'-':>12}"
-            print(f"{name:12} {phase:50} {cells} {med:9.3f} {rate}")
-        print()
-        for name, ratio, lean_ratio, total in ratios:
-            goal = ""
-            if name == "Aave v3":
-                ok = total <= 1.0 and ratio >= 25
-                goal = f"   goal (<= 1 s and >= 25x): {'met' if ok else 'NOT met'}"
-            print(f"{name}: keeper path {total:.3f} s per block; speed-up (a)/(b) = {ratio:.1f}x, "
-                  f"(a')/(b) = {lean_ratio:.1f}x{goal}")
-        return 0
-    finally:
-        node.stop()
+    print(f"read-scale benchmark: Aave v{' and v'.join(versions)} at {', '.join(f'{s:,}' for s in sizes)} "
+          f"positions" + (f", Morpho Blue at {args.morpho:,} (on v{versions[0]}'s devnet)" if args.morpho else "")
+          + f"; Aave chunks of ~{args.aave_chunk} calls, multicall chunks of {args.chunk} calls, JSON-RPC batches "
+          f"of {args.batch}, {args.in_flight} in flight, {args.repeat} repetitions ("
+          + ("naive reads skipped)" if args.skip_naive else f"{args.naive_repeat} of the naive reads)"), flush=True)
+    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
+    print(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
+          flush=True)
+    summary: list[str] = []
+    for index, version in enumerate(versions):
+        n_morpho = args.morpho if index == 0 else 0
+        print(f"\nset-up, Aave v{version}", flush=True)
+        s = setup(version, max(sizes, default=0), n_morpho,
+                  lambda what, sec: print(f"  {what:76} {sec:8.2f} s", flush=True))
+        client = mc = batched = None
+        try:
+            w3, dep, node = s.w3, s.dep, s.node
+            block_info = w3.eth.get_block("latest")
+            block, ts = block_info["number"], block_info["timestamp"]
+            client = ChainClient("devnet", [node.url], dep["chain_id"], timeout=600)
+            mc = Multicall(client, dep["multicall3"], chunk_size=args.chunk, in_flight=args.in_flight)
+            batched = BatchedRpc(node.url, args.batch, args.in_flight)
+            naive_w3 = None if args.skip_naive else naive_web3(node.url)
+            ctx = ReadContext("devnet", block, ts, {})
+            aave = dep["aave_v3"]
+            name = f"Aave v{version}"
+            load0 = os.getloadavg()
+            print(f"pinned block {block}; load average {load0[0]:.2f} on {os.cpu_count()} cores", flush=True)
+            results = []
+            for n in sizes:
+                adapter = AaveV3Adapter("devnet", aave["pool"], aave["data_provider"], aave["oracle"],
+                                        chunk_calls=args.aave_chunk)  # a fresh one per size: its own first tick
+                prof = f"{args.profile}-{version}.pstats" if args.profile and n == sizes[-1] else None
+                print(f"  measuring {name} @ {n:,} ...", flush=True)
+                results.append(measure(name, adapter, mc, client, naive_w3, batched, dep, s.aave_users[:n], ctx,
+                                       args, naive_aave, lean_aave, "getUserAccountData", node.proc.pid, prof))
+            if s.morpho_users:
+                print(f"  measuring Morpho Blue @ {len(s.morpho_users):,} ...", flush=True)
+                adapter = MorphoBlueAdapter("devnet", dep["morpho_blue"]["morpho"],
+                                            [m["id"] for m in dep["morpho_blue"]["markets"].values()])
+                results.append(measure("Morpho Blue", adapter, mc, client, naive_w3, None, dep, s.morpho_users, ctx,
+                                       args, naive_morpho, lean_morpho, "position", node.proc.pid))
+            load1 = os.getloadavg()
+            print_table(f"Aave v{version} (pool revision {aave['revision']}), block {block}; load average "
+                        f"{load0[0]:.2f} before, {load1[0]:.2f} after (1 min; 5 min {load1[1]:.2f}) on "
+                        f"{os.cpu_count()} cores; {s.gas_per_aave / 1e3:.0f}k gas per Aave borrower created",
+                        results, reps)
+            for r in results:
+                summary.append(f"{r.protocol} @ {r.n:,}: {'all goals met' if r.met else 'goal(s) NOT met'}")
+        finally:
+            for x in (batched, mc):
+                if x is not None:
+                    x.close()
+            s.node.stop()
+    print("\nsummary: " + "; ".join(summary))
+    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    return 0
 
 
 if __name__ == "__main__":

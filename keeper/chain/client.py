@@ -41,6 +41,33 @@ class Endpoint:
         self.session.trust_env = False
 
 
+_RESULT_KEY = b'"result":"0x'
+
+
+def _is_hex(s: str) -> bool:
+    if not s.startswith("0x"):
+        return False
+    try:
+        bytes.fromhex(s[2:] if len(s) % 2 == 0 else "0" + s[2:])
+    except ValueError:
+        return False
+    return True
+
+
+def _fast_result(content: bytes) -> dict | None:
+    """``{"jsonrpc":"2.0","id":N,"result":"0x…"}`` without a JSON parse of the hex (``json.loads``
+    of the ~20 MB a large read returns costs tens of ms): the reply as ``{"result": "0x…"}`` when it
+    is exactly a hex result, else None (the caller parses it as JSON: errors, other shapes)."""
+    start = content.find(_RESULT_KEY)
+    if start < 0 or content.find(b'"error"', 0, start) >= 0:
+        return None
+    start += len(_RESULT_KEY) - 2
+    end = content.find(b'"', start)
+    if end < 0 or content.find(b"\\", start, end) >= 0 or content.find(b'"error"', end) >= 0:
+        return None
+    return {"result": content[start:end].decode("ascii", "replace")}  # the caller's fromhex checks it
+
+
 def _redact(url: str) -> str:
     """RPC URLs often carry an API key in the path or query: show scheme, host and port only."""
     try:
@@ -118,8 +145,12 @@ class ChainClient:
 
     # --- requests ----------------------------------------------------------------------------
     def _post(self, ep: Endpoint, payload: Any) -> Any:
+        """Send a JSON-RPC payload (or a body already serialised, ``bytes``) and parse the reply.
+        A large plain ``eth_call`` result is sliced out of the reply rather than parsed (see
+        ``_fast_result``); anything else, errors included, is parsed as JSON."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload)
         try:
-            resp = ep.session.post(ep.url, data=json.dumps(payload), timeout=self.timeout,
+            resp = ep.session.post(ep.url, data=body, timeout=self.timeout,
                                    headers={"Content-Type": "application/json"})
         except requests.Timeout as e:
             raise TemporaryError(f"{_redact(ep.url)} timed out after {self.timeout:g} s") from e
@@ -129,6 +160,10 @@ class ChainClient:
             raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}")
         if resp.status_code != 200:
             raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        if isinstance(payload, bytes):
+            fast = _fast_result(resp.content)
+            if fast is not None:
+                return fast
         try:
             return resp.json()
         except ValueError as e:
@@ -150,15 +185,17 @@ class ChainClient:
             raise KeeperError(f"{_redact(url)} rejected {method}: {msg} (code {err.get('code')})")
         return reply.get("result")
 
-    def request(self, method: str, params: list | None = None) -> Any:
-        """One call with retries and failover; ``Reverted`` is never retried."""
+    def request(self, method: str, params: list | None = None, *, body: bytes | None = None) -> Any:
+        """One call with retries and failover; ``Reverted`` is never retried. ``body``: the request
+        already serialised (it must be this ``method`` with these ``params``; see ``call_hex``)."""
         last: TemporaryError | None = None
         for attempt in range(self.retries + 1):
             for index in self._usable():
                 ep = self.endpoints[index]
                 try:
-                    reply = self._post(ep, {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-                                            "params": params or []})
+                    reply = self._post(ep, body if body is not None else
+                                       {"jsonrpc": "2.0", "id": next(self._ids), "method": method,
+                                        "params": params or []})
                     result = self._result(reply, method, ep.url)
                 except TemporaryError as e:
                     self.errors += 1
@@ -274,6 +311,24 @@ class ChainClient:
         tag = hex(block) if isinstance(block, int) else block
         out = self.request("eth_call", [call, tag])
         return bytes.fromhex(out[2:])
+
+    def call_hex(self, to: str, data_hex: str, block: int, gas: int | None = None) -> bytes:
+        """``eth_call`` of calldata already in hex (the pre-encoded Multicall3 chunks of a read, a few
+        hundred KB each): the JSON body is assembled by hand, since an address and a hex string need
+        no escaping and ``json.dumps`` scans every character (~2.5 ms per such chunk), and the result
+        comes back through ``_fast_result``. Same retries, failover and errors as ``request``."""
+        # Nothing in the body may need JSON escaping: an address, and calldata that is ours (encoded
+        # hex; checking every character would cost what json.dumps costs).
+        if not _is_hex(to) or not data_hex.startswith("0x") or '"' in data_hex or "\\" in data_hex:
+            raise ValueError("call_hex takes a 0x address and 0x-prefixed hex calldata")
+        gas_field = f',"gas":"{hex(gas)}"' if gas is not None else ""
+        body = (f'{{"jsonrpc":"2.0","id":{next(self._ids)},"method":"eth_call","params":[{{"to":"{to}",'
+                f'"data":"{data_hex}"{gas_field}}},"{hex(block)}"]}}').encode()
+        out = self.request("eth_call", body=body)
+        try:
+            return bytes.fromhex(out[2:])
+        except (TypeError, ValueError) as e:
+            raise TemporaryError(f"chain {self.name}: eth_call answered a result that is not hex") from e
 
     @property
     def w3(self) -> Web3:

@@ -8,7 +8,7 @@ both against eth-abi)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -187,26 +187,35 @@ class Multicall:
         return [r for part in parts for r in part]
 
     def call_fixed(self, chunks: Sequence[FixedChunk], block: int) -> list[list[int | bytes | None]]:
-        """Run pre-encoded chunks at ``block`` (a few in flight); each chunk's values (see FixedChunk).
-        A chunk whose batch reverts (out of gas, a call that must not fail) is re-run through the
-        splitting path of ``call``."""
+        """Run pre-encoded chunks at ``block`` (a few in flight); each chunk's values (see FixedChunk)."""
+        return list(self.stream_fixed(chunks, block))
+
+    def stream_fixed(self, chunks: Sequence[FixedChunk], block: int) -> Iterator[list[int | bytes | None]]:
+        """Like ``call_fixed``, but each chunk's values are yielded, in order, as soon as that chunk
+        is back, while the later ones are still in flight: a decoder consuming the stream works
+        while the node answers the rest. A chunk whose batch reverts (out of gas, a call that must
+        not fail) is re-run through the splitting path of ``call``."""
         if not isinstance(block, int):
             raise TypeError("pin multicall reads to a block number")
-        tag = hex(block)
 
         def one(chunk: FixedChunk) -> list[int | bytes | None]:
-            call: dict = {"to": self.address, "data": chunk.payload}
-            if self.gas is not None:
-                call["gas"] = hex(self.gas)
             try:
-                out = self.client.request("eth_call", [call, tag])
+                ret = self.client.call_hex(self.address, chunk.payload, block, self.gas)
             except Reverted:
                 return chunk.values(self._run_chunk(chunk.calls, block))
-            return chunk.decode(bytes.fromhex(out[2:]))
+            return chunk.decode(ret)
 
         if self._pool is None or len(chunks) < 2:
-            return [one(c) for c in chunks]
-        return list(self._pool.map(one, chunks))
+            for c in chunks:
+                yield one(c)
+            return
+        futures = [self._pool.submit(one, c) for c in chunks]
+        try:
+            for f in futures:
+                yield f.result()
+        finally:
+            for f in futures:  # the consumer stopped early (an error): drop what has not started
+                f.cancel()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -108,10 +108,23 @@ def nearest_liquidation(position: Position) -> LiquidationPoint | None:
     if position.perp is not None:
         points = liquidation_points(position)
         return points[0] if points else None
-    weighted = [l for l in position.legs if l.side is Side.COLLATERAL and l.liquidation_weight > 0]
-    health = lending_health(position.legs)
-    if not weighted or not math.isfinite(health) or health <= 0:
+    # One pass over the legs (this runs for every position of every read): the weighted collateral,
+    # the debt, and the collateral that weighs most, as lending_health and value_usd compute them.
+    weighted = debt = best = 0.0
+    main = None
+    for leg in position.legs:
+        value = leg.amount_raw / 10**leg.asset.decimals * leg.price_usd
+        if leg.side is Side.DEBT:
+            debt += value
+        elif leg.liquidation_weight > 0:
+            w = value * leg.liquidation_weight
+            weighted += w
+            if main is None or w > best:
+                main, best = leg, w
+    if main is None or debt <= 0:
+        return None
+    health = weighted / debt
+    if health <= 0:
         return None
     m = 1.0 / health
-    main = max(weighted, key=lambda l: l.value_usd * l.liquidation_weight)
     return LiquidationPoint(main.asset.symbol, main.price_usd * m, main.price_usd, m - 1.0)

@@ -90,3 +90,32 @@ def test_urls_are_redacted_in_errors():
     with pytest.raises(TemporaryError) as e:
         c.request("eth_blockNumber")
     assert "SECRETKEY" not in str(e.value)
+
+
+def test_fast_result_slices_a_plain_hex_result_and_leaves_the_rest_to_json():
+    from keeper.chain.client import _fast_result
+
+    assert _fast_result(b'{"jsonrpc":"2.0","id":7,"result":"0x00ff"}') == {"result": "0x00ff"}
+    assert _fast_result(b'{"result":"0xab","id":1,"jsonrpc":"2.0"}') == {"result": "0xab"}
+    # errors, escapes and non-hex results go through the JSON parser (None here)
+    assert _fast_result(b'{"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted","data":"0x08"}}') \
+        is None
+    assert _fast_result(b'{"jsonrpc":"2.0","id":1,"error":{"data":{"result":"0x01"}}}') is None
+    assert _fast_result(b'{"jsonrpc":"2.0","id":1,"result":"0x\\u0041"}') is None
+    assert _fast_result(b'{"jsonrpc":"2.0","id":1,"result":null}') is None
+
+
+def test_call_hex_equals_eth_call_and_keeps_reverts(anvil, devnet):
+    client = ChainClient("devnet", [anvil.url], 31337)
+    client.connect()
+    oracle = devnet["aave_v3"]["oracle"]
+    weth = devnet["tokens"]["WETH"]["address"]
+    data = "0xb3596f07" + "00" * 12 + weth[2:].lower()  # getAssetPrice(WETH)
+    block = client.block_number()
+    assert client.call_hex(oracle, data, block) == client.eth_call(oracle, data, block)
+    assert int.from_bytes(client.call_hex(oracle, data, block, gas=10**7), "big") == 2_000 * 10**8
+    pool = devnet["aave_v3"]["pool"]
+    with pytest.raises(Reverted):  # withdraw from the pool by someone with nothing there: a revert, not retried
+        client.call_hex(pool, "0x69328dec" + "00" * 12 + weth[2:].lower() + "00" * 31 + "01" + "00" * 32, block)
+    with pytest.raises(ValueError):
+        client.call_hex(pool, '0x00"}', block)

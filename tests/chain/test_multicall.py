@@ -47,3 +47,22 @@ def test_on_anvil_results_equal_direct_calls(devnet, anvil, w3, chunk_size, in_f
         got = decode(["uint256"] * 6, r.data)
         assert list(got) == pool.functions.getUserAccountData(u).call(block_identifier=block)
     assert not results[-1].success
+
+
+def test_stream_fixed_yields_each_chunk_in_order_while_the_rest_are_in_flight(devnet, anvil):
+    from keeper.chain.multicall import FixedChunk
+
+    client = ChainClient("devnet", [anvil.url], devnet["chain_id"])
+    mc = Multicall(client, devnet["multicall3"], in_flight=2)
+    try:
+        tokens = [t["address"] for t in devnet["tokens"].values()]
+        chunks = [FixedChunk([Call(t, bytes.fromhex("313ce567"))], [32]) for t in tokens * 3]  # decimals()
+        block = client.block_number()
+        stream = mc.stream_fixed(chunks, block)
+        first = next(stream)  # the first chunk is usable before the stream is drained
+        assert first == [devnet["tokens"]["WETH"]["decimals"]]
+        assert [first, *stream] == mc.call_fixed(chunks, block) == [[t["decimals"]] for t in devnet["tokens"].values()] * 3
+        with pytest.raises(TypeError):
+            next(mc.stream_fixed(chunks, "latest"))  # pinned to a block number, always
+    finally:
+        mc.close()

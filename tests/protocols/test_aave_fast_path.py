@@ -51,17 +51,17 @@ def tick(w3, ad, mc, accounts, rounds=None):
     """One read at the head; ``rounds`` (a list) gets how many multicall rounds it took."""
     block = w3.eth.block_number
     n = [0]
-    orig = mc.call_fixed
+    orig = mc.stream_fixed
 
     def counted(chunks, b):
         n[0] += 1
         return orig(chunks, b)
 
-    mc.call_fixed = counted
+    mc.stream_fixed = counted
     try:
         out = {p.account.lower(): p for p in ad.read(mc, accounts, ReadContext("devnet", block, 0, {}))}
     finally:
-        del mc.call_fixed
+        del mc.stream_fixed
     if rounds is not None:
         rounds.append(n[0])
     return block, out

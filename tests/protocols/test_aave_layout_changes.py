@@ -7,6 +7,7 @@ produce a health that differs from the pool's (the "health unverified" safety st
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -44,7 +45,7 @@ UNITS = {"WETH": 10**18, "WBTC": 10**8, "USDC": 10**6}
 
 
 class SkewedMulticall(Multicall):
-    """A real multicall on the devnet whose first ``call_fixed`` answers every chunk after the first
+    """A real multicall on the devnet whose first ``stream_fixed`` answers every chunk after the first
     from block + 1 (the next state), as a node does that serves a call for the head from the block it
     is mining. Later reads are answered honestly."""
 
@@ -53,15 +54,15 @@ class SkewedMulticall(Multicall):
         self.skew = True
         self.rounds = 0
 
-    def call_fixed(self, chunks, block):
+    def stream_fixed(self, chunks, block):
         self.rounds += 1
         if not self.skew or len(chunks) < 2:
             if self.skew and chunks:  # one chunk: all of it from the next state
                 self.skew = False
-                return super().call_fixed(chunks, block + 1)
-            return super().call_fixed(chunks, block)
+                return super().stream_fixed(chunks, block + 1)
+            return super().stream_fixed(chunks, block)
         self.skew = False
-        return super().call_fixed(chunks[:1], block) + super().call_fixed(chunks[1:], block + 1)
+        return itertools.chain(super().stream_fixed(chunks[:1], block), super().stream_fixed(chunks[1:], block + 1))
 
 
 def accounts_of(devnet) -> list[str]:

@@ -31,9 +31,8 @@ Calldata is encoded once per group of accounts and layout and reused across tick
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -263,14 +262,8 @@ class AaveV3Adapter(Adapter):
         groups = tuple(groups)  # this round's groups, whatever later rounds or ticks re-encode
         todo = _Round()
 
-        def decode_fixed(values: list[list[int | bytes | None]], ctx: ReadContext) -> list[Position]:
-            enabled = gc.isenabled()
-            gc.disable()  # thousands of small objects: no collection passes in the hot loop
-            try:
-                return self._decode(values, groups, ctx, todo)
-            finally:
-                if enabled:
-                    gc.enable()
+        def decode_fixed(values: Iterable[list[int | bytes | None]], ctx: ReadContext) -> list[Position]:
+            return self._decode(values, groups, ctx, todo)  # run_plans pauses the cyclic GC meanwhile
 
         def follow_up(mc: Multicall, ctx: ReadContext) -> ReadPlan | None:
             if todo.stale:
@@ -306,24 +299,48 @@ class AaveV3Adapter(Adapter):
                 k += 1
         return shared[k] != meta.reserves_list_raw or shared[k + 1] != meta.revision
 
-    def _decode(self, values: list[list[int | bytes | None]], groups: Sequence[_Group], ctx: ReadContext,
+    def _decode(self, stream: Iterable[list[int | bytes | None]], groups: Sequence[_Group], ctx: ReadContext,
                 todo: _Round) -> list[Position]:
-        if not groups:
-            return []
-        meta = self._need_meta()
-        fam = meta.family
-        states = [vals[:g.shared] for g, vals in zip(groups, values)]
-        if any(self._metadata_changed(st) for st in states):
+        """Decode each chunk as it arrives (``stream``), valued with the shared state of the first chunk;
+        every chunk's shared state must equal it (one EVM state for the whole read) and match the
+        loaded metadata, else nothing of this round is returned and the follow-up reads again."""
+        out: list[Position] = []
+        first: list[int | bytes | None] | None = None
+        decode_group = None
+        stale = retry = False
+        for g, vals in zip(groups, stream):  # zip stops at the last group: the stream is consumed exactly
+            if stale or retry:
+                continue
+            state = vals[:g.shared]
+            if self._metadata_changed(state):
+                stale = True
+            elif first is None:
+                first = state
+                decode_group = self._group_decoder(state, ctx, todo, out)
+                decode_group(g, vals)
+            elif state != first:
+                retry = True
+            else:
+                assert decode_group is not None
+                decode_group(g, vals)
+        if stale:
             todo.stale = True
             todo.accounts = [a for g in groups for a in g.accounts]
             return []
-        shared = states[0]
-        if any(st != shared for st in states[1:]):
+        if retry:
             # The chunks (separate eth_calls at the same block number) were answered from different
             # states: positions of one read must come from one state. Read them all again.
             log.info("Aave chunks saw different states at block %s: reading again", ctx.block)
             todo.retry = True
             return []
+        return out
+
+    def _group_decoder(self, shared: list[int | bytes | None], ctx: ReadContext, todo: _Round,
+                       out: list[Position]) -> Callable[[_Group, list[int | bytes | None]], None]:
+        """What the shared state of a read gives every account (prices, indexes, e-mode tables), and
+        the decoder of one group's values into ``out`` with it."""
+        meta = self._need_meta()
+        fam = meta.family
         reserves = meta.reserves
         n = len(reserves)
         prices_raw = shared[0]
@@ -357,8 +374,8 @@ class AaveV3Adapter(Adapter):
         proto, pool, chain, block = self.protocol, self.pool, ctx.chain, ctx.block
         # Checked Chainlink readings (price_issue), per reserve once per tick, not per position.
         feed_issue = [price_issue(ctx.prices, [r.asset.address]) for r in reserves]
-        out = []
-        for g, vals in zip(groups, values):
+
+        def decode_group(g: _Group, vals: list[int | bytes | None]) -> None:
             k = g.shared
             for acct, layout, old_emode, slots, count, checked in zip(g.accounts, g.layouts, g.emodes, g.slots,
                                                                       g.counts, g.checked):
@@ -433,13 +450,15 @@ class AaveV3Adapter(Adapter):
                                   meta.revision, fam.name)
                         issue = (f"health unverified: computed health factor {hf} differs from the pool's {want} "
                                  f"(revision {meta.revision}, {fam.name} maths); not acting on it")
+                # Positional: ~1.8 us less per position than keywords (30,000 positions a read).
+                # (chain, protocol, protocol_address, account, market, legs, health_wad, block, perp,
+                #  price_ok, price_issue, label, extra)
                 out.append(Position(
-                    chain=chain, protocol=proto, protocol_address=pool, account=acct, market="pool",
-                    legs=tuple(legs), health_wad=hf, block=block, price_ok=issue is None, price_issue=issue,
-                    extra={"emode": emode, "total_collateral_base": coll_base, "total_debt_base": debt_base,
-                           "verified": checked, "revision": meta.revision}))
-        return out
+                    chain, proto, pool, acct, "pool", tuple(legs), hf, block, None, issue is None, issue, None,
+                    {"emode": emode, "total_collateral_base": coll_base, "total_debt_base": debt_base,
+                     "verified": checked, "revision": meta.revision}))
 
+        return decode_group
 
 def _no_generic(results: Sequence[Result], ctx: ReadContext) -> list[Position]:
     return []
