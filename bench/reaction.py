@@ -63,8 +63,8 @@ class Sends:
         def seen(params) -> None:
             sends.at.setdefault("0x" + keccak(bytes.fromhex(params[0][2:])).hex(), time.perf_counter())
 
-        def request(client, method, params=None):
-            out = sends._orig(client, method, params)
+        def request(client, method, params=None, **kw):
+            out = sends._orig(client, method, params, **kw)
             if method == "eth_sendRawTransaction":
                 seen(params)
             return out
