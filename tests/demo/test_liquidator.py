@@ -11,19 +11,10 @@ from keeper.demo.collect import chain_liquidations, liquidations
 from keeper.demo.liquidator import Liquidator
 from keeper.devnet.deployer import Deployer
 from tests.devnet.helpers import set_price, token
+from tests.aave_versions import devnet, w3  # noqa: F401  (the module runs on both Aave versions)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
-
-# Every test here runs on both Aave versions (``aave_net``: v3.0.2 and v3.7, each on its own anvil).
-@pytest.fixture
-def w3(aave_net):
-    return aave_net.w3
-
-
-@pytest.fixture
-def devnet(aave_net):
-    return aave_net.dep
 
 
 @pytest.fixture

@@ -14,24 +14,10 @@ from keeper.protocols.aave_v3.maths import health_factor, percent_mul, ray_mul, 
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import ReadContext
 from tests.devnet.helpers import E18, set_price, token
+from tests.aave_versions import anvil, devnet, w3  # noqa: F401  (the module runs on both Aave versions)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
-
-# Every test here runs on both Aave versions (``aave_net``: v3.0.2 and v3.7, each on its own anvil).
-@pytest.fixture
-def w3(aave_net):
-    return aave_net.w3
-
-
-@pytest.fixture
-def devnet(aave_net):
-    return aave_net.dep
-
-
-@pytest.fixture
-def anvil(aave_net):
-    return aave_net
 
 MAX = 2**256 - 1
 USDC = 10**6

@@ -23,24 +23,10 @@ from keeper.protocols.base import ReadContext
 from tests.conftest import evm_revert, evm_snapshot
 from tests.devnet.helpers import set_price, token
 from tests.protocols.test_aave_fast_path import adapter, pool
+from tests.aave_versions import anvil, devnet, w3  # noqa: F401  (the module runs on both Aave versions)
 
 MAX = 2**256 - 1
 
-
-# Every test here runs on both Aave versions (``aave_net``: v3.0.2 and v3.7, each on its own anvil).
-@pytest.fixture
-def w3(aave_net):
-    return aave_net.w3
-
-
-@pytest.fixture
-def devnet(aave_net):
-    return aave_net.dep
-
-
-@pytest.fixture
-def anvil(aave_net):
-    return aave_net
 UNITS = {"WETH": 10**18, "WBTC": 10**8, "USDC": 10**6}
 
 
