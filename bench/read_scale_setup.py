@@ -39,15 +39,6 @@ GAS_PER_MORPHO_BORROWER = 260_000
 AAVE_BORROW = (500 * USDC, 1_560 * USDC)
 MORPHO_BORROW = (500 * USDC, 1_700 * USDC)
 
-def pool_artifact(version: str) -> C.Artifact:
-    """The Pool ABI of a deployed version: v3.7's PoolInstance (aave-v3-origin), v3.0's Pool (npm)."""
-    if version == "3.7":
-        return C.aave_origin("PoolInstance")
-    if version == "3.0":
-        return C.aave("Pool")
-    raise ValueError(f"unknown Aave version {version!r}")
-
-
 # --- set-up ----------------------------------------------------------------------------------------
 @dataclass
 class Setup:
@@ -86,7 +77,7 @@ def _setup(node: Anvil, version: str, n_aave: int, n_morpho: int, log: Callable[
     erc20 = C.ours("TestERC20")
     token = lambda sym: d.at(dep["tokens"][sym]["address"], erc20)  # noqa: E731
     usdc = token("USDC")
-    pool = d.at(aave["pool"], pool_artifact(version))
+    pool = d.at(aave["pool"], C.aave_for(version, "Pool"))
     morpho = d.at(dep["morpho_blue"]["morpho"], C.third_party("Morpho"))
     m = dep["morpho_blue"]["markets"]["WETH/USDC"]
     params = (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
@@ -141,7 +132,7 @@ def naive_web3(url: str) -> Web3:
 
 
 def naive_aave(w3: Web3, dep: dict, users: Sequence[str], block: int) -> list[int]:
-    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=pool_artifact(dep["aave_v3"]["version"]).abi)
+    pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave_for(dep["aave_v3"]["version"], "Pool").abi)
     return [pool.functions.getUserAccountData(u).call(block_identifier=block)[5] for u in users]
 
 

@@ -44,9 +44,13 @@ def anvil(anvil_v37):
     return anvil_v37
 
 
+def _web3(node: Anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
+
+
 @pytest.fixture(scope="session")
 def w3_v37(anvil_v37) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil_v37.url, request_kwargs={"timeout": 60}))
+    return _web3(anvil_v37)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +108,7 @@ def anvil_v30():
 
 @pytest.fixture(scope="session")
 def w3_v30(anvil_v30) -> Web3:
-    return Web3(Web3.HTTPProvider(anvil_v30.url, request_kwargs={"timeout": 60}))
+    return _web3(anvil_v30)
 
 
 @pytest.fixture(scope="session")

@@ -110,9 +110,10 @@ def _code(name: str, ccfg: ChainConfig, client: ChainClient) -> list[Check]:
     if ccfg.perp:
         contracts.append(("perp.vault", ccfg.perp.vault))
     contracts += [(f"feeds.{f}", fc.address) for f, fc in ccfg.feeds.items()]
+    codes = client.batch([("eth_getCode", [addr, "latest"]) for _key, addr in contracts])  # one request
     out = []
-    for key, addr in contracts:
-        ok = len(client.request("eth_getCode", [addr, "latest"])) > 2
+    for (key, addr), code in zip(contracts, codes):
+        ok = isinstance(code, str) and len(code) > 2
         out.append(Check(f"{name}: {key}", ok, addr if ok else f"no contract at {addr}"))
     return out
 

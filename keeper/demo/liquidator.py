@@ -71,8 +71,8 @@ class Liquidator:
         self.morpho = w3.eth.contract(address=dep["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
         self.perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.ours("PerpVault").abi)
         self.erc20 = C.ours("TestERC20").abi
-        # Aave v3.7 reverts with custom errors (declared in its Errors library), v3.0 with numbers.
-        self.error_abis = [self.pool.abi, self.perp.abi] + ([C.aave_origin("Errors").abi] if version == "3.7" else [])
+        # Aave v3.7's custom errors (its Errors library) are decoded by keeper.chain.revert itself.
+        self.error_abis = [self.pool.abi, self.perp.abi]
         self.feed_abi = C.third_party("MockV3Aggregator").abi
         self.tokens = {t["address"].lower(): (sym, t) for sym, t in dep["tokens"].items()}
         self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}

@@ -53,10 +53,7 @@ def aave_error(dep: dict, name: str) -> str:
 
 
 def aave_revert_name(exc: Reverted, dep: dict) -> str:
-    abis = [aave(dep, "Pool").abi]
-    if dep["aave_v3"].get("version") == "3.7":
-        abis.append(C.aave_origin("Errors").abi)
-    return revert_name(exc, *abis)
+    return revert_name(exc, aave(dep, "Pool").abi)  # v3.7's custom errors: keeper.chain.revert knows them
 
 
 def revert_name(exc: Reverted, *abis) -> str:

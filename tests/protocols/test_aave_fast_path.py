@@ -144,9 +144,8 @@ def set_emode_category(net, d, cfg, lt: int, assets: list[str], label: str = "ma
 
 def test_emode_user_and_category_edits(aave_net, w3, devnet, mc):
     carol, d, p_ = carol_setup(w3, devnet)
-    cfg_abi = C.aave("PoolConfigurator").abi if aave_net.version == "3.0" else \
-        C.aave_origin("PoolConfiguratorInstance").abi
-    cfg = w3.eth.contract(address=devnet["aave_v3"]["pool_configurator"], abi=cfg_abi)
+    cfg = w3.eth.contract(address=devnet["aave_v3"]["pool_configurator"],
+                          abi=C.aave_for(aave_net.version, "PoolConfigurator").abi)
     weth, usdc = devnet["tokens"]["WETH"]["address"], devnet["tokens"]["USDC"]["address"]
     set_emode_category(aave_net, d, cfg, 9_300, [weth, usdc])
     ad = adapter(devnet)

@@ -23,7 +23,6 @@ from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import ReadContext
 from tests.devnet.helpers import set_price
 
-ABI = {"3.0": lambda: C.aave("Pool").abi, "3.7": lambda: C.aave_origin("PoolInstance").abi}
 
 
 def aave_accounts(dep: dict) -> list[str]:
@@ -35,7 +34,7 @@ def role(dep: dict, name: str) -> str:
 
 
 def pool_of(net, address: str | None = None):
-    return net.w3.eth.contract(address=address or net.dep["aave_v3"]["pool"], abi=ABI[net.version]())
+    return net.w3.eth.contract(address=address or net.dep["aave_v3"]["pool"], abi=C.aave_for(net.version, "Pool").abi)
 
 
 @pytest.fixture

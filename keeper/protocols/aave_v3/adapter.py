@@ -38,6 +38,7 @@ from typing import Literal
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.domain import Leg, Position, Protocol, Side
+from keeper.protocols.aave_v3.maths import is_borrowing, is_using_as_collateral
 from keeper.protocols.aave_v3.metadata import (SEL_EMODE_BITMAP, SEL_EMODE_CONFIG, SEL_EMODE_DATA, SEL_RESERVES_LIST,
                                                SEL_REVISION, SEL_TOTAL_SUPPLY, Metadata, Reserve, load)
 from keeper.protocols.base import Adapter, ReadContext, ReadPlan, enc_address, enc_uint, price_issue, word
@@ -167,8 +168,8 @@ class AaveV3Adapter(Adapter):
             return ()
         out = []
         for i, r in enumerate(self.reserves):
-            coll = bool((layout >> (2 * r.reserve_id + 1)) & 1)
-            borr = bool((layout >> (2 * r.reserve_id)) & 1)
+            coll = is_using_as_collateral(layout, r.reserve_id)
+            borr = is_borrowing(layout, r.reserve_id)
             if coll or borr:
                 out.append((i, coll, borr))
         return tuple(out)

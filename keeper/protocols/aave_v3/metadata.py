@@ -18,7 +18,7 @@ from keeper.chain.multicall import Call, Multicall
 from keeper.domain import Asset
 from keeper.errors import ConfigError
 from keeper.protocols.aave_v3.families import LATEST, V30, Family, family_for, known_revisions
-from keeper.protocols.aave_v3.maths import ReserveConfig
+from keeper.protocols.aave_v3.maths import ReserveConfig, in_bitmap
 from keeper.protocols.base import address_word, enc_address, enc_uint, word
 
 SEL_ALL_RESERVES = bytes.fromhex("b316ff89")  # DataProvider.getAllReservesTokens()
@@ -64,7 +64,7 @@ class EModeCategory:
 
     def applies_to(self, family: Family, reserve: Reserve, category: int) -> bool:
         if family.emode_bitmaps:
-            return bool((self.collateral_bitmap >> reserve.reserve_id) & 1)
+            return in_bitmap(self.collateral_bitmap, reserve.reserve_id)
         return reserve.emode_category == category
 
 
