@@ -5,9 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo contracts clean devnet-up devnet-down bench aave-origin
+.PHONY: setup test demo contracts clean devnet-up devnet-down bench protocols
 
-setup: $(VENV)/.installed node_modules/.installed build/third_party/STAMP aave-origin
+setup: $(VENV)/.installed node_modules/.installed build/third_party/STAMP protocols
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,15 @@ node_modules/.installed: package.json package-lock.json
 build/third_party/STAMP: node_modules/.installed contracts/scripts/compile.mjs
 	node contracts/scripts/compile.mjs --third-party
 
-# Aave v3.7 (aave-dao/aave-v3-origin at a pinned commit, solc 0.8.28) into build/aave-v3-origin/.
-# Its sources live outside the repository (KEEPER_PROTOCOL_SOURCES, else ../shared/protocols, else a
-# shallow fetch into build/sources/), where make cannot see them: the script always runs and compares
-# its STAMP (compiler, settings, entries, commits, the SHA-256 of every source file it read), so a
-# re-run with nothing changed compiles nothing (about 0.5 s; a full compile about 14 s).
-aave-origin: node_modules/.installed
-	node contracts/scripts/compile.mjs --aave-origin
+# Protocols npm does not ship, from pinned upstream commits: Aave v3.7 (aave-dao/aave-v3-origin,
+# solc 0.8.28) into build/aave-v3-origin/ and GMX v1 (gmx-io/gmx-contracts, solc 0.6.12) into
+# build/gmx-v1/ (contracts/scripts/pinned.mjs). Their sources live outside the repository
+# (KEEPER_PROTOCOL_SOURCES, else ../shared/protocols, else a shallow fetch into build/sources/), where
+# make cannot see them: the script always runs and compares each build's STAMP (compiler, settings,
+# entries, commits, the SHA-256 of every source file it read), so a re-run with nothing changed
+# compiles nothing (about 0.5 s; a full compile about 14 s + 5 s).
+protocols: node_modules/.installed
+	node contracts/scripts/compile.mjs --aave-origin --gmx
 
 # Our contracts into abi/ (committed; tests/contracts/test_artifacts.py fails when it is stale).
 contracts: node_modules/.installed

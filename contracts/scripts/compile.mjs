@@ -1,22 +1,25 @@
 // Compiles our Solidity (contracts/*.sol, solc 0.8.28) into abi/<Name>.json, the third-party
 // sources that npm ships as Solidity only (Morpho Blue with solc 0.8.19, Chainlink's
-// MockV3Aggregator) into build/third_party/<Name>.json, and Aave v3.7 (aave-dao/aave-v3-origin at a
-// pinned commit, see aave_origin.mjs) into build/aave-v3-origin/<Name>.json: git-ignored caches.
+// MockV3Aggregator) into build/third_party/<Name>.json, and the protocols built from pinned upstream
+// trees (pinned.mjs): Aave v3.7 (aave_origin.mjs) into build/aave-v3-origin/ and GMX v1 (gmx_v1.mjs,
+// solc 0.6.12) into build/gmx-v1/: git-ignored caches.
 //
 // solc-js is driven through its JavaScript API: its CLI breaks on piped stdin and truncates piped
 // stdout, so every result is written to a file.
 //
-// usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--aave-origin] [--force]
+// usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--aave-origin] [--gmx] [--force]
 //                                           [--only A.sol B.sol]
 //        node contracts/scripts/compile.mjs --hash   (print the source hash abi/ must carry)
-//        (no flag: all three). Third-party output is reused while package-lock.json is unchanged,
-//        Aave v3.7's while the sources it read and its settings are unchanged.
+//        (no flag: all four). Third-party output is reused while package-lock.json is unchanged,
+//        Aave v3.7's and GMX v1's while the sources they read and their settings are unchanged.
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileAaveOrigin } from './aave_origin.mjs';
+import { AAVE_ORIGIN } from './aave_origin.mjs';
+import { GMX_V1 } from './gmx_v1.mjs';
+import { buildPinned } from './pinned.mjs';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -179,10 +182,9 @@ if (argv.includes('--hash')) {
   process.exit(0);
 }
 const args = new Set(onlyAt >= 0 ? argv.slice(0, onlyAt).concat(['--ours']) : argv);
-const all = !args.has('--ours') && !args.has('--third-party') && !args.has('--aave-origin');
+const all = !args.has('--ours') && !args.has('--third-party') && !args.has('--aave-origin') && !args.has('--gmx');
 if (all || args.has('--third-party')) compileThirdParty(args.has('--force'));
-if (all || args.has('--aave-origin')) {
-  compileAaveOrigin({ root: ROOT, nodeModules: NODE_MODULES, force: args.has('--force'), fail, compile,
-                      solc: () => loadSolc('solc') });
-}
+const pinned = { root: ROOT, nodeModules: NODE_MODULES, force: args.has('--force'), fail, compile, solc: loadSolc };
+if (all || args.has('--aave-origin')) buildPinned(AAVE_ORIGIN, pinned);
+if (all || args.has('--gmx')) buildPinned(GMX_V1, pinned);
 if (all || args.has('--ours')) compileOurs(only);

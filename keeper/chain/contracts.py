@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ABI_DIR = ROOT / "abi"
 THIRD_PARTY_DIR = ROOT / "build" / "third_party"
 AAVE_ORIGIN_DIR = ROOT / "build" / "aave-v3-origin"
+GMX_V1_DIR = ROOT / "build" / "gmx-v1"
 # Overridable for installs that keep node_modules elsewhere (and for tests of a missing install).
 NODE_MODULES = Path(os.environ.get("KEEPER_NODE_MODULES") or ROOT / "node_modules")
 AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
@@ -111,17 +112,30 @@ def aave(name: str) -> Artifact:
     return _from_json(name, _read(path, name))
 
 
+def _pinned_build(directory: Path, label: str, name: str) -> Artifact:
+    """``name`` from a protocol that ``make setup`` builds from pinned upstream sources."""
+    if not directory.is_dir():
+        raise ConfigError(f"{label} is not built: {directory} is missing", hint=SETUP_HINT)
+    path = directory / f"{name}.json"
+    if not path.exists():
+        raise ConfigError(f"no {label.split(' (')[0]} artifact named {name} in {directory}", hint=SETUP_HINT)
+    return _from_json(name, _read(path, name))
+
+
 @lru_cache(maxsize=None)
 def aave_origin(name: str) -> Artifact:
     """A contract of Aave v3.7 (aave-dao/aave-v3-origin, ``POOL_REVISION`` 11), compiled by
     ``make setup`` into ``build/aave-v3-origin/``: PoolInstance, PoolConfiguratorInstance,
     ATokenInstance, ..., the logic libraries and ``Errors`` (its custom errors)."""
-    if not AAVE_ORIGIN_DIR.is_dir():
-        raise ConfigError(f"Aave v3.7 (aave-v3-origin) is not built: {AAVE_ORIGIN_DIR} is missing", hint=SETUP_HINT)
-    path = AAVE_ORIGIN_DIR / f"{name}.json"
-    if not path.exists():
-        raise ConfigError(f"no Aave v3.7 artifact named {name} in {AAVE_ORIGIN_DIR}", hint=SETUP_HINT)
-    return _from_json(name, _read(path, name))
+    return _pinned_build(AAVE_ORIGIN_DIR, "Aave v3.7 (aave-v3-origin)", name)
+
+
+@lru_cache(maxsize=None)
+def gmx(name: str) -> Artifact:
+    """A contract of GMX v1 (gmx-io/gmx-contracts, solc 0.6.12), compiled by ``make setup`` into
+    ``build/gmx-v1/``: Vault, VaultUtils, VaultPriceFeed, Router, PositionRouter (links
+    PositionUtils), PositionManager, ShortsTracker, OrderBook, USDG, Timelock, VaultErrorController."""
+    return _pinned_build(GMX_V1_DIR, "GMX v1 (gmx-contracts)", name)
 
 
 # The v3.0 artifact names (``@aave/core-v3``) of the contracts whose v3.7 build is an "Instance".
