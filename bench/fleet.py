@@ -5,7 +5,11 @@
   keeper, which reads them every block but cannot act for them (no vault);
 - ``n_vaults`` KeeperVaults, each holding one real Aave position of its own (10 WETH collateral,
   ``borrow_usdc`` USDC debt: health 1.375 at ETH 2,000 with the default 12,000) and a WETH reserve
-  the keeper may top up from. Owner: the admin account; keeper role: account 1 (the devnet's).
+  the keeper may top up from. Owner: the admin account; keeper role: account 1 (the devnet's);
+- ``n_perps`` KeeperVaults, each holding one GMX v1 ETH long of its own (gated, as the devnet
+  deploys it: opened by a PositionRouter request that the position keeper executes), 2 WETH of
+  collateral and ``perp_size_usd`` of size, a WETH reserve, the vault's PositionRouter route, an
+  ether cap and 1 ETH for execution fees; the health floor ``perp_floor`` forbids releases.
 
 The keeper config is the devnet deployment file with these positions, so ``chain_from_deployment``
 turns it into a chain config exactly as for ``keeper devnet up``.
@@ -36,8 +40,10 @@ def asset_key(asset: str) -> bytes:
 
 
 class Fleet:
-    def __init__(self, node: Anvil, w3: Web3, dep: dict, watched: list[str], vaults: list[str]) -> None:
+    def __init__(self, node: Anvil, w3: Web3, dep: dict, watched: list[str], vaults: list[str],
+                 perps: list[str] | None = None) -> None:
         self.node, self.w3, self.dep, self.watched, self.vaults = node, w3, dep, watched, vaults
+        self.perps = perps or []
 
     def write_deployment(self, path: Path) -> Path:
         path.write_text(json.dumps({**self.dep, "rpc_url": self.node.url}))
@@ -83,8 +89,46 @@ def add_watched(w3: Web3, dep: dict, n: int) -> list[str]:
     return watched
 
 
+def add_perp_vaults(w3: Web3, dep: dict, n: int, size_usd: int, floor: float) -> list[str]:
+    """``n`` KeeperVaults each holding a GMX v1 ETH long (see the module doc), appended to
+    ``dep["positions"]`` as vault-held."""
+    from keeper.devnet.position_keeper import PositionKeeper
+
+    roles, perp = dep["roles"], dep["perp"]
+    admin, keeper = roles["admin"], roles["keeper"]
+    d = Deployer(w3, admin)
+    weth = d.at(dep["tokens"]["WETH"]["address"], C.ours("TestERC20"))
+    gmx = d.at(perp["vault"], C.gmx("Vault"))
+    router, pr = d.at(perp["router"], C.gmx("Router")), d.at(perp["position_router"], C.gmx("PositionRouter"))
+    fee = perp["min_execution_fee"]
+    m = perp["markets"]["ETH-long"]
+    vaults = []
+    for _ in range(n):
+        v = d.deploy(C.ours("KeeperVault"), admin, keeper)
+        d.send(v.functions.setCap(weth.address, 50 * E18, 500 * E18))
+        d.send(v.functions.setCap("0x" + "00" * 20, 10 * fee, 1_000 * fee))
+        d.send(v.functions.setPerpMarket(gmx.address, m["collateral_token"], m["index_token"], True, True,
+                                         round(floor * E18)))
+        d.send(v.functions.setPerpRoute(gmx.address, pr.address, 10 * fee))
+        d.send_value(v.address, E18, sender=admin)
+        d.send(weth.functions.mint(v.address, 22 * E18))
+        limit = gmx.functions.getMaxPrice(weth.address).call() * 101 // 100
+        for target, data, value in (
+                (weth.address, weth.encode_abi("approve", args=[router.address, MAX]), 0),
+                (router.address, router.encode_abi("approvePlugin", args=[pr.address]), 0),
+                (pr.address, pr.encode_abi("createIncreasePosition", args=[
+                    [weth.address], weth.address, 2 * E18, 0, size_usd * 10**30, True, limit, fee, bytes(32),
+                    "0x" + "00" * 20]), fee)):
+            d.send(v.functions.execute(target, value, data), value=value)
+        vaults.append(v.address)
+    PositionKeeper(w3, pr.address, perp["position_keeper"]).step()
+    dep["positions"] += [{"id": f"perp{i}-eth-long", "protocol": "perp", "address": gmx.address, "account": a,
+                          "holder": "vault", "vault": a, "owner": admin, **m} for i, a in enumerate(vaults)]
+    return vaults
+
+
 def build(n_watch: int, n_vaults: int, *, borrow_usdc: int = 12_000, reserve_weth: int = 20, floor: float = 1.25,
-          log=lambda _m: None) -> Fleet:
+          n_perps: int = 0, perp_size_usd: int = 16_000, perp_floor: float = 13.0, log=lambda _m: None) -> Fleet:
     floor_wad = round(floor * E18)
     node = Anvil(extra_args=["--gas-limit", str(BLOCK_GAS_LIMIT)]).start()
     try:
@@ -127,7 +171,10 @@ def build(n_watch: int, n_vaults: int, *, borrow_usdc: int = 12_000, reserve_wet
 
         dep["positions"][:0] = [{"id": f"vault{i}-aave", "protocol": "aave_v3", "address": pool.address, "account": a,
                                  "holder": "vault", "vault": a, "owner": admin} for i, a in enumerate(vaults)]
-        return Fleet(node, w3, dep, watched, vaults)
+        perps = add_perp_vaults(w3, dep, n_perps, perp_size_usd, perp_floor) if n_perps else []
+        if n_perps:
+            log(f"{n_perps} KeeperVaults with a GMX v1 ETH long each ({dep['perp']['mode']})")
+        return Fleet(node, w3, dep, watched, vaults, perps)
     except BaseException:
         node.stop()
         raise

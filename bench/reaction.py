@@ -20,7 +20,14 @@ Measured per protective transaction:
   simulation, gas estimation, signing, journaling and the broadcast.
 
     .venv/bin/python bench/reaction.py [--watch 980] [--vaults 20] [--rounds 5] [--price 1560]
-                                       [--poll 0.05]
+                                       [--poll 0.05] [--perps N]
+
+``--perps N`` adds N KeeperVaults each holding a GMX v1 ETH long on the devnet's gated GMX (bench/
+fleet.py), with GMX's position keeper running (``keeper.devnet.position_keeper``, executing at every
+new head). Their protection takes the request path: the keeper's ``topUp`` creates a PositionRouter
+request (measured like any protective transaction: the block it lands in), and the margin lands when
+the position keeper executes it (reported apart: blocks from the price update to the execution; the
+floor is 2, the request in the next block and its execution in the one after).
 
 Goal (issue): >= 99 % of the protective transactions in the next block, p99 decision latency <= 100 ms.
 """
@@ -46,7 +53,9 @@ import fleet as F  # noqa: E402
 
 from keeper.chain.client import ChainClient  # noqa: E402
 from keeper.config import Config, DaemonConfig, KeeperConfig, StoreConfig, chain_from_deployment  # noqa: E402
+from keeper.chain import contracts as C  # noqa: E402
 from keeper.daemon.keeper import Keeper  # noqa: E402
+from keeper.devnet.position_keeper import start_thread  # noqa: E402
 
 VOLS = {"WETH": 0.8, "WBTC": 0.7}
 
@@ -144,6 +153,7 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
 
     k.tick = timed_tick  # type: ignore[method-assign]
     runner = threading.Thread(target=lambda: k.run(install_signals=False), daemon=True)
+    pk = start_thread(w3, fl.dep["perp"]) if fl.perps else None
     try:
         runner.start()
         wait_for(lambda: k.ticks >= 2 or k.halted is not None, 120, "the keeper's first ticks")
@@ -157,21 +167,31 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
         time.sleep(1.0)
         rc = w3.eth.wait_for_transaction_receipt(tx, timeout=30, poll_latency=0.2)
         n = rc["blockNumber"]
-        need = len(fl.vaults)
+        need = len(fl.vaults) + len(fl.perps)
         wait_for(lambda: w3.eth.get_transaction_count(keeper_addr) - nonce0 >= need, 30,
                  f"{need} protective transactions mined", every=0.2)
+        if fl.perps:
+            wait_for(lambda: len(executions(w3, fl, n)) >= len(fl.perps), 30, "GMX to execute the margin requests",
+                     every=0.2)
         time.sleep(1.5)  # a late extra transaction would show up here
         sent_after = {h: t for h, t in sends.at.items()}
     finally:
         k.stop.set()
         runner.join(timeout=60)
+        if pk is not None:
+            pk[1].set()
+            pk[0].join(timeout=30)
         sends.restore()
         heads.close()
-    landed, lat = [], []
+    perps = {a.lower() for a in fl.perps}
+    executed = [b - n for b in executions(w3, fl, n).values()] if fl.perps else []
+    landed, lat, requested = [], [], []
     for h, t in sent_after.items():
         r = w3.eth.get_transaction_receipt(h)
         if r is None:
             continue
+        if (r["to"] or "").lower() in perps:
+            requested.append(r["blockNumber"] - n)
         landed.append(r["blockNumber"] - n)
         if n in heads.at:
             lat.append((t - heads.at[n]) * 1000)
@@ -180,9 +200,21 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
     first = min(lat) if lat else None
     detect = (tick_start[n] - heads.at[n]) * 1000 if n in tick_start and n in heads.at else None
     return {"block": n, "txs": len(landed), "landed": landed, "latency_ms": lat, "first_ms": first, "detect_ms": detect,
+            "requested": requested, "executed": executed,
             "tick_n_ms": tick_n * 1000 if tick_n is not None else None,
             "quiet_tick_ms": statistics.median(other) * 1000 if other else None,
             "mined": w3.eth.get_transaction_count(keeper_addr) - nonce0}
+
+
+def executions(w3, fl: F.Fleet, since: int) -> dict[str, int]:
+    """Perp vault -> the block GMX's position keeper executed its margin request in (since ``since``)."""
+    pr = w3.eth.contract(address=fl.dep["perp"]["position_router"], abi=C.gmx("PositionRouter").abi)
+    perps = {a.lower() for a in fl.perps}
+    out: dict[str, int] = {}
+    for ev in pr.events.ExecuteIncreasePosition().get_logs(from_block=since):
+        if ev.args.account.lower() in perps:
+            out.setdefault(ev.args.account.lower(), ev.blockNumber)
+    return out
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -197,10 +229,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--price", type=float, default=1_700.0, help="ETH price after the move (from 2,000)")
     ap.add_argument("--poll", type=float, default=0.05, help="daemon.poll_interval (seconds)")
+    ap.add_argument("--perps", type=int, default=0, help="vault-held GMX v1 longs (gated: the request path)")
     args = ap.parse_args()
     os.environ["KEEPER_BENCH_KEY"] = F.KEEPER_KEY
     t0 = time.perf_counter()
-    fl = F.build(args.watch, args.vaults, borrow_usdc=13_000, floor=1.3, log=lambda m: print(f"  set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
+    fl = F.build(args.watch, args.vaults, borrow_usdc=13_000, floor=1.3, n_perps=args.perps,
+                 log=lambda m: print(f"  set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
     results = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -221,8 +255,10 @@ def main() -> int:
         fl.node.stop()
     landed = [x for r in results for x in r["landed"]]
     lat = [x for r in results for x in r["latency_ms"]]
-    need = args.vaults * args.rounds
+    need = (args.vaults + args.perps) * args.rounds
     nxt = sum(1 for x in landed if x == 1)
+    requested = [x for r in results for x in r["requested"]]
+    executed = [x for r in results for x in r["executed"]]
     print()
     print(f"reaction: {args.watch + args.vaults:,} watched positions ({args.vaults} vault-held), 1 s blocks, "
           f"{args.rounds} rounds, ETH 2,000 -> {args.price:,.0f}, poll {args.poll} s; load average "
@@ -243,6 +279,14 @@ def main() -> int:
         ("tick at the update block, median", f"{statistics.median(r['tick_n_ms'] for r in results):.0f} ms"),
         ("quiet tick (no action), median", f"{statistics.median(r['quiet_tick_ms'] for r in results if r['quiet_tick_ms']):.0f} ms"),
     ]
+    if args.perps:
+        rows += [
+            ("GMX requests: blocks after update (count)", ", ".join(f"{b}: {requested.count(b)}"
+                                                                    for b in sorted(set(requested))) or "-"),
+            ("GMX margin executed: blocks after update", ", ".join(f"{b}: {executed.count(b)}"
+                                                                   for b in sorted(set(executed))) or "-"),
+            ("requests executed / made", f"{len(executed)} / {len(requested)}"),
+        ]
     for name, val in rows:
         print(f"| {name:<44} | {val:>14} |")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")

@@ -1,8 +1,9 @@
 """Soak benchmark: the daemon through ``--blocks`` blocks of random prices, accelerated.
 
-Set-up: a fresh anvil with the seeded devnet (real Aave v3, Morpho Blue and the PerpVault; alice's
-vault-held Aave, Morpho and two perp positions and bob's owner-held Aave and Morpho positions are
-protected, carol's unprotected twins are only watched), plus ``--watch`` watched Aave borrowers
+Set-up: a fresh anvil with the seeded devnet (real Aave v3, Morpho Blue and GMX v1 gated, with its
+position keeper executing PositionRouter requests; alice's vault-held Aave, Morpho and two perp
+positions, dave's e-mode position and bob's owner-held Aave and Morpho positions are protected,
+carol's unprotected twins are only watched), plus ``--watch`` watched Aave borrowers
 (bench/fleet.py's factory) so every tick reads a realistic book.
 
 The keeper runs as in production (``Keeper.run`` with its scheduler, head subscription, journal and
@@ -18,7 +19,8 @@ instead of a day); everything else is as deployed.
 
 Measured: resident memory of this process (keeper + driver) after warm-up and at the end (growth
 must stay < 10 %); protected positions that were ever liquidatable (health < 1) at a block the
-keeper had ticked (must be 0); unhandled exceptions (error log records from the scheduler, and any
+keeper had ticked, once GMX's position keeper had executed the pending requests (a gated perp's
+margin lands with the request's execution; must be 0); unhandled exceptions (error log records from the scheduler, and any
 tick that failed with something other than a temporary chain error; must be 0); actions sent.
 
     .venv/bin/python bench/soak.py [--blocks 10000] [--watch 200] [--seed 7]
@@ -48,6 +50,7 @@ from keeper.config import (Config, DaemonConfig, KeeperConfig, StoreConfig,  # n
 from keeper.daemon.keeper import Keeper  # noqa: E402
 from keeper.devnet.anvil import Anvil  # noqa: E402
 from keeper.devnet.deploy import deploy_devnet  # noqa: E402
+from keeper.devnet.position_keeper import PositionKeeper, start_thread  # noqa: E402
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 VOLS = {"WETH": 0.8, "WBTC": 0.7}
@@ -140,6 +143,8 @@ def main() -> int:
             k = Keeper(cfg, vols=VOLS)
             runner = threading.Thread(target=lambda: k.run(install_signals=False), daemon=True)
             runner.start()
+            position_keeper, pk_stop = start_thread(w3, dep["perp"])
+            pk = PositionKeeper(w3, dep["perp"]["position_router"], dep["perp"]["position_keeper"])
             end = time.monotonic() + 120
             while k.ticks < 1 and k.halted is None and time.monotonic() < end:
                 time.sleep(0.05)
@@ -166,6 +171,8 @@ def main() -> int:
                 wait_end = time.monotonic() + 60
                 while (k.last_block or 0) < head and k.halted is None and time.monotonic() < wait_end:
                     time.sleep(0.005)
+                while pk.pending() != (0, 0) and time.monotonic() < wait_end:
+                    time.sleep(0.005)  # GMX's position keeper executes the keeper's margin requests
                 # The keeper has ticked `head` (and its transactions are mined: automine). Any protected
                 # position still liquidatable now is one the keeper failed to save.
                 snap = reader.read()  # its own reader: the keeper's belong to the keeper's thread
@@ -183,6 +190,8 @@ def main() -> int:
                           f"({time.perf_counter() - t0:.0f} s)", flush=True)
             k.stop.set()
             runner.join(timeout=120)
+            pk_stop.set()
+            position_keeper.join(timeout=30)
     finally:
         node.stop()
     warm = next((m for b, m in rss if b >= min(1_000, args.blocks // 5)), rss[0][1] if rss else float("nan"))

@@ -9,7 +9,9 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IPool} from "@aave/core-v3/contracts/interfaces/IPool.sol";
 import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
 
-import {IPerpVault} from "./interfaces/IPerpVault.sol";
+import {IGmxPositionRouter} from "./interfaces/IGmxPositionRouter.sol";
+import {IGmxVault} from "./interfaces/IGmxVault.sol";
+import {GmxPerp} from "./lib/GmxPerp.sol";
 import {HealthLib} from "./lib/HealthLib.sol";
 
 /// @title KeeperVault - the user's guarded smart account.
@@ -20,11 +22,18 @@ import {HealthLib} from "./lib/HealthLib.sol";
 /// @dev A position is named by a `Ref`:
 ///      - AAVE:   protocol = Pool,   market = bytes32(uint256(uint160(asset)))
 ///      - MORPHO: protocol = Morpho, market = the Morpho market id
-///      - PERP:   protocol = a GMX-v1-style PerpVault, market =
+///      - PERP:   protocol = a GMX v1 Vault, market =
 ///                keccak256(abi.encode(collateralToken, indexToken, isLong)) (see `setPerpMarket`)
 ///      - account: address(this) for a vault-held position, `owner` for an owner-held one.
 ///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see
 ///      `HealthLib`.
+///
+///      GMX v1: withdrawals are `Vault.decreasePosition` (collateral only, to this vault), allowed
+///      at any time. Top-ups are atomic `increasePosition(size 0)` while the Vault's leverage is
+///      enabled; with it off (GMX's production set-up) they are PositionRouter requests for this
+///      vault's own positions only (GMX makes every request for its sender), executed by GMX's
+///      position keepers or, after GMX's public delay, by `executePerpRequest`. The execution fee
+///      is paid in ether from this vault, within the owner's `setPerpRoute` cap and address(0)'s caps.
 ///
 ///      Caps use a true rolling window, not fixed buckets: each asset keeps a ring of at most
 ///      `MAX_WINDOW_ENTRIES` (timestamp, amount) records plus their running sum. Each keeper
@@ -69,6 +78,11 @@ contract KeeperVault is ReentrancyGuard {
         bool isLong;
     }
 
+    struct PerpRoute {
+        address positionRouter;
+        uint256 maxExecutionFee;
+    }
+
     struct Cap {
         uint256 perCall;
         uint256 perWindow;
@@ -99,6 +113,7 @@ contract KeeperVault is ReentrancyGuard {
     mapping(address asset => Cap) public caps;
     mapping(uint8 kind => mapping(address protocol => mapping(bytes32 market => MarketRule))) public markets;
     mapping(bytes32 market => PerpParams) public perpMarkets;
+    mapping(address perpVault => PerpRoute) public perpRoutes;
     mapping(address asset => Window) private _windows;
     mapping(address asset => Spend[MAX_WINDOW_ENTRIES]) private _spends;
 
@@ -122,6 +137,13 @@ contract KeeperVault is ReentrancyGuard {
     error AssetMismatch(address fromAsset, address toAsset);
     error UnsupportedAction();
     error EthTransferFailed();
+    error NoPerpRoute(address perpVault);
+    error InvalidRoute(address perpVault, address positionRouter);
+    error GatedOwnerPosition(address account);
+    error ExecutionFeeTooHigh(uint256 fee, uint256 cap);
+    error InsufficientEth(uint256 fee, uint256 balance);
+    error NotOwnRequest(bytes32 requestKey);
+    error RequestNotSettled(bytes32 requestKey);
 
     event KeeperAction(
         uint8 indexed action,
@@ -146,6 +168,13 @@ contract KeeperVault is ReentrancyGuard {
     event CapSet(address indexed asset, uint256 perCall, uint256 perWindow);
     event MarketSet(uint8 indexed kind, address indexed protocol, bytes32 indexed market, bool allowed, uint256 healthFloor);
     event PerpMarketSet(bytes32 indexed market, address collateralToken, address indexToken, bool isLong);
+    event PerpRouteSet(address indexed perpVault, address indexed positionRouter, uint256 maxExecutionFee);
+    /// @notice A gated GMX top-up was requested: `amount` and the fee left the vault, nothing is in
+    ///         the position yet (no KeeperAction). Executed, the position gets `amount` less GMX's
+    ///         deposit fee on longs; cancelled, `amount` comes back here.
+    event PerpIncreaseRequested(bytes32 indexed requestKey, address indexed positionRouter, bytes32 indexed market,
+        address account, address asset, uint256 amount, uint256 executionFee, uint256 healthBefore);
+    event PerpRequestSettled(bytes32 indexed requestKey, bool executed);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -277,6 +306,21 @@ contract KeeperVault is ReentrancyGuard {
         _setMarket(uint8(Kind.PERP), perpVault, market, allowed, healthFloor);
     }
 
+    /// @notice Trust `positionRouter` (a GMX v1 PositionRouter of `perpVault`) for top-up requests,
+    ///         paying at most `maxExecutionFee` wei each; address(0) removes the route (the plugin
+    ///         approval on GMX's Router stays: the owner may `execute` its `denyPlugin`).
+    function setPerpRoute(address perpVault, address positionRouter, uint256 maxExecutionFee) external onlyOwner {
+        if (perpVault == address(0)) revert ZeroAddress();
+        if (positionRouter == address(0)) {
+            delete perpRoutes[perpVault];
+            maxExecutionFee = 0;
+        } else {
+            if (IGmxPositionRouter(positionRouter).vault() != perpVault) revert InvalidRoute(perpVault, positionRouter);
+            perpRoutes[perpVault] = PerpRoute(positionRouter, maxExecutionFee);
+        }
+        emit PerpRouteSet(perpVault, positionRouter, maxExecutionFee);
+    }
+
     function _setMarket(uint8 kind, address protocol, bytes32 market, bool allowed, uint256 healthFloor) internal {
         if (kind > uint8(Kind.PERP)) revert InvalidKind(kind);
         if (protocol == address(0)) revert ZeroAddress();
@@ -295,7 +339,10 @@ contract KeeperVault is ReentrancyGuard {
     // ------------------------------------------------------------------ keeper
 
     /// @notice Add `amount` of the position's collateral asset from the reserve: Aave supply,
-    ///         Morpho supplyCollateral, or perp margin (transfer + increasePosition(size 0)).
+    ///         Morpho supplyCollateral, or GMX margin: atomic increasePosition(size 0) while the
+    ///         Vault's leverage is enabled, else a PositionRouter request (vault-held positions
+    ///         only; `PerpIncreaseRequested` instead of `KeeperAction`). `amount` counts in the
+    ///         asset's caps either way, a request's execution fee in those of address(0).
     function topUp(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
         if (amount == 0) revert ZeroAmount();
         _checkRef(ref);
@@ -332,7 +379,8 @@ contract KeeperVault is ReentrancyGuard {
 
     /// @notice Take collateral out of a position back into the vault (never anywhere else).
     ///         AAVE/MORPHO: `amount` in the asset's units. PERP: `amount` is the collateral delta in
-    ///         USD (1e30). The cap counts the tokens actually received; the position must end at
+    ///         USD (1e30); GMX also checks the rest at the Vault's current margin fee (5% at rest on
+    ///         gated GMX). The cap counts the tokens actually received; the position must end at
     ///         or above the market's health floor.
     function withdrawExcess(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
         if (amount == 0) revert ZeroAmount();
@@ -345,12 +393,7 @@ contract KeeperVault is ReentrancyGuard {
     /// @notice Withdraw excess from `from` (as `withdrawExcess`) and top up `to` with exactly the
     ///         tokens received. Both positions must take the same asset. The cap counts the moved
     ///         tokens once.
-    function rebalance(Ref calldata from, uint256 amount, Ref calldata to)
-        external
-        nonReentrant
-        onlyKeeper
-        whenNotPaused
-    {
+    function rebalance(Ref calldata from, uint256 amount, Ref calldata to) external nonReentrant onlyKeeper whenNotPaused {
         if (amount == 0) revert ZeroAmount();
         MarketRule memory rule = _checkRef(from);
         _checkRef(to);
@@ -363,9 +406,24 @@ contract KeeperVault is ReentrancyGuard {
         _topUp(to, asset, received, ActionType.REBALANCE_IN);
     }
 
+    /// @notice Execute a pending increase request of this vault's (its top-ups, or the owner's own
+    ///         through `execute`) on `perpVault`'s route when GMX's position keepers have not: GMX
+    ///         lets the request's account do it once its public delay has passed. The fee comes back.
+    function executePerpRequest(address perpVault, bytes32 key) external nonReentrant onlyKeeper whenNotPaused {
+        _settle(perpVault, key, true);
+    }
+
+    /// @notice Cancel this vault's own pending increase request (same rules): the collateral and
+    ///         the execution fee come back to the vault.
+    function cancelPerpRequest(address perpVault, bytes32 key) external nonReentrant onlyKeeper whenNotPaused {
+        _settle(perpVault, key, false);
+    }
+
     // ------------------------------------------------------------------ views
 
-    /// @notice The position's health, 1e18-scaled; type(uint256).max when it has no debt.
+    /// @notice The position's health, 1e18-scaled; type(uint256).max when it has no debt. For a
+    ///         perp, funding is as of the GMX Vault's last funding update (keeper actions update it
+    ///         before reading).
     function health(Ref calldata ref) external view returns (uint256) {
         return _health(ref);
     }
@@ -419,6 +477,7 @@ contract KeeperVault is ReentrancyGuard {
     }
 
     function _topUp(Ref calldata ref, address asset, uint256 amount, ActionType action) internal {
+        if (ref.kind == uint8(Kind.PERP)) _syncFunding(ref);
         uint256 before = _health(ref);
         if (ref.kind == uint8(Kind.AAVE)) {
             IERC20(asset).forceApprove(ref.protocol, amount);
@@ -430,8 +489,8 @@ contract KeeperVault is ReentrancyGuard {
             IERC20(asset).forceApprove(ref.protocol, 0);
         } else {
             PerpParams memory p = _perpParams(ref.market);
-            IERC20(asset).safeTransfer(ref.protocol, amount);
-            IPerpVault(ref.protocol).increasePosition(ref.account, p.collateralToken, p.indexToken, 0, p.isLong);
+            if (!IGmxVault(ref.protocol).isLeverageEnabled()) return _requestMargin(ref, p, amount, before);
+            GmxPerp.increaseMargin(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong, amount);
         }
         uint256 afterH = _health(ref);
         if (afterH < before) revert HealthDecreased(before, afterH);
@@ -443,6 +502,7 @@ contract KeeperVault is ReentrancyGuard {
         internal
         returns (address asset, uint256 received, uint256 before, uint256 afterH)
     {
+        if (ref.kind == uint8(Kind.PERP)) _syncFunding(ref);
         before = _health(ref);
         asset = _collateralAsset(ref);
         uint256 balance = IERC20(asset).balanceOf(address(this));
@@ -461,7 +521,7 @@ contract KeeperVault is ReentrancyGuard {
             IMorpho(ref.protocol).withdrawCollateral(_morphoParams(ref), amount, ref.account, address(this));
         } else {
             PerpParams memory p = _perpParams(ref.market);
-            IPerpVault(ref.protocol).decreasePosition(
+            IGmxVault(ref.protocol).decreasePosition(
                 ref.account, p.collateralToken, p.indexToken, amount, 0, p.isLong, address(this)
             );
         }
@@ -469,6 +529,34 @@ contract KeeperVault is ReentrancyGuard {
         if (received == 0) revert ZeroAmount();
         afterH = _health(ref);
         if (afterH < floor) revert BelowHealthFloor(afterH, floor);
+    }
+
+    /// @dev GMX's funding up to date before a perp health read, as `liquidatePosition` has it.
+    function _syncFunding(Ref calldata ref) internal {
+        PerpParams memory p = _perpParams(ref.market);
+        IGmxVault(ref.protocol).updateCumulativeFundingRate(p.collateralToken, p.indexToken);
+    }
+
+    /// @dev The gated top-up: a margin-only PositionRouter request for this vault's own position,
+    ///      its execution fee checked against the route's cap and the ether caps.
+    function _requestMargin(Ref calldata ref, PerpParams memory p, uint256 amount, uint256 before) internal {
+        PerpRoute memory route = perpRoutes[ref.protocol];
+        if (route.positionRouter == address(0)) revert NoPerpRoute(ref.protocol);
+        if (ref.account != address(this)) revert GatedOwnerPosition(ref.account);
+        uint256 fee = IGmxPositionRouter(route.positionRouter).minExecutionFee();
+        if (fee > route.maxExecutionFee) revert ExecutionFeeTooHigh(fee, route.maxExecutionFee);
+        if (fee > address(this).balance) revert InsufficientEth(fee, address(this).balance);
+        _consume(address(0), fee);
+        bytes32 key = GmxPerp.requestMargin(route.positionRouter, p.collateralToken, p.indexToken, p.isLong, amount, fee);
+        emit PerpIncreaseRequested(key, route.positionRouter, ref.market, ref.account, p.collateralToken, amount, fee, before);
+    }
+
+    function _settle(address perpVault, bytes32 key, bool execute_) internal {
+        address positionRouter = perpRoutes[perpVault].positionRouter;
+        if (positionRouter == address(0)) revert NoPerpRoute(perpVault);
+        if (GmxPerp.requestAccount(positionRouter, key) != address(this)) revert NotOwnRequest(key);
+        if (!GmxPerp.settle(positionRouter, key, execute_)) revert RequestNotSettled(key);
+        emit PerpRequestSettled(key, execute_);
     }
 
     /// @dev Checks `amount` of `asset` against both caps and records it in the rolling window.

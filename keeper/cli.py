@@ -9,7 +9,7 @@ import math
 import sys
 from pathlib import Path
 
-from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION
+from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE, GMX_MODES
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="config file (default ./config.toml if present)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    dev = sub.add_parser("devnet", help="a local anvil chain with the real Aave v3, Morpho Blue and our vaults")
+    dev = sub.add_parser("devnet", help="a local anvil chain with the real Aave v3, Morpho Blue, GMX v1 and our vaults")
     dsub = dev.add_subparsers(dest="devnet_command", required=True)
     d_up = dsub.add_parser("up", help="start anvil, deploy everything, seed positions")
     d_up.add_argument("--detach", action="store_true", help="leave the devnet running in the background")
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Aave v3 version: 3.7 (aave-v3-origin, pool revision 11; default) or 3.0 "
                            "(@aave/core-v3 v3.0.2, revision 1)")
     d_up.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    d_up.add_argument("--gmx", choices=GMX_MODES, default=DEFAULT_GMX_MODE,
+                      help="GMX v1 mode: gated (leverage only inside PositionRouter executions, a position keeper "
+                           "executes requests every block, as production; default) or direct (leverage enabled)")
     dsub.add_parser("down", help="stop a detached devnet")
     d_price = dsub.add_parser("price", help="set a price feed (moves Aave, Morpho and the perps at once)")
     d_price.add_argument("symbol", help="ETH, BTC or USDC (or WETH, WBTC)")
@@ -148,7 +151,7 @@ def _cmd_devnet(args, cfg) -> int:
         return 0
     node, dep = commands.up(port=args.port or cfg.devnet.port, block_time=args.block_time or cfg.devnet.block_time,
                             fork_url=args.fork_url or cfg.devnet.fork_url, detach=args.detach, out_dir=state,
-                            aave=args.aave, log=lambda m: print(f"  {m}", file=sys.stderr))
+                            aave=args.aave, gmx=args.gmx, log=lambda m: print(f"  {m}", file=sys.stderr))
     if args.json:
         print(json.dumps(dep, indent=2))
     else:
@@ -158,7 +161,7 @@ def _cmd_devnet(args, cfg) -> int:
 
         aave = dep["aave_v3"]
         print(f"devnet ready at {node.url} (chain id {dep['chain_id']}, Aave v{aave['version']} pool revision "
-              f"{aave['revision']}) in {dep['seconds_to_ready']:.1f} s")
+              f"{aave['revision']}, GMX v1 {dep['perp']['mode']}) in {dep['seconds_to_ready']:.1f} s")
         reader = build_reader("devnet", chain_from_deployment(state / DEPLOYMENT_FILE), verify_all=True)
         snap = reader.read()
         reader.mc.close()
@@ -171,6 +174,7 @@ def _cmd_devnet(args, cfg) -> int:
     try:
         commands.wait_for_signal(node)
     finally:
+        commands.stop_companions(node)
         node.stop()
         commands.down(state)
     return 0
@@ -401,14 +405,19 @@ def _cmd_rebalance(args, cfg) -> int:
         if not args.execute:
             out.print("dry run: add --execute to send it")
             return 0
-        tx, fresh = execute(cfg, session, book, action)
+        tx, fresh, requests = execute(cfg, session, book, action)
         rc = tx.receipt
         out.print(f"mined in block {int(rc['blockNumber'], 16)}: {tx.mined_hash} (gas {int(rc['gasUsed'], 16):,}, "
                   f"{len(tx.attempts)} attempt(s))")
+        for key, router, settled in requests:
+            out.print(f"    GMX PositionRouter request {key} ({router}): "
+                      + ("executed or cancelled by GMX's position keepers" if settled else
+                         "still pending; the daemon follows it (executes it from the vault once GMX allows)"))
         if fresh is not None:
             out.print(f"health now {fresh.health:.4f} (was {pos.health:.4f}), as the protocol reports it")
         if args.json:
             print(json.dumps({"action": _action_json(action), "tx": tx.mined_hash,
+                              "requests": [{"key": k, "position_router": r, "settled": s} for k, r, s in requests],
                               "health_before": pos.health, "health_after": fresh.health if fresh else None}, default=str))
         return 0
     finally:

@@ -85,9 +85,19 @@ class PerpMarketConfig(_Strict):
 
 
 class PerpConfig(_Strict):
+    """A GMX v1 Vault (or a fork's) and the markets to read on it."""
+
     vault: str
     markets: list[PerpMarketConfig] = Field(min_length=1)
-    _a = field_validator("vault")(parse_address)
+    position_router: str | None = Field(None, description="GMX v1 PositionRouter: on a gated Vault (leverage off "
+                                        "outside executions, as production GMX v1) margin top-ups are requests to it")
+    request_latency_blocks: int = Field(2, ge=0, le=1000, description="blocks from sending a PositionRouter request "
+                                        "to its execution by the position keepers (the planner acts that much "
+                                        "earlier; the keeper reports what it measures)")
+    request_timeout_blocks: int = Field(20, gt=0, le=100_000, description="a request still pending after this "
+                                        "many blocks is alerted, then executed or cancelled by the vault itself once "
+                                        "GMX allows it (minTimeDelayPublic)")
+    _a = field_validator("vault", "position_router")(lambda v: None if v is None else parse_address(v))
 
 
 class FeedConfig(_Strict):
@@ -284,7 +294,8 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
             "aave_v3": chain.aave_v3 or {k: dep["aave_v3"][k] for k in ("pool", "data_provider", "oracle")},
             "morpho_blue": chain.morpho_blue or {"morpho": dep["morpho_blue"]["morpho"],
                                                  "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()]},
-            "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values())},
+            "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values()),
+                                   "position_router": dep["perp"].get("position_router")},
             "feeds": chain.feeds or {sym: {"address": f["address"], "asset": dep["tokens"][f["token"]]["address"],
                                            "heartbeat": 86_400} for sym, f in dep["feeds"].items()},
             "accounts": chain.accounts or _deployment_accounts(dep),

@@ -70,6 +70,9 @@ class PerpTerms:
     liquidation_fee_usd: float
     max_leverage: float  # e.g. 50.0
     liquidation_state: int  # validateLiquidation: 0 ok, 1 liquidatable, 2 over max leverage
+    # GMX PositionRouter's depositFee (GMX uses 30): charged on collateral added to a long with
+    # sizeDelta 0 (PositionUtils.shouldDeductFee); shorts pay none. 0 = no fee.
+    deposit_fee_bps: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class ActionKind(StrEnum):
     REPAY = "repay"  # repay debt from the reserve
     WITHDRAW_EXCESS = "withdraw_excess"  # release collateral/margin back to the reserve
     REBALANCE = "rebalance"  # move collateral from a safe position to an endangered one
+    # GMX v1 gated deployments: the vault executes or cancels its own late PositionRouter request
+    EXECUTE_REQUEST = "execute_request"
+    CANCEL_REQUEST = "cancel_request"
 
 
 @dataclass(frozen=True)
@@ -156,3 +162,4 @@ class Action:
     reason: Reason
     target_key: str | None = None  # REBALANCE: the position receiving the collateral
     usd: float = 0.0  # the amount's value, for budgets and reports
+    request_key: str | None = None  # EXECUTE_REQUEST / CANCEL_REQUEST: the PositionRouter request

@@ -171,6 +171,9 @@ class Metrics:
         self.job_failures = Counter("keeper_job_failures_total", "Slow jobs failed (refit, stress)", ["job"], registry=r)
         self.model_vol = Gauge("keeper_model_annual_vol", "Annualised vol the risk model uses", ["chain", "symbol"],
                                registry=r)
+        self.request_blocks = Histogram("keeper_perp_request_blocks", "GMX PositionRouter requests of the keeper: "
+                                        "blocks from creation to execution or cancel (upper bound)", ["chain"],
+                                        registry=r, buckets=(1, 2, 3, 5, 10, 20, 50, 100))
         self.stress_pliq = Gauge("keeper_stress_pliq", "Stress report: Monte Carlo P(liquidation) within a horizon",
                                  pos + ("horizon_h",), registry=r)
         self.stress_var = Gauge("keeper_stress_book_var_usd", "Stress report: the book's 99% VaR of liquidation loss",
@@ -242,6 +245,9 @@ class Metrics:
         for p, h, prob in rows:
             self.stress_pliq.labels(chain, str(p.protocol), p.account, p.market, str(h)).set(prob)
         self.stress_var.labels(chain).set(book_var)
+
+    def observe_request_latency(self, chain: str, blocks: int) -> None:
+        self.request_blocks.labels(chain).observe(blocks)
 
     def observe_tick(self, chain: str, seconds: float) -> None:
         self.tick_seconds.labels(chain).observe(seconds)

@@ -91,9 +91,9 @@ def devnet(devnet_v37) -> dict:
 
 @pytest.fixture(scope="session")
 def devnet_v37(w3_v37) -> dict:
-    """The full devnet on the session's anvil: real Aave v3 (v3.7, the default) and Morpho Blue,
-    feeds, tokens, PerpVault, Multicall3, KeeperVaults and seeded positions (the deployment dict
-    that ``keeper devnet up`` writes to .keeper/devnet.json)."""
+    """The full devnet on the session's anvil: real Aave v3 (v3.7, the default), Morpho Blue and
+    GMX v1 (gated, the default), feeds, tokens, Multicall3, KeeperVaults and seeded positions (the
+    deployment dict that ``keeper devnet up`` writes to .keeper/devnet.json)."""
     from keeper.devnet.deploy import deploy_devnet
 
     return deploy_devnet(w3_v37)
@@ -117,6 +117,63 @@ def devnet_v30(w3_v30) -> dict:
     from keeper.devnet.deploy import deploy_devnet
 
     return deploy_devnet(w3_v30, aave="3.0")
+
+
+@pytest.fixture
+def position_keeper(w3, devnet):
+    """GMX v1's position keeper on the default (gated) devnet for one test: executes PositionRouter
+    requests at every new block, as GMX's keepers do (``keeper.devnet.position_keeper``)."""
+    from keeper.devnet.position_keeper import start_thread
+
+    thread, stop = start_thread(w3, devnet["perp"])
+    yield thread
+    stop.set()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def anvil_direct():
+    """A third anvil, for the devnet with GMX v1 in direct mode; started only by tests that ask."""
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def w3_direct(anvil_direct) -> Web3:
+    return _web3(anvil_direct)
+
+
+@pytest.fixture(scope="session")
+def devnet_direct(w3_direct) -> dict:
+    """The default devnet (Aave v3.7) with GMX v1 in direct mode (leverage enabled, public
+    liquidations, one margin fee)."""
+    from keeper.devnet.deploy import deploy_devnet
+
+    return deploy_devnet(w3_direct, gmx="direct")
+
+
+@dataclass(frozen=True)
+class GmxNet:
+    """One seeded devnet of a GMX v1 mode: ``mode`` "gated" or "direct", its web3, RPC URL and
+    deployment dict."""
+
+    mode: str
+    w3: Web3
+    url: str
+    dep: dict
+
+
+@pytest.fixture(params=["gated", "direct"])
+def gmx_net(request, anvil_v37, w3_v37, devnet_v37) -> Iterator[GmxNet]:
+    """The test runs once per GMX v1 mode, reverted afterwards (as ``aave_net``: the default
+    devnet, gated, is a static dependency; the direct one starts lazily)."""
+    if request.param == "direct":
+        node, w3, dep = (request.getfixturevalue(n) for n in ("anvil_direct", "w3_direct", "devnet_direct"))
+    else:
+        node, w3, dep = anvil_v37, w3_v37, devnet_v37
+    snap = evm_snapshot(w3)
+    yield GmxNet(request.param, w3, node.url, dep)
+    evm_revert(w3, snap)
 
 
 @dataclass(frozen=True)

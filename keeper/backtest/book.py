@@ -125,8 +125,10 @@ def morpho_market(collateral_symbol: str, collateral: float, debt: float, lltv: 
 
 @dataclass
 class PerpPosition:
-    """GMX v1 isolated-margin perp. Liquidatable when remaining collateral (collateral minus loss,
-    minus fees and funding) falls below ``margin fees + max(liquidation_fee, size / max_leverage)``.
+    """GMX v1 isolated-margin perp. Liquidatable when the remaining collateral (collateral minus the
+    loss, or plus the profit) falls below ``max(margin fees + liquidation_fee, size / max_leverage)``
+    (``VaultUtils.validateLiquidation`` as ``liquidatePosition`` runs it; margin fees = closing fee
+    plus funding).
     Liquidation loses the whole remaining collateral (the penalty returned). Funding accrues per
     hour on the size (``funding_per_hour``, a fraction) via :meth:`accrue`."""
 
@@ -166,8 +168,11 @@ class PerpPosition:
         """Remaining collateral above the liquidation threshold."""
         p = px[self.symbol]
         pnl = self.size_usd * (p / self.average_price - 1.0) * (1 if self.is_long else -1)
-        threshold = self._fees() + max(self.liquidation_fee_usd, self.size_usd / self.max_leverage)
-        return self.collateral_usd + min(pnl, 0.0) - threshold
+        return self.collateral_usd + pnl - self._threshold()
+
+    def _threshold(self) -> float:
+        """The remaining collateral below which GMX v1 liquidates."""
+        return max(self._fees() + self.liquidation_fee_usd, self.size_usd / self.max_leverage)
 
     def breached(self, lo: dict[str, float], hi: dict[str, float]) -> bool:
         if self.closed:
@@ -183,7 +188,7 @@ class PerpPosition:
 
     def size_to_distance(self, d: float, px: dict[str, float]) -> float:
         p = px[self.symbol]
-        threshold = self._fees() + max(self.liquidation_fee_usd, self.size_usd / self.max_leverage)
+        threshold = self._threshold()
         target_liq = p * (1.0 - d) if self.is_long else p * (1.0 + d)
         move = (1.0 - target_liq / self.average_price) if self.is_long else (target_liq / self.average_price - 1.0)
         need = threshold + self.size_usd * move

@@ -21,7 +21,7 @@ from keeper.plan.whatif import AssetParams
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import enc_address, word
 from keeper.protocols.morpho_blue import MorphoBlueAdapter
-from keeper.protocols.perp_vault import PerpVaultAdapter
+from keeper.protocols.gmx_v1 import GmxV1Adapter
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import KIND, ref_for
 
@@ -112,7 +112,7 @@ def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
             for m in ad.markets:
                 add(m.collateral, f"morpho_blue:{m.id}", m.lltv / WAD)
                 add(m.loan, f"morpho_blue:{m.id}:loan", 0.0)
-        elif isinstance(ad, PerpVaultAdapter):
+        elif isinstance(ad, GmxV1Adapter):
             for asset in ad.assets.values():
                 add(asset, "perp", 1.0)
     out = []

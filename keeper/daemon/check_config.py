@@ -16,7 +16,10 @@ Per chain, in order (a step that needs an earlier one's result is left out when 
    asset) and its rule for that market (``markets``), with each acting vault's ``keeper()`` and
    ``paused()``: one Multicall3 batch (allowFailure) pinned to the read's block. A revert, an empty
    return, a position none of whose markets the vault allows, a vault that is paused or whose keeper
-   is not the configured key: each fails, because the keeper could not act there.
+   is not the configured key: each fails, because the keeper could not act there;
+4. for every perp position a vault may act on, the path its margin top-ups take on that GMX v1
+   deployment (a PositionRouter request when leverage is gated, a direct increase otherwise) and
+   whether it works (``check_perp``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from keeper.chain.keys import load_key
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config, KeeperConfig
+from keeper.daemon.check_perp import perp_paths
 from keeper.daemon.inspect import chains_or_fail
 from keeper.daemon.wiring import build_client, build_reader
 from keeper.domain import MAX_UINT256, WAD, Position, Protocol, Side
@@ -213,7 +217,8 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
     for p, v, refs in jobs:
         out.append(_health_check(name, describe(p, labels), p, v, refs, results[k:k + 2 * len(refs)]))
         k += 2 * len(refs)
-    return out
+    paths = perp_paths(name, ccfg, mc, snap.positions, vault_of, lambda p: describe(p, labels))
+    return out + [Check(c.what, c.ok, c.detail, c.warning) for c in paths]
 
 
 def _vault_check(name: str, vault: str, serves: list[str], keeper_r: Result, paused_r: Result,
@@ -277,7 +282,7 @@ def _refs(p: Position) -> list[tuple[str, Ref]]:
 
 @lru_cache(maxsize=1)
 def _abis() -> tuple[list, ...]:
-    return tuple(ours(n).abi for n in ("KeeperVault", "PerpVault", "MorphoChainlinkOracle", "Multicall3"))
+    return tuple(ours(n).abi for n in ("KeeperVault", "MorphoChainlinkOracle", "Multicall3"))
 
 
 def _failure(r: Result) -> str:

@@ -91,7 +91,7 @@ class Dispatcher:
         self.journal = Journal(store)
         self.fees = fee_policy(cfg)
         self.nonces = NonceManager(client, self.key.address)
-        self.abis = [ours("KeeperVault").abi, ours("PerpVault").abi]
+        self.abis = [ours("KeeperVault").abi]  # GMX v1 reverts with strings (Error(string))
         self.pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="keeper-io")
         for f in [self.pool.submit(time.sleep, 0.01) for _ in range(IO_THREADS)]:
             f.result()  # start the threads now, not on the first tick that acts

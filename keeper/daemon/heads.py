@@ -192,7 +192,11 @@ class HeadFeed:
                             self._headers[number] = (result["hash"], int(result["timestamp"], 16))
                             for old in [n for n in self._headers if n < number - 8]:
                                 del self._headers[old]
-                        newer = self.head is None or number > self.head
+                        # Every delivered head is the node's canonical head now: a lower number than
+                        # the last is a reorg onto a shorter chain, and the blocks above it are gone
+                        # (a tick must not ask for them). The same number again (a sibling block) is
+                        # not a new height: nothing new to tick.
+                        newer = self.head is None or number != self.head
                         if newer:
                             self.head, self.head_at = number, self.clock()
                     if newer:

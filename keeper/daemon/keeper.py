@@ -50,12 +50,13 @@ from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.actions import VaultBook
 from keeper.daemon.dispatch import Dispatcher, Launched
+from keeper.daemon.perp_requests import PerpRequestWatch, RequestView
 from keeper.plan.planner import Plan
 from keeper.daemon.manual import Session, reconcile_journal
 from keeper.daemon.recording import SnapshotWriter
 from keeper.daemon.wiring import build_reader
 from keeper.protocols.reader import Snapshot
-from keeper.domain import ActionKind
+from keeper.domain import ActionKind, Protocol
 from keeper.errors import Halt, KeeperError, Reverted
 from keeper.plan.risk_model import AnalyticRisk
 from keeper.store import Store
@@ -105,6 +106,7 @@ class Keeper:
         self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
         self._sched: BackgroundScheduler | None = None
         self.annual_vols: dict[str, float] = {}
+        self.block_seconds: float | None = None  # measured from the heads' timestamps
         self.metrics = Metrics()
         self.server: MetricsServer | None = None
         self.alerter = _alerter(cfg)
@@ -125,6 +127,10 @@ class Keeper:
         self.reader = build_reader(self.name, self.ccfg, client=self.client, accounts=acting)
         self.watch_reader = build_reader(self.name, self.ccfg, client=self.client, accounts=watching) if watching else None
         self.policy = policy_from(self.cfg)
+        perp = self.ccfg.perp
+        # Gated GMX v1: follow the vaults' PositionRouter requests (see perp_requests).
+        self.requests = (PerpRequestWatch(self.name, self.reader.mc, perp.vault, perp.position_router,
+                                          perp.request_timeout_blocks) if perp and perp.position_router else None)
         self.store = Store.open(self.cfg.store.url)
         self.recorder = SnapshotWriter(self.store, on_error=self._record_failed)
         snap = self._with_watched(self.reader.read())
@@ -208,6 +214,8 @@ class Keeper:
                 pass  # read again below
         books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched)
         session = self._session(snap, assets, books)
+        requests = self._requests(books, snap)
+        self._mark_lead(snap)
         done = 0
         for book in books:
             for a in assets:
@@ -223,6 +231,11 @@ class Keeper:
                 if action.kind is ActionKind.WITHDRAW_EXCESS and any(a.kind is not ActionKind.WITHDRAW_EXCESS
                                                                     for a in plan.actions):
                     continue  # protect first; releases wait for a calm tick
+                waiting = requests.blocked.get(action.target_key or action.position_key)
+                if waiting and action.kind in (ActionKind.TOP_UP, ActionKind.REBALANCE):
+                    log.info("skipped", extra={"event": "skip", "position": action.target_key or action.position_key,
+                                               "why": waiting})
+                    continue
                 r = action.reason
                 fields = {"event": "decision", "position": action.position_key, "action": action.kind.value,
                           "asset": action.asset.symbol, "amount": action.amount, "usd": action.usd,
@@ -237,6 +250,14 @@ class Keeper:
                 launched.append((self.dispatcher.add(session, book, action), fields))
             if not self.dry_run and self.dispatcher.due():
                 self.dispatcher.flush()
+        if self.requests is not None and requests.decisions:
+            for book, action in self.requests.maintenance(requests, books, self.alerter, self.name):
+                fields = {"event": "decision", "position": action.position_key, "action": action.kind.value,
+                          "request": action.request_key, "why": action.reason.note, "dry_run": self.dry_run}
+                if self.dry_run:
+                    log.info("would act", extra=fields)
+                    continue
+                launched.append((self.dispatcher.add(session, book, action), fields))
         if not self.dry_run:
             self.dispatcher.flush()  # journal, sign and broadcast the tick's actions together
             self.dispatcher.finish()
@@ -272,6 +293,34 @@ class Keeper:
         self.ticks += 1
         log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started})
         return done
+
+    def _mark_lead(self, snap) -> None:
+        """Gated GMX perps: margin lands a PositionRouter request later; the planner forecasts over
+        the horizon plus that delay (the configured latency, or the measured one when longer, in
+        blocks at the chain's measured block time)."""
+        prev, self._last_head = getattr(self, "_last_head", None), (snap.block, snap.timestamp)
+        if prev is not None and snap.block > prev[0] and snap.timestamp >= prev[1]:
+            per_block = (snap.timestamp - prev[1]) / (snap.block - prev[0])
+            self.block_seconds = per_block if self.block_seconds is None else 0.8 * self.block_seconds + 0.2 * per_block
+        if self.requests is None:
+            return
+        blocks = max(self.ccfg.perp.request_latency_blocks, self.requests.measured_latency())
+        hours = blocks * (self.block_seconds or 1.0) / 3600.0
+        for p in snap.positions:
+            if p.perp is not None and p.extra.get("gated"):
+                p.extra["lead_hours"] = hours
+
+    def _requests(self, books, snap) -> RequestView:
+        """The acting vaults' pending GMX PositionRouter requests (an empty view without any)."""
+        if self.requests is None:
+            return RequestView()
+        vaults = sorted({b.vault.lower() for b in books if any(p.protocol is Protocol.PERP and p.extra.get("gated")
+                                                                 for p in b.positions)})
+        view = self.requests.read(vaults, snap.block, snap.timestamp)
+        for latency in self.requests.latencies[self.requests.reported:]:
+            self.metrics.observe_request_latency(self.name, latency)
+        self.requests.reported = len(self.requests.latencies)
+        return view
 
     def _settle(self, launched: list[tuple[Launched, dict]], started: float) -> int:
         """Wait for every launched action (``dispatch``). A revert refused in the estimate only

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
@@ -17,6 +18,7 @@ from keeper.config import Config
 from keeper.daemon.actions import (VaultBook, annual_vols, asset_params, plan_books, policy_from, read_books,
                                    risk_symbols)
 from keeper.daemon.inspect import one_chain
+from keeper.daemon.perp_requests import requests_in, wait_settled
 from keeper.daemon.wiring import build_reader
 from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError, TemporaryError
@@ -191,7 +193,7 @@ def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id:
                                                            attempt.bid.max_priority_fee_per_gas))
 
     return TxSender(session.client, key, session.client.expected_chain_id, fee_policy(cfg),
-                    abis=[ours("KeeperVault").abi, ours("PerpVault").abi], bump_after_blocks=cfg.fees.bump_after_blocks,
+                    abis=[ours("KeeperVault").abi], bump_after_blocks=cfg.fees.bump_after_blocks,
                     on_signed=on_signed)
 
 
@@ -248,8 +250,19 @@ def action_urgency(session: Session, action: Action) -> float:
     return urgency(max(action.reason.p_before, 0.0), eps)
 
 
-def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> tuple[TxOutcome, Position | None]:
+class Executed(NamedTuple):
+    """What ``execute`` did: the mined transaction, the position re-read after it, and the GMX
+    PositionRouter requests it made: (request key, PositionRouter, settled within the wait)."""
+
+    out: TxOutcome
+    fresh: Position | None
+    requests: list[tuple[str, str, bool]]
+
+
+def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> Executed:
     """Journal the intent, send through the vault, wait, record the outcome, re-read the position.
+    A gated GMX v1 top-up is a PositionRouter request: it is followed until GMX executes or cancels
+    it (``requests``: key, PositionRouter, settled), bounded by the perp request timeout.
 
     A transaction signed but not settled (no receipt yet, a node error, a timeout) stays open in the
     journal: reconciliation finds it, and no new action is sent while it is open. A fee bid that hits
@@ -293,6 +306,13 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> t
     finally:
         alerter.close()
         store.close()
+    followed = []
+    perp = cfg.chains[session.chain].perp if session.chain in cfg.chains else None
+    wait_s = max(30.0, 3.0 * (perp.request_timeout_blocks if perp else 20))
+    for key, router in requests_in(out.receipt, book.vault):
+        # Gated GMX v1: the margin is a PositionRouter request; its position keepers execute it a
+        # block or more later. Wait for it (bounded) so the position read below shows the result.
+        followed.append((key, router, wait_settled(session.client, router, key, wait_s)))
     after = session.reader.read()
     fresh = next((p for p in after.positions if p.key == action.position_key), None)
-    return out, fresh
+    return Executed(out, fresh, followed)

@@ -11,7 +11,7 @@ from keeper.config import ChainConfig
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import Adapter
 from keeper.protocols.morpho_blue import MorphoBlueAdapter
-from keeper.protocols.perp_vault import PerpMarket, PerpVaultAdapter
+from keeper.protocols.gmx_v1 import GmxV1Adapter, PerpMarket
 from keeper.protocols.reader import ChainReader
 
 PROTOCOL_NAMES = ("aave_v3", "morpho_blue", "perp")
@@ -38,8 +38,8 @@ def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = Non
     if cfg.morpho_blue and "morpho_blue" in want:
         adapters.append(MorphoBlueAdapter(name, cfg.morpho_blue.morpho, cfg.morpho_blue.markets))
     if cfg.perp and "perp" in want:
-        adapters.append(PerpVaultAdapter(name, cfg.perp.vault, [PerpMarket(m.collateral_token, m.index_token, m.is_long)
-                                                                for m in cfg.perp.markets]))
+        adapters.append(GmxV1Adapter(name, cfg.perp.vault, [PerpMarket(m.collateral_token, m.index_token, m.is_long)
+                                                            for m in cfg.perp.markets], cfg.perp.position_router))
     return adapters
 
 

@@ -1,9 +1,10 @@
-"""The demo's chain: an in-process anvil with the full devnet deployed and seeded, the liquidator
-funded, 1 s blocks; the crash fed through the Chainlink feeds; one read per block of every
+"""The demo's chain: an in-process anvil with the full devnet deployed and seeded (GMX v1 gated, with
+its position keeper process), the liquidator funded, 1 s blocks; the crash fed through the Chainlink feeds; one read per block of every
 position's health (with the keeper's own reader) and of the feeds."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from keeper.chain import contracts as C
 from keeper.config import chain_from_deployment
 from keeper.daemon.wiring import build_reader
 from keeper.devnet.anvil import Anvil
-from keeper.devnet.commands import check_toolchain
+from keeper.devnet.commands import check_toolchain, start_position_keeper
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.deployment import write_json
@@ -60,6 +61,7 @@ class DemoChain:
         self.w3: Web3 | None = None
         self.dep: dict = {}
         self.reader: ChainReader | None = None
+        self.position_keeper = None  # GMX v1's position keeper process (gated mode)
 
     @property
     def deployment_path(self) -> Path:
@@ -77,6 +79,9 @@ class DemoChain:
         Deployer(self.w3, dep["roles"]["admin"]).send(
             usdc.functions.mint(dep["roles"]["liquidator"], LIQUIDATOR_USDC * 10**6))
         write_json(self.deployment_path, dep)
+        if dep["perp"]["mode"] == "gated":
+            # As on GMX's chains: requests (the keeper's margin top-ups) are executed by a position keeper.
+            self.position_keeper = start_position_keeper(self.deployment_path, self.out, detach=False)
         self.reader = build_reader("devnet", chain_from_deployment(self.deployment_path))
         self.ids = {position_id_key(p): p["id"] for p in dep["positions"]}
         self._feeds = {sym: self.w3.eth.contract(address=dep["feeds"][sym]["address"],
@@ -129,6 +134,13 @@ class DemoChain:
         if self.reader is not None:
             self.reader.mc.close()
             self.reader = None
+        if self.position_keeper is not None:
+            self.position_keeper.terminate()
+            try:
+                self.position_keeper.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.position_keeper.kill()
+            self.position_keeper = None
         if self.node is not None:
             self.node.stop()
             self.node = None

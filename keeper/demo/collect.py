@@ -81,7 +81,9 @@ def _health(raw: int) -> float | None:
 
 def keeper_actions(log: Path, dep: dict, receipt: Callable[[str], Any], w3: Web3) -> list[KeeperAction]:
     """Every action the daemon logged as sent ("acted"), with its receipt's gas and the vault's
-    ``KeeperAction`` event (the on-chain health before and after)."""
+    ``KeeperAction`` event (the on-chain health before and after). A margin top-up on gated GMX v1
+    is a PositionRouter request (``PerpIncreaseRequested``: the health before; the margin lands
+    when GMX's position keeper executes it, so there is no "after" in that transaction)."""
     lookup = position_ids(dep)
     vault_abi = C.ours("KeeperVault").abi
     out = []
@@ -94,6 +96,8 @@ def keeper_actions(log: Path, dep: dict, receipt: Callable[[str], Any], w3: Web3
             vault = w3.eth.contract(address=v["address"], abi=vault_abi)
             for ev in vault.events.KeeperAction().process_receipt(r, errors=DISCARD):
                 before, after = _health(ev.args.healthBefore), _health(ev.args.healthAfter)
+            for ev in vault.events.PerpIncreaseRequested().process_receipt(r, errors=DISCARD):
+                before = _health(ev.args.healthBefore)
         out.append(KeeperAction(
             block=r["blockNumber"], position=lookup(rec.get("position", "")) or rec.get("position", "?"),
             kind=rec.get("action", "?"), asset=rec.get("asset", "?"), amount=float(rec.get("amount") or 0),
@@ -152,9 +156,9 @@ class ChainLiquidation:
 
 def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[ChainLiquidation]:
     """Every liquidation of a deployment position in blocks ``first..last``, from the protocols' own
-    events: Aave ``LiquidationCall``, Morpho ``Liquidate``, PerpVault ``LiquidatePosition``, and a
-    perp closed by a ``liquidatePosition`` call in state 2 (a ``ClosePosition`` in a transaction to
-    the PerpVault whose input is ``liquidatePosition``)."""
+    events: Aave ``LiquidationCall``, Morpho ``Liquidate``, GMX v1 ``LiquidatePosition``, and a perp
+    closed by a ``liquidatePosition`` call in state 2 (a ``DecreasePosition`` in a transaction to the
+    GMX Vault or its PositionManager whose input is ``liquidatePosition``)."""
     from keeper.demo.liquidator import MORPHO_LIQUIDATE_TOPIC
 
     ids: dict[tuple, str] = {}
@@ -178,7 +182,8 @@ def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[Chain
         market, borrower = "0x" + log["topics"][1].hex(), "0x" + log["topics"][3].hex()[-40:]
         if (pid := ids.get(("morpho", borrower.lower(), market.lower()))) is not None:
             out.append(ChainLiquidation(log["blockNumber"], "0x" + log["transactionHash"].hex(), pid, "Liquidate"))
-    perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.ours("PerpVault").abi)
+    perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
+    liquidating = {perp.address.lower(), (dep["perp"].get("position_manager") or perp.address).lower()}
     for ev in perp.events.LiquidatePosition().get_logs(**span):
         a = ev.args
         key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
@@ -188,7 +193,7 @@ def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[Chain
     for ev in perp.events.DecreasePosition().get_logs(**span):
         tx = w3.eth.get_transaction(ev.transactionHash)
         data = bytes(tx["input"])
-        if tx["to"] and tx["to"].lower() == perp.address.lower() and data[:4] == selector:
+        if tx["to"] and tx["to"].lower() in liquidating and data[:4] == selector:
             a = ev.args
             key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
             if (pid := ids.get(key)) is not None:

@@ -3,11 +3,13 @@
     python -m keeper.demo.liquidator --rpc URL --deployment PATH --out events.jsonl
 
 At every new block it checks every position of the deployment with the protocols' own views
-(Aave ``getUserAccountData``, Morpho ``position``/``market``/oracle ``price``, PerpVault
-``validateLiquidation``) and liquidates what it can with the protocols' own calls from the
-deployment's liquidator account: Aave ``liquidationCall`` (the largest collateral, USDC debt, as
+(Aave ``getUserAccountData``, Morpho ``position``/``market``/oracle ``price``, GMX v1's own
+``liquidatePosition`` in ``eth_call``) and liquidates what it can with the protocols' own calls from
+the deployment's liquidator account: Aave ``liquidationCall`` (the largest collateral, USDC debt, as
 much as the close factor allows), Morpho ``liquidate`` (the whole debt, or all the collateral when
-that is not enough), PerpVault ``liquidatePosition``. It repays in USDC, which the demo mints to it.
+that is not enough), GMX v1 ``liquidatePosition`` (through the PositionManager, as a registered
+liquidator, on a gated deployment whose liquidations are private; on the Vault itself otherwise). It
+repays in USDC, which the demo mints to it.
 
 One JSON line per event in ``--out``: ``ready``, ``attempt`` (a liquidation refused by the
 protocol, with the reason), ``liquidation`` (block, position id, tx hash, gas used, what was repaid
@@ -69,7 +71,12 @@ class Liquidator:
         self.data = w3.eth.contract(address=dep["aave_v3"]["data_provider"],
                                     abi=C.aave_for(version, "AaveProtocolDataProvider").abi)
         self.morpho = w3.eth.contract(address=dep["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
-        self.perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.ours("PerpVault").abi)
+        self.perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
+        # GMX v1 gated (production): liquidations are private, through the PositionManager, which
+        # runs them inside the Timelock's enableLeverage (at the execution margin fee).
+        gated = dep["perp"].get("mode") == "gated"
+        self.perp_liquidator = (w3.eth.contract(address=dep["perp"]["position_manager"], abi=C.gmx("PositionManager").abi)
+                                if gated else self.perp)
         self.erc20 = C.ours("TestERC20").abi
         # Aave v3.7's custom errors (its Errors library) are decoded by keeper.chain.revert itself.
         self.error_abis = [self.pool.abi, self.perp.abi]
@@ -132,8 +139,12 @@ class Liquidator:
             args = (account, p["collateral_token"], p["index_token"], p["is_long"])
             if self.perp.functions.getPosition(*args).call(block_identifier=block)[0] == 0:
                 return None
-            state, _fees = self.perp.functions.validateLiquidation(*args, False).call(block_identifier=block)
-            return Candidate(p, block, f"validateLiquidation state {state}") if state else None
+            # GMX's own rule at GMX's own liquidation fee: the liquidation itself, simulated.
+            try:
+                self._perp_call(p, account).call({"from": self.me}, block_identifier=block)
+            except (ContractLogicError, ContractCustomError):
+                return None
+            return Candidate(p, block, "liquidatePosition succeeds")
         return None
 
     # --- liquidation calls --------------------------------------------------------------------
@@ -165,8 +176,8 @@ class Liquidator:
             return self.morpho.functions.liquidate(params, account, collateral, 0, b"")
 
     def _perp_call(self, p: dict, account: str):
-        return self.perp.functions.liquidatePosition(account, p["collateral_token"], p["index_token"], p["is_long"],
-                                                     self.me)
+        return self.perp_liquidator.functions.liquidatePosition(account, p["collateral_token"], p["index_token"],
+                                                                p["is_long"], self.me)
 
     def send(self, c: Candidate) -> bytes | None:
         p = c.position

@@ -172,7 +172,7 @@ class Demo:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            self.log("starting a devnet with the real Aave v3, Morpho Blue and the PerpVault ...")
+            self.log("starting a devnet with the real Aave v3, Morpho Blue and GMX v1 (gated) ...")
             dep = self.chain.start()
             self.chain.interval_mining(1)
             self.log(f"devnet ready at {self.chain.url} ({time.monotonic() - started:.1f} s); starting the keeper "

@@ -88,7 +88,7 @@ def rpc_call(url: str, method: str, params: list | None = None, timeout: float =
     return reply["result"]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -108,7 +108,7 @@ class Anvil:
         fork_url: str | None = None,
         fork_block: int | None = None,
         chain_id: int | None = None,
-        accounts: int = 10,
+        accounts: int = 12,
         balance_eth: int = 10_000,
         extra_args: Sequence[str] = (),
         detach: bool = False,
@@ -172,7 +172,7 @@ class Anvil:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=self.detach,
-                preexec_fn=None if self.detach else _die_with_parent,
+                preexec_fn=None if self.detach else die_with_parent,
             )
         finally:
             if self.log_path:

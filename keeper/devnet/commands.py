@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,8 +13,8 @@ from pathlib import Path
 from web3 import Web3
 
 from keeper.chain import contracts as C
-from keeper.devnet import DEFAULT_AAVE_VERSION
-from keeper.devnet.anvil import Anvil, rpc_call, stop_pid
+from keeper.devnet import DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE
+from keeper.devnet.anvil import Anvil, die_with_parent, rpc_call, stop_pid
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployment import (DEFAULT_DIR, DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment,
                                       read_json, write_json)
@@ -23,7 +25,7 @@ from keeper.errors import ConfigError, TemporaryError
 def check_toolchain(aave: str = DEFAULT_AAVE_VERSION) -> None:
     """Fail early, with the fix, when the npm install or the contract build is missing."""
     for load, name in ((C.third_party, "Morpho"), (C.third_party, "MockV3Aggregator"),
-                       (C.ours, "KeeperVault"), (C.ours, "PerpVault")):
+                       (C.ours, "KeeperVault"), (C.ours, "TestWETH"), (C.gmx, "Vault"), (C.gmx, "PositionRouter")):
         load(name)
     for name in ("Pool", "PoolConfigurator", "AToken", "VariableDebtToken"):
         C.aave_for(aave, name)
@@ -33,9 +35,22 @@ def _web3(url: str) -> Web3:
     return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
 
 
+def start_position_keeper(deployment: Path, out: Path, detach: bool) -> subprocess.Popen:
+    """GMX v1's position keeper for a gated devnet, as its own process (``keeper.devnet.position_keeper``):
+    detached with the devnet, or dying with this process."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "position_keeper.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "keeper.devnet.position_keeper", "--deployment", str(deployment)],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=detach, preexec_fn=None if detach else die_with_parent)
+
+
 def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
-       out_dir: Path | None = None, aave: str = DEFAULT_AAVE_VERSION, log=print) -> tuple[Anvil, dict]:
-    """Start anvil and deploy the devnet with Aave v``aave`` ("3.7" or "3.0")."""
+       out_dir: Path | None = None, aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE,
+       log=print) -> tuple[Anvil, dict]:
+    """Start anvil and deploy the devnet with Aave v``aave`` ("3.7" or "3.0") and GMX v1 in ``gmx``
+    mode ("gated": a position keeper process executes PositionRouter requests every block; or
+    "direct"). The position keeper's process is ``node.companions[0]`` (stopped with the devnet)."""
     out = out_dir or DEFAULT_DIR
     state_path = out / STATE_FILE
     if state_path.exists():
@@ -53,7 +68,7 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
     node.start()
     try:
         w3 = _web3(node.url)
-        deployment = deploy_devnet(w3, log=log, aave=aave)
+        deployment = deploy_devnet(w3, log=log, aave=aave, gmx=gmx)
         if block_time:
             # Deploy with automine (fast), then switch to fixed block times.
             w3.provider.make_request("evm_setIntervalMining", [block_time])
@@ -62,13 +77,30 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
         deployment["block_time"] = block_time
         deployment["seconds_to_ready"] = round(time.monotonic() - started, 2)
         write_json(out / DEPLOYMENT_FILE, deployment)
+        node.companions = []
+        if deployment["perp"]["mode"] == "gated":
+            node.companions.append(start_position_keeper(out / DEPLOYMENT_FILE, out, detach))
+            log(f"GMX position keeper running (pid {node.companions[0].pid}, log {out / 'position_keeper.log'})")
         if detach:
             write_json(state_path, {"pid": node.proc.pid, "url": node.url, "port": node.port,
-                                    "deployment": str(out / DEPLOYMENT_FILE)})
+                                    "deployment": str(out / DEPLOYMENT_FILE),
+                                    "companions": [p.pid for p in node.companions]})
     except BaseException:
+        stop_companions(node)
         node.stop()
         raise
     return node, deployment
+
+
+def stop_companions(node: Anvil) -> None:
+    """Stop the processes started next to a foreground devnet (the position keeper)."""
+    for proc in getattr(node, "companions", []):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _alive(pid) -> bool:
@@ -100,6 +132,9 @@ def down(out_dir: Path | None = None) -> str:
         return "no detached devnet is recorded; nothing to stop"
     state = read_json(state_path, "devnet state file")
     pid = state.get("pid")
+    for companion in state.get("companions", []):
+        if _alive(companion):
+            stop_pid(companion)
     stopped = _alive(pid) and stop_pid(pid)
     state_path.unlink()
     return f"devnet stopped (pid {pid})" if stopped else f"devnet (pid {pid}) was not running; state cleared"

@@ -1,9 +1,9 @@
 """Bring a devnet to life: tokens, Chainlink feeds, Multicall3, the real Aave v3 (v3.7 from
-aave-v3-origin by default, or v3.0.2 from npm) and Morpho Blue,
-our PerpVault, liquidity, KeeperVaults and seeded positions. Returns the deployment (a dict that
-``keeper.devnet.deployment`` writes as JSON for later stages to read).
+aave-v3-origin by default, or v3.0.2 from npm), Morpho Blue and GMX v1 (gated or direct, see
+``keeper.devnet.gmx``), liquidity, KeeperVaults and seeded positions. Returns the deployment (a dict
+that ``keeper.devnet.deployment`` writes as JSON for later stages to read).
 
-One feed per asset drives Aave's oracle, Morpho's oracle and the PerpVault, so moving it
+One feed per asset drives Aave's oracle, Morpho's oracle and GMX's VaultPriceFeed, so moving it
 (``keeper devnet price ETH 1500``) moves all three."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Callable
 from web3 import Web3
 
 from keeper.chain import contracts as C
-from keeper.devnet import DEFAULT_AAVE_VERSION
+from keeper.devnet import DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE
 from keeper.devnet.aave import EModeSpec, ReserveSpec, deploy_aave
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
-from keeper.devnet.perp import deploy_perp
+from keeper.devnet.gmx import deploy_gmx
 from keeper.devnet.seed import Roles, seed_positions
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
@@ -42,10 +42,11 @@ MORPHO_LLTV = 860_000_000_000_000_000  # 0.86
 
 
 def roles_from_accounts(accounts: list[str]) -> Roles:
-    if len(accounts) < 9:
-        raise ValueError("the devnet needs at least 9 unlocked accounts")
+    if len(accounts) < 11:
+        raise ValueError("the devnet needs at least 11 unlocked accounts")
     return Roles(admin=accounts[0], keeper=accounts[1], lp=accounts[2], alice=accounts[3], bob=accounts[4],
-                 liquidator=accounts[5], carol=accounts[6], dave=accounts[7], erin=accounts[8])
+                 liquidator=accounts[5], carol=accounts[6], dave=accounts[7], erin=accounts[8],
+                 position_keeper=accounts[10])
 
 
 def _install_multicall(w3: Web3, d: Deployer) -> str:
@@ -62,8 +63,10 @@ def _install_multicall(w3: Web3, d: Deployer) -> str:
 
 
 def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = lambda _m: None,
-                  aave: str = DEFAULT_AAVE_VERSION) -> dict:
-    """``aave``: the Aave v3 version to deploy, "3.7" (aave-v3-origin) or "3.0" (``@aave/core-v3``)."""
+                  aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE) -> dict:
+    """``aave``: the Aave v3 version to deploy, "3.7" (aave-v3-origin) or "3.0" (``@aave/core-v3``);
+    ``gmx``: GMX v1's mode, "gated" (leverage only inside PositionRouter executions, as production)
+    or "direct" (leverage enabled)."""
     started = time.monotonic()
     chain_id = w3.eth.chain_id
     roles = roles_from_accounts(list(w3.eth.accounts))
@@ -73,7 +76,8 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
     feeds: dict[str, dict] = {}
     erc20, aggregator = C.ours("TestERC20"), C.third_party("MockV3Aggregator")
     for sym, name, decimals, price, feed_sym in TOKENS:
-        token = d.deploy(erc20, name, sym, decimals, chain_id)
+        # WETH wraps ether (GMX's routers wrap and unwrap execution fees with it).
+        token = d.deploy(C.ours("TestWETH"), chain_id) if sym == "WETH" else d.deploy(erc20, name, sym, decimals, chain_id)
         feed = d.deploy(aggregator, FEED_DECIMALS, price * 10**FEED_DECIMALS)
         tokens[sym] = {"address": token.address, "decimals": decimals, "feed": feed.address, "feed_symbol": feed_sym}
         feeds[feed_sym] = {"address": feed.address, "decimals": FEED_DECIMALS, "token": sym,
@@ -92,9 +96,10 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
         tokens["WETH"]["address"], 18, tokens["WETH"]["feed"], MORPHO_LLTV)], owner=roles.admin)
     log(f"Morpho Blue deployed ({time.monotonic() - started:.1f} s)")
 
-    perp = deploy_perp(d, tokens, admin=roles.admin, lp=roles.lp, pool_liquidity={
-        "WETH": 500 * 10**18, "WBTC": 30 * 10**8, "USDC": 2_000_000 * 10**6})
-    log(f"PerpVault deployed ({time.monotonic() - started:.1f} s)")
+    perp = deploy_gmx(d, tokens, admin=roles.admin, lp=roles.lp, position_keeper=roles.position_keeper,
+                      liquidator=roles.liquidator, mode=gmx, pool_liquidity={
+                          "WETH": 500 * 10**18, "WBTC": 30 * 10**8, "USDC": 2_000_000 * 10**6})
+    log(f"GMX v1 deployed, {gmx} ({time.monotonic() - started:.1f} s)")
 
     deployment = {
         "chain_id": chain_id,

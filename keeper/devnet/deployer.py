@@ -51,5 +51,14 @@ class Deployer:
             raise TxFailed(f"{fn.fn_name} failed in tx {tx_hash.hex()}")
         return receipt
 
+    def send_value(self, to: str, amount: int, sender: str | None = None) -> dict:
+        """Send ``amount`` wei of ether to ``to`` and wait for the receipt."""
+        frm = Web3.to_checksum_address(sender) if sender else self.sender
+        tx_hash = self.w3.eth.send_transaction({"from": frm, "to": Web3.to_checksum_address(to), "value": amount})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        if receipt["status"] != 1:
+            raise TxFailed(f"sending {amount} wei to {to} failed in tx {tx_hash.hex()}")
+        return receipt
+
     def at(self, address: str, artifact: Artifact) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact.abi)

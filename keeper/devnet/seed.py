@@ -1,9 +1,11 @@
 """Seed the devnet: liquidity in every protocol, two users' KeeperVaults, and live positions.
 
 - alice: every position is held by her KeeperVault (Aave WETH+WBTC/USDC, Morpho WETH/USDC, a 5x
-  ETH long and a 3x BTC short on the PerpVault), opened by the owner through ``execute``.
+  ETH long and a 3x BTC short on GMX v1), opened by the owner through ``execute``. GMX positions are
+  opened as GMX's own UI does: in gated mode a ``PositionRouter.createIncreasePosition`` request that
+  the position keeper executes, in direct mode ``Router.increasePosition`` (one atomic call).
 - bob: his Aave and Morpho positions are held by his own address; his KeeperVault is authorised on
-  them (aToken allowance, Morpho ``setAuthorization``, PerpVault ``addRouter``).
+  them (aToken allowance, Morpho ``setAuthorization``, GMX ``Vault.addRouter``).
 - carol: unprotected twins of alice's four positions (Aave, Morpho, the ETH long, the BTC short),
   held by her own address with no vault (the demo's control). Seeded after the vaults, so no
   contract address depends on them.
@@ -32,6 +34,7 @@ E18 = 10**18
 USD30 = 10**30
 
 AAVE, MORPHO, PERP = 0, 1, 2
+NATIVE = "0x" + "00" * 20  # the KeeperVault's cap key for ether (PositionRouter execution fees)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Roles:
     carol: str
     dave: str
     erin: str
+    position_keeper: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -62,7 +66,10 @@ class _Seeder:
         self.vault_art = C.ours("KeeperVault")
         self.pool = d.at(dep["aave_v3"]["pool"], C.aave_for(dep["aave_v3"].get("version"), "Pool"))
         self.morpho = d.at(dep["morpho_blue"]["morpho"], C.third_party("Morpho"))
-        self.perp = d.at(dep["perp"]["vault"], C.ours("PerpVault"))
+        self.perp = d.at(dep["perp"]["vault"], C.gmx("Vault"))
+        self.router = d.at(dep["perp"]["router"], C.gmx("Router"))
+        self.position_router = d.at(dep["perp"]["position_router"], C.gmx("PositionRouter"))
+        self.gated = dep["perp"]["mode"] == "gated"
         self.market = dep["morpho_blue"]["markets"]["WETH/USDC"]
         self.params = (self.market["loan_token"], self.market["collateral_token"], self.market["oracle"],
                        self.market["irm"], self.market["lltv"])
@@ -96,11 +103,49 @@ class _Seeder:
         for m in self.dep["perp"]["markets"].values():
             # Perp health counts in units of the maximum leverage (50x): a floor of 5 means at most 10x.
             send(v.functions.setPerpMarket(self.perp.address, m["collateral_token"], m["index_token"], m["is_long"], True, 5 * E18))
+        # Margin top-ups on gated GMX go through PositionRouter requests paid in ether: the owner
+        # names the PositionRouter, caps the fee per request (10x GMX's minimum) and the ether the
+        # keeper may spend on fees, and leaves the vault 1 ETH for them.
+        min_fee = self.dep["perp"]["min_execution_fee"]
+        send(v.functions.setPerpRoute(self.perp.address, self.position_router.address, 10 * min_fee))
+        send(v.functions.setCap(NATIVE, 10 * min_fee, 200 * min_fee))
+        self.d.send_value(v.address, E18, sender=owner)
         return v
 
-    def exec(self, vault, owner: str, target, fn_name: str, args: list) -> None:
+    def exec(self, vault, owner: str, target, fn_name: str, args: list, value: int = 0) -> None:
         data = target.encode_abi(fn_name, args=args)
-        self.d.send(vault.functions.execute(target.address, 0, data), sender=owner)
+        self.d.send(vault.functions.execute(target.address, value, data), sender=owner, value=value)
+
+    def open_perp(self, market: str, amount: int, size_usd: int, owner: str, vault=None) -> None:
+        """Open a GMX v1 position for ``vault`` (through the owner's ``execute``) or for ``owner``
+        itself, with ``amount`` of the market's collateral token and ``size_usd`` (whole dollars)."""
+        m = self.dep["perp"]["markets"][market]
+        coll, index, is_long = m["collateral_token"], m["index_token"], m["is_long"]
+        token = self.d.at(coll, self.erc20)
+        # The worst price accepted: 1% above the mark for a long, 1% below for a short.
+        price = (self.perp.functions.getMaxPrice(index).call() * 101 // 100 if is_long
+                 else self.perp.functions.getMinPrice(index).call() * 99 // 100)
+        call = (lambda target, fn, args, value=0: self.exec(vault, owner, target, fn, args, value)) if vault else \
+            (lambda target, fn, args, value=0: self.d.send(getattr(target.functions, fn)(*args), sender=owner,
+                                                          value=value))
+        call(token, "approve", [self.router.address, MAX])
+        if not self.gated:
+            call(self.router, "increasePosition", [[coll], index, amount, 0, size_usd * USD30, is_long, price])
+            return
+        fee = self.dep["perp"]["min_execution_fee"]
+        call(self.router, "approvePlugin", [self.position_router.address])
+        call(self.position_router, "createIncreasePosition",
+             [[coll], index, amount, 0, size_usd * USD30, is_long, price, fee, bytes(32), "0x" + "00" * 20], fee)
+        self.execute_requests()
+
+    def execute_requests(self) -> None:
+        """What the devnet's position keeper does every block, done here at once while seeding."""
+        pr = self.position_router
+        inc_start, inc_len, _dec_start, _dec_len = pr.functions.getRequestQueueLengths().call()
+        keeper = self.dep["perp"]["position_keeper"]
+        self.d.send(pr.functions.executeIncreasePositions(inc_len, keeper), sender=keeper)
+        if pr.functions.getRequestQueueLengths().call()[0] != inc_len:
+            raise RuntimeError("a seeded GMX increase request was not executed")
 
     # --- positions -------------------------------------------------------------------------
     def alice(self) -> dict:
@@ -120,11 +165,8 @@ class _Seeder:
         self.exec(v, owner, usdc, "approve", [self.morpho.address, MAX])
         self.exec(v, owner, self.morpho, "supplyCollateral", [self.params, 5 * E18, v.address, b""])
         self.exec(v, owner, self.morpho, "borrow", [self.params, 6_800 * 10**6, 0, v.address, v.address])
-        # Perps: GMX v1 style, transfer collateral in, then increasePosition in the next call.
-        self.exec(v, owner, weth, "transfer", [self.perp.address, 2 * E18])
-        self.exec(v, owner, self.perp, "increasePosition", [v.address, weth.address, weth.address, 20_000 * USD30, True])
-        self.exec(v, owner, usdc, "transfer", [self.perp.address, 3_000 * 10**6])
-        self.exec(v, owner, self.perp, "increasePosition", [v.address, usdc.address, wbtc.address, 9_000 * USD30, False])
+        self.open_perp("ETH-long", 2 * E18, 20_000, owner, v)
+        self.open_perp("BTC-short", 3_000 * 10**6, 9_000, owner, v)
         return {"address": v.address, "owner": owner}
 
     def bob(self) -> dict:
@@ -163,12 +205,8 @@ class _Seeder:
         self.d.send(weth.functions.approve(self.morpho.address, MAX), sender=owner)
         self.d.send(self.morpho.functions.supplyCollateral(self.params, 5 * E18, owner, b""), sender=owner)
         self.d.send(self.morpho.functions.borrow(self.params, 6_800 * 10**6, 0, owner, owner), sender=owner)
-        self.d.send(weth.functions.transfer(self.perp.address, 2 * E18), sender=owner)
-        self.d.send(self.perp.functions.increasePosition(owner, weth.address, weth.address, 20_000 * USD30, True),
-                    sender=owner)
-        self.d.send(usdc.functions.transfer(self.perp.address, 3_000 * 10**6), sender=owner)
-        self.d.send(self.perp.functions.increasePosition(owner, usdc.address, wbtc.address, 9_000 * USD30, False),
-                    sender=owner)
+        self.open_perp("ETH-long", 2 * E18, 20_000, owner)
+        self.open_perp("BTC-short", 3_000 * 10**6, 9_000, owner)
 
     def weth_liquidity(self) -> None:
         """WETH for dave's and erin's WETH borrows to draw on (keeps WETH's utilisation, hence the

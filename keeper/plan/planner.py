@@ -115,9 +115,19 @@ class _Planner:
         self.skipped: list[tuple[str, str]] = []
         self.alerts: list[str] = []
         self.allocation: Allocation | None = None
+        self._lead_models: dict[float, RiskModel] = {}
 
     # ------------------------------------------------------------------ sizing
     def _p(self, position: Position) -> float:
+        """P(liquidation within the horizon); for a position whose protection lands late (a GMX
+        PositionRouter request: ``extra["lead_hours"]``), within the horizon plus that delay, so the
+        keeper acts that much earlier (models without ``with_lead`` ignore it)."""
+        lead = position.extra.get("lead_hours", 0.0)
+        if lead > 0 and hasattr(self.risk, "with_lead"):
+            model = self._lead_models.get(lead)
+            if model is None:
+                model = self._lead_models[lead] = self.risk.with_lead(lead)
+            return float(model.p_liq(position))
         return float(self.risk.p_liq(position))
 
     def smallest(self, pos: Position, kind: ActionKind, params: AssetParams,

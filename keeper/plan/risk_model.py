@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol as TypingProtocol
 from typing import runtime_checkable
 
@@ -85,6 +85,15 @@ class AnalyticRisk:
             return 1.0
         vol = vol_sum / weighted
         return _first_passage_scalar(math.log(1.0 / health), vol, 0.0) if vol > 0 else 0.0
+
+    def with_lead(self, hours: float) -> "AnalyticRisk":
+        """The same model over ``horizon + hours`` (vols scaled by the square root of time): for
+        positions whose protection lands ``hours`` after the keeper acts."""
+        if hours <= 0:
+            return self
+        k = math.sqrt((self.horizon_hours + hours) / self.horizon_hours)
+        return replace(self, horizon_vols={s: v * k for s, v in self.horizon_vols.items()},
+                       horizon_hours=self.horizon_hours + hours)
 
     def p_liq(self, position: Position) -> float:
         p = analytic_position_probability(position, self.horizon_vols, self.drifts or None)

@@ -7,7 +7,10 @@ this estimate only to size actions and to explain them.
 
 Units: ``amount`` is in token units (floats) for lending legs; for perps a top-up is in the
 collateral token's units (converted to USD at the asset's price, as GMX v1 books it) and a
-withdrawal is a USD collateral delta.
+withdrawal is a USD collateral delta. A top-up of a *long* pays GMX's deposit fee
+(``PerpTerms.deposit_fee_bps``: PositionRouter's ``depositFee`` on collateral added with
+``sizeDelta == 0``, ``PositionUtils.shouldDeductFee``), so it credits
+``amount * price * (1 - deposit_fee_bps / 10000)``; shorts pay none, withdrawals none.
 """
 
 from __future__ import annotations
@@ -74,21 +77,48 @@ def _health_wad(h: float) -> int:
     return max(0, int(h * WAD))
 
 
+def _perp_remaining(collateral_usd: float, size_usd: float, average_price: float, mark: float,
+                    is_long: bool) -> float:
+    """Collateral plus the unrealised PnL at ``mark`` (GMX v1's ``liquidatePosition`` adds a profit)."""
+    move = (mark - average_price) / average_price if average_price > 0 else 0.0
+    return collateral_usd + size_usd * move * (1.0 if is_long else -1.0)
+
+
+def _perp_health_of(remaining: float, size_usd: float, margin_fees: float, liquidation_fee: float,
+                    max_leverage: float) -> float:
+    if remaining < margin_fees:
+        return 0.0
+    h = remaining * max_leverage / size_usd
+    if liquidation_fee > 0:
+        h = min(h, (remaining - margin_fees) / liquidation_fee)
+    return h
+
+
 def perp_health_estimate(collateral_usd: float, size_usd: float, average_price: float, mark: float,
                          is_long: bool, margin_fees: float, liquidation_fee: float, max_leverage: float) -> float:
-    """``perp_math.perp_health`` in floats: 1.0 at the liquidation boundary (states 1 and 2)."""
+    """``perp_math.perp_health`` in floats: 1.0 at the liquidation boundary (states 1 and 2).
+
+    ``remaining`` = collateral + PnL at the mark (a profit counts);
+    ``min(remaining * max_leverage / size, (remaining - margin_fees) / liquidation_fee)`` (the second
+    term dropped without a liquidation fee), 0 when ``remaining < margin_fees``."""
     if size_usd <= 0:
         return math.inf
-    move = (mark - average_price) / average_price if average_price > 0 else 0.0
-    pnl = size_usd * move * (1.0 if is_long else -1.0)
-    remaining = collateral_usd + min(pnl, 0.0)  # profit does not count (GMX v1)
-    backing = remaining - margin_fees
-    if backing <= 0:
-        return 0.0
-    h = backing * max_leverage / size_usd
-    if liquidation_fee > 0:
-        h = min(h, backing / liquidation_fee)
-    return h
+    remaining = _perp_remaining(collateral_usd, size_usd, average_price, mark, is_long)
+    return _perp_health_of(remaining, size_usd, margin_fees, liquidation_fee, max_leverage)
+
+
+def perp_top_up_usd(position: Position, params: AssetParams, amount_raw: int) -> float:
+    """The USD collateral a perp top-up of ``amount_raw`` (base units of ``params``) is credited
+    with: its value at ``params.price_usd``, less GMX's deposit fee on a long (see module doc)."""
+    p = position.perp
+    assert p is not None
+    usd = amount_raw / params.unit * params.price_usd
+    return usd * _deposit_fee_factor(p.is_long, p.deposit_fee_bps)
+
+
+def _deposit_fee_factor(is_long: bool, deposit_fee_bps: int) -> float:
+    """What a perp top-up keeps after GMX's deposit fee: longs only (``shouldDeductFee``)."""
+    return 1.0 - deposit_fee_bps / 10_000 if is_long and deposit_fee_bps else 1.0
 
 
 def _with_lending_leg(position: Position, params: AssetParams, side: Side, delta_raw: int) -> Position:
@@ -133,7 +163,7 @@ def simulate(position: Position, kind: ActionKind, params: AssetParams, amount_r
         raise ValueError("negative amount")
     if position.perp is not None:
         if kind is ActionKind.TOP_UP:
-            return _with_perp_collateral(position, amount_raw / params.unit * params.price_usd)
+            return _with_perp_collateral(position, perp_top_up_usd(position, params, amount_raw))
         if kind is ActionKind.WITHDRAW_EXCESS:
             return _with_perp_collateral(position, -amount_raw / USD_RAW)
         raise ValueError(f"{kind} does not apply to a perp position")
@@ -220,8 +250,8 @@ def _probit_half(p: float) -> float:
 @dataclass(frozen=True)
 class _HealthLine:
     """Lending: the estimated health after ``x`` raw units, ``(num + a x) / (den + b x)`` (exact
-    from the legs), and ``t = log(health)`` (the co-moving collateral's barrier). Perps use it for
-    the health floor only (GMX's rule without its liquidation-fee branch)."""
+    from the legs), and ``t = log(health)`` (the co-moving collateral's barrier). Perps have
+    :class:`_PerpHealth` instead."""
 
     num: float
     den: float
@@ -241,6 +271,37 @@ class _HealthLine:
 
 
 @dataclass(frozen=True)
+class _PerpHealth:
+    """Perps: :func:`perp_health_estimate` after ``x`` raw units of collateral moved
+    (``usd_per_raw``: signed USD per raw unit, a long's top-up net of the deposit fee), and
+    ``t = log(health)``. With ``r = remaining + usd_per_raw * x`` the health is
+    ``min(r * max_leverage / size, (r - fees) / liquidation_fee)``, 0 below ``r = fees``: the
+    smaller of two lines in ``x``, so ``x(t)`` takes the amount at which *both* reach ``exp(t)``
+    (health is increasing in ``r``). Used for the health floor of releases."""
+
+    remaining: float  # collateral + PnL at the mark now, USD
+    size: float
+    fees: float
+    liquidation_fee: float
+    max_leverage: float
+    usd_per_raw: float
+
+    def t(self, x: float) -> float:
+        h = _perp_health_of(self.remaining + self.usd_per_raw * x, self.size, self.fees, self.liquidation_fee,
+                            self.max_leverage)
+        return math.log(h) if 0 < h < math.inf else math.nan
+
+    def x(self, t: float) -> float:
+        if not -700.0 < t < 700.0 or self.usd_per_raw == 0:
+            return math.nan
+        h = math.exp(t)
+        need = max(h * self.size / self.max_leverage, self.fees)  # health > 0 needs r >= fees
+        if self.liquidation_fee > 0:
+            need = max(need, self.fees + h * self.liquidation_fee)
+        return (need - self.remaining) / self.usd_per_raw
+
+
+@dataclass(frozen=True)
 class _PerpBarrier:
     """Perps: ``t`` = the log move of the index from the mark to the liquidation price
     (``health.perp_liquidation_price``) once ``x`` raw units of collateral moved (``usd_per_raw``:
@@ -248,7 +309,7 @@ class _PerpBarrier:
 
     is_long: bool
     size: float
-    slack: float  # collateral - (margin fees + max(liquidation fee, size / max leverage)), USD
+    slack: float  # collateral - max(margin fees + liquidation fee, size / max leverage), USD
     average: float
     mark: float
     usd_per_raw: float
@@ -271,16 +332,26 @@ class _PerpBarrier:
 _Axis = _HealthLine | _PerpBarrier
 
 
-def _health_line(pos: Position, kind: ActionKind, params: AssetParams) -> _HealthLine | None:
-    """The :class:`_HealthLine` of ``kind`` in ``params`` on ``pos`` (None when it is degenerate)."""
+def _perp_usd_per_raw(pos: Position, kind: ActionKind, params: AssetParams) -> float:
+    """Signed USD of perp collateral per raw unit of ``kind``: a top-up at the asset's price, net
+    of the deposit fee on a long; a release is a USD delta at 1e30."""
+    p = pos.perp
+    assert p is not None
+    if kind is ActionKind.TOP_UP:
+        return params.price_usd / params.unit * _deposit_fee_factor(p.is_long, p.deposit_fee_bps)
+    return -1.0 / USD_RAW
+
+
+def _health_line(pos: Position, kind: ActionKind, params: AssetParams) -> _HealthLine | _PerpHealth | None:
+    """The estimated health as a function of the amount of ``kind`` in ``params`` on ``pos``:
+    :class:`_HealthLine` (lending) or :class:`_PerpHealth` (None when it is degenerate)."""
     if pos.perp is not None:
         p = pos.perp
         if p.size_usd <= 0 or p.max_leverage <= 0:
             return None
-        move = (p.mark_price - p.average_price) / p.average_price if p.average_price > 0 else 0.0
-        backing = p.collateral_usd + min(p.size_usd * move * (1.0 if p.is_long else -1.0), 0.0) - p.margin_fees_usd
-        a = params.price_usd / params.unit if kind is ActionKind.TOP_UP else -1.0 / USD_RAW
-        return _HealthLine(backing, p.size_usd / p.max_leverage, a, 0.0)
+        remaining = _perp_remaining(p.collateral_usd, p.size_usd, p.average_price, p.mark_price, p.is_long)
+        return _PerpHealth(remaining, p.size_usd, p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage,
+                           _perp_usd_per_raw(pos, kind, params))
     weighted = sum(l.value_usd * l.liquidation_weight for l in pos.legs if l.side is Side.COLLATERAL)
     debt = sum(l.value_usd for l in pos.legs if l.side is Side.DEBT)
     side = Side.DEBT if kind is ActionKind.REPAY else Side.COLLATERAL
@@ -305,10 +376,9 @@ def _axis(pos: Position, kind: ActionKind, params: AssetParams) -> _Axis | None:
         return _health_line(pos, kind, params)
     if p.size_usd <= 0 or p.max_leverage <= 0:
         return None
-    threshold = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
-    usd_per_raw = params.price_usd / params.unit if kind is ActionKind.TOP_UP else -1.0 / USD_RAW
+    threshold = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
     return _PerpBarrier(p.is_long, p.size_usd, p.collateral_usd - threshold, p.average_price, p.mark_price,
-                        usd_per_raw)
+                        _perp_usd_per_raw(pos, kind, params))
 
 
 def _log_vol(axis: _Axis | None, p0: float | None) -> float:

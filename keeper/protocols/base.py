@@ -16,12 +16,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from eth_utils import keccak
+
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.chain.oracle import PriceReading
 from keeper.domain import Position, Protocol
 from keeper.errors import TemporaryError
 
 WORD = 32
+
+
+def selector(signature: str) -> bytes:
+    """A function's 4-byte selector, e.g. ``selector("gov()")``."""
+    return keccak(text=signature)[:4]
 
 
 def word(data: bytes, i: int) -> int:

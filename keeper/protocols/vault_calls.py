@@ -2,11 +2,14 @@
 turns a planned ``Action`` on a ``Position`` into the vault's calldata:
 
     topUp(Ref, amount), repay(Ref, amount), withdrawExcess(Ref, amount), rebalance(Ref, amount, Ref)
+    executePerpRequest(gmxVault, requestKey), cancelPerpRequest(gmxVault, requestKey)
     Ref = (uint8 kind, address protocol, bytes32 market, address account)
 
 Aave: kind 0, market = the asset (left-padded); Morpho: kind 1, market = the market id; perps:
 kind 2, market = keccak256(abi.encode(collateralToken, indexToken, isLong)), and a withdrawal's
-amount is GMX v1's USD collateral delta (1e30)."""
+amount is GMX v1's USD collateral delta (1e30). On a gated GMX v1 deployment the vault turns a perp
+top-up into a PositionRouter request (see KeeperVault); the two request calls settle the vault's own
+late requests."""
 
 from __future__ import annotations
 
@@ -70,7 +73,8 @@ def _vault_functions() -> dict[str, tuple[bytes, list[str]]]:
     Encoding with ``eth_abi`` directly costs ~0.1 ms; web3's contract ``encode_abi`` ~2.5 ms."""
     out = {}
     for item in ours("KeeperVault").abi:
-        if item.get("type") == "function" and item["name"] in ("topUp", "repay", "withdrawExcess", "rebalance"):
+        if item.get("type") == "function" and item["name"] in ("topUp", "repay", "withdrawExcess", "rebalance",
+                                                                "executePerpRequest", "cancelPerpRequest"):
             types = [_canonical(a) for a in item["inputs"]]
             out[item["name"]] = (keccak(text=f"{item['name']}({','.join(types)})")[:4], types)
     return out
@@ -99,6 +103,12 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
             raise ConfigError(f"rebalance target {action.target_key} unknown")
         to_ref = ref_for(positions[action.target_key], action.asset.address).as_tuple()
         data = _encode("rebalance", [ref, action.amount_raw, to_ref])
+    elif action.kind in (ActionKind.EXECUTE_REQUEST, ActionKind.CANCEL_REQUEST):
+        if pos.protocol is not Protocol.PERP or not action.request_key:
+            raise ConfigError(f"{action.kind.value} needs a perp position and a request key")
+        name = "executePerpRequest" if action.kind is ActionKind.EXECUTE_REQUEST else "cancelPerpRequest"
+        data = _encode(name, [_checksum(pos.protocol_address), bytes.fromhex(action.request_key[2:])])
+        return TxRequest(_checksum(vault), data, label=f"{action.kind.value} {action.request_key[:10]} on perp")
     else:
         raise ValueError(f"unknown action kind {action.kind}")
     return TxRequest(_checksum(vault), data,

@@ -10,12 +10,19 @@ Moving one asset's price by a factor m (all else fixed) gives
 so health = 1 at m* = (D_other - C_other) / (C_asset - D_asset). The liquidation price of that asset
 is m* times its price. An asset whose fall cannot liquidate the position has no liquidation price.
 
-Perps (GMX v1 semantics): the position is liquidatable once the remaining collateral
-(collateral minus loss; profit does not count) falls below marginFees + max(liquidationFee,
-size / maxLeverage) — states 1 and 2 of ``validateLiquidation`` together. For a long that happens at
-    p* = avg * (1 - (collateral - T) / size),   for a short at   p* = avg * (1 + (collateral - T) / size)
-with T = marginFees + max(liquidationFee, size / maxLeverage). Funding accrues over time and moves
-p* towards the mark; this is the price at the fees read now.
+Perps (GMX v1, ``VaultUtils.validateLiquidation`` as ``liquidatePosition`` runs it): the remaining
+collateral is the collateral plus the unrealised PnL (a loss subtracted, a *profit added*), and the
+position is liquidatable once it falls below
+    T = max(marginFees + liquidationFee, size / maxLeverage)
+— states 1 and 2 together (state 2 compares the remaining collateral itself, fees not subtracted,
+with size / maxLeverage). The PnL is linear in the index price p:
+    remaining(p) = collateral + sign * size * (p / avg - 1),   sign +1 long, -1 short,
+so the liquidation price is, for a long
+    p* = avg * (1 - (collateral - T) / size),   for a short   p* = avg * (1 + (collateral - T) / size)
+on either side of the average price. Funding accrues over time and moves p* towards the mark; this
+is the price at the fees read now. (GMX marks a long at the index's min price and a short at its
+max; the floats here carry one mark. ``getDelta``'s min-profit rule, a small profit counting as 0
+shortly after an increase, is not modelled: it matters only where p* lies on the profit side.)
 """
 
 from __future__ import annotations
@@ -73,10 +80,11 @@ def _lending_points(legs: tuple[Leg, ...]) -> list[LiquidationPoint]:
 
 def perp_liquidation_price(is_long: bool, size: float, collateral: float, average_price: float,
                            margin_fees: float, liquidation_fee: float, max_leverage: float) -> float:
-    """The index price at which a GMX v1 position becomes liquidatable (see module doc)."""
+    """The index price at which a GMX v1 position becomes liquidatable (see module doc): below it a
+    long, above it a short, has ``remaining < max(margin_fees + liquidation_fee, size / max_leverage)``."""
     if size <= 0:
         return math.nan
-    threshold = margin_fees + max(liquidation_fee, size / max_leverage)
+    threshold = max(margin_fees + liquidation_fee, size / max_leverage)
     slack = (collateral - threshold) / size
     return average_price * (1 - slack) if is_long else average_price * (1 + slack)
 

@@ -1,21 +1,27 @@
-"""Integer maths of isolated-margin perps with GMX v1 Vault semantics, as ``contracts/PerpVault.sol``
-computes it.
+"""Integer maths of GMX v1 isolated-margin perps, as gmx-io/gmx-contracts computes it
+(``contracts/core/Vault.sol`` and ``contracts/core/VaultUtils.sol``).
 
-Pure: no web3, no I/O, no clock. Every function takes and returns the contract's integers (USD at
+Pure: no web3, no I/O, no clock. Every function takes and returns the contracts' integers (USD at
 1e30, funding rates at 1e6, basis points at 1e4, token base units) and uses floor division exactly
-where Solidity does, so a result here equals the contract's to the unit.
+where Solidity does, so a result here equals GMX v1's to the unit.
 
-GMX v1 semantics reproduced (Vault.sol / VaultUtils.sol):
+Reproduced:
 
+- Marks: the vault values a long at the index token's *min* price (``getMinPrice``) and a short at
+  its *max* price (``getMaxPrice``); the ``price`` passed to :func:`get_delta` and
+  :func:`position_check` must be that one. (Without a spread both are the oracle price.)
 - ``getDelta``: ``delta = size * |price - averagePrice| / averagePrice``; longs profit when the
-  price is above the average price, shorts when it is below. (No minProfitTime rule here, nor in
-  PerpVault.)
+  mark is above the average price, shorts when it is below. Within ``minProfitTime`` of the last
+  increase (``now <= lastIncreasedTime + minProfitTime``) a profit at or below the index's
+  ``minProfitBasisPoints`` of the size counts as 0 (see :func:`get_delta`).
 - ``getPositionFee``: ``sizeDelta - sizeDelta * (10000 - marginFeeBps) / 10000`` (rounds up).
 - ``getFundingFee``: ``size * (cumulativeFundingRate - entryFundingRate) / 1e6``.
 - ``getNextFundingRate``: ``factor * reservedAmount * intervals / poolAmount`` per whole
   ``fundingInterval`` elapsed since ``lastFundingTime``.
 - ``getNextAveragePrice``: ``nextPrice * nextSize / (nextSize +- delta)``.
-- ``validateLiquidation``: see :func:`validate_liquidation`.
+- ``validateLiquidation``: see :func:`validate_liquidation`. ``liquidatePosition`` calls it with
+  ``_raise = false``, and then an unrealised *profit is added* to the collateral; the leverage test
+  is ``remaining * maxLeverage < size * 10000``, without subtracting the fees.
 """
 
 from __future__ import annotations
@@ -35,10 +41,16 @@ MAX_LEVERAGE_EXCEEDED = 2
 
 @dataclass(frozen=True)
 class PerpParams:
-    """The vault's risk parameters; defaults are PerpVault's (and GMX v1's usual) constructor values."""
+    """The vault's risk parameters (GMX v1's usual values).
+
+    ``margin_fee_bps`` is the position fee *liquidations run with*. On GMX v1 a liquidation goes
+    through ``PositionManager.liquidatePosition``, which wraps ``Vault.liquidatePosition`` in the
+    Timelock's ``enableLeverage``/``disableLeverage``: for that call the vault's
+    ``marginFeeBasisPoints`` is the Timelock's ``marginFeeBasisPoints`` (10 = 0.1%), not the resting
+    value (``maxMarginFeeBasisPoints``) that a plain view call of ``validateLiquidation`` would see."""
 
     max_leverage_bps: int = 500_000  # 50x
-    margin_fee_bps: int = 10  # 0.1% of size
+    margin_fee_bps: int = 10  # 0.1% of size, the fee liquidations run with (see above)
     liquidation_fee_usd: int = 5 * PRICE_PRECISION  # 5 USD
     funding_interval: int = 3600
     funding_rate_factor: int = 100
@@ -82,7 +94,7 @@ class LiquidationCheck:
 def scale_price(answer: int, feed_decimals: int) -> int:
     """A Chainlink answer as a 1e30 price (``getMinPrice``/``getMaxPrice``; no spread)."""
     if answer <= 0:
-        raise ValueError(f"feed answer {answer} is not positive (PerpVault reverts InvalidPrice)")
+        raise ValueError(f"feed answer {answer} is not positive (VaultPriceFeed: invalid price)")
     return answer * PRICE_PRECISION // 10**feed_decimals
 
 
@@ -100,16 +112,26 @@ def usd_to_token(usd: int, price: int, token_decimals: int) -> int:
     return usd * 10**token_decimals // price
 
 
-def get_delta(size: int, average_price: int, price: int, is_long: bool) -> Delta:
-    """GMX v1 ``getDelta`` at the mark ``price`` (min price for longs, max for shorts).
+def get_delta(size: int, average_price: int, price: int, is_long: bool, *, last_increased_time: int = 0,
+              now: int = 0, min_profit_time: int = 0, min_profit_bps: int = 0) -> Delta:
+    """GMX v1 ``getDelta`` at the mark ``price`` (``getMinPrice`` for longs, ``getMaxPrice`` for
+    shorts).
 
-    Raises ``ValueError`` when ``average_price`` is 0, where the contract reverts
-    ``InvalidAveragePrice`` (an empty position)."""
+    The min-profit rule: while ``now <= last_increased_time + min_profit_time`` (the vault's
+    ``minProfitTime``), a profit with ``delta * 10000 <= size * min_profit_bps`` (the index's
+    ``minProfitBasisPoints``) is reported as ``(True, 0)``. Once ``now`` is past that time, or with
+    ``min_profit_bps`` 0 (the default), no threshold applies. Losses are never affected.
+
+    Raises ``ValueError`` when ``average_price`` is 0, where the contract reverts (error 38, an
+    empty position)."""
     if average_price <= 0:
-        raise ValueError("average price is zero (PerpVault reverts InvalidAveragePrice)")
+        raise ValueError("average price is zero (Vault.getDelta reverts, error 38)")
     price_delta = abs(average_price - price)
     delta = size * price_delta // average_price
     has_profit = price > average_price if is_long else average_price > price
+    min_bps = 0 if now > last_increased_time + min_profit_time else min_profit_bps
+    if has_profit and delta * BASIS_POINTS_DIVISOR <= size * min_bps:
+        delta = 0
     return Delta(has_profit, delta)
 
 
@@ -178,60 +200,80 @@ def next_global_short_average_price(global_size: int, global_average_price: int,
 
 def validate_liquidation(collateral: int, size: int, has_profit: bool, delta: int, margin_fees: int,
                          liquidation_fee_usd: int, max_leverage_bps: int, *,
-                         fees_in_leverage_check: bool = True) -> LiquidationCheck:
-    """GMX v1 ``validateLiquidation``, in its order of checks:
+                         raise_: bool = False) -> LiquidationCheck:
+    """GMX v1 ``VaultUtils.validateLiquidation``, in its order of checks:
 
     1. a loss larger than the collateral -> 1 ("losses exceed collateral");
-    2. ``remaining = collateral - loss`` (a profit is *not* added);
+    2. ``remaining = collateral - loss``; on a profit ``remaining = collateral + profit`` unless
+       ``raise_`` (GMX's ``_raise``: ``liquidatePosition`` passes false, so the profit is added;
+       with true the collateral alone counts);
     3. ``remaining < marginFees`` -> 1, with ``marginFees`` capped to ``remaining``;
     4. ``remaining < marginFees + liquidationFeeUsd`` -> 1;
-    5. ``(remaining - marginFees) * maxLeverage < size * 10000`` -> 2 (over max leverage);
+    5. ``remaining * maxLeverage < size * 10000`` -> 2 (over max leverage; the fees are *not*
+       subtracted here);
     6. otherwise 0.
 
-    ``margin_fees`` is :func:`margin_fees` (funding fee plus the position fee on the whole size).
-    PerpVault subtracts the fees in step 5; GMX v1 itself checks ``remaining * maxLeverage``:
-    pass ``fees_in_leverage_check=False`` to model a real GMX v1 fork."""
+    ``has_profit``/``delta`` are :func:`get_delta`'s answer at the mark; ``margin_fees`` is
+    :func:`margin_fees` (funding fee plus the position fee on the whole size). Where the contract
+    reverts under ``_raise`` this returns the state it would have returned without reverting (no
+    exception)."""
     if not has_profit and collateral < delta:
         return LiquidationCheck(LIQUIDATABLE, margin_fees, "LossesExceedCollateral")
-    remaining = collateral if has_profit else collateral - delta
+    remaining = collateral
+    if not has_profit:
+        remaining = collateral - delta
+    if not raise_ and has_profit:
+        remaining = collateral + delta
     if remaining < margin_fees:
         return LiquidationCheck(LIQUIDATABLE, remaining, "FeesExceedCollateral")
     if remaining < margin_fees + liquidation_fee_usd:
         return LiquidationCheck(LIQUIDATABLE, margin_fees, "LiquidationFeesExceedCollateral")
-    backing = remaining - margin_fees if fees_in_leverage_check else remaining
-    if backing * max_leverage_bps < size * BASIS_POINTS_DIVISOR:
+    if remaining * max_leverage_bps < size * BASIS_POINTS_DIVISOR:
         return LiquidationCheck(MAX_LEVERAGE_EXCEEDED, margin_fees, "MaxLeverageExceeded")
     return LiquidationCheck(HEALTHY, margin_fees)
 
 
 def perp_health(collateral: int, size: int, has_profit: bool, delta: int, margin_fees: int,
                 liquidation_fee_usd: int, max_leverage_bps: int) -> int:
-    """Health of a position at 1e18 scale: below ``1e18`` exactly when PerpVault's
-    ``validateLiquidation`` returns a state other than 0.
+    """Health of a position at 1e18 scale: below ``1e18`` exactly when
+    ``validate_liquidation(..., raise_=False)`` (what ``liquidatePosition`` runs) returns 1 or 2.
 
-    ``min((remaining - marginFees) * maxLeverage * 1e18 / (size * 10000),
-    (remaining - marginFees) * 1e18 / liquidationFeeUsd)`` with ``remaining = collateral - loss``
-    (profit not added, as GMX v1); 0 when ``remaining <= marginFees`` (or the loss exceeds the
-    collateral); ``2**256 - 1`` when ``size == 0``. A zero ``liquidation_fee_usd`` drops the second
-    term. The same definition is implemented on chain by KeeperVault."""
+    With ``remaining = collateral - loss`` or ``collateral + profit``::
+
+        min(remaining * maxLeverage * 1e18 / (size * 10000),
+            (remaining - marginFees) * 1e18 / liquidationFeeUsd)
+
+    (floor divisions; the second term dropped when ``liquidation_fee_usd == 0``); 0 when the loss
+    exceeds the collateral or ``remaining < marginFees``; ``2**256 - 1`` when ``size == 0`` (GMX
+    reverts on an empty position before ``validateLiquidation``).
+
+    Why exact: for integers ``a >= 0``, ``b > 0``, ``floor(a * 1e18 / b) < 1e18`` iff ``a < b``. So
+    the first term is below 1e18 iff ``remaining * maxLeverage < size * 10000`` (check 5) and the
+    second iff ``remaining - marginFees < liquidationFeeUsd`` (check 4, which with a zero
+    liquidation fee is check 3, already returned 0)."""
     if size == 0:
         return MAX_UINT256
     if not has_profit and delta > collateral:
         return 0
-    remaining = collateral if has_profit else collateral - delta
-    if remaining <= margin_fees:
+    remaining = collateral - delta if not has_profit else collateral + delta
+    if remaining < margin_fees:
         return 0
-    backing = remaining - margin_fees
-    health = backing * max_leverage_bps * HEALTH_ONE // (size * BASIS_POINTS_DIVISOR)
+    health = remaining * max_leverage_bps * HEALTH_ONE // (size * BASIS_POINTS_DIVISOR)
     if liquidation_fee_usd > 0:
-        health = min(health, backing * HEALTH_ONE // liquidation_fee_usd)
+        health = min(health, (remaining - margin_fees) * HEALTH_ONE // liquidation_fee_usd)
     return min(health, MAX_UINT256)
 
 
 def position_check(position: PerpPosition, price: int, is_long: bool, cumulative_funding_rate: int,
-                   params: PerpParams) -> tuple[Delta, LiquidationCheck, int]:
-    """Delta, ``validateLiquidation`` and health of a stored position at the mark ``price``."""
-    d = get_delta(position.size, position.average_price, price, is_long)
+                   params: PerpParams, *, now: int = 0, min_profit_time: int = 0,
+                   min_profit_bps: int = 0) -> tuple[Delta, LiquidationCheck, int]:
+    """Delta, ``validateLiquidation`` (as ``liquidatePosition`` calls it: ``_raise = false``) and
+    health of a stored position at the mark ``price`` (min price for a long, max for a short).
+    ``now``/``min_profit_time``/``min_profit_bps``: :func:`get_delta`'s min-profit rule, off by
+    default."""
+    d = get_delta(position.size, position.average_price, price, is_long,
+                  last_increased_time=position.last_increased_time, now=now,
+                  min_profit_time=min_profit_time, min_profit_bps=min_profit_bps)
     fees = margin_fees(position.size, cumulative_funding_rate, position.entry_funding_rate,
                        params.margin_fee_bps)
     check = validate_liquidation(position.collateral, position.size, d.has_profit, d.delta, fees,

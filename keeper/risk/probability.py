@@ -25,10 +25,11 @@ Every position kind is *linear in the price ratios* ``m_a = price_a(t) / price_a
 * lending (Aave, Morpho): ``linear = collateral value * weight - debt value`` per asset (USD), so
   ``margin = debt * (health - 1)``; assets not in the scenario's symbol list keep their price
   (stablecoins) and go into ``const``.
-* perps (GMX v1): ``T = margin_fees + max(liquidation_fee, size / max_leverage)``; a long has
+* perps (GMX v1, ``validateLiquidation`` as ``liquidatePosition`` runs it):
+  ``T = max(margin_fees + liquidation_fee, size / max_leverage)``; a long has
   ``margin = collateral - T - size * (1 - mark * m / average_price)``, a short the mirror image.
-  Profit does not count as collateral, but the sign of this linear margin equals the sign of the
-  true one whenever ``collateral > T`` now; a position already at or below it has P = 1.
+  An unrealised profit counts as collateral there, so this margin is the exact one (``remaining
+  - T``, remaining = collateral + PnL) on both sides of the average price.
 
 So one chunk of paths costs one small matrix product per step, ``(paths, assets) @ (assets,
 positions)``, and a running minimum — the (paths x steps x positions) tensor is never held.
@@ -36,7 +37,8 @@ positions)``, and a running minimum — the (paths x steps x positions) tensor i
 Loss given liquidation (``detail=True``), valued at the first step the margin is negative:
 lending ``bonus * close_factor * debt`` (Aave: the caller's liquidation bonus, close factor 50%, or
 100% once health <= 0.95; Morpho: incentive ``min(1.15, 1 / (1 - 0.3 (1 - LLTV)))``, the whole
-debt repaid), perps the collateral still left (``margin + T``), which the trader forfeits.
+debt repaid), perps the collateral still left (``margin + T``: collateral plus PnL), which the
+trader forfeits.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
             p = pos.perp
             if p.size_usd <= 0:
                 continue
-            t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+            t = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
             thr[j] = t
             at_risk[j] = True
             slope = p.size_usd * p.mark_price / p.average_price
@@ -174,8 +176,8 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
             else:
                 lin[a, j] = sign * slope
                 const[j] = c
-            # now: margin at m = 1 (loss only; profit does not count)
-            now[j] = p.collateral_usd - max(0.0, -sign * (slope - p.size_usd)) - t < 0
+            # now: the margin at m = 1 (profit counts, as a loss does)
+            now[j] = p.collateral_usd + sign * (slope - p.size_usd) - t < 0
             continue
         weighted_lltv = []
         for leg in pos.legs:
@@ -446,16 +448,16 @@ def liquidation_probability(positions: Sequence[Position], symbols: Sequence[str
 
 def liquidated_now(pos: Position) -> bool:
     """``exposures([pos], ()).liquidated_now[0]`` for one position without the arrays (the
-    planner asks this thousands of times per tick): perps by the GMX v1 rule at the mark price,
-    lending by weighted collateral below debt."""
+    planner asks this thousands of times per tick): perps by the GMX v1 rule at the mark price
+    (collateral plus PnL, a profit included, below ``T``), lending by weighted collateral below debt."""
     if pos.perp is not None:
         p = pos.perp
         if p.size_usd <= 0:
             return False
-        t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+        t = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
         sign = 1.0 if p.is_long else -1.0
         slope = p.size_usd * p.mark_price / p.average_price
-        return p.collateral_usd - max(0.0, -sign * (slope - p.size_usd)) - t < 0
+        return p.collateral_usd + sign * (slope - p.size_usd) - t < 0
     margin, at_risk = 0.0, False
     for leg in pos.legs:
         v = leg.value_usd

@@ -78,7 +78,7 @@ def perp_to_json(perp: PerpTerms | None) -> str | None:
         "collateral_usd": perp.collateral_usd, "average_price": perp.average_price,
         "mark_price": perp.mark_price, "margin_fees_usd": perp.margin_fees_usd,
         "liquidation_fee_usd": perp.liquidation_fee_usd, "max_leverage": perp.max_leverage,
-        "liquidation_state": perp.liquidation_state,
+        "liquidation_state": perp.liquidation_state, "deposit_fee_bps": perp.deposit_fee_bps,
     }, separators=(",", ":"))
 
 
@@ -91,7 +91,7 @@ def perp_from_json(text: str | None) -> PerpTerms | None:
         collateral_usd=float(d["collateral_usd"]), average_price=float(d["average_price"]),
         mark_price=float(d["mark_price"]), margin_fees_usd=float(d["margin_fees_usd"]),
         liquidation_fee_usd=float(d["liquidation_fee_usd"]), max_leverage=float(d["max_leverage"]),
-        liquidation_state=int(d["liquidation_state"]),
+        liquidation_state=int(d["liquidation_state"]), deposit_fee_bps=int(d.get("deposit_fee_bps", 0)),
     )
 
 

@@ -60,12 +60,15 @@ def test_size_to_distance_round_trip_lending():
 @pytest.mark.parametrize("is_long", [True, False])
 def test_perp_liquidation_side_funding_and_sizing(is_long):
     p = PerpPosition("ETH", is_long, size_usd=10_000, collateral_usd=1_000, average_price=2000.0,
-                     margin_fee_bps=10, liquidation_fee_usd=5, max_leverage=50, funding_per_hour=1e-5)
+                     margin_fee_bps=10, liquidation_fee_usd=5, max_leverage=50, funding_per_hour=2e-4)
     px = {"ETH": 2000.0}
     d0 = p.distance(px)
-    # threshold = 10 fee + max(5, 200) = 210: slack 790 / 10000 = 7.9%
-    assert d0 == pytest.approx(0.079)
-    p.accrue(100)                                      # 100 h x 1e-5 x 10k = 10 USD of funding
+    # GMX v1: threshold = max(10 fee + 5, 10000 / 50) = 200: slack 800 / 10000 = 8%
+    assert d0 == pytest.approx(0.08)
+    p.accrue(1)                                        # 1 h x 2e-4 x 10k = 2 USD of funding: fees + 5 < 200 still
+    assert p.distance(px) == pytest.approx(d0)
+    p.accrue(99)                                       # 200 USD of funding in all: threshold 210 + 5 = 215
+    assert p.distance(px) == pytest.approx(0.0785)
     assert p.distance(px) < d0
     liq = p.liquidation_price()
     lo, hi = ({"ETH": liq * 0.999}, {"ETH": 2000.0}) if is_long else ({"ETH": 2000.0}, {"ETH": liq * 1.001})

@@ -1,7 +1,8 @@
-"""KeeperVault on anvil against the real Aave v3, the real Morpho Blue and our PerpVault (the
-session's devnets): a hostile keeper is refused with named errors, the honest paths move funds
-only between the vault and the owner's/vault's own positions, and every KeeperAction event carries
-health before/after equal to what the protocol itself shows at the same block and timestamp.
+"""KeeperVault on anvil against the real Aave v3, the real Morpho Blue and the real GMX v1 (the
+session's devnets, GMX in its default gated mode): a hostile keeper is refused with named errors,
+the honest paths move funds only between the vault and the owner's/vault's own positions, and
+every KeeperAction event carries health before/after equal to what the protocol itself shows at
+the same block and timestamp. GMX specifics in both of its modes: ``test_keeper_vault_gmx.py``.
 
 Every test runs on both Aave versions (module-scoped ``aave_version``: v3.0.2 and v3.7, each on its
 own anvil). One module-wide set-up per version (a fresh vault with its own caps, allow-list and
@@ -18,6 +19,7 @@ from keeper.chain import contracts as C
 from keeper.devnet.aave_origin import rate_data
 from keeper.devnet.deployer import Deployer
 from tests.conftest import evm_revert, evm_snapshot
+from tests.contracts.gmx_env import Gmx
 from tests.contracts.vault_env import (AAVE, CAPS, DAY, E6, E8, E18, FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP, KV,
                                        MAX, MORPHO, PERP, REBALANCE_IN, REBALANCE_OUT, REPAY, TOP_UP, USD30,
                                        WITHDRAW_EXCESS, ZERO, Env, asset_key, b32)
@@ -73,9 +75,11 @@ def env(w3, devnet, deployer, accounts):
     e.mid, e.params = b32(m["id"]), (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
     e.irm = deployer.at(m["irm"], C.third_party("IrmMock"))
     e.oracle = deployer.at(m["oracle"], C.ours("MorphoChainlinkOracle"))
-    e.perp = deployer.at(devnet["perp"]["vault"], C.ours("PerpVault"))
-    pm = devnet["perp"]["markets"]["ETH-long"]
-    e.perp_params = (pm["collateral_token"], pm["index_token"], pm["is_long"])
+    e.gmx = Gmx(w3, devnet, deployer)
+    assert e.gmx.gated
+    e.perp, e.perp_name = e.gmx.vault, "ETH-long"
+    e.perp_params = e.gmx.params(e.perp_name)
+    e.fee = e.gmx.fee  # the PositionRouter's minimum execution fee
 
     owner, weth, usdc = e.owner, e.tok["WETH"], e.tok["USDC"]
     for sym, amount in (("WETH", 100 * E18), ("USDC", 100_000 * E6), ("WBTC", 10 * E8)):
@@ -96,6 +100,10 @@ def env(w3, devnet, deployer, accounts):
     e.send(v.functions.setPerpMarket(e.perp.address, *e.perp_params, True, FLOOR_PERP), owner)
     e.perp_market = Web3.keccak(w3.codec.encode(["address", "address", "bool"], list(e.perp_params)))
     assert v.functions.perpMarkets(e.perp_market).call()[0] == e.perp_params[0]
+    # Gated GMX top-ups are PositionRouter requests: a route, ether for execution fees, their caps.
+    e.send(v.functions.setPerpRoute(e.perp.address, e.gmx.position_router.address, 2 * e.fee), owner)
+    e.send(v.functions.setCap(ZERO, 2 * e.fee, 20 * e.fee), owner)
+    w3.eth.send_transaction({"from": owner, "to": v.address, "value": 50 * e.fee})
 
     # Reserve: 40 WETH and 30,000 USDC deposited by the owner.
     for sym, amount in (("WETH", 40 * E18), ("USDC", 30_000 * E6)):
@@ -108,8 +116,8 @@ def env(w3, devnet, deployer, accounts):
     e.exec(weth, "approve", [e.morpho.address, 5 * E18])
     e.exec(e.morpho, "supplyCollateral", [e.params, 5 * E18, v.address, b""])  # 5*2000*0.86/5000 = 1.72
     e.exec(e.morpho, "borrow", [e.params, 5_000 * E6, 0, v.address, v.address])
-    e.exec(weth, "transfer", [e.perp.address, 2 * E18])  # ~10x ETH long: health ~ 50x/10x
-    e.exec(e.perp, "increasePosition", [v.address, *e.perp_params[:2], 20_000 * USD30, True])
+    # ~10x ETH long through the PositionRouter and the position keeper: health ~ 50x/10x
+    e.gmx.open(e.perp_name, 2 * E18, 20_000, v.address, kv=v, owner=owner, mint=False)
     # Owner-held twins, with the vault authorised on them.
     e.send(weth.functions.approve(e.pool.address, MAX), owner)
     e.send(e.pool.functions.supply(weth.address, 10 * E18, owner, 0), owner)
@@ -119,9 +127,8 @@ def env(w3, devnet, deployer, accounts):
     e.send(e.morpho.functions.supplyCollateral(e.params, 5 * E18, owner, b""), owner)
     e.send(e.morpho.functions.borrow(e.params, 5_000 * E6, 0, owner, owner), owner)
     e.send(e.morpho.functions.setAuthorization(v.address, True), owner)
-    e.send(weth.functions.transfer(e.perp.address, 3 * E18), owner)  # ~6.7x: health ~ 7.5 (floor 5)
-    e.send(e.perp.functions.increasePosition(owner, *e.perp_params[:2], 20_000 * USD30, True), owner)
-    e.send(e.perp.functions.addRouter(v.address), owner)
+    e.gmx.open(e.perp_name, 3 * E18, 20_000, owner, mint=False)  # ~6.7x: health ~ 15 (floor 5)
+    e.send(e.perp.functions.addRouter(v.address), owner)  # GMX: the vault may decrease it
     yield e
     evm_revert(w3, snap)
 
@@ -137,6 +144,7 @@ def test_owner_functions_refuse_keeper_and_stranger(env):
         v.setKeeper(env.stranger), v.pause(), v.unpause(), v.transferOwnership(env.stranger), v.setCapWindow(1),
         v.setCap(weth, MAX, MAX), v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18),
         v.setPerpMarket(env.perp.address, weth, weth, True, True, E18),
+        v.setPerpRoute(env.perp.address, env.gmx.position_router.address, MAX),
     ]
     for who in (env.keeper, env.stranger):
         for fn in calls:
@@ -149,7 +157,8 @@ def test_keeper_functions_refuse_everyone_else(env):
     v, ref = env.vault.functions, env.aave("WETH", env.vault.address)
     for who in (env.owner, env.stranger):
         for fn in (v.topUp(ref, E18), v.repay(env.aave("USDC", env.vault.address), E6), v.withdrawExcess(ref, E18),
-                   v.rebalance(ref, E18, env.morpho_ref(env.vault.address))):
+                   v.rebalance(ref, E18, env.morpho_ref(env.vault.address)),
+                   v.executePerpRequest(env.perp.address, bytes(32)), v.cancelPerpRequest(env.perp.address, bytes(32))):
             assert env.err(fn, who).name == "NotKeeper"
 
 
@@ -278,6 +287,8 @@ def test_withdraw_below_health_floor(env, where):
     ref = {"aave": lambda: env.aave("WETH", account), "morpho": lambda: env.morpho_ref(account),
            "perp": lambda: env.perp_ref(account)}[kind]()
     floor = {"aave": FLOOR_AAVE, "morpho": FLOOR_MORPHO, "perp": FLOOR_PERP}[kind]
+    if kind == "perp":
+        env.gmx.sync_funding(env.perp_name)
     health = env.protocol_health(ref)
     assert health > floor
     # the amount that would leave health half way between 1 (the protocol's own limit) and the
@@ -287,10 +298,10 @@ def test_withdraw_below_health_floor(env, where):
         amount = 10 * E18 * (health - target) // health
     elif kind == "morpho":
         amount = 5 * E18 * (health - target) // health
-    else:
-        size, collateral, *_ = env.perp.functions.getPosition(account, *env.perp_params).call()
-        net_at = lambda h: h * size * 10_000 // (env.perp.functions.maxLeverage().call() * E18)  # noqa: E731
-        amount = net_at(health) - net_at(target)
+    else:  # GMX: health = remaining * maxLeverage / size here (the liquidation-fee term is far looser)
+        size = env.gmx.position(account, env.perp_name)[0]
+        remaining_at = lambda h: h * size * 10_000 // (env.perp.functions.maxLeverage().call() * E18)  # noqa: E731
+        amount = remaining_at(health) - remaining_at(target)
     r = env.err(env.vault.functions.withdrawExcess(ref, amount), env.keeper)
     assert r.name == "BelowHealthFloor" and r.args[1] == floor and r.args[0] < floor, r
     r = env.err(env.vault.functions.rebalance(ref, amount, env.aave("WETH", env.vault.address)), env.keeper)
@@ -305,7 +316,9 @@ def test_paused(env):
     env.send(v.pause(), env.owner)
     assert v.paused().call() is True
     for fn in (v.topUp(env.aave("WETH", mine), E18), v.repay(env.aave("USDC", mine), E6),
-               v.withdrawExcess(env.morpho_ref(mine), E18), v.rebalance(env.aave("WETH", mine), E18, env.morpho_ref(mine))):
+               v.withdrawExcess(env.morpho_ref(mine), E18), v.rebalance(env.aave("WETH", mine), E18, env.morpho_ref(mine)),
+               v.topUp(env.perp_ref(mine), E18), v.executePerpRequest(env.perp.address, bytes(32)),
+               v.cancelPerpRequest(env.perp.address, bytes(32))):
         assert env.err(fn, k).name == "IsPaused"
     # the owner still does anything, including config
     env.send(v.setCap(env.tok["WETH"].address, E18, E18), env.owner)
@@ -319,10 +332,11 @@ def test_owner_withdraws_everything_while_paused(env):
     env.send(env.tok["USDC"].functions.approve(mine, E6), o)
     env.send(v.deposit(env.tok["USDC"].address, E6), o)  # deposits work while paused too
     env.w3.eth.send_transaction({"from": env.stranger, "to": mine, "value": E18})
-    eth_before = env.w3.eth.get_balance(o)
+    eth_before, eth_held = env.w3.eth.get_balance(o), env.w3.eth.get_balance(mine)
+    assert eth_held == E18 + 50 * env.fee  # the execution-fee ether is the owner's too
     rc = env.send(v.withdraw(ZERO, MAX), o)
     gas = rc["gasUsed"] * rc["effectiveGasPrice"]
-    assert env.w3.eth.get_balance(o) == eth_before + E18 - gas and env.w3.eth.get_balance(mine) == 0
+    assert env.w3.eth.get_balance(o) == eth_before + eth_held - gas and env.w3.eth.get_balance(mine) == 0
     # unwind the vault-held Morpho position through execute, then take every token home
     env.exec(env.tok["USDC"], "approve", [env.morpho.address, MAX])
     shares = env.morpho.functions.position(env.mid, mine).call()[1]
@@ -404,16 +418,27 @@ def test_reentrancy_through_aave(env, hostile):
     assert v.windowUsed(rt.address).call() == 10 * E18
 
 
-def test_reentrancy_through_a_direct_transfer(env, hostile):
-    """The perp top-up transfers the token itself before calling the PerpVault."""
+def test_reentrancy_through_a_gmx_request(env, hostile):
+    """A gated perp top-up is a PositionRouter request: GMX's Router pulls the token from the vault
+    (``pluginTransfer``) inside the vault's call, and the token calls back from there."""
     v, k, mine, rt = env.vault.functions, env.keeper, env.vault.address, hostile.token
+    eth = env.w3.eth.get_balance(mine)
     for payload in reentry_payloads(env, hostile):
         env.send(rt.functions.arm(mine, payload), env.owner)
         assert env.err(v.topUp(hostile.perp, E18), k).name == "ReentrancyGuardReentrantCall"
     assert rt.functions.reentered().call() == 0 and rt.functions.balanceOf(mine).call() == 100 * E18
-    # disarmed, the same call goes past the guard and the PerpVault itself refuses the token
+    assert env.w3.eth.get_balance(mine) == eth and v.windowUsed(ZERO).call() == 0
+    # Disarmed, the request is made (GMX checks tokens only at execution); the position keeper's
+    # execution fails ("Vault: mismatched tokens": a long's collateral must be its index token)
+    # and GMX cancels it, sending the tokens back to the vault.
     env.send(rt.functions.arm(ZERO, b""), env.owner)
-    assert env.err(v.topUp(hostile.perp, E18), k).name == "LongCollateralNotIndex"
+    rc = env.send(v.topUp(hostile.perp, E18), k)
+    (req,) = env.requests(rc)
+    assert rt.functions.balanceOf(mine).call() == 99 * E18
+    assert env.gmx.keeper.step() == 1
+    assert env.gmx.position_router.functions.increasePositionRequests(req["requestKey"]).call()[0] == ZERO
+    assert rt.functions.balanceOf(mine).call() == 100 * E18
+    assert env.perp.functions.getPosition(mine, rt.address, env.tok["WETH"].address, True).call()[0] == 0
 
 
 # ---------------------------------------------------------------------------------- honest keeper
@@ -469,21 +494,35 @@ def test_morpho_top_up_repay_withdraw(env, holder):
 
 @pytest.mark.parametrize("holder", ["vault", "owner"])
 def test_perp_top_up_and_withdraw(env, holder):
-    v = env.vault.functions
-    acct = env.vault.address if holder == "vault" else env.owner
+    """Gated GMX: a vault-held top-up is a request the position keeper executes (less GMX's 0.3%
+    deposit fee on a long's collateral); an owner-held one cannot be requested. Withdrawals are
+    direct decreasePosition calls for both."""
+    v, mine, weth = env.vault.functions, env.vault.address, env.tok["WETH"].address
+    acct = mine if holder == "vault" else env.owner
     ref = env.perp_ref(acct)
-    size, coll0, *_ = env.perp.functions.getPosition(acct, *env.perp_params).call()
-    _, ev = env.check_action(ref, v.topUp(ref, E18), action=TOP_UP, asset="WETH", amount=E18)
-    assert ev["healthAfter"] > ev["healthBefore"]
-    coll1 = env.perp.functions.getPosition(acct, *env.perp_params).call()[1]
-    assert coll1 == coll0 + env.perp.functions.tokenToUsdMin(env.tok["WETH"].address, E18).call()
+    if holder == "vault":
+        env.gmx.fresh_interval(env.perp_name)  # no funding between the request and its execution
+        before = env.protocol_health(ref)
+        coll0, funding = env.gmx.position(acct, env.perp_name)[1], env.gmx.funding_fee(acct, env.perp_name)
+        rc = env.frozen(v.topUp(ref, E18), env.keeper)
+        assert env.events(rc) == []  # nothing moved into the position yet
+        (req,) = env.requests(rc)
+        assert (req["account"], req["asset"], req["amount"], req["executionFee"]) == (mine, weth, E18, env.fee)
+        assert req["healthBefore"] == before and req["market"] == env.perp_market
+        assert env.gmx.keeper.step() == 1
+        coll1 = env.gmx.position(acct, env.perp_name)[1]
+        assert coll1 == coll0 + env.perp.functions.tokenToUsdMin(weth, E18 - E18 * 30 // 10_000).call() - funding
+        assert env.protocol_health(ref) > before
+        assert v.windowUsed(weth).call() == E18 and v.windowUsed(ZERO).call() == env.fee
+    else:
+        r = env.err(v.topUp(ref, E18), env.keeper)
+        assert (r.name, r.args) == ("GatedOwnerPosition", (env.owner,))
     weth_home = env.bal("WETH", env.vault.address)
     _, ev = env.check_action(ref, v.withdrawExcess(ref, 1_000 * USD30), action=WITHDRAW_EXCESS, asset="WETH")
     # $1,000 less any funding fee charged on the way out, in WETH at the min price
     assert 0 < ev["amount"] <= env.perp.functions.usdToTokenMin(env.tok["WETH"].address, 1_000 * USD30).call()
     assert env.bal("WETH", env.vault.address) == weth_home + ev["amount"]
-    state, _ = env.perp.functions.validateLiquidation(acct, *env.perp_params, False).call()
-    assert state == 0
+    assert ev["healthAfter"] >= FLOOR_PERP
     assert env.err(v.repay(ref, E18), env.keeper).name == "UnsupportedAction"
 
 
@@ -501,10 +540,11 @@ def test_rebalance_between_protocols(env):
     assert (into["healthBefore"], into["healthAfter"]) == (b_dst, env.protocol_health(dst, n))
     assert into["healthAfter"] > into["healthBefore"] and out["healthAfter"] >= FLOOR_AAVE
     assert v.windowUsed(env.tok["WETH"].address).call() == out["amount"]  # counted once
-    # Morpho (owner) -> perp (vault)
+    # Morpho (owner) -> perp (vault, gated): the perp side is a PositionRouter request
     rc = env.frozen(v.rebalance(env.morpho_ref(o), E18, env.perp_ref(mine)), env.keeper)
-    out, into = env.events(rc)
-    assert out["amount"] == into["amount"] == E18
+    (out,), (req,) = env.events(rc), env.requests(rc)
+    assert out["action"] == REBALANCE_OUT and out["amount"] == req["amount"] == E18 and req["account"] == mine
+    assert env.gmx.keeper.step() == 1
     # perp (vault, a USD amount) -> Aave (vault)
     rc = env.frozen(v.rebalance(env.perp_ref(mine), 500 * USD30, env.aave("WETH", mine)), env.keeper)
     out, into = env.events(rc)
@@ -512,16 +552,6 @@ def test_rebalance_between_protocols(env):
     # the asset must match
     r = env.err(v.rebalance(env.aave("USDC", mine), 100 * E6, dst), env.keeper)
     assert (r.name, r.args) == ("AssetMismatch", (env.tok["USDC"].address, env.tok["WETH"].address))
-
-
-def test_top_up_that_lowers_health_is_refused(env):
-    """A perp top-up smaller than the funding fee that increasePosition collects first would lower
-    the position's health: refused. A real top-up after the same wait goes through."""
-    ref = env.perp_ref(env.vault.address)
-    env.warp(10 * 3_600)  # ten funding intervals
-    r = env.err(env.vault.functions.topUp(ref, 1), env.keeper)
-    assert r.name == "HealthDecreased" and r.args[1] < r.args[0], r
-    env.check_action(ref, env.vault.functions.topUp(ref, E18 // 10), action=TOP_UP, asset="WETH", amount=E18 // 10)
 
 
 def test_zero_amounts_and_views(env):

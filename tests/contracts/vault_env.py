@@ -1,6 +1,7 @@
-"""The KeeperVault test environment of ``test_keeper_vault.py``: one vault, its tokens and protocol
-handles, and helpers that send, expect a named revert, mine at a frozen timestamp, and check a
-KeeperAction event against the protocol's own health at the same block."""
+"""The KeeperVault test environment of ``test_keeper_vault.py`` and ``test_keeper_vault_gmx.py``: one
+vault, its tokens and protocol handles, and helpers that send, expect a named revert (our custom
+errors, or GMX v1's revert strings), mine at a frozen timestamp, and check a KeeperAction event
+against the protocol's own health at the same block."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from web3.logs import DISCARD
 from keeper.chain import contracts as C
 from keeper.chain.revert import decode, revert_data
 from keeper.errors import Reverted
+from tests.contracts.gmx_env import GMX_ABIS
 
 E18, E6, E8, USD30 = 10**18, 10**6, 10**8, 10**30
 MAX = 2**256 - 1
@@ -23,7 +25,7 @@ DAY = 86_400
 FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP = 12 * E18 // 10, 11 * E18 // 10, 5 * E18
 CAPS = {"WETH": (5 * E18, 8 * E18), "USDC": (10_000 * E6, 15_000 * E6)}  # per call, per window
 KV = C.ours("KeeperVault")
-ABIS = [KV.abi, C.ours("ReentrantToken").abi, C.ours("PerpVault").abi]
+ABIS = [KV.abi, C.ours("ReentrantToken").abi, *GMX_ABIS]
 
 
 def asset_key(addr: str) -> bytes:
@@ -32,8 +34,6 @@ def asset_key(addr: str) -> bytes:
 
 def b32(hex_id: str) -> bytes:
     return bytes.fromhex(hex_id.removeprefix("0x"))
-
-
 
 
 class Env(SimpleNamespace):
@@ -73,6 +73,14 @@ class Env(SimpleNamespace):
 
     def events(self, receipt) -> list:
         return [e["args"] for e in self.vault.events.KeeperAction().process_receipt(receipt, errors=DISCARD)]
+
+    def requests(self, receipt) -> list:
+        """The vault's PerpIncreaseRequested events in a receipt."""
+        return [e["args"] for e in self.vault.events.PerpIncreaseRequested().process_receipt(receipt, errors=DISCARD)]
+
+    def settled(self, receipt) -> list:
+        """The vault's PerpRequestSettled events in a receipt."""
+        return [e["args"] for e in self.vault.events.PerpRequestSettled().process_receipt(receipt, errors=DISCARD)]
 
     # refs: (kind, protocol, market, account)
     def aave(self, sym: str, account: str) -> tuple:
@@ -114,23 +122,14 @@ class Env(SimpleNamespace):
         return max_borrow * E18 // borrowed
 
     def perp_health(self, account: str, block) -> int:
-        p = self.perp.functions
-        coll, index, long_ = self.perp_params
-        size, collateral, _, entry_rate, *_ = p.getPosition(account, coll, index, long_).call(block_identifier=block)
-        if size == 0:
-            return MAX
-        has_profit, delta = p.getPositionDelta(account, coll, index, long_).call(block_identifier=block)
-        remaining = collateral if has_profit else max(collateral - delta, 0)
-        fees = (p.getFundingFee(coll, size, entry_rate).call(block_identifier=block)
-                + p.getPositionFee(size).call(block_identifier=block))
-        if remaining <= fees:
-            return 0
-        net = remaining - fees
-        by_leverage = net * E18 * p.maxLeverage().call(block_identifier=block) // (size * 10_000)
-        return min(by_leverage, net * E18 // p.liquidationFeeUsd().call(block_identifier=block))
+        return self.gmx.health(account, self.perp_name, block)
 
     def check_action(self, ref: tuple, fn, *, action: int, asset: str, amount: int | None = None):
-        """Send a keeper call frozen in time; assert its KeeperAction against the protocol's view."""
+        """Send a keeper call frozen in time; assert its KeeperAction against the protocol's view.
+        A perp's funding is brought up to date first (as the vault does before reading health), so
+        the 'before' view and the vault's own read agree."""
+        if ref[0] == PERP:
+            self.gmx.sync_funding(self.perp_name)
         before = self.protocol_health(ref)
         rc = self.frozen(fn, self.keeper)
         after = self.protocol_health(ref, rc["blockNumber"])

@@ -75,7 +75,7 @@ def test_a_crash_is_repaired_and_liquidation_then_reverts(cfg, aave_net):
         # the risk model asks for it (the joint-move model of stage 9 decides that).
         assert ids["bob-aave"].lower() in acted
         for book, action in protective:
-            out, fresh = execute(cfg, session, book, action)
+            out, fresh, _requests = execute(cfg, session, book, action)
             assert int(out.receipt["status"], 16) == 1
             assert fresh is not None and fresh.health_wad >= WAD and fresh.health > aave[action.position_key].health
     finally:
@@ -94,7 +94,7 @@ def test_excess_is_released_above_the_floor(cfg, aave_net):
         action = manual_action(session, pos, book, withdraw_excess=True)
         assert action.kind is ActionKind.WITHDRAW_EXCESS
         reserve = token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call()
-        out, fresh = execute(cfg, session, book, action)
+        out, fresh, _requests = execute(cfg, session, book, action)
         assert int(out.receipt["status"], 16) == 1
         assert fresh is not None and fresh.health >= book.floors[pos.key] and fresh.health < pos.health
         assert token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call() > reserve

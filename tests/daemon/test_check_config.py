@@ -106,7 +106,12 @@ def test_a_vault_whose_health_reverts_fails_that_position_only(tmp_path, anvil, 
 
     code, lines = check_config(tmp_path, anvil, dep, capsys, monkeypatch)
     assert code != 0
-    (fail,) = failed(lines)
+    fails = failed(lines)
+    # GMX v1 is gated on the devnet: carol's owner-held perps cannot be topped up by any vault (a
+    # PositionRouter request is always for its sender); the path check says so for both.
+    paths = [f for f in fails if "perp path of" in f]
+    assert len(paths) == 2 and all("held by the owner's own address" in f for f in paths), paths
+    (fail,) = [f for f in fails if f not in paths]
     assert fail.startswith(f"FAIL devnet: vault health of perp WBTC short of carol: vault {vault.address}: "
                            "health() reverted InvalidMarket(2, 0x0000000000000000000000000000000000000000, 0x")
     health = health_lines(lines)
@@ -201,3 +206,41 @@ def test_stale_feeds_fail_every_position_they_price(tmp_path, anvil, devnet, w3,
     stale = [ln.split(": ")[1] for ln in failed(lines) if "stale" in ln]
     assert len(stale) == len(devnet["positions"]), "\n".join(lines)  # every seeded position, each named once
     assert set(stale) == names(devnet, ("vault", "owner", "watch", "none"))
+
+
+def path_lines(lines: list[str]) -> dict[str, str]:
+    """position name -> its whole 'perp path of' line."""
+    return {ln.split(" devnet: perp path of ", 1)[1].split(": ", 1)[0]: ln for ln in lines if " devnet: perp path of " in ln}
+
+
+def test_perp_paths_on_gated_gmx_say_request_and_fail_what_would_revert(tmp_path, anvil, devnet, w3, snapshot, capsys,
+                                                                        monkeypatch):
+    code, lines = check_config(tmp_path, anvil, devnet, capsys, monkeypatch)
+    paths = path_lines(lines)
+    assert set(paths) == {"perp WETH long of alice", "perp WBTC short of alice"}
+    assert all(ln.startswith("ok   ") and "gated GMX v1: top-up = PositionRouter request to "
+               + devnet["perp"]["position_router"].lower() in ln for ln in paths.values()), paths
+    # The owner lowers the fee cap below GMX's minimum and spends the vault's ether: both named.
+    alice = devnet["keeper_vaults"]["alice"]
+    d = Deployer(w3, devnet["roles"]["admin"])
+    vault = d.at(alice["address"], C.ours("KeeperVault"))
+    fee = devnet["perp"]["min_execution_fee"]
+    d.send(vault.functions.setPerpRoute(devnet["perp"]["vault"], devnet["perp"]["position_router"], fee - 1),
+           alice["owner"])
+    d.send(vault.functions.withdraw("0x" + "00" * 20, 2**256 - 1), alice["owner"])
+    code, lines = check_config(tmp_path, anvil, devnet, capsys, monkeypatch)
+    assert code != 0
+    for ln in path_lines(lines).values():
+        assert ln.startswith("FAIL") and "ExecutionFeeTooHigh" in ln and "the vault holds 0 wei" in ln, ln
+    # No route at all.
+    d.send(vault.functions.setPerpRoute(devnet["perp"]["vault"], "0x" + "00" * 20, 0), alice["owner"])
+    code, lines = check_config(tmp_path, anvil, devnet, capsys, monkeypatch)
+    assert all("NoPerpRoute" in ln for ln in path_lines(lines).values())
+
+
+def test_perp_paths_on_direct_gmx_are_direct_increases(tmp_path, anvil_direct, devnet_direct, capsys, monkeypatch):
+    code, lines = check_config(tmp_path, anvil_direct, devnet_direct, capsys, monkeypatch)
+    assert code == 0 and failed(lines) == [], "\n".join(lines)
+    paths = path_lines(lines)
+    assert len(paths) == 2 and all("direct GMX v1 (leverage on): top-up = the vault's transfer + increasePosition"
+                                   in ln for ln in paths.values()), paths

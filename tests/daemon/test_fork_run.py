@@ -13,6 +13,7 @@ from web3 import Web3
 from keeper.config import load_config
 from keeper.daemon.keeper import Keeper
 from keeper.devnet.anvil import Anvil
+from keeper.devnet.position_keeper import start_thread
 from tests.daemon.helpers import KEEPER_KEY, running, wait_for
 from tests.devnet.helpers import set_price
 from tests.protocols.devnet_reader import devnet_reader
@@ -44,6 +45,8 @@ def test_keeper_run_on_a_fork_protects_the_forks_positions(tmp_path, anvil, w3, 
         cfg = load_config(tmp_path / "config.toml", env={"KEEPER_TEST_KEY": KEEPER_KEY})
         assert cfg.chains["fork"].rpc_urls == [fork.url]
         k = Keeper(cfg, vols={"WETH": 0.8, "WBTC": 0.7})
+        # GMX v1 is gated on the devnet: its position keeper executes the vault's margin requests.
+        pk, pk_stop = start_thread(fw3, devnet["perp"])
         with running(k, fw3, block_time=None):  # the fork mines a block a second by itself
             wait_for(lambda: k.ticks >= 1, 20, "a first tick on the fork")
             assert k.heads.source == "ws"
@@ -56,6 +59,8 @@ def test_keeper_run_on_a_fork_protects_the_forks_positions(tmp_path, anvil, w3, 
             carol = devnet["roles"]["carol"].lower()
             wait_for(lambda: all(p.health >= 1.0 for p in _positions(fork.url, devnet).values()
                                  if p.account.lower() != carol), 30, "every vault position healthy on the fork")
+        pk_stop.set()
+        pk.join(timeout=10)
         assert k.halted is None and k.actions_sent >= 3
         after = _positions(fork.url, devnet)
         assert any(p.liquidatable for p in after.values() if p.account.lower() == carol)  # the control went under

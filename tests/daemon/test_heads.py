@@ -73,6 +73,27 @@ def test_ws_source_delivers_heads_of_mined_blocks(anvil, w3):
         feed.stop()
 
 
+def test_a_reorg_onto_a_shorter_chain_lowers_the_newest_head(anvil, w3, snapshot):
+    """After a reorg to a lower height the blocks above are gone: the feed's newest head follows the
+    node down (a tick must never ask for a block that no longer exists)."""
+    seen: list[int] = []
+    feed = HeadFeed(anvil.url.replace("http://", "ws://"), chain_id=w3.eth.chain_id, on_head=seen.append, retry_s=1)
+    feed.start()
+    try:
+        wait_for(lambda: feed.source == "ws", 10, "the subscription")
+        snap = w3.provider.make_request("evm_snapshot", [])["result"]
+        start = w3.eth.block_number
+        for _ in range(4):
+            w3.provider.make_request("evm_mine", [])
+        wait_for(lambda: feed.newest() == start + 4, 10, "four mined heads")
+        w3.provider.make_request("evm_revert", [snap])
+        w3.provider.make_request("evm_mine", [])  # the new chain: one block above the fork point
+        wait_for(lambda: seen and seen[-1] == start + 1, 10, "the new, lower head")
+        assert feed.newest() == start + 1 == w3.eth.block_number
+    finally:
+        feed.stop()
+
+
 def test_ws_on_another_chain_is_refused(anvil, w3):
     feed = HeadFeed(anvil.url.replace("http://", "ws://"), chain_id=w3.eth.chain_id + 1, retry_s=60)
     feed.start()

@@ -52,7 +52,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet, monkeypatch):
+def test_ticking_through_a_crash_protects_every_vault_position(cfg, w3, devnet, monkeypatch, position_keeper):
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     monkeypatch.setenv("KEEPER_TEST_WEBHOOK", f"http://127.0.0.1:{receiver.server_address[1]}/hook")

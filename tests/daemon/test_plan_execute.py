@@ -1,4 +1,5 @@
-"""Plan + execute on the devnet with the real Aave v3, the real Morpho Blue and the PerpVault:
+"""Plan + execute on the devnet with the real Aave v3, the real Morpho Blue and GMX v1 (gated, its
+position keeper running):
 after a price drop the keeper's actions save every protected position (third-party liquidation then
 reverts); an over-collateralised position releases excess and stays at or above the vault's floor."""
 
@@ -11,7 +12,7 @@ from keeper.domain import WAD, ActionKind, Protocol
 from keeper.errors import Reverted
 from keeper.store import Store
 from keeper.store.journal import Journal
-from tests.devnet.helpers import revert_name, set_price, token
+from tests.devnet.helpers import gmx_liquidation, revert_name, set_price, token
 from tests.daemon.helpers import devnet_config
 
 pytestmark = pytest.mark.usefixtures("snapshot")
@@ -41,17 +42,14 @@ def liquidation_reverts(w3, devnet, p) -> bool:
             params = (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
             d.send(morpho.functions.liquidate(params, p.account, 10**15, 0, b""), sender=liq)
         else:
-            perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
-            coll, index, side = p.market.split(":")
-            cs = w3.to_checksum_address
-            d.send(perp.functions.liquidatePosition(p.account, cs(coll), cs(index), side == "long", liq), sender=liq)
+            d.send(gmx_liquidation(w3, devnet, p.account, p.market), sender=liq)
     except Reverted as e:
         return revert_name(e) in {"HEALTH_FACTOR_NOT_BELOW_THRESHOLD", "HealthFactorNotBelowThreshold",
-                                 "position is healthy", "PositionNotLiquidatable"}
+                                 "position is healthy", "Vault: position cannot be liquidated"}
     return False
 
 
-def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3, devnet):
+def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3, devnet, position_keeper):
     set_price(w3, devnet, "ETH", 1_560)  # ETH -22%: Aave, Morpho and the 5x ETH long are in danger or under
     session = open_session(cfg, "devnet", vols={"WETH": 0.8, "WBTC": 0.7})
     try:
@@ -63,7 +61,7 @@ def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3
         kinds = {before[a.position_key].protocol for _b, a in protective}
         assert kinds == {Protocol.AAVE_V3, Protocol.MORPHO_BLUE, Protocol.PERP}
         for book, action in protective:
-            out, fresh = execute(cfg, session, book, action)
+            out, fresh, _requests = execute(cfg, session, book, action)
             assert int(out.receipt["status"], 16) == 1
             assert fresh is not None and fresh.health_wad >= WAD
             assert fresh.health > before[action.position_key].health
@@ -88,7 +86,7 @@ def test_excess_is_released_and_stays_above_the_floor(cfg, w3, devnet):
             vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
             reserve_before = token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() \
                 if action.asset.symbol in devnet["tokens"] else None
-            out, fresh = execute(cfg, session, book, action)
+            out, fresh, _requests = execute(cfg, session, book, action)
             floor = book.floors[action.position_key]
             assert fresh.health >= floor
             if reserve_before is not None:

@@ -1,4 +1,4 @@
-"""The demo's liquidator on the devnet (real Aave v3.0 and v3.7, Morpho Blue, PerpVault): nothing to
+"""The demo's liquidator on the devnet (real Aave v3.0 and v3.7, Morpho Blue, GMX v1 gated): nothing to
 do at the seeded prices; after a crash it liquidates every liquidatable position with the
 protocols' own calls, and the chain's liquidation events match what it reports."""
 
@@ -58,7 +58,7 @@ def test_after_a_crash_it_liquidates_what_the_protocols_allow(w3, devnet, liquid
     m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
     morpho_c = w3.eth.contract(address=devnet["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
     assert morpho_c.functions.position(bytes.fromhex(m["id"][2:]), carol).call()[1] == 0  # no debt left
-    perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
+    perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.gmx("Vault").abi)
     weth = devnet["tokens"]["WETH"]["address"]
     assert perp.functions.getPosition(carol, weth, weth, True).call()[0] == 0  # closed
 

@@ -56,7 +56,24 @@ def aave_revert_name(exc: Reverted, dep: dict) -> str:
     return revert_name(exc, aave(dep, "Pool").abi)  # v3.7's custom errors: keeper.chain.revert knows them
 
 
+def gmx_vault(w3: Web3, dep: dict):
+    return w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
+
+
+def gmx_liquidation(w3: Web3, dep: dict, account: str, market: str):
+    """GMX v1's liquidation of ``account``'s position in ``market`` (``<collateral>:<index>:<side>``),
+    as a contract function to call or send from ``dep["roles"]["liquidator"]``: through the
+    PositionManager on a gated deployment (private liquidations, run inside ``enableLeverage``), on
+    the Vault itself on a direct one."""
+    coll, index, side = market.split(":")
+    cs = Web3.to_checksum_address
+    gated = dep["perp"]["mode"] == "gated"
+    c = w3.eth.contract(address=dep["perp"]["position_manager" if gated else "vault"],
+                        abi=C.gmx("PositionManager" if gated else "Vault").abi)
+    return c.functions.liquidatePosition(cs(account), cs(coll), cs(index), side == "long", dep["roles"]["liquidator"])
+
+
 def revert_name(exc: Reverted, *abis) -> str:
     """The decoded error name of a ``Reverted`` raised by ``Deployer.send``."""
-    known = list(abis) or [C.ours("KeeperVault").abi, C.ours("PerpVault").abi]
+    known = list(abis) or [C.ours("KeeperVault").abi]
     return decode(revert_data(exc.__cause__) or exc.data, known).name

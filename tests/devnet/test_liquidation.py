@@ -9,8 +9,8 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.errors import Reverted
-from tests.devnet.helpers import (AAVE, E18, MORPHO, aave, aave_error, aave_pool, aave_revert_name, asset_key, position,
-                                  revert_name, set_price, token)
+from tests.devnet.helpers import (AAVE, E18, MORPHO, aave, aave_error, aave_pool, aave_revert_name, asset_key, gmx_vault,
+                                  position, revert_name, set_price, token)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -123,7 +123,7 @@ def test_one_feed_moves_aave_morpho_and_perps(aave_net):
     oracle = w3.eth.contract(address=devnet["aave_v3"]["oracle"], abi=aave(devnet, "AaveOracle").abi)
     m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
     morpho_oracle = w3.eth.contract(address=m["oracle"], abi=C.ours("MorphoChainlinkOracle").abi)
-    perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
+    perp = gmx_vault(w3, devnet)
     set_price(w3, devnet, "ETH", 1_234.5)
     assert oracle.functions.getAssetPrice(weth).call() == 1_234_5000_0000
     # 1 wei of WETH in USDC base units at Morpho's 1e36 scale: 1234.5 * 1e6 / 1e18 * 1e36 = 1.2345e27

@@ -26,6 +26,7 @@ KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 KEY_FORMS = (KEEPER_KEY, KEEPER_KEY[2:], KEEPER_KEY[2:].upper())
 VOLS = ("--vol", "WETH=0.8", "--vol", "WBTC=0.7")
 ACTION_SIG = "KeeperAction(uint8,uint8,address,bytes32,address,address,uint256,uint256,uint256)"
+REQUEST_SIG = "PerpIncreaseRequested(bytes32,address,bytes32,address,address,uint256,uint256,uint256)"
 
 
 class Receiver:
@@ -186,7 +187,9 @@ def receiver():
 
 
 @pytest.fixture
-def env(tmp_path, anvil, devnet, receiver, snapshot, w3):
+def env(tmp_path, anvil, devnet, receiver, snapshot, w3, position_keeper):
+    """The keeper's subprocess environment, with GMX v1's position keeper executing PositionRouter
+    requests (the devnet's GMX is gated, as in production)."""
     e = Env(tmp_path, anvil.url, devnet, receiver)
     try:
         yield e
@@ -234,19 +237,27 @@ def miner(w3):
 
 # --- on chain --------------------------------------------------------------------------------------
 def keeper_actions(w3: Web3, devnet: dict, from_block: int) -> list[dict]:
-    """Every ``KeeperAction`` event the devnet's vaults emitted since ``from_block``, decoded."""
+    """Every keeper action of the devnet's vaults since ``from_block``, decoded: their
+    ``KeeperAction`` events, and their ``PerpIncreaseRequested`` events (a margin top-up on gated
+    GMX v1 is a PositionRouter request: one action, whose margin lands when GMX executes it), the
+    latter with ``protocol`` = the GMX Vault and ``request`` = the request key."""
     abi = C.ours("KeeperVault").abi
     vaults = [v["address"] for v in devnet["keeper_vaults"].values()]
     contract = w3.eth.contract(abi=abi)
-    topic = Web3.keccak(text=ACTION_SIG).to_0x_hex()
+    topics = [Web3.keccak(text=ACTION_SIG).to_0x_hex(), Web3.keccak(text=REQUEST_SIG).to_0x_hex()]
     if from_block > w3.eth.block_number:
         return []
-    logs = w3.eth.get_logs({"address": vaults, "fromBlock": from_block, "toBlock": "latest", "topics": [topic]})
+    logs = w3.eth.get_logs({"address": vaults, "fromBlock": from_block, "toBlock": "latest", "topics": [topics]})
     out = []
     for lg in logs:
-        ev = contract.events.KeeperAction().process_log(lg)
-        out.append({**dict(ev["args"]), "vault": lg["address"], "block": lg["blockNumber"],
-                    "tx": lg["transactionHash"].to_0x_hex()})
+        where = {"vault": lg["address"], "block": lg["blockNumber"], "tx": lg["transactionHash"].to_0x_hex()}
+        if lg["topics"][0].to_0x_hex() == topics[0]:
+            ev = contract.events.KeeperAction().process_log(lg)
+            out.append({**dict(ev["args"]), **where})
+        else:
+            ev = contract.events.PerpIncreaseRequested().process_log(lg)
+            out.append({**dict(ev["args"]), **where, "protocol": devnet["perp"]["vault"],
+                        "request": ev["args"]["requestKey"].hex()})
     return out
 
 

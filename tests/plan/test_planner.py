@@ -301,6 +301,74 @@ def test_perp_health_estimate_matches_the_integer_rule(collateral, size, mark, i
     assert est == pytest.approx(exact, rel=1e-6, abs=1e-6)
 
 
+@given(st.floats(100, 50_000), st.floats(1_000, 200_000), st.floats(1_000, 3_000), st.booleans(),
+       st.sampled_from([0, 5 * 10**30]))
+def test_perp_health_estimate_is_below_one_iff_the_integer_rule_liquidates(collateral, size, mark, is_long, liq):
+    """Profitable positions and a zero liquidation fee included, away from float noise at the boundary."""
+    from keeper.risk.perp_math import get_delta, validate_liquidation
+
+    usd = 10**30
+    c, n, fees = int(collateral * usd), int(size * usd), int(size * 0.001 * usd)
+    d = get_delta(n, 2000 * usd, int(mark * usd), is_long)
+    remaining = c + d.delta if d.has_profit else c - d.delta
+    if abs(remaining - max(fees + liq, n // 50)) < n // 10**9:
+        return
+    state = validate_liquidation(c, n, d.has_profit, d.delta, fees, liq, 500_000).state
+    est = perp_health_estimate(c / usd, n / usd, 2000.0, int(mark * usd) / usd, is_long, fees / usd, liq / usd, 50.0)
+    assert (est < 1.0) == (state != 0)
+
+
+@pytest.mark.parametrize("is_long", [True, False])
+def test_perp_top_up_pays_the_deposit_fee_on_longs_only(is_long):
+    """GMX's PositionRouter keeps depositFee bps of collateral added to a long (sizeDelta 0)."""
+    usdc = replace(USDC, weights={})
+    base = perp(2_000.0)
+    pos = replace(base, perp=replace(base.perp, is_long=is_long, deposit_fee_bps=30))
+    p = pos.perp
+    amount = 1_234_567_890  # 1234.56789 USDC
+    after = simulate(pos, ActionKind.TOP_UP, usdc, amount)
+    credited = 1_234.56789 * (0.997 if is_long else 1.0)
+    assert after.perp.collateral_usd == pytest.approx(2_000.0 + credited, rel=1e-12)
+    h = perp_health_estimate(2_000.0 + credited, p.size_usd, p.average_price, p.mark_price, is_long,
+                             p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage)
+    assert after.health == pytest.approx(h, rel=1e-12)
+    no_fee = simulate(replace(pos, perp=replace(p, deposit_fee_bps=0)), ActionKind.TOP_UP, usdc, amount)
+    assert (after.health < no_fee.health) == is_long
+    # withdrawals pay nothing
+    out = simulate(pos, ActionKind.WITHDRAW_EXCESS, usdc, 100 * USD_RAW)
+    assert out.perp.collateral_usd == pytest.approx(1_900.0, rel=1e-12)
+
+
+@settings(max_examples=100)
+@given(st.floats(300, 20_000), st.floats(5_000, 200_000), st.floats(1_800, 2_200), st.booleans(),
+       st.integers(0, 100), st.integers(1, 10**10))
+def test_long_top_up_raises_health_by_the_fee_reduced_amount(collateral, size, mark, is_long, fee_bps, raw):
+    """The estimate after a top-up is the estimate at collateral + amount * price * (1 - fee) for a
+    long, + amount * price for a short; the searches' axes use the same credit."""
+    from keeper.plan.whatif import _axis, _health_line
+    from keeper.risk.health import perp_liquidation_price
+
+    usdc = replace(USDC, weights={})
+    base = perp(collateral, size)
+    pos = replace(base, perp=replace(base.perp, is_long=is_long, mark_price=mark, deposit_fee_bps=fee_bps))
+    p = pos.perp
+    after = simulate(pos, ActionKind.TOP_UP, usdc, raw)
+    credited = raw / 10**6 * (1 - fee_bps / 10_000 if is_long else 1.0)
+    expected = perp_health_estimate(collateral + credited, size, 2000.0, mark, is_long, p.margin_fees_usd,
+                                    p.liquidation_fee_usd, p.max_leverage)
+    assert after.perp.collateral_usd == pytest.approx(collateral + credited, rel=1e-12)
+    assert after.health == pytest.approx(expected, rel=1e-9)
+    # the sizing search's distance axis and health line agree with the simulated position
+    liq = perp_liquidation_price(is_long, size, after.perp.collateral_usd, 2000.0, p.margin_fees_usd,
+                                 p.liquidation_fee_usd, p.max_leverage)
+    if liq > 0:
+        t = math.log(mark / liq) if is_long else math.log(liq / mark)
+        assert _axis(pos, ActionKind.TOP_UP, usdc).t(raw) == pytest.approx(t, rel=1e-6, abs=1e-9)
+    if 0 < after.health < math.inf:
+        assert _health_line(pos, ActionKind.TOP_UP, usdc).t(raw) == pytest.approx(math.log(after.health),
+                                                                               rel=1e-6, abs=1e-9)
+
+
 def test_unprotectable_position_raises_an_alert():
     pos = aave(10, 13_000)
     result = plan([pos], RISK, BIG, (replace(WBTC, weights={}),), POLICY, block=200)
@@ -369,3 +437,22 @@ def test_plans_on_random_books_keep_the_invariants(positions, usdc, weth):
             assert src.account == by_key[a.target_key].account and src.perp is None
     for address, raw in spent.items():
         assert raw <= reserve.get(address)
+
+
+def test_a_late_landing_top_up_is_sized_over_the_horizon_plus_its_delay():
+    """Gated GMX v1: the margin lands a PositionRouter request later (``extra["lead_hours"]``): the
+    planner forecasts over horizon + delay, so it asks for more, and sooner."""
+    usdc = replace(USDC, weights={})
+    now = perp(2_000.0)
+    late = perp(2_000.0, extra={"lead_hours": 6.0})
+    assert RISK.with_lead(6.0).horizon_hours == 30.0 and RISK.with_lead(0.0) is RISK
+    assert RISK.with_lead(6.0).p_liq(now) > RISK.p_liq(now)
+    a = only(plan([now], RISK, BIG, (usdc,), POLICY, block=200))
+    b = only(plan([late], RISK, BIG, (usdc,), POLICY, block=200))
+    assert b.amount_raw > a.amount_raw
+    assert RISK.with_lead(6.0).p_liq(simulate(late, b.kind, usdc, b.amount_raw)) <= POLICY.target
+    # A position safe over 24 h but not over 24 h + the delay is acted on only when it lands late.
+    edge = next(c for c in range(2_000, 40_000, 250) if RISK.p_liq(perp(float(c))) <= POLICY.epsilon
+                and RISK.with_lead(48.0).p_liq(perp(float(c))) > POLICY.epsilon)
+    assert not plan([perp(float(edge))], RISK, BIG, (usdc,), POLICY, block=200).actions
+    assert plan([perp(float(edge), extra={"lead_hours": 48.0})], RISK, BIG, (usdc,), POLICY, block=200).actions

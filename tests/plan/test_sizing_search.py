@@ -40,10 +40,12 @@ def lending(collateral: dict, debt: dict) -> Position:
                     int(h * WAD) if math.isfinite(h) else 2**256 - 1, 100)
 
 
-def perp_position(collateral_usd: float, size_usd: float, mark: float = 2000.0) -> Position:
-    terms = PerpTerms(Asset("WETH", "0xweth", 18), True, size_usd, collateral_usd, 2000.0, mark,
-                      size_usd * 0.001, 5.0, 50.0, 0)
-    h = perp_health_estimate(collateral_usd, size_usd, 2000.0, mark, True, size_usd * 0.001, 5.0, 50.0)
+def perp_position(collateral_usd: float, size_usd: float, mark: float = 2000.0, is_long: bool = True,
+                  deposit_fee_bps: int = 0, liquidation_fee: float = 5.0) -> Position:
+    terms = PerpTerms(Asset("WETH", "0xweth", 18), is_long, size_usd, collateral_usd, 2000.0, mark,
+                      size_usd * 0.001, liquidation_fee, 50.0, 0, deposit_fee_bps)
+    h = perp_health_estimate(collateral_usd, size_usd, 2000.0, mark, is_long, size_usd * 0.001, liquidation_fee,
+                             50.0)
     legs = (Leg(Asset("USD", "usd", 30), Side.COLLATERAL, int(collateral_usd * USD_RAW), 1.0),)
     return Position("eth", Protocol.PERP, "0xvault", "0xa", "0xusdc:0xweth:long", legs, int(h * WAD), 100,
                     perp=terms)
@@ -143,12 +145,37 @@ def test_smallest_is_on_the_safe_side_and_within_tolerance(weth, wbtc, health, d
 
 @settings(max_examples=60, deadline=None)
 @given(st.floats(300, 20_000), st.floats(5_000, 200_000), st.floats(1800, 2200), st.floats(0.1, 1.5), targets,
-       hints)
-def test_perp_top_up_is_on_the_safe_side_and_within_tolerance(collateral, size, mark, vol, target, hint):
-    pos = perp_position(collateral, size, mark)
+       hints, st.booleans(), st.sampled_from([0, 30]))
+def test_perp_top_up_is_on_the_safe_side_and_within_tolerance(collateral, size, mark, vol, target, hint, is_long,
+                                                              deposit_fee_bps):
+    pos = perp_position(collateral, size, mark, is_long, deposit_fee_bps)
     risk = AnalyticRisk({"WETH": vol / math.sqrt(365)}, 24.0)
     p = risk.p_liq(pos)
     check_smallest(pos, ActionKind.TOP_UP, PERP_USDC, risk, target, hint_value(hint, p, target))
+
+
+@settings(max_examples=300)
+@given(st.floats(10, 40_000), st.floats(100, 200_000), st.floats(1800, 2200), st.booleans(),
+       st.sampled_from([0.0, 5.0]), st.floats(0.3, 5.0), st.sampled_from([ActionKind.TOP_UP, ActionKind.WITHDRAW_EXCESS]))
+def test_perp_health_line_is_the_estimate_and_inverts(collateral, size, mark, is_long, liq_fee, h_goal, kind):
+    """The releases' health-floor model (``_health_line`` for perps) is ``perp_health_estimate`` of
+    the simulated position, on both pieces of its min (leverage term, liquidation-fee term), and
+    ``x(t)`` is the least move that reaches a health (``t(x(t)) = t`` where health can get there)."""
+    from keeper.plan.whatif import _health_line
+
+    pos = perp_position(collateral, size, mark, is_long, liquidation_fee=liq_fee)
+    line = _health_line(pos, kind, PERP_USDC)
+    raw = 10**9 if kind is ActionKind.TOP_UP else int(collateral / 3 * USD_RAW)
+    after = simulate(pos, kind, PERP_USDC, raw)
+    if 0 < after.health < math.inf and after.perp.collateral_usd > 0:
+        assert line.t(raw) == pytest.approx(math.log(after.health), rel=1e-9, abs=1e-12)
+    x = line.x(math.log(h_goal))
+    if x >= 0:  # reached by moving collateral the way ``kind`` moves it
+        amount = round(x)
+        if kind is ActionKind.WITHDRAW_EXCESS and amount > collateral * USD_RAW:
+            return
+        reached = simulate(pos, kind, PERP_USDC, amount).health
+        assert reached == pytest.approx(h_goal, rel=1e-6)
 
 
 def check_largest(pos, params, risk, target, floor, p_before):

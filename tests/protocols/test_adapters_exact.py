@@ -2,7 +2,9 @@
 position and after random price moves and elapsed time:
 - Aave: ``Pool.getUserAccountData``;
 - Morpho: the exact feed answer at which ``liquidate`` starts to succeed in ``eth_call``;
-- perps: ``validateLiquidation`` (and ``liquidatePosition`` in ``eth_call``)."""
+- perps (GMX v1, gated and direct): ``liquidatePosition`` in ``eth_call`` (through the PositionManager
+  where liquidations are private) and, where the Vault's at-rest fee is the liquidation fee,
+  ``validateLiquidation``."""
 
 import random
 
@@ -125,45 +127,100 @@ def test_morpho_health_crosses_one_exactly_where_liquidate_starts_to_succeed(rea
     assert any(ok for *_x, ok in seen) and any(not ok for *_x, ok in seen)
 
 
-def perp_liquidation_succeeds(w3, devnet, p, block) -> bool:
-    perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
+def perp_liquidation_succeeds(w3, dep, p, block) -> bool:
+    """GMX v1's own liquidation in ``eth_call``: gated deployments liquidate privately through the
+    PositionManager (inside ``enableLeverage``, at the execution margin fee) from a registered
+    liquidator; direct ones let anyone call ``Vault.liquidatePosition``."""
     coll, index, side = p.market.split(":")
-    data = perp.encode_abi("liquidatePosition", [p.account, Web3.to_checksum_address(coll),
-                                                 Web3.to_checksum_address(index), side == "long",
-                                                 devnet["roles"]["liquidator"]])
+    args = [p.account, Web3.to_checksum_address(coll), Web3.to_checksum_address(index), side == "long",
+            dep["roles"]["liquidator"]]
+    target = dep["perp"]["position_manager" if dep["perp"]["mode"] == "gated" else "vault"]
+    c = w3.eth.contract(address=target, abi=C.gmx("PositionManager" if dep["perp"]["mode"] == "gated" else "Vault").abi)
     try:
-        w3.eth.call({"from": devnet["roles"]["liquidator"], "to": perp.address, "data": data}, block)
+        w3.eth.call({"from": dep["roles"]["liquidator"], "to": target, "data": c.encode_abi("liquidatePosition", args)},
+                    block)
         return True
-    except Exception:
+    except Exception as e:  # only GMX's "cannot be liquidated" means healthy
+        assert "position cannot be liquidated" in str(e), e
         return False
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_perp_health_matches_validate_liquidation(reader, w3, devnet, seed):
+@pytest.fixture
+def gmx_reader(gmx_net):
+    r = devnet_reader(gmx_net.url, gmx_net.dep)
+    yield r
+    r.mc.close()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_perp_health_is_gmx_liquidation_rule(gmx_reader, gmx_net, seed):
+    """Random price moves and funding time: health < 1 exactly when GMX liquidates; where the Vault's
+    at-rest margin fee is the liquidation fee (direct mode), state and fees equal validateLiquidation."""
+    w3, dep = gmx_net.w3, gmx_net.dep
     rng = random.Random(seed)
-    perp = w3.eth.contract(address=devnet["perp"]["vault"], abi=C.ours("PerpVault").abi)
-    seen_liquidatable = seen_healthy = False
+    vault = w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
+    seen_liquidatable = seen_healthy = seen_profit = False
     for step in range(6):
         eth = 1_500 if step == 0 else rng.randint(1_500, 2_300)  # the first step always crashes the 5x long
-        set_answer(w3, devnet, "ETH", eth * 10**8)
-        set_answer(w3, devnet, "BTC", rng.randint(25_000, 42_000) * 10**8)
+        set_answer(w3, dep, "ETH", eth * 10**8)
+        set_answer(w3, dep, "BTC", rng.randint(22_000, 42_000) * 10**8)
         advance(w3, rng.randint(0, 5) * 3_600)
-        snap = reader.read()
-        for p in [p for p in snap.positions if p.protocol is Protocol.PERP]:
+        snap = gmx_reader.read()
+        perps = [p for p in snap.positions if p.protocol is Protocol.PERP]
+        assert len(perps) == 4 and all(p.price_ok for p in perps)
+        for p in perps:
             coll, index, side = p.market.split(":")
             args = (p.account, Web3.to_checksum_address(coll), Web3.to_checksum_address(index), side == "long")
-            # validateLiquidation after the funding update a liquidator would trigger (one eth_call via multicall)
-            state, fees = _validate_after_funding(w3, devnet, perp, args, snap.block)
-            assert p.perp.liquidation_state == state
-            assert p.extra["margin_fees"] == fees
-            assert (p.health_wad < WAD) == (state != 0)
-            assert (p.health_wad < WAD) == perp_liquidation_succeeds(w3, devnet, p, snap.block)
-            seen_liquidatable |= state != 0
-            seen_healthy |= state == 0
-    assert seen_healthy and seen_liquidatable
+            assert p.extra["gated"] is (gmx_net.mode == "gated")
+            assert p.extra["liquidation_margin_fee_bps"] == dep["perp"]["margin_fee_bps"]
+            if gmx_net.mode == "direct":
+                state, fees = _validate_after_funding(w3, dep, vault, args, snap.block)
+                assert (p.perp.liquidation_state, p.extra["margin_fees"]) == (state, fees)
+            assert (p.health_wad < WAD) == (p.perp.liquidation_state != 0)
+            assert (p.health_wad < WAD) == perp_liquidation_succeeds(w3, dep, p, snap.block)
+            seen_liquidatable |= p.perp.liquidation_state != 0
+            seen_healthy |= p.perp.liquidation_state == 0
+            seen_profit |= p.extra["has_profit"] and p.extra["delta"] > 0
+    assert seen_healthy and seen_liquidatable and seen_profit
 
 
+@pytest.mark.parametrize("pid,sym,hours", [("alice-perp-eth-long", "ETH", 0), ("carol-perp-btc-short-unprotected", "BTC", 30)])
+def test_perp_health_crosses_one_where_gmx_starts_to_liquidate(gmx_net, pid, sym, hours):
+    """Bisect the feed answer where GMX's liquidation starts to succeed (after funding time for the
+    short): the adapter's health is below 1 exactly on the liquidatable side of it."""
+    w3, dep = gmx_net.w3, gmx_net.dep
+    reader = devnet_reader(gmx_net.url, dep)
+    account = next(p["account"] for p in dep["positions"] if p["id"] == pid)
+    if hours:
+        advance(w3, hours * 3_600)
+    seen = []
+
+    def liquidatable_at(answer):
+        set_answer(w3, dep, sym, answer)
+        snap = reader.read()
+        (pos,) = [p for p in snap.positions if p.protocol is Protocol.PERP and p.account == account
+                  and p.perp.index.symbol == ("WETH" if sym == "ETH" else "WBTC")]
+        ok = perp_liquidation_succeeds(w3, dep, pos, snap.block)
+        seen.append((answer, pos.health_wad, ok))
+        return ok
+
+    start = dep["feeds"][sym]
+    price0 = w3.eth.contract(address=start["address"], abi=C.third_party("MockV3Aggregator").abi).functions.latestAnswer().call()
+    long = sym == "ETH"
+    lo, hi = (price0 // 3, price0) if long else (price0 * 3, price0)  # (liquidatable, healthy)
+    assert liquidatable_at(lo) and not liquidatable_at(hi)
+    while abs(hi - lo) > 1:
+        mid = (lo + hi) // 2
+        if liquidatable_at(mid):
+            lo = mid
+        else:
+            hi = mid
+    reader.mc.close()
+    for answer, h, ok in seen:
+        assert (h < WAD) == ok, (answer, h, ok)
+    assert min(abs(h - WAD) for _a, h, _ok in seen) < WAD // 10**4
 def _validate_after_funding(w3, devnet, perp, args, block):
+    """``validateLiquidation(..., false)`` after the funding update a liquidation would make first."""
     from eth_abi import decode
 
     from keeper.chain.client import ChainClient

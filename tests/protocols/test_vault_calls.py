@@ -23,13 +23,15 @@ def web3_vault():
 
 def test_selectors_cover_the_keeper_functions():
     fns = _vault_functions()
-    assert set(fns) == {"topUp", "repay", "withdrawExcess", "rebalance"}
+    assert set(fns) == {"topUp", "repay", "withdrawExcess", "rebalance", "executePerpRequest", "cancelPerpRequest"}
     assert fns["topUp"][1] == ["(uint8,address,bytes32,address)", "uint256"]
+    assert fns["executePerpRequest"][1] == fns["cancelPerpRequest"][1] == ["address", "bytes32"]
 
 
 @settings(max_examples=60, deadline=None)
 @given(ref=refs, amount=amounts, to_ref=refs)
 def test_encoding_matches_web3(web3_vault, ref, amount, to_ref):
     for name, args in (("topUp", [ref, amount]), ("repay", [ref, amount]), ("withdrawExcess", [ref, amount]),
-                       ("rebalance", [ref, amount, to_ref])):
+                       ("rebalance", [ref, amount, to_ref]), ("executePerpRequest", [ref[1], ref[2]]),
+                       ("cancelPerpRequest", [ref[1], ref[2]])):
         assert _encode(name, args) == bytes.fromhex(web3_vault.encode_abi(name, args)[2:]), name

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keeper.domain import Asset, Leg, Position, Protocol, Side
+from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.risk_model import AnalyticRisk
 from keeper.risk.health import lending_health, liquidation_points
 from keeper.risk.probability import analytic_position_probability, first_passage_probability, liquidated_now
@@ -65,3 +65,33 @@ def test_fast_path_is_the_same_float(spec, eth_vol, btc_vol, drift, stable_debt_
     risk = AnalyticRisk(vols)
     assert risk._comove(pos) == reference_comove(pos, vols)
     assert risk.p_liq(pos) == min(1.0, max(reference_p(pos, vols), reference_comove(pos, vols)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.booleans(), st.floats(1_000, 1e6), st.floats(0.5, 120), st.floats(-0.3, 0.3), st.floats(0, 0.01),
+       st.sampled_from([0.0, 5.0]), st.floats(1.5, 100), st.floats(0.001, 0.5))
+def test_perp_fast_path_uses_one_threshold(is_long, size, lev_x, move, fee_rate, liq_fee, max_lev, vol):
+    """For perps the fast path's "liquidated now" (probability's threshold) and its barrier
+    (health's liquidation price) are the same GMX v1 rule: not liquidated now exactly when the
+    liquidation price is on the losing side of the mark, profitable positions included."""
+    avg = 1700.0
+    mark = avg * (1 + move)
+    terms = PerpTerms(ASSETS[0], is_long, size, size / lev_x, avg, mark, size * fee_rate, liq_fee, max_lev, 0)
+    pos = Position("dev", Protocol.PERP, "0xv", "t", "USDC:ETH:long", (), 0, 1, perp=terms)
+    threshold = max(size * fee_rate + liq_fee, size / max_lev)
+    remaining = size / lev_x + size * move * (1 if is_long else -1)
+    if abs(remaining - threshold) < 1e-9 * size:
+        return  # within float rounding of the boundary
+    now = liquidated_now(pos)
+    assert now == (remaining < threshold)
+    p = analytic_position_probability(pos, {"ETH": vol})
+    if now:
+        assert p == 1.0
+        return
+    points = liquidation_points(pos)
+    if not points:  # a long that survives a fall to zero
+        assert is_long and p == 0.0
+        return
+    (pt,) = points
+    assert (pt.price < mark) if is_long else (pt.price > mark)
+    assert p == reference_p(pos, {"ETH": vol})

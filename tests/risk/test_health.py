@@ -3,10 +3,11 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.risk import perp_math as pm
 from keeper.risk.health import (lending_health, liquidation_points, nearest_liquidation,
                                 perp_liquidation_price)
 
@@ -81,22 +82,28 @@ def perp_position(is_long, size, collateral, avg, mark, fees=0.0, liq_fee=5.0, m
 
 
 def remaining_after(is_long, size, collateral, avg, price):
-    loss = size * ((avg - price) if is_long else (price - avg)) / avg
-    return collateral - max(loss, 0.0)
+    """Collateral plus PnL: GMX v1's liquidatePosition adds a profit."""
+    return collateral + size * ((price - avg) if is_long else (avg - price)) / avg
 
 
 @settings(max_examples=200)
-@given(st.booleans(), st.floats(min_value=1_000, max_value=1e6), st.floats(min_value=2, max_value=20),
-       st.floats(min_value=100, max_value=1e5), st.floats(min_value=0, max_value=50))
-def test_perp_liquidation_price_is_the_boundary(is_long, size, leverage, avg, fees):
+@given(st.booleans(), st.floats(min_value=1_000, max_value=1e6), st.floats(min_value=1, max_value=200),
+       st.floats(min_value=100, max_value=1e5), st.floats(min_value=0, max_value=50),
+       st.sampled_from([0.0, 5.0]))
+def test_perp_liquidation_price_is_the_boundary(is_long, size, leverage, avg, fees, liq_fee):
     collateral = size / leverage
-    p = perp_liquidation_price(is_long, size, collateral, avg, fees, 5.0, 50.0)
-    threshold = fees + max(5.0, size / 50.0)
-    if collateral <= threshold:
+    p = perp_liquidation_price(is_long, size, collateral, avg, fees, liq_fee, 50.0)
+    threshold = max(fees + liq_fee, size / 50.0)
+    if p <= 0:
+        assert is_long and collateral - size >= threshold  # a long that survives a fall to zero
         return
     assert remaining_after(is_long, size, collateral, avg, p) == pytest.approx(threshold, rel=1e-9)
-    # Just inside the boundary the position is healthy, just outside it is not.
-    step = avg * 1e-6
+    # Just inside the boundary the position is healthy, just outside it is not (on either side
+    # of the average price: below 50x the boundary is on the profit side).
+    if abs(collateral - threshold) > 1e-9 * size:
+        on_profit_side = p > avg if is_long else p < avg
+        assert on_profit_side == (collateral < threshold)
+    step = p * 1e-6
     inside, outside = (p + step, p - step) if is_long else (p - step, p + step)
     assert remaining_after(is_long, size, collateral, avg, inside) > threshold
     assert remaining_after(is_long, size, collateral, avg, outside) < threshold
@@ -106,4 +113,47 @@ def test_perp_point_direction():
     long = nearest_liquidation(perp_position(True, 20_000, 4_000, 2000, 2000, fees=20))
     short = nearest_liquidation(perp_position(False, 9_000, 3_000, 30_000, 30_000, fees=9))
     assert long.move < 0 and short.move > 0
-    assert long.price == pytest.approx(2000 * (1 - (4_000 - 20 - 400) / 20_000))
+    # T = max(20 + 5, 20_000 / 50) = 400 (the fees are not added to the leverage term)
+    assert long.price == pytest.approx(2000 * (1 - (4_000 - 400) / 20_000))
+    # T = max(9 + 5, 180) = 180
+    assert short.price == pytest.approx(30_000 * (1 + (3_000 - 180) / 9_000))
+    # a small position: the fee term binds, T = 20 + 5 = 25 > 1_000 / 50
+    small = nearest_liquidation(perp_position(True, 1_000, 100, 2000, 2000, fees=20))
+    assert small.price == pytest.approx(2000 * (1 - (100 - 25) / 1_000))
+
+
+def test_perp_profit_keeps_an_overlevered_position_alive():
+    """Below the collateral a 50x position needs, a profit still counts: the boundary is above the
+    average price for a long, below it for a short."""
+    long = perp_position(True, 10_000, 150, 2000, 2050, fees=10)  # T = 200, +250 profit at 2050
+    pt = nearest_liquidation(long)
+    assert pt.price == pytest.approx(2000 * (1 + 50 / 10_000)) and pt.move < 0
+    short = perp_position(False, 10_000, 150, 2000, 1950, fees=10)
+    pt = nearest_liquidation(short)
+    assert pt.price == pytest.approx(2000 * (1 - 50 / 10_000)) and pt.move > 0
+
+
+USD = pm.PRICE_PRECISION
+
+
+@settings(max_examples=500)
+@given(is_long=st.booleans(), size=st.integers(min_value=10**30, max_value=10**9 * 10**30),
+       lev_x=st.floats(min_value=0.5, max_value=100), avg=st.integers(min_value=10**28, max_value=10**36),
+       fee_bps=st.integers(min_value=0, max_value=200), liq=st.sampled_from([0, 5 * 10**30, 100 * 10**30]),
+       lev_bps=st.integers(min_value=10_001, max_value=2_000_000))
+def test_perp_liquidation_price_flips_the_integer_rule(is_long, size, lev_x, avg, fee_bps, liq, lev_bps):
+    """The float liquidation price is GMX v1's integer boundary: at 1e-9 (relative) either side of
+    it, validateLiquidation (as liquidatePosition runs it, min-profit rule off) changes state."""
+    collateral = int(size / lev_x)
+    fees = size * fee_bps // 10_000
+    p = perp_liquidation_price(is_long, size / USD, collateral / USD, avg / USD, fees / USD, liq / USD,
+                               lev_bps / 10_000)
+    assume(p > avg / USD * 1e-3)  # a long far from any boundary above zero: nothing to flip
+
+    def state(price: float) -> int:
+        d = pm.get_delta(size, avg, int(price * USD), is_long)
+        return pm.validate_liquidation(collateral, size, d.has_profit, d.delta, fees, liq, lev_bps).state
+
+    healthy_side, liquid_side = (p * (1 + 1e-9), p * (1 - 1e-9)) if is_long else (p * (1 - 1e-9), p * (1 + 1e-9))
+    assert state(healthy_side) == 0
+    assert state(liquid_side) != 0

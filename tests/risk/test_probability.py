@@ -4,10 +4,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.risk import perp_math as pm
 from keeper.risk.health import lending_health
 from keeper.risk.probability import (analytic_position_probability, exposures,
                                      first_passage_probability, first_passage_probability_discrete,
@@ -97,18 +98,30 @@ def test_lending_margin_matches_health_everywhere():
         assert margin / debt + 1 == pytest.approx(lending_health(repriced))
 
 
+def perp_threshold(p):
+    """GMX v1: states 1 and 2 of validateLiquidation together."""
+    return max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+
+
 def test_perp_margin_sign_matches_liquidation_rule():
-    for is_long in (True, False):
-        pos = perp(is_long, 10_000, 1000, avg=2100.0 if is_long else 1900.0)
-        ex = exposures([pos], ("ETH",))
-        p = pos.perp
-        t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
-        for price in np.linspace(1500, 2500, 101):
-            m = price / p.mark_price
-            delta = p.size_usd * (price - p.average_price) / p.average_price * (1 if is_long else -1)
-            remaining = p.collateral_usd - max(0.0, -delta)
-            liquidated = remaining < t
-            assert (ex.linear[0, 0] * m + ex.const[0] < 0) == liquidated
+    # 1000 collateral is well above T = 200; 150 is below it: only a profit keeps that one alive
+    for collateral in (1000, 150):
+        for is_long in (True, False):
+            pos = perp(is_long, 10_000, collateral, avg=2100.0 if is_long else 1900.0)
+            ex = exposures([pos], ("ETH",))
+            p = pos.perp
+            t = perp_threshold(p)
+            assert ex.perp_threshold[0] == t == 200.0
+            outcomes = set()
+            for price in np.linspace(1500, 2500, 101):
+                m = price / p.mark_price
+                pnl = p.size_usd * (price - p.average_price) / p.average_price * (1 if is_long else -1)
+                liquidated = p.collateral_usd + pnl < t  # a profit counts
+                outcomes.add(liquidated)
+                margin = ex.linear[0, 0] * m + ex.const[0]
+                assert (margin < 0) == liquidated
+                assert margin + t == pytest.approx(p.collateral_usd + pnl, abs=1e-6)
+            assert outcomes == {True, False}
 
 
 @given(st.floats(0.1, 20), st.floats(0, 2), st.floats(100, 40_000), st.floats(0, 2), st.booleans(),
@@ -122,6 +135,32 @@ def test_liquidated_now_equals_the_exposures_rule(eth, btc, usdc_debt, eth_debt,
             perp(is_long, size, coll, avg=avg)]
     for pos in book:
         assert liquidated_now(pos) == bool(exposures([pos], ()).liquidated_now[0])
+
+
+USD = pm.PRICE_PRECISION
+
+
+@settings(max_examples=500)
+@given(is_long=st.booleans(), size=st.integers(10**30, 10**8 * 10**30), lev_x=st.floats(0.5, 120),
+       avg=st.integers(10**29, 10**35), move=st.floats(-0.3, 0.3), fee_bps=st.integers(0, 100),
+       liq=st.sampled_from([0, 5 * 10**30]), lev_bps=st.integers(10_001, 1_000_000))
+def test_liquidated_now_is_validate_liquidation_at_the_mark(is_long, size, lev_x, avg, move, fee_bps, liq, lev_bps):
+    """The float check at the mark says what GMX v1's integer validateLiquidation says (state != 0),
+    profitable positions included, wherever the two are not within float rounding of the boundary."""
+    collateral = int(size / lev_x)
+    fees = size * fee_bps // 10_000
+    mark = int(avg * (1 + move))
+    assume(mark > 0)
+    d = pm.get_delta(size, avg, mark, is_long)
+    remaining = collateral + d.delta if d.has_profit else collateral - d.delta
+    boundary = max(fees + liq, -(-size * 10_000 // lev_bps))
+    assume(abs(remaining - boundary) > size // 10**9)  # not within float noise of the boundary
+    check = pm.validate_liquidation(collateral, size, d.has_profit, d.delta, fees, liq, lev_bps)
+    terms = PerpTerms(ETH, is_long, size / USD, collateral / USD, avg / USD, mark / USD, fees / USD, liq / USD,
+                      lev_bps / 10_000, check.state)
+    pos = Position("dev", Protocol.PERP, "0xv", "t", f"USDC:ETH:{is_long}", (), 0, 1, perp=terms)
+    assert liquidated_now(pos) == (check.state != 0)
+    assert bool(exposures([pos], ()).liquidated_now[0]) == (check.state != 0)
 
 
 def test_morpho_incentive_and_no_debt():
@@ -225,7 +264,7 @@ def test_losses_given_liquidation():
     assert 0.5 * 0.05 * 20_000 < multi < 0.05 * 40_000
     assert morpho == pytest.approx((morpho_incentive(0.86) - 1) * 30_000, rel=0.02)
     p = book[4].perp
-    t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+    t = perp_threshold(p)
     # remaining collateral at the first crossing: below T, and not far below unless a jump/gap
     assert 0 <= long_ <= t + 1e-6
     np.testing.assert_allclose(res.expected_loss[:3], res.p[:3] * res.loss_given_liq[:3], rtol=1e-9)
@@ -290,7 +329,7 @@ def test_loss_of_a_position_liquidatable_now():
     book = mixed_book()
     res = liquidation_probability(book, ("ETH", "BTC"), gaussian_paths(100, steps=4).repeat(2, axis=2))
     p = book[6].perp
-    t = p.margin_fees_usd + max(p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+    t = perp_threshold(p)
     loss_price = p.size_usd * (p.average_price - p.mark_price) / p.average_price
     assert res.p[6] == 1.0 and res.stderr[-1, 6] == 0.0
     assert res.loss_given_liq[6] == pytest.approx(max(p.collateral_usd - loss_price, 0.0))

@@ -1,0 +1,86 @@
+"""The GMX v1 PositionRouter requests a KeeperVault has pending, read from the chain.
+
+Requests are keyed ``keccak256(abi.encodePacked(account, index))`` with ``index`` the account's
+running ``increasePositionsIndex``; a request is pending while ``increasePositionRequests(key)``
+still has an account (execution and cancellation delete it). The keeper never creates a second
+request for a position while one is pending, so the last ``LOOKBACK`` indexes of each vault hold
+every request of its that can still be pending.
+
+Read from the chain at every tick, not from the keeper's own memory: a restarted keeper (or one
+whose journal was lost) sees exactly the requests that are still waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_utils import keccak
+
+from keeper.chain.multicall import Call, Multicall
+from keeper.plan.perp_requests import PendingRequest, RouterRules
+from keeper.protocols.base import address_word, enc_address, selector, word
+
+LOOKBACK = 16
+
+
+
+SEL_INDEX = selector("increasePositionsIndex(address)")
+SEL_REQUEST = selector("increasePositionRequests(bytes32)")
+SEL_PATH = selector("getIncreasePositionRequestPath(bytes32)")
+SEL_MIN_BLOCK_DELAY = selector("minBlockDelayKeeper()")
+SEL_MIN_TIME_PUBLIC = selector("minTimeDelayPublic()")
+SEL_MAX_TIME = selector("maxTimeDelay()")
+SEL_PUBLIC = selector("isLeverageEnabled()")
+
+
+def request_key(account: str, index: int) -> str:
+    """GMX v1's ``PositionRouter.getRequestKey(account, index)``."""
+    return "0x" + keccak(bytes.fromhex(account[2:].lower()) + index.to_bytes(32, "big")).hex()
+
+
+def _address_array(data: bytes) -> list[str]:
+    """An ABI-encoded ``address[]`` return value."""
+    if len(data) < 64:
+        return []
+    start = word(data, 0) // 32
+    n = word(data, start)
+    return [address_word(data, start + 1 + i) for i in range(n)]
+
+
+class RequestReader:
+    """Pending increase requests of some accounts on one PositionRouter."""
+
+    def __init__(self, mc: Multicall, position_router: str) -> None:
+        self.mc = mc
+        self.router = position_router
+
+    def read(self, accounts: Sequence[str], block: int) -> tuple[RouterRules, list[PendingRequest]]:
+        head = [Call(self.router, s, False) for s in (SEL_MIN_BLOCK_DELAY, SEL_MIN_TIME_PUBLIC, SEL_MAX_TIME,
+                                                       SEL_PUBLIC)]
+        first = self.mc.call(head + [Call(self.router, SEL_INDEX + enc_address(a), False) for a in accounts], block)
+        rules = RouterRules(word(first[0].data, 0), word(first[1].data, 0), word(first[2].data, 0),
+                            bool(word(first[3].data, 0)))
+        keys = []
+        for a, r in zip(accounts, first[4:]):
+            n = word(r.data, 0)
+            keys += [request_key(a, i) for i in range(max(1, n - LOOKBACK + 1), n + 1)]
+        if not keys:
+            return rules, []
+        calls = []
+        for k in keys:
+            raw = bytes.fromhex(k[2:])
+            calls += [Call(self.router, SEL_REQUEST + raw, False), Call(self.router, SEL_PATH + raw, False)]
+        results = self.mc.call(calls, block)
+        out = []
+        for i, k in enumerate(keys):
+            req, path = results[2 * i], results[2 * i + 1]
+            account = address_word(req.data, 0)
+            if int(account, 16) == 0:
+                continue  # executed or cancelled
+            tokens = _address_array(path.data)
+            out.append(PendingRequest(
+                key=k, account=account, collateral_token=tokens[-1] if tokens else "0x" + "00" * 20,
+                index_token=address_word(req.data, 1), is_long=bool(word(req.data, 5)), amount_raw=word(req.data, 2),
+                size_delta=word(req.data, 4), execution_fee=word(req.data, 7), block=word(req.data, 8),
+                timestamp=word(req.data, 9)))
+        return rules, out
+
