@@ -205,6 +205,9 @@ class Keeper:
             if self._layout is not None:  # the vaults' balances and floors, as laid out last tick
                 ahead = (self._layout, self.dispatcher.pool.submit(read_book_calls, self.reader, self._layout, block))
         snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
+        # The vaults' pending GMX requests, read in the background while the books are read.
+        pending = (self.dispatcher.pool.submit(self._requests, snap) if self.requests is not None and not self.dry_run
+                   else None)
         assets = asset_params(self.reader, snap)
         prefetched = None
         if ahead is not None:
@@ -214,7 +217,7 @@ class Keeper:
                 pass  # read again below
         books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched)
         session = self._session(snap, assets, books)
-        requests = self._requests(books, snap)
+        requests = pending.result() if pending is not None else self._requests(snap)
         self._mark_lead(snap)
         done = 0
         for book in books:
@@ -310,12 +313,14 @@ class Keeper:
             if p.perp is not None and p.extra.get("gated"):
                 p.extra["lead_hours"] = hours
 
-    def _requests(self, books, snap) -> RequestView:
-        """The acting vaults' pending GMX PositionRouter requests (an empty view without any)."""
+    def _requests(self, snap) -> RequestView:
+        """The pending GMX PositionRouter requests of the vaults that hold gated perps (an empty view
+        without any; an owner-held perp cannot have a request of the vault's)."""
         if self.requests is None:
             return RequestView()
-        vaults = sorted({b.vault.lower() for b in books if any(p.protocol is Protocol.PERP and p.extra.get("gated")
-                                                                 for p in b.positions)})
+        acting = {a.acting_vault.lower() for a in self.ccfg.accounts if a.acting_vault}
+        vaults = sorted({p.account.lower() for p in snap.positions
+                         if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account.lower() in acting})
         view = self.requests.read(vaults, snap.block, snap.timestamp)
         for latency in self.requests.latencies[self.requests.reported:]:
             self.metrics.observe_request_latency(self.name, latency)

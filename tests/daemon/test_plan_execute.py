@@ -60,6 +60,11 @@ def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3
                       if a.kind in (ActionKind.TOP_UP, ActionKind.REPAY, ActionKind.REBALANCE)]
         kinds = {before[a.position_key].protocol for _b, a in protective}
         assert kinds == {Protocol.AAVE_V3, Protocol.MORPHO_BLUE, Protocol.PERP}
+        # Before the keeper acts, GMX's own liquidation of the endangered perp succeeds (eth_call).
+        perp_under = [p for p in before.values() if p.protocol is Protocol.PERP and p.liquidatable]
+        assert perp_under
+        for p in perp_under:
+            gmx_liquidation(w3, devnet, p.account, p.market).call({"from": devnet["roles"]["liquidator"]})
         for book, action in protective:
             out, fresh, _requests = execute(cfg, session, book, action)
             assert int(out.receipt["status"], 16) == 1
