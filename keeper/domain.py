@@ -73,6 +73,10 @@ class PerpTerms:
     # GMX PositionRouter's depositFee (GMX uses 30): charged on collateral added to a long with
     # sizeDelta 0 (PositionUtils.shouldDeductFee); shorts pay none. 0 = no fee.
     deposit_fee_bps: int = 0
+    # The most collateral (USD) GMX itself lets leave by decreasePosition now: it validates the rest
+    # with ``_raise`` (profit not counted) at the Vault's current margin fee (5% at rest on gated
+    # GMX v1, not the execution fee liquidations use). None: not known (no limit beyond health).
+    release_cap_usd: float | None = None
 
 
 @dataclass(frozen=True)

@@ -614,6 +614,12 @@ def largest_withdrawal(pos: Position, params: AssetParams, p_liq: PFn, target: f
         return min((g for g in (at_target, at_floor) if g == g), default=math.nan)
 
     hi = int(pos.perp.collateral_usd * USD_RAW) if pos.perp else held(pos, params, Side.COLLATERAL)
+    if pos.perp is not None and pos.perp.release_cap_usd is not None:
+        # GMX's own check of what stays (at the Vault's current fee), less 1% for funding and price
+        # until the transaction lands.
+        hi = min(hi, int(pos.perp.release_cap_usd * 0.99 * USD_RAW))
+        if hi <= 0:
+            return None
     probe = _Probe(check, axis)
     guess = first_guess()
     # Amount 0 is presumed good (evaluated only if the answer comes down to it) when P is known to

@@ -207,12 +207,20 @@ class GmxV1Adapter(Adapter):
                 elif word(valid_r.data, 0) != state_code:
                     issue = issue or (f"health unverified: the Vault's validateLiquidation says state "
                                       f"{word(valid_r.data, 0)}, computed {state_code}")
+        # decreasePosition validates what stays with _raise (a profit not counted) at the Vault's
+        # current fee: what may leave is what stays above that rule.
+        at_rest = (funding_fee(size, max(cumulative or 0, entry_funding), entry_funding)
+                   + position_fee(size, state.margin_fee_bps))
+        kept = collateral - (0 if has_profit else delta)
+        need = max(at_rest + state.liquidation_fee_usd, -(-size * BPS // max(state.max_leverage_bps, 1)))
+        release_cap = max(0, kept - need) / USD if issue is None else 0.0
         index = self.assets[m.index_token.lower()]
         terms = PerpTerms(index=index, is_long=m.is_long, size_usd=size / USD, collateral_usd=collateral / USD,
                           average_price=avg_price / USD, mark_price=mark / USD, margin_fees_usd=fees / USD,
                           liquidation_fee_usd=state.liquidation_fee_usd / USD,
                           max_leverage=state.max_leverage_bps / BPS, liquidation_state=state_code,
-                          deposit_fee_bps=state.deposit_fee_bps if m.is_long and state.gated else 0)
+                          deposit_fee_bps=state.deposit_fee_bps if m.is_long and state.gated else 0,
+                          release_cap_usd=release_cap)
         # GMX v1 books collateral in USD at deposit: one leg in USD (1e30), the exposure is in ``perp``.
         legs = (Leg(USD_ASSET, Side.COLLATERAL, collateral, 1.0),)
         return Position(

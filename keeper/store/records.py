@@ -79,6 +79,7 @@ def perp_to_json(perp: PerpTerms | None) -> str | None:
         "mark_price": perp.mark_price, "margin_fees_usd": perp.margin_fees_usd,
         "liquidation_fee_usd": perp.liquidation_fee_usd, "max_leverage": perp.max_leverage,
         "liquidation_state": perp.liquidation_state, "deposit_fee_bps": perp.deposit_fee_bps,
+        "release_cap_usd": perp.release_cap_usd,
     }, separators=(",", ":"))
 
 
@@ -92,6 +93,7 @@ def perp_from_json(text: str | None) -> PerpTerms | None:
         mark_price=float(d["mark_price"]), margin_fees_usd=float(d["margin_fees_usd"]),
         liquidation_fee_usd=float(d["liquidation_fee_usd"]), max_leverage=float(d["max_leverage"]),
         liquidation_state=int(d["liquidation_state"]), deposit_fee_bps=int(d.get("deposit_fee_bps", 0)),
+        release_cap_usd=None if d.get("release_cap_usd") is None else float(d["release_cap_usd"]),
     )
 
 

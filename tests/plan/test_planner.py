@@ -456,3 +456,18 @@ def test_a_late_landing_top_up_is_sized_over_the_horizon_plus_its_delay():
                 and RISK.with_lead(48.0).p_liq(perp(float(c))) > POLICY.epsilon)
     assert not plan([perp(float(edge))], RISK, BIG, (usdc,), POLICY, block=200).actions
     assert plan([perp(float(edge), extra={"lead_hours": 48.0})], RISK, BIG, (usdc,), POLICY, block=200).actions
+
+
+def test_a_perp_release_stays_within_what_gmx_lets_leave():
+    """Gated GMX v1 validates what stays after a collateral withdrawal at the Vault's at-rest fee
+    (``release_cap_usd`` from the adapter): the planner never plans more than 99% of it."""
+    usdc = replace(USDC, weights={})
+    strong = perp(40_000.0)
+    free = only(plan([strong], RISK, BIG, (usdc,), POLICY, block=200))
+    assert free.kind is ActionKind.WITHDRAW_EXCESS and free.usd > 10_000
+    capped = replace(strong, perp=replace(strong.perp, release_cap_usd=5_000.0))
+    a = only(plan([capped], RISK, BIG, (usdc,), POLICY, block=200))
+    assert a.kind is ActionKind.WITHDRAW_EXCESS and 0 < a.usd <= 5_000.0 * 0.99
+    none_left = replace(strong, perp=replace(strong.perp, release_cap_usd=0.0))
+    assert not [x for x in plan([none_left], RISK, BIG, (usdc,), POLICY, block=200).actions
+                if x.kind is ActionKind.WITHDRAW_EXCESS]

@@ -231,3 +231,31 @@ def _validate_after_funding(w3, devnet, perp, args, block):
     val = Call(perp.address, bytes.fromhex(perp.encode_abi("validateLiquidation", [*args, False])[2:]), False)
     (res,) = mc.call([val], block, prefix=[upd])
     return decode(["uint256", "uint256"], res.data)
+
+
+@pytest.mark.parametrize("eth", [2_000, 1_750])
+def test_perp_release_cap_is_what_gmx_lets_leave(gmx_reader, gmx_net, eth):
+    """``release_cap_usd``: GMX's own decreasePosition (eth_call from the position's account) takes a
+    collateral withdrawal just under it and refuses one just over it (gated: at the 5% at-rest fee)."""
+    w3, dep = gmx_net.w3, gmx_net.dep
+    set_answer(w3, dep, "ETH", eth * 10**8)
+    snap = gmx_reader.read()
+    vault = w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
+    alice = dep["keeper_vaults"]["alice"]["address"].lower()
+    for p in [p for p in snap.positions if p.protocol is Protocol.PERP and p.account.lower() == alice]:
+        coll, index, side = p.market.split(":")
+        cap = int(p.perp.release_cap_usd * 10**30)
+        assert cap > 10**30  # seeded 5x / 3x positions: something may leave
+
+        def leaves(usd: int) -> bool:
+            fn = vault.functions.decreasePosition(Web3.to_checksum_address(p.account), Web3.to_checksum_address(coll),
+                                                  Web3.to_checksum_address(index), usd, 0, side == "long",
+                                                  Web3.to_checksum_address(p.account))
+            try:
+                fn.call({"from": Web3.to_checksum_address(p.account)}, snap.block)
+                return True
+            except Exception as e:  # GMX's own refusal of what would stay
+                assert "Vault:" in str(e), e
+                return False
+
+        assert leaves(cap * 999 // 1000) and not leaves(cap * 1001 // 1000 + 10**30)
