@@ -5,7 +5,6 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IPool} from "@aave/core-v3/contracts/interfaces/IPool.sol";
 import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
 
@@ -13,6 +12,7 @@ import {IGmxPositionRouter} from "./interfaces/IGmxPositionRouter.sol";
 import {IGmxVault} from "./interfaces/IGmxVault.sol";
 import {GmxPerp} from "./lib/GmxPerp.sol";
 import {HealthLib} from "./lib/HealthLib.sol";
+import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/RollingCap.sol";
 
 /// @title KeeperVault - the user's guarded smart account.
 /// @notice Holds the user's reserve and (optionally) positions. The owner (an EOA or a multisig)
@@ -25,26 +25,19 @@ import {HealthLib} from "./lib/HealthLib.sol";
 ///      - PERP:   protocol = a GMX v1 Vault, market =
 ///                keccak256(abi.encode(collateralToken, indexToken, isLong)) (see `setPerpMarket`)
 ///      - account: address(this) for a vault-held position, `owner` for an owner-held one.
-///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see
-///      `HealthLib`.
+///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see `HealthLib`.
 ///
-///      GMX v1: withdrawals are `Vault.decreasePosition` (collateral only, to this vault), allowed
-///      at any time. Top-ups are atomic `increasePosition(size 0)` while the Vault's leverage is
-///      enabled; with it off (GMX's production set-up) they are PositionRouter requests for this
-///      vault's own positions only (GMX makes every request for its sender), executed by GMX's
-///      position keepers or, after GMX's public delay, by `executePerpRequest`. The execution fee
-///      is paid in ether from this vault, within the owner's `setPerpRoute` cap and address(0)'s caps.
+///      GMX v1: withdrawals are `Vault.decreasePosition` (collateral only, to this vault), allowed at any
+///      time. Top-ups are atomic `increasePosition(size 0)` while the Vault's leverage is enabled; with it
+///      off (GMX's production set-up) they are PositionRouter requests for this vault's own positions only
+///      (GMX makes every request for its sender), executed by GMX's position keepers or, after GMX's
+///      public delay, by `executePerpRequest`. The execution fee is paid in ether from this vault, within
+///      the owner's `setPerpRoute` cap and address(0)'s caps.
 ///
-///      Caps use a true rolling window, not fixed buckets: each asset keeps a ring of at most
-///      `MAX_WINDOW_ENTRIES` (timestamp, amount) records plus their running sum. Each keeper
-///      action prunes records older than `capWindow` from the head, checks the new sum and appends
-///      (records of the same block are merged). A bucketed window would let a keeper spend two
-///      caps back to back around a bucket edge; an unbounded list would let a keeper make every
-///      later call more expensive. The bound means at most `MAX_WINDOW_ENTRIES` keeper actions
-///      per asset per window; one more reverts with `CapWindowFull` until the oldest expires.
+///      Caps use a true rolling window, not fixed buckets (`RollingCap`): at most `MAX_WINDOW_ENTRIES`
+///      keeper actions per asset per window; one more reverts with `CapWindowFull` until the oldest expires.
 contract KeeperVault is ReentrancyGuard {
     using SafeERC20 for IERC20;
-    using SafeCast for uint256;
 
     enum Kind {
         AAVE,
@@ -88,18 +81,7 @@ contract KeeperVault is ReentrancyGuard {
         uint256 perWindow;
     }
 
-    struct Spend {
-        uint64 at;
-        uint192 amount;
-    }
-
-    struct Window {
-        uint8 head;
-        uint8 count;
-        uint256 sum;
-    }
-
-    uint256 public constant MAX_WINDOW_ENTRIES = 32;
+    uint256 public constant MAX_WINDOW_ENTRIES = CAP_WINDOW_ENTRIES;
     uint256 public constant MAX_CAP_WINDOW = 365 days;
     uint256 public constant MIN_HEALTH_FLOOR = 1e18;
     uint256 private constant AAVE_VARIABLE_RATE = 2;
@@ -114,8 +96,8 @@ contract KeeperVault is ReentrancyGuard {
     mapping(uint8 kind => mapping(address protocol => mapping(bytes32 market => MarketRule))) public markets;
     mapping(bytes32 market => PerpParams) public perpMarkets;
     mapping(address perpVault => PerpRoute) public perpRoutes;
-    mapping(address asset => Window) private _windows;
-    mapping(address asset => Spend[MAX_WINDOW_ENTRIES]) private _spends;
+    mapping(address asset => RollingCap.Window) private _windows;
+    mapping(address asset => RollingCap.Spend[CAP_WINDOW_ENTRIES]) private _spends;
 
     error NotOwner();
     error NotPendingOwner();
@@ -130,8 +112,6 @@ contract KeeperVault is ReentrancyGuard {
     error NotAllowed(uint8 kind, address protocol, bytes32 market);
     error NotOwnPosition(address account);
     error CapPerCallExceeded(address asset, uint256 amount, uint256 cap);
-    error CapPerWindowExceeded(address asset, uint256 usedAfter, uint256 cap);
-    error CapWindowFull(address asset, uint256 retryAt);
     error BelowHealthFloor(uint256 health, uint256 floor);
     error HealthDecreased(uint256 healthBefore, uint256 healthAfter);
     error AssetMismatch(address fromAsset, address toAsset);
@@ -429,13 +409,8 @@ contract KeeperVault is ReentrancyGuard {
     }
 
     /// @notice What the keeper has moved of `asset` in the rolling window ending now.
-    function windowUsed(address asset) external view returns (uint256 used) {
-        Window memory w = _windows[asset];
-        uint256 window = capWindow;
-        for (uint256 i = 0; i < w.count; ++i) {
-            Spend memory s = _spends[asset][(w.head + i) % MAX_WINDOW_ENTRIES];
-            if (uint256(s.at) + window > block.timestamp) used += s.amount;
-        }
+    function windowUsed(address asset) external view returns (uint256) {
+        return RollingCap.used(_windows[asset], _spends[asset], capWindow);
     }
 
     // ------------------------------------------------------------------ internals
@@ -563,33 +538,7 @@ contract KeeperVault is ReentrancyGuard {
     function _consume(address asset, uint256 amount) internal {
         Cap memory cap = caps[asset];
         if (amount > cap.perCall) revert CapPerCallExceeded(asset, amount, cap.perCall);
-        Window storage w = _windows[asset];
-        Spend[MAX_WINDOW_ENTRIES] storage ring = _spends[asset];
-        uint256 window = capWindow;
-        uint8 head = w.head;
-        uint8 count = w.count;
-        uint256 sum = w.sum;
-        while (count > 0) {
-            Spend memory oldest = ring[head];
-            if (uint256(oldest.at) + window > block.timestamp) break;
-            sum -= oldest.amount;
-            delete ring[head];
-            head = uint8((uint256(head) + 1) % MAX_WINDOW_ENTRIES);
-            --count;
-        }
-        uint256 usedAfter = sum + amount;
-        if (usedAfter > cap.perWindow) revert CapPerWindowExceeded(asset, usedAfter, cap.perWindow);
-        uint256 last = (uint256(head) + count + MAX_WINDOW_ENTRIES - 1) % MAX_WINDOW_ENTRIES;
-        if (count > 0 && ring[last].at == block.timestamp) {
-            ring[last].amount = (uint256(ring[last].amount) + amount).toUint192();
-        } else {
-            if (count == MAX_WINDOW_ENTRIES) revert CapWindowFull(asset, uint256(ring[head].at) + window);
-            ring[(uint256(head) + count) % MAX_WINDOW_ENTRIES] = Spend(uint64(block.timestamp), amount.toUint192());
-            ++count;
-        }
-        w.head = head;
-        w.count = count;
-        w.sum = usedAfter;
+        RollingCap.record(_windows[asset], _spends[asset], asset, amount, cap.perWindow, capWindow);
     }
 
     function _emit(ActionType action, Ref calldata ref, address asset, uint256 amount, uint256 before, uint256 afterH)

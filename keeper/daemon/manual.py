@@ -25,7 +25,8 @@ from keeper.errors import ConfigError, TemporaryError
 from keeper.plan.fees import GWEI, FeePolicy, urgency
 from keeper.plan.planner import Plan, Policy
 from keeper.plan.risk_model import AnalyticRisk
-from keeper.plan.whatif import AssetParams, largest_withdrawal, simulate, smallest_to_target, weight_for
+from keeper.plan.sizing import largest_withdrawal, smallest_to_target
+from keeper.plan.whatif import AssetParams, simulate, weight_for
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import vault_request
 from keeper.store import Store

@@ -13,7 +13,7 @@ one of the vault's limited keeper actions per asset and window, which a later to
 a position read at or before the block of our last action on it (the action is not visible yet)
 gets nothing at all. Positions with ``price_ok=False`` are never acted on.
 
-Sizing: a bracketing search on the raw amount (``whatif.smallest_to_target`` /
+Sizing: a bracketing search on the raw amount (``sizing.smallest_to_target`` /
 ``largest_withdrawal``: a calibrated first guess, then secant steps on the probit of P, within 1 ppm)
 for the smallest top-up/repayment that reaches the target (rounded up: never less than needed) and
 the largest withdrawal that keeps it (rounded down). The planner hands it the P of the untouched
@@ -42,8 +42,8 @@ from keeper.domain import Action, ActionKind, Position, Protocol, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
 from keeper.plan.risk_model import RiskModel
-from keeper.plan.whatif import (USD_RAW, AssetParams, Sized, held, largest_withdrawal, perp_collateral_address,
-                                simulate, smallest_to_target, weight_for)
+from keeper.plan.sizing import largest_withdrawal, smallest_to_target
+from keeper.plan.whatif import USD_RAW, AssetParams, Sized, held, perp_collateral_address, simulate, weight_for
 from keeper.risk.probability import morpho_incentive
 
 AAVE_CLOSE_FACTOR = 0.5

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, plan
 from keeper.plan.risk_model import AnalyticRisk, RiskModel
-from keeper.plan.whatif import TOLERANCE_PPM, AssetParams, perp_health_estimate, simulate
+from keeper.plan.sizing import TOLERANCE_PPM
+from keeper.plan.whatif import AssetParams, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
 
 WETH = AssetParams("WETH", "0xweth", 18, 2000.0, {"aave_v3": 0.83, "morpho_blue": 0.86})
@@ -345,7 +346,7 @@ def test_perp_top_up_pays_the_deposit_fee_on_longs_only(is_long):
 def test_long_top_up_raises_health_by_the_fee_reduced_amount(collateral, size, mark, is_long, fee_bps, raw):
     """The estimate after a top-up is the estimate at collateral + amount * price * (1 - fee) for a
     long, + amount * price for a short; the searches' axes use the same credit."""
-    from keeper.plan.whatif import _axis, _health_line
+    from keeper.plan.sizing import _axis, _health_line
     from keeper.risk.health import perp_liquidation_price
 
     usdc = replace(USDC, weights={})

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Policy, Reserve, plan
 from keeper.plan.risk_model import AnalyticRisk
-from keeper.plan.whatif import (TOLERANCE_PPM, AssetParams, held, largest_withdrawal, perp_health_estimate,
-                                simulate, smallest_to_target)
+from keeper.plan.sizing import TOLERANCE_PPM, largest_withdrawal, smallest_to_target
+from keeper.plan.whatif import AssetParams, held, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
 
 WETH = AssetParams("WETH", "0xweth", 18, 1700.0, {"aave_v3": 0.83})
@@ -161,7 +161,7 @@ def test_perp_health_line_is_the_estimate_and_inverts(collateral, size, mark, is
     """The releases' health-floor model (``_health_line`` for perps) is ``perp_health_estimate`` of
     the simulated position, on both pieces of its min (leverage term, liquidation-fee term), and
     ``x(t)`` is the least move that reaches a health (``t(x(t)) = t`` where health can get there)."""
-    from keeper.plan.whatif import _health_line
+    from keeper.plan.sizing import _health_line
 
     pos = perp_position(collateral, size, mark, is_long, liquidation_fee=liq_fee)
     line = _health_line(pos, kind, PERP_USDC)
