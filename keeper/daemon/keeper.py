@@ -107,6 +107,7 @@ class Keeper:
         self._sched: BackgroundScheduler | None = None
         self.annual_vols: dict[str, float] = {}
         self.block_seconds: float | None = None  # measured from the heads' timestamps
+        self._last_head: tuple[int, int] | None = None  # (block, timestamp) of the last tick
         self.metrics = Metrics()
         self.server: MetricsServer | None = None
         self.alerter = _alerter(cfg)
@@ -301,7 +302,7 @@ class Keeper:
         """Gated GMX perps: margin lands a PositionRouter request later; the planner forecasts over
         the horizon plus that delay (the configured latency, or the measured one when longer, in
         blocks at the chain's measured block time)."""
-        prev, self._last_head = getattr(self, "_last_head", None), (snap.block, snap.timestamp)
+        prev, self._last_head = self._last_head, (snap.block, snap.timestamp)
         if prev is not None and snap.block > prev[0] and snap.timestamp >= prev[1]:
             per_block = (snap.timestamp - prev[1]) / (snap.block - prev[0])
             self.block_seconds = per_block if self.block_seconds is None else 0.8 * self.block_seconds + 0.2 * per_block
@@ -322,9 +323,8 @@ class Keeper:
         vaults = sorted({p.account.lower() for p in snap.positions
                          if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account.lower() in acting})
         view = self.requests.read(vaults, snap.block, snap.timestamp)
-        for latency in self.requests.latencies[self.requests.reported:]:
+        for latency in view.settled:
             self.metrics.observe_request_latency(self.name, latency)
-        self.requests.reported = len(self.requests.latencies)
         return view
 
     def _settle(self, launched: list[tuple[Launched, dict]], started: float) -> int:

@@ -39,6 +39,7 @@ class RequestView:
     rules: RouterRules | None = None
     decisions: list[tuple[PendingRequest, Decision]] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)  # position key -> why no new top-up
+    settled: list[int] = field(default_factory=list)  # latencies (blocks) of requests that left the queue
 
 
 class PerpRequestWatch:
@@ -50,7 +51,6 @@ class PerpRequestWatch:
         self._seen: dict[str, tuple[int, int]] = {}  # request key -> (created block, last block seen pending)
         self._alerted: set[tuple[str, Step]] = set()
         self.latencies: list[int] = []  # blocks, for requests seen to leave the queue (the last 50)
-        self.reported = 0  # how many of ``latencies`` the metrics have seen
 
     def position_key(self, req: PendingRequest) -> str:
         return f"{self.chain}:{Protocol.PERP}:{self.gmx_vault}:{req.account}:{req.market}".lower()
@@ -69,10 +69,8 @@ class PerpRequestWatch:
             view.blocked[self.position_key(req)] = f"a margin request ({req.key[:10]}) is pending: {d.why}"
         for key in [k for k in self._seen if k not in now_pending]:
             created, last = self._seen.pop(key)
-            self.latencies.append(last + 1 - created)
-        if len(self.latencies) > 50:
-            self.reported = max(0, self.reported - (len(self.latencies) - 50))
-            self.latencies = self.latencies[-50:]
+            view.settled.append(last + 1 - created)
+        self.latencies = (self.latencies + view.settled)[-50:]
         return view
 
     def measured_latency(self) -> int:
