@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.errors import ConfigError
 from keeper.protocols.base import (Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_bool, price_issue,
                                    selector, word)
 from keeper.protocols.erc20 import load_assets
@@ -161,12 +162,13 @@ class GmxV1Adapter(Adapter):
         if self.position_router:
             for name, r in (("depositFee", rs[7]), ("minExecutionFee", rs[8])):
                 if not r.success:
-                    raise ValueError(f"GMX v1 PositionRouter {self.position_router}: {name}() reverted; "
-                                     "is it a GMX v1 PositionRouter?")
+                    raise ConfigError(f"GMX v1 PositionRouter {self.position_router}: {name}() reverted; "
+                                      "is it a GMX v1 PositionRouter?", hint="check chains.<name>.perp.position_router")
             deposit_fee, min_fee = word(rs[7].data, 0), word(rs[8].data, 0)
         for name, r in (("liquidationFeeUsd", liq_fee), ("maxLeverage", max_lev), ("marginFeeBasisPoints", margin)):
             if not r.success:
-                raise ValueError(f"GMX v1 Vault {self.vault}: {name}() reverted; is it a GMX v1 Vault?")
+                raise ConfigError(f"GMX v1 Vault {self.vault}: {name}() reverted; is it a GMX v1 Vault?",
+                                  hint="check chains.<name>.perp.vault")
         margin_bps = word(margin.data, 0)
         liq_bps = margin_bps
         is_private = private.success and bool(word(private.data, 0))

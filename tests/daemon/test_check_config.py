@@ -244,3 +244,17 @@ def test_perp_paths_on_direct_gmx_are_direct_increases(tmp_path, anvil_direct, d
     paths = path_lines(lines)
     assert len(paths) == 2 and all("direct GMX v1 (leverage on): top-up = the vault's transfer + increasePosition"
                                    in ln for ln in paths.values()), paths
+
+
+@pytest.mark.parametrize("field", ["vault", "position_router"])
+def test_a_wrong_gmx_address_fails_the_read_by_name(tmp_path, anvil, devnet, capsys, monkeypatch, field):
+    """perp.vault (or perp.position_router) names another contract (Morpho): the read fails with a
+    message naming the GMX contract it expected, and nothing is called on the vaults."""
+    dep = copy.deepcopy(devnet)
+    dep["perp"][field] = devnet["morpho_blue"]["morpho"]
+    code, lines = check_config(tmp_path, anvil, dep, capsys, monkeypatch)
+    assert code != 0
+    (read,) = [ln for ln in failed(lines) if ln.startswith(f"FAIL {read_line(dep)}")]
+    what = "GMX v1 Vault" if field == "vault" else "GMX v1 PositionRouter"
+    assert f"{what} {devnet['morpho_blue']['morpho']}".lower() in read.lower() and "reverted" in read, read
+    assert health_lines(lines) == {}
