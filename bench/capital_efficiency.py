@@ -31,7 +31,8 @@ from keeper.backtest.charts import pareto_chart, run_chart  # noqa: E402
 from keeper.backtest.engine import Gas  # noqa: E402
 from keeper.backtest.metrics import row, table  # noqa: E402
 from keeper.backtest.pareto import Evaluator, cheapest, frontier, risk_grid, static_grid  # noqa: E402
-from keeper.backtest.policies import GaussianModel, TailModel  # noqa: E402
+from keeper.backtest.policies import SeriesModel, fit_tail  # noqa: E402
+from keeper.risk.laws import GaussLaw  # noqa: E402
 from keeper.backtest.prices import default_files, load_prices  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -48,8 +49,8 @@ def main() -> int:
     full = load_prices(default_files(*args.symbols))
     tune = [s.window(None, args.split) for s in full]
     test = [s.window(args.split, None) for s in full]
-    fitted = TailModel.fit(tune)
-    models = [fitted, replace(fitted, nu=6.0), replace(fitted, nu=10.0)]
+    fitted = fit_tail(tune)
+    models = [SeriesModel(law) for law in (fitted, replace(fitted, nu=6.0), replace(fitted, nu=10.0))]
     print(f"tail model fitted on {fitted.fitted_on} (< {args.split}): nu {fitted.nu:.2f}, jumps above "
           f"{fitted.u:.0%} at {fitted.lam_u:.4f}/h, GPD xi {fitted.xi:.3f} beta {fitted.beta:.4f}")
     gas = Gas()
@@ -59,7 +60,7 @@ def main() -> int:
     rk = []
     for m in models if not args.quick else models[:1]:
         rk += ev.grid(risk_grid(m))
-    gauss = ev.grid(risk_grid(GaussianModel(), epsilons=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7)))
+    gauss = ev.grid(risk_grid(SeriesModel(GaussLaw()), epsilons=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7)))
     print(f"tuning grids: static {len(st)} points ({sum(e.feasible for e in st)} safe), risk {len(rk)} "
           f"({sum(e.feasible for e in rk)} safe), Gaussian-vol risk {len(gauss)} ({sum(e.feasible for e in gauss)} safe); "
           f"{time.perf_counter() - t0:.0f} s")

@@ -67,7 +67,7 @@ def _load(args):
 
 
 def _model(args, full):
-    from keeper.backtest.policies import LearnedModel, TailModel
+    from keeper.backtest.policies import LearnedModel, SeriesModel, fit_tail
     if args.model:
         from keeper.backtest.training import load_model
         return LearnedModel(load_model(args.model)), "learned model " + str(args.model)
@@ -78,7 +78,7 @@ def _model(args, full):
         where = "the replay window (in-sample: pass --fit-to before --from for an honest test)"
     else:
         where = f"{args.fit_from or 'start'} .. {fit_to}"
-    return TailModel.fit(fit), f"tail model fitted on {where}"
+    return SeriesModel(fit_tail(fit)), f"tail model fitted on {where}"
 
 
 def handle(args) -> int:

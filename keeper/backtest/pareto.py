@@ -15,7 +15,8 @@ import numpy as np
 
 from keeper.backtest.engine import Gas, Result, driver_of, lending_position, policy_thresholds, run
 from keeper.backtest.metrics import Metrics, combine, summarize
-from keeper.backtest.policies import RiskPolicy, StaticPolicy, TailModel
+from keeper.backtest.policies import RiskPolicy, SeriesModel, StaticPolicy, fit_tail
+from keeper.risk.laws import TailLaw
 from keeper.backtest.prices import PriceSeries
 
 
@@ -44,7 +45,7 @@ def static_grid(triggers=None, gaps=(0.1, 0.2), boosts=(0.15, 0.3)) -> list[Stat
 def risk_grid(model=None, epsilons=(1e-4, 5e-5, 2e-5, 1e-5), horizons=(2, 6),
               bands=((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3), (0.75, 0.5))) -> list[RiskPolicy]:
     """``bands``: (target_below, release_below) pairs, multiples of epsilon (hysteresis in P)."""
-    model = TailModel() if model is None else model
+    model = SeriesModel(TailLaw()) if model is None else model
     return [RiskPolicy(float(e), int(h), float(rb), model, float(tb))
             for h, e, (tb, rb) in itertools.product(horizons, epsilons, bands)]
 

@@ -15,20 +15,19 @@ the smallest distance whose probability is <= epsilon, it tops up to the distanc
 
 Models are objects with ``prepare(series) -> state`` (everything per bar, causal: row t uses bars
 0..t only) and ``prob(state, distance, horizon_hours) -> P`` with ``distance`` shaped (n, G).
-``TailModel``: Student-t first passage on a blended EWMA vol plus a compound-Poisson jump term with a
-generalised-Pareto tail (fitted on a tuning window only). ``LearnedModel`` wraps a trained bundle.
+``SeriesModel`` asks a law of ``keeper.risk.laws`` (the product's: ``TailLaw``, ``GaussLaw``) about
+the series; ``LearnedModel`` wraps a trained bundle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 from scipy.ndimage import maximum_filter1d
 
 from keeper.backtest.prices import PriceSeries
-from keeper.risk.volatility import ewma_variance, log_returns
+from keeper.risk.laws import GaussLaw, Law, TailLaw
 
 GRID = np.geomspace(0.004, 0.9, 48)   # distances the models are evaluated on before interpolation
 
@@ -88,7 +87,7 @@ class RiskPolicy:
 
     def prob_matrix(self, series: PriceSeries) -> np.ndarray:
         """P(liq within h) at every bar (rows) and every ``GRID`` distance (columns)."""
-        model = self.model if self.model is not None else TailModel()
+        model = self.model if self.model is not None else SeriesModel(TailLaw())
         state = model.prepare(series)
         return model.prob(state, np.broadcast_to(GRID, (len(series), len(GRID))), self.horizon_hours)
 
@@ -136,88 +135,29 @@ def distance_at(p: np.ndarray, level: float, grid: np.ndarray = GRID) -> np.ndar
 # --------------------------------------------------------------------------- models
 
 
-def next_hour_vol(close: np.ndarray, lam: float) -> np.ndarray:
-    """sigma[t]: the EWMA forecast for the hour after close t (uses returns up to bar t)."""
-    r = log_returns(close)
-    v = ewma_variance(np.r_[r, 0.0], lam)          # v[i] uses r[0..i-1] = returns up to close i
-    return np.sqrt(np.maximum(v, 1e-12))
+@dataclass(frozen=True)
+class SeriesModel:
+    """A law of ``keeper.risk.laws`` asked about one asset's distance to a liquidation price at every
+    bar: ``prepare`` is the law's causal state of the series, ``prob`` its P at each (bar, distance)."""
 
-
-def bar_drops(series: PriceSeries) -> np.ndarray:
-    """log(close[t-1] / low[t]) for t >= 1: the worst fall inside each hour from the last close."""
-    return np.log(series.close[:-1] / series.low[1:])
-
-
-@dataclass
-class TailModel:
-    """P(liq within h) = 1 - (1 - P_diffusion) (1 - P_jump).
-
-    Diffusion: reflection-principle first passage with Student-t tails on a vol that is the max of a
-    fast and a slow EWMA (the slow one remembers a storm after the fast one calms: vol-of-vol).
-    Jumps: drops of the bar low below the last close in excess of ``u`` arrive at rate ``lam_u`` per
-    hour with generalised-Pareto sizes, independent of the current vol: the calm-market crashes.
-    Fit with :meth:`fit` on a tuning window only."""
-
-    fast: float = 0.94
-    slow: float = 0.0          # > 0: also an EWMA with this lambda, vol = max(fast, slow)
-    nu: float = 4.0
-    u: float = 0.03
-    lam_u: float = 1e-3
-    xi: float = 0.2
-    beta: float = 0.02
-    fitted_on: str = field(default="defaults")
-
-    @classmethod
-    def fit(cls, tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0) -> "TailModel":
-        z_all, drops = [], []
-        for s in tuning:
-            sig = next_hour_vol(s.close, fast)
-            sig = np.maximum(sig, next_hour_vol(s.close, slow)) if slow else sig
-            r = log_returns(s.close)
-            z_all.append(r[200:] / sig[:-1][200:])
-            drops.append(bar_drops(s))
-        z = np.concatenate(z_all)
-        nu = float(stats.t.fit(z, floc=0.0)[0])
-        nu = min(max(nu, 2.2), 30.0)
-        d = np.concatenate(drops)
-        exc = d[d > u] - u
-        lam_u = len(exc) / len(d)
-        xi, _, beta = stats.genpareto.fit(exc, floc=0.0)
-        return cls(fast, slow, nu, u, lam_u, float(xi), float(beta),
-                   fitted_on=f"{'+'.join(s.symbol for s in tuning)} {len(d)} bars")
+    law: Law
 
     @property
     def tag(self) -> str:
-        return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + ("" if self.lam_u else "/nojump")
+        return getattr(self.law, "tag", self.law.kind)
 
     def prepare(self, series: PriceSeries) -> np.ndarray:
-        sig = next_hour_vol(series.close, self.fast)
-        return np.maximum(sig, next_hour_vol(series.close, self.slow)) if self.slow else sig
+        return self.law.state(series.close, series.low)
 
-    def prob(self, sigma: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
+    def prob(self, state: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
         x = -np.log1p(-np.asarray(distance))                      # log distance
-        s = sigma[:, None] * np.sqrt(horizon_hours)
-        scale = np.sqrt(self.nu / (self.nu - 2.0))                # unit-variance t
-        p_diff = np.minimum(1.0, 2.0 * stats.t.sf(x / s * scale, self.nu))
-        tail = stats.genpareto.sf(np.maximum(x - self.u, 0.0), self.xi, scale=self.beta)
-        p_jump = -np.expm1(-self.lam_u * horizon_hours * tail)
-        return 1.0 - (1.0 - p_diff) * (1.0 - p_jump)
+        return self.law.prob(x, state[:, None, :], horizon_hours)
 
 
-@dataclass
-class GaussianModel:
-    """Brownian first passage on the EWMA vol (``keeper.risk.probability``): the thin-tailed
-    baseline that calm-market crashes catch out."""
-
-    lam: float = 0.94
-
-    def prepare(self, series: PriceSeries) -> np.ndarray:
-        return next_hour_vol(series.close, self.lam)
-
-    def prob(self, sigma: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray:
-        from keeper.risk.probability import first_passage_probability
-        x = -np.log1p(-np.asarray(distance))
-        return np.asarray(first_passage_probability(-x, sigma[:, None] * np.sqrt(horizon_hours)), dtype=float)
+def fit_tail(tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0) -> TailLaw:
+    """:meth:`TailLaw.fit` on price series (labelled with their symbols and bar count)."""
+    return TailLaw.fit([s.close for s in tuning], [s.low for s in tuning], u=u, fast=fast, slow=slow,
+                       label=f"{'+'.join(s.symbol for s in tuning)} {sum(len(s) - 1 for s in tuning)} bars")
 
 
 @dataclass

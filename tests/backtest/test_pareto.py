@@ -5,7 +5,8 @@ import numpy as np
 from keeper.backtest.charts import pareto_chart, run_chart
 from keeper.backtest.engine import lending_position, run
 from keeper.backtest.pareto import Evaluator, cheapest, frontier, pareto_front, risk_grid, static_grid
-from keeper.backtest.policies import StaticPolicy, TailModel
+from keeper.backtest.policies import SeriesModel, StaticPolicy
+from keeper.risk.laws import TailLaw
 from keeper.backtest.prices import PriceSeries
 
 
@@ -19,7 +20,7 @@ def test_pareto_front_minimises_every_column():
 def test_grids_are_valid_and_labelled():
     st = static_grid()
     assert len(st) == len({p.label() for p in st}) and all(p.trigger < p.target <= p.boost_target for p in st)
-    rk = risk_grid(TailModel())
+    rk = risk_grid(SeriesModel(TailLaw()))
     assert len(rk) == len({p.label() for p in rk})
     for p in rk:
         p.levels()
@@ -52,7 +53,7 @@ def test_evaluator_cheapest_needs_zero_liquidations_and_zero_trigger_failures(tm
 def test_evaluator_caches_the_risk_model_matrix():
     s = _crashy(800)
     ev = Evaluator([s], delay_bars=1)
-    grid = risk_grid(TailModel(), epsilons=(1e-3, 1e-4), horizons=(2,), bands=((0.5, 0.1),))
+    grid = risk_grid(SeriesModel(TailLaw()), epsilons=(1e-3, 1e-4), horizons=(2,), bands=((0.5, 0.1),))
     out = ev.grid(grid)
     assert len(ev._p) == 1 and len(out) == 2
     assert out[1].metrics.avg_trigger > out[0].metrics.avg_trigger

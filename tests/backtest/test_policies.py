@@ -7,8 +7,8 @@ import pytest
 
 from keeper.backtest.engine import flipped, lending_position, policy_thresholds, rise_from_fall, run
 from keeper.backtest.metrics import summarize
-from keeper.backtest.policies import (GRID, GaussianModel, RiskPolicy, StaticPolicy, TailModel, distance_at,
-                                      next_hour_vol)
+from keeper.backtest.policies import GRID, RiskPolicy, SeriesModel, StaticPolicy, distance_at, fit_tail
+from keeper.risk.laws import GaussLaw, TailLaw, next_hour_vol
 from keeper.backtest.prices import PriceSeries
 
 T0 = 1_577_836_800
@@ -44,20 +44,21 @@ def test_distance_at_inverts_a_monotone_probability():
 
 
 def test_tail_model_is_monotone_and_fatter_than_gaussian():
-    m = TailModel(nu=3.0, lam_u=0.01, u=0.03, xi=0.2, beta=0.015)
-    sig = np.array([0.005, 0.02])
+    law = TailLaw(nu=3.0, lam_u=0.01, u=0.03, xi=0.2, beta=0.015)
+    m = SeriesModel(law)
+    sig = np.array([[0.005], [0.02]])
     p = m.prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
     assert np.all(np.diff(p, axis=1) <= 1e-15) and np.all(p[1] >= p[0])
-    no_jump = replace(m, lam_u=0.0).prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
+    no_jump = SeriesModel(replace(law, lam_u=0.0)).prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
     far = GRID > 0.15
     assert np.all(p[0, far] > no_jump[0, far])           # the jump term sets a floor in calm markets
-    g = GaussianModel().prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
+    g = SeriesModel(GaussLaw()).prob(sig, np.broadcast_to(GRID, (2, len(GRID))), 6)
     assert np.all(no_jump[:, far] >= g[:, far])
 
 
 def test_tail_model_fit_recovers_fat_tails_and_jumps():
     s = gbm(20_000, seed=1)
-    m = TailModel.fit([s])
+    m = fit_tail([s])
     assert 2.2 <= m.nu < 8 and m.lam_u >= 0 and "ETH" in m.fitted_on
 
 
@@ -73,7 +74,7 @@ def test_vol_forecast_is_causal():
 
 def test_risk_policy_demands_more_in_a_storm_and_has_hysteresis():
     s = gbm(4000, calm_then_storm=True, seed=3)
-    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    pol = RiskPolicy(1e-3, 6, 0.05, SeriesModel(TailLaw(nu=4.0, lam_u=0.0)))
     th = pol.thresholds(s)
     assert np.median(th.trigger[3000:]) > 2.5 * np.median(th.trigger[1000:2000])
     assert np.all(th.trigger <= th.target + 1e-12) and np.all(th.target <= th.release + 1e-12)
@@ -84,7 +85,7 @@ def test_risk_policy_demands_more_in_a_storm_and_has_hysteresis():
 
 def test_risk_policy_runs_and_tracks_its_target():
     s = gbm(3000, seed=4)
-    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    pol = RiskPolicy(1e-3, 6, 0.05, SeriesModel(TailLaw(nu=4.0, lam_u=0.0)))
     res = run(s, lending_position("ETH", float(s.close[0]), 2.0), pol, delay_bars=1)
     m = summarize(res)
     assert m.liquidations == 0 and m.transactions > 0
@@ -94,7 +95,7 @@ def test_risk_policy_runs_and_tracks_its_target():
 
 def test_short_side_thresholds_come_from_the_flipped_series():
     s = gbm(1000, seed=5)
-    pol = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    pol = RiskPolicy(1e-3, 6, 0.05, SeriesModel(TailLaw(nu=4.0, lam_u=0.0)))
     short = policy_thresholds(pol, s, "short")
     direct = pol.thresholds(flipped(s))
     assert short.trigger == pytest.approx(rise_from_fall(direct.trigger))
@@ -108,7 +109,7 @@ def test_rolling_max_is_causal_and_hold_only_widens_releases():
     assert list(rolling_max(x, 4)) == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
     assert list(rolling_max(x, 5)) == [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
     s = gbm(1500, calm_then_storm=True, seed=6)
-    base = RiskPolicy(1e-3, 6, 0.05, TailModel(nu=4.0, lam_u=0.0))
+    base = RiskPolicy(1e-3, 6, 0.05, SeriesModel(TailLaw(nu=4.0, lam_u=0.0)))
     held = replace(base, hold_hours=48)
     a, b = base.thresholds(s), held.thresholds(s)
     assert np.array_equal(a.trigger, b.trigger) and np.all(b.release >= a.release) and np.all(b.release_target >= a.target)

@@ -1,0 +1,236 @@
+"""Single-factor laws: P(a log value falls by ``x`` within ``h`` hours), given the market state.
+
+Every risk model of the keeper reduces a position to one factor (``keeper.risk.joint``: the log
+ratio of its weighted collateral to its debt, or a perp's mark) and asks a law how likely that
+factor is to fall ``x`` (a log distance, > 0) within the horizon. The backtests ask the same law
+about a single asset's distance to a liquidation price. So the law is the one place the product's
+and the benchmarks' probabilities come from.
+
+A law has two halves, both pure (numpy/scipy, no clock, no I/O):
+
+* ``state(closes, lows)``: a causal per-bar state of one asset from its hourly bars, shape (n, S).
+  Column 0 is always the hourly vol forecast for the hour after each close; further columns are
+  law-specific (regime features). Row ``t`` uses bars ``0..t`` only.
+* ``prob(x, state, h, jump_exposure)``: vectorised P; ``state[..., 0]`` broadcasts against ``x``.
+  ``prob_scalar`` is the same formula for one value (the planner calls it thousands of times per
+  tick; scipy's distribution objects cost ~50 us a call, the special functions ~1 us).
+
+``jump_exposure``: how far the factor moves per unit of a common jump (1 for one asset; for a
+portfolio the larger of its collateral and debt weights, see ``joint``).
+
+Laws
+----
+* ``GaussLaw`` ("analytic"): driftless Brownian first passage on an EWMA vol (reflection
+  principle, ``2 Phi(-x / (sigma sqrt h))``): the thin-tailed baseline.
+* ``TailLaw`` ("tail"): ``P = 1 - (1 - P_diffusion)(1 - P_jump)``. Diffusion: the reflection
+  principle with a unit-variance Student-t (``nu``) in place of the normal, on the larger of a fast
+  and a slow EWMA vol (the slow one remembers a storm after the fast one calms). Jumps: drops of the
+  hour's low below the last close in excess of ``u`` arrive at ``lam_u`` per hour with
+  generalised-Pareto sizes (``xi``, ``beta``), independent of the vol: the calm-market crashes.
+  Fitted on a tuning window only (:meth:`TailLaw.fit`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import special, stats
+
+from keeper.risk.volatility import ewma_variance, log_returns
+
+HOURS_PER_YEAR = 24 * 365
+MIN_HOURLY_VAR = 1e-12
+MIN_JUMPS_TO_FIT = 10  # fewer drops beyond u: the default GPD shape (too few to fit one)
+
+
+def next_hour_vol(close: np.ndarray, lam: float) -> np.ndarray:
+    """sigma[t]: the EWMA forecast for the hour after close ``t`` (uses returns up to bar ``t``);
+    one value per close. A single close gives the floor ``sqrt(MIN_HOURLY_VAR)``."""
+    r = log_returns(np.asarray(close, dtype=float))
+    v = ewma_variance(np.r_[r, 0.0], lam)          # v[i] uses r[0..i-1] = returns up to close i
+    return np.sqrt(np.maximum(v, MIN_HOURLY_VAR))
+
+
+def bar_drops(close: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """log(close[t-1] / low[t]) for t >= 1: the worst fall inside each hour from the last close."""
+    return np.log(np.asarray(close, dtype=float)[:-1] / np.asarray(low, dtype=float)[1:])
+
+
+class Law(Protocol):
+    kind: str
+
+    def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray: ...
+
+    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray: ...
+
+    def prob_scalar(self, x: float, sigma: float, horizon_hours: float, jump_exposure: float = 1.0,
+                    extra: Sequence[float] = ()) -> float: ...
+
+    def describe(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class GaussLaw:
+    """Driftless Brownian first passage on the EWMA(``lam``) hourly vol."""
+
+    lam: float = 0.94
+    fitted_on: str = "defaults"
+    kind: str = field(default="analytic", init=False)
+
+    def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+        return next_hour_vol(close, self.lam)[:, None]
+
+    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        s = np.asarray(state, dtype=float)[..., 0] * math.sqrt(horizon_hours)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = special.erfc(x / (s * math.sqrt(2.0)))
+        p = np.where(s > 0, p, (x <= 0).astype(float))
+        return np.where(x <= 0, 1.0, np.clip(p, 0.0, 1.0))
+
+    def prob_scalar(self, x: float, sigma: float, horizon_hours: float, jump_exposure: float = 1.0,
+                    extra: Sequence[float] = ()) -> float:
+        if x <= 0:
+            return 1.0
+        s = sigma * math.sqrt(horizon_hours)
+        if not s > 0:
+            return 0.0
+        return min(1.0, math.erfc(x / (s * math.sqrt(2.0))))
+
+    def describe(self) -> str:
+        return f"lognormal first passage on EWMA({self.lam:g}) vols"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "lam": self.lam, "fitted_on": self.fitted_on}
+
+
+@dataclass(frozen=True)
+class TailLaw:
+    """Student-t diffusion plus generalised-Pareto jumps (module doc)."""
+
+    fast: float = 0.94
+    slow: float = 0.0          # > 0: also an EWMA with this lambda, vol = max(fast, slow)
+    nu: float = 4.0
+    u: float = 0.03
+    lam_u: float = 1e-3
+    xi: float = 0.2
+    beta: float = 0.02
+    fitted_on: str = "defaults"
+    kind: str = field(default="tail", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.nu > 2:
+            raise ValueError("nu must be > 2 (a finite variance)")
+        if self.lam_u < 0 or self.beta <= 0 or self.u < 0:
+            raise ValueError("need lam_u >= 0, beta > 0, u >= 0")
+        for lam in (self.fast,) + ((self.slow,) if self.slow else ()):
+            if not 0 < lam < 1:
+                raise ValueError("EWMA lambdas must be in (0, 1)")
+
+    @classmethod
+    def fit(cls, closes: Sequence[np.ndarray], lows: Sequence[np.ndarray], *, u: float = 0.03,
+            fast: float = 0.94, slow: float = 0.0, warmup: int = 200, label: str = "") -> "TailLaw":
+        """Maximum-likelihood ``nu`` of the vol-standardised hourly returns (after ``warmup``
+        hours), the hourly rate of bar drops beyond ``u`` and their generalised-Pareto excess sizes,
+        over every given series (pooled)."""
+        z_all, drops = [], []
+        for c, lo in zip(closes, lows):
+            c = np.asarray(c, dtype=float)
+            sig = next_hour_vol(c, fast)
+            sig = np.maximum(sig, next_hour_vol(c, slow)) if slow else sig
+            r = log_returns(c)
+            z_all.append(r[warmup:] / sig[:-1][warmup:])
+            drops.append(bar_drops(c, lo))
+        z = np.concatenate(z_all)
+        if len(z) < 100:
+            raise ValueError(f"too little history to fit the tail law: {len(z)} hourly returns")
+        nu = float(stats.t.fit(z, floc=0.0)[0])
+        nu = min(max(nu, 2.2), 30.0)
+        d = np.concatenate(drops)
+        exc = d[d > u] - u
+        label = label or f"{len(d)} bars"
+        if len(exc) < MIN_JUMPS_TO_FIT:  # too few to fit a shape: the default shape, at least one jump's rate
+            return cls(fast, slow, nu, u, max(len(exc), 1) / len(d), cls.xi, cls.beta,
+                       fitted_on=f"{label}; {len(exc)} drops beyond {u:.0%}: default jump sizes")
+        xi, _, beta = stats.genpareto.fit(exc, floc=0.0)
+        return cls(fast, slow, nu, u, len(exc) / len(d), float(xi), float(beta), fitted_on=label)
+
+    @property
+    def tag(self) -> str:
+        return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + ("" if self.lam_u else "/nojump")
+
+    def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
+        sig = next_hour_vol(close, self.fast)
+        if self.slow:
+            sig = np.maximum(sig, next_hour_vol(close, self.slow))
+        return sig[:, None]
+
+    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        s = np.asarray(state, dtype=float)[..., 0] * math.sqrt(horizon_hours)
+        scale = math.sqrt(self.nu / (self.nu - 2.0))             # unit-variance t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(s > 0, x / s * scale, np.inf)
+        p_diff = np.minimum(1.0, 2.0 * special.stdtr(self.nu, -z))
+        j = np.asarray(jump_exposure, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(j > 0, x / j, np.inf)
+        tail = stats.genpareto.sf(np.maximum(y - self.u, 0.0), self.xi, scale=self.beta)
+        p_jump = -np.expm1(-self.lam_u * horizon_hours * tail)
+        p = 1.0 - (1.0 - p_diff) * (1.0 - p_jump)
+        return np.where(x <= 0, 1.0, p)
+
+    def _gpd_sf(self, y: float) -> float:
+        if y <= 0:
+            return 1.0
+        if self.xi == 0:
+            return math.exp(-y / self.beta)
+        base = 1.0 + self.xi * y / self.beta
+        if base <= 0:                     # beyond the upper end point (xi < 0)
+            return 0.0
+        return base ** (-1.0 / self.xi)
+
+    def prob_scalar(self, x: float, sigma: float, horizon_hours: float, jump_exposure: float = 1.0,
+                    extra: Sequence[float] = ()) -> float:
+        if x <= 0:
+            return 1.0
+        s = sigma * math.sqrt(horizon_hours)
+        if s > 0:
+            z = x / s * math.sqrt(self.nu / (self.nu - 2.0))
+            p_diff = min(1.0, 2.0 * float(special.stdtr(self.nu, -z)))
+        else:
+            p_diff = 0.0
+        tail = self._gpd_sf(x / jump_exposure - self.u) if jump_exposure > 0 else 0.0
+        p_jump = -math.expm1(-self.lam_u * horizon_hours * tail)
+        return min(1.0, 1.0 - (1.0 - p_diff) * (1.0 - p_jump))
+
+    def describe(self) -> str:
+        vol = f"max(EWMA {self.fast:g}, {self.slow:g})" if self.slow else f"EWMA {self.fast:g}"
+        return (f"Student-t({self.nu:.2f}) first passage on {vol} vols + jumps beyond {self.u:.0%} at "
+                f"{self.lam_u:.4f}/h, GPD xi {self.xi:.3f} beta {self.beta:.4f}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{k: v for k, v in asdict(self).items() if k != "kind"}}
+
+
+LAWS: dict[str, type] = {"tail": TailLaw, "analytic": GaussLaw}
+
+
+def law_from_dict(data: Mapping[str, Any]) -> Law:
+    """The inverse of ``to_dict``; unknown kinds or fields raise ValueError naming them."""
+    kind = data.get("kind")
+    cls = LAWS.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown law kind {kind!r} (known: {', '.join(LAWS)})")
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    allowed = set(cls.__dataclass_fields__) - {"kind"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown {kind} law parameter(s): {', '.join(sorted(unknown))}")
+    return cls(**fields)
