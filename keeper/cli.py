@@ -124,16 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--paths", type=int, default=100_000, help="Monte Carlo paths (default 100,000)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--prices", nargs="*", type=Path, default=None,
-                    help="hourly price CSVs to calibrate vols and replay crashes (default: shared/data if present)")
+                    help="hourly price CSVs: vols where the chain's history is short, and crash replays "
+                         "(default: shared/data if present)")
     sp.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL",
                     help="override an asset's annualised vol, e.g. WETH=0.9 (repeatable)")
     sp.add_argument("--out", type=Path, default=Path("stress"), help="where the fan chart PNG goes")
     sp.add_argument("--json", action="store_true")
 
-    from keeper.backtest import backtest_cli, train_cli
+    from keeper.backtest import backtest_cli, fit_cli, train_cli
 
     train_cli.register(sub)  # train, evaluate
     backtest_cli.register(sub)  # backtest
+    fit_cli.register(sub)  # fit
     return p
 
 
@@ -285,32 +287,61 @@ def _print_action(out, a) -> None:
         out.print(f"    why: {r.note}")
 
 
+def _plan_positions(session, plans) -> list[dict]:
+    """Every position of the session, acted on or not: its key, short name, P(liq) and the model's
+    inputs (model, horizon, each asset's vol and its source)."""
+    from keeper.views import market_label
+
+    inputs = session.risk.inputs()
+    acted = {a.position_key for _b, p in plans for a in p.actions} | {a.target_key for _b, p in plans for a in p.actions}
+    p_liq = {k: v for _b, p in plans for k, v in p.p_liq.items()}
+    out = []
+    for book in session.books:
+        for pos in book.positions:
+            held = {pos.perp.index.symbol} if pos.perp is not None else {leg.asset.symbol for leg in pos.legs}
+            out.append({"key": pos.key, "name": f"{pos.protocol.value} {pos.account[:10]} {market_label(pos)}",
+                        "vault": book.vault, "health": pos.health,
+                        "p_liq": p_liq.get(pos.key, session.risk.p_liq(pos)), "acted_on": pos.key in acted,
+                        "model": inputs["model"], "horizon_hours": inputs["horizon_hours"],
+                        "vols": {s: v for s, v in inputs["vols"].items() if s in held}})
+    return out
+
+
 def _cmd_plan(args, cfg) -> int:
+    from keeper.daemon.inspect import chains_or_fail
     from keeper.daemon.manual import open_session, plan_now
     from keeper.views import console
 
-    session = open_session(cfg, args.chain, price_files=args.prices, vols=_vol_overrides(args.vol))
-    try:
-        plans = plan_now(session)
-    finally:
-        session.close()
+    docs, out = [], console()
+    for name in sorted(chains_or_fail(cfg, args.chain)):
+        session = open_session(cfg, name, price_files=args.prices, vols=_vol_overrides(args.vol))
+        try:
+            plans = plan_now(session)
+        finally:
+            session.close()
+        for w in session.warnings:
+            print(f"keeper: warning: {name}: risk model: {w}", file=sys.stderr)
+        if args.json:
+            docs.append({"chain": session.chain, "block": session.snap.block, "model": session.risk.describe(),
+                         "warnings": session.warnings, "positions": _plan_positions(session, plans), "vaults": [
+                {"vault": book.vault, "actions": [_action_json(a) for a in p.actions],
+                 "skipped": list(map(list, p.skipped)), "alerts": list(p.alerts), "p_liq": p.p_liq}
+                for book, p in plans]})
+            continue
+        out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
+        out.print(f"model: {session.risk.describe()}")
+        for book, p in plans:
+            out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
+            if not p.actions:
+                out.print("  no action: every position is inside its risk budget")
+            for a in p.actions:
+                _print_action(out, a)
+            for key, why in p.skipped:
+                out.print(f"  skipped {key}: {why}")
+            for alert in p.alerts:
+                out.print(f"  [red]ALERT[/red] {alert}")
     if args.json:
-        print(json.dumps({"chain": session.chain, "block": session.snap.block, "vaults": [
-            {"vault": book.vault, "actions": [_action_json(a) for a in p.actions], "skipped": list(map(list, p.skipped)),
-             "alerts": list(p.alerts), "p_liq": p.p_liq} for book, p in plans]}, indent=2, default=str))
-        return 0
-    out = console()
-    out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
-    for book, p in plans:
-        out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
-        if not p.actions:
-            out.print("  no action: every position is inside its risk budget")
-        for a in p.actions:
-            _print_action(out, a)
-        for key, why in p.skipped:
-            out.print(f"  skipped {key}: {why}")
-        for alert in p.alerts:
-            out.print(f"  [red]ALERT[/red] {alert}")
+        print(json.dumps({"chains": docs}, indent=2, default=str))
     return 0
 
 
@@ -426,7 +457,6 @@ def _cmd_rebalance(args, cfg) -> int:
 
 def _cmd_stress(args, cfg) -> int:
     from keeper.daemon import stress_cmd
-    from keeper.daemon.inspect import read_status
 
     try:
         horizons = sorted({int(h) for h in args.horizons.split(",") if h.strip()})
@@ -442,14 +472,23 @@ def _cmd_stress(args, cfg) -> int:
 
         args.prices = sorted(DEFAULT_PRICES_DIR.glob("*USDT_binance_1h.csv")) if DEFAULT_PRICES_DIR.is_dir() else []
     if args.positions:
+        from keeper.daemon.risk_setup import model_for
+
         positions = stress_cmd.positions_from_json(args.positions)
+        model, warnings = model_for(cfg, positions, price_files=args.prices, overrides=vols)
     else:
-        positions = [p for snap in read_status(cfg, args.chain) for p in snap.positions]
+        from keeper.daemon.manual import open_session
+
+        session = open_session(cfg, args.chain, price_files=args.prices, vols=vols)
+        session.close()
+        positions, model, warnings = list(session.snap.positions), session.risk, session.warnings
+    for w in warnings:
+        print(f"keeper: warning: risk model: {w}", file=sys.stderr)
     report, notes = stress_cmd.run_stress(positions, horizons_h=horizons, n_paths=args.paths, seed=args.seed,
-                                          price_files=args.prices, vol_overrides=vols)
+                                          model=model, price_files=args.prices)
     png = stress_cmd.fan_png(report, args.out / "stress_fan.png")
     if args.json:
-        print(json.dumps({"horizons_h": horizons, "calibration": notes, "rows": report.rows(),
+        print(json.dumps({"horizons_h": horizons, "model": model.describe(), "calibration": notes, "rows": report.rows(),
                           "book_var_usd": report.book_var, "book_es_usd": report.book_es,
                           "tail_level": report.tail_level, "fan_chart": str(png)}, indent=2))
         return 0
@@ -475,6 +514,9 @@ def _cmd_stress(args, cfg) -> int:
     out.print(table)
     out.print(f"book loss at {report.tail_level:.0%}: VaR {report.book_var:,.2f} USD, "
               f"expected shortfall {report.book_es:,.2f} USD")
+    for name, hit in report.depegs.items():
+        hit_keys = [names.get(k, k) for k, h in zip(report.keys, hit) if h]
+        out.print(f"  depeg {name}: " + (f"liquidates {', '.join(hit_keys)}" if hit_keys else "no position liquidated"))
     for sym, note in notes.items():
         out.print(f"  {sym}: {note}")
     out.print(f"fan chart: {png}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from keeper.errors import ConfigError
 
@@ -148,7 +148,33 @@ class PolicyConfig(_Strict):
     cooldown_blocks: int = Field(10, ge=0)
     release_cooldown_blocks: int = Field(300, ge=0, description="no release of excess this many blocks after "
                                                                     "any action on the position")
-    default_vol: float = Field(0.8, gt=0, lt=20, description="annualised vol for assets without price history")
+    default_vol: float = Field(0.8, gt=0, lt=20, description="annualised vol for an asset without price history "
+                                                             "(used only with a warning alert)")
+    model: Literal["tail", "analytic", "mc", "learned"] = Field(
+        "tail", description="the risk model: fitted fat tails and jumps on the joint factor (tail), lognormal "
+                            "(analytic), Monte Carlo paths (mc), or a `keeper train` bundle (learned)")
+    model_params: Path | None = Field(None, description="fitted law parameters written by `keeper fit` "
+                                                        "(unset: fit on price_files, else the built-in fit)")
+    model_bundle: Path | None = Field(None, description="the `keeper train` bundle (policy.model = learned)")
+    price_files: list[Path] = Field(default_factory=list, description="hourly OHLC CSVs: fit the law at start-up "
+                                                                        "(without model_params) and vols for assets "
+                                                                        "with too little chain history")
+    vols: dict[str, float] = Field(default_factory=dict, description="annualised vol overrides per symbol")
+    mc_paths: int = Field(20_000, ge=1000, le=1_000_000, description="paths of the mc model")
+
+    @field_validator("vols")
+    @classmethod
+    def _vols(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [s for s, x in v.items() if not 0 < x < 20]
+        if bad:
+            raise ValueError(f"vols must be annualised, within (0, 20): {', '.join(bad)}")
+        return v
+
+    @model_validator(mode="after")
+    def _model_inputs(self) -> "PolicyConfig":
+        if self.model == "learned" and self.model_bundle is None:
+            raise ValueError("policy.model = learned needs policy.model_bundle (a `keeper train` bundle)")
+        return self
 
 
 class FeesConfig(_Strict):
@@ -211,7 +237,6 @@ class DaemonConfig(_Strict):
     refit_interval_s: float = Field(86_400, gt=0, description="re-estimate the vols (EWMA of Chainlink rounds) this often")
     refit_rounds: int = Field(1000, ge=2, le=100_000, description="Chainlink rounds read back per feed at a refit")
     refit_min_returns: int = Field(24, ge=2, description="hourly returns needed for a new vol; fewer keeps the old one")
-    refit_lambda: float = Field(0.94, gt=0, lt=1, description="EWMA decay of the refit (hourly returns)")
     stress_interval_s: float = Field(3600, gt=0, description="Monte Carlo stress report of the latest snapshot this often")
     stress_horizons_h: list[int] = Field([1, 4, 24], min_length=1, description="stress report horizons (hours)")
     stress_paths: int = Field(2000, ge=100, le=1_000_000, description="Monte Carlo paths per stress report")
@@ -335,6 +360,12 @@ def _cross_check(cfg: Config, where: str, resolve_chains: bool) -> Config:
         raise ConfigError(f"{where}: fees.urgent_threshold and fees.urgent_max_fee_gwei go together")
     if f.urgent_max_fee_gwei is not None and f.urgent_max_fee_gwei < f.max_fee_gwei:
         raise ConfigError(f"{where}: fees.urgent_max_fee_gwei is below fees.max_fee_gwei")
+    pol = cfg.policy
+    for key, file in ([("policy.model_params", pol.model_params), ("policy.model_bundle", pol.model_bundle)]
+                      + [(f"policy.price_files.{i}", f) for i, f in enumerate(pol.price_files)]):
+        if file is not None and not Path(file).is_file():
+            raise ConfigError(f"{where}: {key}: no file at {file}",
+                              hint="keeper fit writes model_params; keeper train writes model_bundle")
     if not resolve_chains:
         return cfg
     configured = dict(cfg.chains)

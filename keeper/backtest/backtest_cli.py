@@ -42,6 +42,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--horizon", type=int, default=2, help="hours")
     r.add_argument("--target-below", type=float, default=0.5, help="top up to P = this x epsilon")
     r.add_argument("--release-below", type=float, default=0.1, help="release when P < this x epsilon")
+    r.add_argument("--params", metavar="JSON", help="the law's parameters from `keeper fit` (what the daemon runs "
+                                                    "with policy.model_params); default: fit on --fit-from/--fit-to")
     r.add_argument("--model", metavar="PATH", help="a learned model bundle (`keeper train`) instead of the tail model")
     r.add_argument("--fit-from", metavar="DATE")
     r.add_argument("--fit-to", metavar="DATE")
@@ -71,6 +73,10 @@ def _model(args, full):
     if args.model:
         from keeper.backtest.training import load_model
         return LearnedModel(load_model(args.model)), "learned model " + str(args.model)
+    if args.params:
+        from keeper.daemon.risk_setup import read_params
+        law, meta = read_params(Path(args.params))
+        return SeriesModel(law), f"{law.kind} law from {args.params} ({meta.get('fitted_on', '?')})"
     fit_to = args.fit_to or args.start
     fit = [s.window(args.fit_from, fit_to) for s in full] if fit_to else []
     if not fit or any(len(s) < 2000 for s in fit):
@@ -79,6 +85,18 @@ def _model(args, full):
     else:
         where = f"{args.fit_from or 'start'} .. {fit_to}"
     return SeriesModel(fit_tail(fit)), f"tail model fitted on {where}"
+
+
+def thresholds_digest(th) -> str:
+    """sha256 of a policy's four per-bar threshold arrays (float64 bytes): equal digests, equal
+    thresholds at every bar."""
+    import hashlib
+
+    import numpy as np
+    h = hashlib.sha256()
+    for a in (th.trigger, th.target, th.release, th.release_target):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()
 
 
 def handle(args) -> int:
@@ -113,7 +131,8 @@ def handle(args) -> int:
     rows = []
     for s, m, res in zip(series, e.per_asset, e.results):
         rows.append(row(f"{s.symbol} {policy.label()}", m))
-        report["runs"].append({"symbol": s.symbol, "policy": policy.label(), **m.as_dict()})
+        report["runs"].append({"symbol": s.symbol, "policy": policy.label(), **m.as_dict(),
+                               "thresholds_sha256": thresholds_digest(res.thresholds)})
         if out is not None:
             report.setdefault("charts", []).append(str(run_chart(res, out / f"backtest_{s.symbol}_{args.policy}.png",
                                                                  f"{s.symbol}: {policy.label()}")))

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from keeper.chain.multicall import Call
 from keeper.config import ChainConfig, Config
 from keeper.domain import WAD, Position, Protocol, Side
 from keeper.plan.planner import Plan, Policy, Reserve, plan
-from keeper.plan.risk_model import AnalyticRisk
+from keeper.risk.model import RiskModel
 from keeper.plan.whatif import AssetParams
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import enc_address, word
@@ -29,36 +28,6 @@ SEL_BALANCE_OF = bytes.fromhex("70a08231")
 SEL_MARKETS = bytes.fromhex("00276b29")  # KeeperVault.markets(uint8,address,bytes32) -> (bool allowed, uint256 floor)
 STABLES = {"USDC", "USDT", "DAI", "USD", "FRAX", "LUSD"}
 HOURS_PER_YEAR = 24 * 365
-
-
-def annual_vols(symbols: Sequence[str], default_vol: float, price_files: Sequence[Path] = (),
-                overrides: dict[str, float] | None = None) -> tuple[dict[str, float], str]:
-    """Annualised vol per symbol: overrides, 1% for stablecoins, an EWMA (lambda 0.94) of the last
-    30 days of hourly closes when a price file for the asset is given, else ``default_vol``."""
-    from keeper.backtest.prices import load_csv
-    from keeper.risk.volatility import ewma_next_variance, log_returns
-
-    overrides = overrides or {}
-    history = {}
-    for f in price_files:
-        s = load_csv(Path(f))
-        history[s.symbol.upper()] = s
-    out, sources = {}, []
-    for sym in symbols:
-        base = sym.upper()[1:] if sym.upper().startswith("W") and len(sym) > 3 else sym.upper()
-        if sym in overrides:
-            out[sym] = overrides[sym]
-            sources.append(f"{sym} {out[sym]:.0%} (override)")
-        elif sym.upper() in STABLES:
-            out[sym] = 0.01
-        elif base in history:
-            r = log_returns(history[base].close[-30 * 24:])
-            out[sym] = math.sqrt(ewma_next_variance(r, 0.94) * HOURS_PER_YEAR)
-            sources.append(f"{sym} {out[sym]:.0%} (EWMA of {base} history)")
-        else:
-            out[sym] = default_vol
-            sources.append(f"{sym} {default_vol:.0%} (default)")
-    return out, "; ".join(sources)
 
 
 def policy_from(cfg: Config) -> Policy:
@@ -201,7 +170,7 @@ def _floor_assets(p: Position) -> list[str | None]:
     return [None]
 
 
-def plan_books(books: Sequence[VaultBook], risk: AnalyticRisk, assets: Sequence[AssetParams], policy: Policy, block: int,
+def plan_books(books: Sequence[VaultBook], risk: RiskModel, assets: Sequence[AssetParams], policy: Policy, block: int,
                last_action_block: dict[str, int] | None = None) -> Iterator[tuple[VaultBook, Plan]]:
     """Each vault's plan, lazily and the most endangered vault (lowest health) first: the daemon
     sends a vault's actions before planning the next vault."""

@@ -44,8 +44,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from keeper.config import Config
 from keeper.daemon import jobs
-from keeper.daemon.actions import (BookLayout, annual_vols, asset_params, book_layout, plan_books, policy_from,
-                                   read_book_calls, read_books, risk_symbols)
+from keeper.daemon.actions import (BookLayout, asset_params, book_layout, plan_books, policy_from,
+                                   read_book_calls, read_books)
 from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.actions import VaultBook
@@ -56,9 +56,12 @@ from keeper.daemon.manual import Session, reconcile_journal
 from keeper.daemon.recording import SnapshotWriter
 from keeper.daemon.wiring import build_reader
 from keeper.protocols.reader import Snapshot
-from keeper.domain import ActionKind, Protocol
+from keeper.domain import ActionKind, Position, Protocol
+from keeper.chain.multicall import Multicall
+from keeper.chain.oracle import OracleReader
 from keeper.errors import Halt, KeeperError, Reverted
-from keeper.plan.risk_model import AnalyticRisk
+from keeper.risk.model import RiskModel
+from keeper.daemon.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
 from keeper.store import Store
 from keeper.telemetry import Metrics, MetricsServer
 
@@ -105,7 +108,8 @@ class Keeper:
         self.heads: HeadFeed | None = None
         self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
         self._sched: BackgroundScheduler | None = None
-        self.annual_vols: dict[str, float] = {}
+        self.model_choice: ModelChoice | None = None
+        self.risk: RiskModel | None = None
         self.block_seconds: float | None = None  # measured from the heads' timestamps
         self._last_head: tuple[int, int] | None = None  # (block, timestamp) of the last tick
         self.metrics = Metrics()
@@ -135,10 +139,8 @@ class Keeper:
         self.store = Store.open(self.cfg.store.url)
         self.recorder = SnapshotWriter(self.store, on_error=self._record_failed)
         snap = self._with_watched(self.reader.read())
-        annual, source = annual_vols(risk_symbols(snap), self.cfg.policy.default_vol, self.price_files, self.vols)
-        self.risk = AnalyticRisk.from_annual(annual, self.policy.horizon_hours, source=source)
-        self.annual_vols = dict(annual)
-        self.metrics.set_model_vols(self.name, annual)
+        self.model_choice = choose(self.cfg, self.price_files)
+        self.set_model(self.build_model(snap.positions, snap.block, stored=True))
         if not self.dry_run:
             report = reconcile_journal(self.cfg, self._session(snap))
             if report.rebroadcast:
@@ -151,6 +153,27 @@ class Keeper:
         log.info("keeper started", extra={"event": "startup", "chain": self.name, "block": snap.block,
                                           "positions": len(snap.positions), "dry_run": self.dry_run,
                                           "model": self.risk.describe()})
+
+    def build_model(self, positions: Sequence[Position], block: int | None, *, stored: bool,
+                    mc: Multicall | None = None) -> tuple[RiskModel, list[str]]:
+        """The configured model on fresh history: the feeds' rounds read back (through ``mc``, the
+        tick's reader by default) and, with ``stored``, the store's; price files; default vols."""
+        assert self.model_choice is not None
+        syms = symbol_assets(positions)
+        rounds = chain_rounds(syms, self.reader.asset_feeds, oracle=OracleReader(mc or self.reader.mc, []), head=block,
+                              count=self.cfg.daemon.refit_rounds,
+                              stored=(lambda feed: self.store.price_rounds(self.name, feed)) if stored else None)
+        return assemble_model(self.cfg, self.model_choice, list(syms), rounds, self.vols)
+
+    def set_model(self, built: tuple[RiskModel, list[str]]) -> None:
+        """Swap the model in (between ticks: callers hold ``tick_lock`` once the daemon runs) and
+        alert on each default it had to take."""
+        model, warnings = built
+        self.risk = model
+        self.metrics.set_model_vols(self.name, {s: float(v["annual"]) for s, v in model.inputs()["vols"].items()})
+        for w in warnings:
+            log.warning(f"risk model: {w}", extra={"event": "model_default", "why": w})
+            self.alerter.notify("model_default", "warning", f"{self.name}: risk model default", w)
 
     def _health(self):
         stalled = self.clock() - self.last_block_at

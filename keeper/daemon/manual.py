@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,8 +15,8 @@ from keeper.chain.contracts import ours
 from keeper.chain.keys import HotKey, load_key
 from keeper.chain.tx import TxOutcome, TxSender
 from keeper.config import Config
-from keeper.daemon.actions import (VaultBook, annual_vols, asset_params, plan_books, policy_from, read_books,
-                                   risk_symbols)
+from keeper.daemon.actions import VaultBook, asset_params, plan_books, policy_from, read_books
+from keeper.daemon.risk_setup import model_for
 from keeper.daemon.inspect import one_chain
 from keeper.daemon.perp_requests import requests_in, wait_settled
 from keeper.daemon.wiring import build_reader
@@ -24,7 +24,7 @@ from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError, TemporaryError
 from keeper.plan.fees import GWEI, FeePolicy, urgency
 from keeper.plan.planner import Plan, Policy
-from keeper.plan.risk_model import AnalyticRisk
+from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
 from keeper.protocols.reader import ChainReader, Snapshot
@@ -41,8 +41,9 @@ class Session:
     snap: Snapshot
     assets: list[AssetParams]
     books: list[VaultBook]
-    risk: AnalyticRisk
+    risk: RiskModel
     policy: Policy
+    warnings: list[str] = field(default_factory=list)  # the model's defaults (default vols, built-in law)
 
     def close(self) -> None:
         self.reader.mc.close()
@@ -56,9 +57,9 @@ def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] 
     assets = asset_params(reader, snap)
     books = read_books(reader, snap, ccfg, assets)
     policy = policy_from(cfg)
-    annual, source = annual_vols(risk_symbols(snap), cfg.policy.default_vol, price_files, vols)
-    risk = AnalyticRisk.from_annual(annual, policy.horizon_hours, source=source)
-    return Session(name, client, reader, snap, assets, books, risk, policy)
+    risk, warnings = model_for(cfg, snap.positions, reader=reader, block=snap.block, price_files=price_files,
+                               overrides=vols)
+    return Session(name, client, reader, snap, assets, books, risk, policy, warnings)
 
 
 def plan_now(session: Session) -> list[tuple[VaultBook, Plan]]:

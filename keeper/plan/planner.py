@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from keeper.domain import Action, ActionKind, Position, Protocol, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
-from keeper.plan.risk_model import RiskModel
+from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import USD_RAW, AssetParams, Sized, held, perp_collateral_address, simulate, weight_for
 from keeper.risk.probability import morpho_incentive

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -54,7 +54,6 @@ from scipy import special
 
 from keeper.domain import Position, Protocol, Side
 from keeper.risk import scenarios as sc
-from keeper.risk.health import liquidation_points
 
 BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 AAVE_FULL_CLOSE_HEALTH = 0.95
@@ -467,70 +466,3 @@ def liquidated_now(pos: Position) -> bool:
             margin -= v
             at_risk |= v > 0
     return at_risk and margin < 0
-
-
-def _lending_single_asset_barriers(legs) -> tuple[bool, list[tuple[str, float, float]]]:
-    """(liquidated now, [(symbol, liquidation price, current price)]) of a lending position in one
-    pass over its legs: the same sums, in the same order, as ``liquidated_now`` and
-    ``health.liquidation_points`` (so the same floats), without building their objects."""
-    weighted_total = debt_total = margin = 0.0
-    at_risk = False
-    per_asset: dict[str, list] = {}  # address -> [symbol, price of its first leg, collateral, debt]
-    for leg in legs:
-        v = leg.amount_raw / 10**leg.asset.decimals * leg.price_usd  # Leg.value_usd
-        a = per_asset.get(leg.asset.address)
-        if a is None:
-            a = per_asset[leg.asset.address] = [leg.asset.symbol, leg.price_usd, 0, 0]
-        if leg.side is Side.COLLATERAL:
-            term = v * leg.liquidation_weight
-            weighted_total += term
-            margin += term
-            a[2] += term
-        else:
-            debt_total += v
-            margin -= v
-            at_risk |= v > 0
-            a[3] += v
-    if at_risk and margin < 0:
-        return True, []
-    points = []
-    if debt_total > 0:
-        for symbol, price, c_asset, d_asset in per_asset.values():
-            denom = c_asset - d_asset
-            if denom == 0:
-                continue
-            m = ((debt_total - d_asset) - (weighted_total - c_asset)) / denom
-            if m <= 0 or not math.isfinite(m):
-                continue
-            points.append((symbol, m * price, price))
-    return False, points
-
-
-def analytic_position_probability(position: Position, horizon_vols: Mapping[str, float],
-                                  drifts: Mapping[str, float] | None = None) -> float:
-    """A quick analytic P for one position: the largest single-asset first-passage probability
-    over its liquidation points (``health.liquidation_points``), each asset moving alone with its
-    horizon vol. A lower bound on the true P when several assets can liquidate it; exact for
-    single-collateral/stable-debt lending and perps under a lognormal walk.
-
-    The planner calls this for every amount it tries, so lending positions take a one-pass path
-    (:func:`_lending_single_asset_barriers`) and the scalar first passage is called directly; the
-    result is the same float as through ``liquidated_now``/``liquidation_points``."""
-    if position.perp is None:
-        if not any(l.side is Side.DEBT and l.value_usd > 0 for l in position.legs):
-            return 0.0
-        now, points = _lending_single_asset_barriers(position.legs)
-        if now:
-            return 1.0
-    else:
-        if liquidated_now(position):
-            return 1.0
-        points = [(pt.symbol, pt.price, pt.current) for pt in liquidation_points(position)]
-    best = 0.0
-    for symbol, price, current in points:
-        vol = horizon_vols.get(symbol)
-        if vol is None or price <= 0:
-            continue
-        drift = drifts.get(symbol, 0.0) if drifts else 0.0
-        best = max(best, _first_passage_scalar(math.log(price / current), float(vol), float(drift)))
-    return best

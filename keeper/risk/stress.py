@@ -40,6 +40,7 @@ class StressReport:
     book_es: float  # expected shortfall: mean book loss on paths at or beyond book_var, USD
     historical: dict[str, np.ndarray] = field(default_factory=dict)  # window -> (K,) liquidated?
     fixed_symbols: tuple[str, ...] = ()
+    depegs: dict[str, np.ndarray] = field(default_factory=dict)  # "USDC -5%" -> (K,) liquidated at once?
 
     def rows(self) -> list[dict]:
         """One dict per position, for tables and JSON."""
@@ -53,6 +54,8 @@ class StressReport:
             row["expected_loss_usd"] = float(self.expected_loss[k])
             for name, hit in self.historical.items():
                 row[f"hist_{name}"] = bool(hit[k])
+            for name, hit in self.depegs.items():
+                row[f"depeg {name}"] = bool(hit[k])
             out.append(row)
         return out
 
@@ -121,3 +124,23 @@ def stress_report(positions: Sequence[Position], scenarios, horizons: Sequence[i
     return StressReport(res.keys, labels, symbols, res.horizons, res.prob, res.stderr, res.loss_given_liq,
                         res.expected_loss, res.n_paths, tuple(quantiles), fan, now, tail_level, var, es,
                         hist, ex.fixed_symbols)
+
+
+DEPEG_MOVES = (-0.10, -0.05, -0.02, 0.02, 0.05)
+
+
+def depeg_scenarios(positions: Sequence[Position], moves: Sequence[float] = DEPEG_MOVES) -> dict[str, np.ndarray]:
+    """Stablecoin depegs, each its own scenario: one stablecoin's price moved by ``move`` at once,
+    every other price held; per scenario, which positions that liquidates (a stable leg falling
+    hurts its collateral holders, rising hurts its borrowers). Only stablecoins the positions hold."""
+    from keeper.risk.market import is_stable
+
+    held = sorted({leg.asset.symbol for p in positions if p.perp is None for leg in p.legs
+                   if is_stable(leg.asset.symbol) and leg.asset.symbol != "USD"})
+    out: dict[str, np.ndarray] = {}
+    for sym in held:
+        ex = exposures(positions, (sym,))
+        for move in moves:
+            margin = ex.linear[0] * (1.0 + move) + ex.const
+            out[f"{sym} {move:+.0%}"] = ex.at_risk & (margin < 0)
+    return out

@@ -57,12 +57,15 @@ def test_refit_keeps_the_model_on_little_history_then_follows_the_feeds(tmp_path
     k.startup()
     try:
         old_risk = k.risk
-        assert jobs.refit(k)["sources"] == {}  # nothing stored yet: nothing to refit
+        first = jobs.refit(k)
+        assert first["kept"] and first["why"] == "no snapshot stored yet" and k.risk is old_risk
         k.tick(w3.eth.block_number)
         with caplog.at_level(logging.INFO, logger="keeper.daemon.jobs"):
             kept = jobs.refit(k)
-        assert kept["kept"] and k.risk is old_risk
-        assert "too little history" in kept["sources"]["WETH"] and kept["new"]["WETH"] == 0.8
+        assert kept["kept"]  # still too little history: the default, named as such
+        weth = kept["new"]["WETH"]
+        assert weth["annual"] == pytest.approx(0.8) and weth["source"].startswith("DEFAULT 80%/yr")
+        assert "Chainlink rounds" in weth["source"]
         assert any(getattr(r, "event", None) == "refit" and r.kept for r in caplog.records)
 
         _hourly_swings(w3, devnet, 30)
@@ -71,13 +74,17 @@ def test_refit_keeps_the_model_on_little_history_then_follows_the_feeds(tmp_path
         p_before = old_risk.p_liq(target)
         report = jobs.refit(k)
         assert not report["kept"]
-        assert report["old"]["WETH"] == 0.8 and report["new"]["WETH"] > 5  # ~ log(1.06/0.94) * sqrt(8760)
-        assert report["new"]["WBTC"] < 0.5  # calm: the vol comes down
-        assert report["new"]["USDC"] == 0.01 and "Chainlink rounds" in report["sources"]["WETH"]
-        assert k.risk is not old_risk and k.annual_vols == report["new"]
+        new = report["new"]
+        assert report["old"]["WETH"]["annual"] == pytest.approx(0.8)
+        assert new["WETH"]["annual"] > 3  # ~ the EWMA of log(1.06/0.94) swings * sqrt(8760)
+        assert new["WBTC"]["annual"] < 0.5  # calm: the vol comes down
+        assert new["USDC"]["annual"] == 0 and new["USDC"]["source"].startswith("stable leg")
+        assert "Chainlink rounds" in new["WETH"]["source"] and not new["WETH"]["source"].startswith("DEFAULT")
+        assert k.risk is not old_risk and k.risk.inputs()["vols"] == new
         assert k.risk.p_liq(target) > p_before  # the new model sees the storm
+        assert "WETH" in report["model"] and "tail model" in report["model"]
         gauge = k.metrics.registry.get_sample_value("keeper_model_annual_vol", {"chain": "devnet", "symbol": "WETH"})
-        assert gauge == pytest.approx(report["new"]["WETH"])
+        assert gauge == pytest.approx(new["WETH"]["annual"])
     finally:
         k.shutdown()
 
@@ -90,8 +97,8 @@ def test_refit_never_overrides_the_operators_vols(tmp_path, anvil, w3, devnet, m
         _hourly_swings(w3, devnet, 30)
         k.tick(w3.eth.block_number)
         report = jobs.refit(k)
-        assert report["new"]["WETH"] == 0.5 and report["sources"]["WETH"] == "override kept"
-        assert report["new"]["WBTC"] < 0.5  # the others are refitted
+        assert report["new"]["WETH"] == {"annual": pytest.approx(0.5), "source": "override"}
+        assert report["new"]["WBTC"]["annual"] < 0.5  # the others are refitted
     finally:
         k.shutdown()
 

@@ -34,8 +34,17 @@ def test_plan_then_rebalance_execute(tmp, w3, devnet):
     set_price(w3, devnet, "ETH", 1_560)
     proc = run(tmp, "plan", "--json", "--vol", "WETH=0.8")
     assert proc.returncode == 0, proc.stderr
-    actions = [a for v in json.loads(proc.stdout)["vaults"] for a in v["actions"]]
+    (doc,) = json.loads(proc.stdout)["chains"]
+    actions = [a for v in doc["vaults"] for a in v["actions"]]
     assert any(a["kind"] in ("top_up", "repay") for a in actions)
+    # every position, acted on or not, with the model's inputs
+    keys = {p["key"] for p in doc["positions"]}
+    assert {a["position"] for a in actions} <= keys and len(keys) == len(doc["positions"]) >= 4
+    for p in doc["positions"]:
+        assert p["model"] == "tail" and p["horizon_hours"] > 0 and 0 <= p["p_liq"] <= 1 and p["name"]
+        assert all(set(v) == {"annual", "source"} for v in p["vols"].values())
+    weth = next(p["vols"]["WETH"] for p in doc["positions"] if "WETH" in p["vols"])
+    assert weth == {"annual": 0.8, "source": "override"}
     alice = devnet["keeper_vaults"]["alice"]["address"]
     nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
     dry = run(tmp, "rebalance", f"{alice[:10]}:morpho", "--vol", "WETH=0.8")

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, plan
-from keeper.plan.risk_model import AnalyticRisk, RiskModel
+from keeper.risk.laws import GaussLaw
+from keeper.risk.model import LawRisk, RiskModel
 from keeper.plan.sizing import TOLERANCE_PPM
 from keeper.plan.whatif import AssetParams, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
@@ -21,7 +22,7 @@ WETH = AssetParams("WETH", "0xweth", 18, 2000.0, {"aave_v3": 0.83, "morpho_blue"
 WBTC = AssetParams("WBTC", "0xwbtc", 8, 60000.0, {"aave_v3": 0.70}, haircut=0.03)
 USDC = AssetParams("USDC", "0xusdc", 6, 1.0, {"aave_v3": 0.78})
 ASSETS = (WETH, WBTC, USDC)
-RISK = AnalyticRisk({"WETH": 0.10, "WBTC": 0.10}, 24.0)
+RISK = LawRisk.lognormal({"WETH": 0.10, "WBTC": 0.10}, 24.0)
 POLICY = Policy(epsilon=0.01, target_fraction=0.5, release_fraction=0.05, min_action_usd=50, cooldown_blocks=10)
 BIG = Reserve({"0xweth": 100 * 10**18, "0xwbtc": 10 * 10**8, "0xusdc": 1_000_000 * 10**6})
 
@@ -65,8 +66,8 @@ def apply(positions, result: Plan, assets=ASSETS, block: int = 101):
 def test_risk_model_protocol_and_description():
     assert isinstance(RISK, RiskModel)
     assert "analytic" in RISK.describe()
-    annual = AnalyticRisk.from_annual({"WETH": 0.8}, 24)
-    assert annual.horizon_vols["WETH"] == pytest.approx(0.8 / math.sqrt(365))
+    annual = LawRisk.from_annual(GaussLaw(), {"WETH": 0.8}, 24)
+    assert annual.market.state("WETH").sigma * math.sqrt(24) == pytest.approx(0.8 / math.sqrt(365))
 
 
 def tol(raw: int) -> int:
@@ -258,7 +259,7 @@ def test_max_actions_per_tick_defers_the_rest():
 @settings(max_examples=25, deadline=None)
 @given(st.floats(5, 30), st.floats(3_000, 16_000), st.floats(0.03, 0.2))
 def test_actions_always_land_in_the_band(weth, debt, vol):
-    risk = AnalyticRisk({"WETH": vol, "WBTC": vol}, 24.0)
+    risk = LawRisk.lognormal({"WETH": vol, "WBTC": vol}, 24.0)
     pos = aave(weth, debt)
     result = plan([pos], risk, BIG, ASSETS, POLICY, block=200)
     p = risk.p_liq(pos)
@@ -377,12 +378,12 @@ def test_unprotectable_position_raises_an_alert():
 
 
 def test_correlation_check_stops_false_diversification():
-    # Asset moves alone only: adding WBTC looks better than adding WETH (it moves the WETH barrier
-    # further). With co-moving collateral checked, WETH's higher weight wins, as it should.
+    # Measured independent, adding WBTC diversifies and wins. Unmeasured, the model must not credit
+    # diversification: the two move as one and WETH's higher weight wins, as it should.
     reserve = Reserve({"0xweth": 10**20, "0xwbtc": 10**9})
     wbtc = replace(WBTC, haircut=0.0)
     pos = aave(10, 13_000)
-    alone = AnalyticRisk({"WETH": 0.10, "WBTC": 0.10}, 24.0, comove=False)
+    alone = LawRisk.lognormal({"WETH": 0.10, "WBTC": 0.10}, 24.0, corr={("WBTC", "WETH"): 0.0})
     assert only(plan([pos], alone, reserve, (WETH, wbtc), POLICY, block=200)).asset.symbol == "WBTC"
     assert only(plan([pos], RISK, reserve, (WETH, wbtc), POLICY, block=200)).asset.symbol == "WETH"
 
@@ -391,7 +392,7 @@ def test_policy_and_model_must_agree():
     from keeper.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        plan([], AnalyticRisk({}, 8.0), BIG, ASSETS, POLICY, block=1)
+        plan([], LawRisk.lognormal({}, 8.0), BIG, ASSETS, POLICY, block=1)
     with pytest.raises(ValueError):
         Policy(release_fraction=0.6, target_fraction=0.5)
 

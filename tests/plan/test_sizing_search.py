@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Policy, Reserve, plan
-from keeper.plan.risk_model import AnalyticRisk
+from keeper.risk.laws import GaussLaw
+from keeper.risk.model import LawRisk
 from keeper.plan.sizing import TOLERANCE_PPM, largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, held, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
@@ -133,8 +134,9 @@ def test_smallest_is_on_the_safe_side_and_within_tolerance(weth, wbtc, health, d
     weighted = weth * 1700 * 0.83 + wbtc * 60000 * 0.70
     debt = weighted / health
     pos = lending({"WETH": weth, "WBTC": wbtc}, {"USDC": debt * (1 - dai_share), "DAI": debt * dai_share})
-    risk = AnalyticRisk({"WETH": vol / math.sqrt(365), "WBTC": vol / math.sqrt(365)}, 24.0, tail,
-                        {"WETH": drift} if drift else None, comove=comove)
+    # comove: correlation unmeasured (the riskier end); else a measured 0 (diversification credited)
+    risk = LawRisk.lognormal({"WETH": vol / math.sqrt(365), "WBTC": vol / math.sqrt(365)}, 24.0, margin=tail,
+                             corr=None if comove else {("WBTC", "WETH"): 0.0})
     kind, symbol = way
     params = {"WETH": WETH, "WBTC": WBTC, "USDC": USDC, "DAI": DAI}[symbol]
     if kind is ActionKind.REPAY and held(pos, params, Side.DEBT) == 0:
@@ -149,7 +151,7 @@ def test_smallest_is_on_the_safe_side_and_within_tolerance(weth, wbtc, health, d
 def test_perp_top_up_is_on_the_safe_side_and_within_tolerance(collateral, size, mark, vol, target, hint, is_long,
                                                               deposit_fee_bps):
     pos = perp_position(collateral, size, mark, is_long, deposit_fee_bps)
-    risk = AnalyticRisk({"WETH": vol / math.sqrt(365)}, 24.0)
+    risk = LawRisk.lognormal({"WETH": vol / math.sqrt(365)}, 24.0)
     p = risk.p_liq(pos)
     check_smallest(pos, ActionKind.TOP_UP, PERP_USDC, risk, target, hint_value(hint, p, target))
 
@@ -201,7 +203,7 @@ def test_largest_withdrawal_is_on_the_safe_side_and_within_tolerance(weth, usdc,
                                                                     comove, hint):
     weighted = weth * 1700 * 0.83 + usdc * 0.78
     pos = lending({"WETH": weth, "USDC": usdc}, {"USDC" if symbol == "WETH" else "DAI": weighted / health})
-    risk = AnalyticRisk({"WETH": vol / math.sqrt(365)}, 24.0, comove=comove)
+    risk = LawRisk.lognormal({"WETH": vol / math.sqrt(365)}, 24.0)
     params = WETH if symbol == "WETH" else USDC
     if held(pos, params, Side.COLLATERAL) == 0:
         return
@@ -215,7 +217,7 @@ def test_largest_withdrawal_is_on_the_safe_side_and_within_tolerance(weth, usdc,
        st.booleans())
 def test_perp_release_is_on_the_safe_side_and_within_tolerance(collateral, size, vol, target, floor, hinted):
     pos = perp_position(collateral, size)
-    risk = AnalyticRisk({"WETH": vol / math.sqrt(365)}, 24.0)
+    risk = LawRisk.lognormal({"WETH": vol / math.sqrt(365)}, 24.0)
     check_largest(pos, PERP_USDC, risk, target, floor, risk.p_liq(pos) if hinted else None)
 
 
@@ -234,7 +236,7 @@ def test_a_step_function_p_still_sizes_exactly(weth, health, goal, way):
 def test_hints_are_only_hints():
     """A wrong P of the untouched position never changes the answer's guarantees: amount 0 is still
     evaluated when the answer comes down to it."""
-    risk = AnalyticRisk.from_annual({"WETH": 0.8})
+    risk = LawRisk.from_annual(GaussLaw(), {"WETH": 0.8})
     safe = lending({"WETH": 10}, {"USDC": 5_000})
     assert risk.p_liq(safe) <= 0.005
     got = smallest_to_target(safe, ActionKind.TOP_UP, WETH, risk.p_liq, 0.005, p_before=0.9)  # says risky
@@ -256,7 +258,7 @@ def test_hints_are_only_hints():
 
 
 # ------------------------------------------------------------------ how many P evaluations
-REPRESENTATIVE_RISK = AnalyticRisk.from_annual({"WETH": 0.8}, 24.0)
+REPRESENTATIVE_RISK = LawRisk.from_annual(GaussLaw(), {"WETH": 0.8}, 24.0)
 
 
 def searches_of_a_plan(pos: Position) -> tuple[list[int], int]:

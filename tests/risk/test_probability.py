@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk import perp_math as pm
 from keeper.risk.health import lending_health
-from keeper.risk.probability import (analytic_position_probability, exposures,
+from keeper.risk.probability import (exposures,
                                      first_passage_probability, first_passage_probability_discrete,
                                      liquidated_now, liquidation_probability, monte_carlo_liquidation,
                                      morpho_incentive)
@@ -191,8 +191,6 @@ def test_monte_carlo_agrees_with_analytic_discrete_monitoring(health):
     assert res.stderr[-1, 0] == pytest.approx(math.sqrt(res.p[0] * (1 - res.p[0]) / 200_000))
     # the continuous formula overstates the discretely monitored probability
     assert first_passage_probability(math.log(1 / health), VOL * math.sqrt(STEPS)) > res.p[0]
-    single = analytic_position_probability(pos, {"ETH": VOL * math.sqrt(STEPS)})
-    assert single == pytest.approx(first_passage_probability(math.log(1 / health), VOL * math.sqrt(STEPS)))
 
 
 def test_fine_grid_approaches_continuous_formula():

@@ -1,0 +1,80 @@
+"""``keeper fit``: fit the risk model's law on hourly price history and write the parameters file
+that ``policy.model_params`` (the daemon, ``plan``, ``rebalance``, ``stress``) and
+``keeper backtest --params`` read — so the benchmarks and the product run one set of numbers.
+
+    keeper fit --prices ETHUSDT_binance_1h.csv BTCUSDT_binance_1h.csv --to 2022-01-01 --out fit.json
+
+Only bars inside ``--from`` .. ``--to`` are used (tune on the past, report on what follows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from keeper.errors import ConfigError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("fit", help="fit the risk model's law on price history; write a parameters file",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prices", nargs="+", metavar="CSV", help="hourly OHLC files (default: ETH and BTC from shared data)")
+    p.add_argument("--model", choices=("tail", "analytic"), default="tail", help="which law (default tail)")
+    p.add_argument("--from", dest="start", metavar="DATE")
+    p.add_argument("--to", dest="end", metavar="DATE", help="first date NOT used (e.g. the report period's start)")
+    p.add_argument("--jump-threshold", type=float, default=0.03, metavar="U",
+                   help="hourly drops beyond this are jumps (default 0.03)")
+    p.add_argument("--slow", type=float, default=0.0, metavar="LAMBDA",
+                   help="also a slow EWMA with this lambda; vol = max(fast, slow) (default: none)")
+    p.add_argument("--out", type=Path, required=True, help="the parameters file to write (JSON)")
+    p.add_argument("--json", action="store_true", help="print the parameters as JSON")
+    p.set_defaults(keeper_handler=handle)
+    return p
+
+
+def fit_from_files(paths: list[Path], model: str, start: str | None, end: str | None, *, u: float = 0.03,
+                   slow: float = 0.0):
+    """(law, metadata) — the same fit ``bench/capital_efficiency.py`` runs on its tuning window."""
+    from keeper.backtest.policies import fit_tail
+    from keeper.backtest.prices import load_prices
+    from keeper.risk.laws import GaussLaw
+
+    try:
+        series = [s.window(start, end) for s in load_prices(paths, aligned=False)]
+    except FileNotFoundError as e:
+        raise ConfigError(f"no price file at {e.filename}") from None
+    if any(len(s) < 500 for s in series):
+        raise ConfigError(f"fewer than 500 hourly bars in {start or 'start'} .. {end or 'end'} for "
+                          + ", ".join(s.symbol for s in series if len(s) < 500))
+    if model == "analytic":
+        law = GaussLaw(fitted_on=f"{'+'.join(s.symbol for s in series)} (EWMA 0.94: nothing to fit)")
+    else:
+        try:
+            law = fit_tail(series, u=u, slow=slow)
+        except ValueError as e:
+            raise ConfigError(f"cannot fit the tail law: {e}") from None
+    meta = {"fitted_on": law.to_dict()["fitted_on"], "window": [start, end], "files": [str(p) for p in paths],
+            "bars": {s.symbol: len(s) for s in series}}
+    return law, meta
+
+
+def handle(args) -> int:
+    from keeper.backtest.prices import default_files
+    from keeper.risk.params import params_document
+
+    paths = [Path(p) for p in args.prices] if args.prices else default_files("ETH", "BTC")
+    law, meta = fit_from_files(paths, args.model, args.start, args.end, u=args.jump_threshold, slow=args.slow)
+    doc = params_document(law, {**meta, "command": "keeper " + shlex.join(sys.argv[1:])})
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as e:
+        raise ConfigError(f"cannot write {args.out}: {e.strerror}") from None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{law.describe()}\n  fitted on {meta['fitted_on']} ({args.start or 'start'} .. {args.end or 'end'})\n"
+              f"  written to {args.out}; use it with policy.model_params or keeper backtest --params")
+    return 0
