@@ -306,6 +306,12 @@ class Keeper:
                                                                  "why": p.price_issue})
                 self.alerter.notify("stale_oracle", "warning", f"{self.name}: price unusable", p.price_issue or "",
                                     position=p.key)
+        fell_back = getattr(self.risk, "fallbacks", None)
+        if fell_back:  # the learned model could not compute its features for these assets
+            why = f"learned model features unavailable for {', '.join(sorted(fell_back))}: the tail model decided"
+            log.warning(why, extra={"event": "model_fallback", "assets": sorted(fell_back), "block": block})
+            self.alerter.notify("model_fallback", "warning", f"{self.name}: risk model fallback", why)
+            fell_back.clear()
         for book, plan in later:
             for alert in plan.alerts:
                 log.warning(alert, extra={"event": "alert", "vault": book.vault})

@@ -44,7 +44,7 @@ def test_plan_then_rebalance_execute(tmp, w3, devnet):
         assert p["model"] == "tail" and p["horizon_hours"] > 0 and 0 <= p["p_liq"] <= 1 and p["name"]
         assert all(set(v) == {"annual", "source"} for v in p["vols"].values())
     weth = next(p["vols"]["WETH"] for p in doc["positions"] if "WETH" in p["vols"])
-    assert weth == {"annual": 0.8, "source": "override"}
+    assert weth == {"annual": pytest.approx(0.8), "source": "override"}
     alice = devnet["keeper_vaults"]["alice"]["address"]
     nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
     dry = run(tmp, "rebalance", f"{alice[:10]}:morpho", "--vol", "WETH=0.8")

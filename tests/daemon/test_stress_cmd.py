@@ -41,7 +41,12 @@ def test_stress_from_a_positions_file(tmp_path, anvil, devnet):
     carol = next(k for k, p in by_kind.items()
                  if p.account.lower() == devnet["roles"]["carol"].lower() and p.protocol.value == "aave_v3")
     assert rows[eth_long]["p_liq_24"] > rows[carol]["p_liq_24"]  # a 5x long vs a 1.39-health loan
-    assert out["calibration"]["WETH"].startswith("--vol")
+    # the configured model's paths (the default: the tail law), the vols named with their sources
+    assert out["calibration"]["WETH"] == "150%/yr (override)" and "Student-t" in out["calibration"]["law"]
+    assert out["model"].startswith("tail model")
+    # stablecoins are stressed by depegs of their own: a falling USDC hurts no borrower of USDC
+    assert all(r["depeg USDC -10%"] is False for r in rows.values() if "depeg USDC -10%" in r)
+    assert any("depeg USDC +5%" in r for r in rows.values())
     assert (tmp_path / "out" / "stress_fan.png").stat().st_size > 10_000
 
 
