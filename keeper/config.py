@@ -161,6 +161,11 @@ class PolicyConfig(_Strict):
                                                                         "with too little chain history")
     vols: dict[str, float] = Field(default_factory=dict, description="annualised vol overrides per symbol")
     mc_paths: int = Field(20_000, ge=1000, le=1_000_000, description="paths of the mc model")
+    target_gap: float | None = Field(None, gt=0, lt=1, description="price-move bands: a protective action lands "
+                                                                     "this fractional move beyond the distance where "
+                                                                     "P = epsilon (replaces target_fraction)")
+    release_gap: float | None = Field(None, gt=0, lt=1, description="... and excess is released only beyond another "
+                                                                      "release_gap (replaces release_fraction)")
 
     @field_validator("vols")
     @classmethod
@@ -172,6 +177,8 @@ class PolicyConfig(_Strict):
 
     @model_validator(mode="after")
     def _model_inputs(self) -> "PolicyConfig":
+        if (self.target_gap is None) != (self.release_gap is None):
+            raise ValueError("target_gap and release_gap go together")
         if self.model == "learned" and self.model_bundle is None:
             raise ValueError("policy.model = learned needs policy.model_bundle (a `keeper train` bundle)")
         return self

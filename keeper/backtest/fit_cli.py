@@ -28,6 +28,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="hourly drops beyond this are jumps (default 0.03)")
     p.add_argument("--slow", type=float, default=0.0, metavar="LAMBDA",
                    help="also a slow EWMA with this lambda; vol = max(fast, slow) (default: none)")
+    p.add_argument("--jump-regime", choices=("none", "vol", "ratio", "vol+ratio"), default="vol",
+                   help="jump rate conditioned on the vol regime (default vol: the benchmarks' pick)")
+    p.add_argument("--exponent-scale", type=float, default=0.25, metavar="K",
+                   help="shrink the fitted regime exponents by K (default 0.25: the benchmarks' pick)")
+    p.add_argument("--nu", default="10", metavar="NU|fit",
+                   help="the diffusion's Student-t degrees of freedom, or 'fit' (default 10: the benchmarks' pick)")
     p.add_argument("--out", type=Path, required=True, help="the parameters file to write (JSON)")
     p.add_argument("--json", action="store_true", help="print the parameters as JSON")
     p.set_defaults(keeper_handler=handle)
@@ -35,8 +41,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def fit_from_files(paths: list[Path], model: str, start: str | None, end: str | None, *, u: float = 0.03,
-                   slow: float = 0.0):
-    """(law, metadata) — the same fit ``bench/capital_efficiency.py`` runs on its tuning window."""
+                   slow: float = 0.0, jump_regime: str = "vol", exponent_scale: float = 0.25,
+                   nu: float | None = 10.0):
+    """(law, metadata) — the same fit ``bench/capital_efficiency.py`` runs on its tuning window
+    (its default variant: ``fit_tail(tune, jump_regime="vol", nu=10, exponent_scale=0.25)``)."""
     from keeper.backtest.policies import fit_tail
     from keeper.backtest.prices import load_prices
     from keeper.risk.laws import GaussLaw
@@ -52,7 +60,8 @@ def fit_from_files(paths: list[Path], model: str, start: str | None, end: str | 
         law = GaussLaw(fitted_on=f"{'+'.join(s.symbol for s in series)} (EWMA 0.94: nothing to fit)")
     else:
         try:
-            law = fit_tail(series, u=u, slow=slow)
+            law = fit_tail(series, u=u, slow=slow, jump_regime="" if jump_regime == "none" else jump_regime,
+                           exponent_scale=exponent_scale, nu=nu)
         except ValueError as e:
             raise ConfigError(f"cannot fit the tail law: {e}") from None
     meta = {"fitted_on": law.to_dict()["fitted_on"], "window": [start, end], "files": [str(p) for p in paths],
@@ -65,7 +74,14 @@ def handle(args) -> int:
     from keeper.risk.params import params_document
 
     paths = [Path(p) for p in args.prices] if args.prices else default_files("ETH", "BTC")
-    law, meta = fit_from_files(paths, args.model, args.start, args.end, u=args.jump_threshold, slow=args.slow)
+    try:
+        nu = None if str(args.nu).lower() == "fit" else float(args.nu)
+    except ValueError:
+        raise ConfigError(f"--nu: a number > 2 or 'fit', got {args.nu!r}") from None
+    if nu is not None and not nu > 2:
+        raise ConfigError("--nu must be > 2")
+    law, meta = fit_from_files(paths, args.model, args.start, args.end, u=args.jump_threshold, slow=args.slow,
+                               jump_regime=args.jump_regime, exponent_scale=args.exponent_scale, nu=nu)
     doc = params_document(law, {**meta, "command": "keeper " + shlex.join(sys.argv[1:])})
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keeper.backtest.engine import Gas, Result, driver_of, lending_position, policy_thresholds, run
+from keeper.backtest.engine import (
+    Gas,
+    Result,
+    driver_of,
+    lending_position,
+    policy_thresholds,
+    run,
+)
 from keeper.backtest.metrics import Metrics, combine, summarize
-from keeper.backtest.policies import RiskPolicy, SeriesModel, StaticPolicy, fit_tail
-from keeper.risk.laws import TailLaw
+from keeper.backtest.policies import RiskPolicy, SeriesModel, StaticPolicy
 from keeper.backtest.prices import PriceSeries
+from keeper.risk.laws import TailLaw
+
+DEFAULT_GAS = Gas()
 
 
 def pareto_front(points: np.ndarray) -> np.ndarray:
@@ -43,11 +52,17 @@ def static_grid(triggers=None, gaps=(0.1, 0.2), boosts=(0.15, 0.3)) -> list[Stat
 
 
 def risk_grid(model=None, epsilons=(1e-4, 5e-5, 2e-5, 1e-5), horizons=(2, 6),
-              bands=((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3), (0.75, 0.5))) -> list[RiskPolicy]:
-    """``bands``: (target_below, release_below) pairs, multiples of epsilon (hysteresis in P)."""
+              bands=((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3), (0.75, 0.5)),
+              holds=(0,), gaps=None, **policy) -> list[RiskPolicy]:
+    """``bands``: (target_below, release_below) pairs, multiples of epsilon (hysteresis in P);
+    ``gaps``: instead, (target_gap, release_gap) pairs (hysteresis in distance, ``RiskPolicy``);
+    ``holds``: ``hold_hours`` values; ``policy``: further fixed ``RiskPolicy`` fields."""
     model = SeriesModel(TailLaw()) if model is None else model
-    return [RiskPolicy(float(e), int(h), float(rb), model, float(tb))
-            for h, e, (tb, rb) in itertools.product(horizons, epsilons, bands)]
+    if gaps is not None:
+        return [RiskPolicy(float(e), int(h), 0.05, model, None, int(hold), float(gt), float(gr), **policy)
+                for h, e, (gt, gr), hold in itertools.product(horizons, epsilons, gaps, holds)]
+    return [RiskPolicy(float(e), int(h), float(rb), model, float(tb), hold_hours=int(hold), **policy)
+            for h, e, (tb, rb), hold in itertools.product(horizons, epsilons, bands, holds)]
 
 
 @dataclass
@@ -75,7 +90,7 @@ class Evaluator:
     """Runs policies over a fixed list of series, caching each risk model's probability matrix per
     (asset, model, horizon) so a grid over epsilon costs one model evaluation."""
 
-    def __init__(self, series: list[PriceSeries], *, delay_bars: int = 1, gas: Gas = Gas(),
+    def __init__(self, series: list[PriceSeries], *, delay_bars: int = 1, gas: Gas = DEFAULT_GAS,
                  make_position=default_position, keep_results: bool = False):
         self.series, self.delay_bars, self.gas = series, delay_bars, gas
         self.make_position, self.keep_results = make_position, keep_results
@@ -116,6 +131,13 @@ def frontier(evals: list[Evaluated]) -> list[Evaluated]:
         return []
     idx = pareto_front(np.array([[e.metrics.avg_buffer, e.metrics.transactions] for e in ok]))
     return [ok[i] for i in idx]
+
+
+def cheapest_within(evals: list[Evaluated], max_per_asset: list[int]) -> Evaluated | None:
+    """:func:`cheapest` among the points with, on every asset, at most ``max_per_asset[i]``
+    transactions (the static pick's: "no more transactions" asked asset by asset)."""
+    ok = [e for e in evals if all(m.transactions <= cap for m, cap in zip(e.per_asset, max_per_asset))]
+    return cheapest(ok)
 
 
 def cheapest(evals: list[Evaluated], max_transactions: int | None = None) -> Evaluated | None:

@@ -12,6 +12,9 @@ liquidation, see ``book.py``), computed once for the whole series at the bar clo
 distances by ``d = 1 - 1/health``. ``RiskPolicy`` keeps P(liq within h) <= epsilon: its trigger is
 the smallest distance whose probability is <= epsilon, it tops up to the distance at
 ``epsilon * target_below`` and releases only when P < ``epsilon * release_below`` (hysteresis).
+With ``target_gap``/``release_gap`` (> 0) the bands are in distance instead: the target sits a log
+price fall of ``target_gap`` above the trigger, the release a rise of ``release_gap`` above the
+target (asymmetric hysteresis that does not depend on how steep P is there).
 
 Models are objects with ``prepare(series) -> state`` (everything per bar, causal: row t uses bars
 0..t only) and ``prob(state, distance, horizon_hours) -> P`` with ``distance`` shaped (n, G).
@@ -27,7 +30,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 from keeper.backtest.prices import PriceSeries
-from keeper.risk.laws import GaussLaw, Law, TailLaw
+from keeper.risk.laws import Law, TailLaw
 
 GRID = np.geomspace(0.004, 0.9, 48)   # distances the models are evaluated on before interpolation
 
@@ -78,6 +81,12 @@ class RiskPolicy:
     model: object = None
     target_below: float | None = None    # default sqrt(release_below): midway in log P
     hold_hours: int = 0                  # release only past the max release level of the last hours
+    target_gap: float = 0.0              # > 0: the bands in distance, not P (below)
+    release_gap: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.target_gap < 0 or self.release_gap < 0 or (self.target_gap > 0) != (self.release_gap > 0):
+            raise ValueError("target_gap and release_gap: both > 0 (bands in distance) or both 0 (in P)")
 
     def levels(self) -> tuple[float, float, float]:
         tb = self.target_below if self.target_below is not None else float(np.sqrt(self.release_below))
@@ -94,7 +103,12 @@ class RiskPolicy:
     def thresholds(self, series: PriceSeries, p: np.ndarray | None = None) -> Thresholds:
         """``p``: a precomputed :meth:`prob_matrix` (grids over epsilon share one)."""
         p = self.prob_matrix(series) if p is None else p
-        trig, tgt, rel = (distance_at(p, level) for level in self.levels())
+        if self.target_gap > 0:   # bands as log price moves: fall target_gap to the trigger, rise release_gap to release
+            trig = distance_at(p, self.epsilon)
+            tgt = -np.expm1(np.log1p(-trig) - self.target_gap)
+            rel = -np.expm1(np.log1p(-tgt) - self.release_gap)
+        else:
+            trig, tgt, rel = (distance_at(p, level) for level in self.levels())
         if self.hold_hours > 1:   # releases answer to the most demanding level of the last hours
             rel, rtgt = rolling_max(rel, self.hold_hours), rolling_max(tgt, self.hold_hours)
         else:
@@ -102,10 +116,13 @@ class RiskPolicy:
         return Thresholds(trig, tgt, rel, rtgt)
 
     def label(self) -> str:
-        _, tb, rb = self.levels()
         tag = getattr(self.model, "tag", "")
-        return (f"risk{' ' + tag if tag else ''} eps {self.epsilon:g} h {self.horizon_hours} "
-                f"tgt {tb / self.epsilon:g}eps rel {rb / self.epsilon:g}eps"
+        if self.target_gap > 0:
+            band = f"tgt +{self.target_gap:.3g} rel +{self.release_gap:.3g}"
+        else:
+            _, tb, rb = self.levels()
+            band = f"tgt {tb / self.epsilon:g}eps rel {rb / self.epsilon:g}eps"
+        return (f"risk{' ' + tag if tag else ''} eps {self.epsilon:g} h {self.horizon_hours} {band}"
                 + (f" hold {self.hold_hours}h" if self.hold_hours > 1 else ""))
 
 
@@ -154,10 +171,11 @@ class SeriesModel:
         return self.law.prob(x, state[:, None, :], horizon_hours)
 
 
-def fit_tail(tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0) -> TailLaw:
-    """:meth:`TailLaw.fit` on price series (labelled with their symbols and bar count)."""
+def fit_tail(tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0, **fit) -> TailLaw:
+    """:meth:`TailLaw.fit` on price series (labelled with their symbols and bar count); ``fit``:
+    its further keywords (``jump_regime``, ``long``, ``jump_min``, ...)."""
     return TailLaw.fit([s.close for s in tuning], [s.low for s in tuning], u=u, fast=fast, slow=slow,
-                       label=f"{'+'.join(s.symbol for s in tuning)} {sum(len(s) - 1 for s in tuning)} bars")
+                       label=f"{'+'.join(s.symbol for s in tuning)} {sum(len(s) - 1 for s in tuning)} bars", **fit)
 
 
 @dataclass

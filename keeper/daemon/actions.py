@@ -34,7 +34,8 @@ def policy_from(cfg: Config) -> Policy:
     p = cfg.policy
     return Policy(epsilon=p.epsilon, horizon_hours=p.horizon_hours, target_fraction=p.target_fraction,
                   release_fraction=p.release_fraction, min_action_usd=p.min_action_usd,
-                  cooldown_blocks=p.cooldown_blocks, release_cooldown_blocks=p.release_cooldown_blocks)
+                  cooldown_blocks=p.cooldown_blocks, release_cooldown_blocks=p.release_cooldown_blocks,
+                  target_gap=p.target_gap, release_gap=p.release_gap)
 
 
 @dataclass

@@ -109,6 +109,7 @@ class Keeper:
         self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
         self._sched: BackgroundScheduler | None = None
         self.model_choice: ModelChoice | None = None
+        self.model_assets: dict[str, str] = {}
         self.risk: RiskModel | None = None
         self.block_seconds: float | None = None  # measured from the heads' timestamps
         self._last_head: tuple[int, int] | None = None  # (block, timestamp) of the last tick
@@ -140,6 +141,8 @@ class Keeper:
         self.recorder = SnapshotWriter(self.store, on_error=self._record_failed)
         snap = self._with_watched(self.reader.read())
         self.model_choice = choose(self.cfg, self.price_files)
+        # every asset a vault could move into a position, held yet or not (a top-up candidate needs a vol)
+        self.model_assets = {a.symbol: a.address.lower() for a in asset_params(self.reader, snap)}
         self.set_model(self.build_model(snap.positions, snap.block, stored=True))
         if not self.dry_run:
             report = reconcile_journal(self.cfg, self._session(snap))
@@ -159,7 +162,7 @@ class Keeper:
         """The configured model on fresh history: the feeds' rounds read back (through ``mc``, the
         tick's reader by default) and, with ``stored``, the store's; price files; default vols."""
         assert self.model_choice is not None
-        syms = symbol_assets(positions)
+        syms = {**symbol_assets(positions), **self.model_assets}
         rounds = chain_rounds(syms, self.reader.asset_feeds, oracle=OracleReader(mc or self.reader.mc, []), head=block,
                               count=self.cfg.daemon.refit_rounds,
                               stored=(lambda feed: self.store.price_rounds(self.name, feed)) if stored else None)

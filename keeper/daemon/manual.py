@@ -23,7 +23,7 @@ from keeper.daemon.wiring import build_reader
 from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError, TemporaryError
 from keeper.plan.fees import GWEI, FeePolicy, urgency
-from keeper.plan.planner import Plan, Policy
+from keeper.plan.planner import Plan, Policy, levels_of
 from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
@@ -58,7 +58,7 @@ def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] 
     books = read_books(reader, snap, ccfg, assets)
     policy = policy_from(cfg)
     risk, warnings = model_for(cfg, snap.positions, reader=reader, block=snap.block, price_files=price_files,
-                               overrides=vols)
+                               overrides=vols, assets=assets)
     return Session(name, client, reader, snap, assets, books, risk, policy, warnings)
 
 
@@ -97,6 +97,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
     """The action an operator asked for, sized and checked against the vault's reserve."""
     risk, policy = session.risk, session.policy
     p0 = risk.p_liq(pos)
+    target = levels_of(risk, policy, pos)[0]
 
     def reason(after: Position, note: str) -> Reason:
         return Reason(p0, risk.p_liq(after), pos.health, after.health, policy.epsilon, policy.horizon_hours,
@@ -115,14 +116,14 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         floor = book.floors.get(pos.key, policy.default_health_floor) * (1 + policy.floor_margin)
         best = None
         for params in candidates:
-            opt = largest_withdrawal(pos, params, risk.p_liq, policy.target, floor)
+            opt = largest_withdrawal(pos, params, risk.p_liq, target, floor)
             if opt is not None and opt.raw > 0 and (best is None or opt.value_usd > best.value_usd):
                 best = opt
         if best is None:
             raise ConfigError(f"{pos.key}: no excess to release (P {p0:.2e}, health {pos.health:.4f}, floor {floor:.3f})")
         amt = best.raw / 10**30 if pos.perp is not None else best.raw / best.params.unit
         return Action(ActionKind.WITHDRAW_EXCESS, pos.key, best.params.asset, amt, best.raw,
-                      reason(best.after, f"operator: release excess down to P <= {policy.target:.2e} and the floor"),
+                      reason(best.after, f"operator: release excess down to P <= {target:.2e} and the floor"),
                       usd=best.value_usd)
     if amount is not None:
         if asset is None:
@@ -149,14 +150,14 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
                 if goal is not None:
                     opt = smallest_to_target(pos, kind, params, lambda q: 0.0 if q.health >= goal else 1.0, 0.5)
                 else:
-                    opt = smallest_to_target(pos, kind, params, risk.p_liq, policy.target)
+                    opt = smallest_to_target(pos, kind, params, risk.p_liq, target)
                 if opt is not None:
                     options.append(opt)
         options = [o for o in options if o.raw <= book.reserve.get(o.params.address)] or options
         if not options:
             raise ConfigError(f"{pos.key}: no asset the vault could add reaches the target")
         best = min(options, key=lambda o: o.cost_usd)
-        note = (f"operator: to health {goal:g}" if goal is not None else f"operator: to P <= {policy.target:.2e}")
+        note = (f"operator: to health {goal:g}" if goal is not None else f"operator: to P <= {target:.2e}")
         action = Action(best.kind, pos.key, best.params.asset, best.raw / best.params.unit, best.raw,
                         reason(best.after, note), usd=best.value_usd)
     if action.kind in (ActionKind.TOP_UP, ActionKind.REPAY):

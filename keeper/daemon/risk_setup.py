@@ -267,13 +267,14 @@ def assemble_model(cfg: Any, choice: ModelChoice, symbols: Sequence[str], rounds
 
 def model_for(cfg: Any, positions: Sequence[Any], *, reader: Any = None, block: int | None = None,
               price_files: Sequence[Path] = (), overrides: Mapping[str, float] | None = None,
-              choice: ModelChoice | None = None) -> tuple[RiskModel, list[str]]:
+              choice: ModelChoice | None = None, assets: Sequence[Any] = ()) -> tuple[RiskModel, list[str]]:
     """The configured model for ``positions`` outside the daemon (``plan``, ``rebalance``,
-    ``stress``): the feeds' rounds through ``reader`` at ``block`` when given."""
+    ``stress``): the feeds' rounds through ``reader`` at ``block`` when given. ``assets``: every
+    asset a vault could move (``AssetParams``), so top-up candidates not held yet have a vol."""
     from keeper.chain.oracle import OracleReader
 
     choice = choice or choose(cfg, price_files)
-    syms = symbol_assets(positions)
+    syms = {**symbol_assets(positions), **{a.symbol: a.address.lower() for a in assets}}
     rounds = (chain_rounds(syms, reader.asset_feeds, oracle=OracleReader(reader.mc, []), head=block,
                            count=cfg.daemon.refit_rounds) if reader is not None else {})
     return assemble_model(cfg, choice, list(syms), rounds, overrides)

@@ -63,10 +63,19 @@ class Policy:
     floor_margin: float = 0.005  # withdrawals keep health >= floor * (1 + margin): ours is an estimate
     aave_bonus: float = 0.05  # liquidation bonus for the expected loss of Aave-style positions
     partial_steps: int = 4  # menu points per position when the reserve is short
+    # Price-move bands (the backtests' ``RiskPolicy(target_gap=, release_gap=)``): land a protective
+    # action a log move ``target_gap`` of the position's factor beyond the trigger distance where
+    # P = epsilon, release only beyond another ``release_gap``. They replace the two fractions.
+    target_gap: float | None = None
+    release_gap: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.epsilon < 1:
             raise ValueError("epsilon must be in (0, 1)")
+        if (self.target_gap is None) != (self.release_gap is None):
+            raise ValueError("target_gap and release_gap go together")
+        if self.target_gap is not None and not (0 < self.target_gap < 1 and 0 < self.release_gap < 1):
+            raise ValueError("target_gap and release_gap must be fractions in (0, 1)")
         if not 0 < self.release_fraction < self.target_fraction <= 1:
             raise ValueError("need 0 < release_fraction < target_fraction <= 1")
         if (self.cooldown_blocks < 0 or self.release_cooldown_blocks < 0 or self.max_actions_per_tick < 1
@@ -116,30 +125,48 @@ class _Planner:
         self.alerts: list[str] = []
         self.allocation: Allocation | None = None
         self._lead_models: dict[float, RiskModel] = {}
+        self._levels: dict[str, tuple[float, float]] = {}
+
+    def _model_for(self, position: Position) -> RiskModel:
+        lead = position.extra.get("lead_hours", 0.0)
+        if lead > 0 and hasattr(self.risk, "with_lead"):
+            model = self._lead_models.get(lead)
+            if model is None:
+                model = self._lead_models[lead] = self.risk.with_lead(lead)
+            return model
+        return self.risk
+
+    def levels(self, pos: Position) -> tuple[float, float]:
+        """(target P, release P) of a position: the policy's fractions of epsilon, or with price-move
+        bands the P at the band's distances for this position's factor (computed once per plan, on
+        the position as read)."""
+        pol = self.policy
+        if pol.target_gap is None or pol.release_gap is None:
+            return pol.target, pol.release
+        hit = self._levels.get(pos.key)
+        if hit is None:
+            gl = getattr(self._model_for(pos), "gap_levels", None)
+            got = gl(pos, pol.epsilon, pol.target_gap, pol.release_gap) if gl is not None else None
+            hit = self._levels[pos.key] = got if got is not None else (pol.target, pol.release)
+        return hit
 
     # ------------------------------------------------------------------ sizing
     def _p(self, position: Position) -> float:
         """P(liquidation within the horizon); for a position whose protection lands late (a GMX
         PositionRouter request: ``extra["lead_hours"]``), within the horizon plus that delay, so the
         keeper acts that much earlier (models without ``with_lead`` ignore it)."""
-        lead = position.extra.get("lead_hours", 0.0)
-        if lead > 0 and hasattr(self.risk, "with_lead"):
-            model = self._lead_models.get(lead)
-            if model is None:
-                model = self._lead_models[lead] = self.risk.with_lead(lead)
-            return float(model.p_liq(position))
-        return float(self.risk.p_liq(position))
+        return float(self._model_for(position).p_liq(position))
 
     def smallest(self, pos: Position, kind: ActionKind, params: AssetParams,
                  p: float | None = None) -> Sized | None:
         """``p``: P of ``pos`` if already known (steers the search's first guess only)."""
-        return smallest_to_target(pos, kind, params, self._p, self.policy.target, p_before=p)
+        return smallest_to_target(pos, kind, params, self._p, self.levels(pos)[0], p_before=p)
 
     def floor_of(self, pos: Position) -> float:
         return self.floors.get(pos.key, self.policy.default_health_floor) * (1 + self.policy.floor_margin)
 
     def largest_withdrawal(self, pos: Position, params: AssetParams, p: float | None = None) -> Sized | None:
-        return largest_withdrawal(pos, params, self._p, self.policy.target, self.floor_of(pos), p_before=p)
+        return largest_withdrawal(pos, params, self._p, self.levels(pos)[0], self.floor_of(pos), p_before=p)
 
     # --------------------------------------------------------------- options
     def options(self, pos: Position, p: float | None = None) -> list[Sized]:
@@ -171,6 +198,11 @@ class _Planner:
         amount = opt.raw / USD_RAW if perp_release else opt.raw / opt.params.unit
         return Action(kind or opt.kind, pos.key, opt.params.asset, amount, opt.raw,
                       self.reason(pos, p, opt.after, opt.p_after, note), target_key, opt.value_usd)
+
+
+def levels_of(risk: RiskModel, policy: Policy, pos: Position) -> tuple[float, float]:
+    """(target P, release P) of one position under ``policy`` (as the planner sets them)."""
+    return _Planner(risk, Reserve(), (), policy, pos.block, {}, {}).levels(pos)
 
 
 def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized) -> str:
@@ -230,7 +262,7 @@ def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, asset
         cooling = last is not None and block - last < wait
         if p > policy.epsilon:
             risky.append((pos, p))
-        elif p < policy.release:
+        elif p < pl.levels(pos)[1]:
             if cooling:
                 pl.skipped.append((pos.key, f"P {p:.2e} below the release level but acted on at block {last}: "
                                             f"no release until block {last + wait}"))
@@ -400,6 +432,7 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
         pl.skipped.append((pos.key, f"release of {o.value_usd:,.2f} USD below the minimum action size"))
         return None
     parts = "; ".join(f"{x.params.symbol} {x.value_usd:,.2f} USD" for x in opts)
-    note = (f"P {p:.2e} < release level {pl.policy.release:.2e}: release to the target level "
-            f"{pl.policy.target:.2e}, health floor {pl.floor_of(pos):.3f}; releasable: {parts}")
+    target, release = pl.levels(pos)
+    note = (f"P {p:.2e} < release level {release:.2e}: release to the target level "
+            f"{target:.2e}, health floor {pl.floor_of(pos):.3f}; releasable: {parts}")
     return pl.action(pos, p, o, note)

@@ -82,21 +82,30 @@ def exposures_of(position: Position) -> tuple[bool, dict[str, float], float] | N
     return margin < 0, e, k
 
 
-def reduce_position(position: Position, market: Market) -> Factor | float:
-    """The position's factor, or a fixed P: 0.0 (nothing can liquidate it), 1.0 (liquidated now)."""
+def reduce_position(position: Position, market: Market, *, shape: bool = False) -> Factor | float:
+    """The position's factor, or a fixed P: 0.0 (nothing can liquidate it), 1.0 (liquidated now).
+    ``shape``: the factor even when liquidated now (its ``x`` is then <= 0), for the levels a
+    policy sets from the factor's vol; still 0.0 when nothing can liquidate it."""
     ex = exposures_of(position)
     if ex is None:
         return 0.0
     now, e, k = ex
-    if now:
+    if now and not shape:
         return 1.0
     n = max(k, 0.0) + sum(v for v in e.values() if v > 0)
     d = max(-k, 0.0) + sum(-v for v in e.values() if v < 0)
     if d <= 0:
         return 0.0
-    if n <= d:
+    if n <= 0:
+        return 1.0
+    if n <= d and not shape:
         return 1.0
     syms = [s for s, v in e.items() if v != 0]
+    if len(syms) == 1:  # one volatile asset (perps, single-collateral lending): no correlation to weigh
+        s = syms[0]
+        st = market.state(s)
+        w1 = e[s] / n if e[s] > 0 else e[s] / d
+        return Factor(math.log(n / d), abs(w1) * st.sigma, abs(w1), 0.0, s, st.extra)
     w, sig, extra = [], [], []
     for s in syms:
         st = market.state(s)

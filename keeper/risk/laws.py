@@ -28,6 +28,17 @@ Laws
   hour's low below the last close in excess of ``u`` arrive at ``lam_u`` per hour with
   generalised-Pareto sizes (``xi``, ``beta``), independent of the vol: the calm-market crashes.
   Fitted on a tuning window only (:meth:`TailLaw.fit`).
+
+  Regime-conditioned jumps (``jump_vol`` or ``jump_ratio`` non-zero): the jump intensity becomes
+  ``lam_u * m`` with ``m = (fast / jump_ref) ** jump_vol * (fast / long) ** jump_ratio``, clipped
+  to ``[jump_min, jump_max]`` (``jump_max`` 0: no cap), where ``fast`` is the fast-EWMA hourly vol
+  and ``long`` an EWMA(``long``) vol (its ratio to the fast one is a vol-of-vol: a market whose vol
+  just jumped). The sizes stay GPD (in the tuning data the share of large drops among the drops
+  beyond ``u`` barely depends on the vol; their rate does, by ~2 orders of magnitude). The state
+  then has three columns ``(sigma, fast, long)``; ``prob_scalar``'s ``extra`` is ``(fast, long)``
+  (without extras, or with a one-column state, ``fast = long = sigma``). :meth:`TailLaw.fit` fits
+  the exponents by Poisson maximum likelihood of the drops beyond ``u`` on the state of the bar
+  before.
 """
 
 from __future__ import annotations
@@ -112,7 +123,8 @@ class GaussLaw:
 
 @dataclass(frozen=True)
 class TailLaw:
-    """Student-t diffusion plus generalised-Pareto jumps (module doc)."""
+    """Student-t diffusion plus generalised-Pareto jumps, optionally at a regime-dependent rate
+    (module doc)."""
 
     fast: float = 0.94
     slow: float = 0.0          # > 0: also an EWMA with this lambda, vol = max(fast, slow)
@@ -122,6 +134,12 @@ class TailLaw:
     xi: float = 0.2
     beta: float = 0.02
     fitted_on: str = "defaults"
+    long: float = 0.0          # EWMA lambda of the long vol in the vol-of-vol ratio (needed by jump_ratio)
+    jump_vol: float = 0.0      # exponent of fast / jump_ref in the jump intensity
+    jump_ratio: float = 0.0    # exponent of fast / long in the jump intensity
+    jump_ref: float = 0.01     # hourly vol at which the intensity is lam_u (with fast = long)
+    jump_min: float = 0.0      # the intensity multiplier's floor
+    jump_max: float = 0.0      # and cap (0: none)
     kind: str = field(default="tail", init=False)
 
     def __post_init__(self) -> None:
@@ -129,51 +147,133 @@ class TailLaw:
             raise ValueError("nu must be > 2 (a finite variance)")
         if self.lam_u < 0 or self.beta <= 0 or self.u < 0:
             raise ValueError("need lam_u >= 0, beta > 0, u >= 0")
-        for lam in (self.fast,) + ((self.slow,) if self.slow else ()):
+        for lam in (self.fast,) + ((self.slow,) if self.slow else ()) + ((self.long,) if self.long else ()):
             if not 0 < lam < 1:
                 raise ValueError("EWMA lambdas must be in (0, 1)")
+        if self.jump_ratio and not self.long:
+            raise ValueError("jump_ratio needs a long EWMA lambda")
+        if self.jump_ref <= 0 or self.jump_min < 0 or self.jump_max < 0 or (
+                self.jump_max and self.jump_max < self.jump_min):
+            raise ValueError("need jump_ref > 0 and 0 <= jump_min <= jump_max (or jump_max 0)")
+
+    @property
+    def regime(self) -> bool:
+        """True when the jump intensity depends on the state (three state columns)."""
+        return bool(self.jump_vol or self.jump_ratio)
 
     @classmethod
     def fit(cls, closes: Sequence[np.ndarray], lows: Sequence[np.ndarray], *, u: float = 0.03,
-            fast: float = 0.94, slow: float = 0.0, warmup: int = 200, label: str = "") -> "TailLaw":
+            fast: float = 0.94, slow: float = 0.0, warmup: int = 200, label: str = "",
+            jump_regime: str = "", long: float = 0.0, jump_min: float = 0.0,
+            jump_max: float = 0.0, nu: float | None = None, exponent_scale: float = 1.0) -> TailLaw:
         """Maximum-likelihood ``nu`` of the vol-standardised hourly returns (after ``warmup``
         hours), the hourly rate of bar drops beyond ``u`` and their generalised-Pareto excess sizes,
-        over every given series (pooled)."""
-        z_all, drops = [], []
+        over every given series (pooled).
+
+        ``jump_regime``: ``""`` (a constant rate), ``"vol"``, ``"ratio"`` or ``"vol+ratio"``: the
+        rate's exponents on the fast vol (``jump_ref``: its geometric mean over the fit) and on the
+        fast / long vol ratio (``long`` defaults to 0.999), by Poisson maximum likelihood of the
+        drops beyond ``u`` given the state at the close before, multiplied by ``exponent_scale``
+        (< 1 shrinks them towards a constant rate: a choice made on tuning-period backtests, since
+        the quantile the policy needs is set by the worst drops of each regime, which depend on the
+        vol less than the rate of moderate drops does). ``jump_min``/``jump_max`` are carried into
+        the law as given. ``nu``: a fixed diffusion shape instead of its maximum-likelihood value
+        (which also absorbs the jumps the jump term models)."""
+        if jump_regime not in ("", "vol", "ratio", "vol+ratio"):
+            raise ValueError(f"unknown jump_regime {jump_regime!r} (known: vol, ratio, vol+ratio)")
+        if "ratio" in jump_regime and not long:
+            long = 0.999
+        z_all, drops, lf, lr = [], [], [], []
         for c, lo in zip(closes, lows):
             c = np.asarray(c, dtype=float)
-            sig = next_hour_vol(c, fast)
-            sig = np.maximum(sig, next_hour_vol(c, slow)) if slow else sig
+            f = next_hour_vol(c, fast)
+            sig = np.maximum(f, next_hour_vol(c, slow)) if slow else f
             r = log_returns(c)
             z_all.append(r[warmup:] / sig[:-1][warmup:])
-            drops.append(bar_drops(c, lo))
+            drops.append(bar_drops(c, lo)[warmup:])            # drop in bar t+1 given the state at close t
+            lf.append(np.log(f[:-1][warmup:]))
+            lr.append(np.log(f[:-1][warmup:] / next_hour_vol(c, long)[:-1][warmup:]) if long else
+                      np.zeros(max(len(c) - 1 - warmup, 0)))
         z = np.concatenate(z_all)
         if len(z) < 100:
             raise ValueError(f"too little history to fit the tail law: {len(z)} hourly returns")
-        nu = float(stats.t.fit(z, floc=0.0)[0])
-        nu = min(max(nu, 2.2), 30.0)
+        if nu is None:
+            nu = float(stats.t.fit(z, floc=0.0)[0])
+            nu = min(max(nu, 2.2), 30.0)
         d = np.concatenate(drops)
         exc = d[d > u] - u
         label = label or f"{len(d)} bars"
+        regime: dict[str, float] = {"long": long, "jump_min": jump_min, "jump_max": jump_max}
+        lam_u = max(len(exc), 1) / len(d)
+        if jump_regime and len(exc) >= MIN_JUMPS_TO_FIT:
+            log_f, log_r = np.concatenate(lf), np.concatenate(lr)
+            ref = float(np.exp(np.mean(log_f)))
+            cols = [np.ones_like(log_f)]
+            if "vol" in jump_regime:
+                cols.append(log_f - math.log(ref))
+            if "ratio" in jump_regime:
+                cols.append(log_r)
+            X = np.column_stack(cols)
+            coef = _poisson_fit(X, (d > u).astype(float))
+            slopes = coef[1:] * exponent_scale
+            # the intercept that keeps the fitted number of drops with the shrunk exponents
+            lam_u = float(np.sum(d > u) / np.exp(X[:, 1:] @ slopes).sum())
+            k = 0
+            if "vol" in jump_regime:
+                regime["jump_vol"] = float(slopes[k])
+                k += 1
+            if "ratio" in jump_regime:
+                regime["jump_ratio"] = float(slopes[k])
+            regime["jump_ref"] = ref
+            label += f"; jump rate ~ {jump_regime}" + (f" (exponents x {exponent_scale:g})" if exponent_scale != 1 else "")
         if len(exc) < MIN_JUMPS_TO_FIT:  # too few to fit a shape: the default shape, at least one jump's rate
-            return cls(fast, slow, nu, u, max(len(exc), 1) / len(d), cls.xi, cls.beta,
-                       fitted_on=f"{label}; {len(exc)} drops beyond {u:.0%}: default jump sizes")
+            return cls(fast, slow, nu, u, lam_u, cls.xi, cls.beta,
+                       fitted_on=f"{label}; {len(exc)} drops beyond {u:.0%}: default jump sizes", **regime)
         xi, _, beta = stats.genpareto.fit(exc, floc=0.0)
-        return cls(fast, slow, nu, u, len(exc) / len(d), float(xi), float(beta), fitted_on=label)
+        return cls(fast, slow, nu, u, lam_u, float(xi), float(beta), fitted_on=label, **regime)
 
     @property
     def tag(self) -> str:
-        return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + ("" if self.lam_u else "/nojump")
+        jumps = ""
+        if not self.lam_u:
+            jumps = "/nojump"
+        elif self.regime:
+            jumps = (f"/jv{self.jump_vol:.2g}" if self.jump_vol else "") + \
+                    (f"/jr{self.jump_ratio:.2g}" if self.jump_ratio else "") + \
+                    (f"/jmin{self.jump_min:g}" if self.jump_min else "") + (f"/jmax{self.jump_max:g}" if self.jump_max else "")
+        return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + jumps
 
     def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
-        sig = next_hour_vol(close, self.fast)
-        if self.slow:
-            sig = np.maximum(sig, next_hour_vol(close, self.slow))
-        return sig[:, None]
+        f = next_hour_vol(close, self.fast)
+        sig = np.maximum(f, next_hour_vol(close, self.slow)) if self.slow else f
+        if not self.regime:
+            return sig[:, None]
+        lng = next_hour_vol(close, self.long) if self.long else f
+        return np.column_stack([sig, f, lng])
+
+    def _multiplier(self, fast, long):
+        """The jump intensity's multiplier at fast / long vols (arrays)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.ones(np.broadcast(fast, long).shape)
+            if self.jump_vol:
+                m = m * (np.maximum(fast, MIN_VOL) / self.jump_ref) ** self.jump_vol
+            if self.jump_ratio:
+                m = m * (np.maximum(fast, MIN_VOL) / np.maximum(long, MIN_VOL)) ** self.jump_ratio
+        return np.clip(m, self.jump_min, self.jump_max if self.jump_max else np.inf)
+
+    def _multiplier_scalar(self, fast: float, long: float) -> float:
+        m = 1.0
+        if self.jump_vol:
+            m *= (max(fast, MIN_VOL) / self.jump_ref) ** self.jump_vol
+        if self.jump_ratio:
+            m *= (max(fast, MIN_VOL) / max(long, MIN_VOL)) ** self.jump_ratio
+        m = max(m, self.jump_min)
+        return min(m, self.jump_max) if self.jump_max else m
 
     def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        s = np.asarray(state, dtype=float)[..., 0] * math.sqrt(horizon_hours)
+        st = np.asarray(state, dtype=float)
+        s = st[..., 0] * math.sqrt(horizon_hours)
         scale = math.sqrt(self.nu / (self.nu - 2.0))             # unit-variance t
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(s > 0, x / s * scale, np.inf)
@@ -182,7 +282,12 @@ class TailLaw:
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(j > 0, x / j, np.inf)
         tail = stats.genpareto.sf(np.maximum(y - self.u, 0.0), self.xi, scale=self.beta)
-        p_jump = -np.expm1(-self.lam_u * horizon_hours * tail)
+        rate = self.lam_u
+        if self.regime:
+            f = st[..., 1] if st.shape[-1] > 2 else st[..., 0]
+            lng = st[..., 2] if st.shape[-1] > 2 else st[..., 0]
+            rate = self.lam_u * self._multiplier(f, lng)
+        p_jump = -np.expm1(-rate * horizon_hours * tail)
         p = 1.0 - (1.0 - p_diff) * (1.0 - p_jump)
         return np.where(x <= 0, 1.0, p)
 
@@ -207,16 +312,62 @@ class TailLaw:
         else:
             p_diff = 0.0
         tail = self._gpd_sf(x / jump_exposure - self.u) if jump_exposure > 0 else 0.0
-        p_jump = -math.expm1(-self.lam_u * horizon_hours * tail)
+        rate = self.lam_u
+        if self.regime:
+            f, lng = (extra[0], extra[1]) if len(extra) >= 2 else (sigma, sigma)
+            rate *= self._multiplier_scalar(f, lng)
+        p_jump = -math.expm1(-rate * horizon_hours * tail)
         return min(1.0, 1.0 - (1.0 - p_diff) * (1.0 - p_jump))
 
     def describe(self) -> str:
         vol = f"max(EWMA {self.fast:g}, {self.slow:g})" if self.slow else f"EWMA {self.fast:g}"
+        rate = f"{self.lam_u:.4f}/h"
+        if self.regime:
+            parts = ([f"(fast/{self.jump_ref:.4f})^{self.jump_vol:.2f}"] if self.jump_vol else []) + \
+                    ([f"(fast/EWMA {self.long:g})^{self.jump_ratio:.2f}"] if self.jump_ratio else [])
+            clip = f" clipped to [{self.jump_min:g}, {self.jump_max or float('inf'):g}]" if (
+                self.jump_min or self.jump_max) else ""
+            rate += " x " + " x ".join(parts) + clip
         return (f"Student-t({self.nu:.2f}) first passage on {vol} vols + jumps beyond {self.u:.0%} at "
-                f"{self.lam_u:.4f}/h, GPD xi {self.xi:.3f} beta {self.beta:.4f}")
+                f"{rate}, GPD xi {self.xi:.3f} beta {self.beta:.4f}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **{k: v for k, v in asdict(self).items() if k != "kind"}}
+
+
+MIN_VOL = math.sqrt(MIN_HOURLY_VAR)
+
+
+def _poisson_fit(X: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Coefficients of a Poisson regression with a log link (Newton's method with step halving);
+    column 0 of ``X`` is the intercept."""
+    beta = np.zeros(X.shape[1])
+    beta[0] = math.log(max(y.mean(), 1e-12))
+
+    def loglik(b):
+        eta = X @ b
+        return float(np.dot(y, eta) - np.exp(eta).sum())
+
+    ll = loglik(beta)
+    for _ in range(iters):
+        mu = np.exp(X @ beta)
+        grad = X.T @ (y - mu)
+        hess = (X * mu[:, None]).T @ X
+        step = np.linalg.solve(hess + 1e-9 * np.eye(len(beta)), grad)
+        t = 1.0
+        while True:
+            cand = beta + t * step
+            new = loglik(cand)
+            if new >= ll - 1e-12:
+                break
+            t /= 2
+            if t < 1e-6:
+                return beta                        # no ascent left: converged as far as it goes
+        beta, done = cand, abs(new - ll) < 1e-10 * max(1.0, abs(ll))
+        ll = new
+        if done:
+            break
+    return beta
 
 
 LAWS: dict[str, type] = {"tail": TailLaw, "analytic": GaussLaw}

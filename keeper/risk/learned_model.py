@@ -120,6 +120,11 @@ class LearnedRisk:
         out.fallbacks = self.fallbacks  # shared: the daemon reads one set per tick
         return out
 
+    def gap_levels(self, position: Position, epsilon: float, target_gap: float,
+                   release_gap: float) -> tuple[float, float] | None:
+        """The fallback law's levels (the bundle has no distance to invert; an approximation)."""
+        return self.fallback.with_lead(self.lead_hours).gap_levels(position, epsilon, target_gap, release_gap)
+
     def describe(self) -> str:
         return (f"learned model, {self.horizon_hours:g}h: {self.source or 'bundle'} on each position's driver "
                 f"asset (fallback: {self.fallback.kind}); {self.fallback.market.describe()}")

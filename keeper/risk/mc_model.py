@@ -9,10 +9,12 @@ Pure: numpy only. Paths over ``horizon_hours`` in ``steps_per_hour`` steps, log 
 * a Student-t law (``nu`` finite) scales each *path's* vol by ``sqrt((nu - 2) / chi2_nu)``, shared by
   the assets (tail dependence): the horizon return is then exactly the law's unit-variance t, and
   the first passage of that path is the law's diffusion term;
-* jumps (a ``TailLaw`` with ``lam_u > 0``): market-wide gaps arrive at ``lam_u`` per hour downwards
-  and, separately, at ``lam_u`` per hour upwards (the law applies its fitted drops to whichever
-  direction hurts, so the simulation does too), at a uniform step, sized ``u + GPD(xi, beta)`` in
-  log, moving every volatile asset together.
+* jumps (a ``TailLaw`` with ``lam_u > 0``): market-wide gaps arrive at the law's rate per hour
+  (times its regime multiplier, the largest among the assets) downwards and, separately, at the same
+  rate upwards (the law applies its fitted drops to whichever direction hurts, so the simulation
+  does too), at a uniform step, sized ``u + GPD(xi, beta)`` in log, moving every volatile asset
+  together. Several jumps in one path add up, where the closed form counts the single largest: with
+  jumps, the paths' P is above the closed form's (``bench/BENCHMARKS.md`` records by how much).
 
 Stable legs stay fixed (they are not simulated). Margins are checked at the end of each step
 (``keeper.risk.probability.monte_carlo_liquidation``): discrete monitoring, so P is slightly below
@@ -87,8 +89,16 @@ class McRisk:
             r *= np.sqrt((nu - 2.0) / rng.chisquare(nu, n))[:, None, None]
         if isinstance(self.law, TailLaw) and self.law.lam_u > 0:
             law = self.law
+            rate = law.lam_u
+            if law.regime:  # the regime's multiplier: the largest among the simulated assets (common jumps)
+                mult = []
+                for s in symbols:
+                    st = self.market.state(s)
+                    f, lng = (st.extra[0], st.extra[1]) if len(st.extra) >= 2 else (st.sigma, st.sigma)
+                    mult.append(law._multiplier_scalar(f, lng))
+                rate *= max(mult)
             for sign in (-1.0, 1.0):
-                counts = rng.poisson(law.lam_u * self.horizon_hours, n)
+                counts = rng.poisson(rate * self.horizon_hours, n)
                 total = int(counts.sum())
                 if total:
                     rows = np.repeat(np.arange(n), counts)
@@ -120,6 +130,13 @@ class McRisk:
             return self
         return McRisk(self.law, self.market, self.horizon_hours + hours, self.n_paths, self.steps_per_hour,
                       self.seed, self.source)
+
+    def gap_levels(self, position: Position, epsilon: float, target_gap: float,
+                   release_gap: float) -> tuple[float, float] | None:
+        """The levels of the closed-form law on the same market (an approximation for paths)."""
+        from keeper.risk.model import LawRisk
+        return LawRisk(self.law, self.market, self.horizon_hours).gap_levels(position, epsilon, target_gap,
+                                                                             release_gap)
 
     def with_market(self, market: Market) -> "McRisk":
         return McRisk(self.law, market, self.horizon_hours, self.n_paths, self.steps_per_hour, self.seed,

@@ -50,6 +50,12 @@ class RiskModel(Protocol):
         """``{"model", "horizon_hours", "vols": {symbol: {"annual", "source"}}}``."""
         ...
 
+    def gap_levels(self, position: Position, epsilon: float, target_gap: float,
+                   release_gap: float) -> tuple[float, float] | None:
+        """(target P, release P) for a policy with price-move bands (``gap_levels``), or None when
+        the position has no factor to measure them on."""
+        ...
+
 
 def factor_p(law: Law, f: Factor | float, horizon_hours: float) -> float:
     """The law's P for a reduced position (a fixed P passes through)."""
@@ -104,6 +110,11 @@ class LawRisk:
     def with_lead(self, hours: float) -> "LawRisk":
         return self if hours <= 0 else replace(self, horizon_hours=self.horizon_hours + hours)
 
+    def gap_levels(self, position: Position, epsilon: float, target_gap: float,
+                   release_gap: float) -> tuple[float, float] | None:
+        f = reduce_position(position, self.market, shape=True)
+        return gap_levels(self.law, f, self.horizon_hours, epsilon, target_gap, release_gap)
+
     def with_market(self, market: Market) -> "LawRisk":
         return replace(self, market=market)
 
@@ -118,6 +129,31 @@ class LawRisk:
     def inputs(self) -> dict[str, Any]:
         return {"model": self.kind, "horizon_hours": self.horizon_hours, "vols": self.market.vols(),
                 "law": self.law.to_dict()}
+
+
+def gap_levels(law: Law, f: Factor | float, horizon_hours: float, epsilon: float, target_gap: float,
+               release_gap: float) -> tuple[float, float] | None:
+    """A policy with price-move bands, as the backtests' ``RiskPolicy(target_gap=, release_gap=)``:
+    the trigger is the factor's log distance ``x_eps`` at which P = ``epsilon``; a protective action
+    lands a log move ``target_gap`` further (``x_eps + target_gap``), and excess is released only
+    beyond another ``release_gap``. Returned as the P of those two distances for this position's
+    factor (its vol, jump exposure and regime), so the planner's P searches serve both kinds of bands."""
+    if not isinstance(f, Factor):
+        return None
+    h = horizon_hours
+
+    def p(x: float) -> float:
+        return law.prob_scalar(x - f.debt_convexity * h, f.sigma, h, f.jump_exposure, f.extra)
+
+    lo, hi = 0.0, 5.0
+    if p(hi) > epsilon:
+        x_eps = hi
+    else:
+        for _ in range(60):  # P falls with the distance: bisection to ~1e-18
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if p(mid) > epsilon else (lo, mid)
+        x_eps = hi
+    return min(p(x_eps + target_gap), epsilon), p(x_eps + target_gap + release_gap)
 
 
 def lead_scaled_x(x: float, horizon_hours: float, lead_hours: float) -> float:

@@ -5,11 +5,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from keeper.backtest.engine import flipped, lending_position, policy_thresholds, rise_from_fall, run
+from keeper.backtest.engine import (
+    flipped,
+    lending_position,
+    policy_thresholds,
+    rise_from_fall,
+    run,
+)
 from keeper.backtest.metrics import summarize
-from keeper.backtest.policies import GRID, RiskPolicy, SeriesModel, StaticPolicy, distance_at, fit_tail
-from keeper.risk.laws import GaussLaw, TailLaw, next_hour_vol
+from keeper.backtest.policies import (
+    GRID,
+    RiskPolicy,
+    SeriesModel,
+    StaticPolicy,
+    distance_at,
+    fit_tail,
+)
 from keeper.backtest.prices import PriceSeries
+from keeper.risk.laws import GaussLaw, TailLaw, next_hour_vol
 
 T0 = 1_577_836_800
 
@@ -114,3 +127,38 @@ def test_rolling_max_is_causal_and_hold_only_widens_releases():
     a, b = base.thresholds(s), held.thresholds(s)
     assert np.array_equal(a.trigger, b.trigger) and np.all(b.release >= a.release) and np.all(b.release_target >= a.target)
     assert "hold 48h" in held.label()
+
+
+def test_distance_bands_are_log_moves_from_the_trigger():
+    s = gbm(1500, calm_then_storm=True, seed=7)
+    law = TailLaw(nu=10.0, lam_u=0.01, jump_vol=1.0, jump_ref=0.01)
+    pol = RiskPolicy(1e-4, 2, model=SeriesModel(law), target_gap=0.07, release_gap=0.1)
+    th = pol.thresholds(s)
+    x = lambda d: -np.log1p(-d)
+    assert x(th.target) - x(th.trigger) == pytest.approx(np.full(len(s), 0.07))
+    assert x(th.release) - x(th.target) == pytest.approx(np.full(len(s), 0.1))
+    assert np.array_equal(th.trigger, replace(pol, target_gap=0.0, release_gap=0.0).thresholds(s).trigger)
+    assert "tgt +0.07 rel +0.1" in pol.label() and "/jv1" in pol.label()
+    held = replace(pol, hold_hours=24).thresholds(s)
+    assert np.all(held.release >= th.release) and np.all(held.release_target >= th.target)
+    with pytest.raises(ValueError):
+        RiskPolicy(1e-4, 2, target_gap=0.07)
+
+
+def test_regime_law_raises_the_trigger_with_the_vol_and_keeps_a_floor():
+    s = gbm(4000, calm_then_storm=True, seed=8)
+    flat = TailLaw(nu=30.0, lam_u=0.01, u=0.03, xi=0.2, beta=0.015)
+    regime = replace(flat, jump_vol=1.0, jump_ref=0.02, jump_min=0.5)
+    t_flat = RiskPolicy(1e-5, 2, 0.05, SeriesModel(flat)).thresholds(s).trigger
+    t_reg = RiskPolicy(1e-5, 2, 0.05, SeriesModel(regime)).thresholds(s).trigger
+    calm, storm = slice(500, 2000), slice(2500, None)
+    assert np.median(t_reg[calm]) < np.median(t_flat[calm])           # calm vol (0.01) < jump_ref
+    assert np.median(t_reg[storm]) > np.median(t_flat[storm])         # storm vol (0.04) > jump_ref
+    floor = RiskPolicy(1e-5, 2, 0.05, SeriesModel(replace(flat, lam_u=0.005))).thresholds(s).trigger
+    assert np.all(t_reg[calm] >= floor[calm] - 1e-9)                   # never below half the rate
+
+
+def test_fit_tail_passes_the_regime_options():
+    s = gbm(20_000, seed=9)
+    law = fit_tail([s], jump_regime="vol", nu=10.0, exponent_scale=0.5, u=0.02)
+    assert law.nu == 10.0 and law.regime and law.jump_ref > 0 and "exponents x 0.5" in law.fitted_on
