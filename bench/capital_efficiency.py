@@ -162,6 +162,7 @@ def run_split(split: str, full: list[PriceSeries], names: list[str], delay: int,
         rows += [row(f"  {s.symbol}", m) for s, m in zip(test, r.per_asset)]
         summary.append((split, name, pick.policy.label(), pick, r, s_test))
         if name == DEFAULT:
+            reproduce(split, pick.policy, test)
             for s, rr in zip(test, r.results):
                 run_chart(rr, OUT / f"test_{split}_{s.symbol}_{name}.png", f"{s.symbol} {split}..: {pick.policy.label()}")
     pareto_chart(groups, OUT / f"pareto_tuning_{split}.png", f"tuning period < {split}: ETH+BTC, delay {delay} bar")
@@ -181,6 +182,28 @@ def run_split(split: str, full: list[PriceSeries], names: list[str], delay: int,
         print(f"  {name}: " + "; ".join(parts))
     print(f"split {split}: {time.perf_counter() - t0:.0f} s")
     return summary
+
+
+def reproduce(split: str, policy, test: list[PriceSeries]) -> None:
+    """Write the pick's law as a `keeper fit` parameters file (what policy.model_params and
+    `keeper backtest --params` read) and print the backtest command that replays the pick from it:
+    the product, the backtest and this study run one set of numbers."""
+    import json
+
+    from keeper.risk.params import params_document
+
+    law = policy.model.law
+    path = OUT / f"fit_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(params_document(law, {"fitted_on": law.to_dict()["fitted_on"],
+                                                     "window": [None, split]}), indent=2) + "\n")
+    files = " ".join(str(default_files(s.symbol)[0]) for s in test)
+    print(f"  pick as a params file: {path}\n  replay: keeper backtest --prices {files} --from {split} "
+          f"--policy risk --params {path} --epsilon {policy.epsilon:g} --horizon {policy.horizon_hours} "
+          f"--target-gap {policy.target_gap:g} --release-gap {policy.release_gap:g} --hold-hours {policy.hold_hours} "
+          f"--health 1.5  (config: policy.model_params = \"{path}\", epsilon = {policy.epsilon:g}, "
+          f"horizon_hours = {policy.horizon_hours}, target_gap = {policy.target_gap:g}, "
+          f"release_gap = {policy.release_gap:g})")
 
 
 def _span(s: PriceSeries) -> str:

@@ -42,6 +42,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--horizon", type=int, default=2, help="hours")
     r.add_argument("--target-below", type=float, default=0.5, help="top up to P = this x epsilon")
     r.add_argument("--release-below", type=float, default=0.1, help="release when P < this x epsilon")
+    r.add_argument("--target-gap", type=float, default=0.0, metavar="LOG",
+                   help="bands in distance: top up to this log move beyond the trigger (with --release-gap)")
+    r.add_argument("--release-gap", type=float, default=0.0, metavar="LOG",
+                   help="... and release only this log move beyond the target")
+    r.add_argument("--hold-hours", type=int, default=0, help="release only past the max release level of the last hours")
     r.add_argument("--params", metavar="JSON", help="the law's parameters from `keeper fit` (what the daemon runs "
                                                     "with policy.model_params); default: fit on --fit-from/--fit-to")
     r.add_argument("--model", metavar="PATH", help="a learned model bundle (`keeper train`) instead of the tail model")
@@ -112,7 +117,8 @@ def handle(args) -> int:
     model, model_note = _model(args, full) if (args.policy == "risk" or args.grid) else (None, "")
     try:
         static = StaticPolicy(args.trigger, args.target, args.boost_trigger, args.boost_target)
-        risk = RiskPolicy(args.epsilon, args.horizon, args.release_below, model, args.target_below)
+        risk = RiskPolicy(args.epsilon, args.horizon, args.release_below, model, args.target_below,
+                          hold_hours=args.hold_hours, target_gap=args.target_gap, release_gap=args.release_gap)
         if args.policy == "risk":
             risk.levels()
     except ValueError as e:

@@ -15,6 +15,11 @@ from pathlib import Path
 
 from keeper.errors import ConfigError
 
+# The training recipe's defaults (chosen on 2018-2019 -> 2020 validation; bench/BENCHMARKS.md, stage 9).
+DEFAULT_MAX_ITER = 150
+DEFAULT_MAX_LEAF_NODES = 15
+DEFAULT_MIN_SAMPLES_LEAF = 1000
+
 DEFAULT_SYMBOLS = ("ETH", "BTC")
 
 
@@ -48,6 +53,20 @@ def _check_date(text: str | None, what: str) -> str | None:
     return text.strip()
 
 
+def _feature_list(text: str | None) -> list[str] | None:
+    """None (the default set), 'all', or a comma-separated list of feature names."""
+    from keeper.risk.features import FEATURE_NAMES
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return list(FEATURE_NAMES)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown or not names:
+        raise ConfigError(f"unknown features {unknown or text!r}", hint="choose among: " + ", ".join(FEATURE_NAMES))
+    return names
+
+
 def register(subparsers) -> None:
     """Add `train` and `evaluate` to an argparse subparsers object."""
     tr = subparsers.add_parser("train", help="fit the learned P(liquidation) model on price history")
@@ -58,8 +77,18 @@ def register(subparsers) -> None:
     tr.add_argument("--split", default="2021-01-01",
                     help="train on bars before this date; 'none' uses all bars (default 2021-01-01)")
     tr.add_argument("--max-samples", type=int, default=150_000, help="training positions per price file")
-    tr.add_argument("--max-iter", type=int, default=300, help="boosting iterations (default 300)")
+    tr.add_argument("--max-iter", type=int, default=DEFAULT_MAX_ITER,
+                    help=f"boosting iterations (default {DEFAULT_MAX_ITER})")
+    tr.add_argument("--max-leaf-nodes", type=int, default=DEFAULT_MAX_LEAF_NODES,
+                    help=f"leaves per tree (default {DEFAULT_MAX_LEAF_NODES})")
+    tr.add_argument("--min-samples-leaf", type=int, default=DEFAULT_MIN_SAMPLES_LEAF,
+                    help=f"fewest training positions per leaf (default {DEFAULT_MIN_SAMPLES_LEAF})")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--features", default=None, metavar="NAME,NAME",
+                    help="the model's inputs, comma-separated names of keeper.risk.features.FEATURE_NAMES "
+                         "(default: DEFAULT_FEATURES; 'all': every computable feature)")
+    tr.add_argument("--calibration", choices=("isotonic", "sigmoid", "none"), default="isotonic",
+                    help="calibration of the boosted scores, fitted forward in time (default isotonic)")
     tr.add_argument("--json", action="store_true", help="print the result as JSON")
     tr.set_defaults(keeper_handler=handle_train)
 
@@ -69,6 +98,8 @@ def register(subparsers) -> None:
     ev.add_argument("--model", required=True, help="model bundle written by `keeper train`")
     ev.add_argument("--test-from", default="2021-01-01", help="first date of the held-out period")
     ev.add_argument("--test-to", default=None, help="end of the held-out period (default: end of data)")
+    ev.add_argument("--out", default=None, metavar="DIR",
+                    help="write calibration charts (PNG, one per asset and one pooled) to DIR")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(keeper_handler=handle_evaluate)
 
@@ -85,13 +116,20 @@ def handle_train(args: argparse.Namespace) -> int:
         raise ConfigError("--max-samples must be at least 1000")
     if not 10 <= args.max_iter <= 5000:
         raise ConfigError("--max-iter must be within 10-5000")
+    if not 2 <= args.max_leaf_nodes <= 1024:
+        raise ConfigError("--max-leaf-nodes must be within 2-1024")
+    if not 1 <= args.min_samples_leaf <= 1_000_000:
+        raise ConfigError("--min-samples-leaf must be within 1-1000000")
     paths = _price_paths(args.prices)
+    features = _feature_list(args.features)
     t0 = time.perf_counter()
     path = train(paths, horizon, Path(args.out), split, max_samples=args.max_samples,
-                 seed=args.seed, max_iter=args.max_iter)
+                 seed=args.seed, max_iter=args.max_iter, calibration=args.calibration, features=features,
+                 model_params={"max_leaf_nodes": args.max_leaf_nodes, "min_samples_leaf": args.min_samples_leaf})
     bundle = load_model(path)
     info = {"model": str(path), "horizon_hours": horizon, "trained_on": list(bundle["trained_on"]),
-            "train_hash": bundle["train_hash"], "samples": bundle["n_samples"],
+            "train_window": bundle["train_window"], "feature_names": bundle["feature_names"],
+            "data_hash": bundle["data_hash"], "train_hash": bundle["train_hash"], "samples": bundle["n_samples"],
             "event_rate": round(bundle["event_rate"], 5), "seconds": round(time.perf_counter() - t0, 1)}
     if args.json:
         print(json.dumps(info, indent=2))
@@ -99,7 +137,8 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"model written to {path}")
         print(f"  horizon {horizon}h, trained on {info['trained_on'][0]} .. {info['trained_on'][1]}, "
               f"{info['samples']} positions (event rate {info['event_rate']:.4f}), {info['seconds']} s")
-        print(f"  data hash {info['train_hash']}")
+        print(f"  features ({len(info['feature_names'])}): {', '.join(info['feature_names'])}")
+        print(f"  data hash {info['data_hash']} (files); train hash {info['train_hash']} (files + parameters)")
     return 0
 
 
@@ -107,6 +146,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     from keeper.backtest.training import evaluate, format_report
     test_from = _check_date(args.test_from, "test-from")
     test_to = _check_date(args.test_to, "test-to")
-    report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to)
+    out = None if args.out is None else Path(args.out)
+    report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to, out_dir=out)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

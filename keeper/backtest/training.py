@@ -12,6 +12,27 @@ them, saves the model with joblib, and runs the time-split evaluation against tw
 
 Leakage rules: a training sample's label window (bars i+1..i+h) ends before the split; evaluation
 samples start at ``test_from`` (their features may use older history, which is past information).
+
+The bundle (a dict saved with joblib by :func:`train`, read back by :func:`load_model`). Keys a
+consumer (the daemon) may rely on:
+
+* ``format``: ``BUNDLE_FORMAT`` (1);
+* ``model``: the fitted ``keeper.risk.learned.LearnedPLiq`` (``predict_proba(X)`` -> P per row);
+* ``horizon_hours``: int, the horizon the labels looked ahead (bars of ``step`` seconds, 1 h on
+  hourly data); the model answers P(cross within exactly that horizon) and nothing else;
+* ``feature_names``: the model's input columns, in order: names of
+  ``keeper.risk.features.FEATURE_NAMES``; build a row with ``features.assemble`` (which returns every
+  ``FEATURE_NAMES`` column) and pick these columns by name, in this order;
+* ``train_window``: ``{"first_decision", "last_decision"}`` (UTC, ``YYYY-MM-DD HH:MM:SS``: the first
+  and last decision times of a training sample), ``"split"`` (the exclusive end given to
+  ``train``, or None: all the data) and ``"last_label_bar"`` (the close of the last bar any label
+  looked at, < split);
+* ``data_hash``: sha256 over the price files' bytes only (in the order given);
+* ``train_hash``: sha256 over the files and the training parameters (names the bundle file);
+* ``trained_on``: (first, last) decision time, the same as ``train_window``'s; ``split``;
+  ``files``: the price files' names; ``symbols``; ``params``; ``sklearn_version``;
+* ``distances``, ``static_freq``: the evaluation grid and the static baseline's crossing frequency
+  per grid distance on the training period; ``n_samples``, ``event_rate``, ``fit_seconds``.
 """
 
 from __future__ import annotations
@@ -29,11 +50,27 @@ import sklearn
 from threadpoolctl import threadpool_limits
 
 from keeper.backtest.prices import PriceSeries, load_prices
+from keeper.backtest.train_cli import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_MAX_LEAF_NODES,
+    DEFAULT_MIN_SAMPLES_LEAF,
+)
 from keeper.errors import ConfigError
 from keeper.risk import evaluation as ev
-from keeper.risk.features import (FEATURE_NAMES, MARKET_NAMES, assemble, market_features,
-                                  valid_rows)
-from keeper.risk.labels import DEFAULT_DISTANCES, future_min_low, label_grid, sample_positions
+from keeper.risk.features import (
+    DEFAULT_FEATURES,
+    FEATURE_NAMES,
+    MARKET_NAMES,
+    assemble,
+    market_features,
+    valid_rows,
+)
+from keeper.risk.labels import (
+    DEFAULT_DISTANCES,
+    future_min_low,
+    label_grid,
+    sample_positions,
+)
 from keeper.risk.learned import LearnedPLiq
 from keeper.risk.probability import first_passage_probability
 
@@ -80,6 +117,19 @@ def data_hash(paths: Sequence[Path | str], params: dict) -> str:
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def files_hash(paths: Sequence[Path | str]) -> str:
+    """sha256 of the price files' bytes only (in the order given): the bundle's ``data_hash``."""
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            data = Path(p).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read price file {p}: {e.strerror}") from e
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
     return h.hexdigest()
 
 
@@ -144,35 +194,52 @@ def static_frequencies(series: Sequence[PriceSeries], horizon: int, end: str | i
 
 
 def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, split_date: str | None = None,
-          *, per_row: int = 6, max_samples: int = 150_000, seed: int = 0, max_iter: int = 300,
-          calibration: str = "isotonic", scheme: str = "forward", threads: int | None = 1) -> Path:
+          *, per_row: int = 6, max_samples: int = 150_000, seed: int = 0, max_iter: int = DEFAULT_MAX_ITER,
+          calibration: str = "isotonic", scheme: str = "forward", threads: int | None = 1,
+          features: Sequence[str] | None = None, model_params: dict | None = None) -> Path:
     """Fit the learned model on bars before ``split_date`` (all bars when None) and save a bundle.
     Returns the bundle's path (``out_dir/pliq_<h>h_<hash12>.joblib``). ``threads`` caps OpenMP
-    (None: all cores; 1 is the fastest on a busy machine, where OpenMP spin-waiting thrashes)."""
+    (None: all cores; 1 is the fastest on a busy machine, where OpenMP spin-waiting thrashes).
+    ``features``: the model's inputs, names of ``FEATURE_NAMES`` (default ``DEFAULT_FEATURES``);
+    ``model_params``: further ``LearnedPLiq`` arguments (default: the recipe's ``max_leaf_nodes``
+    and ``min_samples_leaf``, ``train_cli.DEFAULT_*``)."""
     if horizon_hours < 1:
         raise ConfigError(f"horizon must be at least 1 hour, not {horizon_hours}")
+    names = list(DEFAULT_FEATURES if features is None else features)
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ConfigError(f"bad feature list {names}: unknown {unknown or 'none'}, or empty, or repeated",
+                          hint="choose among: " + ", ".join(FEATURE_NAMES))
+    cols = [FEATURE_NAMES.index(n) for n in names]
     paths = [Path(p) for p in paths]
+    extra = {"max_leaf_nodes": DEFAULT_MAX_LEAF_NODES, "min_samples_leaf": DEFAULT_MIN_SAMPLES_LEAF}
+    extra.update(model_params or {})
     params = {"horizon_hours": int(horizon_hours), "split": split_date, "per_row": per_row,
               "max_samples": max_samples, "seed": seed, "max_iter": max_iter, "calibration": calibration,
               "scheme": scheme,
-              "distances": [float(d) for d in DEFAULT_DISTANCES], "features": list(FEATURE_NAMES),
-              "files": [p.name for p in paths]}
+              "distances": [float(d) for d in DEFAULT_DISTANCES], "features": names,
+              "files": [p.name for p in paths], "model_params": extra}
     digest = data_hash(paths, params)
     series = load_prices(paths, aligned=False)
     t0 = time.perf_counter()
     samples = build_samples(series, horizon_hours, end=split_date, per_row=per_row,
                             max_samples=max_samples, seed=seed)
-    model = LearnedPLiq(horizon_hours, calibration=calibration, scheme=scheme, max_iter=max_iter,
-                        random_state=seed)
     try:
+        model = LearnedPLiq(horizon_hours, feature_names=names, calibration=calibration, scheme=scheme,
+                            max_iter=max_iter, random_state=seed, **extra)
         with threadpool_limits(threads):
-            model.fit(samples.X, samples.y, samples.t)
-    except ValueError as e:
+            model.fit(samples.X[:, cols], samples.y, samples.t)
+    except (ValueError, TypeError) as e:
         raise ConfigError(f"cannot train on these prices: {e}") from e
     model.train_hash = digest
     model.trained_on = (_iso(samples.t.min()), _iso(samples.t.max()))
-    bundle = {"format": BUNDLE_FORMAT, "model": model, "feature_names": list(FEATURE_NAMES),
+    step = series[0].step if series else 3600
+    window = {"first_decision": model.trained_on[0], "last_decision": model.trained_on[1], "split": split_date,
+              "last_label_bar": _iso(samples.t.max() + horizon_hours * step)}
+    bundle = {"format": BUNDLE_FORMAT, "model": model, "feature_names": names,
               "horizon_hours": int(horizon_hours), "train_hash": digest, "trained_on": model.trained_on,
+              "train_window": window, "data_hash": files_hash(paths), "files": [p.name for p in paths],
+              "symbols": sorted({s.symbol for s in series}),
               "split": split_date, "sklearn_version": sklearn.__version__, "params": params,
               "distances": np.asarray(DEFAULT_DISTANCES, dtype=float),
               "static_freq": static_frequencies(series, horizon_hours, split_date),
@@ -201,20 +268,29 @@ def load_model(path: Path | str) -> dict:
         raise ConfigError(f"{path} is not a keeper model bundle (format {BUNDLE_FORMAT})")
     names = list(bundle.get("feature_names", []))
     model = bundle["model"]
-    if names != list(FEATURE_NAMES) or list(getattr(model, "feature_names", ())) != list(FEATURE_NAMES):
-        missing = sorted(set(FEATURE_NAMES) - set(names))
-        extra = sorted(set(names) - set(FEATURE_NAMES))
+    unknown = sorted(set(names) - set(FEATURE_NAMES))
+    if not names or unknown or list(getattr(model, "feature_names", ())) != names:
         raise ConfigError(f"model {path} was trained on other features than this code computes "
-                          f"(missing: {missing or 'none'}; unknown: {extra or 'none'}; or another order)",
+                          f"(unknown: {unknown or 'none'}; or the model's own list differs from the bundle's)",
                           hint="retrain it with `keeper train`")
     return bundle
 
 
+def model_columns(bundle: dict) -> list[int]:
+    """Indices of the bundle's ``feature_names`` among ``FEATURE_NAMES`` (``assemble``'s columns)."""
+    return [FEATURE_NAMES.index(n) for n in bundle["feature_names"]]
+
+
 def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str = DEFAULT_SPLIT,
              test_to: str | None = None, *, per_row: int | None = None, max_samples: int | None = None,
-             seed: int = 1, threads: int | None = 1) -> dict:
+             seed: int = 1, threads: int | None = 1, out_dir: Path | str | None = None) -> dict:
     """Score the saved model and both baselines on bars from ``test_from`` (every grid distance at
-    every usable bar by default). Refuses a test period that overlaps the model's training period."""
+    every usable bar by default). Refuses a test period that overlaps the model's training period.
+
+    Pooled and per asset (``per_symbol``): Brier, skills, and the learned model's full
+    ``evaluation.scores`` (deciles' reliability table with gaps in points, low-P region on its own).
+    With ``out_dir``: a calibration chart per asset and one pooled (``calibration_<SYM>_<h>h.png``,
+    ``calibration_pooled_<h>h.png``), their paths under ``report["charts"]``."""
     bundle = load_model(model_path)
     model: LearnedPLiq = bundle["model"]
     h = int(bundle["horizon_hours"])
@@ -228,7 +304,7 @@ def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str
     s = build_samples(series, h, start=test_from, end=test_to, distances=distances, per_row=per_row,
                       max_samples=max_samples, seed=seed, label_inside=False)
     with threadpool_limits(threads):
-        p_model = model.predict_proba(s.X)
+        p_model = model.predict_proba(s.X[:, model_columns(bundle)])
     p_static = np.asarray(bundle["static_freq"], dtype=float)[s.didx]
     log_d = -np.log1p(-distances[s.didx])
     # continuous monitoring: the labels use bar lows, which see the path between closes
@@ -249,7 +325,11 @@ def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str
             "n": int(m.sum()), "event_rate": float(s.y[m].mean()),
             "brier_learned": ev.brier(p_model[m], s.y[m]), "brier_static": ev.brier(p_static[m], s.y[m]),
             "brier_analytic": ev.brier(p_analytic[m], s.y[m]),
-            "skill_learned_vs_static": ev.brier_skill(p_model[m], s.y[m], p_static[m])}
+            "skill_learned_vs_static": ev.brier_skill(p_model[m], s.y[m], p_static[m]),
+            "skill_learned_vs_analytic": ev.brier_skill(p_model[m], s.y[m], p_analytic[m]),
+            "learned": ev.scores(p_model[m], s.y[m], p_static[m])}
+    if out_dir is not None:
+        report["charts"] = _write_charts(Path(out_dir), s, p_model, h, report["test_from"], report["test_to"])
     report["per_distance_band"] = {}
     d = distances[s.didx]
     for lo, hi in DISTANCE_BANDS:
@@ -263,15 +343,39 @@ def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str
                for k, fn in (("brier", ev.brier), ("log_loss", ev.log_loss))},
             "skill_learned_vs_static": ev.brier_skill(p_model[m], s.y[m], p_static[m]),
             "skill_learned_vs_analytic": ev.brier_skill(p_model[m], s.y[m], p_analytic[m])}
+    # The keeper band: grid distances whose training-period crossing frequency is below 5% (where a
+    # keeper leaves a position for the horizon; nearer ones are in its trigger zone whatever the model).
+    kb = p_static < ev.LOW_P
+    if kb.any():
+        report["keeper_band"] = {
+            "static_below": ev.LOW_P, "min_distance": float(distances[s.didx][kb].min()),
+            "n": int(kb.sum()), "event_rate": float(s.y[kb].mean()),
+            "skill_learned_vs_static": ev.brier_skill(p_model[kb], s.y[kb], p_static[kb]),
+            "skill_analytic_vs_static": ev.brier_skill(p_analytic[kb], s.y[kb], p_static[kb])}
     report["eval_seconds"] = round(time.perf_counter() - t0, 2)
     return report
 
 
+def _write_charts(out_dir: Path, s: Samples, p: np.ndarray, h: int, test_from: str, test_to: str) -> dict:
+    from keeper.backtest.calibration_chart import calibration_chart
+    period = f"{test_from[:10]} .. {str(test_to)[:10]}"
+    charts = {}
+    groups = [("pooled", np.ones(len(s), dtype=bool))] + [(str(sym), s.symbol == sym) for sym in np.unique(s.symbol)]
+    try:
+        for name, m in groups:
+            path = out_dir / f"calibration_{name}_{h}h.png"
+            calibration_chart(p[m], s.y[m], path, f"learned P(liquidation within {h}h), {name}, {period}")
+            charts[name] = str(path)
+    except OSError as e:
+        raise ConfigError(f"cannot write the calibration charts to {out_dir}: {e.strerror}") from e
+    return charts
+
+
 def format_report(report: dict) -> str:
     """The evaluation as plain text: a score table and the reliability table of each forecast."""
-    lines = [f"P(liquidation within {report['horizon_hours']}h): trained on {report['trained_on'][0]} .. "
+    lines = [(f"P(liquidation within {report['horizon_hours']}h): trained on {report['trained_on'][0]} .. "
              f"{report['trained_on'][1]}; tested on {report['test_from']} .. {report['test_to']} "
-             f"({', '.join(report['files'])})",
+             f"({', '.join(report['files'])})"),
              f"{report['n']} test positions, event rate {report['event_rate']:.4f}", "",
              f"{'forecast':<15} {'Brier':>8} {'log-loss':>9} {'AUC':>7} {'ECE':>7} {'BSS vs static':>14}"]
     for name in ("learned", "analytic_ewma", "static"):
@@ -284,13 +388,40 @@ def format_report(report: dict) -> str:
                      f"static {r['brier_static']:.5f} analytic {r['brier_analytic']:.5f} "
                      f"(skill vs static {r['skill_learned_vs_static']:.4f})")
     if report.get("per_distance_band"):
-        lines += ["", f"{'distance':<9} {'n':>7} {'rate':>7} {'Brier L/S/A':>26} {'log-loss L/S/A':>26} "
-                      f"{'BSS vs S':>9} {'vs A':>7}"]
+        lines += ["", (f"{'distance':<9} {'n':>7} {'rate':>7} {'Brier L/S/A':>26} {'log-loss L/S/A':>26} "
+                      f"{'BSS vs S':>9} {'vs A':>7}")]
         for band, r in report["per_distance_band"].items():
             lines.append(f"{band:<9} {r['n']:>7} {r['event_rate']:>7.4f} "
                          f"{r['brier_learned']:>8.5f} {r['brier_static']:>8.5f} {r['brier_analytic']:>8.5f} "
                          f"{r['log_loss_learned']:>8.4f} {r['log_loss_static']:>8.4f} {r['log_loss_analytic']:>8.4f} "
                          f"{r['skill_learned_vs_static']:>9.4f} {r['skill_learned_vs_analytic']:>7.4f}")
+    if report.get("keeper_band"):
+        k = report["keeper_band"]
+        lines += ["", (f"keeper band (distances >= {k['min_distance']:.1%}, static P < {k['static_below']:.0%}): "
+                       f"n={k['n']} rate={k['event_rate']:.4f} skill vs static: learned "
+                       f"{k['skill_learned_vs_static']:.4f}, analytic {k['skill_analytic_vs_static']:.4f}")]
     for name in ("learned", "analytic_ewma", "static"):
         lines += ["", ev.format_reliability(report[name]["reliability"], f"reliability ({name}), deciles of forecast")]
+    groups = [("pooled", report["learned"])] + [(sym, r["learned"]) for sym, r in report.get("per_symbol", {}).items()
+                                               if "learned" in r]
+    lines += ["", "calibration of the learned model (goal: |gap| <= 3 points in every decile)",
+              (f"{'set':<8} {'n':>8} {'max |gap| pts':>14} {'goal':>5} {'low-P n':>8} {'low-P mean P':>13} "
+               f"{'observed':>9} {'max |gap| pts':>14} {'P/obs range':>12}")]
+    for name, r in groups:
+        lo = r["low_p"]
+        low_cols = (f"{lo['n']:>8} {lo['mean_pred']:>13.5f} {lo['observed']:>9.5f} {lo['max_gap_pts']:>14.2f} "
+                    f"{lo['min_ratio']:>5.2f}-{lo['max_ratio']:<6.2f}") if lo["n"] else f"{0:>8}"
+        lines.append(f"{name:<8} {r['n']:>8} {r['max_gap_pts']:>14.2f} {'met' if r['calibrated'] else 'no':>5} "
+                     f"{low_cols}")
+    for sym, r in report.get("per_symbol", {}).items():
+        if "learned" not in r:
+            continue
+        lines += ["", ev.format_reliability(r["learned"]["reliability"], f"reliability (learned, {sym}), deciles of forecast")]
+    for name, r in groups:
+        if r["low_p"]["n"]:
+            lines += ["", ev.format_reliability(r["low_p"]["reliability"],
+                                                f"low-P region (learned, {name}): forecasts below "
+                                                f"{r['low_p']['cut']:.0%}, their deciles")]
+    for name, path in report.get("charts", {}).items():
+        lines.append(f"chart ({name}): {path}")
     return "\n".join(lines)

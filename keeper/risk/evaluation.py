@@ -1,5 +1,6 @@
 """Scores for probability forecasts of a binary event: Brier, log-loss, ROC AUC, Brier skill,
-and a reliability table per decile of the forecast. Pure numpy (and scikit-learn for the AUC)."""
+and a reliability table per decile of the forecast (over every forecast, and over the low-P region
+alone, where a keeper's decisions are made). Pure numpy (and scikit-learn for the AUC)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 EPS = 1e-6
+LOW_P = 0.05          # forecasts below this are the "low-P region", tabulated on their own
+GOAL_GAP = 0.03       # calibration goal: |mean forecast - observed| within 3 points in every decile
 
 
 def _check(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,12 +84,46 @@ def expected_calibration_error(table: list[ReliabilityBin]) -> float:
     return float(sum(b.count * abs(b.mean_pred - b.observed) for b in table) / n) if n else float("nan")
 
 
+def table_rows(table: list[ReliabilityBin]) -> list[dict]:
+    """JSON-ready bins, each with ``gap_pts``: |mean_pred - observed| in percentage points."""
+    return [{**asdict(b), "gap_pts": 100.0 * abs(b.mean_pred - b.observed)} for b in table]
+
+
+def max_gap(table: list[ReliabilityBin] | list[dict]) -> float:
+    """Largest |mean_pred - observed| over the bins (a fraction, not points)."""
+    rows = [b if isinstance(b, dict) else asdict(b) for b in table]
+    return max((abs(b["mean_pred"] - b["observed"]) for b in rows), default=float("nan"))
+
+
+def low_p_summary(p: np.ndarray, y: np.ndarray, cut: float = LOW_P, n_bins: int = 10) -> dict:
+    """The forecasts below ``cut`` alone: their count, mean forecast, observed frequency, their own
+    deciles (``reliability``), the largest gap in points, and the smallest and largest forecast /
+    observed ratio over the deciles that saw at least one event (``min_ratio``, ``max_ratio``; a
+    decile without an event has no ratio: ``eventless_bins`` counts them)."""
+    p, y = _check(p, y)
+    low = p < cut
+    out: dict = {"cut": cut, "n": int(low.sum())}
+    if not low.any():
+        return out
+    table = reliability_table(p[low], y[low], n_bins)
+    ratios = [b.mean_pred / b.observed for b in table if b.observed > 0]
+    out.update(mean_pred=float(p[low].mean()), observed=float(y[low].mean()),
+               max_gap_pts=100.0 * max_gap(table), min_ratio=min(ratios, default=float("nan")),
+               max_ratio=max(ratios, default=float("nan")), eventless_bins=len(table) - len(ratios),
+               reliability=table_rows(table))
+    return out
+
+
 def scores(p: np.ndarray, y: np.ndarray, p_ref: np.ndarray | None = None, n_bins: int = 10) -> dict:
-    """All scores of one forecast as a JSON-ready dict (``brier_skill`` when a reference is given)."""
+    """All scores of one forecast as a JSON-ready dict (``brier_skill`` when a reference is given):
+    the deciles' reliability table and its largest gap (``max_gap_pts``, ``calibrated``: within
+    ``GOAL_GAP`` in every decile), and the same for the low-P region (``low_p``)."""
     table = reliability_table(p, y, n_bins)
-    out = {"n": int(len(np.ravel(y))), "event_rate": float(np.mean(y)), "brier": brier(p, y),
+    gap = max_gap(table)
+    out = {"n": len(np.ravel(y)), "event_rate": float(np.mean(y)), "brier": brier(p, y),
            "log_loss": log_loss(p, y), "auc": auc(p, y), "ece": expected_calibration_error(table),
-           "reliability": [asdict(b) for b in table]}
+           "reliability": table_rows(table), "max_gap_pts": 100.0 * gap, "calibrated": bool(gap <= GOAL_GAP),
+           "low_p": low_p_summary(p, y, n_bins=n_bins)}
     if p_ref is not None:
         out["brier_skill"] = brier_skill(p, y, p_ref)
     return out
@@ -96,8 +133,9 @@ def format_reliability(table: list[ReliabilityBin] | list[dict], title: str = ""
     """A plain-text reliability table."""
     rows = [b if isinstance(b, dict) else asdict(b) for b in table]
     lines = [title] if title else []
-    lines.append(f"{'bin':>3} {'forecast range':>21} {'count':>8} {'mean P':>8} {'observed':>8}")
+    lines.append(f"{'bin':>3} {'forecast range':>17} {'count':>8} {'mean P':>8} {'observed':>8} {'|gap| pts':>9}")
     for i, b in enumerate(rows, 1):
-        lines.append(f"{i:>3} {b['lo']:>10.4f}-{b['hi']:<10.4f} {b['count']:>8d} {b['mean_pred']:>8.4f} "
-                     f"{b['observed']:>8.4f}")
+        gap = 100.0 * abs(b["mean_pred"] - b["observed"])
+        lines.append(f"{i:>3} {b['lo']:>8.5f}-{b['hi']:<8.5f} {b['count']:>8d} {b['mean_pred']:>8.5f} "
+                     f"{b['observed']:>8.5f} {gap:>9.2f}")
     return "\n".join(lines)

@@ -18,7 +18,8 @@ averages the first 20 returns, ``volatility.ewma_variance``'s default: a look-ah
 the warm-up.)
 
 Live use: ``market_features`` over the last >= ``WARMUP_BARS`` bars, then ``assemble`` at the last
-row with each position's distance.
+row with each position's distance, then ``columns(X, bundle["feature_names"])``: a model reads the
+columns its bundle names, in that order (``assemble`` computes every ``FEATURE_NAMES`` column).
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ MARKET_NAMES: tuple[str, ...] = (
     "funding",          # funding rate per hour at the decision time (0 when not supplied)
 )
 
-# The model's inputs. Scale free: every vol is a log ratio to the EWMA(0.94) vol and every return
-# or drawdown is in units of it, so a model fitted on one asset or era transfers to another (on
-# ETH/BTC 2018-2020 -> 2021-2022 this beat absolute levels out of sample).
+# Every feature ``assemble`` computes (a model uses a subset: its ``feature_names``). The first
+# seventeen are scale free: every vol is a log ratio to the EWMA(0.94) vol and every return or
+# drawdown is in units of it, so a model fitted on one asset or era transfers to another (on
+# ETH/BTC 2018-2020 -> 2021-2022 this beat absolute levels in their place). The last two are
+# absolute and come on top of them: ``log_dist`` (jumps do not scale with the vol, so far from
+# liquidation P is not a function of the distance in vol units alone) and ``log_vol`` (the vol
+# level: a calm market's vol forecast errs differently from a stormy one's). New names are only
+# ever appended, so older bundles' names keep their meaning.
 FEATURE_NAMES: tuple[str, ...] = (
     "dist_vol_units",    # log distance / (EWMA(0.94) hourly vol * sqrt(h))
     "lv_ewma097",        # log(ewma_vol_097 / ewma_vol_094)
@@ -70,6 +76,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "dow_sin",
     "dow_cos",
     "funding",
+    "log_dist",          # log distance -log(1-d) itself: the part of P that does not scale with vol
+    "log_vol",           # log EWMA(0.94) hourly vol: the vol level (not scale free)
 )
 _RATIOS = {"lv_ewma097": "ewma_vol_097", "lv_ewma099": "ewma_vol_099", "lv_rv24h": "rv_24h",
            "lv_rv7d": "rv_7d", "lv_rv30d": "rv_30d"}
@@ -78,7 +86,12 @@ _SCALED = {"z_ret_1h": "ret_1h", "z_ret_24h": "ret_24h", "z_ret_7d": "ret_7d",
 _COPIED = ("vol_of_vol", "hour_sin", "hour_cos", "dow_sin", "dow_cos", "funding")
 
 # Features that grow with the distance to liquidation: P(liq) must not increase with them.
-DISTANCE_FEATURES: tuple[str, ...] = ("dist_vol_units",)
+DISTANCE_FEATURES: tuple[str, ...] = ("dist_vol_units", "log_dist")
+
+# The inputs of a model trained by default (`keeper train` without --features): the seventeen
+# scale-free features plus the vol level, chosen on 2018-2019 -> 2020 validation among the
+# variants of bench/BENCHMARKS.md (stage 9). A subset of FEATURE_NAMES, in FEATURE_NAMES order.
+DEFAULT_FEATURES: tuple[str, ...] = FEATURE_NAMES[:17] + ("log_vol",)
 
 EWMA_LAMBDAS = (0.94, 0.97, 0.99)
 DAY, WEEK, MONTH = 24, 168, 720
@@ -149,7 +162,7 @@ def market_features(t: np.ndarray, close: np.ndarray, high: np.ndarray, low: np.
     cols: dict[str, np.ndarray] = {}
     for lam in EWMA_LAMBDAS:
         var = _next_hour_variance(r, lam)
-        cols[f"ewma_vol_{int(round(lam * 100)):03d}"] = np.sqrt(np.maximum(var, 0.0))
+        cols[f"ewma_vol_{round(lam * 100):03d}"] = np.sqrt(np.maximum(var, 0.0))
     cols["rv_24h"] = _realised(r, DAY)
     cols["rv_7d"] = _realised(r, WEEK)
     cols["rv_30d"] = _realised(r, MONTH)
@@ -186,7 +199,10 @@ def assemble(market: np.ndarray, rows: np.ndarray, distance: np.ndarray, horizon
     col = {name: m[:, j] for j, name in enumerate(MARKET_NAMES)}
     sigma = np.maximum(col["ewma_vol_094"], _VOL_FLOOR)
     out = np.empty((len(rows), len(FEATURE_NAMES)))
-    out[:, 0] = -np.log1p(-distance) / (sigma * np.sqrt(horizon_hours))
+    log_d = -np.log1p(-distance)
+    out[:, 0] = log_d / (sigma * np.sqrt(horizon_hours))
+    out[:, FEATURE_NAMES.index("log_dist")] = log_d
+    out[:, FEATURE_NAMES.index("log_vol")] = np.log(sigma)
     for name, raw in _RATIOS.items():
         out[:, FEATURE_NAMES.index(name)] = np.log(np.maximum(col[raw], _VOL_FLOOR) / sigma)
     for name, raw in _SCALED.items():
@@ -194,6 +210,12 @@ def assemble(market: np.ndarray, rows: np.ndarray, distance: np.ndarray, horizon
     for name in _COPIED:
         out[:, FEATURE_NAMES.index(name)] = col[name]
     return out
+
+
+def columns(X: np.ndarray, names) -> np.ndarray:
+    """The columns ``names`` (in that order) of a matrix from :func:`assemble` (``FEATURE_NAMES``):
+    how a model's inputs (its ``feature_names``) are picked."""
+    return np.asarray(X)[:, [FEATURE_NAMES.index(n) for n in names]]
 
 
 def log_distance_of(X: np.ndarray, sigma: np.ndarray, horizon_hours: int) -> np.ndarray:

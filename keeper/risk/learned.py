@@ -28,7 +28,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from keeper.risk.features import DISTANCE_FEATURES, FEATURE_NAMES
+from keeper.risk.features import DEFAULT_FEATURES, DISTANCE_FEATURES
 
 P_MIN, P_MAX = 1e-5, 1.0 - 1e-5
 
@@ -36,11 +36,12 @@ P_MIN, P_MAX = 1e-5, 1.0 - 1e-5
 class LearnedPLiq:
     """Calibrated classifier of "crossed the liquidation price within ``horizon_hours``"."""
 
-    def __init__(self, horizon_hours: int, *, feature_names: Sequence[str] = FEATURE_NAMES,
+    def __init__(self, horizon_hours: int, *, feature_names: Sequence[str] = DEFAULT_FEATURES,
                  calibration: str = "isotonic", scheme: str = "forward", n_folds: int = 4,
                  calib_fraction: float = 0.25, max_iter: int = 300,
                  learning_rate: float = 0.06, max_leaf_nodes: int = 31, min_samples_leaf: int = 200,
-                 l2_regularization: float = 1.0, random_state: int = 0) -> None:
+                 l2_regularization: float = 1.0, random_state: int = 0,
+                 decreasing: Sequence[str] | None = None) -> None:
         if calibration not in ("isotonic", "sigmoid", "none"):
             raise ValueError("calibration must be 'isotonic', 'sigmoid' or 'none'")
         if scheme not in ("forward", "holdout"):
@@ -51,13 +52,16 @@ class LearnedPLiq:
             raise ValueError("calib_fraction must be in (0, 1)")
         self.horizon_hours = int(horizon_hours)
         self.feature_names = tuple(feature_names)
+        # Features P(liq) must not increase with (the distance ones); None: those of DISTANCE_FEATURES present.
+        self.decreasing = tuple(name for name in (DISTANCE_FEATURES if decreasing is None else decreasing)
+                                if name in self.feature_names)
         self.calibration = calibration
         self.scheme = scheme
         self.n_folds = int(n_folds)
         self.calib_fraction = calib_fraction
-        self.params = dict(max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-                           min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization,
-                           random_state=random_state)
+        self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes,
+                           "min_samples_leaf": min_samples_leaf, "l2_regularization": l2_regularization,
+                           "random_state": random_state}
         self.train_hash: str | None = None
         self.trained_on: tuple[str, str] | None = None
         self.estimator_: HistGradientBoostingClassifier | None = None
@@ -67,17 +71,20 @@ class LearnedPLiq:
 
     # ------------------------------------------------------------------------------------ fitting
     def _monotonic_cst(self) -> list[int]:
-        return [-1 if name in DISTANCE_FEATURES else 0 for name in self.feature_names]
+        return [-1 if name in self.decreasing else 0 for name in self.feature_names]
 
     def _new_estimator(self) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(monotonic_cst=self._monotonic_cst(), early_stopping=False,
                                               **self.params)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> "LearnedPLiq":
+    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None,
+            sample_weight: np.ndarray | None = None) -> LearnedPLiq:
         """Fit on samples ``X`` (columns ``feature_names``), labels ``y`` in {0, 1}.
 
         ``t``: the samples' decision times (any monotone unit, e.g. epoch seconds); without it the
-        rows are taken to be in time order already, one hour apart per row at most."""
+        rows are taken to be in time order already, one hour apart per row at most.
+        ``sample_weight``: weights for the boosters only; the calibrator is fitted unweighted, so
+        the calibrated P stays a frequency of the samples as drawn."""
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
@@ -93,9 +100,16 @@ class LearnedPLiq:
             order = np.argsort(np.asarray(t), kind="stable")
             t_sorted = np.asarray(t, dtype=float)[order]
         X, y = X[order], y[order]
+        if sample_weight is None:
+            w = np.ones(len(y))
+        else:
+            w = np.asarray(sample_weight, dtype=float)
+            if w.shape != y.shape or np.any(~np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must be finite, >= 0, one per row")
+            w = w[order]
         self.n_train_, self.base_rate_ = len(y), float(y.mean())
         if self.calibration == "none":
-            self.estimator_ = self._new_estimator().fit(X, y.astype(int))
+            self.estimator_ = self._new_estimator().fit(X, y.astype(int), sample_weight=w)
             self.calibrator_ = None
             return self
         if self.scheme == "holdout":
@@ -104,15 +118,17 @@ class LearnedPLiq:
             cal_rows = t_sorted >= cut_t
             if len(np.unique(y[fit_rows])) < 2 or len(np.unique(y[cal_rows])) < 2:
                 raise ValueError("both time slices (fit, calibration) need crossed and not-crossed samples")
-            self.estimator_ = self._new_estimator().fit(X[fit_rows], y[fit_rows].astype(int))
+            self.estimator_ = self._new_estimator().fit(X[fit_rows], y[fit_rows].astype(int),
+                                                        sample_weight=w[fit_rows])
             raw, y_cal = self.estimator_.predict_proba(X[cal_rows])[:, 1], y[cal_rows]
         else:
-            raw, y_cal = self._forward_predictions(X, y, t_sorted)
-            self.estimator_ = self._new_estimator().fit(X, y.astype(int))
+            raw, y_cal = self._forward_predictions(X, y, t_sorted, w)
+            self.estimator_ = self._new_estimator().fit(X, y.astype(int), sample_weight=w)
         self._fit_calibrator(raw, y_cal)
         return self
 
-    def _forward_predictions(self, X: np.ndarray, y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _forward_predictions(self, X: np.ndarray, y: np.ndarray, t: np.ndarray,
+                             w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-time predictions of each block after the first by a booster fitted on the earlier blocks."""
         edges = np.quantile(t, np.linspace(0.0, 1.0, self.n_folds + 1))
         raws, ys = [], []
@@ -122,7 +138,7 @@ class LearnedPLiq:
             block = (t >= lo) & ((t < hi) if k < self.n_folds - 1 else (t <= hi))
             if len(np.unique(y[past])) < 2 or not block.any():
                 continue
-            est = self._new_estimator().fit(X[past], y[past].astype(int))
+            est = self._new_estimator().fit(X[past], y[past].astype(int), sample_weight=w[past])
             raws.append(est.predict_proba(X[block])[:, 1])
             ys.append(y[block])
         if not raws or len(np.unique(np.concatenate(ys))) < 2:
@@ -159,7 +175,8 @@ class LearnedPLiq:
 
     def describe(self) -> dict:
         return {"horizon_hours": self.horizon_hours, "features": list(self.feature_names),
-                "calibration": self.calibration, "scheme": self.scheme, "n_train": self.n_train_, "base_rate": self.base_rate_,
+                "calibration": self.calibration, "scheme": self.scheme,
+                "decreasing": list(getattr(self, "decreasing", DISTANCE_FEATURES)), "n_train": self.n_train_, "base_rate": self.base_rate_,
                 "train_hash": self.train_hash, "trained_on": self.trained_on, **self.params}
 
 

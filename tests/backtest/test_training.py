@@ -8,12 +8,18 @@ import numpy as np
 import pytest
 
 from keeper.backtest import train_cli
-from keeper.backtest.training import data_hash, evaluate, format_report, load_model, train
+from keeper.backtest.training import (
+    data_hash,
+    evaluate,
+    format_report,
+    load_model,
+    train,
+)
 from keeper.errors import ConfigError
-from keeper.risk.features import FEATURE_NAMES
+from keeper.risk.features import DEFAULT_FEATURES, FEATURE_NAMES
 
 SPLIT = "2020-05-10"
-FAST = dict(max_iter=25, max_samples=8000)
+FAST = {"max_iter": 25, "max_samples": 8000}
 
 
 def write_csv(path, n=4800, seed=0, start="2020-01-01"):
@@ -45,12 +51,17 @@ def test_train_saves_a_complete_bundle(trained):
     csv, path = trained
     assert path.exists() and path.name.startswith("pliq_24h_")
     b = load_model(path)
-    assert b["feature_names"] == list(FEATURE_NAMES) and b["horizon_hours"] == 24
+    assert b["feature_names"] == list(DEFAULT_FEATURES) and b["horizon_hours"] == 24
     assert len(b["train_hash"]) == 64 and b["train_hash"][:12] in path.name
     assert b["model"].train_hash == b["train_hash"] and b["model"].horizon_hours == 24
     start, end = b["trained_on"]
     assert start >= "2020-01-31" and end < SPLIT     # after the warm-up, before the split
     assert {"sklearn_version", "static_freq", "distances", "split"} <= set(b)
+    w = b["train_window"]
+    assert (w["first_decision"], w["last_decision"]) == tuple(b["trained_on"]) and w["split"] == SPLIT
+    assert w["last_decision"] < w["last_label_bar"] <= SPLIT + " 00:00:00"
+    assert len(b["data_hash"]) == 64 and b["data_hash"] != b["train_hash"]
+    assert b["files"] == [csv.name] and b["symbols"] == ["SYN"]
     assert np.all(np.diff(b["static_freq"]) <= 0)      # farther = rarer
 
 
@@ -73,6 +84,41 @@ def test_evaluate_on_the_held_out_period(trained):
         evaluate([csv], path, "2020-04-01")
 
 
+def test_per_asset_reliability_sums_to_the_pooled_counts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("two")
+    a = write_csv(d / "AAAUSDT_test_1h.csv", seed=3)
+    b = write_csv(d / "BBBUSDT_test_1h.csv", seed=4, n=4500)
+    model = train([a, b], 24, d / "models", SPLIT, **FAST)
+    rep = evaluate([a, b], model, SPLIT, out_dir=d / "charts")
+    per = rep["per_symbol"]
+    assert set(per) == {"AAA", "BBB"}
+    assert sum(r["n"] for r in per.values()) == rep["n"]
+    pooled_events = sum(bn["count"] * bn["observed"] for bn in rep["learned"]["reliability"])
+    asset_events = 0.0
+    for r in per.values():
+        bins = r["learned"]["reliability"]
+        assert sum(bn["count"] for bn in bins) == r["n"] and len(bins) <= 10
+        asset_events += sum(bn["count"] * bn["observed"] for bn in bins)
+        for bn in bins:
+            assert bn["lo"] - 1e-12 <= bn["mean_pred"] <= bn["hi"] + 1e-12
+            assert bn["gap_pts"] == pytest.approx(100 * abs(bn["mean_pred"] - bn["observed"]))
+        assert r["learned"]["max_gap_pts"] == pytest.approx(max(bn["gap_pts"] for bn in bins))
+        low = r["learned"]["low_p"]
+        assert low["cut"] == 0.05 and sum(bn["count"] for bn in low.get("reliability", [])) == low["n"]
+        assert all(bn["hi"] < 0.05 for bn in low.get("reliability", []))
+    assert asset_events == pytest.approx(pooled_events) == pytest.approx(rep["event_rate"] * rep["n"])
+    charts = rep["charts"]
+    assert set(charts) == {"pooled", "AAA", "BBB"}
+    for path in charts.values():
+        with open(path, "rb") as fh:
+            data = fh.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    text = format_report(rep)
+    assert "reliability (learned, AAA)" in text and "reliability (learned, BBB)" in text
+    assert "low-P region (learned, pooled)" in text and "|gap| pts" in text
+    assert json.loads(json.dumps(rep))["per_symbol"]["AAA"]["learned"]["n"] == per["AAA"]["n"]
+
+
 def test_hash_follows_data_and_parameters(tmp_path):
     a = write_csv(tmp_path / "AUSDT_x.csv", n=300)
     params = {"horizon_hours": 24}
@@ -93,6 +139,11 @@ def test_foreign_bundles_are_refused(trained, tmp_path):
     joblib.dump(b, bad)
     with pytest.raises(ConfigError, match="other features"):
         load_model(bad)
+    b = joblib.load(path)
+    b["feature_names"] = list(reversed(b["feature_names"]))    # known names, another order than the model's
+    joblib.dump(b, tmp_path / "reordered.joblib")
+    with pytest.raises(ConfigError, match="other features"):
+        load_model(tmp_path / "reordered.joblib")
     joblib.dump({"just": "a dict"}, tmp_path / "junk.joblib")
     with pytest.raises(ConfigError, match="not a keeper model"):
         load_model(tmp_path / "junk.joblib")
@@ -101,6 +152,13 @@ def test_foreign_bundles_are_refused(trained, tmp_path):
         load_model(tmp_path / "text.joblib")
     with pytest.raises(ConfigError, match="no model file"):
         load_model(tmp_path / "nope.joblib")
+
+
+def test_bad_feature_lists_are_refused(trained, tmp_path):
+    csv, _ = trained
+    for names in (["dist_vol_units", "moon_phase"], [], ["log_vol", "log_vol"]):
+        with pytest.raises(ConfigError, match="bad feature list"):
+            train([csv], 24, tmp_path / "m", SPLIT, features=names, **FAST)
 
 
 def test_too_short_history_is_a_config_error(tmp_path):
@@ -141,6 +199,28 @@ def test_cli_train_and_evaluate(trained, tmp_path, capsys):
     args = cli(["evaluate", "--prices", str(csv), "--model", str(model_path), "--test-from", SPLIT])
     assert train_cli.handle(args) == 0
     assert "Brier" in capsys.readouterr().out
+
+
+def test_cli_feature_choice_and_charts(trained, tmp_path, capsys):
+    csv, _ = trained
+    args = cli(["train", "--prices", str(csv), "--out", str(tmp_path / "m"), "--split", SPLIT, "--max-iter", "15",
+                "--max-samples", "4000", "--features", "dist_vol_units,log_dist,lv_rv24h",
+                "--calibration", "sigmoid", "--json"])
+    assert train_cli.handle(args) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["feature_names"] == ["dist_vol_units", "log_dist", "lv_rv24h"]
+    assert len(info["data_hash"]) == 64 and info["train_window"]["split"] == SPLIT
+    b = load_model(info["model"])
+    assert b["feature_names"] == list(b["model"].feature_names) and b["model"].calibration == "sigmoid"
+    args = cli(["evaluate", "--prices", str(csv), "--model", info["model"], "--test-from", SPLIT,
+                "--out", str(tmp_path / "charts")])
+    assert train_cli.handle(args) == 0
+    out = capsys.readouterr().out
+    assert "reliability (learned, SYN)" in out and "calibration_SYN_24h.png" in out
+    assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["calibration_SYN_24h.png",
+                                                                       "calibration_pooled_24h.png"]
+    with pytest.raises(ConfigError, match="unknown features"):
+        train_cli.handle(cli(["train", "--prices", str(csv), "--features", "dist_vol_units,moon_phase"]))
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keeper.risk.features import (FEATURE_NAMES, MARKET_NAMES, WARMUP_BARS, assemble, feature_matrix,
-                                  flip_side, log_distance_of, market_features, valid_rows)
+from keeper.risk.features import (
+    FEATURE_NAMES,
+    MARKET_NAMES,
+    WARMUP_BARS,
+    assemble,
+    feature_matrix,
+    flip_side,
+    log_distance_of,
+    market_features,
+    valid_rows,
+)
 
 T0 = 1_514_764_800  # 2018-01-01 00:00 UTC, a Monday
 
@@ -112,3 +121,34 @@ def test_bad_inputs():
         market_features(t[:-1], c, h, lo)
     with pytest.raises(ValueError):
         market_features(t, c, h, lo, funding=np.zeros(3))
+
+
+def test_absolute_columns_and_the_default_set():
+    from keeper.risk.features import DEFAULT_FEATURES, DISTANCE_FEATURES
+    assert set(DEFAULT_FEATURES) <= set(FEATURE_NAMES) and len(set(DEFAULT_FEATURES)) == len(DEFAULT_FEATURES)
+    assert set(DISTANCE_FEATURES) == {"dist_vol_units", "log_dist"}
+    t, c, h, lo = synthetic(900)
+    m = market_features(t, c, h, lo)
+    rows = np.array([800, 850, 899])
+    d = np.array([0.02, 0.1, 0.3])
+    X = assemble(m, rows, d, 24)
+    np.testing.assert_allclose(X[:, FEATURE_NAMES.index("log_dist")], -np.log1p(-d))
+    np.testing.assert_allclose(X[:, FEATURE_NAMES.index("log_vol")],
+                               np.log(m[rows, MARKET_NAMES.index("ewma_vol_094")]))
+    # the vol-unit distance is the log distance over the horizon's vol
+    np.testing.assert_allclose(X[:, 0] * np.exp(X[:, FEATURE_NAMES.index("log_vol")]) * np.sqrt(24),
+                               X[:, FEATURE_NAMES.index("log_dist")])
+
+
+@pytest.mark.parametrize("cut", [WARMUP_BARS, 900, 1100])
+def test_new_columns_are_causal(cut):
+    """Row t of log_dist / log_vol is unchanged when every bar after t moves (crash and wicks)."""
+    t, c, h, lo = synthetic(1200, seed=3)
+    base = feature_matrix(t, c, h, lo, 0.12, 24)
+    shock = np.where(np.arange(1200) > cut, 0.6, 1.0)
+    moved = feature_matrix(t, c * shock, h * shock * 1.02, lo * shock * 0.9, 0.12, 24)
+    for name in ("log_dist", "log_vol", "dist_vol_units"):
+        j = FEATURE_NAMES.index(name)
+        np.testing.assert_array_equal(base[: cut + 1, j], moved[: cut + 1, j])
+    j = FEATURE_NAMES.index("log_vol")
+    assert not np.allclose(base[cut + 2:, j], moved[cut + 2:, j])

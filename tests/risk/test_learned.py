@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from keeper.risk.evaluation import brier, reliability_table
-from keeper.risk.features import FEATURE_NAMES, assemble, market_features, valid_rows
+from keeper.risk.features import (
+    DEFAULT_FEATURES,
+    FEATURE_NAMES,
+    assemble,
+    columns,
+    market_features,
+    valid_rows,
+)
 from keeper.risk.labels import DEFAULT_DISTANCES, future_min_low, sample_positions
 from keeper.risk.learned import LearnedPLiq
 
@@ -29,6 +36,11 @@ def regime_prices(n, seed):
     return t, close, high, low
 
 
+def inputs(m, rows, distance):
+    """The default model's columns of ``assemble``."""
+    return columns(assemble(m, rows, distance, H), DEFAULT_FEATURES)
+
+
 def dataset(seed, n=6000, per_row=6):
     t, c, h, lo = regime_prices(n, seed)
     m = market_features(t, c, h, lo)
@@ -37,7 +49,7 @@ def dataset(seed, n=6000, per_row=6):
     rng = np.random.default_rng(seed + 100)
     r, d = sample_positions(np.flatnonzero(ok), len(DEFAULT_DISTANCES), per_row, rng)
     y = (future_min_low(lo, H)[r] <= c[r] * (1 - DEFAULT_DISTANCES[d])).astype(float)
-    return assemble(m, r, DEFAULT_DISTANCES[d], H), y, t[r] + 3600, m, ok
+    return inputs(m, r, DEFAULT_DISTANCES[d]), y, t[r] + 3600, m, ok
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,9 +68,9 @@ def fitted(one_thread):
 
 def test_attributes_and_range(fitted):
     model, m, ok = fitted
-    assert model.feature_names == FEATURE_NAMES and model.horizon_hours == H
+    assert model.feature_names == DEFAULT_FEATURES and model.horizon_hours == H
     assert model.train_hash is None and model.trained_on is None
-    X = assemble(m, np.flatnonzero(ok)[:500], 0.05, H)
+    X = inputs(m, np.flatnonzero(ok)[:500], 0.05)
     p = model.predict_proba(X)
     assert p.shape == (500,) and np.all((p > 0) & (p < 1))
     assert model.describe()["n_train"] == model.n_train_ > 10_000
@@ -71,7 +83,7 @@ def test_probability_never_rises_with_distance(fitted, row, d):
     rows = np.flatnonzero(ok)
     i = rows[row % len(rows)]
     dist = np.sort(np.array(d))
-    X = assemble(m, np.full(len(dist), i), dist, H)
+    X = inputs(m, np.full(len(dist), i), dist)
     for p in (model.predict_proba(X), model.raw_proba(X)):
         assert np.all(np.diff(p) <= 1e-12)
 
@@ -89,7 +101,7 @@ def test_out_of_sample_skill_and_calibration(fitted):
     mm = market_features(t, c, h, lo)
     sig = mm[:, 0]
     calm, storm = np.argmin(np.where(valid_rows(mm), sig, np.inf)), np.argmax(np.where(valid_rows(mm), sig, 0))
-    pc, ps = model.predict_proba(assemble(mm, np.array([calm, storm]), 0.05, H))
+    pc, ps = model.predict_proba(inputs(mm, np.array([calm, storm]), 0.05))
     assert ps > pc + 0.1
 
 
@@ -108,12 +120,30 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         model.fit(np.zeros((10, 3)), np.zeros(10))
     with pytest.raises(ValueError):
-        model.fit(np.zeros((10, len(FEATURE_NAMES))), np.zeros(10))       # one class only
+        model.fit(np.zeros((10, len(DEFAULT_FEATURES))), np.zeros(10))       # one class only
     with pytest.raises(ValueError):
-        model.fit(np.zeros((2, len(FEATURE_NAMES))), np.array([0.0, 0.5]))
+        model.fit(np.zeros((2, len(DEFAULT_FEATURES))), np.array([0.0, 0.5]))
     with pytest.raises(ValueError):
         LearnedPLiq(H, calibration="magic")
     with pytest.raises(ValueError):
         LearnedPLiq(H, scheme="random")
     with pytest.raises(ValueError):
         LearnedPLiq(H, n_folds=1)
+
+
+def test_sample_weights_and_monotone_choice():
+    X, y, t, _, _ = dataset(seed=11, n=3000, per_row=3)
+    names = ["dist_vol_units", "log_dist", "lv_rv24h"]
+    assert LearnedPLiq(H, feature_names=names)._monotonic_cst() == [-1, -1, 0]
+    assert LearnedPLiq(H, feature_names=names, decreasing=("dist_vol_units",))._monotonic_cst() == [-1, 0, 0]
+    assert LearnedPLiq(H).decreasing == ("dist_vol_units",)      # the default set has no log_dist
+    model = LearnedPLiq(H, max_iter=20, decreasing=()).fit(X, y, t)
+    assert model._monotonic_cst() == [0] * len(DEFAULT_FEATURES)
+    w = np.where(np.arange(len(y)) % 2 == 0, 1.0, 0.0)
+    plain = LearnedPLiq(H, max_iter=20, calibration="none").fit(X, y, t)
+    weighted = LearnedPLiq(H, max_iter=20, calibration="none").fit(X, y, t, sample_weight=w)
+    assert not np.allclose(plain.predict_proba(X[:200]), weighted.predict_proba(X[:200]))
+    LearnedPLiq(H, max_iter=20).fit(X, y, t, sample_weight=np.full(len(y), 2.0))   # forward + isotonic
+    for bad in (np.ones(3), np.full(len(y), -1.0), np.full(len(y), np.nan)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            LearnedPLiq(H, max_iter=20).fit(X, y, t, sample_weight=bad)
