@@ -277,14 +277,16 @@ def _action_json(a) -> dict:
 
 
 def _print_action(out, a) -> None:
+    from rich.markup import escape
+
     r = a.reason
     out.print(f"[bold]{a.kind.value}[/bold] {a.amount:,.6g} {a.asset.symbol} (~{a.usd:,.2f} USD) on {a.position_key}"
               + (f" -> {a.target_key}" if a.target_key else ""))
     out.print(f"    P(liq {r.horizon_hours:g}h) {r.p_before:.3%} -> {r.p_after:.3%} (budget {r.epsilon:.2%}); "
               f"health {r.health_before:.4f} -> {r.health_after:.4f} (estimate)")
-    out.print(f"    forecast: {r.model}")
+    out.print(f"    forecast: {escape(r.model)}")
     if r.note:
-        out.print(f"    why: {r.note}")
+        out.print(f"    why: {escape(r.note)}")
 
 
 def _plan_positions(session, plans) -> list[dict]:
@@ -308,6 +310,8 @@ def _plan_positions(session, plans) -> list[dict]:
 
 
 def _cmd_plan(args, cfg) -> int:
+    from rich.markup import escape
+
     from keeper.daemon.inspect import chains_or_fail
     from keeper.daemon.manual import open_session, plan_now
     from keeper.views import console
@@ -329,7 +333,7 @@ def _cmd_plan(args, cfg) -> int:
                 for book, p in plans]})
             continue
         out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
-        out.print(f"model: {session.risk.describe()}")
+        out.print(f"model: {escape(session.risk.describe())}")
         for book, p in plans:
             out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
             if not p.actions:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from keeper.errors import ConfigError
+from keeper.risk.builtin_law import DEFAULT_FIT
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -28,11 +29,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="hourly drops beyond this are jumps (default 0.03)")
     p.add_argument("--slow", type=float, default=0.0, metavar="LAMBDA",
                    help="also a slow EWMA with this lambda; vol = max(fast, slow) (default: none)")
-    p.add_argument("--jump-regime", choices=("none", "vol", "ratio", "vol+ratio"), default="vol",
+    p.add_argument("--jump-regime", choices=("none", "vol", "ratio", "vol+ratio"), default=DEFAULT_FIT["jump_regime"],
                    help="jump rate conditioned on the vol regime (default vol: the benchmarks' pick)")
-    p.add_argument("--exponent-scale", type=float, default=0.25, metavar="K",
+    p.add_argument("--exponent-scale", type=float, default=DEFAULT_FIT["exponent_scale"], metavar="K",
                    help="shrink the fitted regime exponents by K (default 0.25: the benchmarks' pick)")
-    p.add_argument("--nu", default="10", metavar="NU|fit",
+    p.add_argument("--nu", default=str(DEFAULT_FIT["nu"]), metavar="NU|fit",
                    help="the diffusion's Student-t degrees of freedom, or 'fit' (default 10: the benchmarks' pick)")
     p.add_argument("--out", type=Path, required=True, help="the parameters file to write (JSON)")
     p.add_argument("--json", action="store_true", help="print the parameters as JSON")

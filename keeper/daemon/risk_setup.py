@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from keeper.errors import ConfigError
-from keeper.risk.builtin_law import BUILTIN_TAIL
+from keeper.risk.builtin_law import BUILTIN_TAIL, DEFAULT_FIT
 from keeper.risk.laws import GaussLaw, Law, TailLaw
 from keeper.risk.params import law_from_document
 from keeper.risk.market import History, Market, is_stable, market_from_history
@@ -83,7 +83,8 @@ def fit_law(kind: str, series: Sequence[Any], *, u: float = 0.03, slow: float = 
     if kind == "analytic":
         return GaussLaw(fitted_on=label)
     try:
-        return TailLaw.fit([s.close for s in series], [s.low for s in series], u=u, slow=slow, label=label)
+        return TailLaw.fit([s.close for s in series], [s.low for s in series], u=u, slow=slow, label=label,
+                           **DEFAULT_FIT)
     except ValueError as e:
         raise ConfigError(f"cannot fit the tail law: {e}") from None
 

@@ -11,6 +11,10 @@ assets). Re-run the command above after changing ``TailLaw.fit``."""
 
 from keeper.risk.laws import TailLaw
 
+# How the product fits its law (``keeper fit``'s defaults and the start-up fit on price files): the
+# capital-efficiency study's pick.
+DEFAULT_FIT = {"jump_regime": "vol", "exponent_scale": 0.25, "nu": 10.0}
+
 BUILTIN_TAIL = TailLaw(nu=10.0, u=0.03, lam_u=0.0230667, xi=0.267330, beta=0.0128691, jump_vol=0.515818,
                        jump_ref=0.00703755,
                        fitted_on="built-in: ETH+BTC hourly 2018-01..2021-12, 70126 bars; jump rate ~ vol (x 0.25)")

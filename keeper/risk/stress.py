@@ -132,7 +132,8 @@ DEPEG_MOVES = (-0.10, -0.05, -0.02, 0.02, 0.05)
 def depeg_scenarios(positions: Sequence[Position], moves: Sequence[float] = DEPEG_MOVES) -> dict[str, np.ndarray]:
     """Stablecoin depegs, each its own scenario: one stablecoin's price moved by ``move`` at once,
     every other price held; per scenario, which positions that liquidates (a stable leg falling
-    hurts its collateral holders, rising hurts its borrowers). Only stablecoins the positions hold."""
+    hurts its collateral holders, rising hurts its borrowers) — not counting those liquidatable
+    already. Only stablecoins the positions hold."""
     from keeper.risk.market import is_stable
 
     held = sorted({leg.asset.symbol for p in positions if p.perp is None for leg in p.legs
@@ -142,5 +143,5 @@ def depeg_scenarios(positions: Sequence[Position], moves: Sequence[float] = DEPE
         ex = exposures(positions, (sym,))
         for move in moves:
             margin = ex.linear[0] * (1.0 + move) + ex.const
-            out[f"{sym} {move:+.0%}"] = ex.at_risk & (margin < 0)
+            out[f"{sym} {move:+.0%}"] = ex.at_risk & (margin < 0) & ~ex.liquidated_now
     return out
