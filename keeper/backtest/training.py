@@ -108,20 +108,17 @@ def _iso(epoch: float) -> str:
 
 def data_hash(paths: Sequence[Path | str], params: dict) -> str:
     """sha256 of every input file's bytes (in the order given) and of the training parameters."""
-    h = hashlib.sha256()
-    for p in paths:
-        try:
-            data = Path(p).read_bytes()
-        except OSError as e:
-            raise ConfigError(f"cannot read price file {p}: {e.strerror}") from e
-        h.update(len(data).to_bytes(8, "big"))
-        h.update(data)
+    h = _hash_files(paths)
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
 def files_hash(paths: Sequence[Path | str]) -> str:
     """sha256 of the price files' bytes only (in the order given): the bundle's ``data_hash``."""
+    return _hash_files(paths).hexdigest()
+
+
+def _hash_files(paths: Sequence[Path | str]):
     h = hashlib.sha256()
     for p in paths:
         try:
@@ -130,7 +127,7 @@ def files_hash(paths: Sequence[Path | str]) -> str:
             raise ConfigError(f"cannot read price file {p}: {e.strerror}") from e
         h.update(len(data).to_bytes(8, "big"))
         h.update(data)
-    return h.hexdigest()
+    return h
 
 
 def _rows_in(s: PriceSeries, market: np.ndarray, horizon: int, start: int | None, end: int | None,

@@ -448,21 +448,9 @@ def liquidation_probability(positions: Sequence[Position], symbols: Sequence[str
 def liquidated_now(pos: Position) -> bool:
     """``exposures([pos], ()).liquidated_now[0]`` for one position without the arrays (the
     planner asks this thousands of times per tick): perps by the GMX v1 rule at the mark price
-    (collateral plus PnL, a profit included, below ``T``), lending by weighted collateral below debt."""
-    if pos.perp is not None:
-        p = pos.perp
-        if p.size_usd <= 0:
-            return False
-        t = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
-        sign = 1.0 if p.is_long else -1.0
-        slope = p.size_usd * p.mark_price / p.average_price
-        return p.collateral_usd + sign * (slope - p.size_usd) - t < 0
-    margin, at_risk = 0.0, False
-    for leg in pos.legs:
-        v = leg.value_usd
-        if leg.side is Side.COLLATERAL:
-            margin += v * leg.liquidation_weight
-        else:
-            margin -= v
-            at_risk |= v > 0
-    return at_risk and margin < 0
+    (collateral plus PnL, a profit included, below ``T``), lending by weighted collateral below
+    debt — the one-pass sums of ``keeper.risk.joint.exposures_of``."""
+    from keeper.risk.joint import exposures_of
+
+    ex = exposures_of(pos)
+    return ex is not None and ex[0]
