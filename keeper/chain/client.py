@@ -22,6 +22,14 @@ from keeper.errors import ConfigError, KeeperError, Reverted, TemporaryError
 
 # JSON-RPC error codes that mean "this node cannot answer now", worth another node or a retry.
 TEMPORARY_RPC_CODES = {-32005, -32603, -32000, 429}
+# Refusals a node reports under a "temporary" code (geth: -32000 for almost everything) that are about
+# the request, not the node: another node, or the same one later, gives the same answer, so they are
+# never retried, never mark an endpoint down and never raise a failover alert.
+PERMANENT_RPC_MESSAGES = ("nonce too low", "already known", "already imported", "replacement transaction underpriced",
+                          "transaction underpriced", "insufficient funds", "intrinsic gas too low",
+                          "exceeds block gas limit", "max fee per gas less than block base fee",
+                          "fee cap less than block base fee", "max priority fee per gas higher than max fee per gas",
+                          "invalid sender", "nonce too high", "gas limit reached")
 REVERT_MARKERS = ("execution reverted", "revert")
 
 
@@ -179,7 +187,7 @@ class ChainClient:
                                                                  and method == "eth_call"):
                 raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else None
                 raise Reverted(f"{method} reverted: {msg}", data=raw)
-            if err.get("code") in TEMPORARY_RPC_CODES:
+            if err.get("code") in TEMPORARY_RPC_CODES and not any(m in msg.lower() for m in PERMANENT_RPC_MESSAGES):
                 raise TemporaryError(f"{_redact(url)} failed {method}: {msg}")
             # Not the node's fault (unknown method, bad params): another node would say the same.
             raise KeeperError(f"{_redact(url)} rejected {method}: {msg} (code {err.get('code')})")

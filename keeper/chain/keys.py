@@ -5,6 +5,8 @@ a devnet's."""
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import stat
@@ -19,10 +21,10 @@ from keeper.chain.signing import sign_eip1559
 from keeper.errors import ConfigError
 
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
-# anvil/hardhat's default mnemonic ("test test ... junk"), accounts 0-9: public knowledge, so any
+# anvil/hardhat's default mnemonic ("test test ... junk"), accounts 0-19: public knowledge, so any
 # funds behind them on a real chain are taken within seconds.
 _WELL_KNOWN_MNEMONIC = "test test test test test test test test test test test junk"
-_WELL_KNOWN_COUNT = 10
+_WELL_KNOWN_COUNT = 20  # anvil prints 10, hardhat 20: the same mnemonic's first 20 accounts
 # The fields of the transactions the keeper sends (keeper.chain.tx.TxSender._sign): these are signed
 # by keeper.chain.signing (~0.06 ms); any other shape goes through eth_account (~0.6 ms).
 _FAST_FIELDS = frozenset({"chainId", "nonce", "to", "data", "value", "gas", "maxFeePerGas",
@@ -30,6 +32,7 @@ _FAST_FIELDS = frozenset({"chainId", "nonce", "to", "data", "value", "gas", "max
 _FAST_INT_FIELDS = ("chainId", "nonce", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")
 
 
+@functools.cache
 def _well_known_addresses() -> frozenset[str]:
     Account.enable_unaudited_hdwallet_features()
     return frozenset(Account.from_mnemonic(_WELL_KNOWN_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address
@@ -126,10 +129,16 @@ def load_key(*, env_var: str | None = None, key_file: Path | None = None, keysto
             raise ConfigError(f"{e.filename} not found") from None
         except json.JSONDecodeError:
             raise ConfigError(f"keystore {keystore} is not JSON") from None
+        if not isinstance(blob, dict) or not isinstance(blob.get("crypto", blob.get("Crypto")), dict):
+            raise ConfigError(f"keystore {keystore} is not an Ethereum keystore (no 'crypto' section)",
+                              hint="a V3 keystore JSON, as geth account new or cast wallet new write")
         try:
             account = Account.from_key(Account.decrypt(blob, password))
         except ValueError:
             raise ConfigError(f"keystore {keystore}: wrong password or corrupt keystore") from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ConfigError(f"keystore {keystore} is malformed: {type(e).__name__} {e}",
+                              hint="a V3 keystore JSON, as geth account new or cast wallet new write") from None
     if chain_id not in DEVNET_CHAIN_IDS and account.address in _well_known_addresses():
         raise ConfigError(f"the keeper key ({account.address}) is one of anvil's public development keys; "
                           f"refused on chain id {chain_id}", hint="use a key of your own on a real chain")

@@ -61,8 +61,33 @@ class PriceReading:
         return self.round.answer / 10**self.decimals if self.round else float("nan")
 
 
+def round_issue(rnd: Round | None, heartbeat: int, block_timestamp: int) -> str | None:
+    """Why one round cannot be trusted at ``block_timestamp``, else None: a failed call, a
+    non-positive answer, an incomplete round, an answer from the future (``updatedAt`` after the
+    block: no honest feed writes one), an answer older than the heartbeat, a carried-over round."""
+    if rnd is None:
+        return "feed call failed"
+    if rnd.answer <= 0:
+        return f"non-positive answer {rnd.answer}"
+    if rnd.updated_at == 0:
+        return "round not complete (updatedAt = 0)"
+    age = block_timestamp - rnd.updated_at
+    if age < 0:
+        return f"updated in the future: updatedAt {rnd.updated_at} is {-age} s after the block"
+    if age > heartbeat:
+        return f"stale: updated {age} s before the block, heartbeat {heartbeat} s"
+    if rnd.answered_in_round < rnd.round_id:
+        return f"answeredInRound {rnd.answered_in_round} < roundId {rnd.round_id}"
+    return None
+
+
 def check_round(spec: FeedSpec, rnd: Round | None, decimals: int, block_timestamp: int,
-                second: float | None = None, sequencer_issue: str | None = None) -> PriceReading:
+                second: float | None = None, sequencer_issue: str | None = None, *,
+                second_round: Round | None = None, second_decimals: int | None = None) -> PriceReading:
+    """The primary round checked (``round_issue``, the sequencer), then against the second source:
+    the second round gets the same checks under the primary's heartbeat (a frozen or future second
+    source is a price problem, never a silent pass), then the relative deviation. ``second`` (a
+    price) is the older way to pass the second source, unchecked."""
     def bad(why: str) -> PriceReading:
         return PriceReading(spec.address, spec.name, rnd, decimals, False, why)
 
@@ -70,15 +95,16 @@ def check_round(spec: FeedSpec, rnd: Round | None, decimals: int, block_timestam
         return bad("feed call failed")
     if sequencer_issue:
         return bad(sequencer_issue)
-    if rnd.answer <= 0:
-        return bad(f"non-positive answer {rnd.answer}")
-    if rnd.updated_at == 0:
-        return bad("round not complete (updatedAt = 0)")
-    age = block_timestamp - rnd.updated_at
-    if age > spec.heartbeat:
-        return bad(f"stale: updated {age} s before the block, heartbeat {spec.heartbeat} s")
-    if rnd.answered_in_round < rnd.round_id:
-        return bad(f"answeredInRound {rnd.answered_in_round} < roundId {rnd.round_id}")
+    why = round_issue(rnd, spec.heartbeat, block_timestamp)
+    if why:
+        return bad(why)
+    if spec.second_source and second is None:
+        if second_decimals is None:
+            return bad("second source: decimals() unreadable")
+        why = round_issue(second_round, spec.heartbeat, block_timestamp)
+        if why:
+            return bad(f"second source {why}")
+        second = second_round.answer / 10**second_decimals
     if second is not None:
         price = rnd.answer / 10**decimals
         if second <= 0:
@@ -141,12 +167,12 @@ class OracleReader:
             if dec is None:
                 out[spec.address.lower()] = PriceReading(spec.address, spec.name, rnd, 0, False, "decimals() unreadable")
                 continue
-            second = None
+            srnd = sdec = None
             if spec.second_source:
                 srnd = second_rounds.get(spec.second_source.lower())
                 sdec = self._decimals.get(spec.second_source.lower())
-                second = srnd.answer / 10**sdec if srnd and sdec is not None and srnd.answer > 0 else 0.0
-            out[spec.address.lower()] = check_round(spec, rnd, dec, block_timestamp, second, seq_issue)
+            out[spec.address.lower()] = check_round(spec, rnd, dec, block_timestamp, None, seq_issue,
+                                                    second_round=srnd, second_decimals=sdec)
         return out
 
     def backfill(self, feed: str, block: int, *, newest_round: int | None = None, count: int = 1000,

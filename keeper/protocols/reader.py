@@ -4,7 +4,7 @@ one batched multicall pinned to one block."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
@@ -65,5 +65,18 @@ class ChainReader:
         for adapter in self.adapters:
             adapter.prepare(self.mc, number)
             plans.append(adapter.plan(self._accounts_for.get(id(adapter), self.accounts)))
-        positions: list[Position] = run_plans(self.mc, plans, ctx)
+        positions: list[Position] = [self._feed_covered(p) for p in run_plans(self.mc, plans, ctx)]
         return Snapshot(self.chain, number, block_hash, ts, positions, readings)
+
+    def _feed_covered(self, p: Position) -> Position:
+        """A position holding an asset with no configured feed is unusable: nothing checks that
+        price (staleness, deviation), so it is never acted on — fail closed, with the asset named."""
+        if not p.price_ok:
+            return p
+        assets = ([p.perp.index] if p.perp is not None else []) + [leg.asset for leg in p.legs]
+        for a in assets:
+            if a.address != "usd" and a.address.lower() not in self.asset_feeds:
+                return replace(p, price_ok=False,
+                               price_issue=f"no price feed configured for {a.symbol} ({a.address}): "
+                                           f"add it to the chain's feeds")
+        return p

@@ -119,3 +119,21 @@ def test_call_hex_equals_eth_call_and_keeps_reverts(anvil, devnet):
         client.call_hex(pool, "0x69328dec" + "00" * 12 + weth[2:].lower() + "00" * 31 + "01" + "00" * 32, block)
     with pytest.raises(ValueError):
         client.call_hex(pool, '0x00"}', block)
+
+
+@pytest.mark.parametrize("code,message,temporary", [
+    (-32000, "nonce too low", False),                          # geth: not the node's fault
+    (-32000, "already known", False),
+    (-32000, "replacement transaction underpriced", False),
+    (-32000, "insufficient funds for gas * price + value", False),
+    (-32000, "header not found", True),                        # a lagging node: try another
+    (-32005, "limit exceeded", True),
+    (-32601, "the method eth_foo does not exist", False),
+])
+def test_rpc_errors_are_classified_by_code_and_message(code, message, temporary):
+    from keeper.chain.client import ChainClient
+    from keeper.errors import KeeperError, TemporaryError
+
+    with pytest.raises(KeeperError) as e:
+        ChainClient._result({"error": {"code": code, "message": message}}, "eth_sendRawTransaction", "http://x")
+    assert isinstance(e.value, TemporaryError) is temporary

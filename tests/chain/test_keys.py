@@ -49,6 +49,32 @@ def test_keystore_with_password_file(tmp_path):
         load_key(keystore=ks, password_file=pw, chain_id=10)
 
 
+@pytest.mark.parametrize("blob,needle", [
+    ({"version": 3}, "not an Ethereum keystore"),
+    ([1, 2], "not an Ethereum keystore"),
+    ({"version": 3, "crypto": {"cipher": "aes-128-ctr"}}, "malformed"),
+])
+def test_malformed_keystores_are_clear_errors(tmp_path, blob, needle):
+    ks = tmp_path / "ks.json"
+    ks.write_text(json.dumps(blob))
+    pw = tmp_path / "pw"
+    pw.write_text("x")
+    pw.chmod(0o600)
+    with pytest.raises(ConfigError, match=needle):
+        load_key(keystore=ks, password_file=pw, chain_id=10)
+
+
+@pytest.mark.parametrize("index", [0, 9, 10, 19])
+def test_all_twenty_development_keys_are_refused_off_devnets(index):
+    Account.enable_unaudited_hdwallet_features()
+    dev = Account.from_mnemonic("test test test test test test test test test test test junk",
+                                account_path=f"m/44'/60'/0'/0/{index}")
+    env = {"K": dev.key.hex()}
+    with pytest.raises(ConfigError, match="public development keys"):
+        load_key(env_var="K", environ=env, chain_id=1)
+    assert load_key(env_var="K", environ=env, chain_id=31337).address == dev.address
+
+
 @pytest.mark.parametrize("kwargs,needle", [
     ({}, "exactly one"),
     ({"env_var": "NOPE"}, "is not set"),

@@ -105,4 +105,26 @@ def test_pure_checks():
     assert "answeredInRound" in check_round(s, Round(5, 1, 1000, 1000, 4), 8, 1050).issue
     assert "not complete" in check_round(s, Round(5, 1, 0, 0, 5), 8, 1050).issue
     assert check_round(s, None, 8, 1050).issue == "feed call failed"
+    # an answer from the future (updatedAt after the block) is never trusted
+    assert "future" in check_round(s, Round(5, 2000 * 10**8, 1100, 1100, 5), 8, 1050).issue
+
+
+def test_second_source_is_checked_like_the_primary():
+    """A frozen or future second source fails the reading (fail closed): its price is not compared
+    as if it were current."""
+    s = FeedSpec("ETH", "0xfeed", heartbeat=100, second_source="0xsecond", max_deviation=0.02)
+    ok = Round(5, 2000 * 10**8, 1000, 1000, 5)
+    same = Round(9, 2010 * 10**18, 1040, 1040, 9)
+    assert check_round(s, ok, 8, 1050, second_round=same, second_decimals=18).ok
+    frozen = Round(9, 2000 * 10**18, 900, 900, 9)  # 150 s old, heartbeat 100: stale, though it agrees
+    r = check_round(s, ok, 8, 1050, second_round=frozen, second_decimals=18)
+    assert not r.ok and r.issue.startswith("second source stale")
+    future = Round(9, 2000 * 10**18, 1060, 1060, 9)
+    assert "second source updated in the future" in check_round(s, ok, 8, 1050, second_round=future,
+                                                                 second_decimals=18).issue
+    assert "second source feed call failed" in check_round(s, ok, 8, 1050, second_round=None,
+                                                           second_decimals=18).issue
+    assert "decimals() unreadable" in check_round(s, ok, 8, 1050, second_round=same).issue
+    far = Round(9, 2100 * 10**18, 1040, 1040, 9)
+    assert "deviates" in check_round(s, ok, 8, 1050, second_round=far, second_decimals=18).issue
     assert check_sequencer(Round(1, 0, 0, 0, 1), 3600, 4000) is None

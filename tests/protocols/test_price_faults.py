@@ -52,3 +52,31 @@ def test_stale_feed_flags_positions(reader, w3, devnet):
     for p in snap.positions:
         assert not p.price_ok, p
         assert "stale" in p.price_issue
+
+
+def test_future_timestamp_flags_positions(reader, w3, devnet):
+    """A feed whose updatedAt is after the block (a broken or hostile feed) is never trusted."""
+    feed = w3.eth.contract(address=devnet["feeds"]["ETH"]["address"], abi=C.third_party("MockV3Aggregator").abi)
+    now = w3.eth.get_block("latest")["timestamp"]
+    Deployer(w3, devnet["roles"]["admin"]).send(feed.functions.updateRoundData(99, 2_000 * 10**8, now + 3_600, now))
+    kinds = by_kind(reader.read())
+    for p in kinds[Protocol.AAVE_V3] + kinds[Protocol.MORPHO_BLUE]:
+        assert not p.price_ok and "updated in the future" in p.price_issue
+
+
+def test_an_asset_without_a_feed_is_never_usable(anvil, devnet):
+    """The README's promise: a position holding an asset with no configured feed is flagged (and so
+    never acted on) — here WBTC's feed is left out of the configuration."""
+    r = devnet_reader(anvil.url, devnet, heartbeat=3600)
+    try:
+        wbtc = devnet["tokens"]["WBTC"]["address"].lower()
+        r.asset_feeds = {a: f for a, f in r.asset_feeds.items() if a != wbtc}
+        snap = r.read()
+        held = [p for p in snap.positions
+                if any(leg.asset.address.lower() == wbtc for leg in p.legs)
+                or (p.perp is not None and p.perp.index.address.lower() == wbtc)]
+        assert held and all(not p.price_ok and "no price feed configured for WBTC" in p.price_issue for p in held)
+        others = [p for p in snap.positions if p not in held]
+        assert others and all(p.price_ok for p in others)
+    finally:
+        r.mc.close()
