@@ -17,8 +17,8 @@ export const GMX_V1 = {
   src: 'gmx-contracts/contracts/',
   // What a GMX v1 market with leverage gating needs: the Vault and its helpers, the price feed,
   // USDG, the Router, the PositionRouter (two-step requests run by position keepers; links the
-  // PositionUtils library), the PositionManager (liquidations in private mode), ShortsTracker and the
-  // Timelock that toggles leverage around every execution.
+  // PositionUtils library), the PositionManager (liquidations in private mode), ShortsTracker, the
+  // Timelock that toggles leverage around every execution, and GlpManager + GLP (pool deposits).
   entries: {
     'core/Vault.sol': ['Vault'],
     'core/VaultUtils.sol': ['VaultUtils'],
@@ -31,6 +31,10 @@ export const GMX_V1 = {
     'core/ShortsTracker.sol': ['ShortsTracker'],
     'core/OrderBook.sol': ['OrderBook'],
     'tokens/USDG.sol': ['USDG'],
+    // GLP pool deposits in one transaction (the seed's liquidity): GlpManager.addLiquidity pulls the
+    // tokens into the Vault and buys USDG atomically; a bare transfer + directPoolDeposit could be taken.
+    'core/GlpManager.sol': ['GlpManager'],
+    'gmx/GLP.sol': ['GLP'],
     'peripherals/Timelock.sol': ['Timelock'],
   },
 };

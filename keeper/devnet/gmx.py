@@ -146,12 +146,18 @@ def deploy_gmx(d: Deployer, tokens: dict[str, dict], *, admin: str, lp: str, pos
         send(vault.functions.setLiquidator(manager.address, True))
     send(vault.functions.setGov(timelock.address))
 
+    # Pool liquidity the way GMX's own UI adds it: GlpManager.addLiquidity pulls the tokens into the
+    # Vault and buys USDG in one transaction. (A transfer to the Vault and a directPoolDeposit in two
+    # transactions would leave loose tokens that the next caller of the Vault is credited with.)
+    glp = d.deploy(g("GLP"), sender=admin)
+    glp_manager = d.deploy(g("GlpManager"), vault.address, usdg.address, glp.address, shorts.address, 0, sender=admin)
+    send(glp.functions.setMinter(glp_manager.address, True))
     erc20 = C.ours("TestERC20")
     for sym, amount in pool_liquidity.items():
         token = d.at(tokens[sym]["address"], erc20)
         d.send(token.functions.mint(lp, amount), sender=lp)
-        d.send(token.functions.transfer(vault.address, amount), sender=lp)
-        d.send(vault.functions.directPoolDeposit(token.address), sender=lp)
+        d.send(token.functions.approve(glp_manager.address, amount), sender=lp)
+        d.send(glp_manager.functions.addLiquidity(token.address, amount, 0, 0), sender=lp)
 
     return {
         "kind": "gmx_v1",
@@ -161,6 +167,7 @@ def deploy_gmx(d: Deployer, tokens: dict[str, dict], *, admin: str, lp: str, pos
         "position_router": position_router.address,
         "position_manager": manager.address,
         "timelock": timelock.address,
+        "glp_manager": glp_manager.address,
         "vault_price_feed": feed.address,
         "vault_utils": utils.address,
         "shorts_tracker": shorts.address,
