@@ -100,6 +100,8 @@ def register(subparsers) -> None:
     ev.add_argument("--test-to", default=None, help="end of the held-out period (default: end of data)")
     ev.add_argument("--out", default=None, metavar="DIR",
                     help="write calibration charts (PNG, one per asset and one pooled) to DIR")
+    ev.add_argument("--params", default=None, metavar="JSON",
+                    help="also score the product's law from a `keeper fit` file (forecast 'tail')")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(keeper_handler=handle_evaluate)
 
@@ -147,6 +149,12 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     test_from = _check_date(args.test_from, "test-from")
     test_to = _check_date(args.test_to, "test-to")
     out = None if args.out is None else Path(args.out)
-    report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to, out_dir=out)
+    law, source = None, ""
+    if args.params:
+        from keeper.daemon.risk_setup import read_params
+        law, meta = read_params(Path(args.params))
+        source = f"{args.params} ({meta.get('fitted_on', '?')})"
+    report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to, out_dir=out, law=law,
+                      law_source=source)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

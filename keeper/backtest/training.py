@@ -280,14 +280,20 @@ def model_columns(bundle: dict) -> list[int]:
 
 def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str = DEFAULT_SPLIT,
              test_to: str | None = None, *, per_row: int | None = None, max_samples: int | None = None,
-             seed: int = 1, threads: int | None = 1, out_dir: Path | str | None = None) -> dict:
+             seed: int = 1, threads: int | None = 1, out_dir: Path | str | None = None,
+             law=None, law_source: str = "") -> dict:
     """Score the saved model and both baselines on bars from ``test_from`` (every grid distance at
     every usable bar by default). Refuses a test period that overlaps the model's training period.
 
     Pooled and per asset (``per_symbol``): Brier, skills, and the learned model's full
     ``evaluation.scores`` (deciles' reliability table with gaps in points, low-P region on its own).
     With ``out_dir``: a calibration chart per asset and one pooled (``calibration_<SYM>_<h>h.png``,
-    ``calibration_pooled_<h>h.png``), their paths under ``report["charts"]``."""
+    ``calibration_pooled_<h>h.png``), their paths under ``report["charts"]``.
+
+    ``law``: the product's law (``keeper.risk.laws``, e.g. a ``keeper fit`` file's) scored on the same
+    positions as ``report["tail"]``: its P at each position's log distance given the EWMA(0.94)
+    hourly vol (the state's fast vol; a law with a slow or long EWMA is scored on that vol alone, an
+    approximation)."""
     bundle = load_model(model_path)
     model: LearnedPLiq = bundle["model"]
     h = int(bundle["horizon_hours"])
@@ -315,6 +321,11 @@ def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str
         "analytic_ewma": ev.scores(p_analytic, s.y, p_static),
     }
     report["learned"]["brier_skill_vs_analytic"] = ev.brier_skill(p_model, s.y, p_analytic)
+    if law is not None:
+        state = np.repeat(s.sigma[:, None], 3, axis=1)  # (sigma, fast, long) all the EWMA(0.94) vol
+        p_tail = np.asarray(law.prob(log_d, state, h), dtype=float)
+        report["tail"] = ev.scores(p_tail, s.y, p_static)
+        report["tail"]["law"] = law_source or law.describe()
     report["per_symbol"] = {}
     for sym in np.unique(s.symbol):
         m = s.symbol == sym
@@ -375,10 +386,13 @@ def format_report(report: dict) -> str:
              f"({', '.join(report['files'])})"),
              f"{report['n']} test positions, event rate {report['event_rate']:.4f}", "",
              f"{'forecast':<15} {'Brier':>8} {'log-loss':>9} {'AUC':>7} {'ECE':>7} {'BSS vs static':>14}"]
-    for name in ("learned", "analytic_ewma", "static"):
+    names = ("learned", "analytic_ewma", "static") + (("tail",) if "tail" in report else ())
+    for name in names:
         r = report[name]
         lines.append(f"{name:<15} {r['brier']:>8.5f} {r['log_loss']:>9.5f} {r['auc']:>7.4f} {r['ece']:>7.4f} "
                      f"{r['brier_skill']:>14.4f}")
+    if "tail" in report:
+        lines.append(f"tail: the product's law, {report['tail']['law']}")
     lines.append(f"learned Brier skill vs analytic EWMA: {report['learned']['brier_skill_vs_analytic']:.4f}")
     for sym, r in report.get("per_symbol", {}).items():
         lines.append(f"  {sym}: n={r['n']} rate={r['event_rate']:.4f} Brier learned {r['brier_learned']:.5f} "
@@ -397,7 +411,7 @@ def format_report(report: dict) -> str:
         lines += ["", (f"keeper band (distances >= {k['min_distance']:.1%}, static P < {k['static_below']:.0%}): "
                        f"n={k['n']} rate={k['event_rate']:.4f} skill vs static: learned "
                        f"{k['skill_learned_vs_static']:.4f}, analytic {k['skill_analytic_vs_static']:.4f}")]
-    for name in ("learned", "analytic_ewma", "static"):
+    for name in names:
         lines += ["", ev.format_reliability(report[name]["reliability"], f"reliability ({name}), deciles of forecast")]
     groups = [("pooled", report["learned"])] + [(sym, r["learned"]) for sym, r in report.get("per_symbol", {}).items()
                                                if "learned" in r]
