@@ -36,6 +36,13 @@ import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/Rollin
 ///
 ///      Caps use a true rolling window, not fixed buckets (`RollingCap`): at most `MAX_WINDOW_ENTRIES`
 ///      keeper actions per asset per window; one more reverts with `CapWindowFull` until the oldest expires.
+///      `setKeeper` starts every window afresh (a stolen key's records cannot lock its successor out), and
+///      `setMinAction` sets a per-asset minimum below which a keeper action reverts (`ActionTooSmall`): at
+///      `perWindow / MAX_WINDOW_ENTRIES` or more, the value cap binds before dust can fill the ring.
+///
+///      Post-conditions: a top-up or repay must raise the position's health (`HealthLib`) or revert with
+///      `HealthNotRaised`; a withdrawal (`withdrawExcess`, `rebalance`'s source) must leave it at or above
+///      the market's floor or revert with `BelowHealthFloor`.
 contract KeeperVault is ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -96,8 +103,11 @@ contract KeeperVault is ReentrancyGuard {
     mapping(uint8 kind => mapping(address protocol => mapping(bytes32 market => MarketRule))) public markets;
     mapping(bytes32 market => PerpParams) public perpMarkets;
     mapping(address perpVault => PerpRoute) public perpRoutes;
-    mapping(address asset => RollingCap.Window) private _windows;
-    mapping(address asset => RollingCap.Spend[CAP_WINDOW_ENTRIES]) private _spends;
+    mapping(address asset => uint256) public minAction;
+    /// @dev The cap windows are kept per keeper epoch; `setKeeper` moves to a new, empty one.
+    uint256 private _epoch;
+    mapping(uint256 epoch => mapping(address asset => RollingCap.Window)) private _windows;
+    mapping(uint256 epoch => mapping(address asset => RollingCap.Spend[CAP_WINDOW_ENTRIES])) private _spends;
 
     error NotOwner();
     error NotPendingOwner();
@@ -113,7 +123,8 @@ contract KeeperVault is ReentrancyGuard {
     error NotOwnPosition(address account);
     error CapPerCallExceeded(address asset, uint256 amount, uint256 cap);
     error BelowHealthFloor(uint256 health, uint256 floor);
-    error HealthDecreased(uint256 healthBefore, uint256 healthAfter);
+    error HealthNotRaised(uint256 healthBefore, uint256 healthAfter);
+    error ActionTooSmall(address asset, uint256 amount, uint256 minimum);
     error AssetMismatch(address fromAsset, address toAsset);
     error UnsupportedAction();
     error EthTransferFailed();
@@ -146,6 +157,7 @@ contract KeeperVault is ReentrancyGuard {
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event CapWindowSet(uint256 window);
     event CapSet(address indexed asset, uint256 perCall, uint256 perWindow);
+    event MinActionSet(address indexed asset, uint256 minimum);
     event MarketSet(uint8 indexed kind, address indexed protocol, bytes32 indexed market, bool allowed, uint256 healthFloor);
     event PerpMarketSet(bytes32 indexed market, address collateralToken, address indexToken, bool isLong);
     event PerpRouteSet(address indexed perpVault, address indexed positionRouter, uint256 maxExecutionFee);
@@ -217,8 +229,12 @@ contract KeeperVault is ReentrancyGuard {
         emit Executed(target, value, data.length >= 4 ? bytes4(data[:4]) : bytes4(0));
     }
 
+    /// @notice Set (rotate) the keeper. Every asset's cap window starts empty again, count and value:
+    ///         what a stolen key filled cannot lock the new keeper out (so, across a rotation, up to two
+    ///         `perWindow`s may move within one window).
     function setKeeper(address keeper_) external onlyOwner {
         keeper = keeper_;
+        ++_epoch;
         emit KeeperSet(keeper_);
     }
 
@@ -258,6 +274,14 @@ contract KeeperVault is ReentrancyGuard {
     function setCap(address asset, uint256 perCall, uint256 perWindow) external onlyOwner {
         caps[asset] = Cap(perCall, perWindow);
         emit CapSet(asset, perCall, perWindow);
+    }
+
+    /// @notice The smallest keeper action on `asset`, in its base units, as the caps count it (what a
+    ///         repay spent, what a withdrawal received); below it the action reverts with
+    ///         `ActionTooSmall`. 0 (the default) sets no minimum.
+    function setMinAction(address asset, uint256 minimum) external onlyOwner {
+        minAction[asset] = minimum;
+        emit MinActionSet(asset, minimum);
     }
 
     /// @notice Allow or forbid keeper actions on (kind, protocol, market). An allowed market needs
@@ -353,7 +377,7 @@ contract KeeperVault is ReentrancyGuard {
         if (spent == 0) revert ZeroAmount();
         _consume(asset, spent);
         uint256 afterH = _health(ref);
-        if (afterH < before) revert HealthDecreased(before, afterH);
+        if (afterH <= before) revert HealthNotRaised(before, afterH);
         _emit(ActionType.REPAY, ref, asset, spent, before, afterH);
     }
 
@@ -410,7 +434,7 @@ contract KeeperVault is ReentrancyGuard {
 
     /// @notice What the keeper has moved of `asset` in the rolling window ending now.
     function windowUsed(address asset) external view returns (uint256) {
-        return RollingCap.used(_windows[asset], _spends[asset], capWindow);
+        return RollingCap.used(_windows[_epoch][asset], _spends[_epoch][asset], capWindow);
     }
 
     // ------------------------------------------------------------------ internals
@@ -451,6 +475,7 @@ contract KeeperVault is ReentrancyGuard {
         revert InvalidKind(ref.kind);
     }
 
+    /// @dev Health must rise (`HealthNotRaised`), except for a gated perp request, see `_requestMargin`.
     function _topUp(Ref calldata ref, address asset, uint256 amount, ActionType action) internal {
         if (ref.kind == uint8(Kind.PERP)) _syncFunding(ref);
         uint256 before = _health(ref);
@@ -468,7 +493,7 @@ contract KeeperVault is ReentrancyGuard {
             GmxPerp.increaseMargin(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong, amount);
         }
         uint256 afterH = _health(ref);
-        if (afterH < before) revert HealthDecreased(before, afterH);
+        if (afterH <= before) revert HealthNotRaised(before, afterH);
         _emit(action, ref, asset, amount, before, afterH);
     }
 
@@ -514,6 +539,12 @@ contract KeeperVault is ReentrancyGuard {
 
     /// @dev The gated top-up: a margin-only PositionRouter request for this vault's own position,
     ///      its execution fee checked against the route's cap and the ether caps.
+    ///      No health post-condition here: the margin lands later, when GMX's position keeper (or
+    ///      `executePerpRequest`) executes the request, outside this call, so health has not moved yet.
+    ///      Nor at execution: GMX runs it without calling back into a check that could refuse it, and
+    ///      `executePerpRequest` also serves the owner's own requests (which may grow a position). What
+    ///      bounds the request instead: size 0 (margin only, never a larger position), this vault's own
+    ///      position, the caps, and `healthBefore` in `PerpIncreaseRequested` for the record.
     function _requestMargin(Ref calldata ref, PerpParams memory p, uint256 amount, uint256 before) internal {
         PerpRoute memory route = perpRoutes[ref.protocol];
         if (route.positionRouter == address(0)) revert NoPerpRoute(ref.protocol);
@@ -534,11 +565,13 @@ contract KeeperVault is ReentrancyGuard {
         emit PerpRequestSettled(key, execute_);
     }
 
-    /// @dev Checks `amount` of `asset` against both caps and records it in the rolling window.
+    /// @dev Checks `amount` of `asset` against the minimum and both caps and records it in the rolling window.
     function _consume(address asset, uint256 amount) internal {
         Cap memory cap = caps[asset];
         if (amount > cap.perCall) revert CapPerCallExceeded(asset, amount, cap.perCall);
-        RollingCap.record(_windows[asset], _spends[asset], asset, amount, cap.perWindow, capWindow);
+        uint256 minimum = minAction[asset];
+        if (amount < minimum) revert ActionTooSmall(asset, amount, minimum);
+        RollingCap.record(_windows[_epoch][asset], _spends[_epoch][asset], asset, amount, cap.perWindow, capWindow);
     }
 
     function _emit(ActionType action, Ref calldata ref, address asset, uint256 amount, uint256 before, uint256 afterH)

@@ -142,7 +142,7 @@ def test_owner_functions_refuse_keeper_and_stranger(env):
         v.deposit(weth, 1), v.withdraw(weth, 1), v.withdraw(weth, MAX), v.withdraw(ZERO, 1),
         v.execute(weth, 0, env.tok["WETH"].encode_abi("transfer", [env.stranger, E18])),
         v.setKeeper(env.stranger), v.pause(), v.unpause(), v.transferOwnership(env.stranger), v.setCapWindow(1),
-        v.setCap(weth, MAX, MAX), v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18),
+        v.setCap(weth, MAX, MAX), v.setMinAction(weth, 1), v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18),
         v.setPerpMarket(env.perp.address, weth, weth, True, True, E18),
         v.setPerpRoute(env.perp.address, env.gmx.position_router.address, MAX),
     ]
@@ -268,15 +268,102 @@ def test_window_ring_is_bounded(env):
     v, k, weth = env.vault.functions, env.keeper, env.tok["WETH"].address
     ref = env.aave("WETH", env.vault.address)
     n = v.MAX_WINDOW_ENTRIES().call()
-    for _ in range(n):
-        env.send(v.topUp(ref, 1000), k)
+    for _ in range(n):  # withdrawals: a top-up this small would not raise health (HealthNotRaised)
+        env.send(v.withdrawExcess(ref, 1000), k)
         env.warp(1)
-    r = env.err(v.topUp(ref, 1000), k)
+    r = env.err(v.withdrawExcess(ref, 1000), k)
     assert r.name == "CapWindowFull" and r.args[0] == weth
     assert v.windowUsed(weth).call() == n * 1000
     env.at_time(r.args[1])  # the oldest record expires
-    env.send(v.topUp(ref, 1000), k)
+    env.send(v.withdrawExcess(ref, 1000), k)
     assert v.windowUsed(weth).call() == n * 1000
+
+
+def fill_with_dust(env, ref, n: int) -> None:
+    """A stolen key's cheapest attack on the caps: n one-wei withdrawals, one per second."""
+    for _ in range(n):
+        env.send(env.vault.functions.withdrawExcess(ref, 1), env.keeper)
+        env.warp(1)
+
+
+def test_rotation_clears_a_stolen_keys_windows(env):
+    """A stolen key fills WETH's window with 32 one-wei records and USDC's with its whole value cap;
+    the owner rotates with setKeeper and the new keeper acts at once, on both assets."""
+    v, o, mine, new = env.vault.functions, env.owner, env.vault.address, env.stranger
+    weth, usdc = env.tok["WETH"].address, env.tok["USDC"].address
+    ref = env.aave("WETH", mine)
+    fill_with_dust(env, ref, v.MAX_WINDOW_ENTRIES().call())
+    assert env.err(v.topUp(ref, E18), env.keeper).name == "CapWindowFull"
+    for r, amount in ((env.aave("USDC", mine), 5_000 * E6), (env.morpho_ref(mine), 4_000 * E6),
+                      (env.aave("USDC", o), 6_000 * E6)):
+        env.send(v.repay(r, amount), env.keeper)
+    assert v.windowUsed(usdc).call() == CAPS["USDC"][1]
+    assert env.err(v.repay(env.aave("USDC", o), E6), env.keeper).name == "CapPerWindowExceeded"
+    rc = env.send(v.setKeeper(new), o)
+    assert [e["args"]["keeper"] for e in env.vault.events.KeeperSet().process_receipt(rc)] == [new]
+    assert v.windowUsed(weth).call() == 0 and v.windowUsed(usdc).call() == 0
+    assert env.err(v.topUp(ref, E18), env.keeper).name == "NotKeeper"  # the stolen key is out
+    env.send(v.topUp(ref, 5 * E18), new)  # the same block's timestamp region: no waiting
+    env.send(v.repay(env.aave("USDC", o), 1_000 * E6), new)
+    assert v.windowUsed(weth).call() == 5 * E18 and v.windowUsed(usdc).call() == 1_000 * E6
+    # the new keeper's own window is bounded as before
+    assert env.err(v.topUp(ref, 3 * E18 + 1), new).name == "CapPerWindowExceeded"
+
+
+def test_min_action_makes_dust_impossible(env):
+    v, o, k, mine = env.vault.functions, env.owner, env.keeper, env.vault.address
+    weth, usdc = env.tok["WETH"].address, env.tok["USDC"].address
+    assert v.minAction(weth).call() == 0  # the default: no minimum
+    minimum = CAPS["WETH"][1] // v.MAX_WINDOW_ENTRIES().call()  # 32 minimal actions fill the value cap
+    rc = env.send(v.setMinAction(weth, minimum), o)
+    (ev,) = env.vault.events.MinActionSet().process_receipt(rc)
+    assert (ev["args"]["asset"], ev["args"]["minimum"]) == (weth, minimum) and v.minAction(weth).call() == minimum
+    env.send(v.setMinAction(usdc, 10 * E6), o)
+    ref = env.aave("WETH", mine)
+    # the dust attack of the rotation test fails at its first step, and every keeper path checks
+    for fn, amount in ((v.withdrawExcess(ref, 1), 1), (v.topUp(ref, 1), 1), (v.topUp(ref, minimum - 1), minimum - 1),
+                       (v.rebalance(env.aave("WETH", o), 1, ref), 1)):
+        r = env.err(fn, k)
+        assert (r.name, r.args[0], r.args[2]) == ("ActionTooSmall", weth, minimum), (fn.fn_name, r)
+        assert abs(r.args[1] - amount) <= env.rounding
+    r = env.err(v.repay(env.aave("USDC", mine), 10 * E6 - 1), k)
+    assert (r.name, r.args) == ("ActionTooSmall", (usdc, 10 * E6 - 1, 10 * E6))
+    assert v.windowUsed(weth).call() == 0 and v.windowUsed(usdc).call() == 0
+    # at the minimum it goes through; a ring of such records holds the whole value cap, so the
+    # value cap, not the ring, is what a stolen key can exhaust, and a rotation clears that
+    env.send(v.topUp(ref, minimum), k)
+    env.send(v.repay(env.aave("USDC", mine), 10 * E6), k)
+    assert v.windowUsed(weth).call() == minimum
+    env.send(v.setMinAction(weth, 0), o)
+    env.send(v.withdrawExcess(ref, 1), k)
+
+
+def test_top_up_and_repay_must_raise_health(env):
+    """A top-up (or a rebalance's destination) that leaves health where it was reverts with
+    HealthNotRaised. A repay that does not raise health is not reachable on these protocols: a
+    repay of even 1 or 2 wei lowers the debt Aave and Morpho count, or the protocol refuses it
+    (Aave v3.7: InvalidBurnAmount; no debt: both revert); the vault checks it all the same. A
+    release below the floor: ``test_withdraw_below_health_floor``."""
+    v, k, mine = env.vault.functions, env.keeper, env.vault.address
+    # 1 wei of WETH is below Morpho's resolution here (max borrow = collateral * price / 1e36 in
+    # USDC units: 2e-9 of a unit per wei): the position's health does not move. (Aave's is rounding
+    # luck: 1 wei is refused by v3.7 itself, 1,000 wei can cross a unit of its 8-decimal USD base.)
+    m = env.morpho_ref(mine)
+    r = env.err(v.topUp(m, 1), k)
+    assert r.name == "HealthNotRaised" and r.args[0] == r.args[1] < MAX, r
+    # a position without debt (health "infinite") cannot be raised: the owner repays the vault's
+    # Morpho loan; a keeper top-up there, or a rebalance into it, is refused
+    env.exec(env.tok["USDC"], "approve", [env.morpho.address, MAX])
+    shares = env.morpho.functions.position(env.mid, mine).call()[1]
+    env.exec(env.morpho, "repay", [env.params, 0, shares, mine, b""])
+    assert v.health(m).call() == MAX
+    for fn in (v.topUp(m, E18), v.rebalance(env.aave("WETH", env.owner), E18, m)):
+        r = env.err(fn, k)
+        assert (r.name, r.args) == ("HealthNotRaised", (MAX, MAX)), fn.fn_name
+    # a real top-up on a position with debt raises it
+    ref = env.aave("WETH", mine)
+    env.check_action(ref, v.topUp(ref, E18), action=TOP_UP, asset="WETH", amount=E18)
+    assert env.bal("WETH", mine) == 23 * E18 - E18
 
 
 @pytest.mark.parametrize("where", ["aave-vault", "aave-owner", "morpho-vault", "morpho-owner", "perp-vault",
@@ -406,16 +493,24 @@ def test_reentrancy_through_aave(env, hostile):
     """The token calls back into the vault from inside Aave's supply (the Pool's transferFrom) and
     withdraw (the aToken's transfer): the guard refuses the re-entry and the whole call reverts."""
     v, k, mine, rt = env.vault.functions, env.keeper, env.vault.address, hostile.token
-    env.send(v.topUp(hostile.aave, 10 * E18), k)  # disarmed: an ordinary Aave reserve
-    assert env.vault.functions.windowUsed(rt.address).call() == 10 * E18
+    # Disarmed, an ordinary Aave reserve; without LTV a keeper top-up adds nothing to the vault's
+    # health and is refused, so the owner supplies it (the keeper then has something to withdraw).
+    r = env.err(v.topUp(hostile.aave, 10 * E18), k)
+    assert r.name == "HealthNotRaised" and r.args[0] == r.args[1], r
+    env.exec(rt, "approve", [env.pool.address, 10 * E18])
+    env.exec(env.pool, "supply", [rt.address, 10 * E18, mine, 0])
+    env.send(v.withdrawExcess(hostile.aave, E18), k)
+    env.send(v.withdrawExcess(hostile.aave, E18), k)
+    env.exec(rt, "approve", [env.pool.address, 0])
+    assert env.vault.functions.windowUsed(rt.address).call() == 2 * E18
     for payload in reentry_payloads(env, hostile):
         env.send(rt.functions.arm(mine, payload), env.owner)
         for fn in (v.topUp(hostile.aave, E18), v.withdrawExcess(hostile.aave, E18)):
             r = env.err(fn, k)
             assert r.name == "ReentrancyGuardReentrantCall", (fn.fn_name, r)
     assert rt.functions.reentered().call() == 0
-    assert rt.functions.balanceOf(mine).call() == 90 * E18
-    assert v.windowUsed(rt.address).call() == 10 * E18
+    assert rt.functions.balanceOf(mine).call() == 92 * E18
+    assert v.windowUsed(rt.address).call() == 2 * E18
 
 
 def test_reentrancy_through_a_gmx_request(env, hostile):

@@ -233,7 +233,7 @@ def test_direct_top_up_is_atomic(direct):
     # position's health: refused. A real one after the same wait goes through.
     e.warp(10 * HOUR)
     r_err = e.err(v.topUp(r, 1), e.keeper)
-    assert r_err.name == "HealthDecreased" and r_err.args[1] < r_err.args[0], r_err
+    assert r_err.name == "HealthNotRaised" and r_err.args[1] < r_err.args[0], r_err
     e.send(v.topUp(r, E18 // 10), e.keeper)
 
 
