@@ -26,8 +26,6 @@ from keeper.protocols.vault_calls import KIND, ref_for
 
 SEL_BALANCE_OF = bytes.fromhex("70a08231")
 SEL_MARKETS = bytes.fromhex("00276b29")  # KeeperVault.markets(uint8,address,bytes32) -> (bool allowed, uint256 floor)
-STABLES = {"USDC", "USDT", "DAI", "USD", "FRAX", "LUSD"}
-HOURS_PER_YEAR = 24 * 365
 
 
 def policy_from(cfg: Config) -> Policy:
@@ -180,13 +178,3 @@ def plan_books(books: Sequence[VaultBook], risk: RiskModel, assets: Sequence[Ass
     for book in live:
         yield book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
                          last_action_block=last_action_block, floors=book.floors)
-
-
-def risk_symbols(snap: Snapshot) -> list[str]:
-    syms: list[str] = []
-    for p in snap.positions:
-        for s in ([p.perp.index.symbol] if p.perp else []) + [l.asset.symbol for l in p.legs]:
-            if s not in syms and s != "USD":
-                syms.append(s)
-    return syms
-

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from keeper.daemon.risk_setup import base_symbol
+from keeper.daemon.risk_setup import base_symbol, symbol_assets
 from keeper.domain import Position
 from keeper.errors import ConfigError
 from keeper.risk import scenarios as sc
@@ -29,16 +29,6 @@ from keeper.risk.stress import StressReport, depeg_scenarios, stress_report
 # Crash windows in shared/data (UTC start of the replayed window).
 CRASHES = {"2020-03-12": "2020-03-12T00:00:00", "2021-05-19": "2021-05-19T00:00:00",
            "2022-06-13": "2022-06-13T00:00:00", "2022-11-08": "2022-11-08T00:00:00"}
-
-
-def risk_symbols(positions: Sequence[Position]) -> list[str]:
-    out: list[str] = []
-    for p in positions:
-        syms = [p.perp.index.symbol] if p.perp is not None else [leg.asset.symbol for leg in p.legs]
-        for s in syms:
-            if s not in out and s != "USD":
-                out.append(s)
-    return out
 
 
 def law_and_market(model: Any) -> tuple[Law, Market]:
@@ -80,7 +70,7 @@ def run_stress(positions: Sequence[Position], *, horizons_h: Sequence[int], n_pa
     if not usable:
         raise ConfigError("no position with usable prices to stress")
     law, market = law_and_market(model)
-    symbols = tuple(s for s in risk_symbols(usable) if not is_stable(s) and market.state(s).sigma > 0)
+    symbols = tuple(s for s in symbol_assets(usable) if not is_stable(s) and market.state(s).sigma > 0)
     if not symbols:
         raise ConfigError("no volatile asset to stress: every position is in stable legs")
     steps = max(horizons_h)

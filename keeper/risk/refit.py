@@ -1,24 +1,17 @@
-"""Re-estimating a volatility from an irregular price history (Chainlink rounds, stored snapshots).
+"""An irregular price history (Chainlink rounds, stored snapshots) on a regular hourly grid.
 
 Pure: numpy only; times are whatever the caller measures in (seconds since the epoch for rounds).
 
-Chainlink updates on deviation or heartbeat, so rounds are irregular in time. They are put on a
-regular grid first (``bucket_closes``: the last price in each ``step``-long bucket, empty buckets
-carrying the previous close forward — no move is invented), then the RiskMetrics EWMA of the
-grid's log returns (``keeper.risk.volatility.ewma_next_variance``) is annualised
-(``annual_ewma_vol``). Too short a history gives ``None``: the caller keeps its old estimate."""
+Chainlink updates on deviation or heartbeat, so rounds are irregular in time. ``bucket_closes``
+puts them on a regular grid (the last price in each ``step``-long bucket, empty buckets carrying the
+previous close forward — no move is invented); the risk model's law then takes its vol forecast
+from those closes (``keeper.risk.market.market_from_history``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
-
-from keeper.risk.volatility import ewma_next_variance, log_returns
-
-HOURS_PER_YEAR = 24 * 365
-
 
 def bucket_closes(times: Sequence[float], prices: Sequence[float], step: float = 3600.0) -> np.ndarray:
     """The last price in each ``step``-long bucket from the first observation's bucket to the last's,
@@ -41,15 +34,3 @@ def bucket_closes(times: Sequence[float], prices: Sequence[float], step: float =
     grid = np.arange(first, last + 1)
     idx = np.searchsorted(bucket, grid, side="right") - 1
     return p[idx]
-
-
-def annual_ewma_vol(closes: np.ndarray, lam: float = 0.94, periods_per_year: float = HOURS_PER_YEAR,
-                    min_returns: int = 24) -> float | None:
-    """Annualised EWMA vol of a regular close series, or None with fewer than ``min_returns`` returns."""
-    r = log_returns(np.asarray(closes, dtype=float))
-    if len(r) < max(2, min_returns):
-        return None
-    var = ewma_next_variance(r, lam)
-    if not math.isfinite(var) or var < 0:
-        return None
-    return math.sqrt(var * periods_per_year)

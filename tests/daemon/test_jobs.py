@@ -2,19 +2,17 @@
 a run of hourly feed updates, raises the vol of the asset that swung and lowers the calm one's;
 the stress report logs P(liq) per position per horizon and sets its gauges; both run on their
 schedule inside ``keeper run`` and a failing job is logged and counted, never fatal. Plus the pure
-resampling and EWMA maths under them."""
+resampling under them."""
 
 from __future__ import annotations
 
 import logging
-import math
 
-import numpy as np
 import pytest
 
 from keeper.daemon import jobs
 from keeper.daemon.keeper import Keeper
-from keeper.risk.refit import HOURS_PER_YEAR, annual_ewma_vol, bucket_closes
+from keeper.risk.refit import bucket_closes
 from tests.daemon.helpers import devnet_config, running, wait_for
 from tests.devnet.helpers import set_price
 
@@ -29,14 +27,6 @@ def test_bucket_closes_takes_the_last_price_per_hour_and_carries_it_forward():
     assert bucket_closes([0, 3600, 3600 * 3], [1.0, 2.0, 3.0]).tolist() == [1.0, 2.0, 2.0, 3.0]
     assert bucket_closes([], []).size == 0
     assert bucket_closes([0, 10], [0.0, 2.0]).tolist() == [2.0]  # a zero answer is not a price
-
-
-def test_annual_ewma_vol_of_alternating_moves_and_too_short_histories():
-    a = 0.01
-    closes = np.exp(np.cumsum([0.0] + [a if i % 2 else -a for i in range(60)]))
-    assert annual_ewma_vol(closes, 0.94) == pytest.approx(a * math.sqrt(HOURS_PER_YEAR), rel=1e-9)
-    assert annual_ewma_vol(closes[:10], 0.94, min_returns=24) is None
-    assert annual_ewma_vol(np.full(30, 5.0), 0.94) == 0.0
 
 
 # --- on the devnet ----------------------------------------------------------------------------
