@@ -52,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fleet as F  # noqa: E402
 
 from keeper.chain.client import ChainClient  # noqa: E402
-from keeper.config import Config, DaemonConfig, KeeperConfig, StoreConfig, chain_from_deployment  # noqa: E402
+from keeper.config import (Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig,  # noqa: E402
+                           chain_from_deployment)
 from keeper.chain import contracts as C  # noqa: E402
 from keeper.daemon.keeper import Keeper  # noqa: E402
 from keeper.devnet.position_keeper import start_thread  # noqa: E402
@@ -132,7 +133,8 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
     w3 = fl.w3
     cfg = Config(chains={"bench": chain_from_deployment(dep_path)}, keeper=KeeperConfig(key_env="KEEPER_BENCH_KEY"),
                  store=StoreConfig(url=f"sqlite:///{store}"),
-                 daemon=DaemonConfig(poll_interval=args.poll, watchdog_seconds=120, heartbeat_seconds=60))
+                 daemon=DaemonConfig(poll_interval=args.poll, watchdog_seconds=120, heartbeat_seconds=60),
+                 policy=PolicyConfig(model=args.model))
     keeper_addr = fl.dep["roles"]["keeper"]
     nonce0 = w3.eth.get_transaction_count(keeper_addr)
     heads = Heads(fl.node.url.replace("http://", "ws://"))
@@ -230,6 +232,7 @@ def main() -> int:
     ap.add_argument("--price", type=float, default=1_700.0, help="ETH price after the move (from 2,000)")
     ap.add_argument("--poll", type=float, default=0.05, help="daemon.poll_interval (seconds)")
     ap.add_argument("--perps", type=int, default=0, help="vault-held GMX v1 longs (gated: the request path)")
+    ap.add_argument("--model", choices=("tail", "analytic"), default="tail", help="policy.model of the daemon")
     args = ap.parse_args()
     os.environ["KEEPER_BENCH_KEY"] = F.KEEPER_KEY
     t0 = time.perf_counter()
