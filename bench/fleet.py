@@ -106,6 +106,7 @@ def add_perp_vaults(w3: Web3, dep: dict, n: int, size_usd: int, floor: float) ->
     for _ in range(n):
         v = d.deploy(C.ours("KeeperVault"), admin, keeper)
         d.send(v.functions.setCap(weth.address, 50 * E18, 500 * E18))
+        d.send(v.functions.setReleaseCap(weth.address, 50 * E18))
         d.send(v.functions.setCap("0x" + "00" * 20, 10 * fee, 1_000 * fee))
         d.send(v.functions.setPerpMarket(gmx.address, m["collateral_token"], m["index_token"], True, True,
                                          round(floor * E18)))
@@ -157,6 +158,7 @@ def build(n_watch: int, n_vaults: int, *, borrow_usdc: int = 12_000, reserve_wet
         for _ in range(n_vaults):
             v = d.deploy(art, admin, keeper)
             d.send(v.functions.setCap(weth.address, 50 * E18, 500 * E18))
+        d.send(v.functions.setReleaseCap(weth.address, 50 * E18))
             d.send(v.functions.setCap(usdc.address, 100_000 * USDC, 1_000_000 * USDC))
             for t in (weth, usdc):
                 d.send(v.functions.setMarket(AAVE, pool.address, asset_key(t.address), True, floor_wad))

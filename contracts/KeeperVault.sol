@@ -11,8 +11,8 @@ import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/
 import {IGmxPositionRouter} from "./interfaces/IGmxPositionRouter.sol";
 import {IGmxVault} from "./interfaces/IGmxVault.sol";
 import {GmxPerp} from "./lib/GmxPerp.sol";
-import {HealthLib} from "./lib/HealthLib.sol";
 import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/RollingCap.sol";
+import {FeedAge, Listed, VaultLens} from "./VaultLens.sol";
 
 /// @title KeeperVault - the user's guarded smart account.
 /// @notice Holds the user's reserve and (optionally) positions. The owner (an EOA or a multisig)
@@ -25,7 +25,19 @@ import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/Rollin
 ///      - PERP:   protocol = a GMX v1 Vault, market =
 ///                keccak256(abi.encode(collateralToken, indexToken, isLong)) (see `setPerpMarket`)
 ///      - account: address(this) for a vault-held position, `owner` for an owner-held one.
-///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see `HealthLib`.
+///      Health is 1e18-scaled for every kind (below 1e18 = liquidatable, max = no debt); see `HealthLib`
+///      (Morpho and GMX health are read through the vault's own `VaultLens`, to keep this contract's
+///      code under EIP-170's limit).
+///
+///      Floors: no keeper withdrawal may leave a position below its floor, and no floor is below
+///      `MIN_HEALTH_FLOOR` (1.05): a floor F is the largest single adverse price move, 1 - 1/F, the
+///      owner accepts between two oracle updates (4.8% at 1.05). A keeper that withdraws to the floor
+///      just before an update larger than that CAN make the position liquidatable; a floor of 1.0
+///      would let it do so with interest alone. Aave's health is per account, so its floor is too: the
+///      owner's `setAccountFloor`, else the highest floor among the pool's allowed assets.
+///      Releases (withdrawals and `rebalance`'s source) also count in a per-asset release window,
+///      `setReleaseCap` (0, the default: the keeper cannot release that asset), and, when the owner
+///      listed Chainlink feeds with `setFeed`, need every listed feed fresh in the same transaction.
 ///
 ///      GMX v1: withdrawals are `Vault.decreasePosition` (collateral only, to this vault), allowed at any
 ///      time. Top-ups are atomic `increasePosition(size 0)` while the Vault's leverage is enabled; with it
@@ -39,6 +51,12 @@ import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/Rollin
 ///      `setKeeper` starts every window afresh (a stolen key's records cannot lock its successor out), and
 ///      `setMinAction` sets a per-asset minimum below which a keeper action reverts (`ActionTooSmall`): at
 ///      `perWindow / MAX_WINDOW_ENTRIES` or more, the value cap binds before dust can fill the ring.
+///
+///      Ownership moves in two steps, and neither step goes through while the owner still grants the
+///      vault anything the vault knows of (`VaultLens.grantOf`): otherwise the next owner could take the
+///      previous owner's funds through `execute`. `executeBatch` makes several owner calls atomic (GMX
+///      v1 credits tokens sent to its Vault to whoever calls next: never send them in one call and use
+///      them in another).
 ///
 ///      Post-conditions: a top-up or repay must raise the position's health (`HealthLib`) or revert with
 ///      `HealthNotRaised`; a withdrawal (`withdrawExcess`, `rebalance`'s source) must leave it at or above
@@ -90,8 +108,19 @@ contract KeeperVault is ReentrancyGuard {
 
     uint256 public constant MAX_WINDOW_ENTRIES = CAP_WINDOW_ENTRIES;
     uint256 public constant MAX_CAP_WINDOW = 365 days;
-    uint256 public constant MIN_HEALTH_FLOOR = 1e18;
+    uint256 public constant MIN_HEALTH_FLOOR = 105e16;
     uint256 private constant AAVE_VARIABLE_RATE = 2;
+    /// @dev The release windows live beside the cap windows, under the epoch with this bit set.
+    uint256 private constant RELEASES = 1 << 255;
+
+    struct Call {
+        address target;
+        uint256 value;
+        bytes data;
+    }
+
+    /// @notice The vault's read-only half (health, grants, feed freshness), created by this vault.
+    VaultLens public immutable lens;
 
     address public owner;
     address public pendingOwner;
@@ -104,6 +133,15 @@ contract KeeperVault is ReentrancyGuard {
     mapping(bytes32 market => PerpParams) public perpMarkets;
     mapping(address perpVault => PerpRoute) public perpRoutes;
     mapping(address asset => uint256) public minAction;
+    /// @notice Per asset: what keeper releases may take out of positions per window (0: nothing).
+    mapping(address asset => uint256) public releaseCaps;
+    /// @notice Aave: an explicit floor per (pool, account), overriding the pool's highest asset floor.
+    mapping(address pool => mapping(address account => uint256)) public accountFloors;
+    Listed[] private _listed;
+    mapping(bytes32 listing => bool) private _known;
+    address[] private _tokens;
+    /// @notice The feeds of `setFeed` (a removed one stays with maxAge 0, and is skipped).
+    FeedAge[] public feeds;
     /// @dev The cap windows are kept per keeper epoch; `setKeeper` moves to a new, empty one.
     uint256 private _epoch;
     mapping(uint256 epoch => mapping(address asset => RollingCap.Window)) private _windows;
@@ -135,6 +173,8 @@ contract KeeperVault is ReentrancyGuard {
     error InsufficientEth(uint256 fee, uint256 balance);
     error NotOwnRequest(bytes32 requestKey);
     error RequestNotSettled(bytes32 requestKey);
+    error GrantOutstanding(address where);
+    error StalePrice(address feed, uint256 updatedAt);
 
     event KeeperAction(
         uint8 indexed action,
@@ -158,6 +198,9 @@ contract KeeperVault is ReentrancyGuard {
     event CapWindowSet(uint256 window);
     event CapSet(address indexed asset, uint256 perCall, uint256 perWindow);
     event MinActionSet(address indexed asset, uint256 minimum);
+    event ReleaseCapSet(address indexed asset, uint256 perWindow);
+    event AccountFloorSet(address indexed pool, address indexed account, uint256 floor);
+    event FeedSet(address indexed feed, uint256 maxAge);
     event MarketSet(uint8 indexed kind, address indexed protocol, bytes32 indexed market, bool allowed, uint256 healthFloor);
     event PerpMarketSet(bytes32 indexed market, address collateralToken, address indexToken, bool isLong);
     event PerpRouteSet(address indexed perpVault, address indexed positionRouter, uint256 maxExecutionFee);
@@ -189,6 +232,7 @@ contract KeeperVault is ReentrancyGuard {
         if (owner_ == address(0)) revert ZeroAddress();
         owner = owner_;
         keeper = keeper_;
+        lens = new VaultLens();
         emit OwnershipTransferred(address(0), owner_);
         emit KeeperSet(keeper_);
     }
@@ -200,6 +244,7 @@ contract KeeperVault is ReentrancyGuard {
     /// @notice Pull `amount` of `token` from the owner into the vault's reserve.
     function deposit(address token, uint256 amount) external onlyOwner {
         if (amount == 0) revert ZeroAmount();
+        _noteToken(token);
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
         emit Deposited(token, amount);
     }
@@ -225,8 +270,17 @@ contract KeeperVault is ReentrancyGuard {
         onlyOwner
         returns (bytes memory result)
     {
-        result = Address.functionCallWithValue(target, data, value);
-        emit Executed(target, value, data.length >= 4 ? bytes4(data[:4]) : bytes4(0));
+        result = _call(target, value, data);
+    }
+
+    /// @notice Several calls from the vault in one transaction: all of them or none. Use it whenever
+    ///         one call leaves tokens where another address could take them before the next call
+    ///         (GMX v1: a transfer to the Vault and the `increasePosition` that credits it).
+    function executeBatch(Call[] calldata calls) external payable onlyOwner returns (bytes[] memory results) {
+        results = new bytes[](calls.length);
+        for (uint256 i = 0; i < calls.length; ++i) {
+            results[i] = _call(calls[i].target, calls[i].value, calls[i].data);
+        }
     }
 
     /// @notice Set (rotate) the keeper. Every asset's cap window starts empty again, count and value:
@@ -249,13 +303,17 @@ contract KeeperVault is ReentrancyGuard {
     }
 
     /// @notice First step of an ownership transfer; address(0) cancels a pending one.
+    ///         Refused with `GrantOutstanding` while the owner still lets the vault move its funds (see
+    ///         `VaultLens.grantOf`); `acceptOwnership` checks again.
     function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner != address(0)) _checkNoGrants();
         pendingOwner = newOwner;
         emit OwnershipTransferStarted(owner, newOwner);
     }
 
     function acceptOwnership() external {
         if (msg.sender != pendingOwner || msg.sender == address(0)) revert NotPendingOwner();
+        _checkNoGrants();
         emit OwnershipTransferred(owner, msg.sender);
         owner = msg.sender;
         pendingOwner = address(0);
@@ -272,6 +330,7 @@ contract KeeperVault is ReentrancyGuard {
     /// @notice Per-asset caps in the asset's base units. A zero (or unset) cap means the keeper
     ///         cannot move that asset at all.
     function setCap(address asset, uint256 perCall, uint256 perWindow) external onlyOwner {
+        _noteToken(asset);
         caps[asset] = Cap(perCall, perWindow);
         emit CapSet(asset, perCall, perWindow);
     }
@@ -284,9 +343,37 @@ contract KeeperVault is ReentrancyGuard {
         emit MinActionSet(asset, minimum);
     }
 
+    /// @notice What keeper releases of `asset` (withdrawals, `rebalance`'s source) may take out of
+    ///         positions per window, on top of the asset's caps. 0 (the default): no releases. Past
+    ///         it a release reverts `CapPerWindowExceeded(asset, usedAfter, releaseCap)`.
+    function setReleaseCap(address asset, uint256 perWindow) external onlyOwner {
+        releaseCaps[asset] = perWindow;
+        emit ReleaseCapSet(asset, perWindow);
+    }
+
+    /// @notice Aave's health is per account: the floor of every withdrawal from `account` on `pool`.
+    ///         0 clears it (the pool's highest allowed asset floor applies), else at least
+    ///         `MIN_HEALTH_FLOOR`.
+    function setAccountFloor(address pool, address account, uint256 floor) external onlyOwner {
+        if (floor != 0 && floor < MIN_HEALTH_FLOOR) revert FloorTooLow(floor);
+        accountFloors[pool][account] = floor;
+        emit AccountFloorSet(pool, account, floor);
+    }
+
+    /// @notice Require `feed` (a Chainlink aggregator) to have answered within `maxAge` seconds for
+    ///         every keeper release and rebalance; 0 removes it. Not for top-ups or repays: a frozen
+    ///         feed must not block protection.
+    function setFeed(address feed, uint64 maxAge) external onlyOwner {
+        if (feed == address(0)) revert ZeroAddress();
+        uint256 i;
+        while (i < feeds.length && feeds[i].feed != feed) ++i;
+        if (i == feeds.length) feeds.push(FeedAge(feed, maxAge));
+        else feeds[i].maxAge = maxAge;
+        emit FeedSet(feed, maxAge);
+    }
+
     /// @notice Allow or forbid keeper actions on (kind, protocol, market). An allowed market needs
-    ///         a health floor of at least 1e18: the keeper may never withdraw a position into
-    ///         liquidation range.
+    ///         a health floor of at least `MIN_HEALTH_FLOOR` (see the contract's notes on floors).
     function setMarket(uint8 kind, address protocol, bytes32 market, bool allowed, uint256 healthFloor)
         external
         onlyOwner
@@ -330,13 +417,14 @@ contract KeeperVault is ReentrancyGuard {
         if (protocol == address(0)) revert ZeroAddress();
         if (allowed) {
             if (healthFloor < MIN_HEALTH_FLOOR) revert FloorTooLow(healthFloor);
-            bool known;
-            if (kind == uint8(Kind.AAVE)) known = uint256(market) >> 160 == 0 && market != bytes32(0);
-            else if (kind == uint8(Kind.MORPHO)) known = IMorpho(protocol).market(Id.wrap(market)).lastUpdate != 0;
-            else known = perpMarkets[market].collateralToken != address(0);
-            if (!known) revert InvalidMarket(kind, protocol, market);
+            if (!lens.isMarket(kind, protocol, market)) revert InvalidMarket(kind, protocol, market);
         }
         markets[kind][protocol][market] = MarketRule(allowed, healthFloor);
+        bytes32 listing = keccak256(abi.encode(kind, protocol, market));
+        if (!_known[listing]) {
+            _known[listing] = true;
+            _listed.push(Listed(kind, protocol, market));
+        }
         emit MarketSet(kind, protocol, market, allowed, healthFloor);
     }
 
@@ -388,9 +476,8 @@ contract KeeperVault is ReentrancyGuard {
     ///         or above the market's health floor.
     function withdrawExcess(Ref calldata ref, uint256 amount) external nonReentrant onlyKeeper whenNotPaused {
         if (amount == 0) revert ZeroAmount();
-        MarketRule memory rule = _checkRef(ref);
-        (address asset, uint256 received, uint256 before, uint256 afterH) = _withdraw(ref, amount, rule.healthFloor);
-        _consume(asset, received);
+        _checkRef(ref);
+        (address asset, uint256 received, uint256 before, uint256 afterH) = _withdraw(ref, amount);
         _emit(ActionType.WITHDRAW_EXCESS, ref, asset, received, before, afterH);
     }
 
@@ -399,13 +486,12 @@ contract KeeperVault is ReentrancyGuard {
     ///         tokens once.
     function rebalance(Ref calldata from, uint256 amount, Ref calldata to) external nonReentrant onlyKeeper whenNotPaused {
         if (amount == 0) revert ZeroAmount();
-        MarketRule memory rule = _checkRef(from);
+        _checkRef(from);
         _checkRef(to);
         address asset = _collateralAsset(from);
         address toAsset = _collateralAsset(to);
         if (asset != toAsset) revert AssetMismatch(asset, toAsset);
-        (, uint256 received, uint256 before, uint256 afterH) = _withdraw(from, amount, rule.healthFloor);
-        _consume(asset, received);
+        (, uint256 received, uint256 before, uint256 afterH) = _withdraw(from, amount);
         _emit(ActionType.REBALANCE_OUT, from, asset, received, before, afterH);
         _topUp(to, asset, received, ActionType.REBALANCE_IN);
     }
@@ -437,12 +523,55 @@ contract KeeperVault is ReentrancyGuard {
         return RollingCap.used(_windows[_epoch][asset], _spends[_epoch][asset], capWindow);
     }
 
+    /// @notice What keeper releases have taken of `asset` in the rolling window ending now.
+    function releaseUsed(address asset) external view returns (uint256) {
+        uint256 book = _epoch | RELEASES;
+        return RollingCap.used(_windows[book][asset], _spends[book][asset], capWindow);
+    }
+
+    /// @notice The floor a keeper withdrawal from `ref` must respect (0: not allowed).
+    function floorOf(Ref calldata ref) external view returns (uint256) {
+        return _floorOf(ref);
+    }
+
     // ------------------------------------------------------------------ internals
 
-    function _checkRef(Ref calldata ref) internal view returns (MarketRule memory rule) {
-        rule = markets[ref.kind][ref.protocol][ref.market];
-        if (!rule.allowed) revert NotAllowed(ref.kind, ref.protocol, ref.market);
+    function _checkRef(Ref calldata ref) internal view {
+        if (!markets[ref.kind][ref.protocol][ref.market].allowed) revert NotAllowed(ref.kind, ref.protocol, ref.market);
         if (ref.account != address(this) && ref.account != owner) revert NotOwnPosition(ref.account);
+    }
+
+    /// @dev The market's floor; on Aave the account's (explicit, or the highest allowed asset floor
+    ///      of the pool: Aave health is per account, whatever asset leaves).
+    function _floorOf(Ref calldata ref) internal view returns (uint256 floor) {
+        MarketRule memory rule = markets[ref.kind][ref.protocol][ref.market];
+        if (!rule.allowed) return 0;
+        if (ref.kind != uint8(Kind.AAVE)) return rule.healthFloor;
+        floor = accountFloors[ref.protocol][ref.account];
+        if (floor != 0) return floor;
+        for (uint256 i = 0; i < _listed.length; ++i) {
+            Listed memory l = _listed[i];
+            if (l.kind != uint8(Kind.AAVE) || l.protocol != ref.protocol) continue;
+            MarketRule memory r = markets[l.kind][l.protocol][l.market];
+            if (r.allowed && r.healthFloor > floor) floor = r.healthFloor;
+        }
+    }
+
+    function _checkNoGrants() internal view {
+        address where = lens.grantOf(owner, _listed, _tokens);
+        if (where != address(0)) revert GrantOutstanding(where);
+    }
+
+    function _noteToken(address token) internal {
+        bytes32 listing = keccak256(abi.encode(token));
+        if (token == address(0) || _known[listing]) return;
+        _known[listing] = true;
+        _tokens.push(token);
+    }
+
+    function _call(address target, uint256 value, bytes calldata data) internal returns (bytes memory result) {
+        result = Address.functionCallWithValue(target, data, value);
+        emit Executed(target, value, data.length >= 4 ? bytes4(data[:4]) : bytes4(0));
     }
 
     /// @dev The asset a position takes as collateral (and gives back on withdrawal).
@@ -466,11 +595,14 @@ contract KeeperVault is ReentrancyGuard {
     }
 
     function _health(Ref calldata ref) internal view returns (uint256) {
-        if (ref.kind == uint8(Kind.AAVE)) return HealthLib.aave(ref.protocol, ref.account);
-        if (ref.kind == uint8(Kind.MORPHO)) return HealthLib.morpho(ref.protocol, ref.market, ref.account);
+        if (ref.kind == uint8(Kind.AAVE)) {
+            (,,,,, uint256 hf) = IPool(ref.protocol).getUserAccountData(ref.account);
+            return hf;
+        }
+        if (ref.kind == uint8(Kind.MORPHO)) return lens.morphoHealth(ref.protocol, ref.market, ref.account);
         if (ref.kind == uint8(Kind.PERP)) {
             PerpParams memory p = _perpParams(ref.market);
-            return HealthLib.perp(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong);
+            return lens.perpHealth(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong);
         }
         revert InvalidKind(ref.kind);
     }
@@ -497,11 +629,16 @@ contract KeeperVault is ReentrancyGuard {
         _emit(action, ref, asset, amount, before, afterH);
     }
 
-    /// @dev Withdraws into the vault and checks the floor; returns the asset and what arrived.
-    function _withdraw(Ref calldata ref, uint256 amount, uint256 floor)
+    /// @dev Withdraws into the vault, checks the feeds and the floor, and counts what arrived in the
+    ///      asset's caps and release window; returns the asset and what arrived.
+    function _withdraw(Ref calldata ref, uint256 amount)
         internal
         returns (address asset, uint256 received, uint256 before, uint256 afterH)
     {
+        if (feeds.length != 0) {
+            (address feed, uint256 updatedAt) = lens.staleFeed(feeds);
+            if (feed != address(0)) revert StalePrice(feed, updatedAt);
+        }
         if (ref.kind == uint8(Kind.PERP)) _syncFunding(ref);
         before = _health(ref);
         asset = _collateralAsset(ref);
@@ -511,7 +648,7 @@ contract KeeperVault is ReentrancyGuard {
             if (ref.account != address(this)) {
                 // Owner-held: move the owner's aTokens here (Aave checks the owner's health on the
                 // transfer), then redeem exactly what arrived.
-                IERC20 aToken = IERC20(IPool(ref.protocol).getReserveData(asset).aTokenAddress);
+                IERC20 aToken = IERC20(lens.aToken(ref.protocol, asset));
                 uint256 aBefore = aToken.balanceOf(address(this));
                 aToken.safeTransferFrom(ref.account, address(this), amount);
                 toWithdraw = aToken.balanceOf(address(this)) - aBefore;
@@ -528,7 +665,10 @@ contract KeeperVault is ReentrancyGuard {
         received = IERC20(asset).balanceOf(address(this)) - balance;
         if (received == 0) revert ZeroAmount();
         afterH = _health(ref);
+        uint256 floor = _floorOf(ref);
         if (afterH < floor) revert BelowHealthFloor(afterH, floor);
+        _consume(asset, received);
+        _record(_epoch | RELEASES, asset, received, releaseCaps[asset]);
     }
 
     /// @dev GMX's funding up to date before a perp health read, as `liquidatePosition` has it.
@@ -571,7 +711,11 @@ contract KeeperVault is ReentrancyGuard {
         if (amount > cap.perCall) revert CapPerCallExceeded(asset, amount, cap.perCall);
         uint256 minimum = minAction[asset];
         if (amount < minimum) revert ActionTooSmall(asset, amount, minimum);
-        RollingCap.record(_windows[_epoch][asset], _spends[_epoch][asset], asset, amount, cap.perWindow, capWindow);
+        _record(_epoch, asset, amount, cap.perWindow);
+    }
+
+    function _record(uint256 book, address asset, uint256 amount, uint256 perWindow) private {
+        RollingCap.record(_windows[book][asset], _spends[book][asset], asset, amount, perWindow, capWindow);
     }
 
     function _emit(ActionType action, Ref calldata ref, address asset, uint256 amount, uint256 before, uint256 afterH)

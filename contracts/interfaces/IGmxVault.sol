@@ -68,4 +68,7 @@ interface IGmxVault {
     function inPrivateLiquidationMode() external view returns (bool);
 
     function gov() external view returns (address);
+
+    /// @notice Whether `account` let `router` change its positions (`addRouter`).
+    function approvedRouters(address account, address router) external view returns (bool);
 }

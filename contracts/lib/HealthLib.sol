@@ -15,7 +15,8 @@ import {IGmxVault} from "../interfaces/IGmxVault.sol";
 /// @title HealthLib - one health number per position kind, read from the protocol itself.
 /// @notice Every value is 1e18-scaled and means the same thing for every kind: below 1e18 the
 ///         position can be liquidated, `type(uint256).max` when it has no debt (no perp size).
-///         Internal functions only, so they are inlined into the vault (no library linking).
+///         Internal functions only, so they are inlined where they are used (no library linking):
+///         Aave's one call in the KeeperVault, Morpho's and GMX's in its `VaultLens`.
 library HealthLib {
     using MathLib for uint256;
     using SharesMathLib for uint256;

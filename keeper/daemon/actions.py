@@ -25,7 +25,12 @@ from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import KIND, ref_for
 
 SEL_BALANCE_OF = bytes.fromhex("70a08231")
-SEL_MARKETS = bytes.fromhex("00276b29")  # KeeperVault.markets(uint8,address,bytes32) -> (bool allowed, uint256 floor)
+# KeeperVault.floorOf((uint8,address,bytes32,address)) -> uint256: the floor a withdrawal must respect (Aave: the
+# account's), 0 when the market is not allowed.
+SEL_FLOOR_OF = bytes.fromhex("56d871a7")
+# KeeperVault.releaseCaps(address) and releaseUsed(address): the release window per asset, and what is used of it.
+SEL_RELEASE_CAP = bytes.fromhex("1ee69536")
+SEL_RELEASE_USED = bytes.fromhex("69bbfb3e")
 
 
 def policy_from(cfg: Config) -> Policy:
@@ -42,6 +47,7 @@ class VaultBook:
     positions: list[Position] = field(default_factory=list)
     reserve: Reserve | None = None
     floors: dict[str, float] = field(default_factory=dict)
+    release_left: dict[str, int] = field(default_factory=dict)  # asset (lower) -> tokens the window still allows
 
 
 def acting_vaults(ccfg: ChainConfig) -> dict[str, str]:
@@ -96,7 +102,8 @@ def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
 @dataclass(frozen=True)
 class BookLayout:
     """What :func:`read_books` reads for a snapshot: the multicall (each vault's balance of every
-    asset, then the health floor of each of its positions' collateral markets) and which position of
+    asset and what its release window still allows of it, then the health floor of each of its
+    positions' collateral markets) and which position of
     which vault each call belongs to. Equal layouts read the same calls, so a read made for the last
     tick's layout (in the background, while the chain is read: :func:`read_book_calls`) serves this
     tick when the layouts are equal."""
@@ -117,13 +124,14 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
     calls: list[Call] = []
     for v in held:
         calls += [Call(a.address, SEL_BALANCE_OF + enc_address(v)) for a in assets]
+        calls += [Call(v, sel + enc_address(a.address)) for a in assets for sel in (SEL_RELEASE_CAP, SEL_RELEASE_USED)]
     floor_keys: list[tuple[str, str]] = []
     for v, positions in held.items():
         for p in positions:
             for addr in _floor_assets(p):
                 ref = ref_for(p, addr)
-                calls.append(Call(v, SEL_MARKETS + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
-                                  + ref.market))
+                calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
+                                  + ref.market + enc_address(ref.account)))
                 floor_keys.append((v, p.key))
     return BookLayout(tuple(held), tuple(a.address.lower() for a in assets), tuple(floor_keys), tuple(calls))
 
@@ -156,9 +164,14 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
             k += 1
             bal[a] = word(r.data, 0) if r.success and len(r.data) >= 32 else 0
         books[v].reserve = Reserve(bal)
+        for a in layout.assets:
+            cap, used = results[k], results[k + 1]
+            k += 2
+            if cap.success and used.success and len(cap.data) >= 32 and len(used.data) >= 32:
+                books[v].release_left[a] = max(0, word(cap.data, 0) - word(used.data, 0))
     for (v, key), r in zip(layout.floor_keys, results[k:]):
-        if r.success and len(r.data) >= 64 and word(r.data, 0):
-            floor = word(r.data, 1) / WAD
+        if r.success and len(r.data) >= 32 and word(r.data, 0):
+            floor = word(r.data, 0) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
     return list(books.values())
 
@@ -177,4 +190,4 @@ def plan_books(books: Sequence[VaultBook], risk: RiskModel, assets: Sequence[Ass
     live.sort(key=lambda b: min((p.health for p in b.positions), default=float("inf")))
     for book in live:
         yield book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
-                         last_action_block=last_action_block, floors=book.floors)
+                         last_action_block=last_action_block, floors=book.floors, release_left=book.release_left)

@@ -40,7 +40,7 @@ from keeper.config import ChainConfig, Config, KeeperConfig
 from keeper.daemon.check_perp import perp_paths
 from keeper.daemon.inspect import chains_or_fail
 from keeper.daemon.wiring import build_client, build_reader
-from keeper.domain import MAX_UINT256, WAD, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Asset, Position, Protocol, Side
 from keeper.errors import KeeperError, Reverted
 from keeper.protocols.base import address_word, word
 from keeper.protocols.reader import ChainReader, Snapshot
@@ -48,7 +48,9 @@ from keeper.protocols.vault_calls import Ref, ref_for
 
 REF_TYPE = "(uint8,address,bytes32,address)"
 SEL_HEALTH = keccak(text=f"health({REF_TYPE})")[:4]
-SEL_MARKETS = keccak(text="markets(uint8,address,bytes32)")[:4]  # -> (bool allowed, uint256 healthFloor)
+SEL_FLOOR_OF = keccak(text=f"floorOf({REF_TYPE})")[:4]  # -> the withdrawal floor, 0 when not allowed
+SEL_RELEASE_CAP = keccak(text="releaseCaps(address)")[:4]
+SEL_CAP_WINDOW = keccak(text="capWindow()")[:4]
 SEL_KEEPER = keccak(text="keeper()")[:4]
 SEL_PAUSED = keccak(text="paused()")[:4]
 HEALTH_TOLERANCE = 0.01  # the vault's health and the keeper's read further apart than this: a warning
@@ -205,8 +207,12 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
             jobs.append((p, v, refs))
             for _, ref in refs:
                 calls.append(Call(v, SEL_HEALTH + encode([REF_TYPE], [ref.as_tuple()])))
-                calls.append(Call(v, SEL_MARKETS + encode(["uint8", "address", "bytes32"],
-                                                          [ref.kind, to_checksum_address(ref.protocol), ref.market])))
+                calls.append(Call(v, SEL_FLOOR_OF + encode([REF_TYPE], [ref.as_tuple()])))
+    released = _released(snap.positions, vault_of)
+    n_fixed = len(calls)
+    for v in vaults:
+        calls.append(Call(v, SEL_CAP_WINDOW))
+        calls += [Call(v, SEL_RELEASE_CAP + encode(["address"], [to_checksum_address(a)])) for a in released.get(v, {})]
     try:
         results = mc.call(calls, snap.block)
     except KeeperError as e:
@@ -217,6 +223,11 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
     for p, v, refs in jobs:
         out.append(_health_check(name, describe(p, labels), p, v, refs, results[k:k + 2 * len(refs)]))
         k += 2 * len(refs)
+    k = n_fixed
+    for v in vaults:
+        assets = released.get(v, {})
+        out.append(_release_check(name, v, assets, results[k], results[k + 1:k + 1 + len(assets)]))
+        k += 1 + len(assets)
     paths = perp_paths(name, ccfg, mc, snap.positions, vault_of, lambda p: describe(p, labels))
     return out + [Check(c.what, c.ok, c.detail, c.warning) for c in paths]
 
@@ -235,6 +246,50 @@ def _vault_check(name: str, vault: str, serves: list[str], keeper_r: Result, pau
     return Check(what, True, f"keeper() {keeper}" + (" is the configured key" if key_address else "") + ", not paused")
 
 
+def _released(positions: list[Position], vault_of: dict[str, str]) -> dict[str, dict[str, Asset | None]]:
+    """vault -> {asset address (lower): the asset, or None when only its address is known}: what its
+    positions would release (collateral; a perp's collateral token)."""
+    known = {leg.asset.address.lower(): leg.asset for p in positions for leg in p.legs}
+    known.update({p.perp.index.address.lower(): p.perp.index for p in positions if p.perp is not None})
+    out: dict[str, dict[str, Asset | None]] = {}
+    for p in positions:
+        v = vault_of.get(p.account.lower())
+        if v is None:
+            continue
+        addrs = ([p.market.split(":")[0].lower()] if p.perp is not None
+                 else [leg.asset.address.lower() for leg in p.legs_on(Side.COLLATERAL)])
+        for a in addrs:
+            out.setdefault(v, {})[a] = known.get(a)
+    return out
+
+
+def _release_check(name: str, vault: str, assets: dict[str, Asset | None], window_r: Result,
+                   caps: list[Result]) -> Check:
+    """What the vault's release windows let the keeper take out of positions: a warning for an asset
+    it cannot release at all (0, the default) and for a vault without release windows (one older
+    than this keeper)."""
+    what = f"{name}: vault {vault} release windows"
+    if not assets:
+        return Check(what, True, "no position to release from")
+    if not window_r.success or len(window_r.data) < 32 or any(not r.success or len(r.data) < 32 for r in caps):
+        return Check(what, True, "releaseCaps() unreadable: a KeeperVault from before release windows? "
+                                 "it bounds releases by its caps only", warning=True)
+    hours = word(window_r.data, 0) / 3600
+    parts, none = [], []
+    rows = sorted(((asset.symbol if asset is not None else addr), asset, word(r.data, 0))
+                  for (addr, asset), r in zip(assets.items(), caps))
+    for label, asset, cap in rows:
+        if cap == 0:
+            none.append(label)
+        else:
+            parts.append(f"{label} {cap / 10**asset.decimals:g}" if asset is not None else f"{label} {cap} (raw)")
+    detail = f"per {hours:g} h: " + (", ".join(parts) if parts else "nothing")
+    if none:
+        return Check(what, True, f"{detail}; the keeper cannot release {', '.join(none)} "
+                                 "(owner: setReleaseCap)", warning=True)
+    return Check(what, True, detail)
+
+
 def _health_check(name: str, pos: str, p: Position, vault: str, refs: list[tuple[str, Ref]],
                   results: list[Result]) -> Check:
     what = f"{name}: vault health of {pos}"
@@ -250,9 +305,9 @@ def _health_check(name: str, pos: str, p: Position, vault: str, refs: list[tuple
             failures.setdefault(_failure(health_r), []).append(asset)
         else:
             values.append(word(health_r.data, 0))
-        if rule_r.success and len(rule_r.data) >= 64 and word(rule_r.data, 0):
+        if rule_r.success and len(rule_r.data) >= 32 and word(rule_r.data, 0):
             allowed.append(asset or "market")
-            floor = max(floor, word(rule_r.data, 1))
+            floor = max(floor, word(rule_r.data, 0))
         else:
             refused.append(asset or "market")
     if failures:

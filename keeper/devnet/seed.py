@@ -97,6 +97,11 @@ class _Seeder:
         send(v.functions.setCap(self.token("WETH").address, 50 * E18, 200 * E18))
         send(v.functions.setCap(self.token("WBTC").address, 2 * 10**8, 10 * 10**8))
         send(v.functions.setCap(self.token("USDC").address, 100_000 * 10**6, 500_000 * 10**6))
+        # What the keeper may release (take out of positions back into the vault) per window: a stolen
+        # key can lower the positions' health only this far per day, and never below the floors.
+        send(v.functions.setReleaseCap(self.token("WETH").address, 20 * E18))
+        send(v.functions.setReleaseCap(self.token("WBTC").address, 10**8))
+        send(v.functions.setReleaseCap(self.token("USDC").address, 40_000 * 10**6))
         for sym in ("WETH", "WBTC", "USDC"):
             send(v.functions.setMarket(AAVE, self.pool.address, asset_key(self.token(sym).address), True, 125 * E18 // 100))
         send(v.functions.setMarket(MORPHO, self.morpho.address, bytes.fromhex(self.market["id"][2:]), True, 115 * E18 // 100))

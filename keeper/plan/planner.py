@@ -112,7 +112,8 @@ class Plan:
 
 class _Planner:
     def __init__(self, risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams], policy: Policy,
-                 block: int, last: Mapping[str, int], floors: Mapping[str, float]) -> None:
+                 block: int, last: Mapping[str, int], floors: Mapping[str, float],
+                 release_left: Mapping[str, int] | None = None) -> None:
         horizon = getattr(risk, "horizon_hours", None)
         if horizon is not None and not math.isclose(horizon, policy.horizon_hours):
             raise ConfigError(f"risk model horizon {horizon}h differs from the policy's {policy.horizon_hours}h")
@@ -120,6 +121,7 @@ class _Planner:
         self.assets = {a.address.lower(): a for a in assets}
         self.balances = {a: reserve.get(a) for a in self.assets}
         self.last, self.floors = last, floors
+        self.release_left = {a.lower(): v for a, v in (release_left or {}).items()}
         self.model = risk.describe()
         self.skipped: list[tuple[str, str]] = []
         self.alerts: list[str] = []
@@ -167,6 +169,37 @@ class _Planner:
 
     def largest_withdrawal(self, pos: Position, params: AssetParams, p: float | None = None) -> Sized | None:
         return largest_withdrawal(pos, params, self._p, self.levels(pos)[0], self.floor_of(pos), p_before=p)
+
+    # The vault's release window (``KeeperVault.setReleaseCap``) counts the tokens that arrive. A perp
+    # release is sized in USD (1e30): converted at the asset's price less this margin, toward safety.
+    PERP_RELEASE_MARGIN = 0.99
+
+    def release_room(self, pos: Position, params: AssetParams) -> int | None:
+        """What the vault's release window still lets leave ``pos`` in ``params``, in the action's raw
+        units (tokens; USD 1e30 for a perp), or None when not known (no vault book)."""
+        left = self.release_left.get(params.address.lower())
+        if left is None or pos.perp is None:
+            return left
+        return int(left / params.unit * params.price_usd * self.PERP_RELEASE_MARGIN * USD_RAW)
+
+    def spend_release(self, pos: Position, opt: Sized) -> None:
+        key = opt.params.address.lower()
+        if key not in self.release_left:
+            return
+        tokens = opt.raw if pos.perp is None else math.ceil(
+            opt.raw / USD_RAW / (opt.params.price_usd * self.PERP_RELEASE_MARGIN) * opt.params.unit)
+        self.release_left[key] = max(0, self.release_left[key] - tokens)
+
+    def within_window(self, pos: Position, opt: Sized) -> Sized | None:
+        """``opt`` cut to the release window (a smaller withdrawal is always safer), or None when the
+        window has nothing left."""
+        room = self.release_room(pos, opt.params)
+        if room is None or opt.raw <= room:
+            return opt
+        if room <= 0:
+            return None
+        after = simulate(pos, opt.kind, opt.params, room)
+        return Sized(opt.kind, opt.params, room, after, self._p(after))
 
     # --------------------------------------------------------------- options
     def options(self, pos: Position, p: float | None = None) -> list[Sized]:
@@ -233,13 +266,16 @@ def _has_exposure(pos: Position) -> bool:
 
 def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams],
          policy: Policy = Policy(), *, block: int, last_action_block: Mapping[str, int] | None = None,
-         floors: Mapping[str, float] | None = None) -> Plan:
+         floors: Mapping[str, float] | None = None, release_left: Mapping[str, int] | None = None) -> Plan:
     """Choose this tick's actions (see the module doc). ``last_action_block``: the block at which
-    each position was last acted on; ``floors``: the vault's health floor per position key."""
+    each position was last acted on; ``floors``: the vault's health floor per position key;
+    ``release_left``: per asset address, the tokens the vault's release window still lets the keeper
+    take out of positions (releases and rebalance sources are cut to it; an asset not named: no
+    limit known)."""
     keys = [pos.key for pos in positions]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate position keys")
-    pl = _Planner(risk, reserve, assets, policy, block, last_action_block or {}, floors or {})
+    pl = _Planner(risk, reserve, assets, policy, block, last_action_block or {}, floors or {}, release_left or {})
     risky: list[tuple[Position, float]] = []
     safe: list[tuple[Position, float]] = []
     p_liq: dict[str, float] = {}
@@ -399,13 +435,15 @@ def _rebalance(pl: _Planner, pos: Position, p: float, opts: list[Sized],
                     or held(src, o.params, Side.COLLATERAL) < o.raw):
                 continue
             out = pl.largest_withdrawal(src, o.params, ps)
-            if out is None or out.raw < o.raw:
+            room = pl.release_room(src, o.params)
+            if out is None or out.raw < o.raw or (room is not None and room < o.raw):
                 continue
             if best is None or o.cost_usd < best[0].cost_usd:
                 best = (o, src, ps)
     if best is None:
         return None
     o, src, ps = best
+    pl.spend_release(src, o)
     src_after = simulate(src, ActionKind.WITHDRAW_EXCESS, o.params, o.raw)
     note = (f"rebalance {o.params.symbol} from {src.key} (P {ps:.2e} -> {pl._p(src_after):.2e}, health "
             f"{src.health:.3f} -> {src_after.health:.3f}) to {pos.key}: reserve short; "
@@ -421,7 +459,14 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
     else:
         cands = [pl.assets[l.asset.address.lower()] for l in pos.legs_on(Side.COLLATERAL)
                  if l.asset.address.lower() in pl.assets and l.amount_raw > 0]
-    opts = [o for o in (pl.largest_withdrawal(pos, c, p) for c in cands) if o is not None and o.raw > 0]
+    sized = [o for o in (pl.largest_withdrawal(pos, c, p) for c in cands) if o is not None and o.raw > 0]
+    pairs = [(o, pl.within_window(pos, o)) for o in sized]
+    opts = [w for _, w in pairs if w is not None]
+    cut = [o.params.symbol for o, w in pairs if w is not None and w is not o]
+    if sized and not opts:
+        pl.skipped.append((pos.key, f"P {p:.2e} below the release level but the vault's release window for "
+                                    f"{', '.join(o.params.symbol for o in sized)} is used up"))
+        return None
     if not opts:
         pl.skipped.append((pos.key, f"P {p:.2e} below the release level but nothing can be withdrawn "
                                     f"keeping P at the target level and health above the floor "
@@ -431,8 +476,10 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
     if o.value_usd < pl.policy.min_action_usd:
         pl.skipped.append((pos.key, f"release of {o.value_usd:,.2f} USD below the minimum action size"))
         return None
+    pl.spend_release(pos, o)
     parts = "; ".join(f"{x.params.symbol} {x.value_usd:,.2f} USD" for x in opts)
     target, release = pl.levels(pos)
     note = (f"P {p:.2e} < release level {release:.2e}: release to the target level "
-            f"{target:.2e}, health floor {pl.floor_of(pos):.3f}; releasable: {parts}")
+            f"{target:.2e}, health floor {pl.floor_of(pos):.3f}; releasable: {parts}"
+            + (f" (cut to the vault's release window: {', '.join(cut)})" if cut else ""))
     return pl.action(pos, p, o, note)

@@ -21,6 +21,7 @@ import pytest
 from web3.logs import DISCARD
 
 from keeper.devnet.deployer import Deployer
+from keeper.errors import Reverted
 from tests.conftest import GmxNet, evm_revert, evm_snapshot
 from tests.contracts.gmx_env import Gmx
 from tests.contracts.vault_env import E6, E18, KV, MAX, PERP, TOP_UP, USD30, WITHDRAW_EXCESS, ZERO, Env
@@ -67,6 +68,8 @@ def world(net: GmxNet) -> Env:
     e.send(v.functions.setCap(e.tok["WETH"].address, 10 * E18, 20 * E18), o)
     e.send(v.functions.setCap(e.tok["USDC"].address, 20_000 * E6, 40_000 * E6), o)
     e.send(v.functions.setCap(ZERO, 2 * e.fee, 20 * e.fee), o)
+    e.send(v.functions.setReleaseCap(e.tok["WETH"].address, 20 * E18), o)
+    e.send(v.functions.setReleaseCap(e.tok["USDC"].address, 40_000 * E6), o)
     for m in ("ETH-long", "ETH-short"):
         e.send(v.functions.setPerpMarket(g.vault.address, *g.params(m), True, FLOOR), o)
     e.send(v.functions.setPerpRoute(g.vault.address, g.position_router.address, 2 * e.fee), o)
@@ -406,12 +409,55 @@ def test_withdraw_excess_on_gated_gmx_respects_the_floor(gated):
     (ev,) = e.events(rc)
     assert FLOOR <= ev["healthAfter"] == g.health(mine, "ETH-long", rc["blockNumber"])
     assert e.bal("WETH", mine) == held + ev["amount"] and ev["amount"] > 0
-    # With the floor at GMX's own limit (1.0), GMX's at-rest check is the tighter one: it keeps the
+    # With the floor at the vault's minimum (1.05), GMX's at-rest check is the tighter one: it keeps the
     # funding fee + 5% of the size ($1,000) + $5 in the position, i.e. refuses to go past ~20x
     # although at the liquidation fee (0.1%) the position would still be at ~2.5.
-    e.send(v.setPerpMarket(g.vault.address, *g.params("ETH-long"), True, E18), e.owner)
+    e.send(v.setPerpMarket(g.vault.address, *g.params("ETH-long"), True, 105 * E18 // 100), e.owner)
     g.sync_funding("ETH-long")
     collateral, funding = g.position(mine, "ETH-long")[1], g.funding_fee(mine, "ETH-long")
     left = size * 500 // 10_000 + funding + 2 * USD30  # above the fees, below fees + $5
     r_err = e.err(v.withdrawExcess(r, collateral - left), e.keeper)
     assert r_err.name == "Vault: liquidation fees exceed collateral", r_err
+
+
+# ---------------------------------------------------------------------------------- owner batches
+def test_owner_margin_in_one_batch_cannot_be_taken(direct):
+    """The audit's theft on GMX v1 (direct mode): GMX credits tokens sent to its Vault to whoever
+    calls `increasePosition` next, so an owner who sends margin in one `execute` and credits it in
+    the next is robbed in between (the control, below). In one `executeBatch` nothing is ever loose:
+    the margin lands in the owner's position and the thief finds nothing; a batch with a failing call
+    moves nothing."""
+    e = world(direct)
+    g, v, o, mine, thief = e.gmx, e.vault.functions, e.owner, e.vault.address, e.stranger
+    open_vault_positions(e)
+    weth = e.tok["WETH"]
+    coll, index, _ = g.params("ETH-long")
+    send_margin = (weth.address, 0, bytes.fromhex(weth.encode_abi("transfer", [g.vault.address, 2 * E18])[2:]))
+    credit = (g.vault.address, 0, bytes.fromhex(g.vault.encode_abi("increasePosition",
+                                                                   [mine, coll, index, 0, True])[2:]))
+    steal = g.vault.functions.increasePosition(thief, coll, index, 5_000 * USD30, True)
+    before = g.position(mine, "ETH-long")[1]
+
+    snap = evm_snapshot(e.w3)  # control: two transactions
+    e.send(v.execute(*send_margin), o)
+    e.send(steal, thief)
+    assert g.position(thief, "ETH-long")[1] > 3_000 * USD30  # the owner's 2 WETH are the thief's margin
+    e.send(v.execute(*credit), o)
+    assert g.position(mine, "ETH-long")[1] == before  # the owner's second call "succeeds" adding $0
+    evm_revert(e.w3, snap)
+
+    held = e.bal("WETH", mine)
+    e.send(v.executeBatch([send_margin, credit]), o)
+    assert e.bal("WETH", mine) == held - 2 * E18
+    assert g.position(mine, "ETH-long")[1] > before + 3_000 * USD30  # $4,000 less GMX's deposit fee
+    with pytest.raises(Reverted):
+        e.send(steal, thief)
+    assert g.position(thief, "ETH-long")[0] == 0
+    # all or nothing: the second call reverts (the vault is no router of the thief's), so the
+    # transfer before it is undone too
+    foreign = (g.vault.address, 0, bytes.fromhex(g.vault.encode_abi("increasePosition",
+                                                                    [thief, coll, index, 0, True])[2:]))
+    r = e.err(v.executeBatch([send_margin, foreign]), o)
+    assert r.name == "Vault: invalid msg.sender", r
+    assert e.bal("WETH", mine) == held - 2 * E18
+    assert e.err(v.executeBatch([send_margin]), thief).name == "NotOwner"

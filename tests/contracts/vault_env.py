@@ -1,4 +1,4 @@
-"""The KeeperVault test environment of ``test_keeper_vault.py`` and ``test_keeper_vault_gmx.py``: one
+"""The KeeperVault test environment of ``on_aave/`` and ``test_keeper_vault_gmx.py``: one
 vault, its tokens and protocol handles, and helpers that send, expect a named revert (our custom
 errors, or GMX v1's revert strings), mine at a frozen timestamp, and check a KeeperAction event
 against the protocol's own health at the same block."""
@@ -23,6 +23,7 @@ AAVE, MORPHO, PERP = 0, 1, 2
 TOP_UP, REPAY, WITHDRAW_EXCESS, REBALANCE_OUT, REBALANCE_IN = range(5)
 DAY = 86_400
 FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP = 12 * E18 // 10, 11 * E18 // 10, 5 * E18
+MIN_FLOOR = 105 * E18 // 100  # KeeperVault.MIN_HEALTH_FLOOR
 CAPS = {"WETH": (5 * E18, 8 * E18), "USDC": (10_000 * E6, 15_000 * E6)}  # per call, per window
 KV = C.ours("KeeperVault")
 ABIS = [KV.abi, C.ours("ReentrantToken").abi, *GMX_ABIS]

@@ -82,6 +82,9 @@ def test_seeded_devnet_passes_with_one_vault_health_line_per_actable_position(tm
         vault = v["address"]
         line = f"ok   devnet: vault {vault} (acts for {who}): keeper() {keeper} is the configured key, not paused"
         assert line in lines
+    # What each vault's release windows allow (the seed sets them per day), one line per vault.
+    alice = devnet["keeper_vaults"]["alice"]["address"]
+    assert f"ok   devnet: vault {alice} release windows: per 24 h: USDC 40000, WBTC 1, WETH 20" in lines
 
 
 def test_a_vault_whose_health_reverts_fails_that_position_only(tmp_path, anvil, devnet, w3, snapshot, capsys,
@@ -118,6 +121,10 @@ def test_a_vault_whose_health_reverts_fails_that_position_only(tmp_path, anvil, 
     carol_ok = {"aave_v3 pool of carol", f"morpho_blue WETH/USDC 0x{mid.hex()[:8]} of carol", "perp WETH long of carol"}
     assert set(health) == names(devnet) | carol_ok | {"perp WBTC short of carol"}
     assert all(health[k].startswith("ok   ") for k in names(devnet) | carol_ok)
+    # carol's vault has no release windows: the keeper can release nothing, and check-config warns
+    (release,) = [ln for ln in lines if f"vault {vault.address} release windows" in ln]
+    assert release.startswith("warn ") and release.endswith("nothing; the keeper cannot release USDC, WBTC, WETH "
+                                                            "(owner: setReleaseCap)")
 
 
 def test_a_market_the_vault_does_not_allow_fails(tmp_path, anvil, devnet, w3, snapshot, capsys, monkeypatch):

@@ -2,135 +2,28 @@
 session's devnets, GMX in its default gated mode): a hostile keeper is refused with named errors,
 the honest paths move funds only between the vault and the owner's/vault's own positions, and
 every KeeperAction event carries health before/after equal to what the protocol itself shows at
-the same block and timestamp. GMX specifics in both of its modes: ``test_keeper_vault_gmx.py``.
+the same block and timestamp. GMX specifics in both of its modes: ``../test_keeper_vault_gmx.py``.
 
-Every test runs on both Aave versions (module-scoped ``aave_version``: v3.0.2 and v3.7, each on its
-own anvil). One module-wide set-up per version (a fresh vault with its own caps, allow-list and
-positions) is built once on top of that devnet; every test reverts to it (``snapshot``)."""
+Every test runs on both Aave versions (``conftest.py``: module-scoped ``aave_version``, v3.0.2 and
+v3.7, each on its own anvil). One module-wide set-up per version (a fresh vault with its own caps,
+allow-list and positions) is built once on top of that devnet; every test reverts to it
+(``snapshot``)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
-from web3 import Web3
 
 from keeper.chain import contracts as C
 from keeper.devnet.aave_origin import rate_data
-from keeper.devnet.deployer import Deployer
-from tests.conftest import evm_revert, evm_snapshot
-from tests.contracts.gmx_env import Gmx
-from tests.contracts.vault_env import (AAVE, CAPS, DAY, E6, E8, E18, FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP, KV,
-                                       MAX, MORPHO, PERP, REBALANCE_IN, REBALANCE_OUT, REPAY, TOP_UP, USD30,
-                                       WITHDRAW_EXCESS, ZERO, Env, asset_key, b32)
+from tests.contracts.vault_env import (AAVE, CAPS, DAY, E6, E8, E18, FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP, MAX,
+                                       MIN_FLOOR, MORPHO, PERP, REBALANCE_IN, REBALANCE_OUT, REPAY, TOP_UP, USD30,
+                                       WITHDRAW_EXCESS, ZERO, asset_key)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
-# ---------------------------------------------------------------------------------- set-up
-# The session fixtures, per Aave version: these module-scoped overrides make ``snapshot`` (and
-# everything else here) use the chain of the version under test.
-@pytest.fixture(scope="module", params=["3.0", "3.7"], ids=["aave3.0", "aave3.7"])
-def aave_version(request) -> str:
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def w3(request, aave_version) -> Web3:
-    return request.getfixturevalue({"3.0": "w3_v30", "3.7": "w3_v37"}[aave_version])
-
-
-@pytest.fixture(scope="module")
-def devnet(request, aave_version) -> dict:
-    return request.getfixturevalue({"3.0": "devnet_v30", "3.7": "devnet_v37"}[aave_version])
-
-
-@pytest.fixture(scope="module")
-def accounts(w3) -> list[str]:
-    return list(w3.eth.accounts)
-
-
-@pytest.fixture(scope="module")
-def deployer(w3, accounts) -> Deployer:
-    return Deployer(w3, accounts[0])
-
-
-
-@pytest.fixture(scope="module")
-def env(w3, devnet, deployer, accounts):
-    snap = evm_snapshot(w3)
-    e = Env(w3=w3, d=deployer, net=devnet, owner=accounts[7], keeper=accounts[8], stranger=accounts[9],
-            lp=accounts[2])
-    erc20 = C.ours("TestERC20")
-    e.tok = {s: deployer.at(devnet["tokens"][s]["address"], erc20) for s in ("WETH", "WBTC", "USDC")}
-    e.version = devnet["aave_v3"]["version"]
-    # aToken transfers move scaled units: with WETH's liquidity index above 1 (the devnet borrows
-    # WETH), an owner-held withdrawal (aTokens pulled, then redeemed) can bring 1 wei less than
-    # asked on v3.0 (half-up rounding) or 1 wei more on v3.7 (since v3.5 the recipient's credit is
-    # rounded up). The vault counts what arrives.
-    e.rounding = 1
-    e.pool = deployer.at(devnet["aave_v3"]["pool"], C.aave_for(e.version, "Pool"))
-    e.a_weth = deployer.at(devnet["aave_v3"]["a_tokens"]["WETH"], erc20)
-    e.morpho = deployer.at(devnet["morpho_blue"]["morpho"], C.third_party("Morpho"))
-    m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
-    e.mid, e.params = b32(m["id"]), (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
-    e.irm = deployer.at(m["irm"], C.third_party("IrmMock"))
-    e.oracle = deployer.at(m["oracle"], C.ours("MorphoChainlinkOracle"))
-    e.gmx = Gmx(w3, devnet, deployer)
-    assert e.gmx.gated
-    e.perp, e.perp_name = e.gmx.vault, "ETH-long"
-    e.perp_params = e.gmx.params(e.perp_name)
-    e.fee = e.gmx.fee  # the PositionRouter's minimum execution fee
-
-    owner, weth, usdc = e.owner, e.tok["WETH"], e.tok["USDC"]
-    for sym, amount in (("WETH", 100 * E18), ("USDC", 100_000 * E6), ("WBTC", 10 * E8)):
-        e.send(e.tok[sym].functions.mint(owner, amount), owner)
-    # Own liquidity, so borrowing does not depend on what the devnet seeded.
-    e.send(usdc.functions.mint(e.lp, 2_000_000 * E6), e.lp)
-    e.send(usdc.functions.approve(e.pool.address, MAX), e.lp)
-    e.send(e.pool.functions.supply(usdc.address, 1_000_000 * E6, e.lp, 0), e.lp)
-    e.send(usdc.functions.approve(e.morpho.address, MAX), e.lp)
-    e.send(e.morpho.functions.supply(e.params, 1_000_000 * E6, 0, e.lp, b""), e.lp)
-
-    v = e.vault = deployer.deploy(KV, owner, e.keeper)
-    for sym, (per_call, per_window) in CAPS.items():
-        e.send(v.functions.setCap(e.tok[sym].address, per_call, per_window), owner)
-    for sym in ("WETH", "USDC"):  # WBTC deliberately not allow-listed
-        e.send(v.functions.setMarket(AAVE, e.pool.address, asset_key(e.tok[sym].address), True, FLOOR_AAVE), owner)
-    e.send(v.functions.setMarket(MORPHO, e.morpho.address, e.mid, True, FLOOR_MORPHO), owner)
-    e.send(v.functions.setPerpMarket(e.perp.address, *e.perp_params, True, FLOOR_PERP), owner)
-    e.perp_market = Web3.keccak(w3.codec.encode(["address", "address", "bool"], list(e.perp_params)))
-    assert v.functions.perpMarkets(e.perp_market).call()[0] == e.perp_params[0]
-    # Gated GMX top-ups are PositionRouter requests: a route, ether for execution fees, their caps.
-    e.send(v.functions.setPerpRoute(e.perp.address, e.gmx.position_router.address, 2 * e.fee), owner)
-    e.send(v.functions.setCap(ZERO, 2 * e.fee, 20 * e.fee), owner)
-    w3.eth.send_transaction({"from": owner, "to": v.address, "value": 50 * e.fee})
-
-    # Reserve: 40 WETH and 30,000 USDC deposited by the owner.
-    for sym, amount in (("WETH", 40 * E18), ("USDC", 30_000 * E6)):
-        e.send(e.tok[sym].functions.approve(v.address, amount), owner)
-        e.send(v.functions.deposit(e.tok[sym].address, amount), owner)
-    # Vault-held positions, opened by the owner through execute.
-    e.exec(weth, "approve", [e.pool.address, 10 * E18])
-    e.exec(e.pool, "supply", [weth.address, 10 * E18, v.address, 0])  # HF 10*2000*0.825/10000 = 1.65
-    e.exec(e.pool, "borrow", [usdc.address, 10_000 * E6, 2, 0, v.address])
-    e.exec(weth, "approve", [e.morpho.address, 5 * E18])
-    e.exec(e.morpho, "supplyCollateral", [e.params, 5 * E18, v.address, b""])  # 5*2000*0.86/5000 = 1.72
-    e.exec(e.morpho, "borrow", [e.params, 5_000 * E6, 0, v.address, v.address])
-    # ~10x ETH long through the PositionRouter and the position keeper: health ~ 50x/10x
-    e.gmx.open(e.perp_name, 2 * E18, 20_000, v.address, kv=v, owner=owner, mint=False)
-    # Owner-held twins, with the vault authorised on them.
-    e.send(weth.functions.approve(e.pool.address, MAX), owner)
-    e.send(e.pool.functions.supply(weth.address, 10 * E18, owner, 0), owner)
-    e.send(e.pool.functions.borrow(usdc.address, 10_000 * E6, 2, 0, owner), owner)
-    e.send(e.a_weth.functions.approve(v.address, MAX), owner)
-    e.send(weth.functions.approve(e.morpho.address, MAX), owner)
-    e.send(e.morpho.functions.supplyCollateral(e.params, 5 * E18, owner, b""), owner)
-    e.send(e.morpho.functions.borrow(e.params, 5_000 * E6, 0, owner, owner), owner)
-    e.send(e.morpho.functions.setAuthorization(v.address, True), owner)
-    e.gmx.open(e.perp_name, 3 * E18, 20_000, owner, mint=False)  # ~6.7x: health ~ 15 (floor 5)
-    e.send(e.perp.functions.addRouter(v.address), owner)  # GMX: the vault may decrease it
-    yield e
-    evm_revert(w3, snap)
+# The world (per Aave version, ``env``): ``conftest.py`` here.
 
 
 # ---------------------------------------------------------------------------------- hostile keeper
@@ -142,9 +35,12 @@ def test_owner_functions_refuse_keeper_and_stranger(env):
         v.deposit(weth, 1), v.withdraw(weth, 1), v.withdraw(weth, MAX), v.withdraw(ZERO, 1),
         v.execute(weth, 0, env.tok["WETH"].encode_abi("transfer", [env.stranger, E18])),
         v.setKeeper(env.stranger), v.pause(), v.unpause(), v.transferOwnership(env.stranger), v.setCapWindow(1),
-        v.setCap(weth, MAX, MAX), v.setMinAction(weth, 1), v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18),
-        v.setPerpMarket(env.perp.address, weth, weth, True, True, E18),
+        v.setCap(weth, MAX, MAX), v.setMinAction(weth, 1), v.setReleaseCap(weth, MAX),
+        v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, MIN_FLOOR),
+        v.setPerpMarket(env.perp.address, weth, weth, True, True, MIN_FLOOR),
         v.setPerpRoute(env.perp.address, env.gmx.position_router.address, MAX),
+        v.setAccountFloor(env.pool.address, env.owner, MIN_FLOOR), v.setFeed(env.stranger, 60),
+        v.executeBatch([(weth, 0, env.tok["WETH"].encode_abi("transfer", [env.stranger, E18]))]),
     ]
     for who in (env.keeper, env.stranger):
         for fn in calls:
@@ -205,12 +101,17 @@ def test_not_allow_listed(env):
 
 def test_owner_config_is_validated(env):
     v, o = env.vault.functions, env.owner
-    assert env.err(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18 - 1), o).name \
-        == "FloorTooLow"
-    assert env.err(v.setMarket(3, env.pool.address, env.mid, True, E18), o).name == "InvalidKind"
-    assert env.err(v.setMarket(MORPHO, env.morpho.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
-    assert env.err(v.setMarket(AAVE, env.pool.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
-    assert env.err(v.setMarket(PERP, env.perp.address, b"\x01" * 32, True, E18), o).name == "InvalidMarket"
+    assert v.MIN_HEALTH_FLOOR().call() == MIN_FLOOR
+    for floor in (E18, MIN_FLOOR - 1):  # the liquidation line itself, or just under the minimum
+        r = env.err(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, floor), o)
+        assert (r.name, r.args) == ("FloorTooLow", (floor,))
+        assert env.err(v.setPerpMarket(env.perp.address, *env.perp_params, True, floor), o).name == "FloorTooLow"
+        assert env.err(v.setAccountFloor(env.pool.address, o, floor), o).name == "FloorTooLow"
+    assert env.err(v.setMarket(3, env.pool.address, env.mid, True, MIN_FLOOR), o).name == "InvalidKind"
+    assert env.err(v.setMarket(MORPHO, env.morpho.address, b"\x01" * 32, True, MIN_FLOOR), o).name == "InvalidMarket"
+    assert env.err(v.setMarket(AAVE, env.pool.address, b"\x01" * 32, True, MIN_FLOOR), o).name == "InvalidMarket"
+    assert env.err(v.setMarket(PERP, env.perp.address, b"\x01" * 32, True, MIN_FLOOR), o).name == "InvalidMarket"
+    assert env.err(v.setFeed(ZERO, 60), o).name == "ZeroAddress"
     assert env.err(v.setCapWindow(0), o).name == "InvalidCapWindow"
 
 
@@ -224,7 +125,7 @@ def test_caps_per_call(env):
     r = env.err(v.repay(env.aave("USDC", mine), 10_000 * E6 + 1), k)
     assert r.name == "CapPerCallExceeded" and r.args[1:] == (10_000 * E6 + 1, 10_000 * E6)
     # an asset with no cap cannot be moved at all, even on an allow-listed market
-    env.send(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, E18), env.owner)
+    env.send(v.setMarket(AAVE, env.pool.address, asset_key(env.tok["WBTC"].address), True, MIN_FLOOR), env.owner)
     env.send(env.tok["WBTC"].functions.transfer(mine, E8), env.owner)
     r = env.err(v.topUp(env.aave("WBTC", mine), 1), k)
     assert (r.name, r.args) == ("CapPerCallExceeded", (env.tok["WBTC"].address, 1, 0))
@@ -437,8 +338,18 @@ def test_owner_withdraws_everything_while_paused(env):
     assert env.bal("WETH", o) == 100 * E18 - 18 * E18 - 12 * E18
 
 
+def revoke_grants(env) -> None:
+    """The owner takes back what it let the vault do on its own positions (see the grant tests in
+    ``test_vault_hardening.py``): aWETH allowance, Morpho authorization, GMX router."""
+    o, v = env.owner, env.vault.address
+    env.send(env.a_weth.functions.approve(v, 0), o)
+    env.send(env.morpho.functions.setAuthorization(v, False), o)
+    env.send(env.perp.functions.removeRouter(v), o)
+
+
 def test_two_step_ownership(env):
     v, o, new = env.vault.functions, env.owner, env.stranger
+    revoke_grants(env)
     env.send(v.transferOwnership(new), o)
     assert v.owner().call() == o and v.pendingOwner().call() == new
     assert env.err(v.acceptOwnership(), env.keeper).name == "NotPendingOwner"
@@ -461,6 +372,7 @@ def hostile(env, deployer):
     env.send(rt.functions.approve(mine, MAX), o)
     env.send(v.deposit(rt.address, 100 * E18), o)
     env.send(v.setCap(rt.address, 50 * E18, 100 * E18), o)
+    env.send(v.setReleaseCap(rt.address, 100 * E18), o)
     admin, aave = env.net["roles"]["admin"], env.net["aave_v3"]
     configurator = deployer.at(aave["pool_configurator"], C.aave_for(env.version, "PoolConfigurator"))
     if env.version == "3.0":
@@ -473,9 +385,9 @@ def hostile(env, deployer):
         v_impl = deployer.deploy(C.aave_origin("VariableDebtTokenInstance"), env.pool.address, ZERO).address
         reserve = (a_impl, v_impl, rt.address, "aREENT", "aREENT", "vdREENT", "vdREENT", b"", rate_data())
     env.send(configurator.functions.initReserves([reserve]), admin)
-    env.send(v.setMarket(AAVE, env.pool.address, asset_key(rt.address), True, E18), o)
-    perp_market = v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, E18).call({"from": o})
-    env.send(v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, E18), o)
+    env.send(v.setMarket(AAVE, env.pool.address, asset_key(rt.address), True, MIN_FLOOR), o)
+    perp_market = v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, MIN_FLOOR).call({"from": o})
+    env.send(v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, MIN_FLOOR), o)
     return SimpleNamespace(token=rt, aave=(AAVE, env.pool.address, asset_key(rt.address), mine),
                            perp=(PERP, env.perp.address, perp_market, mine))
 
