@@ -5,15 +5,36 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo contracts clean devnet-up devnet-down bench protocols
+# Set-up steps print one line each ("setup: npm packages ... ok (12 s)", or "... up to date" when
+# the step's only output says so). A step's whole output goes to build/logs/<step>.log; when the
+# step fails, that log is printed and make stops with the step's exit status. V=1 (`make setup V=1`)
+# runs the steps as plain recipes instead, every command and all of its output on the terminal.
+# $(call step,NAME,LABEL,COMMANDS): COMMANDS is one shell line run under `set -e`.
+V ?= 0
+SETUP_LOGS := build/logs
+ifeq ($(V),1)
+step = set -e; $(3)
+else
+step = @mkdir -p $(SETUP_LOGS); log=$(SETUP_LOGS)/$(1).log; t=$$SECONDS; \
+	printf 'setup: %s ... ' '$(2)'; \
+	( set -e; $(3) ) >"$$log" 2>&1; rc=$$?; \
+	if [ $$rc -ne 0 ]; then \
+	  echo "FAILED (exit $$rc after $$((SECONDS - t)) s); its output, also in $$log:"; \
+	  sed 's/^/    /' "$$log"; exit $$rc; \
+	elif grep -q . "$$log" && ! grep -v 'up to date' "$$log" | grep -q .; then echo 'up to date'; \
+	else echo "ok ($$((SECONDS - t)) s)"; fi
+endif
+
+.PHONY: setup test test-pure lint demo contracts clean devnet-up devnet-down bench protocols
 
 setup: $(VENV)/.installed node_modules/.installed build/third_party/STAMP protocols
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	$(call step,venv,python venv and packages,\
+	  test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --upgrade pip; \
+	  $(PY) -m pip install --quiet -e '.[dev]'; \
+	  touch $@)
 
 # `npm install` from the committed lock, not `npm ci`: the npm registry reachable here serves only
 # anvil's linux-amd64 platform package, so the lock cannot list the other platforms' optional
@@ -21,12 +42,11 @@ $(VENV)/.installed: pyproject.toml
 # file"). Every version is pinned exactly in package.json and the lock; --no-save leaves both as
 # they are.
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --no-save
-	touch $@
+	$(call step,npm,npm packages,npm install --no-audit --no-fund --no-save; touch $@)
 
 # Third-party Solidity (Morpho Blue, MockV3Aggregator) into the git-ignored build/ cache.
 build/third_party/STAMP: node_modules/.installed contracts/scripts/compile.mjs
-	node contracts/scripts/compile.mjs --third-party
+	$(call step,third-party,third-party Solidity,node contracts/scripts/compile.mjs --third-party)
 
 # Protocols npm does not ship, from pinned upstream commits: Aave v3.7 (aave-dao/aave-v3-origin,
 # solc 0.8.28) into build/aave-v3-origin/ and GMX v1 (gmx-io/gmx-contracts, solc 0.6.12) into
@@ -34,16 +54,27 @@ build/third_party/STAMP: node_modules/.installed contracts/scripts/compile.mjs
 # (KEEPER_PROTOCOL_SOURCES, else ../shared/protocols, else a shallow fetch into build/sources/), where
 # make cannot see them: the script always runs and compares each build's STAMP (compiler, settings,
 # entries, commits, the SHA-256 of every source file it read), so a re-run with nothing changed
-# compiles nothing (about 0.5 s; a full compile about 14 s + 5 s).
+# compiles nothing (about 0.5 s; a full compile about 14 s + 5 s) and prints "... up to date".
+comma := ,
 protocols: node_modules/.installed
-	node contracts/scripts/compile.mjs --aave-origin --gmx
+	$(call step,protocols,pinned protocols (Aave v3.7$(comma) GMX v1),node contracts/scripts/compile.mjs --aave-origin --gmx)
 
 # Our contracts into abi/ (committed; tests/contracts/test_artifacts.py fails when it is stale).
 contracts: node_modules/.installed
 	node contracts/scripts/compile.mjs --ours
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pure tests alone (no anvil, no chain): seconds. Tests that need a chain carry the `chain`
+# marker (tests/conftest.py marks every test using the anvil fixtures; a pure test that starts
+# anvil fails).
+test-pure: setup
+	$(PY) -m pytest -q -m "not chain" $(PYTEST_ARGS)
+
+# Imports run one way (DESIGN.md; the contracts in pyproject.toml's [tool.importlinter]).
+lint: setup
+	$(VENV)/bin/lint-imports --no-cache
 
 # Demo (stage 5): on a fresh devnet (anvil on a free port, or $KEEPER_DEMO_PORT), seed the positions,
 # start the keeper daemon and a separate liquidator process, replay a generated crash (a volatility

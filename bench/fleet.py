@@ -158,7 +158,7 @@ def build(n_watch: int, n_vaults: int, *, borrow_usdc: int = 12_000, reserve_wet
         for _ in range(n_vaults):
             v = d.deploy(art, admin, keeper)
             d.send(v.functions.setCap(weth.address, 50 * E18, 500 * E18))
-        d.send(v.functions.setReleaseCap(weth.address, 50 * E18))
+            d.send(v.functions.setReleaseCap(weth.address, 50 * E18))
             d.send(v.functions.setCap(usdc.address, 100_000 * USDC, 1_000_000 * USDC))
             for t in (weth, usdc):
                 d.send(v.functions.setMarket(AAVE, pool.address, asset_key(t.address), True, floor_wad))

@@ -151,7 +151,7 @@ def main() -> int:
             feeds = {s: w3.eth.contract(address=dep["feeds"][s]["address"], abi=C.third_party("MockV3Aggregator").abi)
                      for s in ("ETH", "BTC")}
             prices = Prices(args.seed, {"ETH": 2_000.0, "BTC": 30_000.0})
-            from keeper.daemon.wiring import build_reader
+            from keeper.app.wiring import build_reader
 
             reader = build_reader(k.name, k.ccfg)
             first = w3.eth.block_number

@@ -41,7 +41,7 @@ def parse_address(value: str) -> str:
 
 class DevnetConfig(_Strict):
     port: int = Field(8545, ge=1, le=65535, description="anvil's RPC port")
-    block_time: float | None = Field(None, gt=0, description="seconds per block after deployment; none = automine")
+    block_time: float | None = Field(None, ge=0, description="seconds per block after deployment; unset = 1 s, 0 = a block per transaction")
     state_dir: Path = Field(Path(".keeper"), description="where the deployment and state files are written")
     fork_url: str | None = Field(None, description="fork this chain instead of an empty one")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
@@ -99,29 +102,235 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
-def positions_table(positions: Sequence[Position], title: str = "positions", labels: dict[str, str] | None = None) -> Table:
-    labels = {k.lower(): v for k, v in (labels or {}).items()}
-    table = Table(title=title)
-    for col, justify in (("chain", "left"), ("protocol", "left"), ("account", "left"), ("market", "left"),
-                         ("collateral $", "right"), ("debt $", "right"), ("health", "right"),
-                         ("liq. price", "right"), ("distance", "right")):
-        table.add_column(col, justify=justify, no_wrap=True)
-    for p in sorted(positions, key=lambda p: p.health):
-        pt = nearest_liquidation(p)
-        health = "∞" if math.isinf(p.health) else f"{p.health:.4f}"
-        style = "bold red" if p.liquidatable else ("yellow" if p.health < 1.1 else None)
-        if not p.price_ok:
-            unverified = (p.price_issue or "").startswith("health unverified")
-            health, style = f"{health} ({'health unverified' if unverified else 'price unusable'})", "magenta"
-        elif health_verified(p):
-            health = f"{health} ✓"  # equal to the pool's getUserAccountData in the same read
-        who = labels.get(p.account.lower())
-        table.add_row(p.chain, p.protocol.value, f"{who} {_short(p.account)}" if who else _short(p.account),
-                      market_label(p), _money(p.collateral_usd), _money(p.debt_usd), health,
-                      f"{pt.symbol} {pt.price:,.2f}" if pt else "-", f"{pt.move:+.1%}" if pt else "-", style=style)
+def _money_short(x: float) -> str:
+    """``_money`` abbreviated for narrow terminals: 1234567.8 -> ``1.23M``."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return _money(x)
+
+
+_PROTOCOL_SHORT = {Protocol.AAVE_V3: "aave", Protocol.MORPHO_BLUE: "morpho", Protocol.PERP: "perp"}
+_MIN_ELIDED = 8  # a shrunk market/account cell keeps at least this many columns
+_UNBOUNDED = 100_000  # "as wide as it wants" when measuring a table's natural width
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which columns a positions table shows, and how much of each. Health, liquidation price and
+    distance are always shown in full; everything else may be abbreviated, elided or dropped."""
+
+    chain: bool = True
+    protocol: str = "full"  # "full" | "short" | "" (dropped)
+    account: str = "short"  # "full" (whole address) | "short" (label + 0x1234…abcd) | "compact" (label or 0x1234…abcd)
+    market: str = "short"  # "full" (whole market id) | "short" (market_label) | "" (dropped)
+    money: str = "full"  # "full" | "short" (1.23M)
+    collateral: bool = True
+    debt: bool = True
+    edge: bool = True  # the table's outer border and padding
+    elide: tuple[str, ...] = ()  # columns that may be cut (with …) to fit: "market", "account"
+
+
+_WIDE = _Layout(account="full", market="full")
+
+
+def _narrow_layouts(single_chain: bool) -> list[_Layout]:
+    """Today's look first, then ever more compact: the least important columns go first."""
+    steps = [_Layout()]
+
+    def then(**kw) -> None:
+        steps.append(replace(steps[-1], **kw))
+
+    if single_chain:
+        then(chain=False)  # the title names the chain
+    then(protocol="short")
+    then(account="compact")
+    then(money="short")
+    then(elide=("market",))
+    then(edge=False)
+    then(market="", elide=())
+    if not single_chain:
+        then(chain=False)
+    then(debt=False)
+    then(collateral=False)
+    then(elide=("account",))
+    then(protocol="")
+    return steps
+
+
+@dataclass(frozen=True)
+class _Row:
+    chain: str
+    protocol: str
+    account: str  # the whole address
+    who: str | None  # the operator's label for the account
+    market_full: str
+    market_short: str
+    collateral_usd: float
+    debt_usd: float
+    health: str
+    liq_price: str
+    distance: str
+    style: str | None
+
+    def account_text(self, mode: str) -> str:
+        if mode == "full":
+            return f"{self.who} {self.account}" if self.who else self.account
+        if mode == "compact" and self.who:
+            return self.who
+        return f"{self.who} {_short(self.account)}" if self.who else _short(self.account)
+
+
+def health_text(p: Position) -> tuple[str, str | None]:
+    """The health cell of ``positions_table`` and its row style."""
+    health = "∞" if math.isinf(p.health) else f"{p.health:.4f}"
+    style = "bold red" if p.liquidatable else ("yellow" if p.health < 1.1 else None)
+    if not p.price_ok:
+        unverified = (p.price_issue or "").startswith("health unverified")
+        health, style = f"{health} ({'health unverified' if unverified else 'price unusable'})", "magenta"
+    elif health_verified(p):
+        health = f"{health} ✓"  # equal to the pool's getUserAccountData in the same read
+    return health, style
+
+
+def _market_full(p: Position) -> str:
+    if p.protocol is Protocol.MORPHO_BLUE:
+        return market_label(p).rsplit(" ", 1)[0] + f" {p.market}"
+    if p.perp is not None:
+        return f"{market_label(p)} {p.market}"
+    return market_label(p)
+
+
+def _row(p: Position, labels: dict[str, str]) -> _Row:
+    pt = nearest_liquidation(p)
+    health, style = health_text(p)
+    return _Row(p.chain, p.protocol.value, p.account, labels.get(p.account.lower()), _market_full(p), market_label(p),
+                p.collateral_usd, p.debt_usd, health, f"{pt.symbol} {pt.price:,.2f}" if pt else "-",
+                f"{pt.move:+.1%}" if pt else "-", style)
+
+
+class PositionsTable(Table):
+    """The positions table, fitted to the width it is rendered at.
+
+    As a ``Table`` it holds every column in full (the ``wide`` view). Rendered with ``wide=False``
+    it shows the first of ``_narrow_layouts`` that fits the available width, so health, liquidation
+    price and distance are never cut: the other columns are abbreviated, elided or dropped first
+    (the caption names the dropped ones). Rendered with ``wide=True`` it keeps its natural width
+    even beyond the terminal's (print it with ``crop=False``, or on ``console(wide=True)``, to see
+    the lines whole)."""
+
+    def __init__(self, rows: Sequence[_Row], title: str, wide: bool) -> None:
+        super().__init__(title=title)
+        self._position_rows = tuple(rows)
+        self.wide = wide
+        _fill(self, self._position_rows, _WIDE)
+
+    def fitted(self, console: Console, width: int) -> Table:
+        """The table as it is shown ``width`` columns wide."""
+        if self.wide:
+            return self
+        table = None
+        for layout in _narrow_layouts(len({r.chain for r in self._position_rows}) <= 1):
+            table = _fill(_new_table(self.title, layout), self._position_rows, layout)
+            over = _natural_width(console, table) - width
+            if over <= 0:
+                return table
+            widths = _shrinkable(table, layout, over)
+            if widths is not None:
+                return _fill(_new_table(self.title, layout), self._position_rows, layout, widths)
+        return table  # narrower than the critical columns: rich squeezes what is left
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.wide:
+            width = max(options.max_width, _natural_width(console, self))
+            yield from super().__rich_console__(console, options.update_width(width))
+        else:
+            yield self.fitted(console, options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        if self.wide:
+            width = _natural_width(console, self)
+            return Measurement(width, width)
+        return Measurement.get(console, options, self.fitted(console, options.max_width))
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    return Table.__rich_measure__(table, console, console.options.update_width(_UNBOUNDED)).maximum
+
+
+def _new_table(title, layout: _Layout) -> Table:
+    return Table(title=title, show_edge=layout.edge, pad_edge=layout.edge)
+
+
+def _shrinkable(table: Table, layout: _Layout, over: int) -> dict[str, int] | None:
+    """Widths for the layout's elidable columns that take ``over`` columns off the table, or None
+    when they cannot give that much without going below ``_MIN_ELIDED``."""
+    widths = {}
+    for col in table.columns:
+        name = str(col.header)
+        if name in layout.elide and over > 0:
+            natural = max(cell_len(str(c)) for c in [col.header, *col.cells])
+            widths[name] = max(_MIN_ELIDED, natural - over)
+            over -= natural - widths[name]
+    return widths if widths and over <= 0 else None
+
+
+def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str, int] | None = None) -> Table:
+    widths = widths or {}
+    money = _money if layout.money == "full" else _money_short
+    cols: list[tuple[str, str, Callable[[_Row], str]]] = []
+    hidden = []
+    if layout.chain:
+        cols.append(("chain", "left", lambda r: r.chain))
+    else:
+        hidden.append("chain")
+    if layout.protocol:
+        short = layout.protocol == "short"
+        cols.append(("protocol", "left",
+                     lambda r: _PROTOCOL_SHORT.get(Protocol(r.protocol), r.protocol) if short else r.protocol))
+    else:
+        hidden.append("protocol")
+    cols.append(("account", "left", lambda r: r.account_text(layout.account)))
+    if layout.market:
+        cols.append(("market", "left", lambda r: r.market_full if layout.market == "full" else r.market_short))
+    else:
+        hidden.append("market")
+    if layout.collateral:
+        cols.append(("collateral $", "right", lambda r: money(r.collateral_usd)))
+    else:
+        hidden.append("collateral $")
+    if layout.debt:
+        cols.append(("debt $", "right", lambda r: money(r.debt_usd)))
+    else:
+        hidden.append("debt $")
+    critical = (("health", "right", lambda r: r.health), ("liq. price", "right", lambda r: r.liq_price),
+                ("distance", "right", lambda r: r.distance))
+    for name, justify, _ in cols:
+        if name in widths:
+            table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", max_width=widths[name])
+        else:
+            table.add_column(name, justify=justify, no_wrap=True)
+    for name, justify, cell in critical:  # never cut: as wide as their widest cell
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ignore",
+                         min_width=max(cell_len(s) for s in [name, *map(cell, rows)]))
+    for r in rows:
+        table.add_row(*(cell(r) for _, _, cell in (*cols, *critical)), style=r.style)
+    if hidden:
+        table.caption = f"not shown: {', '.join(hidden)} (the wide view shows every column)"
     return table
 
 
-def console() -> Console:
-    c = Console()
-    return c if c.is_terminal else Console(width=160)  # piped or in CI: do not truncate to 80 columns
+def positions_table(positions: Sequence[Position], title: str = "positions", labels: dict[str, str] | None = None,
+                    wide: bool = False) -> Table:
+    """The positions, least healthy first. Fits the width it is printed at (health, liquidation price and
+    distance are never cut; other columns shrink or go); ``wide=True`` shows every column in full."""
+    labels = {k.lower(): v for k, v in (labels or {}).items()}
+    rows = [_row(p, labels) for p in sorted(positions, key=lambda p: p.health)]
+    return PositionsTable(rows, title, wide)
+
+
+def console(wide: bool = False) -> Console:
+    """The operator's console. ``wide``: lines wider than the terminal are printed whole (the
+    terminal wraps them) rather than cropped, for ``positions_table(..., wide=True)``."""
+    c = Console(soft_wrap=wide)
+    return c if c.is_terminal else Console(width=160, soft_wrap=wide)  # piped or in CI: do not truncate to 80 columns

@@ -29,6 +29,28 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# The `chain` marker: every test that needs an anvil (through these fixtures, or by starting one
+# itself: mark it by hand) is a chain test; the rest are pure and run alone in seconds
+# (`make test-pure`, `pytest -m "not chain"`). A pure test that starts anvil fails (see below).
+CHAIN_FIXTURES = frozenset({"anvil", "anvil_v37", "anvil_v30", "anvil_direct", "w3", "w3_v37", "w3_v30",
+                            "w3_direct", "devnet", "devnet_v37", "devnet_v30", "devnet_direct"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if CHAIN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.chain)
+
+
+def pytest_configure(config):
+    """In a pure run (``-m "not chain"``) nothing may start anvil: a test that does is missing its
+    marker, and fails saying so."""
+    if config.getoption("markexpr", "").strip() == "not chain":
+        def refuse(self, *args, **kwargs):
+            raise RuntimeError("a test of the pure run starts anvil: mark it `chain`")
+
+        Anvil.start = refuse
+
 
 @pytest.fixture(scope="session")
 def anvil_v37():

@@ -115,3 +115,15 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
     widths = [max(len(str(r[j])) for r in [header, *rows]) for j in range(len(header))]
     fmt = lambda r: "  ".join(str(c).ljust(widths[0]) if j == 0 else str(c).rjust(widths[j]) for j, c in enumerate(r))
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+
+
+def thresholds_digest(th) -> str:
+    """sha256 of a policy's four per-bar threshold arrays (float64 bytes): equal digests, equal
+    thresholds at every bar."""
+    import hashlib
+
+    import numpy as np
+    h = hashlib.sha256()
+    for a in (th.trigger, th.target, th.release, th.release_target):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()

@@ -50,11 +50,6 @@ import sklearn
 from threadpoolctl import threadpool_limits
 
 from keeper.backtest.prices import PriceSeries, load_prices
-from keeper.backtest.train_cli import (
-    DEFAULT_MAX_ITER,
-    DEFAULT_MAX_LEAF_NODES,
-    DEFAULT_MIN_SAMPLES_LEAF,
-)
 from keeper.errors import ConfigError
 from keeper.risk import evaluation as ev
 from keeper.risk.features import (
@@ -77,6 +72,11 @@ from keeper.risk.probability import first_passage_probability
 BUNDLE_FORMAT = 1
 DEFAULT_SPLIT = "2021-01-01"
 DISTANCE_BANDS = ((0.0, 0.05), (0.05, 0.15), (0.15, 1.0))   # report breakdown by distance to liquidation
+
+# The training recipe's defaults (chosen on 2018-2019 -> 2020 validation; bench/BENCHMARKS.md, stage 9).
+DEFAULT_MAX_ITER = 150
+DEFAULT_MAX_LEAF_NODES = 15
+DEFAULT_MIN_SAMPLES_LEAF = 1000
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, 
     (None: all cores; 1 is the fastest on a busy machine, where OpenMP spin-waiting thrashes).
     ``features``: the model's inputs, names of ``FEATURE_NAMES`` (default ``DEFAULT_FEATURES``);
     ``model_params``: further ``LearnedPLiq`` arguments (default: the recipe's ``max_leaf_nodes``
-    and ``min_samples_leaf``, ``train_cli.DEFAULT_*``)."""
+    and ``min_samples_leaf``, ``DEFAULT_*`` above)."""
     if horizon_hours < 1:
         raise ConfigError(f"horizon must be at least 1 hour, not {horizon_hours}")
     names = list(DEFAULT_FEATURES if features is None else features)

@@ -2,7 +2,7 @@
 
 - A call whose simulation (``eth_call`` from the keeper at the latest block) reverts is refused with
   the decoded error name and never sent (style rule 3).
-- Fees come from ``keeper.plan.fees`` (pure); a resend uses the same nonce with both fee fields
+- Fees come from ``keeper.chain.fees`` (pure); a resend uses the same nonce with both fee fields
   raised by >= 12.5%, after ``bump_after_blocks`` blocks without a receipt.
 - ``NonceManager`` takes the larger of its own next nonce and the node's pending count, so
   transactions sent by others from the same key are tolerated; "nonce too low" resyncs it.
@@ -23,7 +23,7 @@ from keeper.chain.keys import HotKey
 from keeper.chain.revert import decode
 from keeper.errors import KeeperError, Reverted, TemporaryError, TxFailed
 from keeper.faults import crash_point
-from keeper.plan.fees import Bid, FeePolicy, bid, replacement
+from keeper.chain.fees import Bid, FeePolicy, bid, replacement
 
 
 NONCE_GRACE_S = 2.0  # see the wait loop in ``TxSender.send``

@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from keeper.chain.contracts import ours
 from keeper.chain.tx import NonceManager, TxOutcome, TxRequest, TxSender
 from keeper.config import Config
-from keeper.daemon.actions import VaultBook
+from keeper.app.books import VaultBook
 from keeper.domain import Action
 from keeper.errors import KeeperError, TemporaryError
 from keeper.faults import crash_point
-from keeper.plan.fees import GWEI, Bid
+from keeper.chain.fees import GWEI, Bid
 from keeper.protocols.vault_calls import vault_request
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journal
@@ -84,7 +84,7 @@ def _attempt_record(a) -> AttemptRecord:
 
 class Dispatcher:
     def __init__(self, cfg: Config, chain: str, client, store: Store, alerter) -> None:
-        from keeper.daemon.manual import fee_policy, keeper_key
+        from keeper.app.manual import fee_policy, keeper_key
 
         self.cfg, self.chain, self.client, self.alerter = cfg, chain, client, alerter
         self.key = keeper_key(cfg, client.expected_chain_id)
@@ -121,7 +121,7 @@ class Dispatcher:
         """At the start of the tick for ``block``: start the journal check, the fee history, the
         nonce read and the lookup of decisions journaled at this block already (a restart within
         the block); they run while the chain is read."""
-        from keeper.daemon.manual import settle_journal_first
+        from keeper.app.manual import settle_journal_first
 
         left, self._check, self.queue, self._unestimated = self._check, None, [], []
         if left is not None:  # from a tick that failed early: let it end; the new check redoes its work
@@ -138,7 +138,7 @@ class Dispatcher:
 
     def add(self, session, book: VaultBook, action: Action) -> Launched:
         """Queue an action (its vault call) for the next :meth:`flush`."""
-        from keeper.daemon.manual import action_urgency
+        from keeper.app.manual import action_urgency
 
         req = vault_request(book.vault, action, {p.key: p for p in book.positions})
         key = f"daemon:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"

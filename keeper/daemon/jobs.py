@@ -1,7 +1,7 @@
 """The daemon's slow APScheduler jobs, beside the per-block tick: model refit and stress report.
 
 - ``refit`` (every ``daemon.refit_interval_s``, default a day): the model's market is rebuilt as at
-  start-up (``keeper.daemon.risk_setup``): per volatile asset the Chainlink rounds of its feed
+  start-up (``keeper.app.risk_setup``): per volatile asset the Chainlink rounds of its feed
   (``daemon.refit_rounds`` read back from the head) merged with the rounds the store recorded,
   bucketed into hourly closes and put through the law's vol forecast; price files, then the default
   vol (with a warning alert) where that is too short. The new model replaces the old one under the
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from keeper.chain.multicall import Multicall
-from keeper.daemon.wiring import build_client
+from keeper.app.wiring import build_client
 from keeper.domain import Position
 from keeper.errors import ConfigError
 
@@ -79,7 +79,7 @@ def refit(k: Keeper) -> dict[str, Any]:
 
 def stress(k: Keeper) -> dict[str, Any] | None:
     """The stress report of the newest stored snapshot; returns the logged line (None: nothing to stress)."""
-    from keeper.daemon.stress_cmd import run_stress
+    from keeper.app.stress import run_stress
 
     d = k.cfg.daemon
     block, positions = latest_positions(k)

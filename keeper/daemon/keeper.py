@@ -44,24 +44,24 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from keeper.config import Config
 from keeper.daemon import jobs
-from keeper.daemon.actions import (BookLayout, asset_params, book_layout, plan_books, policy_from,
+from keeper.app.books import (BookLayout, asset_params, book_layout, plan_books, policy_from,
                                    read_book_calls, read_books)
 from keeper.daemon.heads import HeadFeed, ws_url_for
-from keeper.daemon.inspect import one_chain
-from keeper.daemon.actions import VaultBook
+from keeper.app.session import one_chain
+from keeper.app.books import VaultBook
 from keeper.daemon.dispatch import Dispatcher, Launched
-from keeper.daemon.perp_requests import PerpRequestWatch, RequestView
+from keeper.app.perp_requests import PerpRequestWatch, RequestView
 from keeper.plan.planner import Plan
-from keeper.daemon.manual import Session, reconcile_journal
-from keeper.daemon.recording import SnapshotWriter
-from keeper.daemon.wiring import build_reader
+from keeper.app.manual import Session, reconcile_journal
+from keeper.app.recording import SnapshotWriter
+from keeper.app.wiring import build_reader
 from keeper.protocols.reader import Snapshot
 from keeper.domain import ActionKind, Position, Protocol
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import OracleReader
 from keeper.errors import Halt, KeeperError, Reverted
 from keeper.risk.model import RiskModel
-from keeper.daemon.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
+from keeper.app.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
 from keeper.store import Store
 from keeper.telemetry import Metrics, MetricsServer
 

@@ -13,7 +13,7 @@ from web3 import Web3
 
 from keeper.chain import contracts as C
 from keeper.config import chain_from_deployment
-from keeper.daemon.wiring import build_reader
+from keeper.app.wiring import build_reader
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.commands import check_toolchain, start_position_keeper
 from keeper.devnet.deploy import deploy_devnet

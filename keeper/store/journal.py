@@ -1,7 +1,7 @@
 """The action journal: every keeper action is written as an *intent* before anything is signed,
 every signed transaction (hash and raw bytes) before it is broadcast, and the outcome after.
 ``startup()`` reconciles the open entries with the chain before the first tick (see
-``keeper.daemon.reconcile``), so a crash at any point causes neither a double action nor a lost one.
+``keeper.app.reconcile``), so a crash at any point causes neither a double action nor a lost one.
 
 The idempotency key is unique in the table: a decision (position, epoch, action) can be journaled
 once; journaling it again raises ``DuplicateIntent`` and nothing is sent."""

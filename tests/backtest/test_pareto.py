@@ -71,7 +71,7 @@ def _write_csv(path, s):
 def test_backtest_cli_prints_a_table_writes_charts_and_json(tmp_path, capsys):
     import json
 
-    from keeper.backtest.backtest_cli import main
+    from keeper.cli import main
     csv = _write_csv(tmp_path / "ETHUSDT_synth_1h.csv", _crashy(2600))
     assert main(["backtest", "--prices", str(csv), "--policy", "static", "--trigger", "1.35", "--target", "1.45",
                  "--boost-trigger", "1.7", "--boost-target", "1.45", "--out", str(tmp_path / "o")]) == 0

@@ -7,7 +7,7 @@ import joblib
 import numpy as np
 import pytest
 
-from keeper.backtest import train_cli
+from keeper.cli import train as train_cli
 from keeper.backtest.training import (
     data_hash,
     evaluate,
@@ -188,16 +188,16 @@ def test_cli_train_and_evaluate(trained, tmp_path, capsys):
     csv, model_path = trained
     args = cli(["train", "--prices", str(csv), "--horizon", "1d", "--out", str(tmp_path / "m"),
                 "--split", SPLIT, "--max-iter", "20", "--max-samples", "5000", "--json"])
-    assert train_cli.handle(args) == 0
+    assert args.handler(args, None) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["horizon_hours"] == 24 and (tmp_path / "m").is_dir()
     assert info["model"].startswith(str(tmp_path / "m"))
     args = cli(["evaluate", "--prices", str(csv), "--model", str(model_path), "--test-from", SPLIT, "--json"])
-    assert train_cli.handle(args) == 0
+    assert args.handler(args, None) == 0
     rep = json.loads(capsys.readouterr().out)
     assert {"learned", "static", "analytic_ewma"} <= set(rep)
     args = cli(["evaluate", "--prices", str(csv), "--model", str(model_path), "--test-from", SPLIT])
-    assert train_cli.handle(args) == 0
+    assert args.handler(args, None) == 0
     assert "Brier" in capsys.readouterr().out
 
 
@@ -206,7 +206,7 @@ def test_cli_feature_choice_and_charts(trained, tmp_path, capsys):
     args = cli(["train", "--prices", str(csv), "--out", str(tmp_path / "m"), "--split", SPLIT, "--max-iter", "15",
                 "--max-samples", "4000", "--features", "dist_vol_units,log_dist,lv_rv24h",
                 "--calibration", "sigmoid", "--json"])
-    assert train_cli.handle(args) == 0
+    assert args.handler(args, None) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["feature_names"] == ["dist_vol_units", "log_dist", "lv_rv24h"]
     assert len(info["data_hash"]) == 64 and info["train_window"]["split"] == SPLIT
@@ -214,13 +214,13 @@ def test_cli_feature_choice_and_charts(trained, tmp_path, capsys):
     assert b["feature_names"] == list(b["model"].feature_names) and b["model"].calibration == "sigmoid"
     args = cli(["evaluate", "--prices", str(csv), "--model", info["model"], "--test-from", SPLIT,
                 "--out", str(tmp_path / "charts")])
-    assert train_cli.handle(args) == 0
+    assert args.handler(args, None) == 0
     out = capsys.readouterr().out
     assert "reliability (learned, SYN)" in out and "calibration_SYN_24h.png" in out
     assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["calibration_SYN_24h.png",
                                                                        "calibration_pooled_24h.png"]
     with pytest.raises(ConfigError, match="unknown features"):
-        train_cli.handle(cli(["train", "--prices", str(csv), "--features", "dist_vol_units,moon_phase"]))
+        (a := cli(["train", "--prices", str(csv), "--features", "dist_vol_units,moon_phase"])).handler(a, None)
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -234,7 +234,7 @@ def test_cli_errors(trained, argv, needle):
     csv, model_path = trained
     args = cli([a.format(csv=csv, model=model_path) for a in argv])
     with pytest.raises(ConfigError, match=needle):
-        train_cli.handle(args)
+        args.handler(args, None)
 
 
 def test_evaluate_scores_the_products_law(trained):

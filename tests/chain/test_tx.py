@@ -12,7 +12,7 @@ from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
 from keeper.devnet.anvil import Anvil, rpc_call
 from keeper.errors import Reverted, TxFailed
-from keeper.plan.fees import GWEI, FeePolicy
+from keeper.chain.fees import GWEI, FeePolicy
 from tests.devnet.helpers import AAVE, asset_key
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1
@@ -50,6 +50,7 @@ def test_a_keeper_top_up_is_mined(anvil, w3, devnet):
     assert out.receipt and int(out.receipt["status"], 16) == 1 and len(out.attempts) == 1
 
 
+@pytest.mark.chain  # starts its own anvil
 def test_underpriced_transaction_is_bumped_on_the_same_nonce():
     with Anvil() as node:
         rpc_call(node.url, "evm_setAutomine", [False])
@@ -94,6 +95,7 @@ def test_underpriced_transaction_is_bumped_on_the_same_nonce():
         assert [a.tx_hash for a in signed] == [a.tx_hash for a in out.attempts]  # journaled before broadcast
 
 
+@pytest.mark.chain  # starts its own anvil
 def test_gas_cap_hit_sends_nothing():
     with Anvil() as node:
         rpc_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(900 * GWEI)])

@@ -26,6 +26,8 @@ from tests.conftest import GmxNet, evm_revert, evm_snapshot
 from tests.contracts.gmx_env import Gmx
 from tests.contracts.vault_env import E6, E18, KV, MAX, PERP, TOP_UP, USD30, WITHDRAW_EXCESS, ZERO, Env
 
+pytestmark = pytest.mark.chain  # the direct-mode devnet is reached through getfixturevalue
+
 FLOOR = 3 * E18  # perp health counts in units of GMX's 50x maximum leverage: at most ~16x here
 DEPOSIT_FEE_BPS = 30
 DAY, HOUR = 86_400, 3_600

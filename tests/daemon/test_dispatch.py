@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from keeper.daemon.actions import plan_books
+from keeper.app.books import plan_books
 from keeper.daemon.keeper import Keeper
 from keeper.domain import ActionKind
 from keeper.errors import Reverted
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("snapshot")
 
 def _planned(k: Keeper, block: int):
     snap = k.reader.read(block)
-    from keeper.daemon.actions import asset_params, read_books
+    from keeper.app.books import asset_params, read_books
 
     assets = asset_params(k.reader, snap)
     books = read_books(k.reader, snap, k.ccfg, assets)
@@ -75,7 +75,7 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
 
 
 def test_vault_books_read_ahead_are_used_only_for_the_same_block_and_layout(tmp_path, anvil, w3, devnet, monkeypatch):
-    from keeper.daemon.actions import asset_params, book_layout, read_book_calls, read_books
+    from keeper.app.books import asset_params, book_layout, read_book_calls, read_books
 
     k = Keeper(devnet_config(tmp_path, anvil.url, devnet, monkeypatch), vols=VOLS)
     k.startup()

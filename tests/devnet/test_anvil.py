@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from keeper.devnet.anvil import Anvil, rpc_call
+
+pytestmark = pytest.mark.chain  # starts its own anvil
 
 
 def _alive(pid: int) -> bool:

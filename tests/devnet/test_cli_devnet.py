@@ -12,6 +12,8 @@ from keeper.chain import contracts as C
 from keeper.devnet.anvil import Anvil, free_port, rpc_call
 from keeper.devnet.deploy import MULTICALL3
 
+pytestmark = pytest.mark.chain  # starts its own anvil
+
 
 def keeper(args, state, timeout=180):
     env = {**os.environ, "KEEPER__DEVNET__STATE_DIR": str(state)}

@@ -269,7 +269,7 @@ def per_position(actions: list[dict]) -> Counter:
 def planned_positions(env: Env, kinds: tuple[str, ...] | None = None) -> set[str]:
     """The position keys the planner acts on now (in-process, the keeper's own planner)."""
     from keeper.config import load_config
-    from keeper.daemon.manual import open_session, plan_now
+    from keeper.app.manual import open_session, plan_now
 
     cwd = os.getcwd()
     os.chdir(env.root)

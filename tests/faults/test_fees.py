@@ -7,7 +7,7 @@
 import subprocess
 import sys
 
-from keeper.plan.fees import GWEI
+from keeper.chain.fees import GWEI
 from keeper.store import Store
 from keeper.store.journal import Journal
 from tests.devnet.helpers import set_price

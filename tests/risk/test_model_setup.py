@@ -10,13 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from keeper.backtest import backtest_cli, fit_cli
+from keeper.backtest.metrics import thresholds_digest
+from keeper.cli import fit as fit_cli
+from keeper.cli import main as keeper_main
 from keeper.backtest.engine import policy_thresholds
 from keeper.backtest.policies import RiskPolicy, SeriesModel
 from keeper.backtest.prices import load_csv
 from keeper.backtest.training import load_model, train
 from keeper.config import Config
-from keeper.daemon.risk_setup import Rounds, assemble_model, choose, read_params
+from keeper.app.risk_setup import Rounds, assemble_model, choose, read_params
 from keeper.domain import WAD, Asset, Leg, Position, Protocol, Side
 from keeper.errors import ConfigError
 from keeper.risk.laws import TailLaw
@@ -47,7 +49,7 @@ def test_fit_writes_what_the_backtest_and_the_daemon_read(files, capsys):
     out = d / "fit.json"
     args = SimpleNamespace(prices=[str(eth)], model="tail", start=None, end="2020-06-01", jump_threshold=0.03,
                            slow=0.0, jump_regime="vol", exponent_scale=0.25, nu="10", out=out, json=False)
-    assert fit_cli.handle(args) == 0
+    assert fit_cli.run(args) == 0
     assert "written to" in capsys.readouterr().out
     law, meta = read_params(out)
     assert isinstance(law, TailLaw) and meta["window"] == [None, "2020-06-01"]
@@ -55,16 +57,16 @@ def test_fit_writes_what_the_backtest_and_the_daemon_read(files, capsys):
     # against `keeper backtest --params`, bar by bar (a digest of the four threshold arrays)
     series = load_csv(eth).window("2020-06-01", None)
     bench = policy_thresholds(RiskPolicy(1e-3, 2, 0.1, SeriesModel(law), 0.5), series, "long")
-    rc = backtest_cli.main(["backtest", "--prices", str(eth), "--policy", "risk", "--params", str(out),
+    rc = keeper_main(["backtest", "--prices", str(eth), "--policy", "risk", "--params", str(out),
                             "--from", "2020-06-01", "--epsilon", "1e-3", "--horizon", "2", "--release-below", "0.1",
                             "--target-below", "0.5", "--json"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["runs"][0]["thresholds_sha256"] == backtest_cli.thresholds_digest(bench)
+    assert report["runs"][0]["thresholds_sha256"] == thresholds_digest(bench)
     assert str(out) in report["model"]
     # a different law gives different thresholds (the digest is not blind)
     other = policy_thresholds(RiskPolicy(1e-3, 2, 0.1, SeriesModel(TailLaw()), 0.5), series, "long")
-    assert backtest_cli.thresholds_digest(other) != backtest_cli.thresholds_digest(bench)
+    assert thresholds_digest(other) != thresholds_digest(bench)
 
 
 def test_bad_params_files_are_clear_errors(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from keeper.errors import ConfigError
@@ -59,7 +58,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--health", type=float, help="opening health (default: the policy's target)")
     c.add_argument("--lt", type=float, default=0.825, help="liquidation threshold")
     c.add_argument("--penalty", type=float, default=0.05, help="liquidation bonus")
-    p.set_defaults(keeper_handler=handle)
+    p.set_defaults(handler=run, needs_config=False)
     return p
 
 
@@ -79,7 +78,7 @@ def _model(args, full):
         from keeper.backtest.training import load_model
         return LearnedModel(load_model(args.model)), "learned model " + str(args.model)
     if args.params:
-        from keeper.daemon.risk_setup import read_params
+        from keeper.app.risk_setup import read_params
         law, meta = read_params(Path(args.params))
         return SeriesModel(law), f"{law.kind} law from {args.params} ({meta.get('fitted_on', '?')})"
     fit_to = args.fit_to or args.start
@@ -92,22 +91,10 @@ def _model(args, full):
     return SeriesModel(fit_tail(fit)), f"tail model fitted on {where}"
 
 
-def thresholds_digest(th) -> str:
-    """sha256 of a policy's four per-bar threshold arrays (float64 bytes): equal digests, equal
-    thresholds at every bar."""
-    import hashlib
-
-    import numpy as np
-    h = hashlib.sha256()
-    for a in (th.trigger, th.target, th.release, th.release_target):
-        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return h.hexdigest()
-
-
-def handle(args) -> int:
+def run(args, cfg=None) -> int:
     from keeper.backtest.charts import pareto_chart, run_chart
     from keeper.backtest.engine import Gas, delay_bars_of
-    from keeper.backtest.metrics import row, table
+    from keeper.backtest.metrics import row, table, thresholds_digest
     from keeper.backtest.pareto import Evaluator, cheapest, frontier, risk_grid, static_grid
     from keeper.backtest.policies import RiskPolicy, StaticPolicy
 
@@ -165,18 +152,3 @@ def handle(args) -> int:
             if k in report:
                 print(f"wrote {report[k]}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="keeper")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.keeper_handler(args)
-    except ConfigError as e:
-        print(f"keeper: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

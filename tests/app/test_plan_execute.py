@@ -6,7 +6,7 @@ reverts); an over-collateralised position releases excess and stays at or above 
 import pytest
 
 from keeper.chain import contracts as C
-from keeper.daemon.manual import execute, open_session, plan_now
+from keeper.app.manual import execute, open_session, plan_now
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
 from keeper.errors import Reverted
@@ -102,7 +102,7 @@ def test_excess_is_released_and_stays_above_the_floor(cfg, w3, devnet):
 
 
 def test_a_guardrail_revert_is_decoded_and_nothing_is_sent(cfg, w3, devnet):
-    from keeper.daemon.manual import find, manual_action, simulate_on_chain
+    from keeper.app.manual import find, manual_action, simulate_on_chain
 
     session = open_session(cfg, "devnet", vols={"WETH": 0.8})
     try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from keeper.daemon.actions import VaultBook
+from keeper.app.books import VaultBook
 from keeper.domain import Action, ActionKind, Asset, Position, Protocol, Reason
 from keeper.plan.perp_requests import Decision, PendingRequest, RouterRules, Step, next_step
 from keeper.protocols.gmx_requests import RequestReader

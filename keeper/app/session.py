@@ -1,5 +1,5 @@
 """Read-only operator commands: ``status`` (one read of every configured chain) and ``watch`` (any
-address, every block, no key needed); ``check-config`` is in ``keeper.daemon.check_config``."""
+address, every block, no key needed); ``check-config`` is in ``keeper.app.check``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from keeper.chain.client import ChainClient
 from keeper.config import ChainConfig, Config
-from keeper.daemon.wiring import build_client, build_reader
+from keeper.app.wiring import build_client, build_reader
 from keeper.errors import ConfigError
 from keeper.protocols.reader import Snapshot
 

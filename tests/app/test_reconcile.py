@@ -7,8 +7,8 @@ from keeper.chain import contracts as C
 from keeper.chain.client import ChainClient
 from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
-from keeper.daemon.reconcile import reconcile, wait_pending
-from keeper.plan.fees import GWEI, FeePolicy
+from keeper.app.reconcile import reconcile, wait_pending
+from keeper.chain.fees import GWEI, FeePolicy
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
 from tests.devnet.helpers import AAVE, asset_key

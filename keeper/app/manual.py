@@ -15,14 +15,14 @@ from keeper.chain.contracts import ours
 from keeper.chain.keys import HotKey, load_key
 from keeper.chain.tx import TxOutcome, TxSender
 from keeper.config import Config
-from keeper.daemon.actions import VaultBook, asset_params, plan_books, policy_from, read_books
-from keeper.daemon.risk_setup import model_for
-from keeper.daemon.inspect import one_chain
-from keeper.daemon.perp_requests import requests_in, wait_settled
-from keeper.daemon.wiring import build_reader
+from keeper.app.books import VaultBook, asset_params, plan_books, policy_from, read_books
+from keeper.app.risk_setup import model_for
+from keeper.app.session import one_chain
+from keeper.app.perp_requests import requests_in, wait_settled
+from keeper.app.wiring import build_reader
 from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError, TemporaryError
-from keeper.plan.fees import GWEI, FeePolicy, urgency
+from keeper.chain.fees import GWEI, FeePolicy, urgency
 from keeper.plan.planner import Plan, Policy, levels_of
 from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
@@ -208,7 +208,7 @@ def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Ac
 
 def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True):
     """Start-up reconciliation (before any new action): settle or resend what a previous run left."""
-    from keeper.daemon.reconcile import reconcile, wait_pending
+    from keeper.app.reconcile import reconcile, wait_pending
 
     key = keeper_key(cfg, session.client.expected_chain_id)
     with Store.open(cfg.store.url) as store:
@@ -233,7 +233,7 @@ def settle_journal_first(journal: Journal, client: ChainClient, chain: str, send
     """Before a new intent: nothing of ours may be open or reorged out. A reorg that dropped an
     earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
     one on a chain that does not show it: the caller re-plans on the next block."""
-    from keeper.daemon.reconcile import reconcile, wait_pending
+    from keeper.app.reconcile import reconcile, wait_pending
 
     report = reconcile(journal, client, chain, sender)
     if not (report.rebroadcast or report.reorged):

@@ -37,9 +37,9 @@ from keeper.chain.keys import load_key
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config, KeeperConfig
-from keeper.daemon.check_perp import perp_paths
-from keeper.daemon.inspect import chains_or_fail
-from keeper.daemon.wiring import build_client, build_reader
+from keeper.app.check_perp import perp_paths
+from keeper.app.session import chains_or_fail
+from keeper.app.wiring import build_client, build_reader
 from keeper.domain import MAX_UINT256, WAD, Asset, Position, Protocol, Side
 from keeper.errors import KeeperError, Reverted
 from keeper.protocols.base import address_word, word

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keeper.plan.fees import GWEI, Bid, FeePolicy, bid, next_base_fee, projected_base_fee, replacement, urgency
+from keeper.chain.fees import GWEI, Bid, FeePolicy, bid, next_base_fee, projected_base_fee, replacement, urgency
 
 POLICY = FeePolicy(min_priority_fee=1 * GWEI, max_priority_fee=5 * GWEI, max_fee_cap=100 * GWEI,
                    max_priority_fee_cap=10 * GWEI)

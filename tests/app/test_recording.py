@@ -1,6 +1,6 @@
 """`keeper watch --record`'s path: a snapshot read from the devnet round-trips through the store."""
 
-from keeper.daemon.recording import record_snapshot
+from keeper.app.recording import record_snapshot
 from keeper.store import Store
 from tests.protocols.devnet_reader import devnet_reader
 

@@ -1,8 +1,8 @@
 """`keeper train` and `keeper evaluate`: the learned P(liquidation) model from the command line.
 
-``register(subparsers)`` adds both subcommands; each parser carries its handler in
-``args.keeper_handler`` (``handle(args)`` dispatches on it). Handlers print their results and
-return an exit code; bad input raises ``keeper.errors.ConfigError``.
+``register(subparsers)`` adds both subcommands (``keeper.cli``'s one registration style: the
+parser's defaults carry ``handler`` and ``needs_config``). Handlers print their results and return
+an exit code; bad input raises ``keeper.errors.ConfigError``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ import re
 import time
 from pathlib import Path
 
+from keeper.backtest.training import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
 from keeper.errors import ConfigError
-
-# The training recipe's defaults (chosen on 2018-2019 -> 2020 validation; bench/BENCHMARKS.md, stage 9).
-DEFAULT_MAX_ITER = 150
-DEFAULT_MAX_LEAF_NODES = 15
-DEFAULT_MIN_SAMPLES_LEAF = 1000
 
 DEFAULT_SYMBOLS = ("ETH", "BTC")
 
@@ -90,7 +86,7 @@ def register(subparsers) -> None:
     tr.add_argument("--calibration", choices=("isotonic", "sigmoid", "none"), default="isotonic",
                     help="calibration of the boosted scores, fitted forward in time (default isotonic)")
     tr.add_argument("--json", action="store_true", help="print the result as JSON")
-    tr.set_defaults(keeper_handler=handle_train)
+    tr.set_defaults(handler=run_train, needs_config=False)
 
     ev = subparsers.add_parser("evaluate", help="score a trained model on a held-out period vs baselines")
     ev.add_argument("--prices", nargs="+", metavar="CSV", default=None,
@@ -103,14 +99,10 @@ def register(subparsers) -> None:
     ev.add_argument("--params", default=None, metavar="JSON",
                     help="also score the product's law from a `keeper fit` file (forecast 'tail')")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
-    ev.set_defaults(keeper_handler=handle_evaluate)
+    ev.set_defaults(handler=run_evaluate, needs_config=False)
 
 
-def handle(args: argparse.Namespace) -> int:
-    return args.keeper_handler(args)
-
-
-def handle_train(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace, cfg=None) -> int:
     from keeper.backtest.training import load_model, train
     horizon = parse_horizon(args.horizon)
     split = None if str(args.split).lower() == "none" else _check_date(args.split, "split")
@@ -144,14 +136,14 @@ def handle_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def handle_evaluate(args: argparse.Namespace) -> int:
+def run_evaluate(args: argparse.Namespace, cfg=None) -> int:
     from keeper.backtest.training import evaluate, format_report
     test_from = _check_date(args.test_from, "test-from")
     test_to = _check_date(args.test_to, "test-to")
     out = None if args.out is None else Path(args.out)
     law, source = None, ""
     if args.params:
-        from keeper.daemon.risk_setup import read_params
+        from keeper.app.risk_setup import read_params
         law, meta = read_params(Path(args.params))
         source = f"{args.params} ({meta.get('fitted_on', '?')})"
     report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to, out_dir=out, law=law,

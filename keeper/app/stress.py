@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from keeper.daemon.risk_setup import base_symbol, symbol_assets
+from keeper.app.risk_setup import base_symbol, symbol_assets
 from keeper.domain import Position
 from keeper.errors import ConfigError
 from keeper.risk import scenarios as sc

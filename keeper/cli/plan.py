@@ -1,0 +1,76 @@
+"""`keeper plan`: what the keeper would do now and why (a dry run: nothing is sent)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from keeper.cli.args import add_model_inputs, vol_overrides
+from keeper.cli.render import action_json, print_action
+
+
+def register(sub) -> None:
+    pl = sub.add_parser("plan", help="what the keeper would do now and why (dry run: nothing is sent)")
+    pl.add_argument("--chain", default=None)
+    pl.add_argument("--json", action="store_true")
+    add_model_inputs(pl)
+    pl.set_defaults(handler=run, needs_config=True)
+
+
+def plan_positions(session, plans) -> list[dict]:
+    """Every position of the session, acted on or not: its key, short name, P(liq) and the model's
+    inputs (model, horizon, each asset's vol and its source)."""
+    from keeper.views import market_label
+
+    inputs = session.risk.inputs()
+    acted = {a.position_key for _b, p in plans for a in p.actions} | {a.target_key for _b, p in plans for a in p.actions}
+    p_liq = {k: v for _b, p in plans for k, v in p.p_liq.items()}
+    out = []
+    for book in session.books:
+        for pos in book.positions:
+            held = {pos.perp.index.symbol} if pos.perp is not None else {leg.asset.symbol for leg in pos.legs}
+            out.append({"key": pos.key, "name": f"{pos.protocol.value} {pos.account[:10]} {market_label(pos)}",
+                        "vault": book.vault, "health": pos.health,
+                        "p_liq": p_liq.get(pos.key, session.risk.p_liq(pos)), "acted_on": pos.key in acted,
+                        "model": inputs["model"], "horizon_hours": inputs["horizon_hours"],
+                        "vols": {s: v for s, v in inputs["vols"].items() if s in held}})
+    return out
+
+def run(args, cfg) -> int:
+    from rich.markup import escape
+
+    from keeper.app.manual import open_session, plan_now
+    from keeper.app.session import chains_or_fail
+    from keeper.views import console
+
+    docs, out = [], console()
+    for name in sorted(chains_or_fail(cfg, args.chain)):
+        session = open_session(cfg, name, price_files=args.prices, vols=vol_overrides(args.vol))
+        try:
+            plans = plan_now(session)
+        finally:
+            session.close()
+        for w in session.warnings:
+            print(f"keeper: warning: {name}: risk model: {w}", file=sys.stderr)
+        if args.json:
+            docs.append({"chain": session.chain, "block": session.snap.block, "model": session.risk.describe(),
+                         "warnings": session.warnings, "positions": plan_positions(session, plans), "vaults": [
+                {"vault": book.vault, "actions": [action_json(a) for a in p.actions],
+                 "skipped": list(map(list, p.skipped)), "alerts": list(p.alerts), "p_liq": p.p_liq}
+                for book, p in plans]})
+            continue
+        out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
+        out.print(f"model: {escape(session.risk.describe())}")
+        for book, p in plans:
+            out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
+            if not p.actions:
+                out.print("  no action: every position is inside its risk budget")
+            for a in p.actions:
+                print_action(out, a)
+            for key, why in p.skipped:
+                out.print(f"  skipped {key}: {why}")
+            for alert in p.alerts:
+                out.print(f"  [red]ALERT[/red] {alert}")
+    if args.json:
+        print(json.dumps({"chains": docs}, indent=2, default=str))
+    return 0

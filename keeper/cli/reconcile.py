@@ -1,0 +1,27 @@
+"""`keeper reconcile`: settle the action journal with the chain (what a crash left pending)."""
+
+from __future__ import annotations
+
+from keeper.cli.render import print_reconcile
+
+
+def register(sub) -> None:
+    rc = sub.add_parser("reconcile", help="settle the action journal with the chain (what a crash left pending)")
+    rc.add_argument("--chain", default=None)
+    rc.add_argument("--no-wait", action="store_true", help="resend what is pending but do not wait for it")
+    rc.set_defaults(handler=run, needs_config=True)
+
+def run(args, cfg) -> int:
+    from keeper.app.manual import open_session, reconcile_journal
+    from keeper.views import console
+
+    session = open_session(cfg, args.chain)
+    try:
+        report = reconcile_journal(cfg, session, wait=not args.no_wait)
+    finally:
+        session.close()
+    out = console()
+    print_reconcile(out, report)
+    if not any((report.mined, report.reverted, report.failed, report.abandoned, report.rebroadcast)):
+        out.print("journal: nothing open")
+    return 0 if not report.rebroadcast else 3

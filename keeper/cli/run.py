@@ -1,0 +1,22 @@
+"""`keeper run`: the daemon: protect every configured position at every block."""
+
+from __future__ import annotations
+
+from keeper.cli.args import add_model_inputs, vol_overrides
+
+
+def register(sub) -> None:
+    run_p = sub.add_parser("run", help="the daemon: protect every configured position at every block")
+    run_p.add_argument("--dry-run", action="store_true", help="plan and log every decision, send nothing")
+    run_p.add_argument("--chain", default=None)
+    add_model_inputs(run_p)
+    run_p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run_p.set_defaults(handler=run, needs_config=True)
+
+def run(args, cfg) -> int:
+    from keeper.daemon.keeper import Keeper
+    from keeper.telemetry import setup_logging
+
+    setup_logging(args.log_level, json=cfg.telemetry.log_json)
+    return Keeper(cfg, args.chain, dry_run=args.dry_run, price_files=args.prices,
+                  vols=vol_overrides(args.vol)).run()
