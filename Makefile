@@ -72,9 +72,13 @@ test: setup lint
 test-pure: setup
 	$(PY) -m pytest -q -m "not chain" $(PYTEST_ARGS)
 
-# Imports run one way (DESIGN.md; the contracts in pyproject.toml's [tool.importlinter]).
+# Imports run one way (DESIGN.md; the contracts in pyproject.toml's [tool.importlinter]); ruff on
+# the code, the tests and the benchmarks; mypy on the package (strict on risk/, plan/ and domain).
+# `make test` runs it first.
 lint: setup
-	$(VENV)/bin/lint-imports --no-cache
+	@$(VENV)/bin/lint-imports --no-cache | tail -1
+	@$(VENV)/bin/ruff check keeper tests bench
+	@$(VENV)/bin/mypy
 
 # Demo (stage 5): on a fresh devnet (anvil on a free port, or $KEEPER_DEMO_PORT), seed the positions,
 # start the keeper daemon and a separate liquidator process, replay a generated crash (a volatility

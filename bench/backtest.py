@@ -17,11 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keeper.backtest.engine import lending_position, policy_thresholds, run  # noqa: E402
-from keeper.backtest.metrics import summarize  # noqa: E402
+from keeper.backtest.engine import lending_position, policy_thresholds, run
+from keeper.backtest.metrics import summarize
 from keeper.backtest.policies import RiskPolicy, SeriesModel, StaticPolicy, fit_tail
-from keeper.risk.laws import TailLaw  # noqa: E402
-from keeper.backtest.prices import default_files, load_prices  # noqa: E402
+from keeper.backtest.prices import default_files, load_prices
 
 
 def main() -> int:
@@ -32,7 +31,7 @@ def main() -> int:
     t0 = time.perf_counter()
     s = load_prices([args.prices] if args.prices else default_files("ETH"))[0]
     load_s = time.perf_counter() - t0
-    model = fit_tail([s.window(None, "2021-01-01")])
+    model = SeriesModel(fit_tail([s.window(None, "2021-01-01")]))
     policies = {"static": StaticPolicy(1.4, 1.5, 1.65, 1.5), "risk": RiskPolicy(1e-4, 2, 0.1, model, 0.5)}
     rows = []
     for name, pol in policies.items():

@@ -164,13 +164,14 @@ def run_split(split: str, full: list[PriceSeries], names: list[str], delay: int,
         if name == DEFAULT:
             reproduce(split, pick.policy, test)
             for s, rr in zip(test, r.results):
-                run_chart(rr, OUT / f"test_{split}_{s.symbol}_{name}.png", f"{s.symbol} {split}..: {pick.policy.label()}")
+                run_chart(rr, OUT / f"test_{split}_{s.symbol}_{name}.png",
+                          f"{s.symbol} {split}..: {pick.policy.label()}")
     pareto_chart(groups, OUT / f"pareto_tuning_{split}.png", f"tuning period < {split}: ETH+BTC, delay {delay} bar")
     print(f"\nPicked on < {split}, reported on >= {split} (delay {delay} bar, gas 300k x 30 gwei x ETH)")
     print(table(rows))
     print(f"\nTarget per asset: 0 liquidations, 0 trigger failures, >= {TARGET_CUT:.0%} less average buffer than "
           f"static, no more transactions")
-    for split_, name, label, pick, r, s in summary:
+    for _split, name, label, _pick, r, s in summary:
         if r is None:
             print(f"  {name}: {label}")
             continue
@@ -207,7 +208,9 @@ def reproduce(split: str, policy, test: list[PriceSeries]) -> None:
 
 
 def _span(s: PriceSeries) -> str:
-    d = lambda x: str(np.datetime64(int(x), "s"))[:10]
+    def d(x) -> str:
+        return str(np.datetime64(int(x), "s"))[:10]
+
     return f"{d(s.t[0])}..{d(s.t[-1])}"
 
 

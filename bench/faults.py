@@ -103,7 +103,8 @@ class Bench:
     def set_price(self, sym: str, usd: float) -> None:
         feed = self.dep["feeds"][sym]
         agg = self.w3.eth.contract(address=feed["address"], abi=C.third_party("MockV3Aggregator").abi)
-        Deployer(self.w3, self.dep["roles"]["admin"]).send(agg.functions.updateAnswer(round(usd * 10**feed["decimals"])))
+        answer = round(usd * 10**feed["decimals"])
+        Deployer(self.w3, self.dep["roles"]["admin"]).send(agg.functions.updateAnswer(answer))
 
     def wait_blocks(self, n: int, timeout: float = 15) -> None:
         target = self.w3.eth.block_number + n

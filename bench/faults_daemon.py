@@ -35,14 +35,15 @@ from web3 import Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from faults import table  # noqa: E402  (bench/faults.py: the same table per kill point)
-from keeper.devnet.anvil import Anvil  # noqa: E402
-from keeper.devnet.deploy import deploy_devnet  # noqa: E402
-from keeper.faults import POINTS  # noqa: E402
-from keeper.store import Store  # noqa: E402
-from keeper.store.journal import Journal  # noqa: E402
-from tests.devnet.helpers import set_price  # noqa: E402
-from tests.faults.conftest import Env, Miner, Receiver, keeper_actions, per_position, planned_positions  # noqa: E402
+from faults import table
+
+from keeper.devnet.anvil import Anvil
+from keeper.devnet.deploy import deploy_devnet
+from keeper.faults import POINTS
+from keeper.store import Store
+from keeper.store.journal import Journal
+from tests.devnet.helpers import set_price
+from tests.faults.conftest import Env, Miner, Receiver, keeper_actions, per_position, planned_positions
 
 CRASHES = [(1_560, 25_000), (1_500, 24_000), (1_620, 22_000), (1_450, 26_000)]  # (ETH, BTC) in USD
 
@@ -110,7 +111,8 @@ def run_trial(w3: Web3, dep: dict, root: Path, receiver: Receiver, t: Trial) -> 
         t.double = any(c > 1 for c in counts.values())
         t.lost = len(counts) < len(need) or bool(open_) or {a["tx"].lower() for a in actions} != mined
         if t.lost and not t.note:
-            t.note = f"protected {len(counts)}/{len(need)}, open {open_}, journal mined {len(mined)}, chain {len(actions)}"
+            t.note = (f"protected {len(counts)}/{len(need)}, open {open_}, journal mined {len(mined)}, "
+                      f"chain {len(actions)}")
     finally:
         miner.stop()
         env.close()

@@ -79,7 +79,8 @@ def add_watched(w3: Web3, dep: dict, n: int) -> list[str]:
     spec = (pool.address, weth.address, E18, wbtc.address, 10**6, usdc.address, 500 * USDC, 1_560 * USDC)
     for first in range(0, n, 1_000):
         k = min(1_000, n - first)
-        tx = factory.functions.spawnAave(k, spec).transact({"from": admin, "gas": min(BLOCK_GAS_LIMIT, 100_000 + k * 450_000)})
+        gas = min(BLOCK_GAS_LIMIT, 100_000 + k * 450_000)
+        tx = factory.functions.spawnAave(k, spec).transact({"from": admin, "gas": gas})
         if w3.eth.wait_for_transaction_receipt(tx, timeout=600)["status"] != 1:
             raise RuntimeError("spawning watched borrowers failed")
     watched = list(factory.functions.borrowers(0, 0, n).call())

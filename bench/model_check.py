@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keeper.domain import WAD, Asset, Leg, Position, Protocol, Side  # noqa: E402
-from keeper.risk.builtin_law import BUILTIN_TAIL  # noqa: E402
-from keeper.risk.laws import GaussLaw  # noqa: E402
-from keeper.risk.market import AssetState, Market  # noqa: E402
-from keeper.risk.mc_model import McRisk  # noqa: E402
-from keeper.risk.model import LawRisk  # noqa: E402
+from keeper.domain import WAD, Asset, Leg, Position, Protocol, Side
+from keeper.risk.builtin_law import BUILTIN_TAIL
+from keeper.risk.laws import GaussLaw
+from keeper.risk.market import AssetState, Market
+from keeper.risk.mc_model import McRisk
+from keeper.risk.model import LawRisk
 
 HOURLY = 1 / math.sqrt(24 * 365)
 WETH, WBTC, USDC = Asset("WETH", "0xe", 18), Asset("WBTC", "0xb", 8), Asset("USDC", "0xu", 6)
@@ -32,7 +32,7 @@ WETH, WBTC, USDC = Asset("WETH", "0xe", 18), Asset("WBTC", "0xb", 8), Asset("USD
 
 def alice(health: float) -> Position:
     debt = 0.8 * 100_000 / health
-    legs = (Leg(WETH, Side.COLLATERAL, int(30 * 10**18), 2000.0, 0.8),
+    legs = (Leg(WETH, Side.COLLATERAL, 30 * 10**18, 2000.0, 0.8),
             Leg(WBTC, Side.COLLATERAL, int(40_000 / 30_000 * 10**8), 30_000.0, 0.8),
             Leg(USDC, Side.DEBT, int(debt * 10**6), 1.0))
     return Position("devnet", Protocol.AAVE_V3, "0xpool", "0xa", "pool", legs, WAD, 1)
@@ -45,7 +45,8 @@ def main() -> int:
     t0 = time.perf_counter()
     market = Market({"WETH": AssetState(0.8 * HOURLY, "given"), "WBTC": AssetState(0.7 * HOURLY, "given")},
                     {("WBTC", "WETH"): 0.8})
-    laws = {"lognormal": GaussLaw(), "tail, no jumps": replace(BUILTIN_TAIL, lam_u=0.0), "tail (built-in)": BUILTIN_TAIL}
+    laws = {"lognormal": GaussLaw(), "tail, no jumps": replace(BUILTIN_TAIL, lam_u=0.0),
+            "tail (built-in)": BUILTIN_TAIL}
     print("| health | " + " | ".join(f"{n}: closed form / MC" for n in laws) + " |")
     print("|---" * (len(laws) + 1) + "|")
     for h in (1.05, 1.10, 1.15, 1.25):

@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side  # noqa: E402
-from keeper.risk import scenarios as sc  # noqa: E402
-from keeper.risk.probability import exposures, monte_carlo_liquidation  # noqa: E402
+from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.risk import scenarios as sc
+from keeper.risk.probability import exposures, monte_carlo_liquidation
 
 SYMBOLS = ("ETH", "BTC", "SOL", "LINK", "ARB")
 PRICES = {"ETH": 3000.0, "BTC": 60_000.0, "SOL": 150.0, "LINK": 15.0, "ARB": 1.0, "USDC": 1.0, "DAI": 1.0}
@@ -49,7 +49,7 @@ CORR = np.array([[1.0, 0.8, 0.7, 0.7, 0.65],
                  [0.7, 0.65, 1.0, 0.6, 0.6],
                  [0.7, 0.6, 0.6, 1.0, 0.6],
                  [0.65, 0.55, 0.6, 0.6, 1.0]])
-ASSETS = {s: Asset(s, f"0x{i:040x}", 18) for i, s in enumerate(SYMBOLS + ("USDC", "DAI"))}
+ASSETS = {s: Asset(s, f"0x{i:040x}", 18) for i, s in enumerate((*SYMBOLS, "USDC", "DAI"))}
 
 
 def book(n: int, rng: np.random.Generator) -> list[Position]:

@@ -49,14 +49,13 @@ from eth_utils import keccak
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import fleet as F  # noqa: E402
+import fleet as F
 
-from keeper.chain.client import ChainClient  # noqa: E402
-from keeper.config import (Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig,  # noqa: E402
-                           chain_from_deployment)
-from keeper.chain import contracts as C  # noqa: E402
-from keeper.daemon.keeper import Keeper  # noqa: E402
-from keeper.devnet.position_keeper import start_thread  # noqa: E402
+from keeper.chain import contracts as C
+from keeper.chain.client import ChainClient
+from keeper.config import Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig, chain_from_deployment
+from keeper.daemon.keeper import Keeper
+from keeper.devnet.position_keeper import start_thread
 
 VOLS = {"WETH": 0.8, "WBTC": 0.7}
 
@@ -114,7 +113,7 @@ class Heads(threading.Thread):
                 head = msg.get("params", {}).get("result", {})
                 if "number" in head:
                     self.at.setdefault(int(head["number"], 16), now)
-        except Exception:  # noqa: BLE001 - the socket closes when the round ends
+        except Exception:
             return
 
     def close(self) -> None:
@@ -221,7 +220,7 @@ def executions(w3, fl: F.Fleet, since: int) -> dict[str, int]:
 
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
 
 
 def main() -> int:
@@ -280,7 +279,8 @@ def main() -> int:
         ("head seen -> keeper's tick starts (median)",
          f"{statistics.median(r['detect_ms'] for r in results if r['detect_ms'] is not None):.0f} ms"),
         ("tick at the update block, median", f"{statistics.median(r['tick_n_ms'] for r in results):.0f} ms"),
-        ("quiet tick (no action), median", f"{statistics.median(r['quiet_tick_ms'] for r in results if r['quiet_tick_ms']):.0f} ms"),
+        ("quiet tick (no action), median",
+         f"{statistics.median(r['quiet_tick_ms'] for r in results if r['quiet_tick_ms']):.0f} ms"),
     ]
     if args.perps:
         rows += [

@@ -69,6 +69,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+# The set-up and the baselines without the keeper (bench/ is on sys.path when this script runs).
+from read_scale_setup import (
+    BatchedRpc,
+    account_data_multicall,
+    lean_aave,
+    lean_morpho,
+    naive_aave,
+    naive_morpho,
+    naive_web3,
+    setup,
+)
 from web3 import Web3
 
 from keeper.chain.client import ChainClient
@@ -77,10 +88,6 @@ from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import Adapter, ReadContext, run_plans
 from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.risk.health import nearest_liquidation
-# The set-up and the baselines without the keeper (bench/ is on sys.path when this script runs).
-from read_scale_setup import (BatchedRpc, account_data_multicall, lean_aave, lean_morpho, naive_aave, naive_morpho,
-                              naive_web3, setup)
-
 
 VERSIONS = ("3.7", "3.0")
 GOAL_SECONDS = 1.0
@@ -287,7 +294,8 @@ def measure(name: str, adapter: Adapter, mc: Multicall, client: ChainClient, nai
     rows = [(labels.get(k, k), runs[k]) for k in order if k in runs]
     info = (f"{name} @ {n:,}: {len(keeper_health):,}/{n:,} positions decoded, {with_point:,} with a liquidation "
             f"price" + (f", {verified:,} verified against getUserAccountData by the adapter itself" if is_aave else "")
-            + f", {unverified:,} flagged; keeper path: {floor.calls:,} calls ({floor.calls / n:.3g} per position, shared "
+            + f", {unverified:,} flagged; keeper path: {floor.calls:,} calls "
+            f"({floor.calls / n:.3g} per position, shared "
             f"ones included) in {len(floor.payloads)} multicalls of <= {max(len(c) for c in floor.chunk_calls):,} calls"
             + (f" (max {gas / 1e6:.1f}M gas per chunk)" if gas else "")
             + f", {max(rounds)} round(s) per steady-state read (first tick {first['_rounds']}), "

@@ -20,8 +20,9 @@ instead of a day); everything else is as deployed.
 Measured: resident memory of this process (keeper + driver) after warm-up and at the end (growth
 must stay < 10 %); protected positions that were ever liquidatable (health < 1) at a block the
 keeper had ticked, once GMX's position keeper had executed the pending requests (a gated perp's
-margin lands with the request's execution; must be 0); unhandled exceptions (error log records from the scheduler, and any
-tick that failed with something other than a temporary chain error; must be 0); actions sent.
+margin lands with the request's execution; must be 0); unhandled exceptions (error log records from
+the scheduler, and any tick that failed with something other than a temporary chain error; must be
+0); actions sent.
 
     .venv/bin/python bench/soak.py [--blocks 10000] [--watch 200] [--seed 7]
 """
@@ -42,15 +43,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from web3 import Web3  # noqa: E402
+from web3 import Web3
 
-from keeper.chain import contracts as C  # noqa: E402
-from keeper.config import (Config, DaemonConfig, KeeperConfig, StoreConfig,  # noqa: E402
-                           chain_from_deployment)
-from keeper.daemon.keeper import Keeper  # noqa: E402
-from keeper.devnet.anvil import Anvil  # noqa: E402
-from keeper.devnet.deploy import deploy_devnet  # noqa: E402
-from keeper.devnet.position_keeper import PositionKeeper, start_thread  # noqa: E402
+from keeper.chain import contracts as C
+from keeper.config import Config, DaemonConfig, KeeperConfig, StoreConfig, chain_from_deployment
+from keeper.daemon.keeper import Keeper
+from keeper.devnet.anvil import Anvil
+from keeper.devnet.deploy import deploy_devnet
+from keeper.devnet.position_keeper import PositionKeeper, start_thread
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 VOLS = {"WETH": 0.8, "WBTC": 0.7}
@@ -136,7 +136,8 @@ def main() -> int:
             import json
 
             dep_path.write_text(json.dumps({**dep, "rpc_url": node.url}))
-            cfg = Config(chains={"soak": chain_from_deployment(dep_path)}, keeper=KeeperConfig(key_env="KEEPER_SOAK_KEY"),
+            cfg = Config(chains={"soak": chain_from_deployment(dep_path)},
+                         keeper=KeeperConfig(key_env="KEEPER_SOAK_KEY"),
                          store=StoreConfig(url=f"sqlite:///{tmp}/soak.db"),
                          daemon=DaemonConfig(poll_interval=0.05, watchdog_seconds=300, heartbeat_seconds=60,
                                              max_consecutive_failures=50))

@@ -9,15 +9,16 @@ thread through a bounded queue, so a slow webhook cannot delay a tick either.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
+import contextlib
 import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -56,7 +57,7 @@ class Alert:
 
     @property
     def iso_ts(self) -> str:
-        return datetime.fromtimestamp(self.ts, timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="seconds")
 
 
 def _plain(v: Any) -> Any:
@@ -118,7 +119,8 @@ class Alerter(ABC):
         return self.send(Alert(kind, severity, title, text, fields))
 
     def close(self) -> None:
-        pass
+        """Release what the alerter holds; the default holds nothing."""
+        return None
 
 
 class NullAlerter(Alerter):
@@ -187,7 +189,7 @@ class WebhookAlerter(Alerter):
                     self._count_failure(alert, "queue full, alert dropped")
                     return False
             return self._post(alert)
-        except Exception as e:  # noqa: BLE001 -- alerting must never stop the keeper
+        except Exception as e:  # alerting must never stop the keeper
             self._count_failure(alert, f"{type(e).__name__}: {self._scrub(str(e))}")
             return False
 
@@ -224,7 +226,7 @@ class WebhookAlerter(Alerter):
         while (alert := self._queue.get()) is not None:
             try:
                 self._post(alert)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 self._count_failure(alert, type(e).__name__)
             finally:
                 self._queue.task_done()
@@ -239,10 +241,8 @@ class WebhookAlerter(Alerter):
     def close(self) -> None:
         if self._queue is not None and self._worker is not None:
             self.flush()
-            try:
+            with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
-            except queue.Full:
-                pass
             self._worker.join(timeout=self.timeout + 1)
             self._queue, self._worker = None, None
 

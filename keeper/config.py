@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from eth_utils import is_address, is_checksum_address, to_checksum_address
+from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from keeper.errors import ConfigError
@@ -40,23 +40,25 @@ def parse_address(value: str) -> str:
 
 
 class DevnetConfig(_Strict):
-    port: int = Field(8545, ge=1, le=65535, description="anvil's RPC port")
-    block_time: float | None = Field(None, ge=0, description="seconds per block after deployment; unset = 1 s, 0 = a block per transaction")
-    state_dir: Path = Field(Path(".keeper"), description="where the deployment and state files are written")
-    fork_url: str | None = Field(None, description="fork this chain instead of an empty one")
+    port: int = Field(default=8545, ge=1, le=65535, description="anvil's RPC port")
+    block_time: float | None = Field(
+        default=None, ge=0,
+        description="seconds per block after deployment; unset = 1 s, 0 = a block per transaction")
+    state_dir: Path = Field(default=Path(".keeper"), description="where the deployment and state files are written")
+    fork_url: str | None = Field(default=None, description="fork this chain instead of an empty one")
 
 
 class StoreConfig(_Strict):
-    url: str = Field("sqlite:///.keeper/keeper.db", description="SQLAlchemy URL; SQLite file by default")
+    url: str = Field(default="sqlite:///.keeper/keeper.db", description="SQLAlchemy URL; SQLite file by default")
 
 
 class AaveConfig(_Strict):
     pool: str
     data_provider: str
     oracle: str
-    price_decimals: int = Field(8, ge=0, le=36)
+    price_decimals: int = Field(default=8, ge=0, le=36)
     health: Literal["exact", "pool"] = Field(
-        "exact", description="exact = the keeper computes health with the maths of the pool's version (known "
+        default="exact", description="exact = the keeper computes health with the maths of the pool's version (known "
                              "revisions only; accounts it may act for are cross-checked with getUserAccountData); "
                              "pool = getUserAccountData for every account (exact on any revision, slower)")
     _a = field_validator("pool", "data_provider", "oracle")(parse_address)
@@ -89,12 +91,14 @@ class PerpConfig(_Strict):
 
     vault: str
     markets: list[PerpMarketConfig] = Field(min_length=1)
-    position_router: str | None = Field(None, description="GMX v1 PositionRouter: on a gated Vault (leverage off "
-                                        "outside executions, as production GMX v1) margin top-ups are requests to it")
-    request_latency_blocks: int = Field(2, ge=0, le=1000, description="blocks from sending a PositionRouter request "
-                                        "to its execution by the position keepers (the planner acts that much "
-                                        "earlier; the keeper reports what it measures)")
-    request_timeout_blocks: int = Field(20, gt=0, le=100_000, description="a request still pending after this "
+    position_router: str | None = Field(
+        default=None, description="GMX v1 PositionRouter: on a gated Vault (leverage off "
+                                  "outside executions, as production GMX v1) margin top-ups are requests to it")
+    request_latency_blocks: int = Field(
+        default=2, ge=0, le=1000, description="blocks from sending a PositionRouter request "
+                                              "to its execution by the position keepers (the planner acts that much "
+                                              "earlier; the keeper reports what it measures)")
+    request_timeout_blocks: int = Field(default=20, gt=0, le=100_000, description="a request still pending after this "
                                         "many blocks is alerted, then executed or cancelled by the vault itself once "
                                         "GMX allows it (minTimeDelayPublic)")
     _a = field_validator("vault", "position_router")(lambda v: None if v is None else parse_address(v))
@@ -102,16 +106,16 @@ class PerpConfig(_Strict):
 
 class FeedConfig(_Strict):
     address: str
-    asset: str | None = Field(None, description="the token this feed prices (for 'price unusable' flags)")
-    heartbeat: int = Field(3600, gt=0, description="seconds: an older answer is stale")
+    asset: str | None = Field(default=None, description="the token this feed prices (for 'price unusable' flags)")
+    heartbeat: int = Field(default=3600, gt=0, description="seconds: an older answer is stale")
     second_source: str | None = None
-    max_deviation: float = Field(0.05, gt=0, lt=1)
+    max_deviation: float = Field(default=0.05, gt=0, lt=1)
     _a = field_validator("address", "asset", "second_source")(lambda v: None if v is None else parse_address(v))
 
 
 class SequencerConfig(_Strict):
     address: str
-    grace_period: int = Field(3600, ge=0)
+    grace_period: int = Field(default=3600, ge=0)
     _a = field_validator("address")(parse_address)
 
 
@@ -119,9 +123,11 @@ class AccountConfig(_Strict):
     address: str
     kind: Literal["vault", "owner", "watch"] = "watch"
     label: str | None = None
-    vault: str | None = Field(None, description="the KeeperVault that acts for this account (a vault acts for itself)")
+    vault: str | None = Field(default=None,
+                              description="the KeeperVault that acts for this account (a vault acts for itself)")
     protocols: list[Literal["aave_v3", "morpho_blue", "perp"]] | None = Field(
-        None, description="read this account on these protocols only (unset: every protocol the chain configures)")
+        default=None,
+        description="read this account on these protocols only (unset: every protocol the chain configures)")
     _a = field_validator("address", "vault")(lambda v: None if v is None else parse_address(v))
 
     @property
@@ -140,32 +146,35 @@ class KeeperConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
-    epsilon: float = Field(0.01, gt=0, lt=1, description="risk budget: P(liquidation within the horizon)")
-    horizon_hours: float = Field(24, gt=0, le=24 * 30)
-    target_fraction: float = Field(0.5, gt=0, le=1, description="top up until P <= epsilon * this")
-    release_fraction: float = Field(0.05, gt=0, lt=1, description="release excess only when P < epsilon * this")
-    min_action_usd: float = Field(50, ge=0)
-    cooldown_blocks: int = Field(10, ge=0)
-    release_cooldown_blocks: int = Field(300, ge=0, description="no release of excess this many blocks after "
+    epsilon: float = Field(default=0.01, gt=0, lt=1, description="risk budget: P(liquidation within the horizon)")
+    horizon_hours: float = Field(default=24, gt=0, le=24 * 30)
+    target_fraction: float = Field(default=0.5, gt=0, le=1, description="top up until P <= epsilon * this")
+    release_fraction: float = Field(default=0.05, gt=0, lt=1, description="release excess only when P < epsilon * this")
+    min_action_usd: float = Field(default=50, ge=0)
+    cooldown_blocks: int = Field(default=10, ge=0)
+    release_cooldown_blocks: int = Field(default=300, ge=0, description="no release of excess this many blocks after "
                                                                     "any action on the position")
-    default_vol: float = Field(0.8, gt=0, lt=20, description="annualised vol for an asset without price history "
-                                                             "(used only with a warning alert)")
+    default_vol: float = Field(
+        default=0.8, gt=0, lt=20, description="annualised vol for an asset without price history "
+                                              "(used only with a warning alert)")
     model: Literal["tail", "analytic", "mc", "learned"] = Field(
-        "tail", description="the risk model: fitted fat tails and jumps on the joint factor (tail), lognormal "
+        default="tail", description="the risk model: fitted fat tails and jumps on the joint factor (tail), lognormal "
                             "(analytic), Monte Carlo paths (mc), or a `keeper train` bundle (learned)")
-    model_params: Path | None = Field(None, description="fitted law parameters written by `keeper fit` "
+    model_params: Path | None = Field(default=None, description="fitted law parameters written by `keeper fit` "
                                                         "(unset: fit on price_files, else the built-in fit)")
-    model_bundle: Path | None = Field(None, description="the `keeper train` bundle (policy.model = learned)")
+    model_bundle: Path | None = Field(default=None, description="the `keeper train` bundle (policy.model = learned)")
     price_files: list[Path] = Field(default_factory=list, description="hourly OHLC CSVs: fit the law at start-up "
                                                                         "(without model_params) and vols for assets "
                                                                         "with too little chain history")
     vols: dict[str, float] = Field(default_factory=dict, description="annualised vol overrides per symbol")
-    mc_paths: int = Field(20_000, ge=1000, le=1_000_000, description="paths of the mc model")
-    target_gap: float | None = Field(None, gt=0, lt=1, description="price-move bands: a protective action lands "
-                                                                     "this fractional move beyond the distance where "
-                                                                     "P = epsilon (replaces target_fraction)")
-    release_gap: float | None = Field(None, gt=0, lt=1, description="... and excess is released only beyond another "
-                                                                      "release_gap (replaces release_fraction)")
+    mc_paths: int = Field(default=20_000, ge=1000, le=1_000_000, description="paths of the mc model")
+    target_gap: float | None = Field(
+        default=None, gt=0, lt=1, description="price-move bands: a protective action lands "
+                                              "this fractional move beyond the distance where "
+                                              "P = epsilon (replaces target_fraction)")
+    release_gap: float | None = Field(
+        default=None, gt=0, lt=1, description="... and excess is released only beyond another "
+                                              "release_gap (replaces release_fraction)")
 
     @field_validator("vols")
     @classmethod
@@ -176,7 +185,7 @@ class PolicyConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _model_inputs(self) -> "PolicyConfig":
+    def _model_inputs(self) -> PolicyConfig:
         if (self.target_gap is None) != (self.release_gap is None):
             raise ValueError("target_gap and release_gap go together")
         if self.model == "learned" and self.model_bundle is None:
@@ -185,27 +194,29 @@ class PolicyConfig(_Strict):
 
 
 class FeesConfig(_Strict):
-    min_priority_fee_gwei: float = Field(1, ge=0)
-    max_priority_fee_gwei: float = Field(5, ge=0)
-    max_fee_gwei: float = Field(200, gt=0, description="the cap; only the urgency rule below may exceed it")
-    max_priority_fee_cap_gwei: float = Field(20, gt=0)
-    urgent_threshold: float | None = Field(None, gt=0, le=1)
-    urgent_max_fee_gwei: float | None = Field(None, gt=0)
-    bump_after_blocks: int = Field(2, ge=1)
+    min_priority_fee_gwei: float = Field(default=1, ge=0)
+    max_priority_fee_gwei: float = Field(default=5, ge=0)
+    max_fee_gwei: float = Field(default=200, gt=0, description="the cap; only the urgency rule below may exceed it")
+    max_priority_fee_cap_gwei: float = Field(default=20, gt=0)
+    urgent_threshold: float | None = Field(default=None, gt=0, le=1)
+    urgent_max_fee_gwei: float | None = Field(default=None, gt=0)
+    bump_after_blocks: int = Field(default=2, ge=1)
 
 
 class ChainConfig(_Strict):
-    chain_id: int | None = Field(None, gt=0)
+    chain_id: int | None = Field(default=None, gt=0)
     rpc_urls: list[str] = Field(default_factory=list)
-    ws_urls: list[str] = Field(default_factory=list, description="ws(s) URLs for newHeads (unset: derived from rpc_urls)")
-    deployment: Path | None = Field(None, description="fill contracts, feeds and accounts from a devnet deployment file")
+    ws_urls: list[str] = Field(default_factory=list,
+                               description="ws(s) URLs for newHeads (unset: derived from rpc_urls)")
+    deployment: Path | None = Field(default=None,
+                                    description="fill contracts, feeds and accounts from a devnet deployment file")
     multicall: str = MULTICALL3
-    timeout: float = Field(10.0, gt=0)
-    retries: int = Field(3, ge=0, le=20)
-    max_lag_blocks: int = Field(3, ge=0)
-    max_head_age: float | None = Field(None, gt=0)
-    chunk_size: int = Field(500, ge=1, le=5000)
-    in_flight: int = Field(2, ge=1, le=16)
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=20)
+    max_lag_blocks: int = Field(default=3, ge=0)
+    max_head_age: float | None = Field(default=None, gt=0)
+    chunk_size: int = Field(default=500, ge=1, le=5000)
+    in_flight: int = Field(default=2, ge=1, le=16)
     aave_v3: AaveConfig | None = None
     morpho_blue: MorphoConfig | None = None
     perp: PerpConfig | None = None
@@ -232,21 +243,30 @@ class ChainConfig(_Strict):
 
 
 class DaemonConfig(_Strict):
-    poll_interval: float = Field(0.5, gt=0, le=60, description="seconds between new-head polls")
-    watchdog_seconds: float = Field(120, gt=0, description="exit non-zero when no new block arrives for this long")
-    max_consecutive_failures: int = Field(5, ge=1, description="failed ticks in a row that trip the circuit breaker")
-    heartbeat_seconds: float = Field(60, gt=0)
+    poll_interval: float = Field(default=0.5, gt=0, le=60, description="seconds between new-head polls")
+    watchdog_seconds: float = Field(default=120, gt=0,
+                                    description="exit non-zero when no new block arrives for this long")
+    max_consecutive_failures: int = Field(default=5, ge=1,
+                                          description="failed ticks in a row that trip the circuit breaker")
+    heartbeat_seconds: float = Field(default=60, gt=0)
     heads: Literal["auto", "ws", "poll"] = Field(
-        "auto", description="new heads: auto = WebSocket newHeads (ws_urls, else derived from rpc_urls) with polling "
-                            "as fallback; ws = the same but chains.<name>.ws_urls must be set; poll = never a socket")
-    ws_retry_seconds: float = Field(30, gt=0, le=3600, description="after a WebSocket failure, poll this long, then retry")
-    ws_stall_seconds: float = Field(30, gt=0, description="no WebSocket head this long while HTTP has a newer one: fall back")
-    refit_interval_s: float = Field(86_400, gt=0, description="re-estimate the vols (EWMA of Chainlink rounds) this often")
-    refit_rounds: int = Field(1000, ge=2, le=100_000, description="Chainlink rounds read back per feed at a refit")
-    refit_min_returns: int = Field(24, ge=2, description="hourly returns needed for a new vol; fewer keeps the old one")
-    stress_interval_s: float = Field(3600, gt=0, description="Monte Carlo stress report of the latest snapshot this often")
-    stress_horizons_h: list[int] = Field([1, 4, 24], min_length=1, description="stress report horizons (hours)")
-    stress_paths: int = Field(2000, ge=100, le=1_000_000, description="Monte Carlo paths per stress report")
+        default="auto", description="new heads: auto = WebSocket newHeads (ws_urls, else derived from rpc_urls) "
+                                    "with polling as fallback; ws = the same but chains.<name>.ws_urls must be set; "
+                                    "poll = never a socket")
+    ws_retry_seconds: float = Field(default=30, gt=0, le=3600,
+                                    description="after a WebSocket failure, poll this long, then retry")
+    ws_stall_seconds: float = Field(default=30, gt=0,
+                                    description="no WebSocket head this long while HTTP has a newer one: fall back")
+    refit_interval_s: float = Field(default=86_400, gt=0,
+                                    description="re-estimate the vols (EWMA of Chainlink rounds) this often")
+    refit_rounds: int = Field(default=1000, ge=2, le=100_000,
+                              description="Chainlink rounds read back per feed at a refit")
+    refit_min_returns: int = Field(default=24, ge=2,
+                                   description="hourly returns needed for a new vol; fewer keeps the old one")
+    stress_interval_s: float = Field(default=3600, gt=0,
+                                     description="Monte Carlo stress report of the latest snapshot this often")
+    stress_horizons_h: list[int] = Field(default=[1, 4, 24], min_length=1, description="stress report horizons (hours)")
+    stress_paths: int = Field(default=2000, ge=100, le=1_000_000, description="Monte Carlo paths per stress report")
 
     @field_validator("stress_horizons_h")
     @classmethod
@@ -257,15 +277,16 @@ class DaemonConfig(_Strict):
 
 
 class TelemetryConfig(_Strict):
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics and /healthz here (unset: off)")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535,
+                                     description="serve /metrics and /healthz here (unset: off)")
     metrics_host: str = "127.0.0.1"
     log_json: bool = True
 
 
 class AlertsConfig(_Strict):
-    webhook_env: str | None = Field(None, description="environment variable holding the webhook URL (a secret)")
+    webhook_env: str | None = Field(default=None, description="environment variable holding the webhook URL (a secret)")
     format: Literal["json", "slack", "discord"] = "json"
-    min_interval_s: float = Field(300, ge=0, description="the same alert at most once per this many seconds")
+    min_interval_s: float = Field(default=300, ge=0, description="the same alert at most once per this many seconds")
 
 
 class Config(_Strict):
@@ -311,6 +332,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
     """Fill what the chain's config leaves unset from a devnet deployment file."""
     path = chain.deployment
+    assert path is not None, "callers pass a chain with a deployment file"
     try:
         dep = json.loads(path.read_text())
     except FileNotFoundError:
@@ -339,11 +361,11 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
     return ChainConfig.model_validate(data)
 
 
-def _deployment_accounts(dep: dict) -> list[dict]:
-    seen: dict[str, dict] = {}
+def _deployment_accounts(dep: dict[str, Any]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
     for p in dep.get("positions", []):
         kind = {"vault": "vault", "owner": "owner"}.get(p["holder"], "watch")
-        row = {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0], "protocols": []}
+        row: dict[str, Any] = {"address": p["account"], "kind": kind, "label": p["id"].split("-")[0], "protocols": []}
         if kind == "owner" and p.get("vault"):
             row["vault"] = p["vault"]
         row = seen.setdefault(p["account"], row)

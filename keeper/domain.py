@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Protocol(StrEnum):
@@ -49,7 +50,8 @@ class Leg:
 
     @property
     def amount(self) -> float:
-        return self.amount_raw / 10**self.asset.decimals
+        scale: int = 10**self.asset.decimals
+        return self.amount_raw / scale
 
     @property
     def value_usd(self) -> float:
@@ -98,7 +100,7 @@ class Position:
     price_ok: bool = True
     price_issue: str | None = None
     label: str | None = None
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key(self) -> str:

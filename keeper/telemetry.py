@@ -23,10 +23,11 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -51,7 +52,7 @@ def redact_text(text: str) -> str:
     """Apply the redaction rule (see the module docstring) to free text."""
     text = _SECRET_PAIR.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
-    def hex_sub(m: re.Match) -> str:
+    def hex_sub(m: re.Match[str]) -> str:
         return m.group(0) if _SAFE_LABEL.search(text[max(0, m.start() - 48):m.start()]) else REDACTED
     return _HEX64.sub(hex_sub, text)
 
@@ -109,7 +110,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, timezone.utc)
+        ts = datetime.fromtimestamp(record.created, UTC)
         out: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                                "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
         for k, v in _extras(record).items():
@@ -163,19 +164,21 @@ class Metrics:
         self.reserve_balance = Gauge("keeper_reserve_balance", "Reserve balance (token units)", cva, registry=r)
         self.last_block_gauge = Gauge("keeper_last_block", "Last processed block", registry=r)
         self.up = Gauge("keeper_up", "1 while the keeper runs", registry=r)
-        self.head_source_ws = Gauge("keeper_head_source_ws", "1 while new heads come from a WebSocket subscription, "
-                                    "0 while polling", ["chain"], registry=r)
-        self.ws_fallbacks = Counter("keeper_ws_fallbacks_total", "WebSocket new-head failures that fell back to polling",
+        self.head_source_ws = Gauge("keeper_head_source_ws",
+                                    "1 while new heads come from a WebSocket subscription, 0 while polling",
                                     ["chain"], registry=r)
+        self.ws_fallbacks = Counter("keeper_ws_fallbacks_total",
+                                    "WebSocket new-head failures that fell back to polling", ["chain"], registry=r)
         self.job_runs = Counter("keeper_job_runs_total", "Slow jobs finished (refit, stress)", ["job"], registry=r)
-        self.job_failures = Counter("keeper_job_failures_total", "Slow jobs failed (refit, stress)", ["job"], registry=r)
+        self.job_failures = Counter("keeper_job_failures_total", "Slow jobs failed (refit, stress)", ["job"],
+                                    registry=r)
         self.model_vol = Gauge("keeper_model_annual_vol", "Annualised vol the risk model uses", ["chain", "symbol"],
                                registry=r)
         self.request_blocks = Histogram("keeper_perp_request_blocks", "GMX PositionRouter requests of the keeper: "
                                         "blocks from creation to execution or cancel (upper bound)", ["chain"],
                                         registry=r, buckets=(1, 2, 3, 5, 10, 20, 50, 100))
         self.stress_pliq = Gauge("keeper_stress_pliq", "Stress report: Monte Carlo P(liquidation) within a horizon",
-                                 pos + ("horizon_h",), registry=r)
+                                 (*pos, "horizon_h"), registry=r)
         self.stress_var = Gauge("keeper_stress_book_var_usd", "Stress report: the book's 99% VaR of liquidation loss",
                                 ["chain"], registry=r)
 
@@ -300,7 +303,7 @@ class MetricsServer:
         server = self  # (start() twice is a programming error: the second bind gets a new port)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:  # http.server's naming
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._send(200, server.metrics.render(), CONTENT_TYPE_LATEST)

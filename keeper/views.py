@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import TextType
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk.health import nearest_liquidation
@@ -24,15 +26,16 @@ def market_label(p: Position) -> str:
         emode = p.extra.get("emode") if p.extra else None
         return f"pool e-mode {emode}" if emode else "pool"
     if p.protocol is Protocol.MORPHO_BLUE:
-        coll = next((l.asset.symbol for l in p.legs if l.side.value == "collateral"), "?")
-        debt = next((l.asset.symbol for l in p.legs if l.side.value == "debt"), "?")
+        coll = next((leg.asset.symbol for leg in p.legs if leg.side.value == "collateral"), "?")
+        debt = next((leg.asset.symbol for leg in p.legs if leg.side.value == "debt"), "?")
         return f"{coll}/{debt} {_short(p.market)}"
     if p.perp is not None:
-        return f"{p.perp.index.symbol} {'long' if p.perp.is_long else 'short'} {p.perp.size_usd / p.perp.collateral_usd:.1f}x"
+        side = "long" if p.perp.is_long else "short"
+        return f"{p.perp.index.symbol} {side} {p.perp.size_usd / p.perp.collateral_usd:.1f}x"
     return p.market
 
 
-def position_row(p: Position) -> dict:
+def position_row(p: Position) -> dict[str, Any]:
     pt = nearest_liquidation(p)
     return {
         "key": p.key,
@@ -55,9 +58,9 @@ def position_row(p: Position) -> dict:
         # Aave: health checked against the pool's getUserAccountData in the same read (None elsewhere)
         "health_verified": health_verified(p),
         "protocol_address": p.protocol_address,
-        "legs": [{"asset": l.asset.symbol, "address": l.asset.address, "decimals": l.asset.decimals, "side": l.side.value,
-                  "amount": l.amount, "amount_raw": str(l.amount_raw), "price_usd": l.price_usd,
-                  "liquidation_weight": l.liquidation_weight} for l in p.legs],
+        "legs": [{"asset": leg.asset.symbol, "address": leg.asset.address, "decimals": leg.asset.decimals,
+                  "side": leg.side.value, "amount": leg.amount, "amount_raw": str(leg.amount_raw),
+                  "price_usd": leg.price_usd, "liquidation_weight": leg.liquidation_weight} for leg in p.legs],
         "perp": None if p.perp is None else {
             "index": p.perp.index.symbol, "is_long": p.perp.is_long, "size_usd": p.perp.size_usd,
             "collateral_usd": p.perp.collateral_usd, "average_price": p.perp.average_price,
@@ -76,22 +79,23 @@ def health_verified(p: Position) -> bool | None:
     return bool(p.extra["verified"]) and p.price_ok
 
 
-def position_from_row(row: dict) -> Position:
+def position_from_row(row: dict[str, Any]) -> Position:
     """The inverse of ``position_row`` (``keeper status --json``), for offline tools (``stress``)."""
-    legs = tuple(Leg(Asset(l["asset"], l["address"], _decimals(l)), Side(l["side"]), int(l["amount_raw"]),
-                     float(l["price_usd"]), float(l["liquidation_weight"])) for l in row["legs"])
+    legs = tuple(Leg(Asset(leg["asset"], leg["address"], _decimals(leg)), Side(leg["side"]), int(leg["amount_raw"]),
+                     float(leg["price_usd"]), float(leg["liquidation_weight"])) for leg in row["legs"])
     perp = None
     if row.get("perp"):
         p = row["perp"]
         perp = PerpTerms(Asset(p["index"], p["index"], 18), p["is_long"], p["size_usd"], p["collateral_usd"],
                          p["average_price"], p["mark_price"], p["margin_fees_usd"], p.get("liquidation_fee_usd", 5.0),
                          p.get("max_leverage", 50.0), p["liquidation_state"])
-    return Position(chain=row["chain"], protocol=Protocol(row["protocol"]), protocol_address=row.get("protocol_address", ""),
-                    account=row["account"], market=row["market"], legs=legs, health_wad=int(row["health_wad"]),
-                    block=row["block"], perp=perp, price_ok=row["price_ok"], price_issue=row["price_issue"])
+    return Position(chain=row["chain"], protocol=Protocol(row["protocol"]),
+                    protocol_address=row.get("protocol_address", ""), account=row["account"], market=row["market"],
+                    legs=legs, health_wad=int(row["health_wad"]), block=row["block"], perp=perp,
+                    price_ok=row["price_ok"], price_issue=row["price_issue"])
 
 
-def _decimals(leg: dict) -> int:
+def _decimals(leg: dict[str, Any]) -> int:
     if "decimals" in leg:
         return int(leg["decimals"])
     raw, amount = int(leg["amount_raw"]), float(leg["amount"])  # older files: recover from the amounts
@@ -138,7 +142,7 @@ def _narrow_layouts(single_chain: bool) -> list[_Layout]:
     """Today's look first, then ever more compact: the least important columns go first."""
     steps = [_Layout()]
 
-    def then(**kw) -> None:
+    def then(**kw: Any) -> None:
         steps.append(replace(steps[-1], **kw))
 
     if single_chain:
@@ -229,7 +233,7 @@ class PositionsTable(Table):
         """The table as it is shown ``width`` columns wide."""
         if self.wide:
             return self
-        table = None
+        table: Table | None = None
         for layout in _narrow_layouts(len({r.chain for r in self._position_rows}) <= 1):
             table = _fill(_new_table(self.title, layout), self._position_rows, layout)
             over = _natural_width(console, table) - width
@@ -238,6 +242,7 @@ class PositionsTable(Table):
             widths = _shrinkable(table, layout, over)
             if widths is not None:
                 return _fill(_new_table(self.title, layout), self._position_rows, layout, widths)
+        assert table is not None  # _narrow_layouts is never empty
         return table  # narrower than the critical columns: rich squeezes what is left
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -258,14 +263,14 @@ def _natural_width(console: Console, table: Table) -> int:
     return Table.__rich_measure__(table, console, console.options.update_width(_UNBOUNDED)).maximum
 
 
-def _new_table(title, layout: _Layout) -> Table:
+def _new_table(title: TextType | None, layout: _Layout) -> Table:
     return Table(title=title, show_edge=layout.edge, pad_edge=layout.edge)
 
 
 def _shrinkable(table: Table, layout: _Layout, over: int) -> dict[str, int] | None:
     """Widths for the layout's elidable columns that take ``over`` columns off the table, or None
     when they cannot give that much without going below ``_MIN_ELIDED``."""
-    widths = {}
+    widths: dict[str, int] = {}
     for col in table.columns:
         name = str(col.header)
         if name in layout.elide and over > 0:
@@ -278,8 +283,8 @@ def _shrinkable(table: Table, layout: _Layout, over: int) -> dict[str, int] | No
 def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str, int] | None = None) -> Table:
     widths = widths or {}
     money = _money if layout.money == "full" else _money_short
-    cols: list[tuple[str, str, Callable[[_Row], str]]] = []
-    hidden = []
+    cols: list[tuple[str, JustifyMethod, Callable[[_Row], str]]] = []
+    hidden: list[str] = []
     if layout.chain:
         cols.append(("chain", "left", lambda r: r.chain))
     else:
@@ -303,8 +308,9 @@ def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str,
         cols.append(("debt $", "right", lambda r: money(r.debt_usd)))
     else:
         hidden.append("debt $")
-    critical = (("health", "right", lambda r: r.health), ("liq. price", "right", lambda r: r.liq_price),
-                ("distance", "right", lambda r: r.distance))
+    critical: tuple[tuple[str, JustifyMethod, Callable[[_Row], str]], ...] = (
+        ("health", "right", lambda r: r.health), ("liq. price", "right", lambda r: r.liq_price),
+        ("distance", "right", lambda r: r.distance))
     for name, justify, _ in cols:
         if name in widths:
             table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", max_width=widths[name])

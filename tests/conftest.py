@@ -22,7 +22,6 @@ from web3 import Web3
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deployer import Deployer
 
-
 # CI runs the same examples every time (a red CI then means a real regression, reproducible
 # locally with HYPOTHESIS_PROFILE=ci); developers' runs explore new examples.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)

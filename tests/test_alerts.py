@@ -10,8 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from keeper.alerts import (KINDS, Alert, NullAlerter, WebhookAlerter, discord_payload, make_alerter,
-                           safe_url, slack_payload)
+from keeper.alerts import (
+    KINDS,
+    Alert,
+    NullAlerter,
+    WebhookAlerter,
+    discord_payload,
+    make_alerter,
+    safe_url,
+    slack_payload,
+)
 from keeper.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,7 +38,7 @@ class Receiver:
         rec = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", 0))
                 assert self.headers.get("Content-Type", "").startswith("application/json")
                 rec.bodies.append(json.loads(self.rfile.read(n)))

@@ -88,7 +88,8 @@ def test_bad_chain_config_names_the_key(tmp_path, edit, needle):
 
 
 def test_accounts_without_a_protocol_are_refused(tmp_path):
-    text = GOOD_CHAIN.split("[chains.main.aave_v3]")[0] + '[[chains.main.accounts]]\naddress = "0x000000000000000000000000000000000000dEaD"\n'
+    text = (GOOD_CHAIN.split("[chains.main.aave_v3]")[0]
+            + '[[chains.main.accounts]]\naddress = "0x000000000000000000000000000000000000dEaD"\n')
     with pytest.raises(ConfigError, match="no protocol is configured"):
         load_config(write(tmp_path, text), env={})
 
@@ -101,7 +102,7 @@ def test_env_can_override_a_list(tmp_path):
 
 def test_missing_deployment_file_names_the_key(tmp_path):
     text = f'[chains.dev]\ndeployment = "{tmp_path / "nope.json"}"\n'
-    with pytest.raises(ConfigError, match="chains.dev.deployment: .*not found"):
+    with pytest.raises(ConfigError, match=r"chains.dev.deployment: .*not found"):
         load_config(write(tmp_path, text), env={})
     # The devnet commands do not need chains resolved.
     assert load_config(write(tmp_path, text), env={}, resolve_chains=False).devnet.port == 8545

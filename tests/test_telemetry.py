@@ -11,8 +11,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from keeper.telemetry import (REDACTED, Metrics, MetricsServer, redact_text, redact_value,
-                              setup_logging)
+from keeper.telemetry import REDACTED, Metrics, MetricsServer, redact_text, redact_value, setup_logging
 
 pytestmark = pytest.mark.timeout(30)
 

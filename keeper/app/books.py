@@ -10,19 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from keeper.chain.multicall import Call
+from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
-from keeper.domain import WAD, Position, Protocol, Side
+from keeper.domain import WAD, Asset, Position, Protocol, Side
 from keeper.plan.planner import Plan, Policy, Reserve, plan
-from keeper.risk.model import RiskModel
 from keeper.plan.whatif import AssetParams
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import enc_address, word
-from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.gmx_v1 import GmxV1Adapter
+from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import KIND, ref_for
+from keeper.risk.model import RiskModel
 
 SEL_BALANCE_OF = bytes.fromhex("70a08231")
 # KeeperVault.floorOf((uint8,address,bytes32,address)) -> uint256: the floor a withdrawal must respect (Aave: the
@@ -72,23 +73,23 @@ def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
         r = snap.prices.get(feed)
         if r is not None and r.ok:
             prices.setdefault(asset, r.price)
-    params: dict[str, dict] = {}
+    params: dict[str, dict[str, Any]] = {}
 
-    def add(asset, key: str, weight: float) -> None:
+    def add(asset: Asset, key: str, weight: float) -> None:
         entry = params.setdefault(asset.address.lower(), {"asset": asset, "weights": {}})
         entry["weights"][key] = weight
 
     for ad in reader.adapters:
         if isinstance(ad, AaveV3Adapter):
-            for r in ad.reserves:
-                add(r.asset, "aave_v3", r.liquidation_threshold_bps / 10_000 if r.usable_as_collateral else 0.0)
+            for res in ad.reserves:
+                add(res.asset, "aave_v3", res.liquidation_threshold_bps / 10_000 if res.usable_as_collateral else 0.0)
         elif isinstance(ad, MorphoBlueAdapter):
             for m in ad.markets:
                 add(m.collateral, f"morpho_blue:{m.id}", m.lltv / WAD)
                 add(m.loan, f"morpho_blue:{m.id}:loan", 0.0)
         elif isinstance(ad, GmxV1Adapter):
-            for asset in ad.assets.values():
-                add(asset, "perp", 1.0)
+            for token in ad.assets.values():
+                add(token, "perp", 1.0)
     out = []
     for addr, e in params.items():
         price = prices.get(addr)
@@ -136,12 +137,12 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
     return BookLayout(tuple(held), tuple(a.address.lower() for a in assets), tuple(floor_keys), tuple(calls))
 
 
-def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list:
+def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list[Result]:
     return reader.mc.call(list(layout.calls), block) if layout.calls else []
 
 
 def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
-               prefetched: tuple[BookLayout, int, list] | None = None) -> list[VaultBook]:
+               prefetched: tuple[BookLayout, int, list[Result]] | None = None) -> list[VaultBook]:
     """Positions grouped by acting vault, with each vault's token balances and health floors, read
     in one multicall at the snapshot's block. ``prefetched``: (layout, block, results) of a read
     made ahead; used when it is for this block and this snapshot's layout, else read again."""
@@ -178,7 +179,7 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
 
 def _floor_assets(p: Position) -> list[str | None]:
     if p.protocol is Protocol.AAVE_V3:
-        return [l.asset.address for l in p.legs_on(Side.COLLATERAL)] or [None]
+        return [leg.asset.address for leg in p.legs_on(Side.COLLATERAL)] or [None]
     return [None]
 
 
@@ -186,8 +187,8 @@ def plan_books(books: Sequence[VaultBook], risk: RiskModel, assets: Sequence[Ass
                last_action_block: dict[str, int] | None = None) -> Iterator[tuple[VaultBook, Plan]]:
     """Each vault's plan, lazily and the most endangered vault (lowest health) first: the daemon
     sends a vault's actions before planning the next vault."""
-    live = [b for b in books if b.reserve is not None]
-    live.sort(key=lambda b: min((p.health for p in b.positions), default=float("inf")))
-    for book in live:
-        yield book, plan(book.positions, risk, book.reserve, assets, policy, block=block,
+    live = [(b, b.reserve) for b in books if b.reserve is not None]
+    live.sort(key=lambda br: min((p.health for p in br[0].positions), default=float("inf")))
+    for book, reserve in live:
+        yield book, plan(book.positions, risk, reserve, assets, policy, block=block,
                          last_action_block=last_action_block, floors=book.floors, release_left=book.release_left)

@@ -26,10 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from eth_abi import encode
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_abi.abi import encode
+from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 
+from keeper.app.check_perp import perp_paths
+from keeper.app.session import chains_or_fail
+from keeper.app.wiring import build_client, build_reader
 from keeper.chain import revert
 from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
@@ -37,9 +42,6 @@ from keeper.chain.keys import load_key
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config, KeeperConfig
-from keeper.app.check_perp import perp_paths
-from keeper.app.session import chains_or_fail
-from keeper.app.wiring import build_client, build_reader
 from keeper.domain import MAX_UINT256, WAD, Asset, Position, Protocol, Side
 from keeper.errors import KeeperError, Reverted
 from keeper.protocols.base import address_word, word
@@ -141,7 +143,7 @@ def _read(name: str, ccfg: ChainConfig, reader: ChainReader, block: int, out: li
     what = f"{name}: read of {len(reader.accounts)} account(s) at block {block}"
     try:
         snap = reader.read(block)
-    except Exception as e:  # noqa: BLE001 - a contract that is not what the config says can break decoding too
+    except Exception as e:
         out.append(Check(what, False, _why(e)))
         return None
     counts: dict[str, int] = {}
@@ -336,7 +338,7 @@ def _refs(p: Position) -> list[tuple[str, Ref]]:
 
 
 @lru_cache(maxsize=1)
-def _abis() -> tuple[list, ...]:
+def _abis() -> tuple[list[dict[str, Any]], ...]:
     return tuple(ours(n).abi for n in ("KeeperVault", "MorphoChainlinkOracle", "Multicall3"))
 
 

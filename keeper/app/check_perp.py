@@ -14,7 +14,7 @@ Releases are ``decreasePosition`` from the vault in both modes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall
@@ -45,7 +45,7 @@ SEL_APPROVED = selector("approvedRouters(address,address)")  # GMX Vault
 
 
 def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[Position],
-               vault_of: Mapping[str, str], describe) -> list[PathCheck]:
+               vault_of: Mapping[str, str], describe: Callable[[Position], str]) -> list[PathCheck]:
     """One check per perp position a KeeperVault may act on (``vault_of``: account -> vault)."""
     jobs = [(p, vault_of[p.account.lower()]) for p in positions
             if p.protocol is Protocol.PERP and p.account.lower() in vault_of]
@@ -110,7 +110,8 @@ def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[
             if min_fee > eth:
                 problems.append(f"the vault holds {eth} wei, less than one request's fee {min_fee}")
         if problems:
-            out.append(PathCheck(what, False, "gated GMX v1, top-ups by PositionRouter request: " + "; ".join(problems)))
+            out.append(PathCheck(what, False,
+                                 "gated GMX v1, top-ups by PositionRouter request: " + "; ".join(problems)))
             continue
         warn = bool(configured) and router.lower() != configured
         detail = (f"gated GMX v1: top-up = PositionRouter request to {router} (fee {min_fee} wei of the vault's "

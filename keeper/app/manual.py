@@ -8,29 +8,33 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from keeper.chain.client import ChainClient
-from keeper.chain.contracts import ours
-from keeper.chain.keys import HotKey, load_key
-from keeper.chain.tx import TxOutcome, TxSender
-from keeper.config import Config
 from keeper.app.books import VaultBook, asset_params, plan_books, policy_from, read_books
+from keeper.app.perp_requests import requests_in, wait_settled
 from keeper.app.risk_setup import model_for
 from keeper.app.session import one_chain
-from keeper.app.perp_requests import requests_in, wait_settled
 from keeper.app.wiring import build_reader
+from keeper.chain.client import ChainClient
+from keeper.chain.contracts import ours
+from keeper.chain.fees import GWEI, FeePolicy, urgency
+from keeper.chain.keys import HotKey, load_key
+from keeper.chain.tx import Attempt, TxOutcome, TxSender
+from keeper.config import Config
 from keeper.domain import Action, ActionKind, Position, Reason, Side
 from keeper.errors import ConfigError, TemporaryError
-from keeper.chain.fees import GWEI, FeePolicy, urgency
 from keeper.plan.planner import Plan, Policy, levels_of
-from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import vault_request
+from keeper.risk.model import RiskModel
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
+
+if TYPE_CHECKING:
+    from keeper.alerts import Alerter
+    from keeper.app.reconcile import ReconcileReport
 
 
 @dataclass
@@ -107,8 +111,8 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         raise ConfigError(f"{pos.key}: price not usable ({pos.price_issue}); the keeper does not act on it")
     if withdraw_excess:
         candidates = ([_params_by_symbol(session, asset)] if asset else
-                      [a for a in session.assets if any(l.asset.address.lower() == a.address.lower()
-                                                        for l in pos.legs_on(Side.COLLATERAL))])
+                      [a for a in session.assets if any(leg.asset.address.lower() == a.address.lower()
+                                                        for leg in pos.legs_on(Side.COLLATERAL))])
         if pos.perp is not None:
             from keeper.plan.whatif import perp_collateral_address
 
@@ -120,7 +124,8 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
             if opt is not None and opt.raw > 0 and (best is None or opt.value_usd > best.value_usd):
                 best = opt
         if best is None:
-            raise ConfigError(f"{pos.key}: no excess to release (P {p0:.2e}, health {pos.health:.4f}, floor {floor:.3f})")
+            raise ConfigError(f"{pos.key}: no excess to release "
+                              f"(P {p0:.2e}, health {pos.health:.4f}, floor {floor:.3f})")
         amt = best.raw / 10**30 if pos.perp is not None else best.raw / best.params.unit
         return Action(ActionKind.WITHDRAW_EXCESS, pos.key, best.params.asset, amt, best.raw,
                       reason(best.after, f"operator: release excess down to P <= {target:.2e} and the floor"),
@@ -129,8 +134,8 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         if asset is None:
             raise ConfigError("--amount needs an asset: --amount 1.5 WETH")
         params = _params_by_symbol(session, asset)
-        raw = -(-int(round(amount * params.unit * 10**6)) // 10**6)  # toward safety: up
-        is_debt = any(l.asset.address.lower() == params.address.lower() for l in pos.legs_on(Side.DEBT))
+        raw = -(-round(amount * params.unit * 10**6) // 10**6)  # toward safety: up
+        is_debt = any(leg.asset.address.lower() == params.address.lower() for leg in pos.legs_on(Side.DEBT))
         kind = ActionKind.REPAY if is_debt else ActionKind.TOP_UP
         if kind is ActionKind.TOP_UP and pos.perp is None and not weight_for(params, pos):
             raise ConfigError(f"{params.symbol} is not collateral for {pos.key}")
@@ -142,7 +147,8 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         options = []
         for params in session.assets:
             kinds = []
-            if any(l.asset.address.lower() == params.address.lower() and l.amount_raw for l in pos.legs_on(Side.DEBT)):
+            if any(leg.asset.address.lower() == params.address.lower() and leg.amount_raw
+                   for leg in pos.legs_on(Side.DEBT)):
                 kinds.append(ActionKind.REPAY)
             if (weight_for(params, pos) or 0) > 0:
                 kinds.append(ActionKind.TOP_UP)
@@ -153,7 +159,9 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
                     opt = smallest_to_target(pos, kind, params, risk.p_liq, target)
                 if opt is not None:
                     options.append(opt)
-        options = [o for o in options if o.raw <= book.reserve.get(o.params.address)] or options
+        reserve = book.reserve
+        assert reserve is not None  # read_books reads every vault's reserve
+        options = [o for o in options if o.raw <= reserve.get(o.params.address)] or options
         if not options:
             raise ConfigError(f"{pos.key}: no asset the vault could add reaches the target")
         best = min(options, key=lambda o: o.cost_usd)
@@ -161,6 +169,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         action = Action(best.kind, pos.key, best.params.asset, best.raw / best.params.unit, best.raw,
                         reason(best.after, note), usd=best.value_usd)
     if action.kind in (ActionKind.TOP_UP, ActionKind.REPAY):
+        assert book.reserve is not None  # read_books reads every vault's reserve
         held = book.reserve.get(action.asset.address)
         if action.amount_raw > held:
             raise ConfigError(f"reserve too small: vault {book.vault} holds {held / 10**action.asset.decimals:g} "
@@ -170,10 +179,21 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
 
 def fee_policy(cfg: Config) -> FeePolicy:
     f = cfg.fees
-    g = lambda x: None if x is None else int(x * GWEI)  # noqa: E731
+
+    def g(x: float) -> int:
+        return int(x * GWEI)
+
     return FeePolicy(min_priority_fee=g(f.min_priority_fee_gwei), max_priority_fee=g(f.max_priority_fee_gwei),
                      max_fee_cap=g(f.max_fee_gwei), max_priority_fee_cap=g(f.max_priority_fee_cap_gwei),
-                     urgent_threshold=f.urgent_threshold, urgent_max_fee_cap=g(f.urgent_max_fee_gwei))
+                     urgent_threshold=f.urgent_threshold,
+                     urgent_max_fee_cap=None if f.urgent_max_fee_gwei is None else g(f.urgent_max_fee_gwei))
+
+
+def chain_id_of(session: Session) -> int:
+    """The chain id of the session's client (``one_chain`` connected it, which sets it)."""
+    chain_id = session.client.expected_chain_id
+    assert chain_id is not None, "the session's client is connected"
+    return chain_id
 
 
 def keeper_key(cfg: Config, chain_id: int) -> HotKey:
@@ -187,15 +207,15 @@ def keeper_key(cfg: Config, chain_id: int) -> HotKey:
 
 def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id: int | None, *,
                key: HotKey | None = None) -> TxSender:
-    key = key or keeper_key(cfg, session.client.expected_chain_id)
+    key = key or keeper_key(cfg, chain_id_of(session))
 
-    def on_signed(out: TxOutcome, attempt) -> None:
+    def on_signed(out: TxOutcome, attempt: Attempt) -> None:
         if journal is not None and entry_id is not None:
             journal.record_attempt(entry_id, AttemptRecord(attempt.nonce, attempt.tx_hash, "0x" + attempt.raw.hex(),
                                                            attempt.bid.max_fee_per_gas,
                                                            attempt.bid.max_priority_fee_per_gas))
 
-    return TxSender(session.client, key, session.client.expected_chain_id, fee_policy(cfg),
+    return TxSender(session.client, key, chain_id_of(session), fee_policy(cfg),
                     abis=[ours("KeeperVault").abi], bump_after_blocks=cfg.fees.bump_after_blocks,
                     on_signed=on_signed)
 
@@ -206,11 +226,11 @@ def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Ac
     sender_for(cfg, session, None, None).simulate(req)
 
 
-def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True):
+def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True) -> ReconcileReport:
     """Start-up reconciliation (before any new action): settle or resend what a previous run left."""
     from keeper.app.reconcile import reconcile, wait_pending
 
-    key = keeper_key(cfg, session.client.expected_chain_id)
+    key = keeper_key(cfg, chain_id_of(session))
     with Store.open(cfg.store.url) as store:
         journal = Journal(store)
         report = reconcile(journal, session.client, session.chain, key.address)
@@ -223,7 +243,7 @@ def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True):
     return report
 
 
-def _alerter(cfg: Config):
+def _alerter(cfg: Config) -> Alerter:
     from keeper.alerts import alerter_from_config
 
     return alerter_from_config(cfg.alerts)
@@ -275,13 +295,13 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> E
     alerter = _alerter(cfg)
     try:
         journal = Journal(store)
-        hot = keeper_key(cfg, session.client.expected_chain_id)  # once: a keystore's scrypt is slow
+        hot = keeper_key(cfg, chain_id_of(session))  # once: a keystore's scrypt is slow
         settle_journal_first(journal, session.client, session.chain, hot.address)
         key = f"manual:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
         entry = journal.record_intent(session.chain, key, action.position_key,
-                                      {"kind": action.kind.value, "asset": action.asset.address, "amount_raw": action.amount_raw,
-                                       "target": action.target_key, "reason": action.reason.__dict__,
-                                       "vault": book.vault, "at": time.time()})
+                                      {"kind": action.kind.value, "asset": action.asset.address,
+                                       "amount_raw": action.amount_raw, "target": action.target_key,
+                                       "reason": action.reason.__dict__, "vault": book.vault, "at": time.time()})
         sender = sender_for(cfg, session, journal, entry, key=hot)
         u = action_urgency(session, action)
         try:
@@ -299,7 +319,10 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> E
                                        mined_block=int(rc["blockNumber"], 16), error=str(e)[:500])
             # else: signed and maybe broadcast, outcome unknown: left open for reconciliation.
             raise
-        journal.record_outcome(entry, "mined", mined_hash=out.mined_hash, mined_block=int(out.receipt["blockNumber"], 16))
+        receipt = out.receipt
+        assert receipt is not None  # send returns once the transaction is mined
+        journal.record_outcome(entry, "mined", mined_hash=out.mined_hash,
+                               mined_block=int(receipt["blockNumber"], 16))
         over = [a for a in out.attempts if a.bid.over_normal_cap]
         if over:
             alerter.notify("gas_spike", "warning", f"{session.chain}: sent above the normal gas cap",
@@ -312,7 +335,7 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> E
     followed = []
     perp = cfg.chains[session.chain].perp if session.chain in cfg.chains else None
     wait_s = max(30.0, 3.0 * (perp.request_timeout_blocks if perp else 20))
-    for key, router in requests_in(out.receipt, book.vault):
+    for key, router in requests_in(receipt, book.vault):
         # Gated GMX v1: the margin is a PositionRouter request; its position keepers execute it a
         # block or more later. Wait for it (bounded) so the position read below shows the result.
         followed.append((key, router, wait_settled(session.client, router, key, wait_s)))

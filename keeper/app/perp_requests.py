@@ -21,13 +21,19 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from keeper.app.books import VaultBook
 from keeper.domain import Action, ActionKind, Asset, Position, Protocol, Reason
 from keeper.plan.perp_requests import Decision, PendingRequest, RouterRules, Step, next_step
 from keeper.protocols.gmx_requests import RequestReader
+
+if TYPE_CHECKING:
+    from keeper.alerts import Alerter
+    from keeper.chain.client import ChainClient
+    from keeper.chain.multicall import Multicall
 
 log = logging.getLogger("keeper.daemon")
 
@@ -43,7 +49,7 @@ class RequestView:
 
 
 class PerpRequestWatch:
-    def __init__(self, chain: str, mc, gmx_vault: str, position_router: str, timeout_blocks: int) -> None:
+    def __init__(self, chain: str, mc: Multicall, gmx_vault: str, position_router: str, timeout_blocks: int) -> None:
         self.chain = chain
         self.gmx_vault = gmx_vault.lower()
         self.reader = RequestReader(mc, position_router)
@@ -79,7 +85,7 @@ class PerpRequestWatch:
             return 0
         return sorted(self.latencies)[len(self.latencies) // 2]
 
-    def maintenance(self, view: RequestView, books: Sequence[VaultBook], alerter,
+    def maintenance(self, view: RequestView, books: Sequence[VaultBook], alerter: Alerter,
                     name: str) -> list[tuple[VaultBook, Action]]:
         """The vault calls that settle late requests, and the alerts for stuck ones."""
         out = []
@@ -116,7 +122,7 @@ PERP_INCREASE_REQUESTED = "0x" + keccak(
     text="PerpIncreaseRequested(bytes32,address,bytes32,address,address,uint256,uint256,uint256)").hex()
 
 
-def requests_in(receipt: dict, vault: str) -> list[tuple[str, str]]:
+def requests_in(receipt: dict[str, Any], vault: str) -> list[tuple[str, str]]:
     """(request key, PositionRouter) of every ``PerpIncreaseRequested`` the vault emitted in ``receipt``
     (a JSON-RPC receipt: hex strings)."""
     out = []
@@ -127,7 +133,7 @@ def requests_in(receipt: dict, vault: str) -> list[tuple[str, str]]:
     return out
 
 
-def wait_settled(client, position_router: str, key: str, timeout_s: float, poll_s: float = 0.5) -> bool:
+def wait_settled(client: ChainClient, position_router: str, key: str, timeout_s: float, poll_s: float = 0.5) -> bool:
     """Wait until the request leaves the PositionRouter (executed or cancelled); False on timeout."""
     data = keccak(text="increasePositionRequests(bytes32)")[:4] + bytes.fromhex(key[2:])
     deadline = time.monotonic() + timeout_s

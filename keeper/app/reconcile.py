@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from keeper.chain.client import ChainClient
 from keeper.chain.tx import NONCE_GRACE_S
@@ -40,9 +41,9 @@ class ReconcileReport:
         return list(self.rebroadcast)
 
 
-def _receipt(client: ChainClient, entry: Entry) -> dict | None:
+def _receipt(client: ChainClient, entry: Entry) -> dict[str, Any] | None:
     for a in entry.attempts:
-        rc = client.request("eth_getTransactionReceipt", [a.tx_hash])
+        rc: dict[str, Any] | None = client.request("eth_getTransactionReceipt", [a.tx_hash])
         if rc is not None:
             return rc
     return None
@@ -80,7 +81,7 @@ def reverify(journal: Journal, client: ChainClient, chain: str, *, depth: int = 
     head = int(client.request("eth_blockNumber"), 16)
     reopened = []
     entries = [e for e in journal.settled_since(chain, max(head - depth, 0)) if e.mined_hash is not None]
-    receipts: list = []
+    receipts: list[dict[str, Any] | None] = []
     for i in range(0, len(entries), 100):  # the daemon re-verifies at every tick: one request per 100
         receipts += client.batch([("eth_getTransactionReceipt", [e.mined_hash]) for e in entries[i:i + 100]])
     for entry, rc in zip(entries, receipts):

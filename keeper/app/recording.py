@@ -3,7 +3,7 @@ checkpoint, in one transaction (``Store.write_tick``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from keeper.protocols.reader import Snapshot
 from keeper.store import AccountRecord, PriceRoundRecord, Store
@@ -23,7 +23,8 @@ class SnapshotWriter:
     a newer snapshot replaces the one waiting, so the store may skip blocks under load but never
     falls behind. Failures are logged and counted, never raised into a tick."""
 
-    def __init__(self, store: Store, *, kind: str = "watch", on_error=None) -> None:
+    def __init__(self, store: Store, *, kind: str = "watch",
+                 on_error: Callable[[int, Exception], None] | None = None) -> None:
         import threading
 
         self.store, self.kind, self.on_error = store, kind, on_error
@@ -54,7 +55,7 @@ class SnapshotWriter:
             try:
                 record_snapshot(self.store, snap, kind=self.kind)
                 self.written += 1
-            except Exception as e:  # noqa: BLE001 - reported, never fatal to the daemon
+            except Exception as e:
                 self.failed += 1
                 if self.on_error is not None:
                     self.on_error(snap.block, e)

@@ -28,10 +28,10 @@ import numpy as np
 from keeper.errors import ConfigError
 from keeper.risk.builtin_law import BUILTIN_TAIL, DEFAULT_FIT
 from keeper.risk.laws import GaussLaw, Law, TailLaw
-from keeper.risk.params import law_from_document
 from keeper.risk.market import History, Market, is_stable, market_from_history
 from keeper.risk.mc_model import McRisk
 from keeper.risk.model import LawRisk, RiskModel
+from keeper.risk.params import law_from_document
 from keeper.risk.refit import bucket_closes
 
 log = logging.getLogger("keeper.risk_setup")
@@ -82,9 +82,11 @@ def fit_law(kind: str, series: Sequence[Any], *, u: float = 0.03, slow: float = 
     label = f"{'+'.join(s.symbol for s in series)} {sum(len(s) - 1 for s in series)} bars"
     if kind == "analytic":
         return GaussLaw(fitted_on=label)
+    jump_regime, exponent_scale, nu = DEFAULT_FIT["jump_regime"], DEFAULT_FIT["exponent_scale"], DEFAULT_FIT["nu"]
+    assert isinstance(jump_regime, str) and isinstance(exponent_scale, float) and isinstance(nu, float)
     try:
         return TailLaw.fit([s.close for s in series], [s.low for s in series], u=u, slow=slow, label=label,
-                           **DEFAULT_FIT)
+                           jump_regime=jump_regime, exponent_scale=exponent_scale, nu=nu)
     except ValueError as e:
         raise ConfigError(f"cannot fit the tail law: {e}") from None
 
@@ -95,7 +97,7 @@ def choose_law(kind: str, params: Path | None, price_files: Sequence[Path]) -> t
     base = "analytic" if kind == "analytic" else "tail"
     if params is not None:
         law, meta = read_params(params)
-        if base == "tail" and not isinstance(law, TailLaw) or base == "analytic" and not isinstance(law, GaussLaw):
+        if (base == "tail" and not isinstance(law, TailLaw)) or (base == "analytic" and not isinstance(law, GaussLaw)):
             raise ConfigError(f"model parameters {params} hold a {law.kind} law, not the {base} law "
                               f"policy.model = {kind!r} needs", hint=f"keeper fit --model {base}")
         return law, f"params {params} ({meta.get('fitted_on', law.to_dict().get('fitted_on'))})", []

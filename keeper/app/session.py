@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from keeper.app.wiring import build_client, build_reader
 from keeper.chain.client import ChainClient
 from keeper.config import ChainConfig, Config
-from keeper.app.wiring import build_client, build_reader
 from keeper.errors import ConfigError
 from keeper.protocols.reader import Snapshot
 

@@ -26,6 +26,7 @@ from keeper.risk.laws import Law
 from keeper.risk.market import Market, is_stable
 from keeper.risk.mc_model import McRisk
 from keeper.risk.stress import StressReport, depeg_scenarios, stress_report
+
 # Crash windows in shared/data (UTC start of the replayed window).
 CRASHES = {"2020-03-12": "2020-03-12T00:00:00", "2021-05-19": "2021-05-19T00:00:00",
            "2022-06-13": "2022-06-13T00:00:00", "2022-11-08": "2022-11-08T00:00:00"}
@@ -51,7 +52,7 @@ def crash_windows(symbols: Sequence[str], steps: int, price_files: Sequence[Path
     starts = {}
     for name, when in CRASHES.items():
         row = int(np.searchsorted(t, int(np.datetime64(when, "s").astype(np.int64))))
-        if 0 <= row and row + steps < len(t):
+        if row >= 0 and row + steps < len(t):
             starts[name] = row
     if not starts:
         return None
@@ -123,7 +124,8 @@ def positions_from_json(path: Path) -> list[Position]:
         raise ConfigError(f"positions file {path} not found") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"positions file {path} is not JSON: {e.msg}") from e
-    rows = [r for c in doc.get("chains", []) for r in c.get("positions", [])] if "chains" in doc else doc.get("positions", [])
+    rows = ([r for c in doc.get("chains", []) for r in c.get("positions", [])] if "chains" in doc
+            else doc.get("positions", []))
     if not rows:
         raise ConfigError(f"positions file {path} holds no positions (expected `keeper status --json` output)")
     return [position_from_row(r) for r in rows]

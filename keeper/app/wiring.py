@@ -10,8 +10,8 @@ from keeper.chain.oracle import FeedSpec, OracleReader, SequencerSpec
 from keeper.config import ChainConfig
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import Adapter
-from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.gmx_v1 import GmxV1Adapter, PerpMarket
+from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.reader import ChainReader
 
 PROTOCOL_NAMES = ("aave_v3", "morpho_blue", "perp")

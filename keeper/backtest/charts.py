@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from keeper.backtest.engine import Result  # noqa: E402
+from keeper.backtest.engine import Result
+
+if TYPE_CHECKING:
+    from keeper.backtest.pareto import Evaluated
 
 
 def _dates(t: np.ndarray) -> np.ndarray:
@@ -27,7 +31,7 @@ def run_chart(res: Result, path: str | Path, title: str = "") -> Path:
     ax[0].plot(x, res.price, lw=0.6, color="black", label="close")
     ups = [a.executed for a in res.actions if a.kind == "topup"]
     downs = [a.executed for a in res.actions if a.kind == "release"]
-    liq = [l.bar for l in res.liquidations]
+    liq = [event.bar for event in res.liquidations]
     ax[0].scatter(x[ups], res.price[ups], marker="^", s=14, color="tab:green", label=f"top-up ({len(ups)})")
     ax[0].scatter(x[downs], res.price[downs], marker="v", s=14, color="tab:blue", label=f"release ({len(downs)})")
     ax[0].scatter(x[liq], res.low[liq], marker="x", s=40, color="tab:red", label=f"liquidation ({len(liq)})")
@@ -51,7 +55,7 @@ def run_chart(res: Result, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def pareto_chart(groups: dict[str, list], path: str | Path, title: str = "Pareto frontier") -> Path:
+def pareto_chart(groups: dict[str, list[Evaluated]], path: str | Path, title: str = "Pareto frontier") -> Path:
     """``groups``: name -> list of ``pareto.Evaluated``. Every point (hollow when infeasible:
     liquidated or failing the trigger-survival check), the feasible frontier as a line."""
     from keeper.backtest.pareto import frontier

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
 from keeper.backtest.book import LendingPosition, PerpPosition
-from keeper.backtest.policies import Thresholds
+from keeper.backtest.policies import RiskPolicy, StaticPolicy, Thresholds
 from keeper.backtest.prices import PriceSeries
+
+Position: TypeAlias = LendingPosition | PerpPosition
+Policy: TypeAlias = StaticPolicy | RiskPolicy
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Gas:
 
 def delay_bars_of(minutes: float, step: int = 3600) -> int:
     """A reaction delay in minutes as whole bars (rounded up: a transaction lands no earlier)."""
-    return int(math.ceil(minutes * 60.0 / step - 1e-9))
+    return math.ceil(minutes * 60.0 / step - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Result:
     label: str = ""
 
 
-def driver_of(position) -> tuple[str, str]:
+def driver_of(position: Position) -> tuple[str, str]:
     """(symbol whose move the policy watches, side)."""
     if isinstance(position, PerpPosition):
         return position.symbol, "long" if position.is_long else "short"
@@ -97,15 +101,23 @@ def rise_from_fall(d: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 - d) - 1.0
 
 
-def policy_thresholds(policy, driver: PriceSeries, side: str, p: np.ndarray | None = None) -> Thresholds:
+def _thresholds(policy: Policy, series: PriceSeries, p: np.ndarray | None) -> Thresholds:
+    if p is None:
+        return policy.thresholds(series)
+    if not isinstance(policy, RiskPolicy):
+        raise TypeError(f"a precomputed P matrix is for a RiskPolicy, not a {type(policy).__name__}")
+    return policy.thresholds(series, p)
+
+
+def policy_thresholds(policy: Policy, driver: PriceSeries, side: str, p: np.ndarray | None = None) -> Thresholds:
     if side == "long":
-        return policy.thresholds(driver, p) if p is not None else policy.thresholds(driver)
-    th = policy.thresholds(flipped(driver), p) if p is not None else policy.thresholds(flipped(driver))
+        return _thresholds(policy, driver, p)
+    th = _thresholds(policy, flipped(driver), p)
     return Thresholds(*(rise_from_fall(a) for a in (th.trigger, th.target, th.release, th.release_target)))
 
 
-def run(series: list[PriceSeries] | PriceSeries, position, policy=None, *, delay_bars: int = 1,
-        gas: Gas = Gas(), thresholds: Thresholds | None = None, label: str = "") -> Result:
+def run(series: list[PriceSeries] | PriceSeries, position: Position, policy: Policy | None = None, *,
+        delay_bars: int = 1, gas: Gas = Gas(), thresholds: Thresholds | None = None, label: str = "") -> Result:
     """Replay ``series`` (aligned, one per asset the position holds) through ``position``.
     ``policy=None`` and no ``thresholds``: an unmanaged position."""
     if isinstance(series, PriceSeries):
@@ -169,7 +181,8 @@ def run(series: list[PriceSeries] | PriceSeries, position, policy=None, *, delay
     return res
 
 
-def _execute(position, pending, i, px, gas: Gas, eth) -> Action:
+def _execute(position: Position, pending: tuple[int, int, str, float], i: int, px: dict[str, float], gas: Gas,
+             eth: list[float] | None) -> Action:
     decided, _, kind, units = pending
     usd = position.apply(units, px)
     return Action(decided, i, kind, usd, gas.cost_usd(eth[i] if eth is not None else None))

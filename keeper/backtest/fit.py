@@ -4,13 +4,17 @@ parameters file (``keeper.risk.params``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from keeper.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keeper.risk.laws import GaussLaw, TailLaw
 
 
 def fit_from_files(paths: list[Path], model: str, start: str | None, end: str | None, *, u: float = 0.03,
                    slow: float = 0.0, jump_regime: str = "vol", exponent_scale: float = 0.25,
-                   nu: float | None = 10.0):
+                   nu: float | None = 10.0) -> tuple[GaussLaw | TailLaw, dict[str, Any]]:
     """(law, metadata) — the same fit ``bench/capital_efficiency.py`` runs on its tuning window
     (its default variant: ``fit_tail(tune, jump_regime="vol", nu=10, exponent_scale=0.25)``)."""
     from keeper.backtest.policies import fit_tail
@@ -24,6 +28,7 @@ def fit_from_files(paths: list[Path], model: str, start: str | None, end: str | 
     if any(len(s) < 500 for s in series):
         raise ConfigError(f"fewer than 500 hourly bars in {start or 'start'} .. {end or 'end'} for "
                           + ", ".join(s.symbol for s in series if len(s) < 500))
+    law: GaussLaw | TailLaw
     if model == "analytic":
         law = GaussLaw(fitted_on=f"{'+'.join(s.symbol for s in series)} (EWMA 0.94: nothing to fit)")
     else:

@@ -13,12 +13,15 @@ passed by luck.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from keeper.backtest.engine import Result
+from keeper.backtest.policies import Thresholds
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,11 @@ class Metrics:
     first_failure: int         # bar index of the first such hour, -1 if none
     avg_trigger: float         # time-averaged trigger distance
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def future_extreme(values: np.ndarray, bars: int, fn=np.min) -> np.ndarray:
+def future_extreme(values: np.ndarray, bars: int, fn: Callable[..., Any] = np.min) -> np.ndarray:
     """out[t] = fn(values[t+1 .. t+bars]); NaN where the window runs past the end."""
     n = len(values)
     out = np.full(n, np.nan)
@@ -73,7 +76,7 @@ def summarize(res: Result) -> Metrics:
     return Metrics(
         bars=int(open_.sum()),
         liquidations=len(res.liquidations),
-        penalty_usd=float(sum(l.penalty_usd for l in res.liquidations)),
+        penalty_usd=float(sum(liq.penalty_usd for liq in res.liquidations)),
         avg_buffer=float(np.nanmean(share)) if open_.any() else float("nan"),
         peak_buffer=float(np.nanmax(share)) if open_.any() else float("nan"),
         capital_days=float(np.sum(res.buffer_usd[open_]) * days),
@@ -113,11 +116,14 @@ def row(label: str, m: Metrics) -> tuple[str, ...]:
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
     widths = [max(len(str(r[j])) for r in [header, *rows]) for j in range(len(header))]
-    fmt = lambda r: "  ".join(str(c).ljust(widths[0]) if j == 0 else str(c).rjust(widths[j]) for j, c in enumerate(r))
+
+    def fmt(r: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(widths[0]) if j == 0 else str(c).rjust(widths[j]) for j, c in enumerate(r))
+
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
-def thresholds_digest(th) -> str:
+def thresholds_digest(th: Thresholds) -> str:
     """sha256 of a policy's four per-bar threshold arrays (float64 bytes): equal digests, equal
     thresholds at every bar."""
     import hashlib

@@ -9,12 +9,17 @@ feasible point beats on both average buffer and transactions.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from keeper.backtest.book import LendingPosition
 from keeper.backtest.engine import (
     Gas,
+    Policy,
+    Position,
     Result,
     driver_of,
     lending_position,
@@ -22,7 +27,7 @@ from keeper.backtest.engine import (
     run,
 )
 from keeper.backtest.metrics import Metrics, combine, summarize
-from keeper.backtest.policies import RiskPolicy, SeriesModel, StaticPolicy
+from keeper.backtest.policies import ProbModel, RiskPolicy, SeriesModel, StaticPolicy, Thresholds
 from keeper.backtest.prices import PriceSeries
 from keeper.risk.laws import TailLaw
 
@@ -33,16 +38,17 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     """Indices of the non-dominated rows of ``points`` (k x m, every column minimised), sorted by
     the first column."""
     pts = np.asarray(points, dtype=float)
-    keep = []
+    keep: list[int] = []
     for i, p in enumerate(pts):
         dominated = np.any(np.all(pts <= p, axis=1) & np.any(pts < p, axis=1))
         if not dominated:
             keep.append(i)
-    keep = np.array(keep, dtype=int)
-    return keep[np.argsort(pts[keep, 0], kind="stable")] if len(keep) else keep
+    idx = np.array(keep, dtype=int)
+    return idx[np.argsort(pts[idx, 0], kind="stable")] if len(idx) else idx
 
 
-def static_grid(triggers=None, gaps=(0.1, 0.2), boosts=(0.15, 0.3)) -> list[StaticPolicy]:
+def static_grid(triggers: Iterable[float] | None = None, gaps: Iterable[float] = (0.1, 0.2),
+                boosts: Iterable[float] = (0.15, 0.3)) -> list[StaticPolicy]:
     triggers = np.round(np.arange(1.15, 1.71, 0.05), 2) if triggers is None else triggers
     out = []
     for trig, gap, boost in itertools.product(triggers, gaps, boosts):
@@ -51,9 +57,12 @@ def static_grid(triggers=None, gaps=(0.1, 0.2), boosts=(0.15, 0.3)) -> list[Stat
     return out
 
 
-def risk_grid(model=None, epsilons=(1e-4, 5e-5, 2e-5, 1e-5), horizons=(2, 6),
-              bands=((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3), (0.75, 0.5)),
-              holds=(0,), gaps=None, **policy) -> list[RiskPolicy]:
+def risk_grid(model: ProbModel | None = None, epsilons: Iterable[float] = (1e-4, 5e-5, 2e-5, 1e-5),
+              horizons: Iterable[int] = (2, 6),
+              bands: Iterable[tuple[float, float]] = ((0.5, 0.1), (0.5, 0.15), (0.5, 0.2), (0.6, 0.2), (0.6, 0.3),
+                                                      (0.75, 0.5)),
+              holds: Iterable[int] = (0,), gaps: Iterable[tuple[float, float]] | None = None,
+              **policy: Any) -> list[RiskPolicy]:
     """``bands``: (target_below, release_below) pairs, multiples of epsilon (hysteresis in P);
     ``gaps``: instead, (target_gap, release_gap) pairs (hysteresis in distance, ``RiskPolicy``);
     ``holds``: ``hold_hours`` values; ``policy``: further fixed ``RiskPolicy`` fields."""
@@ -67,7 +76,7 @@ def risk_grid(model=None, epsilons=(1e-4, 5e-5, 2e-5, 1e-5), horizons=(2, 6),
 
 @dataclass
 class Evaluated:
-    policy: object
+    policy: Policy
     metrics: Metrics
     per_asset: list[Metrics]
     results: list[Result]
@@ -77,12 +86,9 @@ class Evaluated:
         return self.metrics.liquidations == 0 and self.metrics.trigger_failures == 0
 
 
-def default_position(series: PriceSeries, policy):
+def default_position(series: PriceSeries, policy: Policy) -> LendingPosition:
     """The study's position: one collateral, USD debt, opened at the policy's first target."""
-    if isinstance(policy, StaticPolicy):
-        health = policy.target
-    else:
-        health = 1.5
+    health = policy.target if isinstance(policy, StaticPolicy) else 1.5
     return lending_position(series.symbol, float(series.close[0]), health)
 
 
@@ -91,12 +97,13 @@ class Evaluator:
     (asset, model, horizon) so a grid over epsilon costs one model evaluation."""
 
     def __init__(self, series: list[PriceSeries], *, delay_bars: int = 1, gas: Gas = DEFAULT_GAS,
-                 make_position=default_position, keep_results: bool = False):
+                 make_position: Callable[[PriceSeries, Policy], Position] = default_position,
+                 keep_results: bool = False) -> None:
         self.series, self.delay_bars, self.gas = series, delay_bars, gas
         self.make_position, self.keep_results = make_position, keep_results
-        self._p: dict[tuple, np.ndarray] = {}
+        self._p: dict[tuple[str, int, int, int, int, str], np.ndarray] = {}
 
-    def _thresholds(self, policy, s: PriceSeries, side: str):
+    def _thresholds(self, policy: Policy, s: PriceSeries, side: str) -> Thresholds:
         if not isinstance(policy, RiskPolicy):
             return policy_thresholds(policy, s, side)
         key = (s.symbol, int(s.t[0]), len(s), id(policy.model), policy.horizon_hours, side)
@@ -105,7 +112,7 @@ class Evaluator:
             self._p[key] = policy.prob_matrix(s if side == "long" else flipped(s))
         return policy_thresholds(policy, s, side, self._p[key])
 
-    def evaluate(self, policy) -> Evaluated:
+    def evaluate(self, policy: Policy) -> Evaluated:
         ms, rs = [], []
         for s in self.series:
             pos = self.make_position(s, policy)
@@ -121,7 +128,7 @@ class Evaluator:
                 rs.append(res)
         return Evaluated(policy, combine(ms), ms, rs)
 
-    def grid(self, policies) -> list[Evaluated]:
+    def grid(self, policies: Iterable[Policy]) -> list[Evaluated]:
         return [self.evaluate(p) for p in policies]
 
 

@@ -25,6 +25,7 @@ the series; ``LearnedModel`` wraps a trained bundle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
@@ -33,6 +34,14 @@ from keeper.backtest.prices import PriceSeries
 from keeper.risk.laws import Law, TailLaw
 
 GRID = np.geomspace(0.004, 0.9, 48)   # distances the models are evaluated on before interpolation
+
+
+class ProbModel(Protocol):
+    """What ``RiskPolicy`` asks of a model (see the module's docstring)."""
+
+    def prepare(self, series: PriceSeries) -> np.ndarray: ...
+
+    def prob(self, state: np.ndarray, distance: np.ndarray, horizon_hours: float) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,8 @@ class StaticPolicy:
                           np.full(n, rel), np.full(n, health_to_distance(self.boost_target)))
 
     def label(self) -> str:
-        return f"static trig {self.trigger:.2f} tgt {self.target:.2f} boost {self.boost_trigger:.2f}->{self.boost_target:.2f}"
+        return (f"static trig {self.trigger:.2f} tgt {self.target:.2f} "
+                f"boost {self.boost_trigger:.2f}->{self.boost_target:.2f}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class RiskPolicy:
     epsilon: float = 1e-3
     horizon_hours: int = 24
     release_below: float = 0.05
-    model: object = None
+    model: ProbModel | None = None
     target_below: float | None = None    # default sqrt(release_below): midway in log P
     hold_hours: int = 0                  # release only past the max release level of the last hours
     target_gap: float = 0.0              # > 0: the bands in distance, not P (below)
@@ -96,14 +106,15 @@ class RiskPolicy:
 
     def prob_matrix(self, series: PriceSeries) -> np.ndarray:
         """P(liq within h) at every bar (rows) and every ``GRID`` distance (columns)."""
-        model = self.model if self.model is not None else SeriesModel(TailLaw())
+        model: ProbModel = self.model if self.model is not None else SeriesModel(TailLaw())
         state = model.prepare(series)
         return model.prob(state, np.broadcast_to(GRID, (len(series), len(GRID))), self.horizon_hours)
 
     def thresholds(self, series: PriceSeries, p: np.ndarray | None = None) -> Thresholds:
         """``p``: a precomputed :meth:`prob_matrix` (grids over epsilon share one)."""
         p = self.prob_matrix(series) if p is None else p
-        if self.target_gap > 0:   # bands as log price moves: fall target_gap to the trigger, rise release_gap to release
+        if self.target_gap > 0:
+            # bands as log price moves: fall target_gap to the trigger, rise release_gap to release
             trig = distance_at(p, self.epsilon)
             tgt = -np.expm1(np.log1p(-trig) - self.target_gap)
             rel = -np.expm1(np.log1p(-tgt) - self.release_gap)
@@ -128,7 +139,8 @@ class RiskPolicy:
 
 def rolling_max(x: np.ndarray, window: int) -> np.ndarray:
     """Causal: out[t] = max(x[t-window+1 .. t])."""
-    return maximum_filter1d(x, size=window, origin=(window - 1) // 2, mode="nearest")
+    out: np.ndarray = maximum_filter1d(x, size=window, origin=(window - 1) // 2, mode="nearest")
+    return out
 
 
 def distance_at(p: np.ndarray, level: float, grid: np.ndarray = GRID) -> np.ndarray:
@@ -146,7 +158,8 @@ def distance_at(p: np.ndarray, level: float, grid: np.ndarray = GRID) -> np.ndar
         w = np.where(lp_lo > lp_hi, (lp_lo - ll) / (lp_lo - lp_hi), 1.0)
     w = np.clip(w, 0.0, 1.0)
     g = np.log(grid)
-    return np.exp(g[lo_i] + w * (g[hi_i] - g[lo_i]))
+    d: np.ndarray = np.exp(g[lo_i] + w * (g[hi_i] - g[lo_i]))
+    return d
 
 
 # --------------------------------------------------------------------------- models
@@ -171,7 +184,8 @@ class SeriesModel:
         return self.law.prob(x, state[:, None, :], horizon_hours)
 
 
-def fit_tail(tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0, **fit) -> TailLaw:
+def fit_tail(tuning: list[PriceSeries], u: float = 0.03, fast: float = 0.94, slow: float = 0.0,
+             **fit: Any) -> TailLaw:
     """:meth:`TailLaw.fit` on price series (labelled with their symbols and bar count); ``fit``:
     its further keywords (``jump_regime``, ``long``, ``jump_min``, ...)."""
     return TailLaw.fit([s.close for s in tuning], [s.low for s in tuning], u=u, fast=fast, slow=slow,
@@ -196,7 +210,7 @@ class LearnedModel:
         rows = np.repeat(np.arange(n), g)
         X = assemble(market, rows, distance.ravel(), int(horizon_hours))
         b = self.bundle
-        model = b["model"] if isinstance(b, dict) else getattr(b, "model", b)
+        model: Any = b["model"] if isinstance(b, dict) else getattr(b, "model", b)  # an sklearn-like estimator
         trained_h = getattr(model, "horizon_hours", None)
         if trained_h is not None and int(trained_h) != int(horizon_hours):
             raise ValueError(f"the learned model is for a {trained_h} h horizon, not {horizon_hours} h")

@@ -35,7 +35,7 @@ class PriceSeries:
     def __len__(self) -> int:
         return len(self.t)
 
-    def window(self, start: str | int | None = None, end: str | int | None = None) -> "PriceSeries":
+    def window(self, start: str | int | None = None, end: str | int | None = None) -> PriceSeries:
         """Bars with start <= t < end (ISO dates or epoch seconds)."""
         lo = 0 if start is None else int(np.searchsorted(self.t, _epoch(start)))
         hi = len(self.t) if end is None else int(np.searchsorted(self.t, _epoch(end)))

@@ -43,6 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -68,6 +69,9 @@ from keeper.risk.labels import (
 )
 from keeper.risk.learned import LearnedPLiq
 from keeper.risk.probability import first_passage_probability
+
+if TYPE_CHECKING:
+    from keeper.risk.laws import Law
 
 BUNDLE_FORMAT = 1
 DEFAULT_SPLIT = "2021-01-01"
@@ -106,7 +110,7 @@ def _iso(epoch: float) -> str:
     return str(np.datetime64(int(epoch), "s")).replace("T", " ")
 
 
-def data_hash(paths: Sequence[Path | str], params: dict) -> str:
+def data_hash(paths: Sequence[Path | str], params: dict[str, Any]) -> str:
     """sha256 of every input file's bytes (in the order given) and of the training parameters."""
     h = _hash_files(paths)
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
@@ -118,7 +122,7 @@ def files_hash(paths: Sequence[Path | str]) -> str:
     return _hash_files(paths).hexdigest()
 
 
-def _hash_files(paths: Sequence[Path | str]):
+def _hash_files(paths: Sequence[Path | str]) -> hashlib._Hash:
     h = hashlib.sha256()
     for p in paths:
         try:
@@ -193,7 +197,7 @@ def static_frequencies(series: Sequence[PriceSeries], horizon: int, end: str | i
 def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, split_date: str | None = None,
           *, per_row: int = 6, max_samples: int = 150_000, seed: int = 0, max_iter: int = DEFAULT_MAX_ITER,
           calibration: str = "isotonic", scheme: str = "forward", threads: int | None = 1,
-          features: Sequence[str] | None = None, model_params: dict | None = None) -> Path:
+          features: Sequence[str] | None = None, model_params: dict[str, Any] | None = None) -> Path:
     """Fit the learned model on bars before ``split_date`` (all bars when None) and save a bundle.
     Returns the bundle's path (``out_dir/pliq_<h>h_<hash12>.joblib``). ``threads`` caps OpenMP
     (None: all cores; 1 is the fastest on a busy machine, where OpenMP spin-waiting thrashes).
@@ -208,16 +212,16 @@ def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, 
         raise ConfigError(f"bad feature list {names}: unknown {unknown or 'none'}, or empty, or repeated",
                           hint="choose among: " + ", ".join(FEATURE_NAMES))
     cols = [FEATURE_NAMES.index(n) for n in names]
-    paths = [Path(p) for p in paths]
-    extra = {"max_leaf_nodes": DEFAULT_MAX_LEAF_NODES, "min_samples_leaf": DEFAULT_MIN_SAMPLES_LEAF}
+    files = [Path(p) for p in paths]
+    extra: dict[str, Any] = {"max_leaf_nodes": DEFAULT_MAX_LEAF_NODES, "min_samples_leaf": DEFAULT_MIN_SAMPLES_LEAF}
     extra.update(model_params or {})
     params = {"horizon_hours": int(horizon_hours), "split": split_date, "per_row": per_row,
               "max_samples": max_samples, "seed": seed, "max_iter": max_iter, "calibration": calibration,
               "scheme": scheme,
               "distances": [float(d) for d in DEFAULT_DISTANCES], "features": names,
-              "files": [p.name for p in paths], "model_params": extra}
-    digest = data_hash(paths, params)
-    series = load_prices(paths, aligned=False)
+              "files": [p.name for p in files], "model_params": extra}
+    digest = data_hash(files, params)
+    series = load_prices(files, aligned=False)
     t0 = time.perf_counter()
     samples = build_samples(series, horizon_hours, end=split_date, per_row=per_row,
                             max_samples=max_samples, seed=seed)
@@ -235,7 +239,7 @@ def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, 
               "last_label_bar": _iso(samples.t.max() + horizon_hours * step)}
     bundle = {"format": BUNDLE_FORMAT, "model": model, "feature_names": names,
               "horizon_hours": int(horizon_hours), "train_hash": digest, "trained_on": model.trained_on,
-              "train_window": window, "data_hash": files_hash(paths), "files": [p.name for p in paths],
+              "train_window": window, "data_hash": files_hash(files), "files": [p.name for p in files],
               "symbols": sorted({s.symbol for s in series}),
               "split": split_date, "sklearn_version": sklearn.__version__, "params": params,
               "distances": np.asarray(DEFAULT_DISTANCES, dtype=float),
@@ -252,7 +256,7 @@ def train(paths: Sequence[Path | str], horizon_hours: int, out_dir: Path | str, 
     return path
 
 
-def load_model(path: Path | str) -> dict:
+def load_model(path: Path | str) -> dict[str, Any]:
     """Load a bundle saved by :func:`train`; refuse one made for other features or another format."""
     path = Path(path)
     if not path.is_file():
@@ -273,7 +277,7 @@ def load_model(path: Path | str) -> dict:
     return bundle
 
 
-def model_columns(bundle: dict) -> list[int]:
+def model_columns(bundle: dict[str, Any]) -> list[int]:
     """Indices of the bundle's ``feature_names`` among ``FEATURE_NAMES`` (``assemble``'s columns)."""
     return [FEATURE_NAMES.index(n) for n in bundle["feature_names"]]
 
@@ -281,7 +285,7 @@ def model_columns(bundle: dict) -> list[int]:
 def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str = DEFAULT_SPLIT,
              test_to: str | None = None, *, per_row: int | None = None, max_samples: int | None = None,
              seed: int = 1, threads: int | None = 1, out_dir: Path | str | None = None,
-             law=None, law_source: str = "") -> dict:
+             law: Law | None = None, law_source: str = "") -> dict[str, Any]:
     """Score the saved model and both baselines on bars from ``test_from`` (every grid distance at
     every usable bar by default). Refuses a test period that overlaps the model's training period.
 
@@ -364,7 +368,7 @@ def evaluate(paths: Sequence[Path | str], model_path: Path | str, test_from: str
     return report
 
 
-def _write_charts(out_dir: Path, s: Samples, p: np.ndarray, h: int, test_from: str, test_to: str) -> dict:
+def _write_charts(out_dir: Path, s: Samples, p: np.ndarray, h: int, test_from: str, test_to: str) -> dict[str, Any]:
     from keeper.backtest.calibration_chart import calibration_chart
     period = f"{test_from[:10]} .. {str(test_to)[:10]}"
     charts = {}
@@ -379,7 +383,7 @@ def _write_charts(out_dir: Path, s: Samples, p: np.ndarray, h: int, test_from: s
     return charts
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     """The evaluation as plain text: a score table and the reliability table of each forecast."""
     lines = [(f"P(liquidation within {report['horizon_hours']}h): trained on {report['trained_on'][0]} .. "
              f"{report['trained_on'][1]}; tested on {report['test_from']} .. {report['test_to']} "
@@ -427,7 +431,8 @@ def format_report(report: dict) -> str:
     for sym, r in report.get("per_symbol", {}).items():
         if "learned" not in r:
             continue
-        lines += ["", ev.format_reliability(r["learned"]["reliability"], f"reliability (learned, {sym}), deciles of forecast")]
+        lines += ["", ev.format_reliability(r["learned"]["reliability"],
+                                            f"reliability (learned, {sym}), deciles of forecast")]
     for name, r in groups:
         if r["low_p"]["n"]:
             lines += ["", ev.format_reliability(r["low_p"]["reliability"],

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 from web3 import Web3
+from web3.types import RPCResponse
 
 from keeper.errors import ConfigError, KeeperError, Reverted, TemporaryError
 
@@ -62,7 +63,7 @@ def _is_hex(s: str) -> bool:
     return True
 
 
-def _fast_result(content: bytes) -> dict | None:
+def _fast_result(content: bytes) -> RPCResponse | None:
     """``{"jsonrpc":"2.0","id":N,"result":"0x…"}`` without a JSON parse of the hex (``json.loads``
     of the ~20 MB a large read returns costs tens of ms): the reply as ``{"result": "0x…"}`` when it
     is exactly a hex result, else None (the caller parses it as JSON: errors, other shapes)."""
@@ -178,7 +179,7 @@ class ChainClient:
             raise TemporaryError(f"{_redact(ep.url)} answered something that is not JSON") from e
 
     @staticmethod
-    def _result(reply: dict, method: str, url: str) -> Any:
+    def _result(reply: RPCResponse, method: str, url: str) -> Any:
         if "error" in reply and reply["error"] is not None:
             err = reply["error"]
             msg = str(err.get("message", err))
@@ -193,7 +194,7 @@ class ChainClient:
             raise KeeperError(f"{_redact(url)} rejected {method}: {msg} (code {err.get('code')})")
         return reply.get("result")
 
-    def request(self, method: str, params: list | None = None, *, body: bytes | None = None) -> Any:
+    def request(self, method: str, params: list[Any] | None = None, *, body: bytes | None = None) -> Any:
         """One call with retries and failover; ``Reverted`` is never retried. ``body``: the request
         already serialised (it must be this ``method`` with these ``params``; see ``call_hex``)."""
         last: TemporaryError | None = None
@@ -217,11 +218,11 @@ class ChainClient:
                 self._sleep(self.backoff * 2**attempt)
         raise TemporaryError(f"chain {self.name}: every RPC URL failed {method}; last: {last}") from last
 
-    def batch(self, calls: Sequence[tuple[str, list]]) -> list[Any]:
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Several calls in one HTTP request (JSON-RPC batch), on one endpoint, with failover."""
         return self._batch(calls, each=False)
 
-    def batch_each(self, calls: Sequence[tuple[str, list]]) -> list[Any]:
+    def batch_each(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Like :meth:`batch`, but a call the node refuses gives its error (``Reverted``,
         ``TemporaryError`` or ``KeeperError``) in its place instead of raising: a refusal of one
         ``eth_sendRawTransaction`` says nothing about the others. Transport failures (the whole
@@ -229,13 +230,13 @@ class ChainClient:
         return self._batch(calls, each=True)
 
     @classmethod
-    def _result_or_error(cls, reply: dict, method: str, url: str) -> Any:
+    def _result_or_error(cls, reply: RPCResponse, method: str, url: str) -> Any:
         try:
             return cls._result(reply, method, url)
         except KeeperError as e:
             return e
 
-    def _batch(self, calls: Sequence[tuple[str, list]], *, each: bool) -> list[Any]:
+    def _batch(self, calls: Sequence[tuple[str, list[Any]]], *, each: bool) -> list[Any]:
         if not calls:
             return []
         result = self._result_or_error if each else self._result

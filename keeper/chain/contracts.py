@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,10 @@ def _read(path: Path, name: str) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"contract artifact {name} not found at {path}", hint=SETUP_HINT)
     try:
-        return json.loads(path.read_text())
+        artifact: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"contract artifact {path} is not valid JSON: {e}", hint=SETUP_HINT) from e
+    return artifact
 
 
 def _from_json(name: str, data: dict[str, Any]) -> Artifact:
@@ -76,19 +77,19 @@ def _from_json(name: str, data: dict[str, Any]) -> Artifact:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def ours(name: str) -> Artifact:
     """One of our contracts, from ``abi/<name>.json``."""
     return _from_json(name, _read(ABI_DIR / f"{name}.json", name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def third_party(name: str) -> Artifact:
     """Morpho Blue, its IrmMock, Chainlink's MockV3Aggregator: compiled from npm sources."""
     return _from_json(name, _read(THIRD_PARTY_DIR / f"{name}.json", name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _aave_index() -> dict[str, Path]:
     if not AAVE_ARTIFACTS.is_dir():
         raise ConfigError("the @aave/core-v3 npm package is not installed", hint=SETUP_HINT)
@@ -103,7 +104,7 @@ def _aave_index() -> dict[str, Path]:
     return index
 
 
-@lru_cache(maxsize=None)
+@cache
 def aave(name: str) -> Artifact:
     """A contract of the real Aave v3, from the hardhat artifacts in ``@aave/core-v3``."""
     path = _aave_index().get(name)
@@ -122,7 +123,7 @@ def _pinned_build(directory: Path, label: str, name: str) -> Artifact:
     return _from_json(name, _read(path, name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def aave_origin(name: str) -> Artifact:
     """A contract of Aave v3.7 (aave-dao/aave-v3-origin, ``POOL_REVISION`` 11), compiled by
     ``make setup`` into ``build/aave-v3-origin/``: PoolInstance, PoolConfiguratorInstance,
@@ -130,7 +131,7 @@ def aave_origin(name: str) -> Artifact:
     return _pinned_build(AAVE_ORIGIN_DIR, "Aave v3.7 (aave-v3-origin)", name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gmx(name: str) -> Artifact:
     """A contract of GMX v1 (gmx-io/gmx-contracts, solc 0.6.12), compiled by ``make setup`` into
     ``build/gmx-v1/``: Vault, VaultUtils, VaultPriceFeed, Router, PositionRouter (links

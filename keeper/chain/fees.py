@@ -90,7 +90,7 @@ def bid(base_fees: Sequence[int], urgency_: float, replacements: int, policy: Fe
     max_fee = base + tip
     cap = policy.max_fee_cap
     urgent = policy.urgent_threshold is not None and urgency_ >= policy.urgent_threshold
-    if urgent:
+    if urgent and policy.urgent_max_fee_cap is not None:  # set whenever urgent_threshold is (__post_init__)
         cap = policy.urgent_max_fee_cap
     tip_cap = policy.max_priority_fee_cap if not urgent else max(policy.max_priority_fee_cap, tip)
     capped = False
@@ -101,7 +101,8 @@ def bid(base_fees: Sequence[int], urgency_: float, replacements: int, policy: Fe
         max_fee, capped = cap, True
     tip = min(tip, max_fee)
     over = max_fee > policy.max_fee_cap
-    why = f"base {base / GWEI:.2f} gwei (+{policy.headroom_blocks} blocks), tip {tip / GWEI:.2f} gwei, urgency {urgency_:.2f}"
+    why = (f"base {base / GWEI:.2f} gwei (+{policy.headroom_blocks} blocks), "
+           f"tip {tip / GWEI:.2f} gwei, urgency {urgency_:.2f}")
     if replacements:
         why += f", replacement {replacements}"
     if capped:

@@ -6,12 +6,13 @@ a devnet's."""
 from __future__ import annotations
 
 import functools
-
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import coincurve
 from eth_account import Account
@@ -56,7 +57,7 @@ class HotKey:
 
     __str__ = __repr__
 
-    def sign_transaction(self, tx: dict) -> bytes:
+    def sign_transaction(self, tx: dict[str, Any]) -> bytes:
         """The raw signed transaction. The keeper's own shape (type 2, the fields of
         ``TxSender._sign``, plain ints, bytes data, a str/bytes address) is signed directly
         (same bytes as eth_account, ~60 us instead of ~600 us); anything else by eth_account."""
@@ -85,9 +86,10 @@ def _from_hex(text: str, source: str) -> LocalAccount:
     if len(value) != 64:
         raise ConfigError(f"the key from {source} is not 32 bytes of hex")
     try:
-        return Account.from_key(bytes.fromhex(value))
+        account: LocalAccount = Account.from_key(bytes.fromhex(value))
     except ValueError:
         raise ConfigError(f"the key from {source} is not valid hex or not a valid secp256k1 key") from None
+    return account
 
 
 def _check_permissions(path: Path, source: str) -> None:
@@ -98,18 +100,18 @@ def _check_permissions(path: Path, source: str) -> None:
 
 
 def load_key(*, env_var: str | None = None, key_file: Path | None = None, keystore: Path | None = None,
-             password_file: Path | None = None, chain_id: int, environ: dict[str, str] | None = None) -> HotKey:
+             password_file: Path | None = None, chain_id: int, environ: Mapping[str, str] | None = None) -> HotKey:
     """Exactly one source. Refuses anvil's well-known keys unless ``chain_id`` is a devnet's."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     given = [s for s in (env_var, key_file, keystore) if s]
     if len(given) != 1:
         raise ConfigError("configure exactly one keeper key source: an environment variable, a key file, "
                           "or a keystore with a password file")
     if env_var:
         source = f"env:{env_var}"
-        if not environ.get(env_var):
+        if not env.get(env_var):
             raise ConfigError(f"environment variable {env_var} (the keeper key) is not set")
-        account = _from_hex(environ[env_var], source)
+        account = _from_hex(env[env_var], source)
     elif key_file:
         source = f"file:{key_file}"
         try:
@@ -118,6 +120,9 @@ def load_key(*, env_var: str | None = None, key_file: Path | None = None, keysto
         except FileNotFoundError:
             raise ConfigError(f"key file {key_file} not found") from None
     else:
+        if keystore is None:  # unreachable: exactly one source is given (checked above)
+            raise ConfigError("configure exactly one keeper key source: an environment variable, a key file, "
+                              "or a keystore with a password file")
         source = f"keystore:{keystore}"
         if not password_file:
             raise ConfigError(f"keystore {keystore} needs a password file")

@@ -93,7 +93,7 @@ class FixedChunk:
     calls: list[Call]
     lengths: list[int]
     _payload: str | None = field(default=None, repr=False)
-    _layout: tuple | None = field(default=None, repr=False)
+    _layout: tuple[bool, list[int], list[int], int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.calls) != len(self.lengths):
@@ -152,7 +152,8 @@ class Multicall:
         self.chunk_size = chunk_size
         self.in_flight = in_flight
         self.gas = gas
-        self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="multicall") if in_flight > 1 else None
+        self._pool = (ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="multicall")
+                      if in_flight > 1 else None)
 
     def _run_chunk(self, chunk: Sequence[Call], block: int, prefix: Sequence[Call] = ()) -> list[Result]:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, Multicall
 
@@ -104,6 +104,8 @@ def check_round(spec: FeedSpec, rnd: Round | None, decimals: int, block_timestam
         why = round_issue(second_round, spec.heartbeat, block_timestamp)
         if why:
             return bad(f"second source {why}")
+        if second_round is None:  # round_issue reported it above
+            return bad("second source feed call failed")
         second = second_round.answer / 10**second_decimals
     if second is not None:
         price = rnd.answer / 10**decimals
@@ -165,7 +167,8 @@ class OracleReader:
         for spec, rnd in zip(self.feeds, primary):
             dec = self._decimals.get(spec.address.lower())
             if dec is None:
-                out[spec.address.lower()] = PriceReading(spec.address, spec.name, rnd, 0, False, "decimals() unreadable")
+                out[spec.address.lower()] = PriceReading(spec.address, spec.name, rnd, 0, False,
+                                                         "decimals() unreadable")
                 continue
             srnd = sdec = None
             if spec.second_source:

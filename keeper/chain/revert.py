@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_abi.abi import decode as abi_decode
+from eth_utils.crypto import keccak
 
 from keeper.errors import ConfigError
 
@@ -74,7 +74,7 @@ class DecodedRevert:
 
 
 def _abi_type(inp: dict[str, Any]) -> str:
-    t = inp["type"]
+    t: str = inp["type"]
     if t.startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in inp["components"])
         return f"({inner}){t[5:]}"

@@ -27,7 +27,8 @@ from functools import lru_cache
 from typing import Any
 
 import coincurve
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from rlp.codec import encode_raw
 
 TX_TYPE = 2
@@ -90,7 +91,7 @@ def _data(value: Any) -> bytes:
     raise ValueError(f"transaction field 'data' must be bytes, not {type(value).__name__}")
 
 
-def _payload(tx: Mapping[str, Any]) -> list[bytes | list]:
+def _payload(tx: Mapping[str, Any]) -> list[bytes | list[Any]]:
     """The unsigned payload's items, already as RLP byte strings (ints minimally encoded)."""
     if not isinstance(tx, Mapping):
         raise ValueError(f"a transaction must be a dict, not {type(tx).__name__}")
@@ -141,4 +142,5 @@ def sign_eip1559(tx: Mapping[str, Any], key: bytes | coincurve.PrivateKey) -> by
     if y_parity not in (0, 1):  # 2/3 (r >= n) is astronomically unlikely and not valid in Ethereum
         raise ValueError("secp256k1 returned an unusable recovery id")
     # r and s as integers: leading zero bytes stripped.
-    return _TYPE_PREFIX + encode_raw(payload + [_be(y_parity), sig[:32].lstrip(b"\0"), sig[32:64].lstrip(b"\0")])
+    raw: bytes = _TYPE_PREFIX + encode_raw([*payload, _be(y_parity), sig[:32].lstrip(b"\0"), sig[32:64].lstrip(b"\0")])
+    return raw

@@ -16,15 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from keeper.chain.client import ChainClient
+from keeper.chain.fees import Bid, FeePolicy, bid, replacement
 from keeper.chain.keys import HotKey
 from keeper.chain.revert import decode
 from keeper.errors import KeeperError, Reverted, TemporaryError, TxFailed
 from keeper.faults import crash_point
-from keeper.chain.fees import Bid, FeePolicy, bid, replacement
-
 
 NONCE_GRACE_S = 2.0  # see the wait loop in ``TxSender.send``
 
@@ -72,7 +71,7 @@ class TxOutcome:
     request: TxRequest
     nonce: int
     attempts: list[Attempt] = field(default_factory=list)
-    receipt: dict | None = None
+    receipt: dict[str, Any] | None = None  # the JSON-RPC receipt (hex quantities)
     gas: int = 0  # the gas limit every attempt uses
 
     @property
@@ -86,7 +85,7 @@ COLD_EXTRA_PER_SLOT = 200  # cold SSTORE surcharge 2,100 vs 1,900 listed (SLOAD:
 MAX_CALL_DEPTH = 12  # nested calls assumed at most: each keeps back 1/64 of the gas (EIP-150)
 
 
-def gas_limit_from_access_list(res: dict) -> int:
+def gas_limit_from_access_list(res: dict[str, Any]) -> int:
     """A gas limit that suffices for a call whose ``eth_createAccessList`` result is ``res``.
 
     ``gasUsed`` there is the call's gas with the access list attached and after refunds. The keeper
@@ -97,15 +96,16 @@ def gas_limit_from_access_list(res: dict) -> int:
     product is an upper bound (~1.51x the gas used; an unused limit costs nothing), rounded up."""
     used = int(res["gasUsed"], 16)
     entries = res.get("accessList") or []
-    extra = sum(COLD_EXTRA_PER_ADDRESS + COLD_EXTRA_PER_SLOT * len(e.get("storageKeys") or []) for e in entries)
-    num, den = (used + extra) * 5 * 64**MAX_CALL_DEPTH, 4 * 63**MAX_CALL_DEPTH
+    extra: int = sum(COLD_EXTRA_PER_ADDRESS + COLD_EXTRA_PER_SLOT * len(e.get("storageKeys") or []) for e in entries)
+    num: int = (used + extra) * 5 * 64**MAX_CALL_DEPTH
+    den: int = 4 * 63**MAX_CALL_DEPTH
     return -(-num // den)
 
 
 def _unknown_method(e: KeeperError) -> bool:
     msg = str(e).lower()
-    return "-32601" in msg or ("method" in msg and any(w in msg for w in ("not found", "does not exist", "not available",
-                                                                           "not supported", "unsupported")))
+    return "-32601" in msg or ("method" in msg and any(
+        w in msg for w in ("not found", "does not exist", "not available", "not supported", "unsupported")))
 
 
 class NonceManager:
@@ -135,7 +135,7 @@ class NonceManager:
 
 class TxSender:
     def __init__(self, client: ChainClient, key: HotKey, chain_id: int, policy: FeePolicy, *,
-                 abis: Sequence[list] = (), bump_after_blocks: int = 2, max_wait_blocks: int = 50,
+                 abis: Sequence[list[Any]] = (), bump_after_blocks: int = 2, max_wait_blocks: int = 50,
                  max_wait_seconds: float = 600.0, gas_margin: float = 1.5, poll: float = 0.2,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  on_signed: Callable[[TxOutcome, Attempt], None] | None = None,
@@ -155,7 +155,7 @@ class TxSender:
         self.nonces = NonceManager(client, key.address)
         self.on_signed = on_signed
         self.on_receipt = on_receipt
-        self.last_receipt: dict | None = None  # of the last send: set as soon as a receipt is seen
+        self.last_receipt: dict[str, Any] | None = None  # of the last send: set as soon as a receipt is seen
 
     # --- before sending ----------------------------------------------------------------------
     def _call_obj(self, req: TxRequest) -> dict[str, Any]:
@@ -188,7 +188,7 @@ class TxSender:
             reply = e
         return self.gas_from(req, reply)
 
-    def gas_call(self, req: TxRequest) -> tuple[str, list]:
+    def gas_call(self, req: TxRequest) -> tuple[str, list[Any]]:
         """The JSON-RPC call whose reply :meth:`gas_from` turns into a gas limit (for batches)."""
         return "eth_createAccessList", [self._call_obj(req), "pending"]
 
@@ -233,8 +233,9 @@ class TxSender:
             _classify(e)
 
 
-    def _receipt(self, tx_hash: str) -> dict | None:
-        return self.client.request("eth_getTransactionReceipt", [tx_hash])
+    def _receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        receipt: dict[str, Any] | None = self.client.request("eth_getTransactionReceipt", [tx_hash])
+        return receipt
 
     def send(self, req: TxRequest, urgency: float = 0.0, *, simulate: bool = True) -> TxOutcome:
         """The whole lifecycle: :meth:`launch`, then :meth:`settle`."""
@@ -261,8 +262,10 @@ class TxSender:
         """The first send's bid; ``TxFailed`` when the cap keeps it below the current base fee."""
         current = bid(base_fees, urgency, 0, self.policy)
         if current.max_fee_per_gas < base_fees[-1]:
-            raise TxFailed(f"{req.label or 'transaction'}: gas cap hit: the base fee is {base_fees[-1] / 1e9:.2f} gwei, "
-                           f"the cap allows {current.max_fee_per_gas / 1e9:.2f} gwei at urgency {urgency:.2f}; not sent")
+            raise TxFailed(f"{req.label or 'transaction'}: gas cap hit: "
+                           f"the base fee is {base_fees[-1] / 1e9:.2f} gwei, "
+                           f"the cap allows {current.max_fee_per_gas / 1e9:.2f} gwei "
+                           f"at urgency {urgency:.2f}; not sent")
         return current
 
     # --- batches (keeper.daemon.dispatch) ------------------------------------------------------
@@ -340,7 +343,7 @@ class TxSender:
                 last_bump = head
             self.sleep(self.poll)
 
-    def _why_reverted(self, req: TxRequest, rc: dict, gas: int) -> str:
+    def _why_reverted(self, req: TxRequest, rc: dict[str, Any], gas: int) -> str:
         """Best-effort diagnosis of a mined revert: out of gas, or the reason replayed at the block."""
         used = int(rc.get("gasUsed", "0x0"), 16)
         if used >= gas * 0.98:

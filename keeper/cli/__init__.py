@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keeper.cli import (
     backtest,
@@ -27,6 +29,9 @@ from keeper.cli import (
 )
 from keeper.cli.render import err
 from keeper.errors import KeeperError
+
+if TYPE_CHECKING:
+    from keeper.config import Config
 
 COMMANDS = (devnet, status, watch, check_config, plan, rebalance, run, demo, reconcile, stress, train, backtest, fit)
 
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             from keeper.config import load_config
 
             cfg = load_config(args.config, resolve_chains=args.command != "devnet")
-        return args.handler(args, cfg)
+        handler: Callable[[argparse.Namespace, Config | None], int] = args.handler
+        return handler(args, cfg)
     except KeeperError as e:
         err(str(e))
         return e.exit_code

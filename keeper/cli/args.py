@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TypeAlias
 
 from keeper.errors import ConfigError
+
+# What ``register`` of each command module receives: ``ArgumentParser.add_subparsers()``.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _finite(text: str) -> float:

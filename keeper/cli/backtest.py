@@ -15,11 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from keeper.errors import ConfigError
 
+if TYPE_CHECKING:
+    from keeper.backtest.book import LendingPosition
+    from keeper.backtest.engine import Policy
+    from keeper.backtest.policies import LearnedModel, SeriesModel
+    from keeper.backtest.prices import PriceSeries
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(subparsers) -> argparse.ArgumentParser:
+
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("backtest", help="replay price history through a simulated position and a policy",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prices", nargs="+", metavar="CSV", help="price files (default: ETH from shared data)")
@@ -45,7 +54,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="bands in distance: top up to this log move beyond the trigger (with --release-gap)")
     r.add_argument("--release-gap", type=float, default=0.0, metavar="LOG",
                    help="... and release only this log move beyond the target")
-    r.add_argument("--hold-hours", type=int, default=0, help="release only past the max release level of the last hours")
+    r.add_argument("--hold-hours", type=int, default=0,
+                   help="release only past the max release level of the last hours")
     r.add_argument("--params", metavar="JSON", help="the law's parameters from `keeper fit` (what the daemon runs "
                                                     "with policy.model_params); default: fit on --fit-from/--fit-to")
     r.add_argument("--model", metavar="PATH", help="a learned model bundle (`keeper train`) instead of the tail model")
@@ -62,7 +72,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _load(args):
+def _load(args: argparse.Namespace) -> tuple[list[PriceSeries], list[PriceSeries]]:
     from keeper.backtest.prices import default_files, load_prices
     paths = args.prices or default_files("ETH")
     full = load_prices(paths, aligned=False)
@@ -72,7 +82,7 @@ def _load(args):
     return full, series
 
 
-def _model(args, full):
+def _model(args: argparse.Namespace, full: list[PriceSeries]) -> tuple[LearnedModel | SeriesModel, str]:
     from keeper.backtest.policies import LearnedModel, SeriesModel, fit_tail
     if args.model:
         from keeper.backtest.training import load_model
@@ -91,7 +101,7 @@ def _model(args, full):
     return SeriesModel(fit_tail(fit)), f"tail model fitted on {where}"
 
 
-def run(args, cfg=None) -> int:
+def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.charts import pareto_chart, run_chart
     from keeper.backtest.engine import Gas, delay_bars_of
     from keeper.backtest.metrics import row, table, thresholds_digest
@@ -101,6 +111,7 @@ def run(args, cfg=None) -> int:
     full, series = _load(args)
     delay = delay_bars_of(args.delay_minutes, series[0].step) if args.delay_minutes is not None else args.delay
     gas = Gas(args.gas_units, args.gwei, flat_usd=args.gas_usd)
+    model: LearnedModel | SeriesModel | None
     model, model_note = _model(args, full) if (args.policy == "risk" or args.grid) else (None, "")
     try:
         static = StaticPolicy(args.trigger, args.target, args.boost_trigger, args.boost_target)
@@ -110,19 +121,19 @@ def run(args, cfg=None) -> int:
             risk.levels()
     except ValueError as e:
         raise ConfigError(f"backtest: {e}") from None
-    policy = static if args.policy == "static" else risk
+    policy: Policy = static if args.policy == "static" else risk
 
-    def make_position(s, pol):
+    def make_position(s: PriceSeries, pol: Policy) -> LendingPosition:
         from keeper.backtest.engine import lending_position
         h = args.health or (pol.target if isinstance(pol, StaticPolicy) else 1.5)
         return lending_position(s.symbol, float(s.close[0]), h, lt=args.lt, penalty=args.penalty)
 
     ev = Evaluator(series, delay_bars=delay, gas=gas, make_position=make_position, keep_results=True)
     out = Path(args.out) if args.out else None
-    report: dict = {"delay_bars": delay, "model": model_note, "window": [args.start, args.end], "runs": []}
-    e = ev.evaluate(policy)
+    report: dict[str, Any] = {"delay_bars": delay, "model": model_note, "window": [args.start, args.end], "runs": []}
+    evaluated = ev.evaluate(policy)
     rows = []
-    for s, m, res in zip(series, e.per_asset, e.results):
+    for s, m, res in zip(series, evaluated.per_asset, evaluated.results):
         rows.append(row(f"{s.symbol} {policy.label()}", m))
         report["runs"].append({"symbol": s.symbol, "policy": policy.label(), **m.as_dict(),
                                "thresholds_sha256": thresholds_digest(res.thresholds)})

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keeper.cli.args import port
 from keeper.cli.render import err
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="replay a crash on a fresh devnet: the daemon protects alice's positions, "
                                        "a liquidator takes carol's unprotected twins; summary and PNG timeline")
     demo.add_argument("--out", type=Path, default=Path(".keeper/demo"), help="output directory (default .keeper/demo)")
@@ -16,7 +22,8 @@ def register(sub) -> None:
     demo.add_argument("--steps", type=int, default=90, help="crash steps, one 1 s block each (24..2000, default 90)")
     demo.set_defaults(handler=run, needs_config=False)
 
-def run(args, cfg=None) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.demo.runner import DemoOptions, run_demo
 
     try:

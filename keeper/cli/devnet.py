@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from keeper.cli.args import non_negative_float, port, positive_float
 from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE, GMX_MODES
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
+
 # A detached devnet mines on its own at this interval unless told otherwise (0: a block per transaction).
 DEFAULT_BLOCK_TIME = 1.0
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     dev = sub.add_parser("devnet", help="a local anvil chain with the real Aave v3, Morpho Blue, GMX v1 and our vaults")
     dev.set_defaults(handler=run, needs_config=True)
     dsub = dev.add_subparsers(dest="devnet_command", required=True)
@@ -42,10 +48,12 @@ def block_time(given: float | None, configured: float | None) -> float | None:
     chosen = given if given is not None else configured if configured is not None else DEFAULT_BLOCK_TIME
     return chosen or None
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.devnet import commands
     from keeper.devnet.deployment import DEPLOYMENT_FILE
 
+    assert cfg is not None  # needs_config: main() loaded it
     state = cfg.devnet.state_dir
     if args.devnet_command == "down":
         print(commands.down(state))
@@ -54,7 +62,8 @@ def run(args, cfg) -> int:
         r = commands.set_price(args.symbol, args.price, rpc=args.rpc, deployment_path=state / DEPLOYMENT_FILE)
         print(f"{r['symbol']} = {r['price']:g} USD (feed {r['feed']}, round {r['round']})")
         return 0
-    node, dep = commands.up(port=args.port or cfg.devnet.port, block_time=block_time(args.block_time, cfg.devnet.block_time),
+    node, dep = commands.up(port=args.port or cfg.devnet.port,
+                            block_time=block_time(args.block_time, cfg.devnet.block_time),
                             fork_url=args.fork_url or cfg.devnet.fork_url, detach=args.detach, out_dir=state,
                             aave=args.aave, gmx=args.gmx, log=lambda m: print(f"  {m}", file=sys.stderr))
     if args.json:
@@ -73,6 +82,7 @@ def run(args, cfg) -> int:
         labels = {p["account"]: p["id"].split("-")[0] for p in dep["positions"]}
         console().print(positions_table(snap.positions, f"devnet at block {snap.block}", labels))
     if args.detach:
+        assert node.proc is not None  # up() started anvil
         print(f"running in the background (pid {node.proc.pid}); stop it with 'keeper devnet down'", file=sys.stderr)
         return 0
     print("press Ctrl-C to stop", file=sys.stderr)

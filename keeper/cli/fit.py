@@ -13,15 +13,21 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keeper.errors import ConfigError
 from keeper.risk.builtin_law import DEFAULT_FIT
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(subparsers) -> argparse.ArgumentParser:
+
+def register(subparsers: Subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("fit", help="fit the risk model's law on price history; write a parameters file",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prices", nargs="+", metavar="CSV", help="hourly OHLC files (default: ETH and BTC from shared data)")
+    p.add_argument("--prices", nargs="+", metavar="CSV",
+                   help="hourly OHLC files (default: ETH and BTC from shared data)")
     p.add_argument("--model", choices=("tail", "analytic"), default="tail", help="which law (default tail)")
     p.add_argument("--from", dest="start", metavar="DATE")
     p.add_argument("--to", dest="end", metavar="DATE", help="first date NOT used (e.g. the report period's start)")
@@ -41,7 +47,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args, cfg=None) -> int:
+def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.fit import fit_from_files
     from keeper.backtest.prices import default_files
     from keeper.risk.params import params_document

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
 from keeper.cli.render import action_json, print_action
 
+if TYPE_CHECKING:
+    from keeper.app.books import VaultBook
+    from keeper.app.manual import Session
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
+    from keeper.plan.planner import Plan
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     pl = sub.add_parser("plan", help="what the keeper would do now and why (dry run: nothing is sent)")
     pl.add_argument("--chain", default=None)
     pl.add_argument("--json", action="store_true")
@@ -17,13 +26,14 @@ def register(sub) -> None:
     pl.set_defaults(handler=run, needs_config=True)
 
 
-def plan_positions(session, plans) -> list[dict]:
+def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]]) -> list[dict[str, Any]]:
     """Every position of the session, acted on or not: its key, short name, P(liq) and the model's
     inputs (model, horizon, each asset's vol and its source)."""
     from keeper.views import market_label
 
     inputs = session.risk.inputs()
-    acted = {a.position_key for _b, p in plans for a in p.actions} | {a.target_key for _b, p in plans for a in p.actions}
+    acted = ({a.position_key for _b, p in plans for a in p.actions}
+             | {a.target_key for _b, p in plans for a in p.actions})
     p_liq = {k: v for _b, p in plans for k, v in p.p_liq.items()}
     out = []
     for book in session.books:
@@ -36,13 +46,15 @@ def plan_positions(session, plans) -> list[dict]:
                         "vols": {s: v for s, v in inputs["vols"].items() if s in held}})
     return out
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from rich.markup import escape
 
     from keeper.app.manual import open_session, plan_now
     from keeper.app.session import chains_or_fail
     from keeper.views import console
 
+    assert cfg is not None  # needs_config: main() loaded it
     docs, out = [], console()
     for name in sorted(chains_or_fail(cfg, args.chain)):
         session = open_session(cfg, name, price_files=args.prices, vols=vol_overrides(args.vol))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import TYPE_CHECKING
 
 from keeper.cli.args import add_model_inputs, positive_float, vol_overrides
 from keeper.cli.render import action_json, print_action, print_reconcile
 from keeper.errors import ConfigError, TemporaryError
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     rb = sub.add_parser("rebalance", help="act on one position by hand: plan, simulate, and with --execute send")
     rb.add_argument("position", help="the position's key, or a unique fragment of it (account, protocol, market)")
     mode = rb.add_mutually_exclusive_group()
@@ -23,7 +29,8 @@ def register(sub) -> None:
     add_model_inputs(rb)
     rb.set_defaults(handler=run, needs_config=True)
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.manual import (
         execute,
         find,
@@ -35,6 +42,7 @@ def run(args, cfg) -> int:
     )
     from keeper.views import console
 
+    assert cfg is not None  # needs_config: main() loaded it
     session = open_session(cfg, args.chain, price_files=args.prices, vols=vol_overrides(args.vol))
     out = console()
     try:
@@ -74,6 +82,7 @@ def run(args, cfg) -> int:
             return 0
         tx, fresh, requests = execute(cfg, session, book, action)
         rc = tx.receipt
+        assert rc is not None  # execute returns a mined transaction
         out.print(f"mined in block {int(rc['blockNumber'], 16)}: {tx.mined_hash} (gas {int(rc['gasUsed'], 16):,}, "
                   f"{len(tx.attempts)} attempt(s))")
         for key, router, settled in requests:
@@ -85,7 +94,8 @@ def run(args, cfg) -> int:
         if args.json:
             print(json.dumps({"action": action_json(action), "tx": tx.mined_hash,
                               "requests": [{"key": k, "position_router": r, "settled": s} for k, r, s in requests],
-                              "health_before": pos.health, "health_after": fresh.health if fresh else None}, default=str))
+                              "health_before": pos.health, "health_after": fresh.health if fresh else None},
+                             default=str))
         return 0
     finally:
         session.close()

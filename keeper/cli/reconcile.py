@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 from keeper.cli.render import print_reconcile
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     rc = sub.add_parser("reconcile", help="settle the action journal with the chain (what a crash left pending)")
     rc.add_argument("--chain", default=None)
     rc.add_argument("--no-wait", action="store_true", help="resend what is pending but do not wait for it")
     rc.set_defaults(handler=run, needs_config=True)
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.manual import open_session, reconcile_journal
     from keeper.views import console
 
+    assert cfg is not None  # needs_config: main() loaded it
     session = open_session(cfg, args.chain)
     try:
         report = reconcile_journal(cfg, session, wait=not args.no_wait)

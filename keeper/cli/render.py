@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 from keeper.views import position_row
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from keeper.app.reconcile import ReconcileReport
+    from keeper.config import Config
+    from keeper.domain import Action
+    from keeper.protocols.reader import Snapshot
 
 
 def err(msg: str) -> None:
     print(f"keeper: error: {msg}", file=sys.stderr)
 
 
-def labels(cfg) -> dict[str, str]:
+def labels(cfg: Config) -> dict[str, str]:
     return {a.address: a.label for c in cfg.chains.values() for a in c.accounts if a.label}
 
 
-def snapshot_json(snap) -> dict:
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     return {"chain": snap.chain, "block": snap.block, "block_hash": snap.block_hash, "timestamp": snap.timestamp,
             "positions": [position_row(p) for p in snap.positions],
             "prices": {addr: {"name": r.name, "price": r.price if r.round else None, "ok": r.ok, "issue": r.issue}
                        for addr, r in snap.prices.items()}}
 
 
-def action_json(a) -> dict:
+def action_json(a: Action) -> dict[str, Any]:
     return {"kind": a.kind.value, "position": a.position_key, "asset": a.asset.symbol, "asset_address": a.asset.address,
             "amount": a.amount, "amount_raw": str(a.amount_raw), "usd": a.usd, "target": a.target_key,
             "reason": {**a.reason.__dict__}}
 
 
-def print_action(out, a) -> None:
+def print_action(out: Console, a: Action) -> None:
     from rich.markup import escape
 
     r = a.reason
@@ -41,7 +50,7 @@ def print_action(out, a) -> None:
         out.print(f"    why: {escape(r.note)}")
 
 
-def print_reconcile(out, report) -> None:
+def print_reconcile(out: Console, report: ReconcileReport) -> None:
     for what in ("mined", "reverted", "failed", "abandoned", "rebroadcast"):
         ids = getattr(report, what)
         if ids:

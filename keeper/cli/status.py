@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import TYPE_CHECKING
 
 from keeper.cli.render import labels, snapshot_json
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     st = sub.add_parser("status", help="every watched position: health, liquidation price, distance")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--chain", default=None, help="only this configured chain")
@@ -17,10 +23,11 @@ def register(sub) -> None:
     st.set_defaults(handler=run, needs_config=True)
 
 
-def run(args, cfg) -> int:
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.session import read_status
     from keeper.views import console, positions_table
 
+    assert cfg is not None  # needs_config: main() loaded it
     snaps = read_status(cfg, args.chain)
     if args.json:
         print(json.dumps({"chains": [snapshot_json(s) for s in snaps]}, indent=2))

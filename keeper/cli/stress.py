@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keeper.cli.args import vol_overrides
 from keeper.errors import ConfigError
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     sp = sub.add_parser("stress", help="Monte Carlo stress of the current positions: P(liq) per horizon, expected "
                                        "shortfall, crash replays, a fan chart")
-    sp.add_argument("--positions", type=Path, default=None, help="a `keeper status --json` file (default: read the chain)")
+    sp.add_argument("--positions", type=Path, default=None,
+                    help="a `keeper status --json` file (default: read the chain)")
     sp.add_argument("--chain", default=None, help="only this configured chain")
     sp.add_argument("--horizons", default="1,4,24", help="hours, comma-separated (default 1,4,24)")
     sp.add_argument("--paths", type=int, default=100_000, help="Monte Carlo paths (default 100,000)")
@@ -27,9 +34,11 @@ def register(sub) -> None:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(handler=run, needs_config=True)
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app import stress as stress_cmd
 
+    assert cfg is not None  # needs_config: main() loaded it
     try:
         horizons = sorted({int(h) for h in args.horizons.split(",") if h.strip()})
     except ValueError:
@@ -60,8 +69,8 @@ def run(args, cfg) -> int:
                                           model=model, price_files=args.prices)
     png = stress_cmd.fan_png(report, args.out / "stress_fan.png")
     if args.json:
-        print(json.dumps({"horizons_h": horizons, "model": model.describe(), "calibration": notes, "rows": report.rows(),
-                          "book_var_usd": report.book_var, "book_es_usd": report.book_es,
+        print(json.dumps({"horizons_h": horizons, "model": model.describe(), "calibration": notes,
+                          "rows": report.rows(), "book_var_usd": report.book_var, "book_es_usd": report.book_es,
                           "tail_level": report.tail_level, "fan_chart": str(png)}, indent=2))
         return 0
     from rich.table import Table

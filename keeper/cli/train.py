@@ -12,9 +12,14 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keeper.backtest.training import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
 from keeper.errors import ConfigError
+
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
 
 DEFAULT_SYMBOLS = ("ETH", "BTC")
 
@@ -63,7 +68,7 @@ def _feature_list(text: str | None) -> list[str] | None:
     return names
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `train` and `evaluate` to an argparse subparsers object."""
     tr = subparsers.add_parser("train", help="fit the learned P(liquidation) model on price history")
     tr.add_argument("--prices", nargs="+", metavar="CSV", default=None,
@@ -102,7 +107,7 @@ def register(subparsers) -> None:
     ev.set_defaults(handler=run_evaluate, needs_config=False)
 
 
-def run_train(args: argparse.Namespace, cfg=None) -> int:
+def run_train(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.training import load_model, train
     horizon = parse_horizon(args.horizon)
     split = None if str(args.split).lower() == "none" else _check_date(args.split, "split")
@@ -136,9 +141,10 @@ def run_train(args: argparse.Namespace, cfg=None) -> int:
     return 0
 
 
-def run_evaluate(args: argparse.Namespace, cfg=None) -> int:
+def run_evaluate(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.training import evaluate, format_report
     test_from = _check_date(args.test_from, "test-from")
+    assert test_from is not None  # --test-from has a default
     test_to = _check_date(args.test_to, "test-to")
     out = None if args.out is None else Path(args.out)
     law, source = None, ""

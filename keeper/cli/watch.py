@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import TYPE_CHECKING
 
 from keeper.cli.render import labels, snapshot_json
 from keeper.errors import ConfigError
 
+if TYPE_CHECKING:
+    from keeper.cli.args import Subparsers
+    from keeper.config import Config
+    from keeper.protocols.reader import Snapshot
 
-def register(sub) -> None:
+
+def register(sub: Subparsers) -> None:
     w = sub.add_parser("watch", help="read-only monitoring of any address, refreshed every block (no key needed)")
     w.add_argument("addresses", nargs="+", help="accounts to watch")
     w.add_argument("--protocol", action="append", choices=["aave_v3", "morpho_blue", "perp"],
@@ -20,11 +27,13 @@ def register(sub) -> None:
     w.add_argument("--wide", action="store_true", help="every column in full (default: fit the terminal)")
     w.set_defaults(handler=run, needs_config=True)
 
-def run(args, cfg) -> int:
+
+def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.session import watch
     from keeper.config import parse_address
     from keeper.views import console, positions_table
 
+    assert cfg is not None  # needs_config: main() loaded it
     try:
         addresses = [parse_address(a) for a in args.addresses]
     except ValueError as e:
@@ -36,7 +45,7 @@ def run(args, cfg) -> int:
 
         store = Store.open(cfg.store.url)
 
-    def show(snap) -> None:
+    def show(snap: Snapshot) -> None:
         if store is not None:
             from keeper.app.recording import record_snapshot
 

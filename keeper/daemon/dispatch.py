@@ -34,23 +34,30 @@ The hot key is loaded once (a keystore's scrypt is slow) and the journal lives o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from keeper.chain.contracts import ours
-from keeper.chain.tx import NonceManager, TxOutcome, TxRequest, TxSender
-from keeper.config import Config
+from keeper.alerts import Alerter
 from keeper.app.books import VaultBook
+from keeper.chain.client import ChainClient
+from keeper.chain.contracts import ours
+from keeper.chain.fees import GWEI, Bid
+from keeper.chain.tx import Attempt, NonceManager, TxOutcome, TxRequest, TxSender
+from keeper.config import Config
 from keeper.domain import Action
 from keeper.errors import KeeperError, TemporaryError
 from keeper.faults import crash_point
-from keeper.chain.fees import GWEI, Bid
 from keeper.protocols.vault_calls import vault_request
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journal
+
+if TYPE_CHECKING:
+    from keeper.app.manual import Session
 
 log = logging.getLogger("keeper.daemon")
 
@@ -67,27 +74,53 @@ class Launched:
     action: Action
     key: str  # the decision's idempotency key
     request: TxRequest
-    record: dict  # the intent as journaled
+    record: dict[str, Any]  # the intent as journaled
     urgency: float
     queued_at: float  # perf_counter
     sender: TxSender | None = None
-    gas_reply: tuple[Future, int] | None = None  # (the batch of gas calls it is in, its index there)
+    gas_reply: tuple[Future[list[Any]], int] | None = None  # (the batch of gas calls it is in, its index there)
     entry: int | None = None  # journal entry, once the intent is recorded
     out: TxOutcome | None = None
     error: KeeperError | None = None  # refused or failed
     sent_at: float | None = None  # perf_counter when the broadcast returned
 
 
-def _attempt_record(a) -> AttemptRecord:
+def _attempt_record(a: Attempt) -> AttemptRecord:
     return AttemptRecord(a.nonce, a.tx_hash, "0x" + a.raw.hex(), a.bid.max_fee_per_gas, a.bid.max_priority_fee_per_gas)
 
 
+# What ``Dispatcher.add`` (the sender), ``flush`` (the outcome, the journal entry) and ``TxSender.settle``
+# (the receipt) set before they are used; missing, they are a bug, never a chain condition.
+def sender_of(item: Launched) -> TxSender:
+    if item.sender is None:
+        raise RuntimeError(f"{item.key}: no transaction sender")
+    return item.sender
+
+
+def outcome_of(item: Launched) -> TxOutcome:
+    if item.out is None:
+        raise RuntimeError(f"{item.key}: not signed")
+    return item.out
+
+
+def entry_of(item: Launched) -> int:
+    if item.entry is None:
+        raise RuntimeError(f"{item.key}: not journaled")
+    return item.entry
+
+
+def receipt_of(out: TxOutcome) -> dict[str, Any]:
+    if out.receipt is None:
+        raise RuntimeError(f"nonce {out.nonce}: settled without a receipt")
+    return out.receipt
+
+
 class Dispatcher:
-    def __init__(self, cfg: Config, chain: str, client, store: Store, alerter) -> None:
+    def __init__(self, cfg: Config, chain: str, client: ChainClient, store: Store, alerter: Alerter) -> None:
         from keeper.app.manual import fee_policy, keeper_key
 
         self.cfg, self.chain, self.client, self.alerter = cfg, chain, client, alerter
-        self.key = keeper_key(cfg, client.expected_chain_id)
+        self.key = keeper_key(cfg, self._chain_id())
         self.journal = Journal(store)
         self.fees = fee_policy(cfg)
         self.nonces = NonceManager(client, self.key.address)
@@ -97,10 +130,17 @@ class Dispatcher:
             f.result()  # start the threads now, not on the first tick that acts
         self.queue: list[Launched] = []
         self._unestimated: list[Launched] = []
-        self._check: Future | None = None
-        self._base_fees: Future | None = None
-        self._pending: Future | None = None
-        self._taken: Future | None = None
+        self._check: Future[None] | None = None
+        self._base_fees: Future[list[int]] | None = None
+        self._pending: Future[int] | None = None
+        self._taken: Future[set[str]] | None = None
+
+    def _chain_id(self) -> int:
+        """The chain id the client checked on connecting (the keeper connects before it dispatches)."""
+        chain_id = self.client.expected_chain_id
+        if chain_id is None:
+            raise RuntimeError(f"chain {self.chain}: the client has not connected (no chain id)")
+        return chain_id
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -108,10 +148,10 @@ class Dispatcher:
     def _sender(self, item: Launched) -> TxSender:
         journal = self.journal
 
-        def on_signed(_out: TxOutcome, a) -> None:  # the settle loop's fee bumps, one at a time
-            journal.record_attempt(item.entry, _attempt_record(a))
+        def on_signed(_out: TxOutcome, a: Attempt) -> None:  # the settle loop's fee bumps, one at a time
+            journal.record_attempt(entry_of(item), _attempt_record(a))
 
-        s = TxSender(self.client, self.key, self.client.expected_chain_id, self.fees, abis=self.abis,
+        s = TxSender(self.client, self.key, self._chain_id(), self.fees, abis=self.abis,
                      bump_after_blocks=self.cfg.fees.bump_after_blocks, on_signed=on_signed)
         s.nonces = self.nonces  # one nonce sequence for the tick's batch
         return s
@@ -125,18 +165,16 @@ class Dispatcher:
 
         left, self._check, self.queue, self._unestimated = self._check, None, [], []
         if left is not None:  # from a tick that failed early: let it end; the new check redoes its work
-            try:
+            with contextlib.suppress(KeeperError):
                 left.result()
-            except KeeperError:
-                pass
         self.nonces.resync()
         self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
-        probe = TxSender(self.client, self.key, self.client.expected_chain_id, self.fees)
+        probe = TxSender(self.client, self.key, self._chain_id(), self.fees)
         self._base_fees = self.pool.submit(probe.base_fees)
         self._pending = self.pool.submit(self.nonces.pending_count)
         self._taken = self.pool.submit(self.journal.taken_at_block, "daemon", block)
 
-    def add(self, session, book: VaultBook, action: Action) -> Launched:
+    def add(self, session: Session, book: VaultBook, action: Action) -> Launched:
         """Queue an action (its vault call) for the next :meth:`flush`."""
         from keeper.app.manual import action_urgency
 
@@ -184,27 +222,29 @@ class Dispatcher:
         self._estimate_queued()
         for it in fresh:
             try:
-                gas = it.sender.gas_from(it.request, self._gas_reply(it))
-                ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, base_fees or it.sender.base_fees())))
+                sender = sender_of(it)
+                gas = sender.gas_from(it.request, self._gas_reply(it))
+                ready.append((it, gas, sender.first_bid(it.request, it.urgency, base_fees or sender.base_fees())))
             except KeeperError as e:
                 refused.append((it, e))
         first = self.nonces.take(len(ready), pending) if ready else 0
         for k, (it, gas, b) in enumerate(ready):
-            it.out = it.sender.signed(it.request, first + k, gas, b)
+            it.out = sender_of(it).signed(it.request, first + k, gas, b)
         crash_point("before_journal")
-        rows = [(it, Decision(it.key, it.action.position_key, it.record, _attempt_record(it.out.attempts[0])))
+        rows = [(it, Decision(it.key, it.action.position_key, it.record, _attempt_record(outcome_of(it).attempts[0])))
                 for it, _g, _b in ready]
-        rows += [(it, Decision(it.key, it.action.position_key, it.record, None, str(e)[:500])) for it, e in refused]
+        rows += [(it, Decision(it.key, it.action.position_key, it.record, None, str(err)[:500]))
+                 for it, err in refused]
         for (it, _d), entry in zip(rows, self.journal.record_decisions(self.chain, [d for _i, d in rows])):
             it.entry = entry
         crash_point("after_journal")
-        for it, e in refused:
-            it.error = e
-            self._alert_refusal(it, e)
+        for it, err in refused:
+            it.error = err
+            self._alert_refusal(it, err)
         if not ready:
             return items
         try:
-            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.out.attempts[0].raw.hex()])
+            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + outcome_of(it).attempts[0].raw.hex()])
                                               for it, _g, _b in ready])
         except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
             replies = [e] * len(ready)
@@ -214,7 +254,7 @@ class Dispatcher:
             it.sent_at = sent
             if isinstance(reply, KeeperError):
                 try:
-                    it.sender.broadcast_failed(it.out, reply, it.urgency)
+                    sender_of(it).broadcast_failed(outcome_of(it), reply, it.urgency)
                 except KeeperError as e:
                     it.out = None
                     self._refuse(it, e)
@@ -231,18 +271,18 @@ class Dispatcher:
             for it in chunk:
                 it.gas_reply = None
             return
-        batch = self.pool.submit(self._gas_batch, [it.sender.gas_call(it.request) for it in chunk])
+        batch = self.pool.submit(self._gas_batch, [sender_of(it).gas_call(it.request) for it in chunk])
         for k, it in enumerate(chunk):
             it.gas_reply = (batch, k)
 
-    def _gas_batch(self, calls: list) -> list:
+    def _gas_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         try:
             return self.client.batch_each(calls)
         except TemporaryError:  # each item then estimates on its own (TxSender.gas_from)
             return [None] * len(calls)
 
     @staticmethod
-    def _gas_reply(item: Launched):
+    def _gas_reply(item: Launched) -> Any:
         if item.gas_reply is None:
             return None
         batch, k = item.gas_reply
@@ -257,12 +297,12 @@ class Dispatcher:
             if item.out is None:
                 continue
             try:
-                item.sender.settle(item.out, item.urgency)
+                sender_of(item).settle(item.out, item.urgency)
             except KeeperError as e:
                 self._refuse(item, e)
                 continue
-            rc = item.out.receipt
-            self.journal.record_outcome(item.entry, "mined", mined_hash=rc["transactionHash"],
+            rc = receipt_of(item.out)
+            self.journal.record_outcome(entry_of(item), "mined", mined_hash=rc["transactionHash"],
                                         mined_block=int(rc["blockNumber"], 16))
             over = [a for a in item.out.attempts if a.bid.over_normal_cap]
             if over:
@@ -281,9 +321,10 @@ class Dispatcher:
         """Journal what is known: never signed -> failed; mined but reverted -> reverted; signed and
         maybe broadcast with no receipt -> left open for reconciliation."""
         self._alert_refusal(item, e)
-        rc = item.sender.last_receipt
-        if not self.journal.get(item.entry).attempts:
-            self.journal.record_outcome(item.entry, "failed", error=str(e)[:500])
+        rc = sender_of(item).last_receipt
+        entry = entry_of(item)
+        if not self.journal.get(entry).attempts:
+            self.journal.record_outcome(entry, "failed", error=str(e)[:500])
         elif rc is not None:
-            self.journal.record_outcome(item.entry, "reverted", mined_hash=rc["transactionHash"],
+            self.journal.record_outcome(entry, "reverted", mined_hash=rc["transactionHash"],
                                         mined_block=int(rc["blockNumber"], 16), error=str(e)[:500])

@@ -20,6 +20,7 @@ that works, logs the restore and calls ``on_restore()``. While the feed is down,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -113,10 +114,8 @@ class HeadFeed:
     def _close(self) -> None:
         ws = self._ws
         if ws is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing more to release
                 ws.close()
-            except Exception:  # already broken: nothing more to release
-                pass
 
     def _run(self) -> None:
         first = True
@@ -145,7 +144,7 @@ class HeadFeed:
         else:
             log.debug("new heads: WebSocket still unavailable", extra={"event": "heads_retry", "why": why})
 
-    def _rpc(self, ws: Any, req_id: int, method: str, params: list) -> Any:
+    def _rpc(self, ws: Any, req_id: int, method: str, params: list[Any]) -> Any:
         ws.send(json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params}))
         deadline = self.clock() + self.open_timeout
         while True:
@@ -156,13 +155,16 @@ class HeadFeed:
             if isinstance(msg, dict) and msg.get("id") == req_id:
                 if msg.get("error"):
                     err = msg["error"]
-                    raise HeadsUnavailable(f"{method} refused: {err.get('message', err) if isinstance(err, dict) else err}")
+                    why = err.get("message", err) if isinstance(err, dict) else err
+                    raise HeadsUnavailable(f"{method} refused: {why}")
                 return msg.get("result")
 
     def _subscribe_and_listen(self) -> None:
         from websockets.sync.client import connect
 
         self.connects += 1
+        if self.url is None:  # start() runs no subscription without a URL
+            raise HeadsUnavailable("no WebSocket URL")
         with connect(self.url, open_timeout=self.open_timeout, close_timeout=2, max_size=2**22) as ws:
             self._ws = ws
             try:
@@ -174,7 +176,8 @@ class HeadFeed:
                     raise HeadsUnavailable(f"eth_subscribe answered {sub!r}, not a subscription id")
                 with self._lock:
                     self.live, self.head_at = True, self.clock()
-                log.info("new heads: WebSocket subscription", extra={"event": "heads_ws", "ws": _redact(self.url or "")})
+                log.info("new heads: WebSocket subscription",
+                         extra={"event": "heads_ws", "ws": _redact(self.url or "")})
                 self.on_restore()
                 while not self._stop.is_set():
                     try:

@@ -9,8 +9,8 @@
   (``event: refit``) has the old and new vols with their sources. The law's fitted parameters stay.
 - ``stress`` (every ``daemon.stress_interval_s``, default an hour): the Monte Carlo stress of
   ``keeper stress`` (``stress_cmd.run_stress``) on the newest stored snapshot, paths drawn from
-  the deciding model's law and market; one JSON line (``event: stress``) with P(liq) per position per horizon and the worst
-  positions, and the ``keeper_stress_pliq`` / ``keeper_stress_book_var_usd`` gauges.
+  the deciding model's law and market; one JSON line (``event: stress``) with P(liq) per position per
+  horizon and the worst positions, and the ``keeper_stress_pliq`` / ``keeper_stress_book_var_usd`` gauges.
 
 Jobs read the chain through their own client (the tick's HTTP session is not shared across
 threads) and never raise: an error is logged (``event: job_failed``) and counted
@@ -22,8 +22,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from keeper.chain.multicall import Multicall
 from keeper.app.wiring import build_client
+from keeper.chain.multicall import Multicall
 from keeper.domain import Position
 from keeper.errors import ConfigError
 
@@ -53,7 +53,7 @@ def refit(k: Keeper) -> dict[str, Any]:
     in under the tick lock; returns the logged report. The law (fitted parameters) is kept."""
     block, positions = latest_positions(k)
     if not positions:
-        report = {"event": "refit", "block": None, "kept": True, "why": "no snapshot stored yet"}
+        report: dict[str, Any] = {"event": "refit", "block": None, "kept": True, "why": "no snapshot stored yet"}
         log.info("model kept: no snapshot stored yet", extra=report)
         return report
     old = k.risk.inputs()["vols"] if k.risk is not None else {}
@@ -94,7 +94,8 @@ def stress(k: Keeper) -> dict[str, Any] | None:
         return None
     by_key = {p.key: p for p in positions}
     hs = list(report.horizons)
-    rows, gauge = [], []
+    rows: list[dict[str, Any]] = []
+    gauge: list[tuple[Position, int, float]] = []
     for i, key in enumerate(report.keys):
         p_liq = {str(h): float(report.prob[j, i]) for j, h in enumerate(hs)}
         rows.append({"position": key, "label": report.labels[i], "p_liq": p_liq,

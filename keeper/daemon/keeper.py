@@ -31,39 +31,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from keeper.config import Config
-from keeper.daemon import jobs
-from keeper.app.books import (BookLayout, asset_params, book_layout, plan_books, policy_from,
-                                   read_book_calls, read_books)
-from keeper.daemon.heads import HeadFeed, ws_url_for
-from keeper.app.session import one_chain
-from keeper.app.books import VaultBook
-from keeper.daemon.dispatch import Dispatcher, Launched
-from keeper.app.perp_requests import PerpRequestWatch, RequestView
-from keeper.plan.planner import Plan
+from keeper.app.books import (
+    BookLayout,
+    VaultBook,
+    asset_params,
+    book_layout,
+    plan_books,
+    policy_from,
+    read_book_calls,
+    read_books,
+)
 from keeper.app.manual import Session, reconcile_journal
+from keeper.app.perp_requests import PerpRequestWatch, RequestView
 from keeper.app.recording import SnapshotWriter
+from keeper.app.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
+from keeper.app.session import one_chain
 from keeper.app.wiring import build_reader
-from keeper.protocols.reader import Snapshot
-from keeper.domain import ActionKind, Position, Protocol
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import OracleReader
+from keeper.config import Config
+from keeper.daemon import jobs
+from keeper.daemon.dispatch import Dispatcher, Launched, outcome_of, receipt_of, sender_of
+from keeper.daemon.heads import HeadFeed, ws_url_for
+from keeper.domain import ActionKind, Position, Protocol
 from keeper.errors import Halt, KeeperError, Reverted
+from keeper.plan.planner import Plan
+from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
-from keeper.app.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
 from keeper.store import Store
 from keeper.telemetry import Metrics, MetricsServer
+
+if TYPE_CHECKING:
+    from keeper.alerts import Alerter
+    from keeper.plan.whatif import AssetParams
 
 log = logging.getLogger("keeper.daemon")
 # A poll that finds the previous tick still running is skipped by design (max_instances=1).
@@ -72,7 +85,7 @@ logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
 
-def _alerter(cfg: Config):
+def _alerter(cfg: Config) -> Alerter:
     import os
 
     from keeper.alerts import make_alerter
@@ -131,7 +144,8 @@ class Keeper:
         acting = [a.address for a in self.ccfg.accounts if a.kind in ("vault", "owner")]
         watching = [a.address for a in self.ccfg.accounts if a.kind not in ("vault", "owner")]
         self.reader = build_reader(self.name, self.ccfg, client=self.client, accounts=acting)
-        self.watch_reader = build_reader(self.name, self.ccfg, client=self.client, accounts=watching) if watching else None
+        self.watch_reader = (build_reader(self.name, self.ccfg, client=self.client, accounts=watching)
+                             if watching else None)
         self.policy = policy_from(self.cfg)
         perp = self.ccfg.perp
         # Gated GMX v1: follow the vaults' PositionRouter requests (see perp_requests).
@@ -155,7 +169,7 @@ class Keeper:
         self.last_block_at = self.clock()
         log.info("keeper started", extra={"event": "startup", "chain": self.name, "block": snap.block,
                                           "positions": len(snap.positions), "dry_run": self.dry_run,
-                                          "model": self.risk.describe()})
+                                          "model": self._model().describe()})
 
     def build_model(self, positions: Sequence[Position], block: int | None, *, stored: bool,
                     mc: Multicall | None = None) -> tuple[RiskModel, list[str]]:
@@ -168,6 +182,12 @@ class Keeper:
                               stored=(lambda feed: self.store.price_rounds(self.name, feed)) if stored else None)
         return assemble_model(self.cfg, self.model_choice, list(syms), rounds, self.vols)
 
+    def _model(self) -> RiskModel:
+        """The risk model in use: ``start`` sets it (``set_model``) before anything plans with it."""
+        if self.risk is None:
+            raise RuntimeError(f"{self.name}: no risk model yet")
+        return self.risk
+
     def set_model(self, built: tuple[RiskModel, list[str]]) -> None:
         """Swap the model in (between ticks: callers hold ``tick_lock`` once the daemon runs) and
         alert on each default it had to take."""
@@ -178,10 +198,11 @@ class Keeper:
             log.warning(f"risk model: {w}", extra={"event": "model_default", "why": w})
             self.alerter.notify("model_default", "warning", f"{self.name}: risk model default", w)
 
-    def _health(self):
+    def _health(self) -> tuple[bool, str]:
         stalled = self.clock() - self.last_block_at
         ok = self.halted is None and stalled <= self.cfg.daemon.watchdog_seconds
-        return ok, f"last block {self.last_block}, {stalled:.0f} s ago" + (f"; halted: {self.halted}" if self.halted else "")
+        halted = f"; halted: {self.halted}" if self.halted else ""
+        return ok, f"last block {self.last_block}, {stalled:.0f} s ago" + halted
 
     def _on_failover(self, frm: str, to: str, why: str) -> None:
         self.metrics.rpc_failover(self.name)
@@ -207,8 +228,9 @@ class Keeper:
     def _record_failed(self, block: int, e: Exception) -> None:
         log.error("recording the snapshot failed", extra={"event": "record_failed", "block": block, "error": str(e)})
 
-    def _session(self, snap, assets=None, books=None) -> Session:
-        return Session(self.name, self.client, self.reader, snap, assets or [], books or [], getattr(self, "risk", None),
+    def _session(self, snap: Snapshot, assets: list[AssetParams] | None = None,
+                 books: list[VaultBook] | None = None) -> Session:
+        return Session(self.name, self.client, self.reader, snap, assets or [], books or [], self._model(),
                        self.policy)
 
     def read_all(self, block: int | None = None) -> Snapshot:
@@ -238,10 +260,8 @@ class Keeper:
         assets = asset_params(self.reader, snap)
         prefetched = None
         if ahead is not None:
-            try:
+            with contextlib.suppress(KeeperError):  # read again below
                 prefetched = (ahead[0], block, ahead[1].result())
-            except KeeperError:
-                pass  # read again below
         books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched)
         session = self._session(snap, assets, books)
         requests = pending.result() if pending is not None else self._requests(snap)
@@ -250,11 +270,12 @@ class Keeper:
         for book in books:
             for a in assets:
                 if book.reserve is not None:
-                    self.metrics.set_reserve(self.name, book.vault, a.symbol, book.reserve.get(a.address) / 10**a.decimals)
+                    self.metrics.set_reserve(self.name, book.vault, a.symbol,
+                                             book.reserve.get(a.address) / 10**a.decimals)
         p_liq: dict[str, float] = {}
-        launched: list[tuple[Launched, dict]] = []
+        launched: list[tuple[Launched, dict[str, Any]]] = []
         later: list[tuple[VaultBook, Plan]] = []  # alerts and skips are logged after the sends
-        for book, plan in plan_books(books, self.risk, assets, self.policy, block, self.last_action_block):
+        for book, plan in plan_books(books, self._model(), assets, self.policy, block, self.last_action_block):
             p_liq.update(plan.p_liq)
             later.append((book, plan))
             for action in plan.actions:
@@ -267,11 +288,12 @@ class Keeper:
                                                "why": waiting})
                     continue
                 r = action.reason
-                fields = {"event": "decision", "position": action.position_key, "action": action.kind.value,
-                          "asset": action.asset.symbol, "amount": action.amount, "usd": action.usd,
-                          "p_before": r.p_before, "p_after": r.p_after, "health_before": r.health_before,
-                          "health_after_estimate": r.health_after, "model": r.model, "why": r.note,
-                          "dry_run": self.dry_run}
+                fields: dict[str, Any] = {
+                    "event": "decision", "position": action.position_key, "action": action.kind.value,
+                    "asset": action.asset.symbol, "amount": action.amount, "usd": action.usd,
+                    "p_before": r.p_before, "p_after": r.p_after, "health_before": r.health_before,
+                    "health_after_estimate": r.health_after, "model": r.model, "why": r.note,
+                    "dry_run": self.dry_run}
                 if self.dry_run:
                     log.info("would act", extra=fields)
                     done += 1
@@ -330,7 +352,7 @@ class Keeper:
         log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started})
         return done
 
-    def _mark_lead(self, snap) -> None:
+    def _mark_lead(self, snap: Snapshot) -> None:
         """Gated GMX perps: margin lands a PositionRouter request later; the planner forecasts over
         the horizon plus that delay (the configured latency, or the measured one when longer, in
         blocks at the chain's measured block time)."""
@@ -338,15 +360,16 @@ class Keeper:
         if prev is not None and snap.block > prev[0] and snap.timestamp >= prev[1]:
             per_block = (snap.timestamp - prev[1]) / (snap.block - prev[0])
             self.block_seconds = per_block if self.block_seconds is None else 0.8 * self.block_seconds + 0.2 * per_block
-        if self.requests is None:
+        perp = self.ccfg.perp
+        if self.requests is None or perp is None:  # requests are followed only with a perp config
             return
-        blocks = max(self.ccfg.perp.request_latency_blocks, self.requests.measured_latency())
+        blocks = max(perp.request_latency_blocks, self.requests.measured_latency())
         hours = blocks * (self.block_seconds or 1.0) / 3600.0
         for p in snap.positions:
             if p.perp is not None and p.extra.get("gated"):
                 p.extra["lead_hours"] = hours
 
-    def _requests(self, snap) -> RequestView:
+    def _requests(self, snap: Snapshot) -> RequestView:
         """The pending GMX PositionRouter requests of the vaults that hold gated perps (an empty view
         without any; an owner-held perp cannot have a request of the vault's)."""
         if self.requests is None:
@@ -359,7 +382,7 @@ class Keeper:
             self.metrics.observe_request_latency(self.name, latency)
         return view
 
-    def _settle(self, launched: list[tuple[Launched, dict]], started: float) -> int:
+    def _settle(self, launched: list[tuple[Launched, dict[str, Any]]], started: float) -> int:
         """Wait for every launched action (``dispatch``). A revert refused in the estimate only
         skips its action; any other failure fails the tick after all the others are settled (the
         circuit breaker counts it)."""
@@ -377,19 +400,20 @@ class Keeper:
                                     position=action.position_key)
                 # A revert refused before sending, or one mined (a race with the block: recorded as
                 # "reverted" in the journal), only skips its action; other failures fail the tick.
-                mined_revert = item.sender.last_receipt is not None
+                mined_revert = sender_of(item).last_receipt is not None
                 if not isinstance(e, Reverted) and not mined_revert and fatal is None:
                     fatal = e
                 continue
-            out = item.out
+            out = outcome_of(item)
             self.metrics.action_sent(self.name, action.kind.value)
             self.alerter.notify("action", "info", f"{self.name}: {action.kind.value} {action.amount:g} "
                                 f"{action.asset.symbol}", action.reason.note, position=action.position_key,
                                 tx=out.mined_hash)
-            self.last_action_block[action.position_key] = int(out.receipt["blockNumber"], 16)
+            block_mined = int(receipt_of(out)["blockNumber"], 16)
+            self.last_action_block[action.position_key] = block_mined
             self.actions_sent += 1
             done += 1
-            log.info("acted", extra={**fields, "tx": out.mined_hash, "block": int(out.receipt["blockNumber"], 16)})
+            log.info("acted", extra={**fields, "tx": out.mined_hash, "block": block_mined})
         if fatal is not None:
             raise fatal
         return done
@@ -418,14 +442,15 @@ class Keeper:
     def _newest_head(self) -> int:
         """The subscription's newest head; the node's (``eth_blockNumber``) while polling, or when the
         subscription has been silent for ``daemon.ws_stall_seconds`` and the node is ahead of it."""
-        ws = self.heads.newest() if self.heads is not None else None
-        if ws is None:
+        heads = self.heads
+        ws = heads.newest() if heads is not None else None
+        if ws is None or heads is None:
             return self.client.block_number()
-        silent = self.clock() - self.heads.head_at
+        silent = self.clock() - heads.head_at
         if silent > self.cfg.daemon.ws_stall_seconds:
             polled = self.client.block_number()
             if polled > ws:
-                self.heads.stalled(f"no head from the WebSocket for {silent:.0f} s while the node is at block {polled}")
+                heads.stalled(f"no head from the WebSocket for {silent:.0f} s while the node is at block {polled}")
                 return polled
         return ws
 
@@ -433,10 +458,9 @@ class Keeper:
         """A new head from the subscription: run the tick job now (never a second instance)."""
         sched = self._sched
         if sched is not None and not self.stop.is_set():
-            try:
-                sched.modify_job("block_tick", next_run_time=datetime.now(timezone.utc))
-            except Exception:  # the scheduler is shutting down; the interval run would come anyway
-                pass
+            # the scheduler may be shutting down; the interval run would come anyway
+            with contextlib.suppress(Exception):
+                sched.modify_job("block_tick", next_run_time=datetime.now(UTC))
 
     def _heads_down(self, why: str) -> None:
         self.metrics.ws_fallback(self.name)

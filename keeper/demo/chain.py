@@ -1,6 +1,6 @@
 """The demo's chain: an in-process anvil with the full devnet deployed and seeded (GMX v1 gated, with
-its position keeper process), the liquidator funded, 1 s blocks; the crash fed through the Chainlink feeds; one read per block of every
-position's health (with the keeper's own reader) and of the feeds."""
+its position keeper process), the liquidator funded, 1 s blocks; the crash fed through the Chainlink
+feeds; one read per block of every position's health (with the keeper's own reader) and of the feeds."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from eth_typing import HexStr
 from web3 import Web3
+from web3.types import RPCEndpoint, TxReceipt
 
+from keeper.app.wiring import build_reader
 from keeper.chain import contracts as C
 from keeper.config import chain_from_deployment
-from keeper.app.wiring import build_reader
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.commands import check_toolchain, start_position_keeper
 from keeper.devnet.deploy import deploy_devnet
@@ -38,7 +41,7 @@ class BlockRecord:
     health: dict[str, float | None] = field(default_factory=dict)
 
 
-def position_id_key(p: dict) -> tuple[str, str, str]:
+def position_id_key(p: dict[str, Any]) -> tuple[str, str, str]:
     """The (protocol, account, market) of a deployment position, as the reader's ``Position`` has it."""
     if p["protocol"] == "aave_v3":
         market = "pool"
@@ -59,15 +62,15 @@ class DemoChain:
         self.port = port
         self.node: Anvil | None = None
         self.w3: Web3 | None = None
-        self.dep: dict = {}
+        self.dep: dict[str, Any] = {}
         self.reader: ChainReader | None = None
-        self.position_keeper = None  # GMX v1's position keeper process (gated mode)
+        self.position_keeper: subprocess.Popen[bytes] | None = None  # GMX v1's position keeper (gated mode)
 
     @property
     def deployment_path(self) -> Path:
         return self.out / "devnet.json"
 
-    def start(self) -> dict:
+    def start(self) -> dict[str, Any]:
         """Start anvil, deploy and seed (automine, fast), fund the liquidator, write the deployment."""
         check_toolchain()
         self.node = Anvil(port=self.port, log_path=self.out / "anvil.log").start()
@@ -93,11 +96,16 @@ class DemoChain:
         assert self.node is not None
         return self.node.url
 
+    @property
+    def web3(self) -> Web3:
+        assert self.w3 is not None, "the demo chain is not started"
+        return self.w3
+
     def interval_mining(self, seconds: int = 1) -> None:
-        self.w3.provider.make_request("evm_setIntervalMining", [seconds])
+        self.web3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [seconds])
 
     def head(self) -> int:
-        return self.w3.eth.block_number
+        return self.web3.eth.block_number
 
     def wait_block(self, after: int, timeout: float = 10.0) -> int:
         """The first head above ``after``."""
@@ -117,6 +125,7 @@ class DemoChain:
             self._feeds[sym].functions.updateAnswer(answer).transact({"from": admin, "gas": 200_000})
 
     def read(self, block: int) -> BlockRecord:
+        assert self.reader is not None, "the demo chain is not started"
         snap = self.reader.read(block)
         by_name = {r.name: r.price for r in snap.prices.values()}
         rec = BlockRecord(block, snap.timestamp, by_name.get("ETH", float("nan")), by_name.get("BTC", float("nan")))
@@ -127,8 +136,8 @@ class DemoChain:
                 rec.health[pid] = p.health
         return rec
 
-    def receipt(self, tx: str) -> dict:
-        return self.w3.eth.get_transaction_receipt(tx)
+    def receipt(self, tx: str) -> TxReceipt:
+        return self.web3.eth.get_transaction_receipt(HexStr(tx))
 
     def stop(self) -> None:
         if self.reader is not None:

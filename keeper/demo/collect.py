@@ -44,10 +44,10 @@ class Liquidation:
     gas_price: int
     repaid_usd: float
     seized_usd: float
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
-def json_lines(path: Path) -> Iterator[dict]:
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON objects of a log file, skipping anything else (a traceback, a partial last line)."""
     if not path.exists():
         return
@@ -60,7 +60,7 @@ def json_lines(path: Path) -> Iterator[dict]:
                 continue
 
 
-def position_ids(dep: dict) -> Callable[[str], str | None]:
+def position_ids(dep: dict[str, Any]) -> Callable[[str], str | None]:
     """Map a keeper position key (``chain:protocol:address:account:market``) to a deployment id."""
     from keeper.demo.chain import position_id_key
 
@@ -79,7 +79,7 @@ def _health(raw: int) -> float | None:
     return None if raw >= 2**255 else raw / WAD
 
 
-def keeper_actions(log: Path, dep: dict, receipt: Callable[[str], Any], w3: Web3) -> list[KeeperAction]:
+def keeper_actions(log: Path, dep: dict[str, Any], receipt: Callable[[str], Any], w3: Web3) -> list[KeeperAction]:
     """Every action the daemon logged as sent ("acted"), with its receipt's gas and the vault's
     ``KeeperAction`` event (the on-chain health before and after). A margin top-up on gated GMX v1
     is a PositionRouter request (``PerpIncreaseRequested``: the health before; the margin lands
@@ -101,8 +101,9 @@ def keeper_actions(log: Path, dep: dict, receipt: Callable[[str], Any], w3: Web3
         out.append(KeeperAction(
             block=r["blockNumber"], position=lookup(rec.get("position", "")) or rec.get("position", "?"),
             kind=rec.get("action", "?"), asset=rec.get("asset", "?"), amount=float(rec.get("amount") or 0),
-            usd=float(rec.get("usd") or 0), tx=rec["tx"], gas_used=r["gasUsed"], gas_price=r.get("effectiveGasPrice", 0),
-            health_before=before, health_after=after, why=str(rec.get("why") or "")))
+            usd=float(rec.get("usd") or 0), tx=rec["tx"], gas_used=r["gasUsed"],
+            gas_price=r.get("effectiveGasPrice", 0), health_before=before, health_after=after,
+            why=str(rec.get("why") or "")))
     return out
 
 
@@ -125,8 +126,8 @@ def liquidations(events: Path) -> list[Liquidation]:
     for rec in json_lines(events):
         if rec.get("event") != "liquidation":
             continue
-        detail = {k: rec[k] for k in ("repaid", "seized", "state", "size_usd", "collateral_lost_usd", "bad_debt")
-                  if k in rec}
+        keys = ("repaid", "seized", "state", "size_usd", "collateral_lost_usd", "bad_debt")
+        detail: dict[str, Any] = {k: rec[k] for k in keys if k in rec}
         out.append(Liquidation(rec["block"], rec["position"], rec["tx"], rec["gas_used"], rec.get("gas_price", 0),
                                float(rec.get("repaid_usd", 0.0)), float(rec.get("seized_usd", 0.0)), detail))
     return out
@@ -154,14 +155,14 @@ class ChainLiquidation:
     event: str  # LiquidationCall | Liquidate | LiquidatePosition | ClosePosition (perp state 2)
 
 
-def chain_liquidations(w3: Web3, dep: dict, first: int, last: int) -> list[ChainLiquidation]:
+def chain_liquidations(w3: Web3, dep: dict[str, Any], first: int, last: int) -> list[ChainLiquidation]:
     """Every liquidation of a deployment position in blocks ``first..last``, from the protocols' own
     events: Aave ``LiquidationCall``, Morpho ``Liquidate``, GMX v1 ``LiquidatePosition``, and a perp
     closed by a ``liquidatePosition`` call in state 2 (a ``DecreasePosition`` in a transaction to the
     GMX Vault or its PositionManager whose input is ``liquidatePosition``)."""
     from keeper.demo.liquidator import MORPHO_LIQUIDATE_TOPIC
 
-    ids: dict[tuple, str] = {}
+    ids: dict[tuple[Any, ...], str] = {}
     for p in dep["positions"]:
         acct = p["account"].lower()
         if p["protocol"] == "aave_v3":

@@ -103,7 +103,8 @@ def phase_lengths(steps: int) -> tuple[int, int, int, int]:
 
 def _bridge(noise: np.ndarray, total: float) -> np.ndarray:
     """Keep the noise's shape, make its sum ``total``."""
-    return noise - noise.mean() + total / len(noise)
+    bridged: np.ndarray = noise - noise.mean() + total / len(noise)
+    return bridged
 
 
 def generate(spec: CrashSpec = CrashSpec()) -> CrashPath:

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
@@ -49,12 +51,12 @@ MORPHO_LIQUIDATE_TOPIC = Web3.keccak(text="Liquidate(bytes32,address,address,uin
 class Candidate:
     """A position the views say is liquidatable at ``block``."""
 
-    position: dict
+    position: dict[str, Any]
     block: int
     why: str
 
 
-def _morpho_params(m: dict) -> tuple:
+def _morpho_params(m: dict[str, Any]) -> tuple[Any, ...]:
     return (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
 
 
@@ -63,7 +65,7 @@ def _mul_div_up(x: int, y: int, d: int) -> int:
 
 
 class Liquidator:
-    def __init__(self, w3: Web3, dep: dict, out: Path) -> None:
+    def __init__(self, w3: Web3, dep: dict[str, Any], out: Path) -> None:
         self.w3, self.dep, self.out = w3, dep, out
         self.me = Web3.to_checksum_address(dep["roles"]["liquidator"])
         version = dep["aave_v3"].get("version")  # "3.7", "3.0" (None: a file from before 3.7)
@@ -75,7 +77,8 @@ class Liquidator:
         # GMX v1 gated (production): liquidations are private, through the PositionManager, which
         # runs them inside the Timelock's enableLeverage (at the execution margin fee).
         gated = dep["perp"].get("mode") == "gated"
-        self.perp_liquidator = (w3.eth.contract(address=dep["perp"]["position_manager"], abi=C.gmx("PositionManager").abi)
+        self.perp_liquidator = (w3.eth.contract(address=dep["perp"]["position_manager"],
+                                                abi=C.gmx("PositionManager").abi)
                                 if gated else self.perp)
         self.erc20 = C.ours("TestERC20").abi
         # Aave v3.7's custom errors (its Errors library) are decoded by keeper.chain.revert itself.
@@ -96,10 +99,11 @@ class Liquidator:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=self.erc20)
 
     def usd(self, token: str, raw: int, block: int) -> float:
-        sym, t = self.tokens[token.lower()]
+        _sym, t = self.tokens[token.lower()]
         feed = self.w3.eth.contract(address=t["feed"], abi=self.feed_abi)
         answer = feed.functions.latestRoundData().call(block_identifier=block)[1]
-        return raw / 10 ** t["decimals"] * answer / 10 ** self.dep["feeds"][t["feed_symbol"]]["decimals"]
+        value: float = raw / 10 ** t["decimals"] * answer / 10 ** self.dep["feeds"][t["feed_symbol"]]["decimals"]
+        return value
 
     # --- set-up -----------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -114,7 +118,7 @@ class Liquidator:
                   positions=[p["id"] for p in self.dep["positions"]])
 
     # --- checks, with the protocols' own views ------------------------------------------------
-    def check(self, p: dict, block: int) -> Candidate | None:
+    def check(self, p: dict[str, Any], block: int) -> Candidate | None:
         kind = p["protocol"]
         account = Web3.to_checksum_address(p["account"])
         if kind == "aave_v3":
@@ -148,7 +152,7 @@ class Liquidator:
         return None
 
     # --- liquidation calls --------------------------------------------------------------------
-    def _aave_call(self, account: str, block: int):
+    def _aave_call(self, account: str, block: int) -> ContractFunction:
         best: tuple[float, str] | None = None
         for addr in self.tokens:
             a = Web3.to_checksum_address(addr)
@@ -160,26 +164,29 @@ class Liquidator:
         if best is None:
             raise ConfigError("no collateral left to seize")
         usdc = Web3.to_checksum_address(self.dep["tokens"]["USDC"]["address"])
-        return self.pool.functions.liquidationCall(best[1], usdc, account, MAX, False)
+        fn: ContractFunction = self.pool.functions.liquidationCall(best[1], usdc, account, MAX, False)
+        return fn
 
-    def _morpho_call(self, p: dict, account: str, block: int):
+    def _morpho_call(self, p: dict[str, Any], account: str, block: int) -> ContractFunction:
         m = self.markets[p["market"].lower()]
         params = _morpho_params(m)
         mid = bytes.fromhex(m["id"][2:])
         _supply, shares, collateral = self.morpho.functions.position(mid, account).call(block_identifier=block)
-        whole_debt = self.morpho.functions.liquidate(params, account, 0, shares, b"")
+        whole_debt: ContractFunction = self.morpho.functions.liquidate(params, account, 0, shares, b"")
         try:
             whole_debt.call({"from": self.me})
             return whole_debt
         except (ContractLogicError, ContractCustomError):
             # Repaying everything would seize more collateral than there is: seize it all instead.
-            return self.morpho.functions.liquidate(params, account, collateral, 0, b"")
+            all_collateral: ContractFunction = self.morpho.functions.liquidate(params, account, collateral, 0, b"")
+            return all_collateral
 
-    def _perp_call(self, p: dict, account: str):
-        return self.perp_liquidator.functions.liquidatePosition(account, p["collateral_token"], p["index_token"],
-                                                                p["is_long"], self.me)
+    def _perp_call(self, p: dict[str, Any], account: str) -> ContractFunction:
+        fn: ContractFunction = self.perp_liquidator.functions.liquidatePosition(
+            account, p["collateral_token"], p["index_token"], p["is_long"], self.me)
+        return fn
 
-    def send(self, c: Candidate) -> bytes | None:
+    def send(self, c: Candidate) -> HexBytes | None:
         p = c.position
         account = Web3.to_checksum_address(p["account"])
         try:
@@ -199,7 +206,7 @@ class Liquidator:
             return None
 
     # --- what a receipt says ------------------------------------------------------------------
-    def describe(self, p: dict, receipt: Any) -> dict:
+    def describe(self, p: dict[str, Any], receipt: Any) -> dict[str, Any]:
         block = receipt["blockNumber"]
         out: dict[str, Any] = {"repaid": {}, "seized": {}, "repaid_usd": 0.0, "seized_usd": 0.0}
 

@@ -3,6 +3,7 @@ kernel if the demo dies (``PR_SET_PDEATHSIG``), stopped with SIGTERM -> SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -15,10 +16,8 @@ from keeper.errors import TemporaryError
 
 
 def die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def tail(path: Path, lines: int = 5) -> str:
@@ -36,9 +35,9 @@ class Child:
     def __init__(self, name: str, cmd: Sequence[str], log: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
         self.name, self.cmd, self.log, self.env, self.cwd = name, list(cmd), log, env, cwd
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Child":
+    def start(self) -> Child:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

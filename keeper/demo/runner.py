@@ -136,6 +136,8 @@ class Demo:
     def _replay(self) -> tuple[list[BlockRecord], list[int], list[tuple[str, int, int]]]:
         """Returns the block records, the block from which each step's prices are in force, and
         each phase's (name, first block, last block)."""
+        keeper, liquidator = self.keeper, self.liquidator
+        assert keeper is not None and liquidator is not None, "the children are not started"
         records: list[BlockRecord] = []
         last = self.chain.head()
         step_blocks: list[int] = []
@@ -145,8 +147,8 @@ class Demo:
             step_blocks.append(head + 1)  # the step's prices are in force from the next block
             records.append(self.chain.read(head))
             last = head
-            self.keeper.check_alive()
-            self.liquidator.check_alive()
+            keeper.check_alive()
+            liquidator.check_alive()
             if i % 10 == 0:
                 self.log(f"  step {i:>3}/{len(self.path)} block {head}: ETH {self.path.eth[i]:,.0f} "
                          f"BTC {self.path.btc[i]:,.0f} ({self.path.phases[i]})")
@@ -183,10 +185,10 @@ class Demo:
             records, step_blocks, phases = self._replay()
             codes = self._stop_children()
             problems = [f"the {name} exited with code {code}" for name, code in codes.items() if code not in (0, None)]
-            actions = collect.keeper_actions(out / "keeper.log", dep, self.chain.receipt, self.chain.w3)
+            actions = collect.keeper_actions(out / "keeper.log", dep, self.chain.receipt, self.chain.web3)
             liqs = collect.liquidations(out / "liquidator.jsonl")
             problems += collect.keeper_problems(out / "keeper.log")
-            onchain = collect.chain_liquidations(self.chain.w3, dep, dep["deployed_at_block"], records[-1].block)
+            onchain = collect.chain_liquidations(self.chain.web3, dep, dep["deployed_at_block"], records[-1].block)
             summary = summarise(dep, records, actions, liqs, problems, onchain)
             summary.daemon_exit = codes.get("keeper daemon")
             png = write_timeline(out / "timeline.png", records, summary.pairs, actions, liqs,

@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from keeper.demo.chain import BlockRecord
 from keeper.demo.collect import ChainLiquidation, KeeperAction, Liquidation
@@ -26,12 +27,12 @@ class Side:
     positions: list[str]
     liquidated: list[str] = field(default_factory=list)
     liquidations: int = 0
-    per_position: Counter = field(default_factory=Counter)  # liquidation transactions
+    per_position: Counter[str] = field(default_factory=Counter)  # liquidation transactions
     seized_usd: float = 0.0
     repaid_by_liquidator_usd: float = 0.0
     committed_usd: float = 0.0  # top-ups and repays by the keeper
     released_usd: float = 0.0  # excess withdrawn back to the reserve
-    actions: Counter = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)
     keeper_gas: int = 0
     liquidator_gas: int = 0
     min_health: dict[str, float | None] = field(default_factory=dict)
@@ -66,12 +67,13 @@ class Summary:
         if self.daemon_exit != 0:
             return f"FAIL: the keeper daemon did not run cleanly to the end (exit code {self.daemon_exit})"
         if not self.twins.liquidated:
-            return "FAIL: no unprotected twin was liquidated: the crash did not test the keeper (or the liquidator failed)"
+            return ("FAIL: no unprotected twin was liquidated: the crash did not test the keeper "
+                    "(or the liquidator failed)")
         return (f"OK: every protected position survived; {len(self.twins.liquidated)} of {len(self.twins.positions)} "
                 f"unprotected twins were liquidated")
 
-    def as_dict(self) -> dict:
-        def side(s: Side) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        def side(s: Side) -> dict[str, Any]:
             return {"label": s.label, "positions": s.positions, "liquidated": s.liquidated,
                     "liquidations": s.liquidations, "seized_usd": round(s.seized_usd, 2),
                     "repaid_by_liquidator_usd": round(s.repaid_by_liquidator_usd, 2),
@@ -93,7 +95,7 @@ def _json_num(x: float | None) -> float | str | None:
     return round(x, 4) if math.isfinite(x) else "inf"
 
 
-def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[KeeperAction],
+def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequence[KeeperAction],
               liquidations: Sequence[Liquidation], problems: Sequence[str] = (),
               onchain: Sequence[ChainLiquidation] | None = None) -> Summary:
     """``onchain``, when given, is the truth about who was liquidated: the liquidator's own records
@@ -105,7 +107,8 @@ def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[Keepe
         reported = {liq.tx for liq in liquidations}
         for liq in liquidations:
             if liq.tx not in on_chain_txs:
-                problems.append(f"the liquidator reported {liq.tx} on {liq.position}, but no liquidation event is on chain")
+                problems.append(f"the liquidator reported {liq.tx} on {liq.position}, "
+                                "but no liquidation event is on chain")
         unreported = [c for c in onchain if c.tx not in reported]
         for c in unreported:
             problems.append(f"{c.position} was liquidated in {c.tx} ({c.event}), which the liquidator did not report")
@@ -146,12 +149,12 @@ def summarise(dep: dict, records: Sequence[BlockRecord], actions: Sequence[Keepe
         elif a.kind == "withdraw_excess":
             s.released_usd += a.usd
     for pid in ids:
-        seen = [r.health[pid] for r in records if r.health.get(pid) is not None]
+        seen = [h for r in records if (h := r.health.get(pid)) is not None]
         if (s := side_of(pid)) is None:
             continue
         s.min_health[pid] = min(seen) if seen else None
         s.final_health[pid] = records[-1].health.get(pid) if records else None
-    pairs = [(pid, t) for pid in sides["alice"].positions if (t := twin_of(pid)) in ids]
+    pairs = [(pid, t) for pid in sides["alice"].positions if (t := twin_of(pid)) is not None and t in ids]
     first = records[0].block if records else 0
     last = records[-1].block if records else 0
     return Summary(sides["alice"], sides["carol"], sides["bob"], pairs, len(records), first, last, problems,
@@ -170,7 +173,7 @@ def _h(x: float | None) -> str:
     return "no debt" if not math.isfinite(x) else f"{math.floor(x * 1000) / 1000:.3f}"
 
 
-def _actions(c: Counter) -> str:
+def _actions(c: Counter[str]) -> str:
     if not c:
         return "0"
     return f"{sum(c.values())} (" + ", ".join(f"{n} {k}" for k, n in sorted(c.items())) + ")"

@@ -18,6 +18,7 @@ configureReserveAsCollateral, setReserveBorrowing -> setEModeCategory, setAssetE
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
@@ -59,7 +60,7 @@ class EModeSpec:
 
 
 def deploy_aave(d: Deployer, reserves: list[ReserveSpec], admin: str, treasury: str, *,
-                version: str = DEFAULT_AAVE_VERSION, emodes: tuple[EModeSpec, ...] = ()) -> dict:
+                version: str = DEFAULT_AAVE_VERSION, emodes: tuple[EModeSpec, ...] = ()) -> dict[str, Any]:
     """Deploy Aave v3 ``version`` ("3.7" or "3.0"); returns the addresses for the deployment file."""
     if version == "3.0":
         return deploy_aave_v30(d, reserves, admin, treasury, emodes)
@@ -71,7 +72,7 @@ def deploy_aave(d: Deployer, reserves: list[ReserveSpec], admin: str, treasury: 
 
 
 def deploy_aave_v30(d: Deployer, reserves: list[ReserveSpec], admin: str, treasury: str,
-                    emodes: tuple[EModeSpec, ...] = ()) -> dict:
+                    emodes: tuple[EModeSpec, ...] = ()) -> dict[str, Any]:
     provider = d.deploy(C.aave("PoolAddressesProvider"), MARKET_ID, admin)
     # setACLAdmin must come before ACLManager's constructor (else it reverts "75").
     d.send(provider.functions.setACLAdmin(admin), sender=admin)
@@ -138,7 +139,7 @@ def configure_reserves(d: Deployer, configurator: Contract, reserves: list[Reser
 
 def describe(*, version: str, revision: int, provider: Contract, acl: Contract, pool: Contract,
              configurator: Contract, oracle: Contract, data_provider: Contract, strategy: Contract,
-             reserves: list[ReserveSpec], emodes: tuple[EModeSpec, ...]) -> dict:
+             reserves: list[ReserveSpec], emodes: tuple[EModeSpec, ...]) -> dict[str, Any]:
     """The deployment file's ``aave_v3`` section (the same keys on every version)."""
     a_tokens, variable_debt = {}, {}
     for r in reserves:

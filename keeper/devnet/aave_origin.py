@@ -16,11 +16,23 @@ setAssetBorrowableInEMode (category bitmaps since v3.2).
 
 from __future__ import annotations
 
-from eth_abi import encode
+from typing import Any
+
+from eth_abi.abi import encode
 
 from keeper.chain import contracts as C
-from keeper.devnet.aave import (MARKET_ID, RATE_BASE_BPS, RATE_OPTIMAL_BPS, RATE_SLOPE1_BPS, RATE_SLOPE2_BPS, ZERO,
-                                EModeSpec, ReserveSpec, configure_reserves, describe)
+from keeper.devnet.aave import (
+    MARKET_ID,
+    RATE_BASE_BPS,
+    RATE_OPTIMAL_BPS,
+    RATE_SLOPE1_BPS,
+    RATE_SLOPE2_BPS,
+    ZERO,
+    EModeSpec,
+    ReserveSpec,
+    configure_reserves,
+    describe,
+)
 from keeper.devnet.deployer import Deployer
 
 LOGIC_LIBRARIES = ("BorrowLogic", "LiquidationLogic", "PoolLogic", "SupplyLogic")
@@ -33,7 +45,7 @@ def rate_data() -> bytes:
 
 
 def deploy_aave_v37(d: Deployer, reserves: list[ReserveSpec], admin: str, treasury: str,
-                    emodes: tuple[EModeSpec, ...] = ()) -> dict:
+                    emodes: tuple[EModeSpec, ...] = ()) -> dict[str, Any]:
     art = C.aave_origin
     provider = d.deploy(art("PoolAddressesProvider"), MARKET_ID, admin)
     d.send(provider.functions.setACLAdmin(admin), sender=admin)

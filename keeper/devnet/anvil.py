@@ -9,6 +9,7 @@ the process that started it dies (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -23,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
 from keeper.chain.contracts import NODE_MODULES
 from keeper.errors import ConfigError, TemporaryError
@@ -61,7 +63,8 @@ def find_anvil() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def port_is_busy(port: int, host: str = "127.0.0.1") -> bool:
@@ -74,7 +77,7 @@ def port_is_busy(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0):
+def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call over HTTP without web3 (readiness checks, fork URL checks)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -125,8 +128,10 @@ class Anvil:
         self.extra_args = list(extra_args)
         self.detach = detach
         self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-        self._log = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        # processes started next to a foreground devnet (the GMX position keeper), see commands.up
+        self.companions: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
@@ -145,7 +150,7 @@ class Anvil:
             cmd += ["--chain-id", str(self.chain_id)]
         return cmd + self.extra_args
 
-    def start(self, timeout: float = 30.0) -> "Anvil":
+    def start(self, timeout: float = 30.0) -> Anvil:
         binary = find_anvil()
         if self.port is None:
             self.port = free_port(self.host)
@@ -163,29 +168,36 @@ class Anvil:
                     hint="check the URL, or omit --fork-url for a fresh local chain",
                 ) from e
         # anvil's output goes to a file (never an unread pipe, which would block it when full).
-        log = open(self.log_path, "ab") if self.log_path else tempfile.TemporaryFile()
-        self._log = log if not self.log_path else None
-        try:
-            self.proc = subprocess.Popen(
-                self.command(binary),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=self.detach,
-                preexec_fn=None if self.detach else die_with_parent,
-            )
-        finally:
-            if self.log_path:
-                log.close()
-        self._wait_ready(timeout)
+        if self.log_path:
+            self._log = None
+            with open(self.log_path, "ab") as log:
+                proc = self._spawn(binary, log)
+        else:
+            with contextlib.ExitStack() as stack:
+                tmp = stack.enter_context(tempfile.TemporaryFile())
+                self._log = tmp
+                proc = self._spawn(binary, tmp)
+                stack.pop_all()  # kept open: _last_output_line reads anvil's output back from it
+        self.proc = proc
+        self._wait_ready(proc, timeout)
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _spawn(self, binary: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.command(binary),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=self.detach,
+            preexec_fn=None if self.detach else die_with_parent,
+        )
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 err = self._last_output_line()
-                raise ConfigError(f"anvil exited with code {self.proc.returncode} at start: {err or 'no output'}")
+                raise ConfigError(f"anvil exited with code {proc.returncode} at start: {err or 'no output'}")
             try:
                 rpc_call(self.url, "eth_chainId", timeout=1.0)
                 return
@@ -222,10 +234,10 @@ class Anvil:
         proc.kill()
         proc.wait(timeout=grace)
 
-    def __enter__(self) -> "Anvil":
+    def __enter__(self) -> Anvil:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

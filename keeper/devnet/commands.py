@@ -8,17 +8,27 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from keeper.chain import contracts as C
 from keeper.devnet import DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE
 from keeper.devnet.anvil import Anvil, die_with_parent, rpc_call, stop_pid
 from keeper.devnet.deploy import deploy_devnet
-from keeper.devnet.deployment import (DEFAULT_DIR, DEPLOYMENT_FILE, STATE_FILE, find_feed, load_deployment,
-                                      read_json, write_json)
 from keeper.devnet.deployer import Deployer
+from keeper.devnet.deployment import (
+    DEFAULT_DIR,
+    DEPLOYMENT_FILE,
+    STATE_FILE,
+    find_feed,
+    load_deployment,
+    read_json,
+    write_json,
+)
 from keeper.errors import ConfigError, TemporaryError
 
 
@@ -35,19 +45,19 @@ def _web3(url: str) -> Web3:
     return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
 
 
-def start_position_keeper(deployment: Path, out: Path, detach: bool) -> subprocess.Popen:
+def start_position_keeper(deployment: Path, out: Path, detach: bool) -> subprocess.Popen[bytes]:
     """GMX v1's position keeper for a gated devnet, as its own process (``keeper.devnet.position_keeper``):
     detached with the devnet, or dying with this process."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "position_keeper.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "keeper.devnet.position_keeper", "--deployment", str(deployment)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cmd = [sys.executable, "-m", "keeper.devnet.position_keeper", "--deployment", str(deployment)]
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=detach, preexec_fn=None if detach else die_with_parent)
 
 
 def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
        out_dir: Path | None = None, aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE,
-       log=print) -> tuple[Anvil, dict]:
+       log: Callable[[str], None] = print) -> tuple[Anvil, dict[str, Any]]:
     """Start anvil and deploy the devnet with Aave v``aave`` ("3.7" or "3.0") and GMX v1 in ``gmx``
     mode ("gated": a position keeper process executes PositionRouter requests every block; or
     "direct"). The position keeper's process is ``node.companions[0]`` (stopped with the devnet)."""
@@ -71,7 +81,7 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
         deployment = deploy_devnet(w3, log=log, aave=aave, gmx=gmx)
         if block_time:
             # Deploy with automine (fast), then switch to fixed block times.
-            w3.provider.make_request("evm_setIntervalMining", [block_time])
+            w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [block_time])
         deployment["rpc_url"] = node.url
         deployment["fork_url"] = fork_url
         deployment["block_time"] = block_time
@@ -82,6 +92,7 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
             node.companions.append(start_position_keeper(out / DEPLOYMENT_FILE, out, detach))
             log(f"GMX position keeper running (pid {node.companions[0].pid}, log {out / 'position_keeper.log'})")
         if detach:
+            assert node.proc is not None  # start() has just set it
             write_json(state_path, {"pid": node.proc.pid, "url": node.url, "port": node.port,
                                     "deployment": str(out / DEPLOYMENT_FILE),
                                     "companions": [p.pid for p in node.companions]})
@@ -103,7 +114,7 @@ def stop_companions(node: Anvil) -> None:
                 proc.kill()
 
 
-def _alive(pid) -> bool:
+def _alive(pid: object) -> TypeGuard[int]:
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -140,7 +151,7 @@ def down(out_dir: Path | None = None) -> str:
     return f"devnet stopped (pid {pid})" if stopped else f"devnet (pid {pid}) was not running; state cleared"
 
 
-def rpc_url(explicit: str | None, deployment: dict) -> str:
+def rpc_url(explicit: str | None, deployment: dict[str, Any]) -> str:
     url = explicit or deployment.get("rpc_url")
     if not url:
         raise ConfigError("no RPC URL: pass --rpc or start a devnet with 'keeper devnet up'")
@@ -152,7 +163,8 @@ def rpc_url(explicit: str | None, deployment: dict) -> str:
     return url
 
 
-def set_price(symbol: str, price: float, *, rpc: str | None = None, deployment_path: Path | None = None) -> dict:
+def set_price(symbol: str, price: float, *, rpc: str | None = None,
+              deployment_path: Path | None = None) -> dict[str, Any]:
     if not (price > 0) or price != price or price == float("inf"):
         raise ConfigError(f"price must be a positive number, got {price}")
     dep = load_deployment(deployment_path)

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from keeper.chain import contracts as C
 from keeper.devnet import DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE
 from keeper.devnet.aave import EModeSpec, ReserveSpec, deploy_aave
 from keeper.devnet.deployer import Deployer
-from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
 from keeper.devnet.gmx import deploy_gmx
+from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
 from keeper.devnet.seed import Roles, seed_positions
 
-MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+MULTICALL3 = Web3.to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
 FEED_DECIMALS = 8
 
 # symbol, name, decimals, initial USD price, feed symbol
@@ -56,14 +58,14 @@ def _install_multicall(w3: Web3, d: Deployer) -> str:
         return MULTICALL3
     mc = d.deploy(C.ours("Multicall3"))
     code = w3.eth.get_code(mc.address)
-    w3.provider.make_request("anvil_setCode", [MULTICALL3, "0x" + code.hex()])
+    w3.provider.make_request(RPCEndpoint("anvil_setCode"), [MULTICALL3, "0x" + code.hex()])
     if len(w3.eth.get_code(MULTICALL3)) == 0:
         raise RuntimeError("anvil_setCode did not install Multicall3")
     return MULTICALL3
 
 
 def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = lambda _m: None,
-                  aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE) -> dict:
+                  aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE) -> dict[str, Any]:
     """``aave``: the Aave v3 version to deploy, "3.7" (aave-v3-origin) or "3.0" (``@aave/core-v3``);
     ``gmx``: GMX v1's mode, "gated" (leverage only inside PositionRouter executions, as production)
     or "direct" (leverage enabled)."""
@@ -72,12 +74,15 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
     roles = roles_from_accounts(list(w3.eth.accounts))
     d = Deployer(w3, roles.admin)
 
-    tokens: dict[str, dict] = {}
-    feeds: dict[str, dict] = {}
+    tokens: dict[str, dict[str, Any]] = {}
+    feeds: dict[str, dict[str, Any]] = {}
     erc20, aggregator = C.ours("TestERC20"), C.third_party("MockV3Aggregator")
     for sym, name, decimals, price, feed_sym in TOKENS:
         # WETH wraps ether (GMX's routers wrap and unwrap execution fees with it).
-        token = d.deploy(C.ours("TestWETH"), chain_id) if sym == "WETH" else d.deploy(erc20, name, sym, decimals, chain_id)
+        if sym == "WETH":
+            token = d.deploy(C.ours("TestWETH"), chain_id)
+        else:
+            token = d.deploy(erc20, name, sym, decimals, chain_id)
         feed = d.deploy(aggregator, FEED_DECIMALS, price * 10**FEED_DECIMALS)
         tokens[sym] = {"address": token.address, "decimals": decimals, "feed": feed.address, "feed_symbol": feed_sym}
         feeds[feed_sym] = {"address": feed.address, "decimals": FEED_DECIMALS, "token": sym,
@@ -86,7 +91,8 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
 
     multicall = _install_multicall(w3, d)
 
-    reserves = [ReserveSpec(sym, tokens[sym]["address"], tokens[sym]["decimals"], tokens[sym]["feed"], *AAVE_RESERVES[sym])
+    reserves = [ReserveSpec(sym, tokens[sym]["address"], tokens[sym]["decimals"], tokens[sym]["feed"],
+                            *AAVE_RESERVES[sym])
                 for sym in ("WETH", "WBTC", "USDC")]
     aave_v3 = deploy_aave(d, reserves, admin=roles.admin, treasury=roles.admin, version=aave, emodes=AAVE_EMODES)
     log(f"Aave v{aave} deployed, pool revision {aave_v3['revision']} ({time.monotonic() - started:.1f} s)")
@@ -101,7 +107,7 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
                           "WETH": 500 * 10**18, "WBTC": 30 * 10**8, "USDC": 2_000_000 * 10**6})
     log(f"GMX v1 deployed, {gmx} ({time.monotonic() - started:.1f} s)")
 
-    deployment = {
+    deployment: dict[str, Any] = {
         "chain_id": chain_id,
         "deployed_at_block": w3.eth.block_number,
         "roles": roles.as_dict(),

@@ -22,6 +22,10 @@ long collateral top-ups, PositionRouter delays (0 blocks for keepers, 180 s publ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
 
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
@@ -78,14 +82,18 @@ class GmxParams:
 TOKEN_CONFIG = {"WETH": (False, True), "WBTC": (False, True), "USDC": (True, False)}
 
 
-def deploy_gmx(d: Deployer, tokens: dict[str, dict], *, admin: str, lp: str, position_keeper: str, liquidator: str,
-               pool_liquidity: dict[str, int], mode: str = GATED, params: GmxParams = GmxParams()) -> dict:
+def deploy_gmx(d: Deployer, tokens: dict[str, dict[str, Any]], *, admin: str, lp: str, position_keeper: str,
+               liquidator: str, pool_liquidity: dict[str, int], mode: str = GATED,
+               params: GmxParams = GmxParams()) -> dict[str, Any]:
     """``tokens``: symbol -> {address, decimals, feed}; WETH must wrap ether (``TestWETH``). Longs
     take WETH/WBTC as collateral, shorts USDC (GMX v1: a short's collateral is a stable token)."""
     if mode not in MODES:
         raise ValueError(f"unknown GMX mode {mode!r} (known: {', '.join(MODES)})")
     g = C.gmx
-    send = lambda fn: d.send(fn, sender=admin)  # noqa: E731
+
+    def send(fn: ContractFunction) -> TxReceipt:
+        return d.send(fn, sender=admin)
+
     weth = tokens["WETH"]["address"]
     vault = d.deploy(g("Vault"), sender=admin)
     usdg = d.deploy(g("USDG"), vault.address, sender=admin)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from keeper.chain import contracts as C
@@ -33,7 +34,7 @@ def market_id(loan: str, collateral: str, oracle: str, irm: str, lltv: int) -> s
     return "0x" + keccak(packed).hex()
 
 
-def deploy_morpho(d: Deployer, markets: list[MorphoMarketSpec], owner: str) -> dict:
+def deploy_morpho(d: Deployer, markets: list[MorphoMarketSpec], owner: str) -> dict[str, Any]:
     morpho = d.deploy(C.third_party("Morpho"), owner)
     irm = d.deploy(C.third_party("IrmMock"))
     d.send(morpho.functions.enableIrm(irm.address), sender=owner)

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 
@@ -55,7 +56,7 @@ class PositionKeeper:
         if dec_len > dec_start:
             self.d.send(self.router.functions.executeDecreasePositions(dec_len, self.sender))
         after = self.router.functions.getRequestQueueLengths().call()
-        done = (after[0] - inc_start) + (after[2] - dec_start)
+        done: int = (after[0] - inc_start) + (after[2] - dec_start)
         self.executed += done
         return done
 
@@ -74,7 +75,7 @@ class PositionKeeper:
             stop.wait(poll)
 
 
-def start_thread(w3: Web3, perp: dict) -> tuple[threading.Thread, threading.Event]:
+def start_thread(w3: Web3, perp: dict[str, Any]) -> tuple[threading.Thread, threading.Event]:
     """Run a position keeper for the deployment's ``perp`` section in a daemon thread."""
     pk = PositionKeeper(w3, perp["position_router"], perp["position_keeper"])
     stop = threading.Event()

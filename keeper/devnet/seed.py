@@ -21,8 +21,12 @@ seeded before them moved. All prices start at ETH 2,000, BTC 30,000, USDC 1; a d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
 
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
@@ -60,7 +64,7 @@ def asset_key(asset: str) -> bytes:
 
 
 class _Seeder:
-    def __init__(self, w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
+    def __init__(self, w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> None:
         self.w3, self.d, self.dep, self.roles = w3, d, dep, roles
         self.erc20 = C.ours("TestERC20")
         self.vault_art = C.ours("KeeperVault")
@@ -74,7 +78,7 @@ class _Seeder:
         self.params = (self.market["loan_token"], self.market["collateral_token"], self.market["oracle"],
                        self.market["irm"], self.market["lltv"])
 
-    def token(self, sym: str):
+    def token(self, sym: str) -> Contract:
         return self.d.at(self.dep["tokens"][sym]["address"], self.erc20)
 
     def mint(self, sym: str, to: str, amount: int) -> None:
@@ -91,9 +95,12 @@ class _Seeder:
         self.d.send(self.morpho.functions.supply(self.params, 1_000_000 * 10**6, 0, lp, b""), sender=lp)
 
     # --- vaults ----------------------------------------------------------------------------
-    def vault(self, owner: str) -> object:
+    def vault(self, owner: str) -> Contract:
         v = self.d.deploy(self.vault_art, owner, self.roles.keeper)
-        send = lambda fn: self.d.send(fn, sender=owner)  # noqa: E731
+
+        def send(fn: ContractFunction) -> TxReceipt:
+            return self.d.send(fn, sender=owner)
+
         send(v.functions.setCap(self.token("WETH").address, 50 * E18, 200 * E18))
         send(v.functions.setCap(self.token("WBTC").address, 2 * 10**8, 10 * 10**8))
         send(v.functions.setCap(self.token("USDC").address, 100_000 * 10**6, 500_000 * 10**6))
@@ -103,11 +110,14 @@ class _Seeder:
         send(v.functions.setReleaseCap(self.token("WBTC").address, 10**8))
         send(v.functions.setReleaseCap(self.token("USDC").address, 40_000 * 10**6))
         for sym in ("WETH", "WBTC", "USDC"):
-            send(v.functions.setMarket(AAVE, self.pool.address, asset_key(self.token(sym).address), True, 125 * E18 // 100))
-        send(v.functions.setMarket(MORPHO, self.morpho.address, bytes.fromhex(self.market["id"][2:]), True, 115 * E18 // 100))
+            send(v.functions.setMarket(AAVE, self.pool.address, asset_key(self.token(sym).address), True,
+                                       125 * E18 // 100))
+        send(v.functions.setMarket(MORPHO, self.morpho.address, bytes.fromhex(self.market["id"][2:]), True,
+                                   115 * E18 // 100))
         for m in self.dep["perp"]["markets"].values():
             # Perp health counts in units of the maximum leverage (50x): a floor of 5 means at most 10x.
-            send(v.functions.setPerpMarket(self.perp.address, m["collateral_token"], m["index_token"], m["is_long"], True, 5 * E18))
+            send(v.functions.setPerpMarket(self.perp.address, m["collateral_token"], m["index_token"], m["is_long"],
+                                           True, 5 * E18))
         # Margin top-ups on gated GMX go through PositionRouter requests paid in ether: the owner
         # names the PositionRouter, caps the fee per request (10x GMX's minimum) and the ether the
         # keeper may spend on fees, and leaves the vault 1 ETH for them.
@@ -117,11 +127,12 @@ class _Seeder:
         self.d.send_value(v.address, E18, sender=owner)
         return v
 
-    def exec(self, vault, owner: str, target, fn_name: str, args: list, value: int = 0) -> None:
+    def exec(self, vault: Contract, owner: str, target: Contract, fn_name: str, args: list[Any],
+             value: int = 0) -> None:
         data = target.encode_abi(fn_name, args=args)
         self.d.send(vault.functions.execute(target.address, value, data), sender=owner, value=value)
 
-    def open_perp(self, market: str, amount: int, size_usd: int, owner: str, vault=None) -> None:
+    def open_perp(self, market: str, amount: int, size_usd: int, owner: str, vault: Contract | None = None) -> None:
         """Open a GMX v1 position for ``vault`` (through the owner's ``execute``) or for ``owner``
         itself, with ``amount`` of the market's collateral token and ``size_usd`` (whole dollars)."""
         m = self.dep["perp"]["markets"][market]
@@ -146,14 +157,14 @@ class _Seeder:
     def execute_requests(self) -> None:
         """What the devnet's position keeper does every block, done here at once while seeding."""
         pr = self.position_router
-        inc_start, inc_len, _dec_start, _dec_len = pr.functions.getRequestQueueLengths().call()
+        _inc_start, inc_len, _dec_start, _dec_len = pr.functions.getRequestQueueLengths().call()
         keeper = self.dep["perp"]["position_keeper"]
         self.d.send(pr.functions.executeIncreasePositions(inc_len, keeper), sender=keeper)
         if pr.functions.getRequestQueueLengths().call()[0] != inc_len:
             raise RuntimeError("a seeded GMX increase request was not executed")
 
     # --- positions -------------------------------------------------------------------------
-    def alice(self) -> dict:
+    def alice(self) -> dict[str, Any]:
         owner = self.roles.alice
         v = self.vault(owner)
         weth, wbtc, usdc = self.token("WETH"), self.token("WBTC"), self.token("USDC")
@@ -174,7 +185,7 @@ class _Seeder:
         self.open_perp("BTC-short", 3_000 * 10**6, 9_000, owner, v)
         return {"address": v.address, "owner": owner}
 
-    def bob(self) -> dict:
+    def bob(self) -> dict[str, Any]:
         owner = self.roles.bob
         v = self.vault(owner)
         weth, usdc = self.token("WETH"), self.token("USDC")
@@ -222,7 +233,7 @@ class _Seeder:
         self.d.send(weth.functions.approve(self.pool.address, MAX), sender=lp)
         self.d.send(self.pool.functions.supply(weth.address, 300 * E18, lp, 0), sender=lp)
 
-    def dave(self) -> dict:
+    def dave(self) -> dict[str, Any]:
         owner = self.roles.dave
         v = self.vault(owner)
         weth, wbtc, usdc = self.token("WETH"), self.token("WBTC"), self.token("USDC")
@@ -250,7 +261,7 @@ class _Seeder:
         self.d.send(self.pool.functions.borrow(weth.address, 2 * E18, 2, 0, owner), sender=owner)
 
 
-def seed_positions(w3: Web3, d: Deployer, dep: dict, roles: Roles) -> None:
+def seed_positions(w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> None:
     s = _Seeder(w3, d, dep, roles)
     s.liquidity()
     alice, bob = s.alice(), s.bob()

@@ -64,13 +64,13 @@ class Need:
     def benefit(self, cost: float) -> float:
         """Expected loss avoided by committing ``cost`` (linear between hull points)."""
         h = self.hull()
-        for (c0, b0), (c1, b1) in zip(h, h[1:]):
+        for (c0, b0), (c1, b1) in itertools.pairwise(h):
             if cost <= c1 + EPS:
                 return b0 + (b1 - b0) * max(0.0, cost - c0) / (c1 - c0)
         return h[-1][1]
 
 
-def _cross(o, a, b) -> float:
+def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
@@ -116,7 +116,7 @@ def allocate(needs: Sequence[Need], budget: float | Mapping[str, float]) -> Allo
         if n.pool not in short_pools:
             continue
         h = n.hull()
-        for j, ((c0, b0), (c1, b1)) in enumerate(zip(h, h[1:])):
+        for j, ((c0, b0), (c1, b1)) in enumerate(itertools.pairwise(h)):
             pieces.append((-(b1 - b0) / (c1 - c0), i, j, c1 - c0))
     for _slope, i, _j, width in sorted(pieces):
         n = needs[i]

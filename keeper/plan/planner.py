@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from keeper.domain import Action, ActionKind, Position, Protocol, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
-from keeper.risk.model import RiskModel
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import USD_RAW, AssetParams, Sized, held, perp_collateral_address, simulate, weight_for
+from keeper.risk.model import RiskModel
 from keeper.risk.probability import morpho_incentive
 
 AAVE_CLOSE_FACTOR = 0.5
@@ -74,7 +74,8 @@ class Policy:
             raise ValueError("epsilon must be in (0, 1)")
         if (self.target_gap is None) != (self.release_gap is None):
             raise ValueError("target_gap and release_gap go together")
-        if self.target_gap is not None and not (0 < self.target_gap < 1 and 0 < self.release_gap < 1):
+        if (self.target_gap is not None and self.release_gap is not None
+                and not (0 < self.target_gap < 1 and 0 < self.release_gap < 1)):
             raise ValueError("target_gap and release_gap must be fractions in (0, 1)")
         if not 0 < self.release_fraction < self.target_fraction <= 1:
             raise ValueError("need 0 < release_fraction < target_fraction <= 1")
@@ -208,8 +209,8 @@ class _Planner:
             params = self.assets.get(perp_collateral_address(pos))
             ways = [(ActionKind.TOP_UP, params)] if params else []
         else:
-            ways = [(ActionKind.REPAY, self.assets[l.asset.address.lower()]) for l in pos.legs_on(Side.DEBT)
-                    if l.asset.address.lower() in self.assets and l.amount_raw > 0]
+            ways = [(ActionKind.REPAY, self.assets[leg.asset.address.lower()]) for leg in pos.legs_on(Side.DEBT)
+                    if leg.asset.address.lower() in self.assets and leg.amount_raw > 0]
             ways += [(ActionKind.TOP_UP, a) for a in self.assets.values() if (weight_for(a, pos) or 0) > 0]
         for kind, params in ways:
             opt = self.smallest(pos, kind, params, p)
@@ -254,8 +255,8 @@ def _loss_weight(pos: Position, policy: Policy) -> tuple[float, float]:
         return 1.0, pos.perp.collateral_usd
     if pos.protocol is Protocol.MORPHO_BLUE:
         coll = pos.legs_on(Side.COLLATERAL)
-        tot = sum(l.value_usd for l in coll)
-        lltv = sum(l.value_usd * l.liquidation_weight for l in coll) / tot if tot > 0 else 0.0
+        tot = sum(leg.value_usd for leg in coll)
+        lltv = sum(leg.value_usd * leg.liquidation_weight for leg in coll) / tot if tot > 0 else 0.0
         return morpho_incentive(lltv) - 1.0, pos.debt_usd
     return policy.aave_bonus * AAVE_CLOSE_FACTOR, pos.debt_usd
 
@@ -299,7 +300,7 @@ def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, asset
         if p > policy.epsilon:
             risky.append((pos, p))
         elif p < pl.levels(pos)[1]:
-            if cooling:
+            if cooling and last is not None:
                 pl.skipped.append((pos.key, f"P {p:.2e} below the release level but acted on at block {last}: "
                                             f"no release until block {last + wait}"))
             else:
@@ -457,8 +458,8 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
         params = pl.assets.get(perp_collateral_address(pos))
         cands = [params] if params else []
     else:
-        cands = [pl.assets[l.asset.address.lower()] for l in pos.legs_on(Side.COLLATERAL)
-                 if l.asset.address.lower() in pl.assets and l.amount_raw > 0]
+        cands = [pl.assets[leg.asset.address.lower()] for leg in pos.legs_on(Side.COLLATERAL)
+                 if leg.asset.address.lower() in pl.assets and leg.amount_raw > 0]
     sized = [o for o in (pl.largest_withdrawal(pos, c, p) for c in cands) if o is not None and o.raw > 0]
     pairs = [(o, pl.within_window(pos, o)) for o in sized]
     opts = [w for _, w in pairs if w is not None]

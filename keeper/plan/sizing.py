@@ -14,10 +14,21 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from keeper.domain import ActionKind, Position, Side
-from keeper.plan.whatif import (USD_RAW, AssetParams, Sized, _deposit_fee_factor, _perp_health_of, _perp_remaining,
-                                held, simulate, weight_for)
+from keeper.plan.whatif import (
+    USD_RAW,
+    AssetParams,
+    Sized,
+    _deposit_fee_factor,
+    _perp_health_of,
+    _perp_remaining,
+    held,
+    simulate,
+    weight_for,
+)
 
 PFn = Callable[[Position], float]
+# What an evaluated amount leaves: the position after it, and its P.
+_Payload = tuple[Position, float]
 
 
 # How close the searches below get to the exact boundary: within 1 ppm of the amount (at least one
@@ -162,11 +173,16 @@ def _health_line(pos: Position, kind: ActionKind, params: AssetParams) -> _Healt
         remaining = _perp_remaining(p.collateral_usd, p.size_usd, p.average_price, p.mark_price, p.is_long)
         return _PerpHealth(remaining, p.size_usd, p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage,
                            _perp_usd_per_raw(pos, kind, params))
-    weighted = sum(l.value_usd * l.liquidation_weight for l in pos.legs if l.side is Side.COLLATERAL)
-    debt = sum(l.value_usd for l in pos.legs if l.side is Side.DEBT)
+    return _lending_line(pos, kind, params)
+
+
+def _lending_line(pos: Position, kind: ActionKind, params: AssetParams) -> _HealthLine | None:
+    """:func:`_health_line` of a lending position."""
+    weighted = sum(leg.value_usd * leg.liquidation_weight for leg in pos.legs if leg.side is Side.COLLATERAL)
+    debt = sum(leg.value_usd for leg in pos.legs if leg.side is Side.DEBT)
     side = Side.DEBT if kind is ActionKind.REPAY else Side.COLLATERAL
     addr = params.address.lower()
-    leg = next((l for l in pos.legs if l.side is side and l.asset.address.lower() == addr), None)
+    leg = next((lg for lg in pos.legs if lg.side is side and lg.asset.address.lower() == addr), None)
     if leg is not None:
         weight, per_raw = leg.liquidation_weight, leg.price_usd / 10**leg.asset.decimals
     else:
@@ -183,7 +199,7 @@ def _axis(pos: Position, kind: ActionKind, params: AssetParams) -> _Axis | None:
     """What the searches interpolate against for ``kind`` in ``params`` on ``pos``."""
     p = pos.perp
     if p is None:
-        return _health_line(pos, kind, params)
+        return _lending_line(pos, kind, params)
     if p.size_usd <= 0 or p.max_leverage <= 0:
         return None
     threshold = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
@@ -215,7 +231,7 @@ class _Probe:
     ``check(x)`` returns ``(good, y, payload)``; good/bad is decided by the caller's exact test,
     ``y`` only steers proposals."""
 
-    def __init__(self, check: Callable[[int], tuple[bool, float, object]], axis: _Axis | None) -> None:
+    def __init__(self, check: Callable[[int], tuple[bool, float, _Payload]], axis: _Axis | None) -> None:
         self.check, self.axis = check, axis
         self.points: list[tuple[float, float]] = []  # (t, y), oldest first
         self.count = 0
@@ -232,7 +248,7 @@ class _Probe:
         if math.isfinite(t) and math.isfinite(y):
             self.points.append((t, y))
 
-    def __call__(self, x: int) -> tuple[bool, object]:
+    def __call__(self, x: int) -> tuple[bool, _Payload]:
         self.count += 1
         good, y, payload = self.check(x)
         self.hint(x, y)
@@ -249,8 +265,8 @@ class _Probe:
         return x if math.isfinite(x) else math.nan
 
 
-def _narrow(probe: _Probe, good: int, bad: int, payload: object = None, *, good_known: bool = True,
-            bad_known: bool = True) -> tuple[int, object] | None:
+def _narrow(probe: _Probe, good: int, bad: int, payload: _Payload | None = None, *, good_known: bool = True,
+            bad_known: bool = True) -> tuple[int, _Payload] | None:
     """Shrink the bracket between a ``good`` amount and a ``bad`` one until it is within
     ``TOLERANCE_PPM`` of ``good``; returns ``(good, its payload)``.
 
@@ -278,6 +294,7 @@ def _narrow(probe: _Probe, good: int, bad: int, payload: object = None, *, good_
                 ok, payload = probe(good)
                 if not ok:
                     return None
+            assert payload is not None  # an end known good always comes with its payload
             return good, payload
         lo, hi = min(good, bad), max(good, bad)
         d = 1 if bad > good else -1  # from good toward bad
@@ -302,7 +319,7 @@ def _narrow(probe: _Probe, good: int, bad: int, payload: object = None, *, good_
             elif -4 * tb < (bad - est) * d < tb:  # ... of bad
                 x = bad - d * tb  # expect good, which closes it
             elif lo < est < hi:
-                x = int(round(est))
+                x = round(est)
         if x is None or not lo < x < hi:
             x, stall = (lo + hi) // 2, 0
         ok, pay = probe(x)
@@ -326,13 +343,13 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
     calibrated on the untouched position; the rest is :func:`_narrow` (typically 2-5 evaluations)."""
     goal = _probit_half(target)
 
-    def check(x: int) -> tuple[bool, float, object]:
+    def check(x: int) -> tuple[bool, float, _Payload]:
         after = simulate(pos, kind, params, x)
         p = p_liq(after)
         return _score(p, target) <= 0, _probit_half(p) - goal, (after, p)
 
-    def sized(x: int, pay: object) -> Sized:
-        after, p = pay  # type: ignore[misc]
+    def sized(x: int, pay: _Payload) -> Sized:
+        after, p = pay
         return Sized(kind, params, x, after, p)
 
     axis = _axis(pos, kind, params)
@@ -341,7 +358,7 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
         ok0, pay0 = probe(0)
         if ok0:
             return sized(0, pay0)
-        p0, zero_known = pay0[1], True  # type: ignore[index]
+        p0, zero_known = pay0[1], True
     else:
         p0, zero_known = p_before, False
         probe.hint(0, _probit_half(p0) - goal)
@@ -406,15 +423,15 @@ def largest_withdrawal(pos: Position, params: AssetParams, p_liq: PFn, target: f
                    else (math.inf if h <= 0 else -math.inf))
         return max(_probit_half(p) - goal, y_floor)
 
-    def check(x: int) -> tuple[bool, float, object]:
+    def check(x: int) -> tuple[bool, float, _Payload]:
         after = simulate(pos, ActionKind.WITHDRAW_EXCESS, params, x)
         p = p_liq(after)
         h = after.health
         below_floor = (floor - h) / floor if h < floor else -math.inf
         return max(_score(p, target), below_floor) <= 0, y(p, h), (after, p)
 
-    def sized(x: int, pay: object) -> Sized:
-        after, p = pay  # type: ignore[misc]
+    def sized(x: int, pay: _Payload) -> Sized:
+        after, p = pay
         return Sized(ActionKind.WITHDRAW_EXCESS, params, x, after, p)
 
     def first_guess() -> float:
@@ -448,12 +465,13 @@ def largest_withdrawal(pos: Position, params: AssetParams, p_liq: PFn, target: f
                 return None
             good_known = True
             if p_before is None:
-                sigma = _log_vol(axis, pay0[1])  # type: ignore[index]
+                sigma = _log_vol(axis, pay0[1])
                 guess = first_guess()
         good, bad, bad_known = 0, hi, True
     else:
         pay0, good, good_known, bad, bad_known = None, 0, False, hi, False
-        probe.hint(0, y(p_before, h0))  # type: ignore[arg-type]
+        assert p_before is not None  # presumed: P was given
+        probe.hint(0, y(p_before, h0))
     if math.isfinite(guess) and 0 < guess < hi - 1:
         x = int(guess)
         ok, pay = probe(x)

@@ -49,7 +49,8 @@ class AssetParams:
 
     @property
     def unit(self) -> int:
-        return 10**self.decimals
+        unit: int = 10**self.decimals
+        return unit
 
 
 def weight_for(params: AssetParams, position: Position) -> float | None:
@@ -150,8 +151,8 @@ def _with_perp_collateral(position: Position, delta_usd: float) -> Position:
     h = perp_health_estimate(collateral, p.size_usd, p.average_price, p.mark_price, p.is_long,
                              p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage)
     terms = replace(terms, liquidation_state=0 if h >= 1.0 else 1)
-    legs = tuple(replace(l, amount_raw=max(0, l.amount_raw + round(delta_usd * 10**l.asset.decimals)))
-                 if l.side is Side.COLLATERAL else l for l in position.legs)
+    legs = tuple(replace(leg, amount_raw=max(0, leg.amount_raw + round(delta_usd * 10**leg.asset.decimals)))
+                 if leg.side is Side.COLLATERAL else leg for leg in position.legs)
     return replace(position, perp=terms, legs=legs, health_wad=_health_wad(h))
 
 
@@ -180,7 +181,7 @@ def simulate(position: Position, kind: ActionKind, params: AssetParams, amount_r
 def held(position: Position, params: AssetParams, side: Side) -> int:
     """Raw amount of ``params`` on ``side`` of a lending position."""
     addr = params.address.lower()
-    return sum(l.amount_raw for l in position.legs if l.side is side and l.asset.address.lower() == addr)
+    return sum(leg.amount_raw for leg in position.legs if leg.side is side and leg.asset.address.lower() == addr)
 
 
 # ------------------------------------------------------------------------------------ sizing

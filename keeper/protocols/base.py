@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.chain.oracle import PriceReading

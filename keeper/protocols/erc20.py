@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, Multicall
 from keeper.domain import Asset

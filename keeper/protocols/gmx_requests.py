@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import Call, Multicall
 from keeper.plan.perp_requests import PendingRequest, RouterRules

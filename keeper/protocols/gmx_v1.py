@@ -37,8 +37,17 @@ from dataclasses import dataclass
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.errors import ConfigError
-from keeper.protocols.base import (Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_bool, price_issue,
-                                   selector, word)
+from keeper.protocols.base import (
+    Adapter,
+    ReadContext,
+    ReadPlan,
+    address_word,
+    enc_address,
+    enc_bool,
+    price_issue,
+    selector,
+    word,
+)
 from keeper.protocols.erc20 import load_assets
 from keeper.risk.perp_math import funding_fee, perp_health, position_fee, validate_liquidation
 
@@ -90,7 +99,8 @@ class VaultState:
 class GmxV1Adapter(Adapter):
     protocol = Protocol.PERP
 
-    def __init__(self, chain: str, vault: str, markets: Sequence[PerpMarket], position_router: str | None = None) -> None:
+    def __init__(self, chain: str, vault: str, markets: Sequence[PerpMarket],
+                 position_router: str | None = None) -> None:
         self.chain = chain
         self.vault = vault
         self.position_router = position_router
@@ -109,7 +119,8 @@ class GmxV1Adapter(Adapter):
 
     def plan(self, accounts: Sequence[str]) -> ReadPlan:
         markets = list(self.markets)
-        prefix = tuple(Call(self.vault, SEL_UPDATE_FUNDING + enc_address(m.collateral_token) + enc_address(m.index_token))
+        prefix = tuple(Call(self.vault, SEL_UPDATE_FUNDING + enc_address(m.collateral_token)
+                            + enc_address(m.index_token))
                        for m in markets)
         indexes = sorted({m.index_token.lower() for m in markets})
         collaterals = sorted({m.collateral_token.lower() for m in markets})
@@ -124,7 +135,8 @@ class GmxV1Adapter(Adapter):
         calls += [Call(self.vault, sel + enc_address(t)) for t in indexes for sel in (SEL_MIN_PRICE, SEL_MAX_PRICE)]
         for m in markets:
             for a in accounts:
-                args = enc_address(a) + enc_address(m.collateral_token) + enc_address(m.index_token) + enc_bool(m.is_long)
+                args = (enc_address(a) + enc_address(m.collateral_token) + enc_address(m.index_token)
+                        + enc_bool(m.is_long))
                 calls.append(Call(self.vault, SEL_GET_POSITION + args))
                 calls.append(Call(self.vault, SEL_POSITION_DELTA + args))
                 calls.append(Call(self.vault, SEL_VALIDATE_LIQ + args + enc_bool(False)))

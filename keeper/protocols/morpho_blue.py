@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.domain import MAX_UINT256, WAD, Asset, Leg, Position, Protocol, Side
-from keeper.protocols.base import Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_uint, price_issue, word
 from keeper.errors import ConfigError
+from keeper.protocols.base import Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_uint, price_issue, word
 from keeper.protocols.erc20 import load_assets
 
 SEL_POSITION = bytes.fromhex("93c52062")

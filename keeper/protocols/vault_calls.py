@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from keeper.chain.contracts import ours
 from keeper.chain.tx import TxRequest
@@ -36,7 +38,7 @@ class Ref:
     market: bytes
     account: str
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> tuple[int, str, bytes, str]:
         return (self.kind, _checksum(self.protocol), self.market, _checksum(self.account))
 
 
@@ -59,9 +61,9 @@ def ref_for(position: Position, asset_address: str | None = None) -> Ref:
     return Ref(KIND[position.protocol], position.protocol_address, market, position.account)
 
 
-def _canonical(arg: dict) -> str:
+def _canonical(arg: dict[str, Any]) -> str:
     """An ABI input's canonical type: tuples spelled out as ``(t1,t2,...)`` (arrays keep their suffix)."""
-    t = arg["type"]
+    t: str = arg["type"]
     if t.startswith("tuple"):
         return "(" + ",".join(_canonical(c) for c in arg["components"]) + ")" + t[len("tuple"):]
     return t
@@ -80,7 +82,7 @@ def _vault_functions() -> dict[str, tuple[bytes, list[str]]]:
     return out
 
 
-def _encode(name: str, args: list) -> bytes:
+def _encode(name: str, args: list[Any]) -> bytes:
     selector, types = _vault_functions()[name]
     return selector + encode(types, args)
 

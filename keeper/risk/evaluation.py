@@ -5,6 +5,7 @@ alone, where a keeper's decisions are made). Pure numpy (and scikit-learn for th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -84,25 +85,25 @@ def expected_calibration_error(table: list[ReliabilityBin]) -> float:
     return float(sum(b.count * abs(b.mean_pred - b.observed) for b in table) / n) if n else float("nan")
 
 
-def table_rows(table: list[ReliabilityBin]) -> list[dict]:
+def table_rows(table: list[ReliabilityBin]) -> list[dict[str, Any]]:
     """JSON-ready bins, each with ``gap_pts``: |mean_pred - observed| in percentage points."""
     return [{**asdict(b), "gap_pts": 100.0 * abs(b.mean_pred - b.observed)} for b in table]
 
 
-def max_gap(table: list[ReliabilityBin] | list[dict]) -> float:
+def max_gap(table: list[ReliabilityBin] | list[dict[str, Any]]) -> float:
     """Largest |mean_pred - observed| over the bins (a fraction, not points)."""
     rows = [b if isinstance(b, dict) else asdict(b) for b in table]
     return max((abs(b["mean_pred"] - b["observed"]) for b in rows), default=float("nan"))
 
 
-def low_p_summary(p: np.ndarray, y: np.ndarray, cut: float = LOW_P, n_bins: int = 10) -> dict:
+def low_p_summary(p: np.ndarray, y: np.ndarray, cut: float = LOW_P, n_bins: int = 10) -> dict[str, Any]:
     """The forecasts below ``cut`` alone: their count, mean forecast, observed frequency, their own
     deciles (``reliability``), the largest gap in points, and the smallest and largest forecast /
     observed ratio over the deciles that saw at least one event (``min_ratio``, ``max_ratio``; a
     decile without an event has no ratio: ``eventless_bins`` counts them)."""
     p, y = _check(p, y)
     low = p < cut
-    out: dict = {"cut": cut, "n": int(low.sum())}
+    out: dict[str, Any] = {"cut": cut, "n": int(low.sum())}
     if not low.any():
         return out
     table = reliability_table(p[low], y[low], n_bins)
@@ -114,7 +115,7 @@ def low_p_summary(p: np.ndarray, y: np.ndarray, cut: float = LOW_P, n_bins: int 
     return out
 
 
-def scores(p: np.ndarray, y: np.ndarray, p_ref: np.ndarray | None = None, n_bins: int = 10) -> dict:
+def scores(p: np.ndarray, y: np.ndarray, p_ref: np.ndarray | None = None, n_bins: int = 10) -> dict[str, Any]:
     """All scores of one forecast as a JSON-ready dict (``brier_skill`` when a reference is given):
     the deciles' reliability table and its largest gap (``max_gap_pts``, ``calibrated``: within
     ``GOAL_GAP`` in every decile), and the same for the low-P region (``low_p``)."""
@@ -129,7 +130,7 @@ def scores(p: np.ndarray, y: np.ndarray, p_ref: np.ndarray | None = None, n_bins
     return out
 
 
-def format_reliability(table: list[ReliabilityBin] | list[dict], title: str = "") -> str:
+def format_reliability(table: list[ReliabilityBin] | list[dict[str, Any]], title: str = "") -> str:
     """A plain-text reliability table."""
     rows = [b if isinstance(b, dict) else asdict(b) for b in table]
     lines = [title] if title else []

@@ -24,6 +24,8 @@ columns its bundle names, in that order (``assemble`` computes every ``FEATURE_N
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -91,7 +93,7 @@ DISTANCE_FEATURES: tuple[str, ...] = ("dist_vol_units", "log_dist")
 # The inputs of a model trained by default (`keeper train` without --features): the seventeen
 # scale-free features plus the vol level, chosen on 2018-2019 -> 2020 validation among the
 # variants of bench/BENCHMARKS.md (stage 9). A subset of FEATURE_NAMES, in FEATURE_NAMES order.
-DEFAULT_FEATURES: tuple[str, ...] = FEATURE_NAMES[:17] + ("log_vol",)
+DEFAULT_FEATURES: tuple[str, ...] = (*FEATURE_NAMES[:17], "log_vol")
 
 EWMA_LAMBDAS = (0.94, 0.97, 0.99)
 DAY, WEEK, MONTH = 24, 168, 720
@@ -113,7 +115,7 @@ def _next_hour_variance(returns: np.ndarray, lam: float) -> np.ndarray:
     return np.asarray(ewma_variance(np.r_[returns, 0.0], lam=lam), dtype=float)
 
 
-def _trailing(values: np.ndarray, window: int, fn) -> np.ndarray:
+def _trailing(values: np.ndarray, window: int, fn: Callable[..., np.ndarray]) -> np.ndarray:
     """fn over values[i-window+1..i] for each i (NaN until a full window exists)."""
     out = np.full(len(values), np.nan)
     if len(values) >= window:
@@ -212,15 +214,17 @@ def assemble(market: np.ndarray, rows: np.ndarray, distance: np.ndarray, horizon
     return out
 
 
-def columns(X: np.ndarray, names) -> np.ndarray:
+def columns(X: np.ndarray, names: Iterable[str]) -> np.ndarray:
     """The columns ``names`` (in that order) of a matrix from :func:`assemble` (``FEATURE_NAMES``):
     how a model's inputs (its ``feature_names``) are picked."""
-    return np.asarray(X)[:, [FEATURE_NAMES.index(n) for n in names]]
+    picked: np.ndarray = np.asarray(X)[:, [FEATURE_NAMES.index(n) for n in names]]
+    return picked
 
 
 def log_distance_of(X: np.ndarray, sigma: np.ndarray, horizon_hours: int) -> np.ndarray:
     """Back from features to the log distance -log(1-d), given the rows' EWMA(0.94) hourly vol."""
-    return X[:, 0] * np.maximum(sigma, _VOL_FLOOR) * np.sqrt(horizon_hours)
+    log_d: np.ndarray = X[:, 0] * np.maximum(sigma, _VOL_FLOOR) * np.sqrt(horizon_hours)
+    return log_d
 
 
 def feature_matrix(t: np.ndarray, close: np.ndarray, high: np.ndarray, low: np.ndarray, distance: float,
@@ -239,6 +243,6 @@ def feature_matrix(t: np.ndarray, close: np.ndarray, high: np.ndarray, low: np.n
 
 def valid_rows(market: np.ndarray) -> np.ndarray:
     """Boolean mask of rows past the warm-up with every market feature finite."""
-    ok = np.all(np.isfinite(market), axis=1)
+    ok: np.ndarray = np.all(np.isfinite(market), axis=1)
     ok[:WARMUP_BARS] = False
     return ok

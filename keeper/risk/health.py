@@ -49,23 +49,23 @@ class LiquidationPoint:
 
 
 def lending_health(legs: tuple[Leg, ...]) -> float:
-    weighted = sum(l.value_usd * l.liquidation_weight for l in legs if l.side is Side.COLLATERAL)
-    debt = sum(l.value_usd for l in legs if l.side is Side.DEBT)
+    weighted = sum(leg.value_usd * leg.liquidation_weight for leg in legs if leg.side is Side.COLLATERAL)
+    debt = sum(leg.value_usd for leg in legs if leg.side is Side.DEBT)
     if debt <= 0:
         return math.inf
     return weighted / debt
 
 
 def _lending_points(legs: tuple[Leg, ...]) -> list[LiquidationPoint]:
-    weighted_total = sum(l.value_usd * l.liquidation_weight for l in legs if l.side is Side.COLLATERAL)
-    debt_total = sum(l.value_usd for l in legs if l.side is Side.DEBT)
+    weighted_total = sum(leg.value_usd * leg.liquidation_weight for leg in legs if leg.side is Side.COLLATERAL)
+    debt_total = sum(leg.value_usd for leg in legs if leg.side is Side.DEBT)
     if debt_total <= 0:
         return []
     points = []
-    for address in {l.asset.address for l in legs}:
-        mine = [l for l in legs if l.asset.address == address]
-        c_asset = sum(l.value_usd * l.liquidation_weight for l in mine if l.side is Side.COLLATERAL)
-        d_asset = sum(l.value_usd for l in mine if l.side is Side.DEBT)
+    for address in {leg.asset.address for leg in legs}:
+        mine = [leg for leg in legs if leg.asset.address == address]
+        c_asset = sum(leg.value_usd * leg.liquidation_weight for leg in mine if leg.side is Side.COLLATERAL)
+        d_asset = sum(leg.value_usd for leg in mine if leg.side is Side.DEBT)
         denom = c_asset - d_asset
         if denom == 0:
             continue

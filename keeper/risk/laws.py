@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special, stats
 
 from keeper.risk.volatility import ewma_variance, log_returns
@@ -63,20 +64,24 @@ def next_hour_vol(close: np.ndarray, lam: float) -> np.ndarray:
     one value per close. A single close gives the floor ``sqrt(MIN_HOURLY_VAR)``."""
     r = log_returns(np.asarray(close, dtype=float))
     v = ewma_variance(np.r_[r, 0.0], lam)          # v[i] uses r[0..i-1] = returns up to close i
-    return np.sqrt(np.maximum(v, MIN_HOURLY_VAR))
+    sigma: np.ndarray = np.sqrt(np.maximum(v, MIN_HOURLY_VAR))
+    return sigma
 
 
 def bar_drops(close: np.ndarray, low: np.ndarray) -> np.ndarray:
     """log(close[t-1] / low[t]) for t >= 1: the worst fall inside each hour from the last close."""
-    return np.log(np.asarray(close, dtype=float)[:-1] / np.asarray(low, dtype=float)[1:])
+    drops: np.ndarray = np.log(np.asarray(close, dtype=float)[:-1] / np.asarray(low, dtype=float)[1:])
+    return drops
 
 
 class Law(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray: ...
 
-    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray: ...
+    def prob(self, x: npt.ArrayLike, state: npt.ArrayLike, horizon_hours: float,
+             jump_exposure: npt.ArrayLike = 1.0) -> np.ndarray: ...
 
     def prob_scalar(self, x: float, sigma: float, horizon_hours: float, jump_exposure: float = 1.0,
                     extra: Sequence[float] = ()) -> float: ...
@@ -97,7 +102,8 @@ class GaussLaw:
     def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
         return next_hour_vol(close, self.lam)[:, None]
 
-    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray:
+    def prob(self, x: npt.ArrayLike, state: npt.ArrayLike, horizon_hours: float,
+             jump_exposure: npt.ArrayLike = 1.0) -> np.ndarray:
         x = np.asarray(x, dtype=float)
         s = np.asarray(state, dtype=float)[..., 0] * math.sqrt(horizon_hours)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -225,7 +231,8 @@ class TailLaw:
             if "ratio" in jump_regime:
                 regime["jump_ratio"] = float(slopes[k])
             regime["jump_ref"] = ref
-            label += f"; jump rate ~ {jump_regime}" + (f" (exponents x {exponent_scale:g})" if exponent_scale != 1 else "")
+            label += f"; jump rate ~ {jump_regime}" + (
+                f" (exponents x {exponent_scale:g})" if exponent_scale != 1 else "")
         if len(exc) < MIN_JUMPS_TO_FIT:  # too few to fit a shape: the default shape, at least one jump's rate
             return cls(fast, slow, nu, u, lam_u, cls.xi, cls.beta,
                        fitted_on=f"{label}; {len(exc)} drops beyond {u:.0%}: default jump sizes", **regime)
@@ -240,7 +247,8 @@ class TailLaw:
         elif self.regime:
             jumps = (f"/jv{self.jump_vol:.2g}" if self.jump_vol else "") + \
                     (f"/jr{self.jump_ratio:.2g}" if self.jump_ratio else "") + \
-                    (f"/jmin{self.jump_min:g}" if self.jump_min else "") + (f"/jmax{self.jump_max:g}" if self.jump_max else "")
+                    (f"/jmin{self.jump_min:g}" if self.jump_min else "") + \
+                    (f"/jmax{self.jump_max:g}" if self.jump_max else "")
         return f"t{self.nu:.1f}" + (f"/slow{self.slow:g}" if self.slow else "") + jumps
 
     def state(self, close: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
@@ -251,7 +259,7 @@ class TailLaw:
         lng = next_hour_vol(close, self.long) if self.long else f
         return np.column_stack([sig, f, lng])
 
-    def _multiplier(self, fast, long):
+    def _multiplier(self, fast: np.ndarray, long: np.ndarray) -> np.ndarray:
         """The jump intensity's multiplier at fast / long vols (arrays)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             m = np.ones(np.broadcast(fast, long).shape)
@@ -259,7 +267,8 @@ class TailLaw:
                 m = m * (np.maximum(fast, MIN_VOL) / self.jump_ref) ** self.jump_vol
             if self.jump_ratio:
                 m = m * (np.maximum(fast, MIN_VOL) / np.maximum(long, MIN_VOL)) ** self.jump_ratio
-        return np.clip(m, self.jump_min, self.jump_max if self.jump_max else np.inf)
+        clipped: np.ndarray = np.clip(m, self.jump_min, self.jump_max if self.jump_max else np.inf)
+        return clipped
 
     def _multiplier_scalar(self, fast: float, long: float) -> float:
         m = 1.0
@@ -270,7 +279,8 @@ class TailLaw:
         m = max(m, self.jump_min)
         return min(m, self.jump_max) if self.jump_max else m
 
-    def prob(self, x, state, horizon_hours: float, jump_exposure=1.0) -> np.ndarray:
+    def prob(self, x: npt.ArrayLike, state: npt.ArrayLike, horizon_hours: float,
+             jump_exposure: npt.ArrayLike = 1.0) -> np.ndarray:
         x = np.asarray(x, dtype=float)
         st = np.asarray(state, dtype=float)
         s = st[..., 0] * math.sqrt(horizon_hours)
@@ -282,7 +292,7 @@ class TailLaw:
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(j > 0, x / j, np.inf)
         tail = stats.genpareto.sf(np.maximum(y - self.u, 0.0), self.xi, scale=self.beta)
-        rate = self.lam_u
+        rate: float | np.ndarray = self.lam_u
         if self.regime:
             f = st[..., 1] if st.shape[-1] > 2 else st[..., 0]
             lng = st[..., 2] if st.shape[-1] > 2 else st[..., 0]
@@ -299,7 +309,8 @@ class TailLaw:
         base = 1.0 + self.xi * y / self.beta
         if base <= 0:                     # beyond the upper end point (xi < 0)
             return 0.0
-        return base ** (-1.0 / self.xi)
+        sf: float = base ** (-1.0 / self.xi)
+        return sf
 
     def prob_scalar(self, x: float, sigma: float, horizon_hours: float, jump_exposure: float = 1.0,
                     extra: Sequence[float] = ()) -> float:
@@ -344,7 +355,7 @@ def _poisson_fit(X: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
     beta = np.zeros(X.shape[1])
     beta[0] = math.log(max(y.mean(), 1e-12))
 
-    def loglik(b):
+    def loglik(b: np.ndarray) -> float:
         eta = X @ b
         return float(np.dot(y, eta) - np.exp(eta).sum())
 
@@ -370,7 +381,7 @@ def _poisson_fit(X: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
     return beta
 
 
-LAWS: dict[str, type] = {"tail": TailLaw, "analytic": GaussLaw}
+LAWS: dict[str, type[TailLaw] | type[GaussLaw]] = {"tail": TailLaw, "analytic": GaussLaw}
 
 
 def law_from_dict(data: Mapping[str, Any]) -> Law:

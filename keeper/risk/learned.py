@@ -22,6 +22,7 @@ Pure: scikit-learn and numpy. Saving and loading (joblib) live in ``keeper.backt
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -160,7 +161,8 @@ class LearnedPLiq:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"X must have {len(self.feature_names)} columns")
-        return self.estimator_.predict_proba(X)[:, 1]
+        raw: np.ndarray = self.estimator_.predict_proba(X)[:, 1]
+        return raw
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated P(cross within the horizon), one value per row, clipped to [1e-5, 1-1e-5]."""
@@ -171,15 +173,18 @@ class LearnedPLiq:
             p = self.calibrator_.predict(raw)
         else:
             p = self.calibrator_.predict_proba(_logit(raw)[:, None])[:, 1]
-        return np.clip(np.asarray(p, dtype=float), P_MIN, P_MAX)
+        clipped: np.ndarray = np.clip(np.asarray(p, dtype=float), P_MIN, P_MAX)
+        return clipped
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"horizon_hours": self.horizon_hours, "features": list(self.feature_names),
                 "calibration": self.calibration, "scheme": self.scheme,
-                "decreasing": list(getattr(self, "decreasing", DISTANCE_FEATURES)), "n_train": self.n_train_, "base_rate": self.base_rate_,
+                "decreasing": list(getattr(self, "decreasing", DISTANCE_FEATURES)), "n_train": self.n_train_,
+                "base_rate": self.base_rate_,
                 "train_hash": self.train_hash, "trained_on": self.trained_on, **self.params}
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    logit: np.ndarray = np.log(p / (1 - p))
+    return logit

@@ -113,7 +113,7 @@ class LearnedRisk:
         ex = exposures_of(position)
         return 1.0 if ex is None or ex[1].get(f.driver, 0.0) >= 0 else -1.0
 
-    def with_lead(self, hours: float) -> "LearnedRisk":
+    def with_lead(self, hours: float) -> LearnedRisk:
         if hours <= 0:
             return self
         out = LearnedRisk(self.bundle, self.fallback, self.rows, self.lead_hours + hours, self.source)

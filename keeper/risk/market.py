@@ -81,7 +81,7 @@ class Market:
             text += "; corr " + ", ".join(f"{a}/{b} {r:.2f}" for (a, b), r in sorted(self.corr.items()))
         return text + (f" ({self.corr_source})" if self.corr_source and self.corr else "")
 
-    def scaled(self, k: float) -> "Market":
+    def scaled(self, k: float) -> Market:
         """Every vol times ``k`` (a stress or a what-if)."""
         return Market({s: AssetState(a.sigma * k, a.source, a.extra) for s, a in self.assets.items()}, self.corr,
                       None if self.default is None else AssetState(self.default.sigma * k, self.default.source),
@@ -139,7 +139,7 @@ def _pair_corr(a: History, b: History, lam: float) -> float | None:
         n = min(len(a.close), len(b.close))  # no times: assume both end at the same hour
         ca, cb = a.close[-n:], b.close[-n:]
     else:
-        common, ia, ib = np.intersect1d(a.t, b.t, return_indices=True)
+        _common, ia, ib = np.intersect1d(a.t, b.t, return_indices=True)
         ca, cb = a.close[ia], b.close[ib]
     if len(ca) - 1 < MIN_CORR_RETURNS:
         return None

@@ -39,7 +39,8 @@ from keeper.risk.probability import exposures, monte_carlo_liquidation
 
 def _sqrtm_psd(c: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh(c)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+    root: np.ndarray = (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+    return root
 
 
 @dataclass
@@ -52,7 +53,7 @@ class McRisk:
     seed: int = 0
     source: str = ""
     kind: str = field(default="mc", init=False)
-    _cache: dict = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[tuple[tuple[str, ...], bytes], np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def steps(self) -> int:
@@ -83,7 +84,7 @@ class McRisk:
         dt = self.horizon_hours / steps
         sig = np.array([self.market.state(s).sigma for s in symbols])
         z = rng.standard_normal((n, steps, a)) @ _sqrtm_psd(corr).T
-        r = z * (sig * math.sqrt(dt))
+        r: np.ndarray = z * (sig * math.sqrt(dt))
         nu = getattr(self.law, "nu", math.inf)
         if math.isfinite(nu):
             r *= np.sqrt((nu - 2.0) / rng.chisquare(nu, n))[:, None, None]
@@ -125,7 +126,7 @@ class McRisk:
         res = monte_carlo_liquidation(exposures([position], symbols), self.paths(symbols, corr))
         return float(res.p[0])
 
-    def with_lead(self, hours: float) -> "McRisk":
+    def with_lead(self, hours: float) -> McRisk:
         if hours <= 0:
             return self
         return McRisk(self.law, self.market, self.horizon_hours + hours, self.n_paths, self.steps_per_hour,
@@ -138,7 +139,7 @@ class McRisk:
         return LawRisk(self.law, self.market, self.horizon_hours).gap_levels(position, epsilon, target_gap,
                                                                              release_gap)
 
-    def with_market(self, market: Market) -> "McRisk":
+    def with_market(self, market: Market) -> McRisk:
         return McRisk(self.law, market, self.horizon_hours, self.n_paths, self.steps_per_hour, self.seed,
                       self.source)
 

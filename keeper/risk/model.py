@@ -31,8 +31,12 @@ KINDS = ("tail", "analytic", "mc", "learned")
 
 @runtime_checkable
 class RiskModel(Protocol):
-    kind: str
-    horizon_hours: float
+    # read-only members: the models are frozen dataclasses
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def horizon_hours(self) -> float: ...
 
     def p_liq(self, position: Position) -> float:
         """P(liquidated within the horizon), in [0, 1]."""
@@ -42,7 +46,7 @@ class RiskModel(Protocol):
         """Which forecast, with which inputs: attached to every decision."""
         ...
 
-    def with_lead(self, hours: float) -> "RiskModel":
+    def with_lead(self, hours: float) -> RiskModel:
         """The same model over ``horizon + hours`` (protection that lands ``hours`` late)."""
         ...
 
@@ -86,7 +90,7 @@ class LawRisk:
     @classmethod
     def lognormal(cls, horizon_vols: Mapping[str, float], horizon_hours: float = 24.0, *,
                   corr: Mapping[tuple[str, str], float] | None = None, margin: float = 1.0,
-                  source: str = "given vols") -> "LawRisk":
+                  source: str = "given vols") -> LawRisk:
         """The analytic model on vols given over the horizon (what-ifs, tests)."""
         k = 1.0 / math.sqrt(horizon_hours)
         assets = {s: AssetState(v * k, source) for s, v in horizon_vols.items()}
@@ -94,7 +98,7 @@ class LawRisk:
 
     @classmethod
     def from_annual(cls, law: Law, annual_vols: Mapping[str, float], horizon_hours: float = 24.0, *,
-                    corr: Mapping[tuple[str, str], float] | None = None, source: str = "given vols") -> "LawRisk":
+                    corr: Mapping[tuple[str, str], float] | None = None, source: str = "given vols") -> LawRisk:
         k = 1.0 / math.sqrt(HOURS_PER_YEAR)
         assets = {s: AssetState(v * k, source) for s, v in annual_vols.items()}
         return cls(law, Market(assets, dict(corr or {})), horizon_hours)
@@ -107,7 +111,7 @@ class LawRisk:
         p = factor_p(self.law, reduce_position(position, self.market), self.horizon_hours)
         return min(1.0, self.margin * p)
 
-    def with_lead(self, hours: float) -> "LawRisk":
+    def with_lead(self, hours: float) -> LawRisk:
         return self if hours <= 0 else replace(self, horizon_hours=self.horizon_hours + hours)
 
     def gap_levels(self, position: Position, epsilon: float, target_gap: float,
@@ -115,7 +119,7 @@ class LawRisk:
         f = reduce_position(position, self.market, shape=True)
         return gap_levels(self.law, f, self.horizon_hours, epsilon, target_gap, release_gap)
 
-    def with_market(self, market: Market) -> "LawRisk":
+    def with_market(self, market: Market) -> LawRisk:
         return replace(self, market=market)
 
     def describe(self) -> str:

@@ -95,21 +95,24 @@ def scale_price(answer: int, feed_decimals: int) -> int:
     """A Chainlink answer as a 1e30 price (``getMinPrice``/``getMaxPrice``; no spread)."""
     if answer <= 0:
         raise ValueError(f"feed answer {answer} is not positive (VaultPriceFeed: invalid price)")
-    return answer * PRICE_PRECISION // 10**feed_decimals
+    scale: int = 10**feed_decimals
+    return answer * PRICE_PRECISION // scale
 
 
 def token_to_usd(amount: int, price: int, token_decimals: int) -> int:
     """``tokenToUsdMin``: ``amount * price / 10**decimals``."""
     if amount == 0:
         return 0
-    return amount * price // 10**token_decimals
+    scale: int = 10**token_decimals
+    return amount * price // scale
 
 
 def usd_to_token(usd: int, price: int, token_decimals: int) -> int:
     """``usdToTokenMin``/``usdToTokenMax`` (equal without a spread): ``usd * 10**decimals / price``."""
     if usd == 0:
         return 0
-    return usd * 10**token_decimals // price
+    scale: int = 10**token_decimals
+    return usd * scale // price
 
 
 def get_delta(size: int, average_price: int, price: int, is_long: bool, *, last_increased_time: int = 0,

@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy import special
@@ -58,9 +59,13 @@ from keeper.risk import scenarios as sc
 BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 AAVE_FULL_CLOSE_HEALTH = 0.95
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
-def _phi(x):
-    return special.ndtr(x)
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    phi: np.ndarray = special.ndtr(x)
+    return phi
 
 
 def _ndtr(x: float) -> float:
@@ -77,16 +82,15 @@ def _first_passage_scalar(b: float, s: float, mu: float) -> float:
         return 1.0 if mu <= b else 0.0  # no vol: deterministic drift
     first = _ndtr((b - mu) / s)
     num, den = 2.0 * mu * b, s * s
-    if den > 0:
-        x = num / den
-    else:  # s*s underflows: as numpy, +-inf (or nan for 0/0)
-        x = math.copysign(math.inf, num) if num != 0 else math.nan
+    # when s*s underflows: as numpy, +-inf (or nan for 0/0)
+    x = num / den if den > 0 else (math.copysign(math.inf, num) if num != 0 else math.nan)
     second = math.nan if x != x else math.exp(min(max(x, -745.0), 700.0)) * _ndtr((b + mu) / s)
     p = first + (second if second > 0 else 0.0)
     return min(max(p, 0.0), 1.0)
 
 
-def first_passage_probability(log_barrier, horizon_vol, drift=0.0) -> np.ndarray:
+def first_passage_probability(log_barrier: float | np.ndarray, horizon_vol: float | np.ndarray,
+                              drift: float | np.ndarray = 0.0) -> np.ndarray | float:
     """P(a Brownian log price with total drift ``drift`` and total vol ``horizon_vol`` over the
     horizon touches ``log_barrier`` = log(barrier / price now)); vectorised (broadcasts).
 
@@ -112,7 +116,8 @@ def first_passage_probability(log_barrier, horizon_vol, drift=0.0) -> np.ndarray
     return out if out.ndim else float(out)
 
 
-def first_passage_probability_discrete(log_barrier, step_vol, steps: int, drift_per_step=0.0) -> np.ndarray:
+def first_passage_probability_discrete(log_barrier: float | np.ndarray, step_vol: float | np.ndarray, steps: int,
+                                       drift_per_step: float | np.ndarray = 0.0) -> np.ndarray | float:
     """As :func:`first_passage_probability` for a walk observed only at ``steps`` equal steps:
     the continuous formula with the barrier moved away by ``BGK_BETA * step_vol`` (Broadie,
     Glasserman & Kou 1997; accurate when the barrier is more than a few step vols away)."""
@@ -234,8 +239,13 @@ class MCResult:
     @property
     def p(self) -> np.ndarray:
         """P(liquidation within the last horizon), per position."""
-        return self.prob[-1]
+        last: np.ndarray = self.prob[-1]
+        return last
 
+
+# What the Monte Carlo evaluates (:func:`monte_carlo_liquidation`): an array of paths, chunks of
+# them, or ``(spec, n_paths, seed)`` to generate.
+Paths = np.ndarray | Iterable[np.ndarray] | tuple[sc.ScenarioSpec, int, sc.Seed]
 
 EVAL_ROWS = 1024  # paths per inner evaluation piece: (rows, positions) float32 stays in L2
 
@@ -243,13 +253,13 @@ EVAL_ROWS = 1024  # paths per inner evaluation piece: (rows, positions) float32 
 class _Acc:
     """Per-chunk partial sums, reduced in chunk order (deterministic whatever the threads)."""
 
-    def __init__(self, h: int, k: int, steps: int):
+    def __init__(self, h: int, k: int, steps: int) -> None:
         self.n, self.steps = 0, steps
         self.hits, self.both = np.zeros((h, k), np.int64), np.zeros((h, k), np.int64)
         self.loss = np.zeros(k)
         self.path_loss: list[np.ndarray] = []
 
-    def add(self, other: "_Acc") -> "_Acc":
+    def add(self, other: _Acc) -> _Acc:
         self.n += other.n
         self.hits += other.hits
         self.both += other.both
@@ -286,18 +296,18 @@ def _eval_piece(r: np.ndarray, ex: Exposures, hset: dict[int, int], detail: bool
     for s in range(steps):
         x += r[:, s, :]
         np.exp(x, out=m)
-        if detail:
+        if hist is not None:  # detail
             hist[:, s, :] = m
         if s == 0:
             np.matmul(m, lin, out=mn)
         else:
             np.matmul(m, lin, out=tmp)
             np.minimum(mn, tmp, out=mn)
-        if detail:
+        if survived is not None:  # detail
             np.add(survived, mn >= neg_const, out=survived, casting="unsafe")
         if s + 1 in hset:
             _count(acc, hset[s + 1], mn < neg_const, pairs)
-    if detail:
+    if hist is not None and survived is not None:  # detail
         rows, cols = np.nonzero(survived < steps)
         if len(rows):
             m_tau = hist[rows, survived[rows, cols], :].astype(float)  # (L, assets)
@@ -310,14 +320,16 @@ def _eval_piece(r: np.ndarray, ex: Exposures, hset: dict[int, int], detail: bool
             acc.path_loss.append(np.zeros(n))
 
 
-def _loss(ex: Exposures, margin: np.ndarray, debt: np.ndarray, cols=slice(None)) -> np.ndarray:
+def _loss(ex: Exposures, margin: np.ndarray, debt: np.ndarray,
+          cols: np.ndarray | slice = slice(None)) -> np.ndarray:
     """Loss given liquidation from the margin and the debt value at the liquidation step
     (``cols``: the position of each entry)."""
     health = (margin + debt) / np.where(debt > 0, debt, 1.0)
     close = np.where(ex.full_close[cols] | (health <= AAVE_FULL_CLOSE_HEALTH), 1.0, 0.5)
     lending = ex.bonus[cols] * close * debt
     perp = np.maximum(margin + ex.perp_threshold[cols], 0.0)
-    return np.where(ex.perp_threshold[cols] > 0, perp, lending)
+    loss: np.ndarray = np.where(ex.perp_threshold[cols] > 0, perp, lending)
+    return loss
 
 
 def _eval_chunk(r: np.ndarray, ex: Exposures, horizons: tuple[int, ...], detail: bool,
@@ -340,19 +352,20 @@ def _subset(ex: Exposures, mask: np.ndarray) -> Exposures:
                      ex.perp_threshold[cols], ex.at_risk[cols], ex.liquidated_now[cols], ex.fixed_symbols)
 
 
-def _chunks_of(paths) -> Iterable[np.ndarray]:
+def _chunks_of(paths: np.ndarray | Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     if isinstance(paths, np.ndarray):
         return [paths] if paths.shape[0] <= sc.BLOCK_PATHS else (
             paths[i:i + sc.BLOCK_PATHS] for i in range(0, paths.shape[0], sc.BLOCK_PATHS))
     return paths
 
 
-def _map_in_order(fn, items: Iterable, workers: int) -> list:
+def _map_in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int) -> list[_R]:
     """``[fn(x) for x in items]`` on ``workers`` threads, at most ``2 * workers`` items in flight
     (so a lazy iterable of chunks is never drawn into memory all at once)."""
     if workers <= 1:
         return [fn(x) for x in items]
-    out, pending = [], deque()
+    out: list[_R] = []
+    pending: deque[Future[_R]] = deque()
     with ThreadPoolExecutor(workers) as pool:
         for x in items:
             pending.append(pool.submit(fn, x))
@@ -362,7 +375,7 @@ def _map_in_order(fn, items: Iterable, workers: int) -> list:
     return out
 
 
-def monte_carlo_liquidation(ex: Exposures, paths, horizons: Sequence[int] | None = None,
+def monte_carlo_liquidation(ex: Exposures, paths: Paths, horizons: Sequence[int] | None = None,
                             detail: bool = False, workers: int = 1,
                             antithetic: bool | None = None) -> MCResult:
     """P(liquidation by each horizon) for every position in ``ex`` over scenario log returns.
@@ -389,7 +402,7 @@ def monte_carlo_liquidation(ex: Exposures, paths, horizons: Sequence[int] | None
     full, active = ex, ex.at_risk & ~ex.liquidated_now
     ex = _subset(ex, active)  # positions with a fixed answer are not simulated
 
-    def run(job) -> _Acc:
+    def run(job: Callable[[], np.ndarray]) -> _Acc:
         chunk = job()
         if chunk.ndim != 3 or chunk.shape[2] != len(ex.symbols):
             raise ValueError("paths must be (paths, steps, assets) over the exposures' symbols")
@@ -436,7 +449,7 @@ def monte_carlo_liquidation(ex: Exposures, paths, horizons: Sequence[int] | None
     return MCResult(ex.keys, hz or (total.steps,), prob, stderr, lgl, expected, n, path_loss)
 
 
-def liquidation_probability(positions: Sequence[Position], symbols: Sequence[str], paths,
+def liquidation_probability(positions: Sequence[Position], symbols: Sequence[str], paths: Paths,
                             horizons: Sequence[int] | None = None, detail: bool = True,
                             workers: int = 1, aave_bonus: float = 0.05,
                             antithetic: bool | None = None) -> MCResult:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+
 def bucket_closes(times: Sequence[float], prices: Sequence[float], step: float = 3600.0) -> np.ndarray:
     """The last price in each ``step``-long bucket from the first observation's bucket to the last's,
     forward-filled; observations need not be sorted. Non-positive or non-finite prices are dropped."""
@@ -33,4 +34,5 @@ def bucket_closes(times: Sequence[float], prices: Sequence[float], step: float =
     # index of the last observation in each bucket at or before each grid bucket
     grid = np.arange(first, last + 1)
     idx = np.searchsorted(bucket, grid, side="right") - 1
-    return p[idx]
+    closes: np.ndarray = p[idx]
+    return closes

@@ -39,16 +39,22 @@ bit-identical to the same request served at once, whatever the chunk size.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 BLOCK_PATHS = 4096
 DEFAULT_MAX_BYTES = 512 * 2**20
 
+# What :func:`seed_sequence` accepts.
+Seed = int | Sequence[int] | np.random.SeedSequence | np.random.Generator | None
+# The precisions numpy's generators draw in.
+FloatDType = type[np.float32] | type[np.float64]
 
-def _per_step(x, steps: int, n_assets: int, name: str) -> np.ndarray:
+
+def _per_step(x: npt.ArrayLike, steps: int, n_assets: int, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=float)
     if a.ndim == 0:
         a = np.full(n_assets, float(a))
@@ -61,7 +67,7 @@ def _per_step(x, steps: int, n_assets: int, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _per_asset(x, n_assets: int, name: str) -> np.ndarray:
+def _per_asset(x: npt.ArrayLike, n_assets: int, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=float)
     a = np.full(n_assets, float(a)) if a.ndim == 0 else a
     if a.shape != (n_assets,):
@@ -92,7 +98,7 @@ class ScenarioSpec:
     antithetic: bool = False
     _chol: np.ndarray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         n = len(self.symbols)
         if self.steps < 1 or n < 1:
             raise ValueError("need at least one step and one asset")
@@ -120,11 +126,11 @@ class ScenarioSpec:
     def n_assets(self) -> int:
         return len(self.symbols)
 
-    def bytes_for(self, n_paths: int, dtype=np.float32) -> int:
+    def bytes_for(self, n_paths: int, dtype: FloatDType = np.float32) -> int:
         return n_paths * self.steps * self.n_assets * np.dtype(dtype).itemsize
 
 
-def seed_sequence(seed) -> np.random.SeedSequence:
+def seed_sequence(seed: Seed) -> np.random.SeedSequence:
     """An int / None / SeedSequence / Generator as a SeedSequence (a Generator is advanced once:
     convert it once per request and pass the result to every block)."""
     if isinstance(seed, np.random.SeedSequence):
@@ -135,7 +141,7 @@ def seed_sequence(seed) -> np.random.SeedSequence:
 
 
 def _block_rng(ss: np.random.SeedSequence, i: int) -> np.random.Generator:
-    child = np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,))
+    child = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, i))
     return np.random.Generator(np.random.PCG64(child))
 
 
@@ -151,7 +157,7 @@ def _add_jumps(out: np.ndarray, rng: np.random.Generator, intensity: np.ndarray,
             np.add.at(flat, (cells, a), sizes.astype(out.dtype))
 
 
-def _chi2_over_two(rng: np.random.Generator, nu: float, size, dtype) -> np.ndarray:
+def _chi2_over_two(rng: np.random.Generator, nu: float, size: tuple[int, ...], dtype: FloatDType) -> np.ndarray:
     """Gamma(nu / 2) draws; for nu / 2 a small integer as a sum of exponentials (exact, and about
     twice as fast as ``standard_gamma``)."""
     half = nu / 2
@@ -163,8 +169,9 @@ def _chi2_over_two(rng: np.random.Generator, nu: float, size, dtype) -> np.ndarr
     return rng.standard_gamma(half, size=size, dtype=dtype)
 
 
-def _block(spec: ScenarioSpec, n: int, rng: np.random.Generator, dtype) -> np.ndarray:
+def _block(spec: ScenarioSpec, n: int, rng: np.random.Generator, dtype: FloatDType) -> np.ndarray:
     steps, na = spec.steps, spec.n_assets
+    z: np.ndarray  # (paths, steps, assets) in ``dtype``
     if spec.antithetic:
         if n % 2:
             raise ValueError("antithetic scenarios need an even number of paths")
@@ -182,7 +189,7 @@ def _block(spec: ScenarioSpec, n: int, rng: np.random.Generator, dtype) -> np.nd
         g = _chi2_over_two(rng, spec.nu, (m, steps, 1), dtype)
         w = np.sqrt(np.asarray((spec.nu - 2) / 2, dtype=dtype) / g)
         z *= np.repeat(w, 2, axis=0) if spec.antithetic else w
-    scale = spec.vols.astype(dtype)[None, :, :]
+    scale: np.ndarray = spec.vols.astype(dtype)[None, :, :]
     if spec.vol_of_vol > 0:
         eta = spec.vol_of_vol
         xi = rng.standard_normal((m, 1, na))
@@ -191,8 +198,9 @@ def _block(spec: ScenarioSpec, n: int, rng: np.random.Generator, dtype) -> np.nd
         z *= np.exp(eta * xi - eta * eta).astype(dtype)  # (paths, 1, assets): no full-size temporary
     z *= scale
     if np.any(spec.drift != 0):
-        z += spec.drift.astype(dtype)[None]
-    _add_jumps(z, rng, spec.jump_intensity, spec.jump_mean, spec.jump_std)
+        z += np.asarray(spec.drift).astype(dtype)[None]
+    # (__post_init__ made these per-asset arrays: asarray returns them as they are)
+    _add_jumps(z, rng, np.asarray(spec.jump_intensity), np.asarray(spec.jump_mean), np.asarray(spec.jump_std))
     if spec.common_jump_intensity > 0:
         k = int(rng.poisson(spec.common_jump_intensity * n * steps))
         if k:
@@ -206,7 +214,8 @@ def n_blocks(n_paths: int) -> int:
     return -(-n_paths // BLOCK_PATHS)
 
 
-def scenario_block(spec: ScenarioSpec, n_paths: int, seed, index: int, dtype=np.float32) -> np.ndarray:
+def scenario_block(spec: ScenarioSpec, n_paths: int, seed: Seed, index: int,
+                   dtype: FloatDType = np.float32) -> np.ndarray:
     """Block ``index`` of a request for ``n_paths`` paths (``BLOCK_PATHS`` paths, fewer in the last).
 
     Blocks are independent and individually seeded, so they can be made in any order or in
@@ -220,7 +229,7 @@ def scenario_block(spec: ScenarioSpec, n_paths: int, seed, index: int, dtype=np.
     return _block(spec, n, _block_rng(ss, index), dtype)
 
 
-def scenario_chunks(spec: ScenarioSpec, n_paths: int, seed=None, dtype=np.float32,
+def scenario_chunks(spec: ScenarioSpec, n_paths: int, seed: Seed = None, dtype: FloatDType = np.float32,
                     max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[np.ndarray]:
     """Yield ``(paths_in_chunk, steps, assets)`` log-return arrays covering ``n_paths`` paths.
 
@@ -236,7 +245,7 @@ def scenario_chunks(spec: ScenarioSpec, n_paths: int, seed=None, dtype=np.float3
         yield parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def simulate_log_returns(spec: ScenarioSpec, n_paths: int, seed=None, dtype=np.float32,
+def simulate_log_returns(spec: ScenarioSpec, n_paths: int, seed: Seed = None, dtype: FloatDType = np.float32,
                          max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """All paths at once, ``(paths, steps, assets)``; raises ``MemoryError`` above ``max_bytes``
     (use :func:`scenario_chunks` then)."""
@@ -251,14 +260,15 @@ def simulate_log_returns(spec: ScenarioSpec, n_paths: int, seed=None, dtype=np.f
 def price_ratios(log_returns: np.ndarray) -> np.ndarray:
     """Price relative to now after each step: ``exp(cumsum(r, axis=steps))``."""
     out = np.cumsum(log_returns, axis=1)
-    return np.exp(out, out=out)
+    ratios: np.ndarray = np.exp(out, out=out)
+    return ratios
 
 
 # ------------------------------------------------------------------ filtered historical simulation
 
 
-def filtered_historical(std_resid: np.ndarray, vols: np.ndarray, n_paths: int, seed=None,
-                        drift: np.ndarray | float = 0.0, dtype=np.float32) -> np.ndarray:
+def filtered_historical(std_resid: np.ndarray, vols: np.ndarray, n_paths: int, seed: Seed = None,
+                        drift: np.ndarray | float = 0.0, dtype: FloatDType = np.float32) -> np.ndarray:
     """Filtered historical simulation: bootstrap whole rows (dates) of standardised residuals
     ``(T, assets)`` — keeping their cross-correlation and tails — and rescale each step by the
     forecast vol ``vols`` (``(steps, assets)``, e.g. ``sqrt(garch_forecast)`` per asset).
@@ -278,7 +288,8 @@ def filtered_historical(std_resid: np.ndarray, vols: np.ndarray, n_paths: int, s
     rng = np.random.default_rng(seed_sequence(seed))
     idx = rng.integers(0, len(z), size=(n_paths, steps))
     out = z.astype(dtype)[idx] * v.astype(dtype)[None]
-    return out + np.asarray(drift, dtype=dtype)
+    shifted: np.ndarray = out + np.asarray(drift, dtype=dtype)
+    return shifted
 
 
 # ---------------------------------------------------------------------------- historical windows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +43,11 @@ class StressReport:
     fixed_symbols: tuple[str, ...] = ()
     depegs: dict[str, np.ndarray] = field(default_factory=dict)  # "USDC -5%" -> (K,) liquidated at once?
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         """One dict per position, for tables and JSON."""
         out = []
         for k, key in enumerate(self.keys):
-            row = {"key": key, "label": self.labels[k]}
+            row: dict[str, Any] = {"key": key, "label": self.labels[k]}
             for h_i, h in enumerate(self.horizons):
                 row[f"p_liq_{h}"] = float(self.prob[h_i, k])
                 row[f"se_{h}"] = float(self.stderr[h_i, k])
@@ -81,10 +82,12 @@ def fan_chart(log_returns: np.ndarray, prices_now: np.ndarray,
     x = np.cumsum(np.asarray(log_returns, dtype=float), axis=1)
     q = np.quantile(x, levels, axis=0)  # (Q, steps, A)
     q = np.concatenate([np.zeros((len(levels), 1, x.shape[2])), q], axis=1)
-    return np.exp(q) * np.asarray(prices_now, dtype=float)[None, None, :]
+    fan: np.ndarray = np.exp(q) * np.asarray(prices_now, dtype=float)[None, None, :]
+    return fan
 
 
-def stress_report(positions: Sequence[Position], scenarios, horizons: Sequence[int] | None = None, *,
+def stress_report(positions: Sequence[Position], scenarios: tuple[sc.ScenarioSpec, int, sc.Seed] | np.ndarray,
+                  horizons: Sequence[int] | None = None, *,
                   symbols: Sequence[str] | None = None, quantiles: Sequence[float] = DEFAULT_QUANTILES,
                   historical: sc.HistoricalShocks | None = None, workers: int = 1,
                   aave_bonus: float = 0.05, prices_now: np.ndarray | None = None,

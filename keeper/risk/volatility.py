@@ -36,7 +36,7 @@ def log_returns(prices: np.ndarray) -> np.ndarray:
     """Log returns along the first axis: ``log(p[1:] / p[:-1])`` (works for T or T x A arrays)."""
     p = np.asarray(prices, dtype=float)
     if p.shape[0] < 2:
-        return np.empty((0,) + p.shape[1:])
+        return np.empty((0, *p.shape[1:]))
     if np.any(p <= 0):
         raise ValueError("prices must be positive")
     return np.diff(np.log(p), axis=0)
@@ -72,7 +72,8 @@ def ewma_variance(returns: np.ndarray, lam: float = 0.94, init: float | None = N
 
 def ewma_vol(returns: np.ndarray, lam: float = 0.94) -> np.ndarray:
     """Square root of :func:`ewma_variance`."""
-    return np.sqrt(ewma_variance(returns, lam))
+    vol: np.ndarray = np.sqrt(ewma_variance(returns, lam))
+    return vol
 
 
 def ewma_next_variance(returns: np.ndarray, lam: float = 0.94, init: float | None = None) -> float:
@@ -250,6 +251,7 @@ def fit_garch11(returns: np.ndarray, dist: str = "t") -> Garch11Fit:
         res = optimize.minimize(nll, np.array(x0), method="L-BFGS-B")
         if best is None or res.fun < best.fun:
             best = res
+    assert best is not None  # the loop above tried three starts
     params = _unpack(best.x, var, student)
     h = garch_variance_path(params, r, init)
     return Garch11Fit(params=params, loglik=_loglik(params, r, init), variances=h,

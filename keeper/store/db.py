@@ -24,13 +24,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, select
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from keeper.domain import Position
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 from keeper.store.migrations import ensure_schema
-from keeper.store.models import Account, Checkpoint, PositionSnapshot, PriceRound
+from keeper.store.models import Account, Checkpoint, PositionSnapshot, PriceRound, table_of
 from keeper.store.records import AccountRecord, PriceRoundRecord, snapshot_row
 
 _URL_EXAMPLE = "e.g. sqlite:///var/keeper.db or postgresql+psycopg2://user@host/keeper"
@@ -65,7 +66,7 @@ WRITE_OPTION = "keeper_write"  # execution option of Store.write()'s connections
 
 def _sqlite_setup(engine: Engine, wal: bool) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record) -> None:
+    def _connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
         try:
@@ -96,7 +97,7 @@ def _make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False}
         if memory:
             kwargs["poolclass"] = StaticPool  # one connection, else every checkout is a new empty DB
-        elif not u.database.startswith("file:"):
+        elif u.database is not None and not u.database.startswith("file:"):
             try:
                 Path(u.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -172,9 +173,9 @@ class Store:
         """Connect, create the schema or migrate it to ``SCHEMA_VERSION`` in one transaction."""
         engine = _make_engine(url)
         try:
-            with _translated(f"opening {engine.url.render_as_string(hide_password=True)}"):
-                with engine.begin() as conn:
-                    found, now = ensure_schema(conn)
+            with (_translated(f"opening {engine.url.render_as_string(hide_password=True)}"),
+                  engine.begin() as conn):
+                found, now = ensure_schema(conn)
         except BaseException:
             engine.dispose()
             raise
@@ -220,20 +221,21 @@ class Store:
             if p.key in keys:
                 raise ValueError(f"position {p.key} appears twice in the tick at block {block}")
             keys.add(p.key)
-        for item in (*rounds, *accounts):
+        items: tuple[PriceRoundRecord | AccountRecord, ...] = (*rounds, *accounts)
+        for item in items:
             if item.chain != chain:
                 raise ValueError(f"{item!r} is not on chain {chain!r}")
         rows = [snapshot_row(p, block_hash) for p in positions]
-        snap = PositionSnapshot.__table__
+        snap = table_of(PositionSnapshot)
         with _translated(f"writing the tick at {chain}@{block}"), self.write() as conn:
             conn.execute(snap.delete().where(and_(snap.c.chain == chain, snap.c.block == block)))
             if rows:
                 conn.execute(snap.insert(), rows)
-            _write(conn, PriceRound.__table__, [_round_row(r) for r in rounds],
+            _write(conn, table_of(PriceRound), [_round_row(r) for r in rounds],
                    ("chain", "feed", "round_id"), update=False)
-            _write(conn, Account.__table__, [_account_row(a) for a in accounts], ("chain", "address"),
+            _write(conn, table_of(Account), [_account_row(a) for a in accounts], ("chain", "address"),
                    update=True)
-            _write(conn, Checkpoint.__table__, [{"chain": chain, "name": "tick", "block": block,
+            _write(conn, table_of(Checkpoint), [{"chain": chain, "name": "tick", "block": block,
                                                  "block_hash": block_hash, "updated_at": self._clock()}],
                    ("chain", "name"), update=True)
 
@@ -241,17 +243,17 @@ class Store:
         """Insert accounts, or update ``kind`` and ``label`` of those already known."""
         rows = [_account_row(a) for a in accounts]
         with _translated("writing accounts"), self.write() as conn:
-            _write(conn, Account.__table__, rows, ("chain", "address"), update=True)
+            _write(conn, table_of(Account), rows, ("chain", "address"), update=True)
 
     def add_price_rounds(self, rounds: Iterable[PriceRoundRecord]) -> None:
         """Store rounds; a round already stored (same chain, feed, round id) is left as it was."""
         rows = [_round_row(r) for r in rounds]
         with _translated("writing price rounds"), self.write() as conn:
-            _write(conn, PriceRound.__table__, rows, ("chain", "feed", "round_id"), update=False)
+            _write(conn, table_of(PriceRound), rows, ("chain", "feed", "round_id"), update=False)
 
     # -- reads --------------------------------------------------------------------------------
 
-    def _select(self, what: str, stmt) -> list:
+    def _select(self, what: str, stmt: Select[*tuple[Any, ...]] | SelectOfScalar[Any]) -> list[Any]:
         with _translated(f"reading {what}"), Session(self._engine, expire_on_commit=False) as s:
             return list(s.exec(stmt).all())
 
@@ -268,7 +270,7 @@ class Store:
         stmt = select(PositionSnapshot).where(PositionSnapshot.position_key == position_key.lower())
         if since_block is not None:
             stmt = stmt.where(PositionSnapshot.block >= since_block)
-        stmt = stmt.order_by(PositionSnapshot.block.desc())
+        stmt = stmt.order_by(col(PositionSnapshot.block).desc())
         if limit is not None:
             stmt = stmt.limit(limit)
         return self._select("snapshots", stmt)[::-1]
@@ -278,9 +280,9 @@ class Store:
         ps = PositionSnapshot
         newest = (select(ps.position_key, func.max(ps.block).label("block"))
                   .where(ps.chain == chain).group_by(ps.position_key).subquery())
-        stmt = (select(ps).join(newest, and_(ps.position_key == newest.c.position_key,
-                                             ps.block == newest.c.block))
-                .order_by(ps.position_key))
+        stmt = (select(ps).join(newest, and_(col(ps.position_key) == newest.c.position_key,
+                                             col(ps.block) == newest.c.block))
+                .order_by(col(ps.position_key)))
         return self._select("the latest snapshots", stmt)
 
     def accounts(self, chain: str, kind: str | None = None) -> list[AccountRecord]:
@@ -295,6 +297,6 @@ class Store:
         stmt = select(PriceRound).where(PriceRound.chain == chain, PriceRound.feed == feed.lower())
         if since_round is not None:
             stmt = stmt.where(PriceRound.round_id >= since_round)
-        rows = self._select("price rounds", stmt.order_by(PriceRound.round_id))
+        rows = self._select("price rounds", stmt.order_by(col(PriceRound.round_id)))
         return [PriceRoundRecord(r.chain, r.feed, r.round_id, r.answer, r.started_at, r.updated_at,
                                  r.answered_in_round) for r in rows]

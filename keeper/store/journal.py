@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy import exc as sa_exc
 
 from keeper.errors import KeeperError
 from keeper.store.db import Store, _translated
-from keeper.store.models import JournalEntry
+from keeper.store.models import JournalEntry, table_of
 
 OPEN_STATUSES = ("intent", "signed")
 FINAL_STATUSES = ("mined", "failed", "reverted", "abandoned")
@@ -65,6 +65,8 @@ class Decision:
 
 
 def _entry(row: JournalEntry) -> Entry:
+    if row.id is None:  # a row read back from the table always has its primary key
+        raise KeeperError("journal entry without an id")
     return Entry(row.id, row.chain, row.idempotency_key, row.position_key, json.loads(row.action), row.status,
                  row.nonce, tuple(AttemptRecord(**a) for a in json.loads(row.attempts)), row.mined_hash,
                  row.mined_block, row.error)
@@ -74,7 +76,7 @@ class Journal:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
-        self._t = JournalEntry.__table__
+        self._t = table_of(JournalEntry)
 
     def record_intent(self, chain: str, idempotency_key: str, position_key: str, action: dict[str, Any]) -> int:
         now = self.clock()
@@ -83,7 +85,10 @@ class Journal:
                "created_at": now, "updated_at": now}
         try:
             with _translated("journaling an intent"), self.store.write() as conn:
-                return int(conn.execute(self._t.insert().values(**row)).inserted_primary_key[0])
+                pk = conn.execute(self._t.insert().values(**row)).inserted_primary_key
+                if pk is None:
+                    raise KeeperError("journaling an intent: the database returned no id")
+                return int(pk[0])
         except KeeperError as e:
             if not isinstance(e.__cause__, sa_exc.IntegrityError):
                 raise
@@ -107,7 +112,7 @@ class Journal:
                 status="intent", action=row["action"], error=None, updated_at=row["updated_at"]))
             return int(found.id) if done.rowcount == 1 else None
 
-    def _retryable(self, row) -> bool:
+    def _retryable(self, row: Row[*tuple[Any, ...]]) -> bool:
         return row.status in ("abandoned", "failed") and row.attempts == "[]" and row.nonce is None
 
     def taken(self, keys: list[str]) -> set[str]:
@@ -171,7 +176,7 @@ class Journal:
             row = conn.execute(select(self._t.c.attempts, self._t.c.status).where(self._t.c.id == entry_id)).one()
             if row.status not in OPEN_STATUSES:
                 raise KeeperError(f"journal entry {entry_id} is {row.status}; no new attempt")
-            attempts = json.loads(row.attempts) + [attempt.__dict__]
+            attempts = [*json.loads(row.attempts), attempt.__dict__]
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 attempts=json.dumps(attempts), nonce=attempt.nonce, status="signed", updated_at=self.clock()))
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, select, text
+from sqlmodel import col
 
 from keeper.errors import ConfigError
-from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, SchemaVersion
+from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, SchemaVersion, table_of
 
 Migration = Callable[[Connection], None]
 
@@ -34,7 +35,7 @@ def _v1_to_v2(conn: Connection) -> None:
 
 
 def _v2_to_v3(conn: Connection) -> None:
-    JournalEntry.__table__.create(conn)
+    table_of(JournalEntry).create(conn)
 
 
 # (version it produces, migration from the version before). Ordered, no gaps, starting at 2.
@@ -54,7 +55,7 @@ def read_version(conn: Connection) -> int | None:
         shown = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
         raise ConfigError(f"the database holds tables that are not the keeper's ({shown}) and no "
                           f"schema_version table", hint="point store.url at an empty or keeper database")
-    versions = conn.execute(select(SchemaVersion.version)).scalars().all()
+    versions = conn.execute(select(col(SchemaVersion.version))).scalars().all()
     if len(versions) != 1:
         raise ConfigError(f"the schema_version table holds {len(versions)} rows, expected 1",
                           hint="the database is damaged or not the keeper's")
@@ -70,7 +71,7 @@ def ensure_schema(conn: Connection, migrations: list[tuple[int, Migration]] | No
     if found is None:
         for table in TABLES:
             table.create(conn)
-        conn.execute(SchemaVersion.__table__.insert().values(id=1, version=target))
+        conn.execute(table_of(SchemaVersion).insert().values(id=1, version=target))
         return None, target
     if found > target:
         raise ConfigError(f"the database is at schema version {found}, newer than this keeper's "
@@ -80,7 +81,7 @@ def ensure_schema(conn: Connection, migrations: list[tuple[int, Migration]] | No
         raise RuntimeError(f"no complete migration path from schema version {found} to {target}")
     for version, migrate in steps:
         migrate(conn)
-        conn.execute(SchemaVersion.__table__.update().values(version=version))
+        conn.execute(table_of(SchemaVersion).update().values(version=version))
     missing = TABLE_NAMES - set(inspect(conn).get_table_names())
     if missing:
         raise ConfigError(f"the database at schema version {target} lacks tables: "

@@ -13,11 +13,15 @@ unique constraints mean what they say); snapshots keep the spelling of the ``Pos
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Table, Text, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
+
+if TYPE_CHECKING:
+    from keeper.domain import Position
 
 UINT256_DIGITS = 78  # len(str(2**256 - 1))
 UINT80_DIGITS = 25  # len(str(2**80 - 1))
@@ -27,7 +31,7 @@ ACCOUNT_KINDS = ("vault", "owner", "watch")
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class ExactInt(TypeDecorator):
+class ExactInt(TypeDecorator[int]):
     """An integer of up to ``digits`` decimal digits, stored without loss on any backend."""
 
     impl = String
@@ -39,12 +43,12 @@ class ExactInt(TypeDecorator):
         self.signed = signed
         self._bound = 10**digits
 
-    def load_dialect_impl(self, dialect: Dialect):
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(Numeric(self.digits, 0, asdecimal=True))
         return dialect.type_descriptor(String(self.digits + 1))
 
-    def process_bind_param(self, value, dialect: Dialect):
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Decimal | str | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -56,7 +60,7 @@ class ExactInt(TypeDecorator):
             return Decimal(value)  # exact: Decimal(int) never rounds
         return str(value) if self.signed else str(value).zfill(self.digits)
 
-    def process_result_value(self, value, dialect: Dialect):
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
         if isinstance(value, Decimal):
@@ -66,7 +70,7 @@ class ExactInt(TypeDecorator):
         return int(value)
 
 
-def _exact(digits: int, signed: bool = False, nullable: bool = False):
+def _exact(digits: int, signed: bool = False, nullable: bool = False) -> Any:
     return Field(sa_type=ExactInt(digits, signed), nullable=nullable)
 
 
@@ -118,7 +122,7 @@ class PositionSnapshot(SQLModel, table=True):
     perp: str | None = Field(default=None, sa_type=Text)  # JSON object or NULL (schema v2)
     label: str | None = Field(default=None, max_length=200)  # schema v2
 
-    def to_position(self):
+    def to_position(self) -> Position:
         """The ``keeper.domain.Position`` this row was written from (``extra`` is not kept)."""
         from keeper.store.records import snapshot_to_position
 
@@ -196,5 +200,13 @@ class SchemaVersion(SQLModel, table=True):
     version: int
 
 
-TABLES = tuple(m.__table__ for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, SchemaVersion))
+def table_of(model: type[SQLModel]) -> Table:
+    """The ``Table`` of a ``table=True`` model (its ``__table__``, which SQLModel does not declare)."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
+
+
+TABLES = tuple(table_of(m) for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, SchemaVersion))
 TABLE_NAMES = frozenset(t.name for t in TABLES)

@@ -217,7 +217,8 @@ def test_stale_feeds_fail_every_position_they_price(tmp_path, anvil, devnet, w3,
 
 def path_lines(lines: list[str]) -> dict[str, str]:
     """position name -> its whole 'perp path of' line."""
-    return {ln.split(" devnet: perp path of ", 1)[1].split(": ", 1)[0]: ln for ln in lines if " devnet: perp path of " in ln}
+    return {ln.split(" devnet: perp path of ", 1)[1].split(": ", 1)[0]: ln
+            for ln in lines if " devnet: perp path of " in ln}
 
 
 def test_perp_paths_on_gated_gmx_say_request_and_fail_what_would_revert(tmp_path, anvil, devnet, w3, snapshot, capsys,

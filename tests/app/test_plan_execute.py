@@ -5,15 +5,15 @@ reverts); an over-collateralised position releases excess and stays at or above 
 
 import pytest
 
-from keeper.chain import contracts as C
 from keeper.app.manual import execute, open_session, plan_now
+from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
 from keeper.errors import Reverted
 from keeper.store import Store
 from keeper.store.journal import Journal
-from tests.devnet.helpers import gmx_liquidation, revert_name, set_price, token
 from tests.daemon.helpers import devnet_config
+from tests.devnet.helpers import gmx_liquidation, revert_name, set_price, token
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 MAX = 2**256 - 1
@@ -91,7 +91,7 @@ def test_excess_is_released_and_stays_above_the_floor(cfg, w3, devnet):
             vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
             reserve_before = token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() \
                 if action.asset.symbol in devnet["tokens"] else None
-            out, fresh, _requests = execute(cfg, session, book, action)
+            _out, fresh, _requests = execute(cfg, session, book, action)
             floor = book.floors[action.position_key]
             assert fresh.health >= floor
             if reserve_before is not None:

@@ -3,12 +3,12 @@ nor loses one (simulated in-process crashes; the kill -9 trials come with the da
 
 import pytest
 
+from keeper.app.reconcile import reconcile, wait_pending
 from keeper.chain import contracts as C
 from keeper.chain.client import ChainClient
+from keeper.chain.fees import GWEI, FeePolicy
 from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
-from keeper.app.reconcile import reconcile, wait_pending
-from keeper.chain.fees import GWEI, FeePolicy
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
 from tests.devnet.helpers import AAVE, asset_key
@@ -36,8 +36,9 @@ def env(tmp_path, anvil, w3, devnet):
 
 def journaling_sender(client, key, journal, entry_id, broadcast=True):
     def on_signed(out, attempt):
+        bid = attempt.bid
         journal.record_attempt(entry_id, AttemptRecord(attempt.nonce, attempt.tx_hash, "0x" + attempt.raw.hex(),
-                                                       attempt.bid.max_fee_per_gas, attempt.bid.max_priority_fee_per_gas))
+                                                       bid.max_fee_per_gas, bid.max_priority_fee_per_gas))
     s = TxSender(client, key, 31337, POLICY, on_signed=on_signed, poll=0.05)
     if not broadcast:
         s._broadcast = lambda attempt: (_ for _ in ()).throw(SystemExit("crash before broadcast"))
@@ -49,7 +50,7 @@ def nonce(client, key):
 
 
 def test_crash_after_intent_before_signing_sends_nothing(env):
-    client, key, journal, req, balance = env
+    client, key, journal, _req, balance = env
     eid = journal.record_intent("devnet", "alice:1:top_up", "alice", {"kind": "top_up"})
     n0, b0 = nonce(client, key), balance()
     report = reconcile(journal, client, "devnet", key.address)
@@ -88,7 +89,7 @@ def test_crash_after_send_before_receipt_is_not_repeated(env):
 
 
 def test_nonce_taken_by_another_transaction_is_failed(env, w3):
-    client, key, journal, req, balance = env
+    client, key, journal, req, _balance = env
     eid = journal.record_intent("devnet", "alice:4:top_up", "alice", {"kind": "top_up"})
     with pytest.raises(SystemExit):
         journaling_sender(client, key, journal, eid, broadcast=False).send(req)

@@ -6,8 +6,8 @@ from keeper.backtest.charts import pareto_chart, run_chart
 from keeper.backtest.engine import lending_position, run
 from keeper.backtest.pareto import Evaluator, cheapest, frontier, pareto_front, risk_grid, static_grid
 from keeper.backtest.policies import SeriesModel, StaticPolicy
-from keeper.risk.laws import TailLaw
 from keeper.backtest.prices import PriceSeries
+from keeper.risk.laws import TailLaw
 
 
 def test_pareto_front_minimises_every_column():

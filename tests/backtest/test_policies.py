@@ -125,7 +125,8 @@ def test_rolling_max_is_causal_and_hold_only_widens_releases():
     base = RiskPolicy(1e-3, 6, 0.05, SeriesModel(TailLaw(nu=4.0, lam_u=0.0)))
     held = replace(base, hold_hours=48)
     a, b = base.thresholds(s), held.thresholds(s)
-    assert np.array_equal(a.trigger, b.trigger) and np.all(b.release >= a.release) and np.all(b.release_target >= a.target)
+    assert np.array_equal(a.trigger, b.trigger) and np.all(b.release >= a.release)
+    assert np.all(b.release_target >= a.target)
     assert "hold 48h" in held.label()
 
 
@@ -134,7 +135,9 @@ def test_distance_bands_are_log_moves_from_the_trigger():
     law = TailLaw(nu=10.0, lam_u=0.01, jump_vol=1.0, jump_ref=0.01)
     pol = RiskPolicy(1e-4, 2, model=SeriesModel(law), target_gap=0.07, release_gap=0.1)
     th = pol.thresholds(s)
-    x = lambda d: -np.log1p(-d)
+    def x(d):
+        return -np.log1p(-d)
+
     assert x(th.target) - x(th.trigger) == pytest.approx(np.full(len(s), 0.07))
     assert x(th.release) - x(th.target) == pytest.approx(np.full(len(s), 0.1))
     assert np.array_equal(th.trigger, replace(pol, target_gap=0.0, release_gap=0.0).thresholds(s).trigger)

@@ -7,7 +7,6 @@ import joblib
 import numpy as np
 import pytest
 
-from keeper.cli import train as train_cli
 from keeper.backtest.training import (
     data_hash,
     evaluate,
@@ -15,6 +14,7 @@ from keeper.backtest.training import (
     load_model,
     train,
 )
+from keeper.cli import train as train_cli
 from keeper.errors import ConfigError
 from keeper.risk.features import DEFAULT_FEATURES, FEATURE_NAMES
 
@@ -134,7 +134,7 @@ def test_hash_follows_data_and_parameters(tmp_path):
 def test_foreign_bundles_are_refused(trained, tmp_path):
     _, path = trained
     b = joblib.load(path)
-    b["feature_names"] = list(FEATURE_NAMES[:-1]) + ["open_interest"]
+    b["feature_names"] = [*FEATURE_NAMES[:-1], "open_interest"]
     bad = tmp_path / "other_features.joblib"
     joblib.dump(b, bad)
     with pytest.raises(ConfigError, match="other features"):

@@ -69,7 +69,7 @@ def test_urgency():
 
 
 def test_bad_policies_are_refused():
-    with pytest.raises(ValueError, match="1.125"):
+    with pytest.raises(ValueError, match=r"1.125"):
         FeePolicy(bump_factor=1.1)
     with pytest.raises(ValueError, match="go together"):
         FeePolicy(urgent_threshold=0.9)

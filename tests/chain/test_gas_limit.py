@@ -6,8 +6,13 @@ and decoded either way; a node without the method falls back to ``eth_estimateGa
 import pytest
 
 from keeper.chain import contracts as C
-from keeper.chain.tx import (COLD_EXTRA_PER_ADDRESS, COLD_EXTRA_PER_SLOT, MAX_CALL_DEPTH, TxRequest,
-                             gas_limit_from_access_list)
+from keeper.chain.tx import (
+    COLD_EXTRA_PER_ADDRESS,
+    COLD_EXTRA_PER_SLOT,
+    MAX_CALL_DEPTH,
+    TxRequest,
+    gas_limit_from_access_list,
+)
 from keeper.errors import KeeperError, Reverted
 from tests.chain.test_tx import sender
 from tests.devnet.helpers import AAVE, asset_key

@@ -61,7 +61,8 @@ def test_stream_fixed_yields_each_chunk_in_order_while_the_rest_are_in_flight(de
         stream = mc.stream_fixed(chunks, block)
         first = next(stream)  # the first chunk is usable before the stream is drained
         assert first == [devnet["tokens"]["WETH"]["decimals"]]
-        assert [first, *stream] == mc.call_fixed(chunks, block) == [[t["decimals"]] for t in devnet["tokens"].values()] * 3
+        expected = [[t["decimals"]] for t in devnet["tokens"].values()] * 3
+        assert [first, *stream] == mc.call_fixed(chunks, block) == expected
         with pytest.raises(TypeError):
             next(mc.stream_fixed(chunks, "latest"))  # pinned to a block number, always
     finally:

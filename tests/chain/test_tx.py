@@ -8,11 +8,11 @@ import pytest
 
 from keeper.chain import contracts as C
 from keeper.chain.client import ChainClient
+from keeper.chain.fees import GWEI, FeePolicy
 from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
 from keeper.devnet.anvil import Anvil, rpc_call
 from keeper.errors import Reverted, TxFailed
-from keeper.chain.fees import GWEI, FeePolicy
 from tests.devnet.helpers import AAVE, asset_key
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1

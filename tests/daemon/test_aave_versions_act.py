@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from keeper.chain import contracts as C
 from keeper.app.manual import execute, find, manual_action, open_session, plan_now
+from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
 from keeper.errors import Reverted

@@ -55,7 +55,7 @@ def test_keeper_run_on_a_fork_protects_the_forks_positions(tmp_path, anvil, w3, 
                 set_price(fw3, devnet, "BTC", btc)
                 moved = fw3.eth.block_number
                 # ticked two blocks past the move: its transactions, if any, have landed
-                wait_for(lambda: (k.last_block or 0) >= moved + 2, 20, f"ticks after ETH {eth}")
+                wait_for(lambda moved=moved: (k.last_block or 0) >= moved + 2, 20, f"ticks after ETH {eth}")
             carol = devnet["roles"]["carol"].lower()
             wait_for(lambda: all(p.health >= 1.0 for p in _positions(fork.url, devnet).values()
                                  if p.account.lower() != carol), 30, "every vault position healthy on the fork")

@@ -41,13 +41,13 @@ def test_ws_url_rules():
 def test_config_validates_heads_keys(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[daemon]\nheads = "sometimes"\n')
-    with pytest.raises(ConfigError, match="daemon.heads"):
+    with pytest.raises(ConfigError, match=r"daemon.heads"):
         load_config(f, env={})
     f.write_text('[chains.main]\nrpc_urls = ["http://a:8545"]\nws_urls = ["http://a:8546"]\n')
-    with pytest.raises(ConfigError, match="ws_urls.*ws\\(s\\)"):
+    with pytest.raises(ConfigError, match=r"ws_urls.*ws\(s\)"):
         load_config(f, env={})
     f.write_text('[daemon]\nheads = "ws"\n[chains.main]\nrpc_urls = ["http://a:8545"]\n')
-    with pytest.raises(ConfigError, match="heads = 'ws' needs chains.main.ws_urls"):
+    with pytest.raises(ConfigError, match=r"heads = 'ws' needs chains.main.ws_urls"):
         load_config(f, env={})
     f.write_text('[daemon]\nheads = "ws"\n[chains.main]\nrpc_urls = ["http://a:8545"]\nws_urls = ["ws://a:8546"]\n')
     assert load_config(f, env={}).chains["main"].ws_urls == ["ws://a:8546"]
@@ -134,7 +134,8 @@ def test_dropped_ws_falls_back_then_comes_back(tmp_path, anvil, w3, devnet, monk
     k = Keeper(cfg, dry_run=True, vols=VOLS)
     try:
         with running(k, w3):
-            wait_for(lambda: k.heads is not None and k.heads.source == "ws" and k.ticks >= 2, 15, "ticks from the subscription")
+            wait_for(lambda: k.heads is not None and k.heads.source == "ws" and k.ticks >= 2, 15,
+                     "ticks from the subscription")
             proxy.cut()  # the network drops the socket; reconnects are refused
             wait_for(lambda: _fallbacks(k) == 1, 10, "the fallback")
             before = k.ticks

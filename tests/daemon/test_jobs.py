@@ -114,7 +114,8 @@ def test_stress_report_logs_every_position_and_sets_gauges(tmp_path, anvil, w3, 
         assert worst[0]["p_liq"] == max(r["p_liq"]["24"] for r in line["positions"]) and worst[0]["p_liq"] > 0.2
         p = positions[worst[0]["position"]]
         g = k.metrics.registry.get_sample_value("keeper_stress_pliq", {
-            "chain": "devnet", "protocol": str(p.protocol), "account": p.account, "market": p.market, "horizon_h": "24"})
+            "chain": "devnet", "protocol": str(p.protocol), "account": p.account, "market": p.market,
+            "horizon_h": "24"})
         assert g == pytest.approx(worst[0]["p_liq"])
     finally:
         k.shutdown()
@@ -129,7 +130,8 @@ def test_a_failing_job_is_logged_and_counted_not_raised(tmp_path, anvil, devnet,
     with caplog.at_level(logging.ERROR, logger="keeper.daemon.jobs"):
         jobs.guarded(k, "refit", broken)()
     assert k.metrics.registry.get_sample_value("keeper_job_failures_total", {"job": "refit"}) == 1.0
-    assert [r.error for r in caplog.records if getattr(r, "event", None) == "job_failed"] == ["the model file is corrupt"]
+    errors = [r.error for r in caplog.records if getattr(r, "event", None) == "job_failed"]
+    assert errors == ["the model file is corrupt"]
     assert not k.stop.is_set()
 
 

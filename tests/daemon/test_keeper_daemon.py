@@ -5,16 +5,17 @@ watchdog, whether heads come by subscription or by polling."""
 import http.server
 import json
 import threading
-import urllib.request
 import time
+import urllib.request
+from typing import ClassVar
 
 import pytest
 
 from keeper.config import AlertsConfig, DaemonConfig, TelemetryConfig
 from keeper.daemon.keeper import Keeper
 from keeper.errors import Halt
-from tests.devnet.helpers import set_price
 from tests.daemon.helpers import devnet_config
+from tests.devnet.helpers import set_price
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -40,9 +41,9 @@ def test_dry_run_plans_but_sends_nothing(cfg, w3, devnet):
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
-    posts: list = []
+    posts: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         _Receiver.posts.append(json.loads(body))
         self.send_response(204)

@@ -10,8 +10,8 @@ from keeper.chain import contracts as C
 from keeper.demo.collect import chain_liquidations, liquidations
 from keeper.demo.liquidator import Liquidator
 from keeper.devnet.deployer import Deployer
-from tests.devnet.helpers import set_price, token
 from tests.aave_versions import devnet, w3  # noqa: F401  (the module runs on both Aave versions)
+from tests.devnet.helpers import set_price, token
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 

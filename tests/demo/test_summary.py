@@ -31,7 +31,8 @@ def test_protected_survive_twins_liquidated_is_ok():
     liqs = [liq("carol-aave-unprotected", "0xa"), liq("carol-aave-unprotected", "0xb"),
             liq("carol-morpho-unprotected", "0xc")]
     onchain = [ChainLiquidation(11, tx, pid, "x") for pid, tx in
-               (("carol-aave-unprotected", "0xa"), ("carol-aave-unprotected", "0xb"), ("carol-morpho-unprotected", "0xc"))]
+               (("carol-aave-unprotected", "0xa"), ("carol-aave-unprotected", "0xb"),
+                ("carol-morpho-unprotected", "0xc"))]
     s = summarise(DEP, records(), actions, liqs, onchain=onchain)
     assert s.ok and s.verdict().startswith("OK")
     assert s.protected.committed_usd == 1_500 and s.protected.released_usd == 200

@@ -9,8 +9,21 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.errors import Reverted
-from tests.devnet.helpers import (AAVE, E18, MORPHO, aave, aave_error, aave_pool, aave_revert_name, asset_key, gmx_vault,
-                                  position, revert_name, set_price, token)
+from tests.devnet.helpers import (
+    AAVE,
+    E18,
+    MORPHO,
+    aave,
+    aave_error,
+    aave_pool,
+    aave_revert_name,
+    asset_key,
+    gmx_vault,
+    position,
+    revert_name,
+    set_price,
+    token,
+)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 

@@ -25,8 +25,9 @@ def compile_in(root: Path, *flags: str, **env) -> subprocess.CompletedProcess:
     for script in SCRIPTS.glob("*.mjs"):
         shutil.copy(script, root / "contracts" / "scripts" / script.name)
     (root / "node_modules").symlink_to(ROOT / "node_modules")
-    return subprocess.run(["node", "contracts/scripts/compile.mjs", *(flags or ("--aave-origin",))], cwd=root, capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env})
+    return subprocess.run(["node", "contracts/scripts/compile.mjs", *(flags or ("--aave-origin",))], cwd=root,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env})
 
 
 @pytest.mark.parametrize("env", [{"KEEPER_PROTOCOL_CLONE": "0"},
@@ -117,11 +118,11 @@ def test_a_missing_build_says_to_run_the_setup(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "AAVE_ORIGIN_DIR", tmp_path / "nothing")
     C.aave_origin.cache_clear()
     try:
-        with pytest.raises(ConfigError, match="Aave v3.7 .* is not built") as exc:
+        with pytest.raises(ConfigError, match=r"Aave v3.7 .* is not built") as exc:
             C.aave_origin("PoolInstance")
         assert "make setup" in str(exc.value)
         monkeypatch.setattr(C, "AAVE_ORIGIN_DIR", tmp_path)
-        with pytest.raises(ConfigError, match="no Aave v3.7 artifact named PoolInstance"):
+        with pytest.raises(ConfigError, match=r"no Aave v3.7 artifact named PoolInstance"):
             C.aave_origin("PoolInstance")
     finally:
         C.aave_origin.cache_clear()

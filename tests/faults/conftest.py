@@ -5,6 +5,7 @@ private key (``Env.outputs``)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -36,7 +37,7 @@ class Receiver:
         posts = self.posts = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 posts.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
                 self.send_response(204)
                 self.end_headers()
@@ -63,7 +64,7 @@ class RpcProxy:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 req = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(req, timeout=30) as resp:
@@ -121,7 +122,7 @@ class Env:
         self._keep(proc.stdout + proc.stderr)
         return proc
 
-    def daemon(self, *args: str, fault: str | None = None) -> "Daemon":
+    def daemon(self, *args: str, fault: str | None = None) -> Daemon:
         return Daemon(self, args, fault)
 
     def close(self) -> None:
@@ -137,10 +138,12 @@ class Daemon:
     def __init__(self, env: Env, args, fault: str | None) -> None:
         self.env = env
         self.log = env.root / f"daemon-{len(env.procs)}.log"
-        self._fh = open(self.log, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "keeper", "run", "--log-level", "DEBUG", *VOLS, *args],
-                                     cwd=env.root, env=env.environ(fault), stdout=self._fh, stderr=subprocess.STDOUT,
-                                     text=True)
+        self._finished = False
+        # the daemon writes the log through its own copy of the descriptor; this process only reads the file
+        with open(self.log, "w") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "keeper", "run", "--log-level", "DEBUG", *VOLS, *args],
+                                         cwd=env.root, env=env.environ(fault), stdout=fh, stderr=subprocess.STDOUT,
+                                         text=True)
         env.procs.append(self.proc)
 
     def text(self) -> str:
@@ -150,10 +153,8 @@ class Daemon:
         out = []
         for line in self.text().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     out.append(json.loads(line))
-                except ValueError:
-                    pass
         return out
 
     def seen(self, event: str, **match) -> list[dict]:
@@ -174,8 +175,8 @@ class Daemon:
         return self.wait_exit(timeout)
 
     def _finish(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if not self._finished:
+            self._finished = True
             self.env._keep(self.text())
 
 
@@ -215,7 +216,7 @@ class Miner:
             while not self._stop.wait(period):
                 try:
                     self.w3.provider.make_request("evm_mine", [])
-                except Exception:  # noqa: BLE001 -- the node is going away: the test is over
+                except Exception:
                     return
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
@@ -268,8 +269,8 @@ def per_position(actions: list[dict]) -> Counter:
 
 def planned_positions(env: Env, kinds: tuple[str, ...] | None = None) -> set[str]:
     """The position keys the planner acts on now (in-process, the keeper's own planner)."""
-    from keeper.config import load_config
     from keeper.app.manual import open_session, plan_now
+    from keeper.config import load_config
 
     cwd = os.getcwd()
     os.chdir(env.root)

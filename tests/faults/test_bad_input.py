@@ -5,7 +5,7 @@ tests run is scanned: ``Env._keep``), including a malformed key's own text."""
 import pytest
 
 from tests.devnet.helpers import set_price
-from tests.faults.conftest import KEEPER_KEY, keeper_actions, head, VOLS
+from tests.faults.conftest import KEEPER_KEY, VOLS, head, keeper_actions
 
 BAD_KEY = "0x" + "zz" + KEEPER_KEY[4:]  # a real key with one byte mangled: still a secret
 BAD_CHECKSUM = "0x4C5859f0F772848b2D91F1D83E2Fe57935348029"  # alice's vault, one letter's case flipped

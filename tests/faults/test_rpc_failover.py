@@ -3,7 +3,7 @@ block (it ticks the very next block, no tick fails), alerts ``rpc_failover``, an
 position that needs it (a price crash right after the failover)."""
 
 from tests.devnet.helpers import set_price
-from tests.faults.conftest import (RpcProxy, head, keeper_actions, per_position, protective_needed, wait_for, idle)
+from tests.faults.conftest import RpcProxy, head, idle, keeper_actions, per_position, protective_needed, wait_for
 
 
 def test_primary_rpc_dies_mid_run(env, w3, devnet, anvil, miner, receiver):

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, plan
-from keeper.risk.laws import GaussLaw
-from keeper.risk.model import LawRisk, RiskModel
 from keeper.plan.sizing import TOLERANCE_PPM
 from keeper.plan.whatif import AssetParams, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
+from keeper.risk.laws import GaussLaw
+from keeper.risk.model import LawRisk, RiskModel
 
 WETH = AssetParams("WETH", "0xweth", 18, 2000.0, {"aave_v3": 0.83, "morpho_blue": 0.86})
 WBTC = AssetParams("WBTC", "0xwbtc", 8, 60000.0, {"aave_v3": 0.70}, haircut=0.03)
@@ -293,7 +293,7 @@ def test_whatif_legs_and_health():
 
 @given(st.floats(100, 50_000), st.floats(1_000, 200_000), st.floats(1_000, 3_000), st.booleans())
 def test_perp_health_estimate_matches_the_integer_rule(collateral, size, mark, is_long):
-    from keeper.risk.perp_math import perp_health, get_delta
+    from keeper.risk.perp_math import get_delta, perp_health
 
     usd = 10**30
     d = get_delta(int(size * usd), 2000 * usd, int(mark * usd), is_long)

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.plan.planner import USD_RAW, Policy, Reserve, plan
-from keeper.risk.laws import GaussLaw
-from keeper.risk.model import LawRisk
 from keeper.plan.sizing import TOLERANCE_PPM, largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, held, perp_health_estimate, simulate
 from keeper.risk.health import lending_health
+from keeper.risk.laws import GaussLaw
+from keeper.risk.model import LawRisk
 
 WETH = AssetParams("WETH", "0xweth", 18, 1700.0, {"aave_v3": 0.83})
 WBTC = AssetParams("WBTC", "0xwbtc", 8, 60000.0, {"aave_v3": 0.70})
@@ -158,7 +158,8 @@ def test_perp_top_up_is_on_the_safe_side_and_within_tolerance(collateral, size, 
 
 @settings(max_examples=300)
 @given(st.floats(10, 40_000), st.floats(100, 200_000), st.floats(1800, 2200), st.booleans(),
-       st.sampled_from([0.0, 5.0]), st.floats(0.3, 5.0), st.sampled_from([ActionKind.TOP_UP, ActionKind.WITHDRAW_EXCESS]))
+       st.sampled_from([0.0, 5.0]), st.floats(0.3, 5.0),
+       st.sampled_from([ActionKind.TOP_UP, ActionKind.WITHDRAW_EXCESS]))
 def test_perp_health_line_is_the_estimate_and_inverts(collateral, size, mark, is_long, liq_fee, h_goal, kind):
     """The releases' health-floor model (``_health_line`` for perps) is ``perp_health_estimate`` of
     the simulated position, on both pieces of its min (leverage term, liquidation-fee term), and
@@ -229,7 +230,7 @@ def test_a_step_function_p_still_sizes_exactly(weth, health, goal, way):
     pos = lending({"WETH": weth}, {"USDC": weth * 1700 * 0.83 / health})
     step = type("Step", (), {"p_liq": staticmethod(lambda q: 0.0 if q.health >= goal else 1.0)})()
     kind, params = way
-    got, n = check_smallest(pos, kind, params, step, 0.5, None)
+    _got, n = check_smallest(pos, kind, params, step, 0.5, None)
     assert n <= 90
 
 
@@ -280,7 +281,7 @@ def searches_of_a_plan(pos: Position) -> tuple[list[int], int]:
                           "horizon_hours": 24.0})()
     planner.smallest_to_target = counted
     try:
-        result = plan([pos], risk, Reserve({"0xweth": 10**20, "0xusdc": 10**12}), (WETH, USDC), Policy(), block=200)
+        plan([pos], risk, Reserve({"0xweth": 10**20, "0xusdc": 10**12}), (WETH, USDC), Policy(), block=200)
     finally:
         planner.smallest_to_target = real
     return counts, total.n

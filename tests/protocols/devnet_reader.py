@@ -4,8 +4,8 @@ from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import FeedSpec, OracleReader
 from keeper.protocols.aave_v3 import AaveV3Adapter
-from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.gmx_v1 import GmxV1Adapter, PerpMarket
+from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.reader import ChainReader
 
 
@@ -15,7 +15,8 @@ def devnet_reader(url: str, dep: dict, *, chunk_size: int = 500, heartbeat: int 
     aave = dep["aave_v3"]
     adapters = [
         AaveV3Adapter("devnet", aave["pool"], aave["data_provider"], aave["oracle"]),
-        MorphoBlueAdapter("devnet", dep["morpho_blue"]["morpho"], [m["id"] for m in dep["morpho_blue"]["markets"].values()]),
+        MorphoBlueAdapter("devnet", dep["morpho_blue"]["morpho"],
+                          [m["id"] for m in dep["morpho_blue"]["markets"].values()]),
         GmxV1Adapter("devnet", dep["perp"]["vault"], [PerpMarket(m["collateral_token"], m["index_token"], m["is_long"])
                                                        for m in dep["perp"]["markets"].values()],
                      dep["perp"].get("position_router")),

@@ -10,11 +10,11 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import MAX_UINT256, Side
-from keeper.protocols.aave_v3.maths import health_factor, percent_mul, ray_mul, wad_div
 from keeper.protocols.aave_v3 import AaveV3Adapter
+from keeper.protocols.aave_v3.maths import health_factor, percent_mul, ray_mul, wad_div
 from keeper.protocols.base import ReadContext
-from tests.devnet.helpers import E18, set_price, token
 from tests.aave_versions import anvil, devnet, w3  # noqa: F401  (the module runs on both Aave versions)
+from tests.devnet.helpers import E18, set_price, token
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -205,7 +205,7 @@ def test_many_users_across_chunks(w3, devnet, mc):
             d.send(p_.functions.borrow(usdc, (300 + 37 * i) * USDC, 2, 0, u), sender=u)
         users.append(u)
     nobody = "0x" + "ab" * 20
-    accounts = users[:12] + [nobody] + users[12:] + [devnet["roles"]["carol"]]
+    accounts = [*users[:12], nobody, *users[12:], devnet["roles"]["carol"]]
     ad = adapter(devnet, chunk_calls=10)
     block, pos = tick(w3, ad, mc, accounts)
     assert len(ad._groups) >= 5  # several chunks
@@ -253,12 +253,12 @@ def test_health_that_differs_from_the_pool_flags_the_checked_accounts(w3, devnet
         ad = adapter(devnet, verify=verify)
         accounts = [carol, bob]
         tick(w3, ad, mc, accounts)
-        block, pos = tick(w3, ad, mc, accounts)
+        _block, pos = tick(w3, ad, mc, accounts)
         assert all(p.price_ok for p in pos.values())
         assert {a for a in accounts if pos[a.lower()].extra["verified"]} == flagged
         weth = next(i for i, r in enumerate(ad.reserves) if r.asset.symbol == "WETH")
         ad.reserves[weth] = replace(ad.reserves[weth], liquidation_threshold_bps=5_000)
-        block, pos = tick(w3, ad, mc, accounts)
+        _block, pos = tick(w3, ad, mc, accounts)
         bad = {a for a in accounts if not pos[a.lower()].price_ok}
         assert bad == flagged, verify
         for a in bad:

@@ -20,10 +20,10 @@ from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.devnet.deployer import Deployer
 from keeper.protocols.base import ReadContext
+from tests.aave_versions import anvil, devnet, w3  # noqa: F401  (the module runs on both Aave versions)
 from tests.conftest import evm_revert, evm_snapshot
 from tests.devnet.helpers import set_price, token
 from tests.protocols.test_aave_fast_path import adapter, pool
-from tests.aave_versions import anvil, devnet, w3  # noqa: F401  (the module runs on both Aave versions)
 
 MAX = 2**256 - 1
 

@@ -7,9 +7,20 @@ from hypothesis import strategies as st
 from keeper.domain import MAX_UINT256
 from keeper.protocols.aave_v3 import REVISIONS, family_for
 from keeper.protocols.aave_v3.families import V30, V32, V35, V36
-from keeper.protocols.aave_v3.maths import (RAY, ReserveConfig, health_factor, health_factor_v35, in_bitmap,
-                                            percent_mul, ray_mul, ray_mul_ceil, ray_mul_floor, to_base, to_base_ceil,
-                                            wad_div)
+from keeper.protocols.aave_v3.maths import (
+    RAY,
+    ReserveConfig,
+    health_factor,
+    health_factor_v35,
+    in_bitmap,
+    percent_mul,
+    ray_mul,
+    ray_mul_ceil,
+    ray_mul_floor,
+    to_base,
+    to_base_ceil,
+    wad_div,
+)
 
 
 def test_rounding_of_each_primitive():

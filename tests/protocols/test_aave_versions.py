@@ -24,7 +24,6 @@ from keeper.protocols.base import ReadContext
 from tests.devnet.helpers import set_price
 
 
-
 def aave_accounts(dep: dict) -> list[str]:
     return sorted({p["account"] for p in dep["positions"] if p["protocol"] == "aave_v3"})
 

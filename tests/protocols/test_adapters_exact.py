@@ -66,7 +66,7 @@ def test_aave_health_equals_the_pool_after_random_moves(reader, w3, devnet, seed
             assert p.health_wad == want
             # The legs are the pool's own balances.
             a_weth = w3.eth.contract(address=devnet["aave_v3"]["a_tokens"]["WETH"], abi=C.ours("TestERC20").abi)
-            weth_leg = next(l for l in p.legs if l.asset.symbol == "WETH" and l.side is Side.COLLATERAL)
+            weth_leg = next(leg for leg in p.legs if leg.asset.symbol == "WETH" and leg.side is Side.COLLATERAL)
             assert weth_leg.amount_raw == a_weth.functions.balanceOf(p.account).call(block_identifier=snap.block)
 
 
@@ -184,7 +184,8 @@ def test_perp_health_is_gmx_liquidation_rule(gmx_reader, gmx_net, seed):
     assert seen_healthy and seen_liquidatable and seen_profit
 
 
-@pytest.mark.parametrize("pid,sym,hours", [("alice-perp-eth-long", "ETH", 0), ("carol-perp-btc-short-unprotected", "BTC", 30)])
+@pytest.mark.parametrize("pid,sym,hours", [("alice-perp-eth-long", "ETH", 0),
+                                           ("carol-perp-btc-short-unprotected", "BTC", 30)])
 def test_perp_health_crosses_one_where_gmx_starts_to_liquidate(gmx_net, pid, sym, hours):
     """Bisect the feed answer where GMX's liquidation starts to succeed (after funding time for the
     short): the adapter's health is below 1 exactly on the liquidatable side of it."""
@@ -205,7 +206,8 @@ def test_perp_health_crosses_one_where_gmx_starts_to_liquidate(gmx_net, pid, sym
         return ok
 
     start = dep["feeds"][sym]
-    price0 = w3.eth.contract(address=start["address"], abi=C.third_party("MockV3Aggregator").abi).functions.latestAnswer().call()
+    agg = w3.eth.contract(address=start["address"], abi=C.third_party("MockV3Aggregator").abi)
+    price0 = agg.functions.latestAnswer().call()
     long = sym == "ETH"
     lo, hi = (price0 // 3, price0) if long else (price0 * 3, price0)  # (liquidatable, healthy)
     assert liquidatable_at(lo) and not liquidatable_at(hi)
@@ -247,7 +249,7 @@ def test_perp_release_cap_is_what_gmx_lets_leave(gmx_reader, gmx_net, eth):
         cap = int(p.perp.release_cap_usd * 10**30)
         assert cap > 10**30  # seeded 5x / 3x positions: something may leave
 
-        def leaves(usd: int) -> bool:
+        def leaves(usd: int, p=p, coll=coll, index=index, side=side) -> bool:
             fn = vault.functions.decreasePosition(Web3.to_checksum_address(p.account), Web3.to_checksum_address(coll),
                                                   Web3.to_checksum_address(index), usd, 0, side == "long",
                                                   Web3.to_checksum_address(p.account))

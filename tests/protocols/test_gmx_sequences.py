@@ -105,7 +105,8 @@ def test_adapter_health_is_gmx_rule_through_increases_decreases_prices_and_time(
             liquidates = _liquidates(w3, dep, pos, block)
             assert (pos.health_wad < WAD) == liquidates, (kind, x, y, pos.health_wad, pos.extra)
             if not gated:
-                state, fees = vault.functions.validateLiquidation(trader, a, a, True, False).call(block_identifier=block)
+                state, fees = vault.functions.validateLiquidation(trader, a, a, True, False).call(
+                    block_identifier=block)
                 # validateLiquidation reads the funding rate as stored; the adapter's read updates it
                 # first (as liquidatePosition does): compare right after an update only.
                 if vault.functions.getNextFundingRate(a).call(block_identifier=block) == 0:

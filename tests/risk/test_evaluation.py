@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from keeper.risk.evaluation import (auc, brier, brier_skill, expected_calibration_error, format_reliability,
-                                    log_loss, reliability_table, scores)
+from keeper.risk.evaluation import (
+    auc,
+    brier,
+    brier_skill,
+    expected_calibration_error,
+    format_reliability,
+    log_loss,
+    reliability_table,
+    scores,
+)
 
 
 def test_known_values():

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk import perp_math as pm
-from keeper.risk.health import (lending_health, liquidation_points, nearest_liquidation,
-                                perp_liquidation_price)
+from keeper.risk.health import lending_health, liquidation_points, nearest_liquidation, perp_liquidation_price
 
 WETH = Asset("WETH", "0x01", 18)
 WBTC = Asset("WBTC", "0x02", 8)
@@ -25,8 +24,8 @@ def lending(legs):
 
 
 def reprice(legs, symbol, price):
-    return tuple(Leg(l.asset, l.side, l.amount_raw, price if l.asset.symbol == symbol else l.price_usd,
-                     l.liquidation_weight) for l in legs)
+    return tuple(Leg(leg.asset, leg.side, leg.amount_raw, price if leg.asset.symbol == symbol else leg.price_usd,
+                     leg.liquidation_weight) for leg in legs)
 
 
 def test_single_collateral_single_debt():

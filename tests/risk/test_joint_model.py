@@ -26,7 +26,8 @@ BY = {a.symbol: a for a in (WETH, WBTC, LINK, USDC, DAI)}
 
 def leg(sym: str, side: Side, usd: float, weight: float = 0.8) -> Leg:
     a = BY[sym]
-    return Leg(a, side, int(usd / PRICES[sym] * 10**a.decimals), PRICES[sym], weight if side is Side.COLLATERAL else 1.0)
+    return Leg(a, side, int(usd / PRICES[sym] * 10**a.decimals), PRICES[sym],
+               weight if side is Side.COLLATERAL else 1.0)
 
 
 def lending(*legs: Leg) -> Position:

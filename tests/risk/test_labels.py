@@ -5,8 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keeper.risk.labels import (DEFAULT_DISTANCES, future_min_low, label_grid, labelled_rows,
-                                sample_positions, sampled_labels)
+from keeper.risk.labels import (
+    DEFAULT_DISTANCES,
+    future_min_low,
+    label_grid,
+    labelled_rows,
+    sample_positions,
+    sampled_labels,
+)
 
 
 def brute_labels(close, low, h, distances):

@@ -10,15 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from keeper.backtest.metrics import thresholds_digest
-from keeper.cli import fit as fit_cli
-from keeper.cli import main as keeper_main
+from keeper.app.risk_setup import Rounds, assemble_model, choose, read_params
 from keeper.backtest.engine import policy_thresholds
+from keeper.backtest.metrics import thresholds_digest
 from keeper.backtest.policies import RiskPolicy, SeriesModel
 from keeper.backtest.prices import load_csv
 from keeper.backtest.training import load_model, train
+from keeper.cli import fit as fit_cli
+from keeper.cli import main as keeper_main
 from keeper.config import Config
-from keeper.app.risk_setup import Rounds, assemble_model, choose, read_params
 from keeper.domain import WAD, Asset, Leg, Position, Protocol, Side
 from keeper.errors import ConfigError
 from keeper.risk.laws import TailLaw
@@ -144,7 +144,7 @@ def test_config_requires_a_bundle_for_learned_and_existing_files(tmp_path):
     with pytest.raises(ConfigError, match="model_bundle"):
         load_config(cfg_path, env={}, resolve_chains=False)
     cfg_path.write_text('[policy]\nmodel_params = "nope.json"\n')
-    with pytest.raises(ConfigError, match="policy.model_params: no file"):
+    with pytest.raises(ConfigError, match=r"policy\.model_params: no file"):
         load_config(cfg_path, env={}, resolve_chains=False)
 
 

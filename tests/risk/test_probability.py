@@ -10,10 +10,15 @@ from hypothesis import strategies as st
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk import perp_math as pm
 from keeper.risk.health import lending_health
-from keeper.risk.probability import (exposures,
-                                     first_passage_probability, first_passage_probability_discrete,
-                                     liquidated_now, liquidation_probability, monte_carlo_liquidation,
-                                     morpho_incentive)
+from keeper.risk.probability import (
+    exposures,
+    first_passage_probability,
+    first_passage_probability_discrete,
+    liquidated_now,
+    liquidation_probability,
+    monte_carlo_liquidation,
+    morpho_incentive,
+)
 from keeper.risk.scenarios import ScenarioSpec, scenario_chunks, simulate_log_returns
 
 ETH = Asset("ETH", "0x01", 18)
@@ -92,9 +97,9 @@ def test_lending_margin_matches_health_everywhere():
     for m in rng.uniform(0.3, 1.5, size=(50, 2)):
         margin = ex.linear[:, 0] @ m + ex.const[0]
         debt = ex.debt[:, 0] @ m + ex.debt_const[0]
-        repriced = tuple(Leg(l.asset, l.side, l.amount_raw,
-                             l.price_usd * (m[0] if l.asset is ETH else m[1] if l.asset is BTC else 1.0),
-                             l.liquidation_weight) for l in pos.legs)
+        repriced = tuple(Leg(lg.asset, lg.side, lg.amount_raw,
+                             lg.price_usd * (m[0] if lg.asset is ETH else m[1] if lg.asset is BTC else 1.0),
+                             lg.liquidation_weight) for lg in pos.legs)
         assert margin / debt + 1 == pytest.approx(lending_health(repriced))
 
 
@@ -130,7 +135,8 @@ def test_liquidated_now_equals_the_exposures_rule(eth, btc, usdc_debt, eth_debt,
     """The planner's scalar check gives exactly what the vectorised exposures say."""
     book = [lending(leg(ETH, Side.COLLATERAL, eth, 0.825), leg(BTC, Side.COLLATERAL, btc, 0.7),
                     leg(USDC, Side.DEBT, usdc_debt), leg(ETH, Side.DEBT, eth_debt)),
-            lending(leg(ETH, Side.COLLATERAL, eth, 0.86), leg(USDC, Side.DEBT, usdc_debt), protocol=Protocol.MORPHO_BLUE),
+            lending(leg(ETH, Side.COLLATERAL, eth, 0.86), leg(USDC, Side.DEBT, usdc_debt),
+                    protocol=Protocol.MORPHO_BLUE),
             lending(leg(ETH, Side.COLLATERAL, eth, 0.825)),
             perp(is_long, size, coll, avg=avg)]
     for pos in book:
@@ -240,9 +246,9 @@ def test_mixed_book_monte_carlo_matches_brute_force_health():
             # health along the path, from the legs, on a few paths
             for i in range(3):
                 m = ratios[i, -1]
-                legs = tuple(Leg(l.asset, l.side, l.amount_raw,
-                                 l.price_usd * (m[0] if l.asset is ETH else m[1] if l.asset is BTC else 1.0),
-                                 l.liquidation_weight) for l in pos.legs)
+                legs = tuple(Leg(lg.asset, lg.side, lg.amount_raw,
+                                 lg.price_usd * (m[0] if lg.asset is ETH else m[1] if lg.asset is BTC else 1.0),
+                                 lg.liquidation_weight) for lg in pos.legs)
                 assert margin[i, -1] / debt[i, -1] + 1 == pytest.approx(lending_health(legs))
         for h_i, h in enumerate((4, 12)):
             expect = np.mean(margin[:, :h].min(axis=1) < 0) if ex.at_risk[k] else 0.0
@@ -287,7 +293,9 @@ def test_sources_threads_and_chunks_agree():
 @settings(max_examples=10, deadline=None)
 def test_mc_monotone_in_health_and_vol(health, vol):
     """Common random numbers: a healthier position or a calmer market is never more at risk."""
-    mk = lambda h: lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, 16_000 / h))
+    def mk(h):
+        return lending(leg(ETH, Side.COLLATERAL, 10, 0.8), leg(USDC, Side.DEBT, 16_000 / h))
+
     x = gaussian_paths(2000, seed=2, vol=vol)
     p = liquidation_probability([mk(health), mk(health * 1.05)], ("ETH",), x).p
     assert p[0] >= p[1]

@@ -8,9 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from keeper.risk.scenarios import (BLOCK_PATHS, ScenarioSpec, filtered_historical, price_ratios,
-                                   replay_windows, scenario_block, scenario_chunks, seed_sequence,
-                                   simulate_log_returns, worst_windows)
+from keeper.risk.scenarios import (
+    BLOCK_PATHS,
+    ScenarioSpec,
+    filtered_historical,
+    price_ratios,
+    replay_windows,
+    scenario_block,
+    scenario_chunks,
+    seed_sequence,
+    simulate_log_returns,
+    worst_windows,
+)
 
 CORR = np.array([[1.0, 0.8, -0.2], [0.8, 1.0, 0.0], [-0.2, 0.0, 1.0]])
 VOLS = np.array([0.01, 0.02, 0.005])

@@ -8,9 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from keeper.risk.volatility import (Garch11, ewma_covariance, ewma_next_variance, ewma_variance,
-                                    ewma_vol, fit_garch11, garch_forecast, garch_variance_path,
-                                    horizon_vol, log_returns, realised_vol, simulate_garch11)
+from keeper.risk.volatility import (
+    Garch11,
+    ewma_covariance,
+    ewma_next_variance,
+    ewma_variance,
+    ewma_vol,
+    fit_garch11,
+    garch_forecast,
+    garch_variance_path,
+    horizon_vol,
+    log_returns,
+    realised_vol,
+    simulate_garch11,
+)
 
 small_returns = arrays(np.float64, st.integers(1, 200),
                        elements=st.floats(-0.3, 0.3, allow_nan=False, allow_subnormal=False))

@@ -2,10 +2,9 @@
 
 import pytest
 
-from tests.store.conftest import drop_keeper_tables
-
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, DuplicateIntent, Journal
+from tests.store.conftest import drop_keeper_tables
 
 
 @pytest.fixture
@@ -115,10 +114,12 @@ def test_taken_at_block_reads_the_daemon_keys_of_one_block(journal):
     from keeper.store.journal import Decision
 
     def d(key, signed=True):
-        return Decision(key, "p", {}, AttemptRecord(1, "0x1", "0x2", 1, 1) if signed else None, None if signed else "no")
+        attempt = AttemptRecord(1, "0x1", "0x2", 1, 1) if signed else None
+        return Decision(key, "p", {}, attempt, None if signed else "no")
 
     journal.record_decisions("dev", [d("daemon:aave:0xab:12:top_up:5"), d("daemon:aave:0xab:123:top_up:5"),
-                                     d("daemon:morpho:0xcd:12:repay:7", signed=False), d("manual:aave:0xab:12:top_up:5")])
+                                     d("daemon:morpho:0xcd:12:repay:7", signed=False),
+                                     d("manual:aave:0xab:12:top_up:5")])
     assert journal.taken_at_block("daemon", 12) == {"daemon:aave:0xab:12:top_up:5"}  # the refused one may be retried
     assert journal.taken_at_block("daemon", 123) == {"daemon:aave:0xab:123:top_up:5"}
     assert journal.taken_at_block("daemon", 1) == set()

@@ -10,8 +10,6 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-
-from tests.store.conftest import drop_keeper_tables
 from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
@@ -27,9 +25,10 @@ from keeper.store import (
     PriceRound,
     PriceRoundRecord,
     Store,
+    migrations,
 )
 from keeper.store import db as store_db
-from keeper.store import migrations
+from tests.store.conftest import drop_keeper_tables
 
 CHAIN = "devnet"
 WETH = Asset("WETH", "0x00000000000000000000000000000000000000E1", 18)
@@ -136,7 +135,7 @@ def test_foreign_tables_are_refused(db_path):
     con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
     con.commit()
     con.close()
-    with pytest.raises(ConfigError, match="not the keeper's.*users"):
+    with pytest.raises(ConfigError, match=r"not the keeper's.*users"):
         Store.open(f"sqlite:///{db_path}")
     con = sqlite3.connect(db_path)  # and nothing of ours was added to it
     assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["users"]
@@ -410,9 +409,9 @@ def make_v1(path) -> Position:
     p = lending(block=50, health_wad=MAX_UINT256, debt_raw=0)
     con = sqlite3.connect(path)
     con.executescript(V1_DDL)
-    legs = ('[{"symbol":"WETH","address":"%s","decimals":18,"side":"collateral",'
-            '"amount_raw":"%d","price_usd":%r,"liquidation_weight":0.825}]'
-            % (WETH.address, p.legs[0].amount_raw, p.legs[0].price_usd))
+    leg = p.legs[0]
+    legs = (f'[{{"symbol":"WETH","address":"{WETH.address}","decimals":18,"side":"collateral",'
+            f'"amount_raw":"{leg.amount_raw:d}","price_usd":{leg.price_usd!r},"liquidation_weight":0.825}}]')
     con.execute("INSERT INTO position_snapshot (chain, block, block_hash, position_key, protocol, "
                 "protocol_address, account, market, health_wad, price_ok, price_issue, legs) "
                 "VALUES (?, 50, '0x32', ?, 'aave_v3', ?, ?, 'pool', ?, 0, ?, ?)",
@@ -456,7 +455,7 @@ def test_failed_migration_leaves_the_database_untouched(db_path, monkeypatch):
         conn.execute(text("ALTER TABLE position_snapshot ADD COLUMN perp TEXT"))
         conn.execute(text("SELECT * FROM injected_failure"))  # fails: no such table
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [(2, half_done)] + migrations.MIGRATIONS[1:])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [(2, half_done), *migrations.MIGRATIONS[1:]])
     with pytest.raises(KeeperError, match="injected_failure"):
         Store.open(f"sqlite:///{db_path}")
     con = sqlite3.connect(db_path)

@@ -34,13 +34,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.domain import Leg, Position, Protocol, Side
 from keeper.protocols.aave_v3.maths import is_borrowing, is_using_as_collateral
-from keeper.protocols.aave_v3.metadata import (SEL_EMODE_BITMAP, SEL_EMODE_CONFIG, SEL_EMODE_DATA, SEL_RESERVES_LIST,
-                                               SEL_REVISION, SEL_TOTAL_SUPPLY, Metadata, Reserve, load)
+from keeper.protocols.aave_v3.metadata import (
+    SEL_EMODE_BITMAP,
+    SEL_EMODE_CONFIG,
+    SEL_EMODE_DATA,
+    SEL_RESERVES_LIST,
+    SEL_REVISION,
+    SEL_TOTAL_SUPPLY,
+    Metadata,
+    Reserve,
+    load,
+)
 from keeper.protocols.base import Adapter, ReadContext, ReadPlan, enc_address, enc_uint, price_issue, word
 
 SEL_ACCOUNT_DATA = bytes.fromhex("bf92857c")  # Pool.getUserAccountData(address)
@@ -174,7 +183,7 @@ class AaveV3Adapter(Adapter):
                 out.append((i, coll, borr))
         return tuple(out)
 
-    def _must_check(self, acct: str, layout: int, emode: int) -> bool:
+    def _must_check(self, acct: str, layout: int | bytes | None, emode: int | bytes | None) -> bool:
         if layout in (UNKNOWN, 0):
             return False
         return self.health == "pool" or emode != 0 or acct.lower() in self.verify
@@ -347,14 +356,14 @@ class AaveV3Adapter(Adapter):
         prices_raw = shared[0]
         prices_ok = isinstance(prices_raw, bytes)
         priced = self._priced()
-        if prices_ok:
-            all_prices = [word(prices_raw, 2 + i) for i in range(len(priced))]
-        else:  # AaveOracle reverts when a source answers <= 0 and there is no fallback oracle
-            all_prices = [0] * len(priced)
+        # AaveOracle reverts when a source answers <= 0 and there is no fallback oracle
+        all_prices = ([word(prices_raw, 2 + i) for i in range(len(priced))] if isinstance(prices_raw, bytes)
+                      else [0] * len(priced))
         source_price = dict(zip(meta.sources, all_prices[n:]))
         stride = self._stride()
-        income = [shared[1 + stride * i] for i in range(n)]
-        vdebt = [shared[2 + stride * i] for i in range(n)]
+        # 32-byte words (decoded as ints); a failed shared call makes _metadata_changed reload first.
+        income = cast(list[int], [shared[1 + stride * i] for i in range(n)])
+        vdebt = cast(list[int], [shared[2 + stride * i] for i in range(n)])
         # Per e-mode category: each reserve's (price, USD price, liquidation threshold) as the pool uses
         # them (v3.0-3.1: the category's price source when it answers non-zero; v3.2+: the bitmap).
         base = [(p, p / self.price_scale, r.liquidation_threshold_bps) for r, p in zip(reserves, all_prices)]
@@ -378,6 +387,9 @@ class AaveV3Adapter(Adapter):
 
         def decode_group(g: _Group, vals: list[int | bytes | None]) -> None:
             k = g.shared
+            # Every per-account call but getUserAccountData is a 32-byte word (an int, or None when it
+            # failed); the balances are read below only once none of them is None.
+            words = cast(list[int], vals)
             for acct, layout, old_emode, slots, count, checked in zip(g.accounts, g.layouts, g.emodes, g.slots,
                                                                       g.counts, g.checked):
                 start, k = k, k + count
@@ -385,10 +397,10 @@ class AaveV3Adapter(Adapter):
                 # Re-read when the bitmap changed, a call failed, or a new e-mode changes whether the
                 # account must be cross-checked (entering an e-mode: its calls need getUserAccountData).
                 recheck = emode != old_emode and layout != UNKNOWN and self._must_check(acct, now, emode) != checked
-                if now != layout or emode is None or None in vals[start + 2:k - checked] or recheck:
+                if now != layout or not isinstance(emode, int) or None in vals[start + 2:k - checked] or recheck:
                     todo.accounts.append(acct)
                     low = acct.lower()
-                    if now is not None and now != layout:
+                    if isinstance(now, int) and now != layout:
                         self._layout[low] = now
                         self._dirty.add(low)
                     if isinstance(emode, int) and emode != old_emode:
@@ -409,7 +421,7 @@ class AaveV3Adapter(Adapter):
                 for i, coll, borr in slots:
                     p, usd, lt = table[i]
                     if coll:
-                        amount = coll_balance(vals[j], income[i])
+                        amount = coll_balance(words[j], income[i])
                         j += 1
                         if amount:
                             if counts_collateral[i]:
@@ -421,11 +433,11 @@ class AaveV3Adapter(Adapter):
                             legs.append(Leg(assets[i], Side.COLLATERAL, amount, usd, lt / BPS))
                             issue = issue or feed_issue[i]
                     if borr:
-                        scaled = vals[j]
+                        scaled = words[j]
                         j += 1
                         debt = debt_balance(scaled, vdebt[i]) if scaled else 0
                         if stable[i]:
-                            debt += vals[j]
+                            debt += words[j]
                             j += 1
                         if debt:
                             debt_base += debt_to_base(debt, p, units[i])

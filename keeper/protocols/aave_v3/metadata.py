@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, Multicall
 from keeper.domain import Asset
@@ -49,7 +49,8 @@ class Reserve:
 
     @property
     def unit(self) -> int:
-        return 10**self.asset.decimals
+        unit: int = 10**self.asset.decimals
+        return unit
 
     @property
     def usable_as_collateral(self) -> bool:
@@ -121,7 +122,7 @@ def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) 
         has_stable = [r.success and len(r.data) == 32 and word(r.data, 0) > 0 for r in supplies]
     else:
         has_stable = [False] * len(addresses)
-    reserves = []
+    reserves: list[Reserve] = []
     for addr, d, cfg, stable in zip(addresses, data, cfgs, has_stable):
         reserves.append(Reserve(
             Asset(symbols.get(addr.lower(), addr), addr, cfg.decimals), cfg.liquidation_threshold, cfg.ltv,
@@ -137,7 +138,8 @@ def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) 
 def _emode_legacy(mc: Multicall, pool: str, block: int, categories: list[int]
                   ) -> tuple[dict[int, EModeCategory], dict[int, tuple[bytes | int, ...]]]:
     res = mc.call([Call(pool, SEL_EMODE_DATA + enc_uint(c), allow_failure=False) for c in categories], block)
-    emode, raw = {}, {}
+    emode: dict[int, EModeCategory] = {}
+    raw: dict[int, tuple[bytes | int, ...]] = {}
     for c, r in zip(categories, res):
         # EModeCategory(uint16 ltv, uint16 liquidationThreshold, uint16 liquidationBonus, address priceSource,
         #               string label)
@@ -150,7 +152,8 @@ def _emode_bitmaps(mc: Multicall, pool: str, block: int
                    ) -> tuple[dict[int, EModeCategory], dict[int, tuple[bytes | int, ...]]]:
     ids = range(1, MAX_CATEGORY + 1)
     res = mc.call([Call(pool, sel + enc_uint(c)) for c in ids for sel in (SEL_EMODE_CONFIG, SEL_EMODE_BITMAP)], block)
-    emode, raw = {}, {}
+    emode: dict[int, EModeCategory] = {}
+    raw: dict[int, tuple[bytes | int, ...]] = {}
     for k, c in enumerate(ids):
         conf, bitmap = res[2 * k], res[2 * k + 1]
         if not (conf.success and len(conf.data) == 96 and bitmap.success and len(bitmap.data) == 32):

@@ -12,8 +12,24 @@ from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from tests.conftest import evm_revert, evm_snapshot
 from tests.contracts.gmx_env import Gmx
-from tests.contracts.vault_env import (AAVE, CAPS, E6, E8, E18, FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP, KV, MAX,
-                                       MORPHO, ZERO, Env, asset_key, b32)
+from tests.contracts.vault_env import (
+    AAVE,
+    CAPS,
+    E6,
+    E8,
+    E18,
+    FLOOR_AAVE,
+    FLOOR_MORPHO,
+    FLOOR_PERP,
+    KV,
+    MAX,
+    MORPHO,
+    ZERO,
+    Env,
+    asset_key,
+    b32,
+)
+
 
 # The session fixtures, per Aave version: these module-scoped overrides make ``snapshot`` (and
 # everything else here) use the chain of the version under test.

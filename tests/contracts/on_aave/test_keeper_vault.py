@@ -17,9 +17,29 @@ import pytest
 
 from keeper.chain import contracts as C
 from keeper.devnet.aave_origin import rate_data
-from tests.contracts.vault_env import (AAVE, CAPS, DAY, E6, E8, E18, FLOOR_AAVE, FLOOR_MORPHO, FLOOR_PERP, MAX,
-                                       MIN_FLOOR, MORPHO, PERP, REBALANCE_IN, REBALANCE_OUT, REPAY, TOP_UP, USD30,
-                                       WITHDRAW_EXCESS, ZERO, asset_key)
+from tests.contracts.vault_env import (
+    AAVE,
+    CAPS,
+    DAY,
+    E6,
+    E8,
+    E18,
+    FLOOR_AAVE,
+    FLOOR_MORPHO,
+    FLOOR_PERP,
+    MAX,
+    MIN_FLOOR,
+    MORPHO,
+    PERP,
+    REBALANCE_IN,
+    REBALANCE_OUT,
+    REPAY,
+    TOP_UP,
+    USD30,
+    WITHDRAW_EXCESS,
+    ZERO,
+    asset_key,
+)
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -304,7 +324,8 @@ def test_paused(env):
     env.send(v.pause(), env.owner)
     assert v.paused().call() is True
     for fn in (v.topUp(env.aave("WETH", mine), E18), v.repay(env.aave("USDC", mine), E6),
-               v.withdrawExcess(env.morpho_ref(mine), E18), v.rebalance(env.aave("WETH", mine), E18, env.morpho_ref(mine)),
+               v.withdrawExcess(env.morpho_ref(mine), E18),
+               v.rebalance(env.aave("WETH", mine), E18, env.morpho_ref(mine)),
                v.topUp(env.perp_ref(mine), E18), v.executePerpRequest(env.perp.address, bytes(32)),
                v.cancelPerpRequest(env.perp.address, bytes(32))):
         assert env.err(fn, k).name == "IsPaused"
@@ -386,7 +407,8 @@ def hostile(env, deployer):
         reserve = (a_impl, v_impl, rt.address, "aREENT", "aREENT", "vdREENT", "vdREENT", b"", rate_data())
     env.send(configurator.functions.initReserves([reserve]), admin)
     env.send(v.setMarket(AAVE, env.pool.address, asset_key(rt.address), True, MIN_FLOOR), o)
-    perp_market = v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, MIN_FLOOR).call({"from": o})
+    perp_market = v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True,
+                                  MIN_FLOOR).call({"from": o})
     env.send(v.setPerpMarket(env.perp.address, rt.address, env.tok["WETH"].address, True, True, MIN_FLOOR), o)
     return SimpleNamespace(token=rt, aave=(AAVE, env.pool.address, asset_key(rt.address), mine),
                            perp=(PERP, env.perp.address, perp_market, mine))
@@ -475,7 +497,7 @@ def test_aave_repay_more_than_the_debt_keeps_the_rest(env):
     env.exec(env.pool, "repay", [usdc.address, 9_500 * E6, 2, mine])
     ref = env.aave("USDC", mine)
     held = env.bal("USDC", mine)
-    rc, ev = env.check_action(ref, v.repay(ref, 2_000 * E6), action=REPAY, asset="USDC")
+    _rc, ev = env.check_action(ref, v.repay(ref, 2_000 * E6), action=REPAY, asset="USDC")
     # About 500 USDC of debt was left (Aave's ray rounding can make it a unit less); all of it is
     # repaid (no debt after), and the vault keeps the rest of the 2,000.
     assert 499 * E6 <= ev["amount"] < 501 * E6 and ev["healthAfter"] == MAX
@@ -564,7 +586,8 @@ def test_rebalance_between_protocols(env):
 def test_zero_amounts_and_views(env):
     v, k, mine = env.vault.functions, env.keeper, env.vault.address
     for fn in (v.topUp(env.aave("WETH", mine), 0), v.repay(env.aave("USDC", mine), 0),
-               v.withdrawExcess(env.aave("WETH", mine), 0), v.rebalance(env.aave("WETH", mine), 0, env.morpho_ref(mine))):
+               v.withdrawExcess(env.aave("WETH", mine), 0),
+               v.rebalance(env.aave("WETH", mine), 0, env.morpho_ref(mine))):
         assert env.err(fn, k).name == "ZeroAmount"
     assert v.owner().call() == env.owner and v.keeper().call() == env.keeper
     assert v.perpMarkets(env.perp_market).call() == [*env.perp_params]
