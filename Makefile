@@ -59,7 +59,7 @@ comma := ,
 protocols: node_modules/.installed
 	$(call step,protocols,pinned protocols (Aave v3.7$(comma) GMX v1),node contracts/scripts/compile.mjs --aave-origin --gmx)
 
-# Our contracts into abi/ (committed; tests/contracts/test_artifacts.py fails when it is stale).
+# Our contracts into keeper/abi/ (committed package data; tests/contracts/test_artifacts.py fails when it is stale).
 contracts: node_modules/.installed
 	node contracts/scripts/compile.mjs --ours
 

@@ -37,13 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from faults import table
 
+from keeper.demo.faultlab import (
+    Env,
+    Miner,
+    Receiver,
+    keeper_actions,
+    per_position,
+    planned_positions,
+)
+from keeper.demo.faultlab import set_feed_price as set_price
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import deploy_devnet
 from keeper.faults import POINTS
 from keeper.store import Store
 from keeper.store.journal import Journal
-from tests.devnet.helpers import set_price
-from tests.faults.conftest import Env, Miner, Receiver, keeper_actions, per_position, planned_positions
 
 CRASHES = [(1_560, 25_000), (1_500, 24_000), (1_620, 22_000), (1_450, 26_000)]  # (ETH, BTC) in USD
 

@@ -1,7 +1,8 @@
 """Typed configuration: ``config.toml`` (or ``--config PATH``) plus ``KEEPER__SECTION__KEY`` environment
 overrides, validated in two passes (DESIGN.md style rule 9): pydantic checks each field's type and
 range (pass 1), then ``_cross_check`` checks fields against each other and fills a chain from a
-devnet deployment file when one is named (pass 2). Errors name the file and the key.
+devnet deployment file when one is named (pass 2). Errors name the file and the key, or, for a value
+that came from the environment, the variable (``KEEPER__POLICY__EPSILON=abc: ...``).
 
 Config is organised by chain (``[chains.<name>]``) so one keeper can watch several chains."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -276,11 +278,29 @@ class DaemonConfig(_Strict):
         return sorted(set(v))
 
 
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True,
+               "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}
+
+
 class TelemetryConfig(_Strict):
     metrics_port: int | None = Field(default=None, ge=0, le=65535,
                                      description="serve /metrics and /healthz here (unset: off)")
     metrics_host: str = "127.0.0.1"
-    log_json: bool = True
+    log_json: bool | Literal["auto"] = Field(
+        default="auto", description="auto = human-readable lines on a terminal, JSON lines otherwise; "
+                                    "true = always JSON; false = always plain text")
+
+    @field_validator("log_json", mode="before")
+    @classmethod
+    def _log_json(cls, v: Any) -> Any:
+        if isinstance(v, str):  # from the environment: KEEPER__TELEMETRY__LOG_JSON=auto|true|false
+            text = v.strip().lower()
+            if text in _BOOL_WORDS:
+                return _BOOL_WORDS[text]
+            if text != "auto":
+                raise ValueError(f"log_json is auto, true or false, not {v!r}")
+            return "auto"
+        return v
 
 
 class AlertsConfig(_Strict):
@@ -320,6 +340,51 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
             except ValueError:
                 node[path[-1]] = value
     return out
+
+
+def _env_sources(env: dict[str, str]) -> dict[tuple[str, ...], tuple[str, str]]:
+    """Where each override of ``_env_overrides`` came from: its key path -> (variable, raw value)."""
+    out: dict[tuple[str, ...], tuple[str, str]] = {}
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX):
+            path = tuple(p.lower() for p in key[len(ENV_PREFIX):].split("__") if p)
+            if path:
+                out[path] = (key, value)
+    return out
+
+
+_URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s\"',\]}]+", re.I)
+
+
+def _shown(value: str) -> str:
+    """An environment value as an error may show it: URLs cut to their scheme (they may carry an API
+    key or credentials), long values shortened."""
+    value = _URL.sub(lambda m: m.group(1) + "…", value)
+    return value if len(value) <= 80 else value[:77] + "…"
+
+
+def _env_blame(loc: tuple[str, ...], sources: dict[tuple[str, ...], tuple[str, str]]) -> str | None:
+    """``VAR=value`` (and the key inside it, if deeper) when the value at ``loc`` came from the
+    environment; None when it came from the file."""
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in sources:
+            var, value = sources[loc[:n]]
+            inner = ".".join(loc[n:])
+            return f"{var}={_shown(value)}" + (f": {inner}" if inner else "")
+    return None
+
+
+def _env_within(loc: tuple[str, ...], sources: dict[tuple[str, ...], tuple[str, str]]) -> list[str]:
+    """``VAR=value`` of each override inside the section at ``loc`` (an error about the section as
+    a whole, e.g. two keys that go together)."""
+    return [f"{var}={_shown(value)}" for path, (var, value) in sources.items() if path[:len(loc)] == loc]
+
+
+def _env_note(message: str, sources: dict[tuple[str, ...], tuple[str, str]]) -> str:
+    """Name the variables behind the keys a cross-check error mentions."""
+    named = [f"{var}={_shown(value)}" for path, (var, value) in sources.items()
+             if re.search(r"(?<![\w.])" + re.escape(".".join(path)) + r"(?![\w])", message)]
+    return message + (f" (set by {', '.join(named)})" if named else "")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -453,12 +518,27 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None, *, 
     elif explicit:
         raise ConfigError(f"config file {path} not found")
     data = _merge(raw, _env_overrides(env))
+    sources = _env_sources(env)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{path}: {key}: {msg} (got {first.get('input')!r})"
-                          + (f"; {len(e.errors()) - 1} more error(s)" if len(e.errors()) > 1 else "")) from e
-    return _cross_check(cfg, str(path), resolve_chains)
+        more = f"; {len(e.errors()) - 1} more error(s)" if len(e.errors()) > 1 else ""
+        blame = _env_blame(tuple(str(p) for p in first["loc"]), sources)
+        if blame is not None:  # the value came from a KEEPER__… variable, not from the file
+            raise ConfigError(f"{blame}: {msg}{more}", hint=f"environment override of {key}") from e
+        within = _env_within(tuple(str(p) for p in first["loc"]), sources)
+        if within:  # the section's error involves values from the environment
+            raise ConfigError(f"{key}: {msg}{more}", hint=f"set by {', '.join(within)}") from e
+        raise ConfigError(f"{path}: {key}: {msg} (got {first.get('input')!r})" + more) from e
+    try:
+        return _cross_check(cfg, str(path), resolve_chains)
+    except ConfigError as e:
+        if not sources:
+            raise
+        note = _env_note(e.message, sources)
+        if note == e.message:
+            raise
+        raise ConfigError(note, hint=e.hint) from e.__cause__

@@ -1,7 +1,9 @@
 """Observability: JSON log lines, secret redaction, Prometheus metrics, ``/metrics`` and ``/healthz``.
 
 ``setup_logging()``: one root handler writing a JSON object per line: ``ts``, ``level``, ``logger``,
-``msg``, each ``extra=`` field (``event``, ``position``, ``action``, ``reason``, ...), ``exc``.
+``msg``, each ``extra=`` field (``event``, ``position``, ``action``, ``reason``, ...), ``exc``; or,
+on a terminal (``json="auto"``, the default) or with ``json=False``, a human-readable line with the
+same fields as ``key=value``.
 
 Redaction rule (``RedactionFilter`` on that handler, JSON and plain-text mode alike):
   1. an ``extra`` field whose *name* looks secret (``SECRET_FIELD``: key, private_key, secret, password,
@@ -120,16 +122,49 @@ class JsonFormatter(logging.Formatter):
         return _json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
-def setup_logging(level: str | int = "INFO", json: bool = True, stream: Any = None) -> logging.Handler:
-    """Install the keeper's single handler on the root logger (replacing one installed before)."""
+class TextFormatter(logging.Formatter):
+    """Human-readable lines: ``time LEVEL logger: message key=value ...`` (the same extras as the
+    JSON lines, strings with spaces quoted), then the traceback if any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        head, sep, tail = line.partition("\n")  # the traceback (exc_text), if any, follows the first line
+        fields = []
+        for k, v in _extras(record).items():
+            v = _jsonable(v)
+            text = v if isinstance(v, str) and v and not any(c.isspace() or c in "\"=" for c in v) else \
+                _json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+            fields.append(f"{k}={text}")
+        return " ".join([head, *fields]) + sep + tail
+
+
+def wants_json(json: bool | str, stream: Any) -> bool:
+    """``telemetry.log_json``: True or False as given; ``"auto"``: JSON unless ``stream`` is a terminal."""
+    if json != "auto":
+        return bool(json)
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream: not a terminal
+        return True
+
+
+def setup_logging(level: str | int = "INFO", json: bool | str = "auto", stream: Any = None) -> logging.Handler:
+    """Install the keeper's single handler on the root logger (replacing one installed before).
+    ``json``: True (JSON lines), False (plain text) or ``"auto"`` (plain text when the stream,
+    stderr by default, is a terminal; JSON lines otherwise). Secrets are redacted in both."""
+    if json not in (True, False, "auto"):
+        raise ValueError(f"json is True, False or 'auto', not {json!r}")
     root = logging.getLogger()
     for h in [h for h in root.handlers if getattr(h, "_keeper_handler", False)]:
         root.removeHandler(h)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    out = stream if stream is not None else sys.stderr
+    handler = logging.StreamHandler(out)
     handler._keeper_handler = True  # type: ignore[attr-defined]
     handler.addFilter(RedactionFilter())
-    handler.setFormatter(JsonFormatter() if json else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if wants_json(json, out) else TextFormatter())
     root.handlers.insert(0, handler)  # first, so its in-place redaction runs before other handlers
     root.setLevel(level.upper() if isinstance(level, str) else level)
     return handler

@@ -119,3 +119,61 @@ def test_missing_deployment_file_names_the_key(tmp_path):
 def test_keeper_policy_and_fee_checks(tmp_path, text, needle):
     with pytest.raises(ConfigError, match=needle):
         load_config(write(tmp_path, text), env={})
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"KEEPER__POLICY__EPSILON": "abc"}, "KEEPER__POLICY__EPSILON=abc: Input should be a valid number"),
+    ({"KEEPER__DEVNET__PORT": "70000"}, "KEEPER__DEVNET__PORT=70000: Input should be less than or equal to 65535"),
+    ({"KEEPER__POLICY__EPSILONN": "1"}, "KEEPER__POLICY__EPSILONN=1: Extra inputs are not permitted"),
+    ({"KEEPER__TELEMETRY__LOG_JSON": "maybe"}, "KEEPER__TELEMETRY__LOG_JSON=maybe: log_json is auto, true or false"),
+])
+def test_a_bad_env_override_names_the_variable_not_the_file(tmp_path, env, expected):
+    p = write(tmp_path, "[policy]\nepsilon = 0.02\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env=env)
+    text = str(e.value)
+    assert text.startswith(expected) and str(p) not in text
+    key = next(iter(env)).removeprefix("KEEPER__").replace("__", ".").lower()
+    assert text.endswith(f"(environment override of {key})")
+
+
+def test_a_bad_file_value_still_names_the_file(tmp_path):
+    p = write(tmp_path, "[policy]\nepsilon = 'abc'\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={"KEEPER__DEVNET__PORT": "9000"})
+    assert str(e.value).startswith(f"{p}: policy.epsilon: ") and "KEEPER__" not in str(e.value)
+
+
+def test_env_override_errors_hide_urls_and_name_the_key_inside_a_json_value(tmp_path):
+    p = write(tmp_path, "")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={"KEEPER__CHAINS__MAIN__RPC_URLS": '["ftp://op:hunter2@node/v2/SECRETKEY"]'})
+    assert str(e.value).startswith('KEEPER__CHAINS__MAIN__RPC_URLS=["ftp://…"]: RPC URLs must be http(s)')
+    assert "hunter2" not in str(e.value) and "SECRETKEY" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={"KEEPER__CHAINS__MAIN__ACCOUNTS": '[{"address": "0x12"}]'})
+    assert str(e.value).startswith('KEEPER__CHAINS__MAIN__ACCOUNTS=[{"address": "0x12"}]: 0.address: not an address')
+
+
+def test_section_and_cross_check_errors_name_the_variables_involved(tmp_path):
+    p = write(tmp_path, "")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={"KEEPER__POLICY__TARGET_GAP": "0.1"})
+    assert str(e.value) == "policy: target_gap and release_gap go together (set by KEEPER__POLICY__TARGET_GAP=0.1)"
+    with pytest.raises(ConfigError) as e:
+        load_config(p, env={"KEEPER__FEES__MIN_PRIORITY_FEE_GWEI": "9"})
+    assert str(e.value) == (f"{p}: fees.min_priority_fee_gwei is above fees.max_priority_fee_gwei "
+                            "(set by KEEPER__FEES__MIN_PRIORITY_FEE_GWEI=9)")
+
+
+@pytest.mark.parametrize("text,env,expected", [
+    ("", {}, "auto"),
+    ("[telemetry]\nlog_json = true\n", {}, True),
+    ("[telemetry]\nlog_json = false\n", {}, False),
+    ("[telemetry]\nlog_json = 'auto'\n", {}, "auto"),
+    ("[telemetry]\nlog_json = true\n", {"KEEPER__TELEMETRY__LOG_JSON": "auto"}, "auto"),
+    ("", {"KEEPER__TELEMETRY__LOG_JSON": "false"}, False),
+    ("", {"KEEPER__TELEMETRY__LOG_JSON": "True"}, True),
+])
+def test_log_json_is_auto_true_or_false(tmp_path, text, env, expected):
+    assert load_config(write(tmp_path, text), env=env).telemetry.log_json == expected

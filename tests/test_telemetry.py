@@ -11,7 +11,15 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from keeper.telemetry import REDACTED, Metrics, MetricsServer, redact_text, redact_value, setup_logging
+from keeper.telemetry import (
+    REDACTED,
+    JsonFormatter,
+    Metrics,
+    MetricsServer,
+    redact_text,
+    redact_value,
+    setup_logging,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -234,3 +242,75 @@ def test_registries_are_private():
     a.action_sent("c", "top_up")
     assert b"keeper_actions_sent_total{" not in b.render()
     assert b'keeper_actions_sent_total{chain="c",kind="top_up"} 1.0' in a.render()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _log_to(stream, json_mode):
+    handler = setup_logging("INFO", json=json_mode, stream=stream)
+    try:
+        logging.getLogger("keeper.daemon").info(
+            "would act", extra={"event": "decision", "position": "main:aave_v3:0x1:0x2:pool", "reason": "P 3.1% > 1%",
+                                "p_liq": 0.031, "private_key": PK, "note": f"k {PK}"})
+        logging.getLogger("keeper.chain.tx").info("loaded key %s", PK)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_auto_writes_human_readable_lines_to_a_terminal():
+    text = _log_to(_Tty(), "auto")
+    first, second = text.splitlines()
+    assert not first.startswith("{")
+    assert " INFO keeper.daemon: would act event=decision position=main:aave_v3:0x1:0x2:pool" in first
+    assert 'reason="P 3.1% > 1%" p_liq=0.031' in first
+    assert second.endswith(f"INFO keeper.chain.tx: loaded key {REDACTED}")
+    assert PK[2:] not in text and f"private_key={REDACTED}" in text and f'note="k {REDACTED}"' in text
+
+
+def test_auto_writes_json_lines_when_not_a_terminal():
+    stream = io.StringIO()
+    text = _log_to(stream, "auto")
+    first, second = lines(stream)
+    assert first["msg"] == "would act" and first["reason"] == "P 3.1% > 1%" and first["private_key"] == REDACTED
+    assert second["msg"] == f"loaded key {REDACTED}" and PK[2:] not in text
+
+
+@pytest.mark.parametrize("json_mode,is_json", [(True, True), (False, False)])
+def test_explicit_true_or_false_ignores_the_terminal(json_mode, is_json):
+    for stream in (io.StringIO(), _Tty()):
+        text = _log_to(stream, json_mode)
+        assert text.startswith("{") is is_json and PK[2:] not in text
+
+
+def test_auto_resolves_on_stderr_by_default(monkeypatch):
+    monkeypatch.setattr("sys.stderr", _Tty())
+    handler = setup_logging("INFO")
+    try:
+        assert not isinstance(handler.formatter, JsonFormatter)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    handler = setup_logging("INFO")
+    try:
+        assert isinstance(handler.formatter, JsonFormatter)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_plain_text_keeps_the_traceback_on_the_following_lines():
+    stream = _Tty()
+    handler = setup_logging("INFO", json="auto", stream=stream)
+    try:
+        try:
+            raise RuntimeError(f"boom {PK}")
+        except RuntimeError:
+            logging.getLogger("keeper").exception("failed", extra={"event": "crash"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    head, *rest = stream.getvalue().splitlines()
+    assert head.endswith("ERROR keeper: failed event=crash") and rest[0] == "Traceback (most recent call last):"
+    assert PK[2:] not in stream.getvalue()

@@ -1,4 +1,4 @@
-// Compiles our Solidity (contracts/*.sol, solc 0.8.28) into abi/<Name>.json, the third-party
+// Compiles our Solidity (contracts/*.sol, solc 0.8.28) into keeper/abi/<Name>.json (package data), the third-party
 // sources that npm ships as Solidity only (Morpho Blue with solc 0.8.19, Chainlink's
 // MockV3Aggregator) into build/third_party/<Name>.json, and the protocols built from pinned upstream
 // trees (pinned.mjs): Aave v3.7 (aave_origin.mjs) into build/aave-v3-origin/ and GMX v1 (gmx_v1.mjs,
@@ -9,7 +9,7 @@
 //
 // usage: node contracts/scripts/compile.mjs [--ours] [--third-party] [--aave-origin] [--gmx] [--force]
 //                                           [--only A.sol B.sol]
-//        node contracts/scripts/compile.mjs --hash   (print the source hash abi/ must carry)
+//        node contracts/scripts/compile.mjs --hash   (print the source hash keeper/abi/ must carry)
 //        (no flag: all four). Third-party output is reused while package-lock.json is unchanged,
 //        Aave v3.7's and GMX v1's while the sources they read and their settings are unchanged.
 import { createRequire } from 'node:module';
@@ -25,10 +25,10 @@ const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODE_MODULES = path.join(ROOT, 'node_modules');
 const OURS_DIR = path.join(ROOT, 'contracts');
-const ABI_DIR = path.join(ROOT, 'abi');
+const ABI_DIR = path.join(ROOT, 'keeper', 'abi');
 const CACHE_DIR = path.join(ROOT, 'build', 'third_party');
 
-// Settings are part of the source hash: change them and abi/ is stale.
+// Settings are part of the source hash: change them and keeper/abi/ is stale.
 const OUR_SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   viaIR: true,
@@ -125,7 +125,7 @@ function compileOurs(only) {
     }
   }
   if (!only) fs.writeFileSync(path.join(ABI_DIR, 'SOURCE_HASH'), hash + '\n');
-  console.log(`compiled ${n} contracts of ours with solc ${version} -> abi/`);
+  console.log(`compiled ${n} contracts of ours with solc ${version} -> keeper/abi/`);
 }
 
 const THIRD_PARTY = [
@@ -177,7 +177,7 @@ const argv = process.argv.slice(2);
 const onlyAt = argv.indexOf('--only');
 const only = onlyAt >= 0 ? argv.slice(onlyAt + 1) : null; // file names, e.g. --only PerpVault.sol
 if (argv.includes('--hash')) {
-  // The hash the committed abi/ must carry: used by the freshness test, compiles nothing.
+  // The hash the committed keeper/abi/ must carry: used by the freshness test, compiles nothing.
   console.log(sourceHash(ourSources(), loadSolc('solc').version()));
   process.exit(0);
 }

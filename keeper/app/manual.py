@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
 from keeper.app.books import VaultBook, asset_params, plan_books, policy_from, read_books
 from keeper.app.perp_requests import requests_in, wait_settled
 from keeper.app.risk_setup import model_for
@@ -19,10 +22,11 @@ from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
 from keeper.chain.fees import GWEI, FeePolicy, urgency
 from keeper.chain.keys import HotKey, load_key
+from keeper.chain.revert import decode
 from keeper.chain.tx import Attempt, TxOutcome, TxSender
 from keeper.config import Config
 from keeper.domain import Action, ActionKind, Position, Reason, Side
-from keeper.errors import ConfigError, TemporaryError
+from keeper.errors import ConfigError, Reverted, TemporaryError
 from keeper.plan.planner import Plan, Policy, levels_of
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
@@ -35,6 +39,8 @@ from keeper.store.journal import AttemptRecord, Journal
 if TYPE_CHECKING:
     from keeper.alerts import Alerter
     from keeper.app.reconcile import ReconcileReport
+
+SEL_KEEPER = keccak(text="keeper()")[:4]
 
 
 @dataclass
@@ -68,6 +74,27 @@ def open_session(cfg: Config, chain: str | None, *, price_files: Sequence[Path] 
 
 def plan_now(session: Session) -> list[tuple[VaultBook, Plan]]:
     return list(plan_books(session.books, session.risk, session.assets, session.policy, session.snap.block))
+
+
+def why_no_action(session: Session, plans: Sequence[tuple[VaultBook, Plan]], pos: Position) -> list[str]:
+    """Why the planner chose no action on ``pos``: its ``skipped`` entries for it, an action of
+    another position's that protects it, or (no entry at all) where its P stands against the budget."""
+    why = [w for _, p in plans for key, w in p.skipped if key == pos.key]
+    why += [f"the planner protects it with {a.kind.value} {a.amount:,.6g} {a.asset.symbol} from {a.position_key}"
+            for _, p in plans for a in p.actions if a.target_key == pos.key]
+    if why:
+        return why
+    known = [p.p_liq[pos.key] for _, p in plans if pos.key in p.p_liq]
+    p_liq = known[0] if known else session.risk.p_liq(pos)
+    policy = session.policy
+    if p_liq <= policy.epsilon:
+        where = f"P(liq {policy.horizon_hours:g}h) {p_liq:.3%} <= budget {policy.epsilon:.2%}"
+        if not known:
+            return [f"inside its risk budget: {where} (nothing borrowed, no open size)"]
+        release = levels_of(session.risk, policy, pos)[1]
+        return [f"inside its risk budget: {where}, and above the release level {release:.3%}: nothing to release"]
+    return [f"P(liq {policy.horizon_hours:g}h) {p_liq:.3%} > budget {policy.epsilon:.2%}, "
+            f"yet the planner gave no reason"]
 
 
 def find(session: Session, selector: str) -> tuple[Position, VaultBook]:
@@ -196,11 +223,18 @@ def chain_id_of(session: Session) -> int:
     return chain_id
 
 
-def keeper_key(cfg: Config, chain_id: int) -> HotKey:
+def has_key(cfg: Config) -> bool:
+    """Whether a keeper key source is configured (the key itself is not loaded)."""
     k = cfg.keeper
-    if not (k.key_env or k.key_file or k.keystore):
-        raise ConfigError("no keeper key configured", hint="set keeper.key_env (or key_file, or keystore and "
-                                                            "password_file) in config.toml")
+    return bool(k.key_env or k.key_file or k.keystore)
+
+
+def keeper_key(cfg: Config, chain_id: int) -> HotKey:
+    if not has_key(cfg):
+        raise ConfigError("no keeper key configured",
+                          hint="set keeper.key_env in config.toml, or export KEEPER__KEEPER__KEY_ENV, to the name of "
+                               "the environment variable holding the key (or key_file, or keystore and password_file)")
+    k = cfg.keeper
     return load_key(env_var=k.key_env, key_file=k.key_file, keystore=k.keystore, password_file=k.password_file,
                     chain_id=chain_id)
 
@@ -220,22 +254,53 @@ def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id:
                     on_signed=on_signed)
 
 
-def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Action) -> None:
-    """``eth_call`` as the keeper: a guardrail or protocol revert raises ``Reverted`` (decoded)."""
+def vault_keeper(session: Session, vault: str) -> str:
+    """The vault's ``keeper()`` as the chain has it now: the only address its keeper calls accept."""
+    try:
+        out = session.client.request("eth_call", [{"to": vault, "data": "0x" + SEL_KEEPER.hex()}, "latest"])
+    except Reverted as e:
+        raise ConfigError(f"vault {vault}: keeper() reverted: is it a KeeperVault?") from e
+    data = bytes.fromhex(str(out)[2:])
+    if len(data) < 32:
+        raise ConfigError(f"vault {vault}: keeper() returned {len(data)} bytes: is it a KeeperVault?")
+    return to_checksum_address(data[12:32])
+
+
+def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Action, *,
+                      with_key: bool = True) -> str:
+    """``eth_call`` as the keeper: a guardrail or protocol revert raises ``Reverted`` (decoded).
+    ``with_key``: from the configured key's address (loaded); otherwise from the vault's own
+    ``keeper()``, read on chain, with no key at all (a dry run). Returns the ``from`` address."""
     req = vault_request(book.vault, action, {p.key: p for p in book.positions})
-    sender_for(cfg, session, None, None).simulate(req)
+    if with_key:
+        sender = sender_for(cfg, session, None, None)
+        sender.simulate(req)
+        return sender.key.address
+    keeper = vault_keeper(session, book.vault)
+    call = {"from": keeper, "to": req.to, "data": "0x" + req.data.hex(), "value": hex(req.value)}
+    try:
+        # "pending": the next block's environment, where a sent transaction would land (as TxSender).
+        session.client.request("eth_call", [call, "pending"])
+    except Reverted as e:
+        reason = decode(e.data, [ours("KeeperVault").abi])
+        raise Reverted(f"{req.label or 'transaction'} would revert: {reason}", reason=reason.name,
+                       data=e.data) from e
+    return keeper
 
 
-def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True) -> ReconcileReport:
-    """Start-up reconciliation (before any new action): settle or resend what a previous run left."""
+def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True, keyless: bool = False) -> ReconcileReport:
+    """Start-up reconciliation (before any new action): settle or resend what a previous run left.
+    ``keyless``: when no key is configured, go on without one: receipts settle entries, each
+    entry's nonce is checked against the signer of its own journaled bytes, and re-sending those
+    same signed bytes needs no key (nothing is signed here)."""
     from keeper.app.reconcile import reconcile, wait_pending
 
-    key = keeper_key(cfg, chain_id_of(session))
+    address = None if keyless and not has_key(cfg) else keeper_key(cfg, chain_id_of(session)).address
     with Store.open(cfg.store.url) as store:
         journal = Journal(store)
-        report = reconcile(journal, session.client, session.chain, key.address)
+        report = reconcile(journal, session.client, session.chain, address)
         if wait and report.rebroadcast:
-            settled = wait_pending(journal, session.client, session.chain, key.address)
+            settled = wait_pending(journal, session.client, session.chain, address)
             report.mined += settled.mined
             report.reverted += settled.reverted
             report.failed += settled.failed

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_account import Account
+
 from keeper.chain.client import ChainClient
 from keeper.chain.tx import NONCE_GRACE_S
 from keeper.errors import KeeperError, TxFailed
@@ -49,8 +51,20 @@ def _receipt(client: ChainClient, entry: Entry) -> dict[str, Any] | None:
     return None
 
 
-def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str, report: ReconcileReport) -> bool:
-    """Record a final outcome if the chain has one; True when the entry is settled."""
+def signer_of(entry: Entry) -> str | None:
+    """The address that signed the entry's journaled transaction (its latest attempt), or None."""
+    if not entry.attempts:
+        return None
+    try:
+        return str(Account.recover_transaction(entry.attempts[-1].raw))
+    except Exception:  # bytes that do not decode: re-sending them fails with a clear TxFailed instead
+        return None
+
+
+def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str | None,
+            report: ReconcileReport) -> bool:
+    """Record a final outcome if the chain has one; True when the entry is settled. ``sender``:
+    the keeper's address; None (no key loaded): the signer of the entry's own signed bytes."""
     rc = _receipt(client, entry)
     if rc is not None:
         ok = int(rc["status"], 16) == 1
@@ -59,6 +73,10 @@ def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str, re
                                error=None if ok else "mined but reverted")
         (report.mined if ok else report.reverted).append(entry.id)
         return True
+    if sender is None:
+        sender = signer_of(entry)
+        if sender is None:
+            return False
     mined_count = int(client.request("eth_getTransactionCount", [sender, "latest"]), 16)
     if entry.nonce is not None and mined_count > entry.nonce:
         # Check the receipts again for a while: one of ours may have been mined between the two
@@ -95,8 +113,10 @@ def reverify(journal: Journal, client: ChainClient, chain: str, *, depth: int = 
     return reopened
 
 
-def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str, *,
+def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str | None, *,
               reorg_depth: int = 64) -> ReconcileReport:
+    """``sender``: the keeper's address; None when no key is loaded: each entry's nonce is then
+    checked against the signer of its own journaled bytes (re-sending them needs no key)."""
     report = ReconcileReport()
     report.reorged = reverify(journal, client, chain, depth=reorg_depth)
     for entry in journal.open_entries(chain):
@@ -117,7 +137,7 @@ def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str, *,
     return report
 
 
-def wait_pending(journal: Journal, client: ChainClient, chain: str, sender: str, *, max_blocks: int = 50,
+def wait_pending(journal: Journal, client: ChainClient, chain: str, sender: str | None, *, max_blocks: int = 50,
                  poll: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> ReconcileReport:
     """Wait until every open signed entry is mined, reverted or failed (or ``max_blocks`` pass)."""
     report = ReconcileReport()

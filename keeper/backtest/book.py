@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from keeper.risk.health import perp_liquidation_price
+from keeper.risk.health import perp_liquidation_price, perp_threshold
 
 
 @dataclass
@@ -172,7 +172,7 @@ class PerpPosition:
 
     def _threshold(self) -> float:
         """The remaining collateral below which GMX v1 liquidates."""
-        return max(self._fees() + self.liquidation_fee_usd, self.size_usd / self.max_leverage)
+        return perp_threshold(self._fees(), self.liquidation_fee_usd, self.size_usd, self.max_leverage)
 
     def breached(self, lo: dict[str, float], hi: dict[str, float]) -> bool:
         if self.closed:

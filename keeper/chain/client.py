@@ -78,15 +78,23 @@ def _fast_result(content: bytes) -> RPCResponse | None:
 
 
 def _redact(url: str) -> str:
-    """RPC URLs often carry an API key in the path or query: show scheme, host and port only."""
+    """RPC URLs often carry an API key in the path or query, or credentials as ``user:pass@``: show
+    scheme, host and port only."""
     try:
         scheme, rest = url.split("://", 1)
     except ValueError:
         return "<rpc>"
-    host = rest.split("/", 1)[0].split("?", 1)[0]
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if "@" in host:
-        host = host.split("@", 1)[1]
+        host = host.rsplit("@", 1)[1]
+    _name, sep, port = host.rpartition(":")
+    if sep and not port.isdigit() and not host.endswith("]"):
+        # Not a port: userinfo whose password holds a "/", "?" or "#"; the host follows its last "@".
+        host = rest.rsplit("@", 1)[1].split("/", 1)[0].split("?", 1)[0] if "@" in rest else "[REDACTED]"
     return f"{scheme}://{host}"
+
+
+NOT_ANSWERING_HINT = "is the node running? for a local devnet: keeper devnet up --detach"
 
 
 class ChainClient:
@@ -269,6 +277,7 @@ class ChainClient:
         """Check the chain id on every URL that answers. A URL on another chain is a config error
         (fatal); URLs that do not answer are marked down. Returns the chain id."""
         seen: dict[str, int] = {}
+        why: list[str] = []
         for index, ep in enumerate(self.endpoints):
             try:
                 seen[ep.url] = int(self._result(self._post(ep, {"jsonrpc": "2.0", "id": 0, "method": "eth_chainId",
@@ -276,8 +285,10 @@ class ChainClient:
             except TemporaryError as e:
                 self.errors += 1
                 self._mark_down(index, str(e))
+                why.append(" ".join(str(e).split()))  # one line; the URL in it is already redacted
         if not seen:
-            raise TemporaryError(f"chain {self.name}: none of its {len(self.endpoints)} RPC URL(s) answers")
+            raise TemporaryError(f"chain {self.name}: none of its {len(self.endpoints)} RPC URL(s) answers: "
+                                 + "; ".join(dict.fromkeys(why)), hint=NOT_ANSWERING_HINT)
         expected = self.expected_chain_id if self.expected_chain_id is not None else next(iter(seen.values()))
         for url, cid in seen.items():
             if cid != expected:

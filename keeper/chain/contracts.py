@@ -1,4 +1,5 @@
-"""Contract artifacts: ours (``abi/``, committed), third-party ones compiled from npm sources
+"""Contract artifacts: ours (``keeper/abi/``, committed and shipped as package data, so an installed
+wheel finds them), third-party ones compiled from npm sources
 (``build/third_party/``, a git-ignored cache), Aave v3.0's hardhat artifacts from
 ``node_modules/@aave/core-v3`` and Aave v3.7 compiled from aave-v3-origin at set-up
 (``build/aave-v3-origin/``, git-ignored). Nothing here talks to a chain."""
@@ -15,7 +16,7 @@ from typing import Any
 from keeper.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-ABI_DIR = ROOT / "abi"
+ABI_DIR = Path(__file__).resolve().parents[1] / "abi"  # keeper/abi
 THIRD_PARTY_DIR = ROOT / "build" / "third_party"
 AAVE_ORIGIN_DIR = ROOT / "build" / "aave-v3-origin"
 GMX_V1_DIR = ROOT / "build" / "gmx-v1"
@@ -79,7 +80,7 @@ def _from_json(name: str, data: dict[str, Any]) -> Artifact:
 
 @cache
 def ours(name: str) -> Artifact:
-    """One of our contracts, from ``abi/<name>.json``."""
+    """One of our contracts, from ``keeper/abi/<name>.json``."""
     return _from_json(name, _read(ABI_DIR / f"{name}.json", name))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
 
@@ -31,6 +32,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+# The highest price ``keeper devnet price`` sets: far above any asset's, low enough for any feed.
+MAX_FEED_PRICE = 1e12
+
+
+def feed_price(text: str) -> float:
+    """A USD price for a devnet feed: finite, > 0 and <= ``MAX_FEED_PRICE``."""
+    value = _finite(text)
+    if not 0 < value <= MAX_FEED_PRICE:
+        raise argparse.ArgumentTypeError(f"{text!r}: a USD price must be positive and at most 1e12")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = _finite(text)
     if value < 0:
@@ -51,15 +64,43 @@ def port(text: str) -> int:
 def add_model_inputs(p: argparse.ArgumentParser) -> None:
     """``--prices`` and ``--vol``: what the risk model reads besides the chain."""
     p.add_argument("--prices", nargs="*", type=Path, default=(), help="hourly CSVs for the vol forecast")
-    p.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL", help="override an asset's vol")
+    p.add_argument("--vol", action="append", type=vol_item, default=[], metavar="SYMBOL=ANNUAL",
+                   help=f"override an asset's annualised vol, e.g. WETH=0.9 (0 < ANNUAL <= {MAX_ANNUAL_VOL:g})")
 
 
-def vol_overrides(items: list[str]) -> dict[str, float]:
+# The largest annualised vol an override may name: 20 = 2000%/yr, far above any asset's realised vol
+# (a vol beyond it is a typo, e.g. a percentage given as a fraction's 100x).
+MAX_ANNUAL_VOL = 20.0
+
+
+def vol_item(text: str) -> tuple[str, float]:
+    """``--vol SYMBOL=ANNUAL`` as an argparse ``type``: a non-empty symbol and an annualised vol,
+    finite, > 0 and <= ``MAX_ANNUAL_VOL``."""
+    sym, eq, val = text.partition("=")
+    sym = sym.strip()
+    if not eq or not sym:
+        raise argparse.ArgumentTypeError(f"expected SYMBOL=ANNUAL, e.g. WETH=0.9, got {text!r}")
+    try:
+        vol = float(val)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: ANNUAL is not a number (expected SYMBOL=ANNUAL, "
+                                         f"e.g. WETH=0.9)") from None
+    if not (math.isfinite(vol) and 0 < vol <= MAX_ANNUAL_VOL):
+        raise argparse.ArgumentTypeError(f"{text!r}: ANNUAL must be within 0 < ANNUAL <= {MAX_ANNUAL_VOL:g} "
+                                         f"(0-{MAX_ANNUAL_VOL:.0%}/yr), e.g. WETH=0.9")
+    return sym, vol
+
+
+def vol_overrides(items: Sequence[tuple[str, float] | str]) -> dict[str, float]:
+    """``--vol`` values (already checked by :func:`vol_item`; a raw string is checked here, a bad
+    one raising ``ConfigError``) as ``{symbol: annual vol}``; a later one for a symbol wins."""
     vols = {}
     for item in items:
-        sym, _, val = item.partition("=")
-        try:
-            vols[sym] = float(val)
-        except ValueError:
-            raise ConfigError(f"--vol {item!r}: expected SYMBOL=ANNUAL, e.g. WETH=0.9") from None
+        if isinstance(item, str):
+            try:
+                item = vol_item(item)
+            except argparse.ArgumentTypeError as e:
+                raise ConfigError(f"--vol: {e}") from None
+        sym, vol = item
+        vols[sym] = vol
     return vols

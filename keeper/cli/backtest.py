@@ -17,11 +17,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keeper.cli.progress import Progress
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:
     from keeper.backtest.book import LendingPosition
     from keeper.backtest.engine import Policy
+    from keeper.backtest.pareto import Evaluated, Evaluator
     from keeper.backtest.policies import LearnedModel, SeriesModel
     from keeper.backtest.prices import PriceSeries
     from keeper.cli.args import Subparsers
@@ -101,6 +103,15 @@ def _model(args: argparse.Namespace, full: list[PriceSeries]) -> tuple[LearnedMo
     return SeriesModel(fit_tail(fit)), f"tail model fitted on {where}"
 
 
+def _grid(ev: Evaluator, policies: list[Policy], name: str, progress: Progress) -> list[Evaluated]:
+    """``ev.grid(policies)``, one progress line per point."""
+    out = []
+    for i, pol in enumerate(policies, 1):
+        progress.step(f"{name} grid {i}/{len(policies)}")
+        out.append(ev.evaluate(pol))
+    return out
+
+
 def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.charts import pareto_chart, run_chart
     from keeper.backtest.engine import Gas, delay_bars_of
@@ -108,11 +119,16 @@ def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     from keeper.backtest.pareto import Evaluator, cheapest, frontier, risk_grid, static_grid
     from keeper.backtest.policies import RiskPolicy, StaticPolicy
 
+    progress = Progress("backtest", show=None if args.grid else False, json_mode=args.json)  # --grid: long
     full, series = _load(args)
     delay = delay_bars_of(args.delay_minutes, series[0].step) if args.delay_minutes is not None else args.delay
     gas = Gas(args.gas_units, args.gwei, flat_usd=args.gas_usd)
     model: LearnedModel | SeriesModel | None
-    model, model_note = _model(args, full) if (args.policy == "risk" or args.grid) else (None, "")
+    if args.policy == "risk" or args.grid:
+        with progress.phase("risk model"):
+            model, model_note = _model(args, full)
+    else:
+        model, model_note = None, ""
     try:
         static = StaticPolicy(args.trigger, args.target, args.boost_trigger, args.boost_target)
         risk = RiskPolicy(args.epsilon, args.horizon, args.release_below, model, args.target_below,
@@ -131,6 +147,7 @@ def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
     ev = Evaluator(series, delay_bars=delay, gas=gas, make_position=make_position, keep_results=True)
     out = Path(args.out) if args.out else None
     report: dict[str, Any] = {"delay_bars": delay, "model": model_note, "window": [args.start, args.end], "runs": []}
+    progress.step(f"{policy.label()} on {', '.join(s.symbol for s in series)}")
     evaluated = ev.evaluate(policy)
     rows = []
     for s, m, res in zip(series, evaluated.per_asset, evaluated.results):
@@ -142,7 +159,8 @@ def run(args: argparse.Namespace, cfg: Config | None = None) -> int:
                                                                  f"{s.symbol}: {policy.label()}")))
     if args.grid:
         ev.keep_results = False
-        groups = {"static": ev.grid(static_grid()), "risk": ev.grid(risk_grid(model))}
+        groups = {"static": _grid(ev, list(static_grid()), "static", progress),
+                  "risk": _grid(ev, list(risk_grid(model)), "risk", progress)}
         report["grid"] = {}
         for name, evals in groups.items():
             best = cheapest(evals)

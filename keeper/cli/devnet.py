@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from keeper.cli.args import non_negative_float, port, positive_float
+from keeper.cli.args import feed_price, non_negative_float, port
 from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE, GMX_MODES
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def register(sub: Subparsers) -> None:
     dsub.add_parser("down", help="stop a detached devnet")
     d_price = dsub.add_parser("price", help="set a price feed (moves Aave, Morpho and the perps at once)")
     d_price.add_argument("symbol", help="ETH, BTC or USDC (or WETH, WBTC)")
-    d_price.add_argument("price", type=positive_float, help="new USD price, e.g. 1500")
+    d_price.add_argument("price", type=feed_price, help="new USD price, e.g. 1500 (positive, at most 1e12)")
     d_price.add_argument("--rpc", default=None, help="RPC URL (default: the devnet's)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import TYPE_CHECKING
 
 from keeper.cli.args import add_model_inputs, positive_float, vol_overrides
@@ -11,8 +12,11 @@ from keeper.cli.render import action_json, print_action, print_reconcile
 from keeper.errors import ConfigError, TemporaryError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from keeper.cli.args import Subparsers
     from keeper.config import Config
+    from keeper.domain import Position
 
 
 def register(sub: Subparsers) -> None:
@@ -30,7 +34,26 @@ def register(sub: Subparsers) -> None:
     rb.set_defaults(handler=run, needs_config=True)
 
 
+def _human(as_json: bool) -> Console:
+    """Where the human lines go: stdout, or stderr in --json mode (stdout then holds one JSON document)."""
+    from rich.console import Console
+
+    from keeper.views import console
+
+    if not as_json:
+        return console()
+    c = Console(stderr=True)
+    return c if c.is_terminal else Console(stderr=True, width=160)
+
+
+def _finite(x: float) -> float | None:
+    """A health for JSON: None for a position with nothing borrowed (infinite health), as `status --json`."""
+    return None if math.isinf(x) else x
+
+
 def run(args: argparse.Namespace, cfg: Config | None) -> int:
+    from rich.markup import escape
+
     from keeper.app.manual import (
         execute,
         find,
@@ -39,15 +62,23 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         plan_now,
         reconcile_journal,
         simulate_on_chain,
+        why_no_action,
     )
-    from keeper.views import console
 
     assert cfg is not None  # needs_config: main() loaded it
     session = open_session(cfg, args.chain, price_files=args.prices, vols=vol_overrides(args.vol))
-    out = console()
+    out = _human(args.json)
+
+    def nothing(pos: Position, why: list[str]) -> int:
+        if args.json:
+            print(json.dumps({"position": pos.key, "action": None, "health": _finite(pos.health), "why": why,
+                              "simulated": False, "sent": False}, default=str))
+        return 0
+
     try:
         if args.execute:
             # Start-up: what a previous run left in the journal is settled before any new action.
+            # It loads the key: without one, --execute stops here, before anything is planned or sent.
             report = reconcile_journal(cfg, session)
             print_reconcile(out, report)
             if report.rebroadcast:
@@ -56,6 +87,9 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
                 session.close()
                 session = open_session(cfg, args.chain, price_files=args.prices, vols=vol_overrides(args.vol))
         pos, book = find(session, args.position)
+        if args.target_health is not None and pos.price_ok and pos.health >= args.target_health:
+            out.print(f"{pos.key}: already at health {pos.health:.4f} >= {args.target_health:g}: nothing to do")
+            return nothing(pos, [f"health {pos.health:.4f} >= target {args.target_health:g}"])
         if args.target_health or args.amount or args.withdraw_excess:
             amount = asset = None
             if args.amount:
@@ -68,17 +102,25 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
             action = manual_action(session, pos, book, target_health=args.target_health, amount=amount, asset=asset,
                                    withdraw_excess=args.withdraw_excess)
         else:
-            planned = [a for b, p in plan_now(session) for a in p.actions if a.position_key == pos.key]
+            plans = plan_now(session)
+            planned = [a for b, p in plans for a in p.actions if a.position_key == pos.key]
             if not planned:
                 out.print(f"{pos.key}: the planner has nothing to do (health {pos.health:.4f}); "
                           f"use --target-health, --amount or --withdraw-excess to act anyway")
-                return 0
+                why = why_no_action(session, plans, pos)
+                for line in why:
+                    out.print(f"    why: {escape(line)}")
+                return nothing(pos, why)
             action = planned[0]
         print_action(out, action)
-        simulate_on_chain(cfg, session, book, action)  # raises Reverted (decoded) before anything is sent
+        # raises Reverted (decoded) before anything is sent; a dry run calls from the vault's keeper(), keyless
+        sender = simulate_on_chain(cfg, session, book, action, with_key=args.execute)
         out.print("    simulation (eth_call through the vault): ok")
         if not args.execute:
             out.print("dry run: add --execute to send it")
+            if args.json:
+                print(json.dumps({"action": action_json(action), "simulated": True, "from": sender, "sent": False,
+                                  "health_before": _finite(pos.health)}, default=str))
             return 0
         tx, fresh, requests = execute(cfg, session, book, action)
         rc = tx.receipt
@@ -92,7 +134,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         if fresh is not None:
             out.print(f"health now {fresh.health:.4f} (was {pos.health:.4f}), as the protocol reports it")
         if args.json:
-            print(json.dumps({"action": action_json(action), "tx": tx.mined_hash,
+            print(json.dumps({"action": action_json(action), "simulated": True, "sent": True, "tx": tx.mined_hash,
                               "requests": [{"key": k, "position_router": r, "settled": s} for k, r, s in requests],
                               "health_before": pos.health, "health_after": fresh.health if fresh else None},
                              default=str))

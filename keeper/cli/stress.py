@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from keeper.cli.args import vol_overrides
+from keeper.cli.args import vol_item, vol_overrides
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,9 +29,10 @@ def register(sub: Subparsers) -> None:
     sp.add_argument("--prices", nargs="*", type=Path, default=None,
                     help="hourly price CSVs: vols where the chain's history is short, and crash replays "
                          "(default: shared/data if present)")
-    sp.add_argument("--vol", action="append", default=[], metavar="SYMBOL=ANNUAL",
-                    help="override an asset's annualised vol, e.g. WETH=0.9 (repeatable)")
-    sp.add_argument("--out", type=Path, default=Path("stress"), help="where the fan chart PNG goes")
+    sp.add_argument("--vol", action="append", type=vol_item, default=[], metavar="SYMBOL=ANNUAL",
+                    help="override an asset's annualised vol, e.g. WETH=0.9 (repeatable; 0 < ANNUAL <= 20)")
+    sp.add_argument("--out", type=Path, default=None,
+                    help="where the fan chart PNG goes (default: the state directory's stress/, .keeper/stress)")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(handler=run, needs_config=True)
 
@@ -65,9 +67,27 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         positions, model, warnings = list(session.snap.positions), session.risk, session.warnings
     for w in warnings:
         print(f"keeper: warning: risk model: {w}", file=sys.stderr)
-    report, notes = stress_cmd.run_stress(positions, horizons_h=horizons, n_paths=args.paths, seed=args.seed,
-                                          model=model, price_files=args.prices)
-    png = stress_cmd.fan_png(report, args.out / "stress_fan.png")
+    # The fan chart goes beside the keeper's other state (devnet.state_dir, .keeper by default),
+    # not into the working directory; made before the run, so a bad --out fails before the paths.
+    out_dir = args.out if args.out is not None else cfg.devnet.state_dir / "stress"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out_dir}: cannot create the directory: {e.strerror or e}") from None
+    # 100,000 paths take seconds: say so on a terminal (never in --json mode, never into a pipe).
+    progress = not args.json and sys.stderr.isatty()
+    if progress:
+        print(f"stress: {args.paths:,} paths x {len(horizons)} horizon{'s' if len(horizons) > 1 else ''} ...",
+              end="", file=sys.stderr, flush=True)
+    started, done = time.monotonic(), False
+    try:
+        report, notes = stress_cmd.run_stress(positions, horizons_h=horizons, n_paths=args.paths, seed=args.seed,
+                                              model=model, price_files=args.prices)
+        png = stress_cmd.fan_png(report, out_dir / "stress_fan.png")
+        done = True
+    finally:
+        if progress:
+            print(f" {time.monotonic() - started:.1f} s" if done else " failed", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"horizons_h": horizons, "model": model.describe(), "calibration": notes,
                           "rows": report.rows(), "book_var_usd": report.book_var, "book_es_usd": report.book_es,
@@ -90,7 +110,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     for row in report.rows():
         cells = [f"{row[f'p_liq_{h}']:.2%} ±{row[f'se_{h}']:.2%}" for h in horizons]
         cells += ["LIQ" if row[f"hist_{n}"] else "ok" for n in report.historical]
-        table.add_row(names.get(row["key"], row["label"]), *cells, f"{row['expected_loss_usd']:,.2f}")
+        table.add_row(names.get(row["key"], row["label"]), *cells, loss_cell(row))
     out = console()
     out.print(table)
     out.print(f"book loss at {report.tail_level:.0%}: VaR {report.book_var:,.2f} USD, "
@@ -102,3 +122,16 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         out.print(f"  {sym}: {note}")
     out.print(f"fan chart: {png}")
     return 0
+
+
+def loss_cell(row: dict[str, Any]) -> str:
+    """The expected-loss cell of one ``StressReport.rows()`` row. A position liquidatable at today's
+    prices is marked so: its loss is that of a liquidation now (lending: the bonus on the debt
+    repaid; perps: the collateral still left), and a perp whose losses already ate its collateral
+    has nothing left to lose — "0.00" would read as "no risk", so it says what happened instead."""
+    loss = float(row["expected_loss_usd"])
+    if not row.get("liquidatable_now"):
+        return f"{loss:,.2f}"
+    if loss > 0:
+        return f"{loss:,.2f} (liquidatable now)"
+    return "liquidatable now (collateral already lost)"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keeper.backtest.training import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
+from keeper.cli.progress import Progress
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ def _price_paths(given: list[str] | None) -> list[Path]:
         return paths
     from keeper.backtest.prices import default_files
     return default_files(*DEFAULT_SYMBOLS)
+
+
+def _names(paths: list[Path]) -> str:
+    """'ETHUSDT_1h.csv, BTCUSDT_1h.csv' -> what a progress line calls them (file stems, at most 3)."""
+    names = [p.stem for p in paths]
+    return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
 
 
 def _check_date(text: str | None, what: str) -> str | None:
@@ -122,9 +129,12 @@ def run_train(args: argparse.Namespace, cfg: Config | None = None) -> int:
     paths = _price_paths(args.prices)
     features = _feature_list(args.features)
     t0 = time.perf_counter()
-    path = train(paths, horizon, Path(args.out), split, max_samples=args.max_samples,
-                 seed=args.seed, max_iter=args.max_iter, calibration=args.calibration, features=features,
-                 model_params={"max_leaf_nodes": args.max_leaf_nodes, "min_samples_leaf": args.min_samples_leaf})
+    progress = Progress("train", json_mode=args.json)
+    with progress.phase(f"{_names(paths)}, horizon {horizon}h: samples, fit, calibration"):
+        path = train(paths, horizon, Path(args.out), split, max_samples=args.max_samples,
+                     seed=args.seed, max_iter=args.max_iter, calibration=args.calibration, features=features,
+                     model_params={"max_leaf_nodes": args.max_leaf_nodes,
+                                   "min_samples_leaf": args.min_samples_leaf})
     bundle = load_model(path)
     info = {"model": str(path), "horizon_hours": horizon, "trained_on": list(bundle["trained_on"]),
             "train_window": bundle["train_window"], "feature_names": bundle["feature_names"],
@@ -152,7 +162,8 @@ def run_evaluate(args: argparse.Namespace, cfg: Config | None = None) -> int:
         from keeper.app.risk_setup import read_params
         law, meta = read_params(Path(args.params))
         source = f"{args.params} ({meta.get('fitted_on', '?')})"
-    report = evaluate(_price_paths(args.prices), Path(args.model), test_from, test_to, out_dir=out, law=law,
-                      law_source=source)
+    paths = _price_paths(args.prices)
+    with Progress("evaluate", json_mode=args.json).phase(f"scoring {Path(args.model).name} on {_names(paths)}"):
+        report = evaluate(paths, Path(args.model), test_from, test_to, out_dir=out, law=law, law_source=source)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -169,11 +169,18 @@ def set_price(symbol: str, price: float, *, rpc: str | None = None,
         raise ConfigError(f"price must be a positive number, got {price}")
     dep = load_deployment(deployment_path)
     feed = find_feed(dep, symbol)
+    # The feed stores an int256 answer at its decimals: refuse a price it cannot hold (rounding to
+    # 0, or beyond int256) before anything is sent.
+    scaled = price * 10 ** feed["decimals"]
+    if not (scaled < float("inf") and 1 <= round(scaled) <= 2**255 - 1):  # inf, nan: False
+        raise ConfigError(f"price {price:g} USD is not representable by the {symbol.upper()} feed "
+                          f"({feed['decimals']} decimals): round(price x 10^{feed['decimals']}) = {scaled:.3g} "
+                          f"must be an int256 of at least 1")
+    answer = round(scaled)
     w3 = _web3(rpc_url(rpc, dep))
     if w3.eth.chain_id != dep["chain_id"]:
         raise ConfigError(f"the RPC's chain id {w3.eth.chain_id} is not the deployment's {dep['chain_id']}")
     agg = w3.eth.contract(address=feed["address"], abi=C.third_party("MockV3Aggregator").abi)
-    answer = round(price * 10 ** feed["decimals"])
     Deployer(w3, dep["roles"]["admin"]).send(agg.functions.updateAnswer(answer))
     round_id, got, _s, updated_at, _a = agg.functions.latestRoundData().call()
     return {"feed": feed["address"], "symbol": symbol.upper(), "answer": got, "round": round_id,

@@ -78,13 +78,20 @@ def _lending_points(legs: tuple[Leg, ...]) -> list[LiquidationPoint]:
     return points
 
 
+def perp_threshold(margin_fees: float, liquidation_fee: float, size: float, max_leverage: float) -> float:
+    """The remaining collateral (USD) below which GMX v1 liquidates a position: the fees a
+    liquidation charges plus its fixed fee, or the collateral the maximum leverage needs, whichever
+    is more (``VaultUtils.validateLiquidation``; the one float form of it, used everywhere)."""
+    return max(margin_fees + liquidation_fee, size / max_leverage)
+
+
 def perp_liquidation_price(is_long: bool, size: float, collateral: float, average_price: float,
                            margin_fees: float, liquidation_fee: float, max_leverage: float) -> float:
     """The index price at which a GMX v1 position becomes liquidatable (see module doc): below it a
     long, above it a short, has ``remaining < max(margin_fees + liquidation_fee, size / max_leverage)``."""
     if size <= 0:
         return math.nan
-    threshold = max(margin_fees + liquidation_fee, size / max_leverage)
+    threshold = perp_threshold(margin_fees, liquidation_fee, size, max_leverage)
     slack = (collateral - threshold) / size
     return average_price * (1 - slack) if is_long else average_price * (1 + slack)
 

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 
 from keeper.domain import Position, Side
+from keeper.risk.health import perp_threshold
 from keeper.risk.market import Market, is_stable
 
 
@@ -53,7 +54,7 @@ def exposures_of(position: Position) -> tuple[bool, dict[str, float], float] | N
         p = position.perp
         if p.size_usd <= 0:
             return None
-        t = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+        t = perp_threshold(p.margin_fees_usd, p.liquidation_fee_usd, p.size_usd, p.max_leverage)
         sign = 1.0 if p.is_long else -1.0
         slope = p.size_usd * p.mark_price / p.average_price
         c = p.collateral_usd - t - sign * p.size_usd

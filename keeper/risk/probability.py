@@ -55,6 +55,7 @@ from scipy import special
 
 from keeper.domain import Position, Protocol, Side
 from keeper.risk import scenarios as sc
+from keeper.risk.health import perp_threshold
 
 BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
 AAVE_FULL_CLOSE_HEALTH = 0.95
@@ -167,7 +168,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
             p = pos.perp
             if p.size_usd <= 0:
                 continue
-            t = max(p.margin_fees_usd + p.liquidation_fee_usd, p.size_usd / p.max_leverage)
+            t = perp_threshold(p.margin_fees_usd, p.liquidation_fee_usd, p.size_usd, p.max_leverage)
             thr[j] = t
             at_risk[j] = True
             slope = p.size_usd * p.mark_price / p.average_price

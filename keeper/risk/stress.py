@@ -42,6 +42,13 @@ class StressReport:
     historical: dict[str, np.ndarray] = field(default_factory=dict)  # window -> (K,) liquidated?
     fixed_symbols: tuple[str, ...] = ()
     depegs: dict[str, np.ndarray] = field(default_factory=dict)  # "USDC -5%" -> (K,) liquidated at once?
+    # (K,) liquidatable at today's prices (P = 1 at every horizon): their expected loss is not a
+    # Monte Carlo average but the loss of a liquidation now, valued at today's prices (see
+    # ``keeper.risk.probability``): lending, the bonus on the debt repaid — never 0 while there is
+    # debt —; perps, the collateral still left (collateral + PnL), which is 0 once the losses have
+    # eaten the collateral (the trader has nothing left to forfeit: the loss is already taken and
+    # any shortfall is the pool's). A 0 there is no "no risk": show it as "liquidatable now".
+    liquidated_now: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per position, for tables and JSON."""
@@ -53,6 +60,7 @@ class StressReport:
                 row[f"se_{h}"] = float(self.stderr[h_i, k])
             row["loss_given_liq_usd"] = float(self.loss_given_liq[k])
             row["expected_loss_usd"] = float(self.expected_loss[k])
+            row["liquidatable_now"] = bool(self.liquidated_now[k]) if len(self.liquidated_now) else False
             for name, hit in self.historical.items():
                 row[f"hist_{name}"] = bool(hit[k])
             for name, hit in self.depegs.items():
@@ -126,7 +134,7 @@ def stress_report(positions: Sequence[Position], scenarios: tuple[sc.ScenarioSpe
     var, es = res.book_loss_tail(tail_level)
     return StressReport(res.keys, labels, symbols, res.horizons, res.prob, res.stderr, res.loss_given_liq,
                         res.expected_loss, res.n_paths, tuple(quantiles), fan, now, tail_level, var, es,
-                        hist, ex.fixed_symbols)
+                        hist, ex.fixed_symbols, liquidated_now=ex.liquidated_now.copy())
 
 
 DEPEG_MOVES = (-0.10, -0.05, -0.02, 0.02, 0.05)

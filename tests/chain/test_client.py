@@ -4,7 +4,7 @@ errors, chain-id check, moving off a lagging node."""
 import pytest
 
 from keeper.chain import contracts as C
-from keeper.chain.client import ChainClient
+from keeper.chain.client import ChainClient, _redact
 from keeper.chain.revert import decode
 from keeper.devnet.anvil import Anvil, free_port, rpc_call
 from keeper.errors import ConfigError, Reverted, TemporaryError
@@ -137,3 +137,33 @@ def test_rpc_errors_are_classified_by_code_and_message(code, message, temporary)
     with pytest.raises(KeeperError) as e:
         ChainClient._result({"error": {"code": code, "message": message}}, "eth_sendRawTransaction", "http://x")
     assert isinstance(e.value, TemporaryError) is temporary
+
+
+def test_no_url_answers_names_the_redacted_urls_and_how_to_start_a_devnet():
+    port = free_port()  # nothing listens there: a devnet that `keeper devnet down` stopped
+    urls = [f"http://alice:s3cret@127.0.0.1:{port}/v2/SECRETKEY?apikey=abc123",
+            f"https://127.0.0.1:{free_port()}/rpc/TOKEN"]
+    c = ChainClient("devnet", urls, 31337, timeout=1, retries=0, sleep=NO_SLEEP)
+    with pytest.raises(TemporaryError) as e:
+        c.connect()
+    text = str(e.value)
+    assert e.value.exit_code == 3 and "\n" not in text
+    assert f"none of its 2 RPC URL(s) answers: http://127.0.0.1:{port} is unreachable" in text
+    assert "https://127.0.0.1:" in text
+    assert e.value.hint == "is the node running? for a local devnet: keeper devnet up --detach"
+    assert text.endswith("(is the node running? for a local devnet: keeper devnet up --detach)")
+    for secret in ("alice", "s3cret", "SECRETKEY", "abc123", "TOKEN"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+    ("https://user:pass@eth.example:443/v2/KEY?apikey=K", "https://eth.example:443"),
+    ("https://user:pa/ss@eth.example/v2/KEY", "https://eth.example"),  # a "/" in the password
+    ("https://user:p?ss@eth.example", "https://eth.example"),
+    ("http://user:p#x/y", "http://[REDACTED]"),
+    ("http://[::1]:8545/KEY", "http://[::1]:8545"),
+    ("not a url", "<rpc>"),
+])
+def test_redact_keeps_scheme_host_and_port_only(url, shown):
+    assert _redact(url) == shown

@@ -3,12 +3,16 @@
 key are clear errors with a non-zero exit, and nothing is sent."""
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from keeper.chain import contracts as C
+from keeper.devnet.deployer import Deployer
 from tests.devnet.helpers import set_price
 
 pytestmark = pytest.mark.usefixtures("snapshot")
@@ -97,3 +101,87 @@ def test_kill_9_mid_send_then_restart_neither_repeats_nor_loses(tmp, w3, devnet,
     again = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8", "--execute")
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
     assert w3.eth.get_transaction_count(keeper) == nonce0 + 1  # and no second one
+
+
+def _health(tmp, selector):
+    proc = run(tmp, "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = [p for c in json.loads(proc.stdout)["chains"] for p in c["positions"]]
+    (row,) = [p for p in rows if all(part in p["key"] for part in selector.lower().split(":"))]
+    return row["health"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--execute"]])
+def test_target_health_at_or_below_the_current_one_does_nothing(tmp, w3, devnet, extra):
+    """A target at or below the position's health: nothing to do, exit 0, nothing simulated or sent
+    (it used to build a 0-amount action that the vault reverted with ZeroAmount, exit 5)."""
+    alice = devnet["keeper_vaults"]["alice"]["address"][:10]
+    health = _health(tmp, f"{alice}:aave")
+    nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+    at = math.floor(health * 10_000) / 10_000  # its health as printed (interest only lowers it later by far less)
+    for target in (at, 1.0):
+        proc = run(tmp, "rebalance", f"{alice}:aave", "--target-health", str(target), *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"already at health {health:.4f} >= {target:g}: nothing to do" in proc.stdout
+        assert "simulation" not in proc.stdout and "dry run" not in proc.stdout and "ZeroAmount" not in proc.stdout
+    doc = json.loads(run(tmp, "rebalance", f"{alice}:aave", "--target-health", "1.0", "--json", *extra).stdout)
+    assert doc["action"] is None and doc["simulated"] is False and doc["sent"] is False
+    assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
+
+
+def test_dry_run_json_is_one_document(tmp, w3, devnet):
+    set_price(w3, devnet, "ETH", 1_560)
+    alice = devnet["keeper_vaults"]["alice"]["address"][:10]
+    nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+    proc = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # the whole of stdout: one JSON document, nothing else
+    assert doc["simulated"] is True and doc["sent"] is False
+    assert doc["action"]["kind"] in ("top_up", "repay") and int(doc["action"]["amount_raw"]) > 0
+    assert doc["action"]["position"].startswith("devnet:morpho_blue:")
+    assert doc["from"] == devnet["roles"]["keeper"] and doc["health_before"] < 1.0
+    assert "simulation (eth_call through the vault): ok" in proc.stderr and "dry run" in proc.stderr
+    assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
+
+
+def test_no_flag_says_why_the_planner_does_nothing(tmp, w3, devnet):
+    alice = devnet["keeper_vaults"]["alice"]["address"][:10]
+    # No planner entry at all: inside its risk budget, with P and the budget.
+    calm = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8")
+    assert calm.returncode == 0, calm.stderr
+    assert "the planner has nothing to do" in calm.stdout
+    assert re.search(r"why: inside its risk budget: P\(liq 24h\) \d+\.\d+% <= budget 1\.00%", calm.stdout), calm.stdout
+    # A skipped position: the planner's own reason (ETH's feed answers from the future: never acted on).
+    feed = w3.eth.contract(address=devnet["feeds"]["ETH"]["address"], abi=C.third_party("MockV3Aggregator").abi)
+    now = w3.eth.get_block("latest")["timestamp"]
+    Deployer(w3, devnet["roles"]["admin"]).send(feed.functions.updateRoundData(99, 2_000 * 10**8, now + 3_600, now))
+    nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+    skipped = run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "the planner has nothing to do" in skipped.stdout
+    assert "why: price not usable (" in skipped.stdout and "never act on bad prices" in skipped.stdout
+    doc = json.loads(run(tmp, "rebalance", f"{alice}:morpho", "--vol", "WETH=0.8", "--json").stdout)
+    assert doc["action"] is None and doc["sent"] is False
+    assert any("price not usable" in why for why in doc["why"])
+    assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
+
+
+def test_dry_run_needs_no_key_it_calls_from_the_vaults_keeper(tmp, w3, devnet):
+    """Without any key configured, a dry run simulates from the vault's keeper() read on chain —
+    here rotated by the owner to dave, so the call's `from` cannot come from anywhere else."""
+    set_price(w3, devnet, "ETH", 1_560)
+    alice = devnet["keeper_vaults"]["alice"]["address"]
+    nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+    dry = run(tmp, "rebalance", f"{alice[:10]}:morpho", "--vol", "WETH=0.8", key=False)
+    assert dry.returncode == 0, dry.stderr
+    assert "simulation (eth_call through the vault): ok" in dry.stdout and "dry run" in dry.stdout
+    vault = w3.eth.contract(address=alice, abi=C.ours("KeeperVault").abi)
+    dave = devnet["roles"]["dave"]
+    Deployer(w3, devnet["roles"]["alice"]).send(vault.functions.setKeeper(dave))
+    doc = json.loads(run(tmp, "rebalance", f"{alice[:10]}:morpho", "--vol", "WETH=0.8", "--json", key=False).stdout)
+    assert doc["from"] == dave and doc["simulated"] is True and doc["sent"] is False
+    # --execute still needs the key, and says how to configure it; nothing is sent.
+    proc = run(tmp, "rebalance", f"{alice[:10]}:morpho", "--vol", "WETH=0.8", "--execute", key=False)
+    assert proc.returncode == 2 and "no keeper key configured" in proc.stderr and "Traceback" not in proc.stderr
+    assert "KEEPER__KEEPER__KEY_ENV" in proc.stderr and "keeper.key_env" in proc.stderr
+    assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0

@@ -1,4 +1,4 @@
-"""abi/ holds our compiled contracts, committed. They must match the sources: a change to any
+"""keeper/abi/ holds our compiled contracts, committed (package data). They must match the sources: a change to any
 contracts/**/*.sol, the compiler version or its settings without `make contracts` fails here."""
 
 import json
@@ -16,7 +16,7 @@ def current_source_hash() -> str:
 def test_abi_dir_is_fresh():
     want = current_source_hash()
     recorded = (ABI_DIR / "SOURCE_HASH").read_text().strip()
-    assert recorded == want, "abi/ is stale: run 'make contracts' and commit abi/"
+    assert recorded == want, "keeper/abi/ is stale: run 'make contracts' and commit keeper/abi/"
     artifacts = sorted(ABI_DIR.glob("*.json"))
     assert {p.stem for p in artifacts} >= {"KeeperVault", "MorphoChainlinkOracle", "Multicall3", "TestERC20"}
     for p in artifacts:

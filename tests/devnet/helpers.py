@@ -6,7 +6,7 @@ from web3 import Web3
 
 from keeper.chain import contracts as C
 from keeper.chain.revert import decode, revert_data
-from keeper.devnet.deployer import Deployer
+from keeper.demo.faultlab import set_feed_price
 from keeper.errors import Reverted
 
 AAVE, MORPHO, PERP = 0, 1, 2
@@ -18,9 +18,7 @@ def asset_key(asset: str) -> bytes:
 
 
 def set_price(w3: Web3, dep: dict, feed_symbol: str, usd: float) -> None:
-    feed = dep["feeds"][feed_symbol]
-    agg = w3.eth.contract(address=feed["address"], abi=C.third_party("MockV3Aggregator").abi)
-    Deployer(w3, dep["roles"]["admin"]).send(agg.functions.updateAnswer(round(usd * 10 ** feed["decimals"])))
+    set_feed_price(w3, dep, feed_symbol, usd)
 
 
 def token(w3: Web3, dep: dict, sym: str):

@@ -1,5 +1,7 @@
 """Stress report on synthetic scenarios: shapes, consistency with the Monte Carlo, fan chart."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,23 @@ def test_report_with_array_historical_windows_and_prices():
     assert not rep.historical["calm"].any()
     assert rep.fan.shape == (7, 25, 2) and rep.fan[3, 0, 1] == 40_000.0
     assert rep.rows()[0]["hist_crash"] is True
+
+
+def test_positions_liquidatable_now_are_flagged_with_the_loss_of_a_liquidation_now():
+    """P = 100% at every horizon with a loss valued at today's prices: lending, the bonus on the debt
+    repaid (never 0 while there is debt); a perp whose losses exceed its collateral has nothing left
+    to forfeit (0) — which is why the report flags these positions rather than leave a bare 0."""
+    under = lending(10, 17_000, "under")  # health 10 * 2000 * 0.8 / 17000 = 0.94 <= 0.95: the whole debt
+    wiped = Position("dev", Protocol.PERP, "0xv", "wiped", "USDC:ETH:long", (), 0, 1,
+                     perp=PerpTerms(ETH, True, 10_000, 800, 2000.0, 1400.0, 2.0, 5.0, 50.0, 1))
+    book = [under, wiped, BOOK[1], BOOK[3]]
+    rep = stress_report(book, (SPEC, 2_000, 3), (1, 24))
+    assert rep.liquidated_now.tolist() == [True, True, False, False]
+    rows = rep.rows()
+    assert [r["liquidatable_now"] for r in rows] == [True, True, False, False]
+    assert rows[0]["p_liq_1"] == rows[1]["p_liq_1"] == 1.0 and rows[0]["se_24"] == 0.0
+    assert rows[0]["expected_loss_usd"] == pytest.approx(0.05 * 1.0 * 17_000)
+    assert rows[1]["expected_loss_usd"] == 0.0  # collateral 800 - a 3,000 loss: nothing left
+    # a report built without the flag (older callers) still gives rows
+    bare = dataclasses.replace(rep, liquidated_now=np.zeros(0, bool))
+    assert all(r["liquidatable_now"] is False for r in bare.rows())
