@@ -77,7 +77,7 @@ def _fast_result(content: bytes) -> RPCResponse | None:
     return {"result": content[start:end].decode("ascii", "replace")}  # the caller's fromhex checks it
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """RPC URLs often carry an API key in the path or query, or credentials as ``user:pass@``: show
     scheme, host and port only."""
     try:
@@ -158,7 +158,7 @@ class ChainClient:
                 self._current = nxt
                 self.failovers += 1
                 if self.on_failover:
-                    self.on_failover(_redact(ep.url), _redact(self.endpoints[nxt].url), why)
+                    self.on_failover(redact_url(ep.url), redact_url(self.endpoints[nxt].url), why)
 
     # --- requests ----------------------------------------------------------------------------
     def _post(self, ep: Endpoint, payload: Any) -> Any:
@@ -170,13 +170,13 @@ class ChainClient:
             resp = ep.session.post(ep.url, data=body, timeout=self.timeout,
                                    headers={"Content-Type": "application/json"})
         except requests.Timeout as e:
-            raise TemporaryError(f"{_redact(ep.url)} timed out after {self.timeout:g} s") from e
+            raise TemporaryError(f"{redact_url(ep.url)} timed out after {self.timeout:g} s") from e
         except requests.RequestException as e:
-            raise TemporaryError(f"{_redact(ep.url)} is unreachable: {type(e).__name__}") from e
+            raise TemporaryError(f"{redact_url(ep.url)} is unreachable: {type(e).__name__}") from e
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}")
+            raise TemporaryError(f"{redact_url(ep.url)} answered HTTP {resp.status_code}")
         if resp.status_code != 200:
-            raise TemporaryError(f"{_redact(ep.url)} answered HTTP {resp.status_code}: {resp.text[:200]}")
+            raise TemporaryError(f"{redact_url(ep.url)} answered HTTP {resp.status_code}: {resp.text[:200]}")
         if isinstance(payload, bytes):
             fast = _fast_result(resp.content)
             if fast is not None:
@@ -184,7 +184,7 @@ class ChainClient:
         try:
             return resp.json()
         except ValueError as e:
-            raise TemporaryError(f"{_redact(ep.url)} answered something that is not JSON") from e
+            raise TemporaryError(f"{redact_url(ep.url)} answered something that is not JSON") from e
 
     @staticmethod
     def _result(reply: RPCResponse, method: str, url: str) -> Any:
@@ -197,9 +197,9 @@ class ChainClient:
                 raw = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else None
                 raise Reverted(f"{method} reverted: {msg}", data=raw)
             if err.get("code") in TEMPORARY_RPC_CODES and not any(m in msg.lower() for m in PERMANENT_RPC_MESSAGES):
-                raise TemporaryError(f"{_redact(url)} failed {method}: {msg}")
+                raise TemporaryError(f"{redact_url(url)} failed {method}: {msg}")
             # Not the node's fault (unknown method, bad params): another node would say the same.
-            raise KeeperError(f"{_redact(url)} rejected {method}: {msg} (code {err.get('code')})")
+            raise KeeperError(f"{redact_url(url)} rejected {method}: {msg} (code {err.get('code')})")
         return reply.get("result")
 
     def request(self, method: str, params: list[Any] | None = None, *, body: bytes | None = None) -> Any:
@@ -257,7 +257,7 @@ class ChainClient:
                 try:
                     replies = self._post(ep, payload)
                     if not isinstance(replies, list):
-                        raise TemporaryError(f"{_redact(ep.url)} does not support JSON-RPC batches")
+                        raise TemporaryError(f"{redact_url(ep.url)} does not support JSON-RPC batches")
                     by_id = {r.get("id"): r for r in replies}
                     return [result(by_id[i], m, ep.url) for i, (m, _p) in zip(ids, calls)]
                 except TemporaryError as e:
@@ -265,7 +265,7 @@ class ChainClient:
                     last = e
                     self._mark_down(index, str(e))
                 except KeyError:
-                    last = TemporaryError(f"{_redact(ep.url)} left out a reply in a batch")
+                    last = TemporaryError(f"{redact_url(ep.url)} left out a reply in a batch")
                     self._mark_down(index, str(last))
                     continue
             if attempt < self.retries:
@@ -292,7 +292,7 @@ class ChainClient:
         expected = self.expected_chain_id if self.expected_chain_id is not None else next(iter(seen.values()))
         for url, cid in seen.items():
             if cid != expected:
-                raise ConfigError(f"chain {self.name}: {_redact(url)} is on chain id {cid}, expected {expected}",
+                raise ConfigError(f"chain {self.name}: {redact_url(url)} is on chain id {cid}, expected {expected}",
                                   hint="fix chains.<name>.chain_id or the RPC URL")
         self.expected_chain_id = expected
         if self.current.down_until > self._clock():

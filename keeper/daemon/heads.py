@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from keeper.chain.client import _redact
+from keeper.chain.client import redact_url
 from keeper.config import ChainConfig
 
 log = logging.getLogger("keeper.daemon.heads")
@@ -138,7 +138,7 @@ class HeadFeed:
         if was_live or first:
             self.fallbacks += 1
             log.warning("new heads: WebSocket unavailable, polling instead",
-                        extra={"event": "heads_fallback", "ws": _redact(self.url or ""), "why": why,
+                        extra={"event": "heads_fallback", "ws": redact_url(self.url or ""), "why": why,
                                "retry_s": self.retry_s})
             self.on_fallback(why)
         else:
@@ -177,7 +177,7 @@ class HeadFeed:
                 with self._lock:
                     self.live, self.head_at = True, self.clock()
                 log.info("new heads: WebSocket subscription",
-                         extra={"event": "heads_ws", "ws": _redact(self.url or "")})
+                         extra={"event": "heads_ws", "ws": redact_url(self.url or "")})
                 self.on_restore()
                 while not self._stop.is_set():
                     try:

@@ -23,6 +23,10 @@
   (``daemon.refit_interval_s``; the new ``self.risk`` is swapped in under ``tick_lock``, between
   ticks) and the stress report (``daemon.stress_interval_s``). Slow jobs log and count their
   errors and never stop the daemon.
+- garbage collection (``TickGC``): the objects loaded by ``startup`` are frozen (``gc.freeze``);
+  automatic collection is off during a tick, the young generations are collected after every tick
+  and the old one every ``TickGC.full_every`` ticks when no newer head is waiting, so collection
+  pauses land between ticks instead of on the decision path, and memory stays bounded.
 - supervision: SIGTERM/SIGINT set a flag and the loop stops after the current tick; a watchdog
   raises ``Halt`` when no new block is ticked for ``daemon.watchdog_seconds`` (whichever source
   delivers heads); ``daemon.max_consecutive_failures`` failed ticks in a row trip a circuit breaker
@@ -32,11 +36,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +103,91 @@ def _alerter(cfg: Config) -> Alerter:
     return make_alerter(url, cfg.alerts.format, min_interval_s=cfg.alerts.min_interval_s)
 
 
+class TickGC:
+    """Garbage collection off the decision path.
+
+    The daemon's long-lived objects (config, ABIs, web3, the model, caches: everything ``startup``
+    loads) are frozen (``gc.freeze``) so no later collection traverses them. During a tick automatic
+    collection is off (it is process-wide: no other thread's allocations can start a collection
+    inside a tick either); after each tick the young generations are collected, and the old one
+    every ``full_every`` ticks once no newer head is waiting (at the latest after
+    ``2 * full_every`` ticks, waiting or not), so memory stays bounded while the pauses land between
+    ticks. Between ticks automatic collection runs with raised thresholds (``threshold``), for the
+    background threads when ticks stop coming.
+
+    ``start()`` once everything is loaded, ``with tick(): ...`` around each tick, ``after(idle)``
+    after it, ``stop()`` at shutdown (the last one running restores the interpreter's thresholds
+    and unfreezes)."""
+
+    def __init__(self, *, full_every: int = 30, threshold: tuple[int, int, int] = (20_000, 20, 50)) -> None:
+        if full_every < 1:
+            raise ValueError("full_every must be >= 1")
+        self.full_every, self.threshold = full_every, threshold
+        self.ticks = self.young = self.full = 0
+        self._since_full = 0
+        self._started = False
+        self._was_enabled = True
+        self._depth = 0
+
+    # Keepers running in one process (tests, benchmarks) share the interpreter's collector: the
+    # first to start saves its thresholds, the last to stop restores them and unfreezes.
+    _users = 0
+    _users_lock = threading.Lock()
+    _default: tuple[int, int, int] | None = None
+
+    def start(self) -> None:
+        gc.collect()  # the start-up garbage goes first, then the survivors are frozen
+        gc.freeze()
+        if self._started:
+            return
+        self._started = True
+        with TickGC._users_lock:
+            if TickGC._users == 0:
+                TickGC._default = gc.get_threshold()
+            TickGC._users += 1
+            gc.set_threshold(*self.threshold)
+
+    @contextlib.contextmanager
+    def tick(self) -> Iterator[None]:
+        """No automatic collection inside; re-enabled after (also on an error)."""
+        if self._depth == 0:
+            self._was_enabled = gc.isenabled()
+            gc.disable()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._was_enabled:
+                gc.enable()
+
+    def after(self, idle: bool = True) -> int:
+        """Collect after a tick: the young generations always, the old one when due (``idle``: no
+        newer head waiting for a tick). Returns the generation collected."""
+        self.ticks += 1
+        self._since_full += 1
+        due = self._since_full >= self.full_every
+        gen = 2 if due and (idle or self._since_full >= 2 * self.full_every) else 1
+        gc.collect(gen)
+        if gen == 2:
+            self.full += 1
+            self._since_full = 0
+        else:
+            self.young += 1
+        return gen
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        with TickGC._users_lock:
+            TickGC._users -= 1
+            if TickGC._users == 0:
+                gc.unfreeze()
+                if TickGC._default is not None:
+                    gc.set_threshold(*TickGC._default)
+
+
 class Keeper:
     def __init__(self, cfg: Config, chain: str | None = None, *, dry_run: bool = False,
                  price_files: Sequence[Path] = (), vols: dict[str, float] | None = None,
@@ -129,6 +219,7 @@ class Keeper:
         self.metrics = Metrics()
         self.server: MetricsServer | None = None
         self.alerter = _alerter(cfg)
+        self.gc = TickGC()  # collections between ticks, not inside them (started at the end of startup)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def startup(self) -> None:
@@ -167,6 +258,7 @@ class Keeper:
             self.dispatcher = Dispatcher(self.cfg, self.name, self.client, self.store, self.alerter)
         self.last_block = snap.block
         self.last_block_at = self.clock()
+        self.gc.start()
         log.info("keeper started", extra={"event": "startup", "chain": self.name, "block": snap.block,
                                           "positions": len(snap.positions), "dry_run": self.dry_run,
                                           "model": self._model().describe()})
@@ -221,6 +313,7 @@ class Keeper:
             self.watch_reader.mc.close()
         self.recorder.close()
         self.store.close()
+        self.gc.stop()
         log.info("keeper stopped", extra={"event": "shutdown", "ticks": self.ticks, "actions": self.actions_sent,
                                           "snapshots_written": self.recorder.written,
                                           "snapshots_coalesced": self.recorder.skipped})
@@ -428,7 +521,13 @@ class Keeper:
                 if self.last_block is not None and head <= self.last_block:
                     break
                 with self.tick_lock:
-                    self.tick(head)
+                    try:
+                        with self.gc.tick():
+                            self.tick(head)
+                    finally:
+                        # collect now, the old generation only when no newer head waits for a tick
+                        newer = self.heads.newest() if self.heads is not None else None
+                        self.gc.after(idle=newer is None or newer <= head)
                 self.last_block, self.last_block_at = head, self.clock()
                 if self.heads is None or self.heads.newest() is None:
                     break  # polling: the next poll asks again; a subscription may hold a newer head already

@@ -13,6 +13,7 @@ URL, a missing driver, a database that is not ours -> ``ConfigError``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,8 +32,8 @@ from sqlmodel.sql.expression import Select, SelectOfScalar
 from keeper.domain import Position
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 from keeper.store.migrations import ensure_schema
-from keeper.store.models import Account, Checkpoint, PositionSnapshot, PriceRound, table_of
-from keeper.store.records import AccountRecord, PriceRoundRecord, snapshot_row
+from keeper.store.models import Account, Checkpoint, ExactInt, PositionSnapshot, PriceRound, table_of
+from keeper.store.records import SNAPSHOT_COLUMNS, AccountRecord, PriceRoundRecord, SnapshotRows
 
 _URL_EXAMPLE = "e.g. sqlite:///var/keeper.db or postgresql+psycopg2://user@host/keeper"
 
@@ -60,6 +61,9 @@ def _translated(what: str) -> Iterator[None]:
     except sa_exc.SQLAlchemyError as e:
         raise KeeperError(f"store: {what} failed: {_brief(e)}") from e
 
+
+_SNAPSHOT_INSERT = (f"INSERT INTO position_snapshot ({', '.join(SNAPSHOT_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in SNAPSHOT_COLUMNS)})")  # SQLite (qmark)
 
 WRITE_OPTION = "keeper_write"  # execution option of Store.write()'s connections
 
@@ -167,6 +171,9 @@ class Store:
         self.version = version  # the schema version the database is at
         self.upgraded_from = upgraded_from  # the version it had before this open, if it was migrated
         self.url = engine.url.render_as_string(hide_password=True)
+        self._rows: SnapshotRows | None = None  # the last tick's prepared snapshot rows, reused
+        self._rows_dialect = ""
+        self._rows_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> Store:
@@ -214,23 +221,25 @@ class Store:
         Re-writing a block replaces that block's snapshots (no duplicates); rounds already stored are
         kept; accounts are upserted; the checkpoint is set to this block even if it was further on
         (a re-org replay moves it back)."""
-        keys: set[str] = set()
-        for p in positions:
+        keys = [p.key for p in positions]
+        for p, key in zip(positions, keys, strict=True):
             if p.chain != chain or p.block != block:
-                raise ValueError(f"position {p.key} was read at {p.chain}@{p.block}, not {chain}@{block}")
-            if p.key in keys:
-                raise ValueError(f"position {p.key} appears twice in the tick at block {block}")
-            keys.add(p.key)
+                raise ValueError(f"position {key} was read at {p.chain}@{p.block}, not {chain}@{block}")
+        if len(set(keys)) != len(keys):
+            seen: set[str] = set()
+            for key in keys:
+                if key in seen:
+                    raise ValueError(f"position {key} appears twice in the tick at block {block}")
+                seen.add(key)
         items: tuple[PriceRoundRecord | AccountRecord, ...] = (*rounds, *accounts)
         for item in items:
             if item.chain != chain:
                 raise ValueError(f"{item!r} is not on chain {chain!r}")
-        rows = [snapshot_row(p, block_hash) for p in positions]
         snap = table_of(PositionSnapshot)
         with _translated(f"writing the tick at {chain}@{block}"), self.write() as conn:
             conn.execute(snap.delete().where(and_(snap.c.chain == chain, snap.c.block == block)))
-            if rows:
-                conn.execute(snap.insert(), rows)
+            if positions:
+                self._insert_snapshots(conn, block, block_hash, positions, keys)
             _write(conn, table_of(PriceRound), [_round_row(r) for r in rounds],
                    ("chain", "feed", "round_id"), update=False)
             _write(conn, table_of(Account), [_account_row(a) for a in accounts], ("chain", "address"),
@@ -238,6 +247,29 @@ class Store:
             _write(conn, table_of(Checkpoint), [{"chain": chain, "name": "tick", "block": block,
                                                  "block_hash": block_hash, "updated_at": self._clock()}],
                    ("chain", "name"), update=True)
+
+    def _insert_snapshots(self, conn: Connection, block: int, block_hash: str, positions: Sequence[Position],
+                          keys: Sequence[str]) -> None:
+        """The tick's snapshot rows in one executemany. SQLite: prepared tuples straight to the
+        driver (the only column needing the type's bind processing, ``health_wad``, is converted
+        when the row is prepared), skipping SQLAlchemy's per-row parameter processing, the largest
+        cost of a 5,000-position write after the rows themselves. Other databases: the typed Core
+        insert (PostgreSQL batches it as insertmanyvalues)."""
+        snap = table_of(PositionSnapshot)
+        with self._rows_lock:
+            if self._rows is None or self._rows_dialect != conn.dialect.name:
+                health_type = snap.c.health_wad.type
+                assert isinstance(health_type, ExactInt)
+                dialect = conn.dialect
+                raw = dialect.name == "sqlite"
+                self._rows = SnapshotRows((lambda v: health_type.process_bind_param(v, dialect)) if raw
+                                          else (lambda v: v))
+                self._rows_dialect = dialect.name
+            rows = self._rows.rows(block, block_hash, positions, keys)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(_SNAPSHOT_INSERT, rows)
+        else:
+            conn.execute(snap.insert(), [dict(zip(SNAPSHOT_COLUMNS, row, strict=True)) for row in rows])
 
     def upsert_accounts(self, accounts: Iterable[AccountRecord]) -> None:
         """Insert accounts, or update ``kind`` and ``label`` of those already known."""

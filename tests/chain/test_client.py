@@ -4,7 +4,7 @@ errors, chain-id check, moving off a lagging node."""
 import pytest
 
 from keeper.chain import contracts as C
-from keeper.chain.client import ChainClient, _redact
+from keeper.chain.client import ChainClient, redact_url
 from keeper.chain.revert import decode
 from keeper.devnet.anvil import Anvil, free_port, rpc_call
 from keeper.errors import ConfigError, Reverted, TemporaryError
@@ -166,4 +166,4 @@ def test_no_url_answers_names_the_redacted_urls_and_how_to_start_a_devnet():
     ("not a url", "<rpc>"),
 ])
 def test_redact_keeps_scheme_host_and_port_only(url, shown):
-    assert _redact(url) == shown
+    assert redact_url(url) == shown
