@@ -43,9 +43,10 @@ def parse_address(value: str) -> str:
 
 class DevnetConfig(_Strict):
     port: int = Field(default=8545, ge=1, le=65535, description="anvil's RPC port")
-    block_time: float | None = Field(
+    block_time: int | None = Field(
         default=None, ge=0,
-        description="seconds per block after deployment; unset = 1 s, 0 = a block per transaction")
+        description="whole seconds per block after deployment (anvil's interval mining); unset = 1, "
+                    "0 = a block per transaction")
     state_dir: Path = Field(default=Path(".keeper"), description="where the deployment and state files are written")
     fork_url: str | None = Field(default=None, description="fork this chain instead of an empty one")
 

@@ -25,6 +25,14 @@ def _finite(text: str) -> float:
     return value
 
 
+def whole_seconds(text: str) -> int:
+    """A non-negative whole number of seconds ("2", "2.0"): anvil's interval mining takes no fractions."""
+    value = _finite(text)
+    if value < 0 or value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, 0 or more: {text!r}")
+    return int(value)
+
+
 def positive_float(text: str) -> float:
     value = _finite(text)
     if value <= 0:
@@ -41,13 +49,6 @@ def feed_price(text: str) -> float:
     value = _finite(text)
     if not 0 < value <= MAX_FEED_PRICE:
         raise argparse.ArgumentTypeError(f"{text!r}: a USD price must be positive and at most 1e12")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or a positive number: {text!r}")
     return value
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from keeper.cli.args import feed_price, non_negative_float, port
+from keeper.cli.args import feed_price, port, whole_seconds
 from keeper.devnet import AAVE_VERSIONS, DEFAULT_AAVE_VERSION, DEFAULT_GMX_MODE, GMX_MODES
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from keeper.config import Config
 
 # A detached devnet mines on its own at this interval unless told otherwise (0: a block per transaction).
-DEFAULT_BLOCK_TIME = 1.0
+DEFAULT_BLOCK_TIME = 1
 
 def register(sub: Subparsers) -> None:
     dev = sub.add_parser("devnet", help="a local anvil chain with the real Aave v3, Morpho Blue, GMX v1 and our vaults")
@@ -24,7 +24,7 @@ def register(sub: Subparsers) -> None:
     d_up = dsub.add_parser("up", help="start anvil, deploy everything, seed positions")
     d_up.add_argument("--detach", action="store_true", help="leave the devnet running in the background")
     d_up.add_argument("--port", type=port, default=None, help="RPC port (default: devnet.port, 8545)")
-    d_up.add_argument("--block-time", type=non_negative_float, default=None,
+    d_up.add_argument("--block-time", type=whole_seconds, default=None,
                       help=f"seconds per block once deployed; 0: a block per transaction (default: devnet.block_time, "
                            f"else {DEFAULT_BLOCK_TIME:g})")
     d_up.add_argument("--fork-url", default=None, help="fork this chain instead of an empty one (devnet.fork_url)")
@@ -42,7 +42,7 @@ def register(sub: Subparsers) -> None:
     d_price.add_argument("--rpc", default=None, help="RPC URL (default: the devnet's)")
 
 
-def block_time(given: float | None, configured: float | None) -> float | None:
+def block_time(given: int | None, configured: int | None) -> int | None:
     """Seconds per block after deployment: the flag, else the config, else ``DEFAULT_BLOCK_TIME``;
     0 means a block per transaction (None to the devnet)."""
     chosen = given if given is not None else configured if configured is not None else DEFAULT_BLOCK_TIME

@@ -55,7 +55,7 @@ def start_position_keeper(deployment: Path, out: Path, detach: bool) -> subproce
                                 start_new_session=detach, preexec_fn=None if detach else die_with_parent)
 
 
-def up(*, port: int | None, block_time: float | None, fork_url: str | None, detach: bool,
+def up(*, port: int | None, block_time: int | None, fork_url: str | None, detach: bool,
        out_dir: Path | None = None, aave: str = DEFAULT_AAVE_VERSION, gmx: str = DEFAULT_GMX_MODE,
        log: Callable[[str], None] = print) -> tuple[Anvil, dict[str, Any]]:
     """Start anvil and deploy the devnet with Aave v``aave`` ("3.7" or "3.0") and GMX v1 in ``gmx``
@@ -81,7 +81,9 @@ def up(*, port: int | None, block_time: float | None, fork_url: str | None, deta
         deployment = deploy_devnet(w3, log=log, aave=aave, gmx=gmx)
         if block_time:
             # Deploy with automine (fast), then switch to fixed block times.
-            w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [block_time])
+            answer = w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [int(block_time)])
+            if answer.get("error"):
+                raise ConfigError(f"anvil refused a {block_time} s block time: {answer['error']}")
         deployment["rpc_url"] = node.url
         deployment["fork_url"] = fork_url
         deployment["block_time"] = block_time

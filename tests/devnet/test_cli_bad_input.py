@@ -59,7 +59,7 @@ def test_up_with_a_dead_fork_url(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["devnet", "up", "--port", "70000"], "port must be within"),
-    (["devnet", "up", "--block-time", "-1"], "must be zero or a positive number"),
+    (["devnet", "up", "--block-time", "-1"], "must be a whole number of seconds"),
     (["devnet", "price", "ETH", "abc"], "not a number"),
 ])
 def test_bad_arguments_are_refused(tmp_path, args, needle):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from web3 import Web3
@@ -21,8 +22,9 @@ def keeper(args, state, timeout=180):
                           timeout=timeout, cwd=state.parent)
 
 
-def status_rows(state, dep) -> dict:
-    """`keeper status --json` rows keyed by the deployment's position ids."""
+def status_rows(state, dep) -> tuple[dict, int]:
+    """`keeper status --json` rows keyed by the deployment's position ids, and the read's block (the
+    devnet mines every second: comparisons with the protocol are made at that block)."""
     proc = keeper(["status", "--json"], state)
     assert proc.returncode == 0, proc.stderr
     (chain,) = json.loads(proc.stdout)["chains"]
@@ -33,7 +35,7 @@ def status_rows(state, dep) -> dict:
         if market is None:
             market = f"{p['collateral_token']}:{p['index_token']}:{'long' if p['is_long'] else 'short'}"
         out[p["id"]] = by_key[(p["protocol"], p["account"].lower(), market.lower())]
-    return out
+    return out, chain["block"]
 
 
 @pytest.fixture
@@ -49,13 +51,20 @@ def detached(tmp_path):
 def test_up_status_price_down(detached):
     state, url = detached
     dep = json.loads((state / "devnet.json").read_text())
+    # A detached devnet mines on its own, a block a second, with no transaction sent.
+    w3 = Web3(Web3.HTTPProvider(url))
+    first = w3.eth.block_number
+    time.sleep(3.5)
+    assert dep["block_time"] == 1 and w3.eth.block_number >= first + 2
+    proc = keeper(["watch", dep["positions"][0]["account"], "--blocks", "3", "--json"], state, timeout=60)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3, proc.stderr
     assert dep["chain_id"] == 31337 and dep["rpc_url"] == url
-    rows = status_rows(state, dep)
+    rows, block = status_rows(state, dep)
     assert set(rows) == {p["id"] for p in dep["positions"]}
     # Aave's health is the pool's own answer, to the wei.
     w3 = Web3(Web3.HTTPProvider(url))
     pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave("Pool").abi)
-    hf = pool.functions.getUserAccountData(rows["alice-aave"]["account"]).call()[5]
+    hf = pool.functions.getUserAccountData(rows["alice-aave"]["account"]).call(block_identifier=block)[5]
     assert int(rows["alice-aave"]["health_wad"]) == hf
     assert all(not r["liquidatable"] for r in rows.values())
     assert rows["alice-aave"]["liquidation_price"] and rows["alice-aave"]["distance_pct"] < 0
@@ -63,15 +72,17 @@ def test_up_status_price_down(detached):
     proc = keeper(["devnet", "price", "ETH", "1400"], state)
     assert proc.returncode == 0 and "ETH = 1400 USD" in proc.stdout, proc.stderr
     keeper(["devnet", "price", "BTC", "21000"], state)
-    rows = status_rows(state, dep)
+    rows, _block = status_rows(state, dep)
     assert rows["alice-aave"]["liquidatable"] and rows["carol-aave-unprotected"]["liquidatable"]
     assert not rows["alice-perp-btc-short"]["liquidatable"]  # a short gains when BTC falls
 
     proc = keeper(["watch", rows["carol-aave-unprotected"]["account"], "--blocks", "1", "--json",
                    "--protocol", "aave_v3"], state)
     assert proc.returncode == 0, proc.stderr
-    (watched,) = json.loads(proc.stdout.splitlines()[0])["positions"]
-    assert watched["health_wad"] == rows["carol-aave-unprotected"]["health_wad"]
+    doc = json.loads(proc.stdout.splitlines()[0])
+    (watched,) = doc["positions"]
+    carol = rows["carol-aave-unprotected"]["account"]
+    assert int(watched["health_wad"]) == pool.functions.getUserAccountData(carol).call(block_identifier=doc["block"])[5]
 
     proc = keeper(["check-config"], state)
     assert proc.returncode == 0, proc.stdout + proc.stderr
