@@ -77,7 +77,7 @@ def world(net: GmxNet) -> Env:
     e.send(v.functions.setPerpRoute(g.vault.address, g.position_router.address, 2 * e.fee), o)
     e.send(e.tok["WETH"].functions.mint(v.address, 20 * E18), g.admin)
     e.send(e.tok["USDC"].functions.mint(v.address, 20_000 * E6), g.admin)
-    w3.eth.send_transaction({"from": o, "to": v.address, "value": 100 * e.fee})
+    d.send_value(v.address, 100 * e.fee, sender=o)
     return e
 
 
@@ -321,7 +321,7 @@ def test_hostile_keeper_on_gated_gmx(gated):
     e.send(v.withdraw(ZERO, MAX), e.owner)
     r = e.err(v.topUp(long_ref, E18), k)
     assert (r.name, r.args) == ("InsufficientEth", (e.fee, 0))
-    e.w3.eth.send_transaction({"from": e.owner, "to": mine, "value": 10 * e.fee})
+    e.d.send_value(mine, 10 * e.fee, sender=e.owner)
     # An owner-held gated position: GMX would make the request for the vault, not the owner.
     g.open("ETH-long", 2 * E18, 10_000, e.owner)
     e.send(g.vault.functions.addRouter(mine), e.owner)

@@ -108,7 +108,7 @@ def env(w3, devnet, deployer, accounts):
     # Gated GMX top-ups are PositionRouter requests: a route, ether for execution fees, their caps.
     e.send(v.functions.setPerpRoute(e.perp.address, e.gmx.position_router.address, 2 * e.fee), owner)
     e.send(v.functions.setCap(ZERO, 2 * e.fee, 20 * e.fee), owner)
-    w3.eth.send_transaction({"from": owner, "to": v.address, "value": 50 * e.fee})
+    deployer.send_value(v.address, 50 * e.fee, sender=owner)
 
     # Reserve: 40 WETH and 30,000 USDC deposited by the owner.
     for sym, amount in (("WETH", 40 * E18), ("USDC", 30_000 * E6)):

@@ -340,7 +340,7 @@ def test_owner_withdraws_everything_while_paused(env):
     env.send(v.pause(), o)
     env.send(env.tok["USDC"].functions.approve(mine, E6), o)
     env.send(v.deposit(env.tok["USDC"].address, E6), o)  # deposits work while paused too
-    env.w3.eth.send_transaction({"from": env.stranger, "to": mine, "value": E18})
+    env.d.send_value(mine, E18, sender=env.stranger)  # waits for the receipt
     eth_before, eth_held = env.w3.eth.get_balance(o), env.w3.eth.get_balance(mine)
     assert eth_held == E18 + 50 * env.fee  # the execution-fee ether is the owner's too
     rc = env.send(v.withdraw(ZERO, MAX), o)
