@@ -4,36 +4,16 @@ key are clear errors with a non-zero exit, and nothing is sent."""
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
+from tests.cli.devnet_cli import run
 from tests.devnet.helpers import set_price
 
 pytestmark = pytest.mark.usefixtures("snapshot")
-KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-
-
-def run(tmp_path, *args, key=True):
-    (tmp_path / "config.toml").write_text(
-        '[store]\nurl = "sqlite:///k.db"\n' + ('[keeper]\nkey_env = "KEEPER_TEST_KEY"\n' if key else "")
-        + '[chains.devnet]\ndeployment = "dep.json"\n')
-    env = {**os.environ, "KEEPER_TEST_KEY": KEEPER_KEY}
-    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=env, timeout=180)
-
-
-@pytest.fixture
-def tmp(tmp_path, anvil, devnet):
-    (tmp_path / "dep.json").write_text(json.dumps({**devnet, "rpc_url": anvil.url}))
-    return tmp_path
-
-
 def test_plan_then_rebalance_execute(tmp, w3, devnet):
     set_price(w3, devnet, "ETH", 1_560)
     proc = run(tmp, "plan", "--json", "--vol", "WETH=0.8")

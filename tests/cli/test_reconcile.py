@@ -2,34 +2,13 @@
 what a crashed `rebalance --execute` left open, and what was journaled but never broadcast is sent
 as the same signed bytes (no signing, so no key); `--no-wait` leaves it pending with exit 3."""
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.cli.devnet_cli import run
 from tests.devnet.helpers import set_price
 
 pytestmark = pytest.mark.usefixtures("snapshot")
-KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-
-
-def run(tmp_path, *args, key=True):
-    (tmp_path / "config.toml").write_text(
-        '[store]\nurl = "sqlite:///k.db"\n' + ('[keeper]\nkey_env = "KEEPER_TEST_KEY"\n' if key else "")
-        + '[chains.devnet]\ndeployment = "dep.json"\n')
-    env = {**os.environ, "KEEPER_TEST_KEY": KEEPER_KEY}
-    return subprocess.run([sys.executable, "-m", "keeper", *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=env, timeout=180)
-
-
-@pytest.fixture
-def tmp(tmp_path, anvil, devnet):
-    (tmp_path / "dep.json").write_text(json.dumps({**devnet, "rpc_url": anvil.url}))
-    return tmp_path
-
-
 def test_nothing_open_without_a_key(tmp):
     proc = run(tmp, "reconcile", key=False)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""keeper.daemon.keeper.TickGC: collections between ticks, not inside them; memory stays bounded.
+"""keeper.daemon.tick_gc.TickGC: collections between ticks, not inside them; memory stays bounded.
 
 Pure: the real ``gc`` module, no chain."""
 
@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from keeper.daemon.keeper import TickGC
+from keeper.daemon.tick_gc import TickGC
 
 
 class Node:
