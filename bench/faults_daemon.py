@@ -1,7 +1,7 @@
 """Benchmark: kill -9 of the *daemon* (``keeper run``) at a random point of its batch send, many times.
 
 ``bench/faults.py`` kills the operator's command (``keeper rebalance --execute``, one action); this
-one kills the daemon, which sends every action of a block as one batch (``keeper.daemon.dispatch``:
+one kills the daemon, which sends every action of a block as one batch (``keeper.app.execution``:
 gas calls, one journal commit, one broadcast batch, then receipts). Each trial, on a fresh devnet
 state (snapshot/revert of one anvil with the real protocols):
 

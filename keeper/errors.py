@@ -2,7 +2,9 @@
 
 - ``ConfigError``: bad input from the operator (config, address, missing install); fatal at start.
 - ``TemporaryError``: a dead or lagging RPC, a timeout; back off, retry, fail over.
-- ``TxFailed``: a transaction could not be sent or was dropped; stop that action and alert.
+- ``TxFailed``: a transaction could not be sent or was dropped; stop that action and alert. Its kinds:
+  ``GasCapHit`` (the fee cap keeps the bid under the base fee), ``NonceUsed`` (another sender of the
+  key), ``MinedReverted`` (mined with status 0: it carries the hash and block).
 - ``Reverted``: a call or transaction reverted; carries the decoded error name when known.
 - ``Halt``: stop the daemon cleanly (circuit breaker, operator request).
 
@@ -45,6 +47,23 @@ class TxFailed(KeeperError):
     """A transaction could not be sent, was dropped, or its receipt says it failed."""
 
     exit_code = 4
+
+
+class GasCapHit(TxFailed):
+    """Not sent: the fee cap (even the urgency rule's) keeps the bid below the current base fee."""
+
+
+class NonceUsed(TxFailed):
+    """Not sent, or never mined: another transaction of the same key took the nonce."""
+
+
+class MinedReverted(TxFailed):
+    """Mined, and its receipt says it reverted (``tx_hash`` at ``block``): it cost gas, did nothing."""
+
+    def __init__(self, message: str, *, tx_hash: str, block: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.tx_hash = tx_hash
+        self.block = block
 
 
 class Reverted(KeeperError):

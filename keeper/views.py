@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import TextType
 
 from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.names import PROTOCOL_WORD, names_by_chain
 from keeper.risk.health import nearest_liquidation
 
 
@@ -114,7 +115,7 @@ def _money_short(x: float) -> str:
     return _money(x)
 
 
-_PROTOCOL_SHORT = {Protocol.AAVE_V3: "aave", Protocol.MORPHO_BLUE: "morpho", Protocol.PERP: "perp"}
+_PROTOCOL_SHORT = PROTOCOL_WORD
 _MIN_ELIDED = 8  # a shrunk market/account cell keeps at least this many columns
 _UNBOUNDED = 100_000  # "as wide as it wants" when measuring a table's natural width
 
@@ -126,13 +127,14 @@ class _Layout:
 
     chain: bool = True
     protocol: str = "full"  # "full" | "short" | "" (dropped)
-    account: str = "short"  # "full" (whole address) | "short" (label + 0x1234…abcd) | "compact" (label or 0x1234…abcd)
+    # "full" (whole address) | "short" (label + 0x1234…abcd) | "compact" (label or 0x1234…abcd) | "" (dropped)
+    account: str = "short"
     market: str = "short"  # "full" (whole market id) | "short" (market_label) | "" (dropped)
     money: str = "full"  # "full" | "short" (1.23M)
     collateral: bool = True
     debt: bool = True
     edge: bool = True  # the table's outer border and padding
-    elide: tuple[str, ...] = ()  # columns that may be cut (with …) to fit: "market", "account"
+    elide: tuple[str, ...] = ()  # columns that may be cut (with …) to fit: "market", "account", "name"
 
 
 _WIDE = _Layout(account="full", market="full")
@@ -149,6 +151,8 @@ def _narrow_layouts(single_chain: bool) -> list[_Layout]:
         then(chain=False)  # the title names the chain
     then(protocol="short")
     then(account="compact")
+    then(protocol="")  # the name says both
+    then(account="")
     then(money="short")
     then(elide=("market",))
     then(edge=False)
@@ -157,13 +161,13 @@ def _narrow_layouts(single_chain: bool) -> list[_Layout]:
         then(chain=False)
     then(debt=False)
     then(collateral=False)
-    then(elide=("account",))
-    then(protocol="")
+    then(elide=("name",))  # folded, not cut (_fill)
     return steps
 
 
 @dataclass(frozen=True)
 class _Row:
+    name: str  # the short name commands accept (keeper.names)
     chain: str
     protocol: str
     account: str  # the whole address
@@ -205,10 +209,11 @@ def _market_full(p: Position) -> str:
     return market_label(p)
 
 
-def _row(p: Position, labels: dict[str, str]) -> _Row:
+def _row(p: Position, labels: dict[str, str], names: dict[str, str]) -> _Row:
     pt = nearest_liquidation(p)
     health, style = health_text(p)
-    return _Row(p.chain, p.protocol.value, p.account, labels.get(p.account.lower()), _market_full(p), market_label(p),
+    return _Row(names.get(p.key, p.key),
+                p.chain, p.protocol.value, p.account, labels.get(p.account.lower()), _market_full(p), market_label(p),
                 p.collateral_usd, p.debt_usd, health, f"{pt.symbol} {pt.price:,.2f}" if pt else "-",
                 f"{pt.move:+.1%}" if pt else "-", style)
 
@@ -283,7 +288,7 @@ def _shrinkable(table: Table, layout: _Layout, over: int) -> dict[str, int] | No
 def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str, int] | None = None) -> Table:
     widths = widths or {}
     money = _money if layout.money == "full" else _money_short
-    cols: list[tuple[str, JustifyMethod, Callable[[_Row], str]]] = []
+    cols: list[tuple[str, JustifyMethod, Callable[[_Row], str]]] = [("name", "left", lambda r: r.name)]
     hidden: list[str] = []
     if layout.chain:
         cols.append(("chain", "left", lambda r: r.chain))
@@ -295,7 +300,10 @@ def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str,
                      lambda r: _PROTOCOL_SHORT.get(Protocol(r.protocol), r.protocol) if short else r.protocol))
     else:
         hidden.append("protocol")
-    cols.append(("account", "left", lambda r: r.account_text(layout.account)))
+    if layout.account:
+        cols.append(("account", "left", lambda r: r.account_text(layout.account)))
+    else:
+        hidden.append("account")
     if layout.market:
         cols.append(("market", "left", lambda r: r.market_full if layout.market == "full" else r.market_short))
     else:
@@ -312,7 +320,9 @@ def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str,
         ("health", "right", lambda r: r.health), ("liq. price", "right", lambda r: r.liq_price),
         ("distance", "right", lambda r: r.distance))
     for name, justify, _ in cols:
-        if name in widths:
+        if name == "name" and name in widths:  # the name is what commands take: folded onto a 2nd line, never cut
+            table.add_column(name, justify=justify, overflow="fold", max_width=widths[name])
+        elif name in widths:
             table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", max_width=widths[name])
         else:
             table.add_column(name, justify=justify, no_wrap=True)
@@ -328,10 +338,12 @@ def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str,
 
 def positions_table(positions: Sequence[Position], title: str = "positions", labels: dict[str, str] | None = None,
                     wide: bool = False) -> Table:
-    """The positions, least healthy first. Fits the width it is printed at (health, liquidation price and
-    distance are never cut; other columns shrink or go); ``wide=True`` shows every column in full."""
+    """The positions, least healthy first, each by its short name (``keeper.names``). Fits the width it is
+    printed at (health, liquidation price and distance are never cut; other columns shrink or go; the name
+    is cut last); ``wide=True`` shows every column in full."""
     labels = {k.lower(): v for k, v in (labels or {}).items()}
-    rows = [_row(p, labels) for p in sorted(positions, key=lambda p: p.health)]
+    names = names_by_chain(positions, labels)
+    rows = [_row(p, labels, names) for p in sorted(positions, key=lambda p: p.health)]
     return PositionsTable(rows, title, wide)
 
 

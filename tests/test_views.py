@@ -158,3 +158,27 @@ def test_roomy_terminal_keeps_today_s_columns():
 
 def test_empty_table_renders():
     assert "nothing here" in render(positions_table([], "nothing here"), 80)
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_every_row_leads_with_the_position_s_name(width):
+    """The name ``rebalance`` takes is shown at every width; at worst folded onto a second line, never cut."""
+    text = render(positions_table(book(), "eth at block 100", LABELS), width)
+    header = next(line for line in text.splitlines() if "health" in line and "distance" in line)
+    assert header.replace("┃", " ").split()[0] == "name"
+    for name in ("0x222222-aave", "0x333333-morpho", "0x444444-morpho", "0xa-perp-eth-long"):
+        assert name in text
+    flat = "".join(line.strip("│ ").split("│")[0].strip() for line in text.splitlines())
+    assert "treasury-hot-wallet-aave" in flat and "treasury-hot-wallet-a…" not in text
+
+
+def test_status_json_rows_carry_the_name_and_the_key():
+    from keeper.cli.render import snapshot_json
+    from keeper.names import position_names
+    from keeper.protocols.reader import Snapshot
+
+    positions = book()
+    snap = Snapshot("eth", 100, "0xhash", 0, positions, {})
+    rows = snapshot_json(snap, position_names(positions, LABELS))["positions"]
+    assert rows[0]["name"] == "treasury-hot-wallet-aave" and rows[0]["key"] == positions[0].key
+    assert snapshot_json(snap)["positions"][0]["name"] == "0x111111-aave"  # no labels given

@@ -24,6 +24,7 @@ Per chain, in order (a step that needs an earlier one's result is left out when 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,6 +45,7 @@ from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config, KeeperConfig
 from keeper.domain import MAX_UINT256, WAD, Asset, Position, Protocol, Side
 from keeper.errors import KeeperError, Reverted
+from keeper.names import position_names
 from keeper.protocols.base import address_word, word
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import Ref, ref_for
@@ -151,10 +153,10 @@ def _read(name: str, ccfg: ChainConfig, reader: ChainReader, block: int, out: li
         counts[p.protocol.value] = counts.get(p.protocol.value, 0) + 1
     per = ", ".join(f"{k} {n}" for k, n in counts.items())
     out.append(Check(what, True, f"{len(snap.positions)} position(s)" + (f" ({per})" if per else "")))
-    labels = _labels(ccfg)
+    names = position_names(snap.positions, _labels(ccfg))
     for p in snap.positions:
         if not p.price_ok:
-            out.append(Check(f"{name}: {describe(p, labels)}", False,
+            out.append(Check(f"{name}: {describe(p, names)}", False,
                              f"{p.price_issue or 'price unusable'}: the keeper will not act on it"))
     held = {p.account.lower() for p in snap.positions}
     protocols = [a.protocol.value for a in reader.adapters]
@@ -190,7 +192,7 @@ def _key(name: str, ccfg: ChainConfig, key: KeeperConfig | None, chain_id: int, 
 
 
 def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_address: str | None) -> list[Check]:
-    labels = _labels(ccfg)
+    names = position_names(snap.positions, _labels(ccfg))
     vault_of: dict[str, str] = {}
     serves: dict[str, list[str]] = {}
     for a in ccfg.accounts:
@@ -223,14 +225,14 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
            for i, v in enumerate(vaults)]
     k = 2 * len(vaults)
     for p, v, refs in jobs:
-        out.append(_health_check(name, describe(p, labels), p, v, refs, results[k:k + 2 * len(refs)]))
+        out.append(_health_check(name, describe(p, names), p, v, refs, results[k:k + 2 * len(refs)]))
         k += 2 * len(refs)
     k = n_fixed
     for v in vaults:
         assets = released.get(v, {})
         out.append(_release_check(name, v, assets, results[k], results[k + 1:k + 1 + len(assets)]))
         k += 1 + len(assets)
-    paths = perp_paths(name, ccfg, mc, snap.positions, vault_of, lambda p: describe(p, labels))
+    paths = perp_paths(name, ccfg, mc, snap.positions, vault_of, lambda p: describe(p, names))
     return out + [Check(c.what, c.ok, c.detail, c.warning) for c in paths]
 
 
@@ -382,16 +384,6 @@ def _labels(ccfg: ChainConfig) -> dict[str, str]:
     return {a.address.lower(): a.label for a in ccfg.accounts if a.label}
 
 
-def describe(p: Position, labels: dict[str, str]) -> str:
-    """A position as an operator names it: protocol, market, and the account's label (else address)."""
-    if p.protocol is Protocol.AAVE_V3:
-        market = "pool"
-    elif p.protocol is Protocol.MORPHO_BLUE:
-        coll = ", ".join(leg.asset.symbol for leg in p.legs if leg.side is Side.COLLATERAL) or "?"
-        loan = ", ".join(leg.asset.symbol for leg in p.legs if leg.side is Side.DEBT) or "?"
-        market = f"{coll}/{loan} {p.market[:10]}"
-    elif p.perp is not None:
-        market = f"{p.perp.index.symbol} {'long' if p.perp.is_long else 'short'}"
-    else:
-        market = p.market
-    return f"{p.protocol.value} {market} of {labels.get(p.account.lower(), p.account)}"
+def describe(p: Position, names: Mapping[str, str]) -> str:
+    """A position as check-config names it: its short name (``keeper.names``), as ``status`` shows it."""
+    return names.get(p.key, p.key)

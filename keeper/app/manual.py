@@ -4,29 +4,28 @@ journaled, sent through the vault, waited for, and re-read)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from keeper.app.books import VaultBook, asset_params, plan_books, policy_from, read_books
-from keeper.app.perp_requests import requests_in, wait_settled
 from keeper.app.risk_setup import model_for
 from keeper.app.session import one_chain
 from keeper.app.wiring import build_reader
 from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
-from keeper.chain.fees import GWEI, FeePolicy, urgency
+from keeper.chain.fees import GWEI, FeePolicy
 from keeper.chain.keys import HotKey, load_key
 from keeper.chain.revert import decode
 from keeper.chain.tx import Attempt, TxOutcome, TxSender
 from keeper.config import Config
 from keeper.domain import Action, ActionKind, Position, Reason, Side
-from keeper.errors import ConfigError, Reverted, TemporaryError
+from keeper.errors import ConfigError, Reverted
+from keeper.names import Names
 from keeper.plan.planner import Plan, Policy, levels_of
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
@@ -37,7 +36,6 @@ from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
 
 if TYPE_CHECKING:
-    from keeper.alerts import Alerter
     from keeper.app.reconcile import ReconcileReport
 
 SEL_KEEPER = keccak(text="keeper()")[:4]
@@ -97,23 +95,30 @@ def why_no_action(session: Session, plans: Sequence[tuple[VaultBook, Plan]], pos
             f"yet the planner gave no reason"]
 
 
-def find(session: Session, selector: str) -> tuple[Position, VaultBook]:
-    """A position by its key, or by a unique fragment of it (``0x4c58..:aave_v3``, an account, a market)."""
-    sel = selector.lower()
-    hits = []
-    for book in session.books:
-        for p in book.positions:
-            parts = sel.split(":")
-            if p.key == sel or all(part in p.key for part in parts):
-                hits.append((p, book))
+def find(session: Session, selector: str,
+         labels: Mapping[str, str] | None = None) -> tuple[Position, VaultBook]:
+    """A position a configured vault acts for, by its name as ``status`` shows it (``bob-aave``; any
+    case), its key, or a unique fragment of the key (``0x15d34a:aave``). ``labels``: address -> label,
+    as config gives them (without them, names use short addresses)."""
+    names = Names.of(session.snap.positions, labels)
+    book_of = {p.key: book for book in session.books for p in book.positions}
+    hits = names.match(selector)
     if not hits:
-        known = [p.key for b in session.books for p in b.positions]
-        raise ConfigError(f"unknown position {selector!r}: no position acted for by a configured vault matches it",
-                          hint="known: " + ", ".join(known[:8]) + (" ..." if len(known) > 8 else ""))
-    if len(hits) > 1:
-        raise ConfigError(f"{selector!r} matches {len(hits)} positions; add the protocol or market",
-                          hint=", ".join(p.key for p, _ in hits[:5]))
-    return hits[0]
+        close = names.closest(selector)
+        raise ConfigError(f"no position named {selector!r} on {session.chain}"
+                          + (f"; closest: {', '.join(close)}" if close else ""),
+                          hint="'keeper status' shows every position's name")
+    acted = [p for p in hits if p.key in book_of]
+    if len(acted) == 1:
+        return acted[0], book_of[acted[0].key]
+    shown = [names.name(p) for p in (acted or hits)]
+    listed = ", ".join(shown[:4]) + (", ..." if len(shown) > 4 else "")
+    if acted:
+        raise ConfigError(f"{selector!r} matches {len(acted)} positions: {listed}; give one name")
+    if len(hits) == 1:
+        raise ConfigError(f"{listed} is watch-only: no vault acts for it",
+                          hint="configure a vault for its account to act on it")
+    raise ConfigError(f"{selector!r} matches {len(hits)} watch-only positions ({listed}): no vault acts for them")
 
 
 def _params_by_symbol(session: Session, symbol: str) -> AssetParams:
@@ -306,104 +311,3 @@ def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True, keyle
             report.failed += settled.failed
             report.rebroadcast = settled.rebroadcast
     return report
-
-
-def _alerter(cfg: Config) -> Alerter:
-    from keeper.alerts import alerter_from_config
-
-    return alerter_from_config(cfg.alerts)
-
-
-def settle_journal_first(journal: Journal, client: ChainClient, chain: str, sender: str) -> None:
-    """Before a new intent: nothing of ours may be open or reorged out. A reorg that dropped an
-    earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
-    one on a chain that does not show it: the caller re-plans on the next block."""
-    from keeper.app.reconcile import reconcile, wait_pending
-
-    report = reconcile(journal, client, chain, sender)
-    if not (report.rebroadcast or report.reorged):
-        return
-    settled = wait_pending(journal, client, chain, sender)
-    what = (f"a reorg dropped journal entr{'y' if len(report.reorged) == 1 else 'ies'} "
-            f"{', '.join(map(str, report.reorged))}; re-sent (same signed bytes)" if report.reorged else
-            f"journal entries {', '.join(map(str, report.rebroadcast))} were still open; re-sent")
-    state = "mined" if settled.mined and not settled.rebroadcast else "still pending"
-    raise TemporaryError(f"{what}, now {state}: no new action on this plan, re-planning on the next block")
-
-
-def action_urgency(session: Session, action: Action) -> float:
-    if action.kind is ActionKind.WITHDRAW_EXCESS:
-        return 0.0
-    eps = session.policy.epsilon if session.policy is not None else action.reason.epsilon
-    return urgency(max(action.reason.p_before, 0.0), eps)
-
-
-class Executed(NamedTuple):
-    """What ``execute`` did: the mined transaction, the position re-read after it, and the GMX
-    PositionRouter requests it made: (request key, PositionRouter, settled within the wait)."""
-
-    out: TxOutcome
-    fresh: Position | None
-    requests: list[tuple[str, str, bool]]
-
-
-def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> Executed:
-    """Journal the intent, send through the vault, wait, record the outcome, re-read the position.
-    A gated GMX v1 top-up is a PositionRouter request: it is followed until GMX executes or cancels
-    it (``requests``: key, PositionRouter, settled), bounded by the perp request timeout.
-
-    A transaction signed but not settled (no receipt yet, a node error, a timeout) stays open in the
-    journal: reconciliation finds it, and no new action is sent while it is open. A fee bid that hits
-    the cap, or that only the urgency rule lets exceed it, is alerted (``gas_spike``)."""
-    req = vault_request(book.vault, action, {p.key: p for p in book.positions})
-    store = Store.open(cfg.store.url)
-    alerter = _alerter(cfg)
-    try:
-        journal = Journal(store)
-        hot = keeper_key(cfg, chain_id_of(session))  # once: a keystore's scrypt is slow
-        settle_journal_first(journal, session.client, session.chain, hot.address)
-        key = f"manual:{action.position_key}:{session.snap.block}:{action.kind.value}:{action.amount_raw}"
-        entry = journal.record_intent(session.chain, key, action.position_key,
-                                      {"kind": action.kind.value, "asset": action.asset.address,
-                                       "amount_raw": action.amount_raw, "target": action.target_key,
-                                       "reason": action.reason.__dict__, "vault": book.vault, "at": time.time()})
-        sender = sender_for(cfg, session, journal, entry, key=hot)
-        u = action_urgency(session, action)
-        try:
-            out = sender.send(req, urgency=u)
-        except Exception as e:
-            if "gas cap hit" in str(e) or "above the fee cap" in str(e):
-                alerter.notify("gas_spike", "critical", f"{session.chain}: gas above the cap, not sent", str(e),
-                               position=action.position_key, urgency=round(u, 3))
-            signed = journal.get(entry).attempts
-            if not signed:
-                journal.record_outcome(entry, "failed", error=str(e)[:500])
-            elif sender.last_receipt is not None:
-                rc = sender.last_receipt
-                journal.record_outcome(entry, "reverted", mined_hash=rc["transactionHash"],
-                                       mined_block=int(rc["blockNumber"], 16), error=str(e)[:500])
-            # else: signed and maybe broadcast, outcome unknown: left open for reconciliation.
-            raise
-        receipt = out.receipt
-        assert receipt is not None  # send returns once the transaction is mined
-        journal.record_outcome(entry, "mined", mined_hash=out.mined_hash,
-                               mined_block=int(receipt["blockNumber"], 16))
-        over = [a for a in out.attempts if a.bid.over_normal_cap]
-        if over:
-            alerter.notify("gas_spike", "warning", f"{session.chain}: sent above the normal gas cap",
-                           f"the urgency rule allowed {over[-1].bid.max_fee_per_gas / GWEI:.2f} gwei "
-                           f"(normal cap {cfg.fees.max_fee_gwei:g} gwei); {over[-1].bid.reason}",
-                           position=action.position_key, urgency=round(u, 3), tx=out.mined_hash)
-    finally:
-        alerter.close()
-        store.close()
-    followed = []
-    perp = cfg.chains[session.chain].perp if session.chain in cfg.chains else None
-    wait_s = max(30.0, 3.0 * (perp.request_timeout_blocks if perp else 20))
-    for key, router in requests_in(receipt, book.vault):
-        # Gated GMX v1: the margin is a PositionRouter request; its position keepers execute it a
-        # block or more later. Wait for it (bounded) so the position read below shows the result.
-        followed.append((key, router, wait_settled(session.client, router, key, wait_s)))
-    after = session.reader.read()
-    fresh = next((p for p in after.positions if p.key == action.position_key), None)
-    return Executed(out, fresh, followed)

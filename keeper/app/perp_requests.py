@@ -21,11 +21,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eth_utils.crypto import keccak
 
 from keeper.app.books import VaultBook
+from keeper.chain.tx import Receipt
 from keeper.domain import Action, ActionKind, Asset, Position, Protocol, Reason
 from keeper.plan.perp_requests import Decision, PendingRequest, RouterRules, Step, next_step
 from keeper.protocols.gmx_requests import RequestReader
@@ -122,11 +123,10 @@ PERP_INCREASE_REQUESTED = "0x" + keccak(
     text="PerpIncreaseRequested(bytes32,address,bytes32,address,address,uint256,uint256,uint256)").hex()
 
 
-def requests_in(receipt: dict[str, Any], vault: str) -> list[tuple[str, str]]:
-    """(request key, PositionRouter) of every ``PerpIncreaseRequested`` the vault emitted in ``receipt``
-    (a JSON-RPC receipt: hex strings)."""
+def requests_in(receipt: Receipt, vault: str) -> list[tuple[str, str]]:
+    """(request key, PositionRouter) of every ``PerpIncreaseRequested`` the vault emitted in ``receipt``."""
     out = []
-    for log_ in receipt.get("logs", []):
+    for log_ in receipt.logs:
         topics = log_.get("topics", [])
         if log_.get("address", "").lower() == vault.lower() and topics and topics[0].lower() == PERP_INCREASE_REQUESTED:
             out.append((topics[1].lower(), "0x" + topics[2][-40:].lower()))

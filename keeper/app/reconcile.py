@@ -24,9 +24,9 @@ from typing import Any
 from eth_account import Account
 
 from keeper.chain.client import ChainClient
-from keeper.chain.tx import NONCE_GRACE_S
+from keeper.chain.tx import NONCE_GRACE_S, Receipt
 from keeper.errors import KeeperError, TxFailed
-from keeper.store.journal import Entry, Journal
+from keeper.store.journal import Entry, Journal, Status
 
 
 @dataclass
@@ -43,11 +43,11 @@ class ReconcileReport:
         return list(self.rebroadcast)
 
 
-def _receipt(client: ChainClient, entry: Entry) -> dict[str, Any] | None:
+def _receipt(client: ChainClient, entry: Entry) -> Receipt | None:
     for a in entry.attempts:
         rc: dict[str, Any] | None = client.request("eth_getTransactionReceipt", [a.tx_hash])
         if rc is not None:
-            return rc
+            return Receipt.from_rpc(rc)
     return None
 
 
@@ -67,10 +67,9 @@ def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str | N
     the keeper's address; None (no key loaded): the signer of the entry's own signed bytes."""
     rc = _receipt(client, entry)
     if rc is not None:
-        ok = int(rc["status"], 16) == 1
-        journal.record_outcome(entry.id, "mined" if ok else "reverted", mined_hash=rc["transactionHash"],
-                               mined_block=int(rc["blockNumber"], 16),
-                               error=None if ok else "mined but reverted")
+        ok = rc.ok
+        journal.record_outcome(entry.id, Status.MINED if ok else Status.REVERTED, mined_hash=rc.tx_hash,
+                               mined_block=rc.block, error=None if ok else "mined but reverted")
         (report.mined if ok else report.reverted).append(entry.id)
         return True
     if sender is None:
@@ -88,7 +87,7 @@ def _settle(journal: Journal, client: ChainClient, entry: Entry, sender: str | N
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        journal.record_outcome(entry.id, "failed", error=f"nonce {entry.nonce} was used by another transaction")
+        journal.record_outcome(entry.id, Status.FAILED, error=f"nonce {entry.nonce} was used by another transaction")
         report.failed.append(entry.id)
         return True
     return False
@@ -120,8 +119,8 @@ def reconcile(journal: Journal, client: ChainClient, chain: str, sender: str | N
     report = ReconcileReport()
     report.reorged = reverify(journal, client, chain, depth=reorg_depth)
     for entry in journal.open_entries(chain):
-        if entry.status == "intent" or not entry.attempts:
-            journal.record_outcome(entry.id, "abandoned", error="never signed before the keeper stopped")
+        if entry.status is Status.INTENT or not entry.attempts:
+            journal.record_outcome(entry.id, Status.ABANDONED, error="never signed before the keeper stopped")
             report.abandoned.append(entry.id)
             continue
         if _settle(journal, client, entry, sender, report):
@@ -143,7 +142,7 @@ def wait_pending(journal: Journal, client: ChainClient, chain: str, sender: str 
     report = ReconcileReport()
     start = int(client.request("eth_blockNumber"), 16)
     while True:
-        open_ = [e for e in journal.open_entries(chain) if e.status == "signed"]
+        open_ = [e for e in journal.open_entries(chain) if e.status is Status.SIGNED]
         open_ = [e for e in open_ if not _settle(journal, client, e, sender, report)]
         if not open_:
             return report

@@ -22,7 +22,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.fees import Bid, FeePolicy, bid, replacement
 from keeper.chain.keys import HotKey
 from keeper.chain.revert import decode
-from keeper.errors import KeeperError, Reverted, TemporaryError, TxFailed
+from keeper.errors import GasCapHit, KeeperError, MinedReverted, NonceUsed, Reverted, TemporaryError, TxFailed
 from keeper.faults import crash_point
 
 NONCE_GRACE_S = 2.0  # see the wait loop in ``TxSender.send``
@@ -66,17 +66,34 @@ class Attempt:
     bid: Bid
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A transaction receipt, parsed from JSON-RPC's hex quantities at the boundary. ``logs`` are
+    the node's log objects as sent (hex strings), for event decoders."""
+
+    tx_hash: str
+    block: int
+    ok: bool  # status 1
+    gas_used: int
+    logs: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_rpc(cls, rc: dict[str, Any]) -> Receipt:
+        return cls(str(rc["transactionHash"]), int(rc["blockNumber"], 16), int(rc["status"], 16) == 1,
+                   int(rc.get("gasUsed") or "0x0", 16), tuple(rc.get("logs") or ()))
+
+
 @dataclass
 class TxOutcome:
     request: TxRequest
     nonce: int
     attempts: list[Attempt] = field(default_factory=list)
-    receipt: dict[str, Any] | None = None  # the JSON-RPC receipt (hex quantities)
+    receipt: Receipt | None = None  # set by ``settle`` as soon as one of the attempts has a receipt
     gas: int = 0  # the gas limit every attempt uses
 
     @property
     def mined_hash(self) -> str | None:
-        return self.receipt["transactionHash"] if self.receipt else None
+        return self.receipt.tx_hash if self.receipt else None
 
 
 # Bounds behind gas_limit_from_access_list (EIP-2929/2930/3529, post-London chains):
@@ -155,7 +172,6 @@ class TxSender:
         self.nonces = NonceManager(client, key.address)
         self.on_signed = on_signed
         self.on_receipt = on_receipt
-        self.last_receipt: dict[str, Any] | None = None  # of the last send: set as soon as a receipt is seen
 
     # --- before sending ----------------------------------------------------------------------
     def _call_obj(self, req: TxRequest) -> dict[str, Any]:
@@ -251,7 +267,6 @@ class TxSender:
         gas = req.gas or self.estimate_gas(req)
         base_fees = base_fees or self.base_fees()
         current = self.first_bid(req, urgency, base_fees)
-        self.last_receipt = None
         nonce = self.nonces.next()
         out = TxOutcome(req, nonce)
         out.gas = gas
@@ -259,21 +274,20 @@ class TxSender:
         return out
 
     def first_bid(self, req: TxRequest, urgency: float, base_fees: list[int]) -> Bid:
-        """The first send's bid; ``TxFailed`` when the cap keeps it below the current base fee."""
+        """The first send's bid; ``GasCapHit`` when the cap keeps it below the current base fee."""
         current = bid(base_fees, urgency, 0, self.policy)
         if current.max_fee_per_gas < base_fees[-1]:
-            raise TxFailed(f"{req.label or 'transaction'}: gas cap hit: "
+            raise GasCapHit(f"{req.label or 'transaction'}: gas cap hit: "
                            f"the base fee is {base_fees[-1] / 1e9:.2f} gwei, "
                            f"the cap allows {current.max_fee_per_gas / 1e9:.2f} gwei "
                            f"at urgency {urgency:.2f}; not sent")
         return current
 
-    # --- batches (keeper.daemon.dispatch) ------------------------------------------------------
+    # --- batches (keeper.app.execution) ------------------------------------------------------
     def signed(self, req: TxRequest, nonce: int, gas: int, b: Bid) -> TxOutcome:
         """A first attempt signed but neither journaled nor broadcast: the caller journals a batch
         of them in one transaction, then broadcasts them together and reports each reply with
         :meth:`broadcast_failed` (or nothing, when the node took it)."""
-        self.last_receipt = None
         out = TxOutcome(req, nonce, gas=gas)
         out.attempts.append(self._sign(req, nonce, gas, b))
         return out
@@ -288,20 +302,21 @@ class TxSender:
             _classify(error)
         except _NonceUsed:
             self.nonces.resync()
-            raise TxFailed(f"{req.label or 'transaction'}: nonce {out.nonce} already used "
+            raise NonceUsed(f"{req.label or 'transaction'}: nonce {out.nonce} already used "
                            f"(another sender of this key?); not sent") from None
         except _Underpriced:
             nxt = replacement(out.attempts[-1].bid, bid(self.base_fees(), urgency, len(out.attempts), self.policy))
             if nxt is None:
-                raise TxFailed(f"{req.label or 'transaction'}: the base fee is above the fee cap "
-                               f"({self.policy.max_fee_cap} wei); not sent") from None
+                raise GasCapHit(f"{req.label or 'transaction'}: the base fee is above the fee cap "
+                                f"({self.policy.max_fee_cap} wei); not sent") from None
             self._send_attempt(out, req, out.nonce, out.gas, nxt, urgency)
         except TemporaryError:
             return
 
     def settle(self, out: TxOutcome, urgency: float = 0.0) -> TxOutcome:
         """Wait for a launched transaction's receipt, bumping the fee on the same nonce every
-        ``bump_after_blocks``; raises ``TxFailed`` if it reverted, was replaced or never mined."""
+        ``bump_after_blocks``; raises ``MinedReverted`` if it reverted (``out.receipt`` is set),
+        ``NonceUsed`` if another transaction took its nonce, ``TxFailed`` if it was never mined."""
         req, nonce, gas = out.request, out.nonce, out.gas
         start = self.client.block_number()
         last_bump = start
@@ -312,12 +327,13 @@ class TxSender:
                 rc = self._receipt(a.tx_hash)
                 if rc is not None:
                     crash_point("after_receipt")
-                    out.receipt = self.last_receipt = rc
+                    out.receipt = receipt = Receipt.from_rpc(rc)
                     if self.on_receipt:
                         self.on_receipt(out)
-                    if int(rc["status"], 16) != 1:
-                        raise TxFailed(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted"
-                                       f"{self._why_reverted(req, rc, gas)}")
+                    if not receipt.ok:
+                        raise MinedReverted(f"{req.label or 'transaction'} {a.tx_hash} was mined but reverted"
+                                            f"{self._why_reverted(req, receipt, gas)}",
+                                            tx_hash=receipt.tx_hash, block=receipt.block)
                     return out
             mined_count = int(self.client.request("eth_getTransactionCount", [self.key.address, "latest"]), 16)
             if mined_count > nonce:
@@ -327,8 +343,8 @@ class TxSender:
                     nonce_used_at = self.clock()
                 elif self.clock() - nonce_used_at > NONCE_GRACE_S:
                     self.nonces.resync()
-                    raise TxFailed(f"{req.label or 'transaction'}: nonce {nonce} was used by another transaction "
-                                   f"of this key; none of ours was mined")
+                    raise NonceUsed(f"{req.label or 'transaction'}: nonce {nonce} was used by another transaction "
+                                    f"of this key; none of ours was mined")
                 self.sleep(self.poll)
                 continue
             head = self.client.block_number()
@@ -343,13 +359,12 @@ class TxSender:
                 last_bump = head
             self.sleep(self.poll)
 
-    def _why_reverted(self, req: TxRequest, rc: dict[str, Any], gas: int) -> str:
+    def _why_reverted(self, req: TxRequest, rc: Receipt, gas: int) -> str:
         """Best-effort diagnosis of a mined revert: out of gas, or the reason replayed at the block."""
-        used = int(rc.get("gasUsed", "0x0"), 16)
-        if used >= gas * 0.98:
-            return f": out of gas ({used:,} of {gas:,})"
+        if rc.gas_used >= gas * 0.98:
+            return f": out of gas ({rc.gas_used:,} of {gas:,})"
         try:
-            self.client.request("eth_call", [self._call_obj(req), rc["blockNumber"]])
+            self.client.request("eth_call", [self._call_obj(req), hex(rc.block)])
         except Reverted as e:
             return f": {decode(e.data, self.abis)}"
         except KeeperError:
@@ -375,14 +390,14 @@ class TxSender:
                 if len(out.attempts) > 1:
                     return  # an earlier attempt was mined meanwhile: the wait loop finds its receipt
                 self.nonces.resync()
-                raise TxFailed(f"{req.label or 'transaction'}: nonce {nonce} already used "
-                               f"(another sender of this key?); not sent") from None
+                raise NonceUsed(f"{req.label or 'transaction'}: nonce {nonce} already used "
+                                f"(another sender of this key?); not sent") from None
             except _Underpriced:
                 # The node refused the bid outright (some nodes, anvil among them, do not queue a
                 # transaction whose max fee is below the current base fee): bid again now.
                 nxt = replacement(b, bid(self.base_fees(), urgency, len(out.attempts), self.policy))
                 if nxt is None:
-                    raise TxFailed(f"{req.label or 'transaction'}: the base fee is above the fee cap "
-                                   f"({self.policy.max_fee_cap} wei); not sent") from None
+                    raise GasCapHit(f"{req.label or 'transaction'}: the base fee is above the fee cap "
+                                    f"({self.policy.max_fee_cap} wei); not sent") from None
                 b = nxt
         raise TxFailed(f"{req.label or 'transaction'}: refused as underpriced 8 times in a row")

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
-from keeper.cli.render import action_json, print_action
+from keeper.cli.render import action_json, labels, print_action
 
 if TYPE_CHECKING:
     from keeper.app.books import VaultBook
@@ -26,11 +26,11 @@ def register(sub: Subparsers) -> None:
     pl.set_defaults(handler=run, needs_config=True)
 
 
-def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]]) -> list[dict[str, Any]]:
-    """Every position of the session, acted on or not: its key, short name, P(liq) and the model's
-    inputs (model, horizon, each asset's vol and its source)."""
-    from keeper.views import market_label
-
+def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]],
+                   names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every position of the session, acted on or not: its key, short name (``names``: key -> name),
+    P(liq) and the model's inputs (model, horizon, each asset's vol and its source)."""
+    names = names or {}
     inputs = session.risk.inputs()
     acted = ({a.position_key for _b, p in plans for a in p.actions}
              | {a.target_key for _b, p in plans for a in p.actions})
@@ -39,7 +39,7 @@ def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]]) -> lis
     for book in session.books:
         for pos in book.positions:
             held = {pos.perp.index.symbol} if pos.perp is not None else {leg.asset.symbol for leg in pos.legs}
-            out.append({"key": pos.key, "name": f"{pos.protocol.value} {pos.account[:10]} {market_label(pos)}",
+            out.append({"key": pos.key, "name": names.get(pos.key, pos.key),
                         "vault": book.vault, "health": pos.health,
                         "p_liq": p_liq.get(pos.key, session.risk.p_liq(pos)), "acted_on": pos.key in acted,
                         "model": inputs["model"], "horizon_hours": inputs["horizon_hours"],
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
 
     from keeper.app.manual import open_session, plan_now
     from keeper.app.session import chains_or_fail
+    from keeper.names import position_names, with_names
     from keeper.views import console
 
     assert cfg is not None  # needs_config: main() loaded it
@@ -62,27 +63,29 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
             plans = plan_now(session)
         finally:
             session.close()
+        names = position_names(session.snap.positions, labels(cfg))
         for w in session.warnings:
             print(f"keeper: warning: {name}: risk model: {w}", file=sys.stderr)
         if args.json:
             docs.append({"chain": session.chain, "block": session.snap.block, "model": session.risk.describe(),
-                         "warnings": session.warnings, "positions": plan_positions(session, plans), "vaults": [
-                {"vault": book.vault, "actions": [action_json(a) for a in p.actions],
-                 "skipped": list(map(list, p.skipped)), "alerts": list(p.alerts), "p_liq": p.p_liq}
+                         "warnings": session.warnings, "positions": plan_positions(session, plans, names), "vaults": [
+                {"vault": book.vault, "actions": [action_json(a, names) for a in p.actions],
+                 "skipped": list(map(list, p.skipped)), "alerts": [a.text for a in p.alerts], "p_liq": p.p_liq}
                 for book, p in plans]})
             continue
         out.print(f"plan for {session.chain} at block {session.snap.block} (dry run: nothing is sent)")
         out.print(f"model: {escape(session.risk.describe())}")
         for book, p in plans:
-            out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)")
+            held = ", ".join(sorted(names.get(pos.key, pos.key) for pos in book.positions))
+            out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)" + (f": {held}" if held else ""))
             if not p.actions:
                 out.print("  no action: every position is inside its risk budget")
             for a in p.actions:
-                print_action(out, a)
+                print_action(out, a, names)
             for key, why in p.skipped:
-                out.print(f"  skipped {key}: {why}")
+                out.print(f"  skipped {names.get(key, key)}: {escape(with_names(why, names))}")
             for alert in p.alerts:
-                out.print(f"  [red]ALERT[/red] {alert}")
+                out.print(f"  [red]ALERT[/red] {escape(with_names(str(alert), names))}")
     if args.json:
         print(json.dumps({"chains": docs}, indent=2, default=str))
     return 0

@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING
 
 from keeper.cli.args import add_model_inputs, positive_float, vol_overrides
-from keeper.cli.render import action_json, print_action, print_reconcile
+from keeper.cli.render import action_json, labels, print_action, print_reconcile
 from keeper.errors import ConfigError, TemporaryError
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> None:
     rb = sub.add_parser("rebalance", help="act on one position by hand: plan, simulate, and with --execute send")
-    rb.add_argument("position", help="the position's key, or a unique fragment of it (account, protocol, market)")
+    rb.add_argument("position", help="the position's name as 'keeper status' shows it (e.g. bob-aave); its key, or a "
+                                     "unique fragment of the key (0x15d34a:aave), also work")
     mode = rb.add_mutually_exclusive_group()
     mode.add_argument("--target-health", type=positive_float, default=None, help="top up or repay to this health")
     mode.add_argument("--amount", nargs=2, metavar=("N", "ASSET"), default=None,
@@ -54,8 +55,8 @@ def _finite(x: float) -> float | None:
 def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from rich.markup import escape
 
+    from keeper.app.execution import execute
     from keeper.app.manual import (
-        execute,
         find,
         manual_action,
         open_session,
@@ -64,15 +65,16 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         simulate_on_chain,
         why_no_action,
     )
+    from keeper.names import position_names, with_names
 
     assert cfg is not None  # needs_config: main() loaded it
     session = open_session(cfg, args.chain, price_files=args.prices, vols=vol_overrides(args.vol))
     out = _human(args.json)
 
-    def nothing(pos: Position, why: list[str]) -> int:
+    def nothing(pos: Position, name: str, why: list[str]) -> int:
         if args.json:
-            print(json.dumps({"position": pos.key, "action": None, "health": _finite(pos.health), "why": why,
-                              "simulated": False, "sent": False}, default=str))
+            print(json.dumps({"position": pos.key, "name": name, "action": None, "health": _finite(pos.health),
+                              "why": why, "simulated": False, "sent": False}, default=str))
         return 0
 
     try:
@@ -86,10 +88,12 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
             if report.mined or report.rebroadcast:
                 session.close()
                 session = open_session(cfg, args.chain, price_files=args.prices, vols=vol_overrides(args.vol))
-        pos, book = find(session, args.position)
+        pos, book = find(session, args.position, labels(cfg))
+        names = position_names(session.snap.positions, labels(cfg))
+        name = names.get(pos.key, pos.key)
         if args.target_health is not None and pos.price_ok and pos.health >= args.target_health:
-            out.print(f"{pos.key}: already at health {pos.health:.4f} >= {args.target_health:g}: nothing to do")
-            return nothing(pos, [f"health {pos.health:.4f} >= target {args.target_health:g}"])
+            out.print(f"{name}: already at health {pos.health:.4f} >= {args.target_health:g}: nothing to do")
+            return nothing(pos, name, [f"health {pos.health:.4f} >= target {args.target_health:g}"])
         if args.target_health or args.amount or args.withdraw_excess:
             amount = asset = None
             if args.amount:
@@ -105,36 +109,35 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
             plans = plan_now(session)
             planned = [a for b, p in plans for a in p.actions if a.position_key == pos.key]
             if not planned:
-                out.print(f"{pos.key}: the planner has nothing to do (health {pos.health:.4f}); "
+                out.print(f"{name}: the planner has nothing to do (health {pos.health:.4f}); "
                           f"use --target-health, --amount or --withdraw-excess to act anyway")
-                why = why_no_action(session, plans, pos)
+                why = [with_names(line, names) for line in why_no_action(session, plans, pos)]
                 for line in why:
                     out.print(f"    why: {escape(line)}")
-                return nothing(pos, why)
+                return nothing(pos, name, why)
             action = planned[0]
-        print_action(out, action)
+        print_action(out, action, names)
         # raises Reverted (decoded) before anything is sent; a dry run calls from the vault's keeper(), keyless
         sender = simulate_on_chain(cfg, session, book, action, with_key=args.execute)
         out.print("    simulation (eth_call through the vault): ok")
         if not args.execute:
             out.print("dry run: add --execute to send it")
             if args.json:
-                print(json.dumps({"action": action_json(action), "simulated": True, "from": sender, "sent": False,
-                                  "health_before": _finite(pos.health)}, default=str))
+                print(json.dumps({"action": action_json(action, names), "simulated": True, "from": sender,
+                                  "sent": False, "health_before": _finite(pos.health)}, default=str))
             return 0
-        tx, fresh, requests = execute(cfg, session, book, action)
-        rc = tx.receipt
-        assert rc is not None  # execute returns a mined transaction
-        out.print(f"mined in block {int(rc['blockNumber'], 16)}: {tx.mined_hash} (gas {int(rc['gasUsed'], 16):,}, "
-                  f"{len(tx.attempts)} attempt(s))")
+        item, fresh, requests = execute(cfg, session, book, action)
+        rc = item.receipt()
+        out.print(f"mined in block {rc.block}: {rc.tx_hash} (gas {rc.gas_used:,}, "
+                  f"{len(item.signed().attempts)} attempt(s))")
         for key, router, settled in requests:
             out.print(f"    GMX PositionRouter request {key} ({router}): "
                       + ("executed or cancelled by GMX's position keepers" if settled else
                          "still pending; the daemon follows it (executes it from the vault once GMX allows)"))
         if fresh is not None:
-            out.print(f"health now {fresh.health:.4f} (was {pos.health:.4f}), as the protocol reports it")
+            out.print(f"{name}: health now {fresh.health:.4f} (was {pos.health:.4f}), as the protocol reports it")
         if args.json:
-            print(json.dumps({"action": action_json(action), "simulated": True, "sent": True, "tx": tx.mined_hash,
+            print(json.dumps({"action": action_json(action, names), "simulated": True, "sent": True, "tx": rc.tx_hash,
                               "requests": [{"key": k, "position_router": r, "settled": s} for k, r, s in requests],
                               "health_before": pos.health, "health_after": fresh.health if fresh else None},
                              default=str))

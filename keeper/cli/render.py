@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from keeper.views import position_row
@@ -21,33 +22,55 @@ def err(msg: str) -> None:
 
 
 def labels(cfg: Config) -> dict[str, str]:
+    """address -> the operator's label for it, from every chain's accounts."""
     return {a.address: a.label for c in cfg.chains.values() for a in c.accounts if a.label}
 
 
-def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+def snapshot_names(snap: Snapshot, cfg: Config | None) -> dict[str, str]:
+    """key -> short name for every position of ``snap`` (one chain), as every command shows them."""
+    from keeper.names import position_names
+
+    return position_names(snap.positions, labels(cfg) if cfg is not None else None)
+
+
+def snapshot_json(snap: Snapshot, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``status --json``: each position's row, with its ``name`` (``names``: key -> name; computed without
+    labels when not given)."""
+    from keeper.names import position_names
+
+    names = names if names is not None else position_names(snap.positions)
     return {"chain": snap.chain, "block": snap.block, "block_hash": snap.block_hash, "timestamp": snap.timestamp,
-            "positions": [position_row(p) for p in snap.positions],
+            "positions": [{"name": names.get(p.key, p.key), **position_row(p)} for p in snap.positions],
             "prices": {addr: {"name": r.name, "price": r.price if r.round else None, "ok": r.ok, "issue": r.issue}
                        for addr, r in snap.prices.items()}}
 
 
-def action_json(a: Action) -> dict[str, Any]:
-    return {"kind": a.kind.value, "position": a.position_key, "asset": a.asset.symbol, "asset_address": a.asset.address,
-            "amount": a.amount, "amount_raw": str(a.amount_raw), "usd": a.usd, "target": a.target_key,
-            "reason": {**a.reason.__dict__}}
+def action_json(a: Action, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An action as JSON: positions by key (``position``, ``target``) and, given ``names``, by name."""
+    doc = {"kind": a.kind.value, "position": a.position_key, "asset": a.asset.symbol, "asset_address": a.asset.address,
+           "amount": a.amount, "amount_raw": str(a.amount_raw), "usd": a.usd, "target": a.target_key,
+           "reason": {**a.reason.__dict__}}
+    if names is not None:
+        doc["position_name"] = names.get(a.position_key, a.position_key)
+        doc["target_name"] = names.get(a.target_key, a.target_key) if a.target_key else None
+    return doc
 
 
-def print_action(out: Console, a: Action) -> None:
+def print_action(out: Console, a: Action, names: Mapping[str, str] | None = None) -> None:
+    """An action, its forecast and its reason; positions by name (``names``: key -> name), else by key."""
     from rich.markup import escape
 
-    r = a.reason
-    out.print(f"[bold]{a.kind.value}[/bold] {a.amount:,.6g} {a.asset.symbol} (~{a.usd:,.2f} USD) on {a.position_key}"
-              + (f" -> {a.target_key}" if a.target_key else ""))
+    from keeper.names import with_names
+
+    r, names = a.reason, names or {}
+    target = names.get(a.target_key, a.target_key) if a.target_key else None
+    out.print(f"[bold]{a.kind.value}[/bold] {a.amount:,.6g} {a.asset.symbol} (~{a.usd:,.2f} USD) on "
+              f"{names.get(a.position_key, a.position_key)}" + (f" -> {target}" if target else ""))
     out.print(f"    P(liq {r.horizon_hours:g}h) {r.p_before:.3%} -> {r.p_after:.3%} (budget {r.epsilon:.2%}); "
               f"health {r.health_before:.4f} -> {r.health_after:.4f} (estimate)")
     out.print(f"    forecast: {escape(r.model)}")
     if r.note:
-        out.print(f"    why: {escape(r.note)}")
+        out.print(f"    why: {escape(with_names(r.note, names))}")
 
 
 def print_reconcile(out: Console, report: ReconcileReport) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from keeper.cli.render import labels, snapshot_json
+from keeper.cli.render import labels, snapshot_json, snapshot_names
 
 if TYPE_CHECKING:
     from keeper.cli.args import Subparsers
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     assert cfg is not None  # needs_config: main() loaded it
     snaps = read_status(cfg, args.chain)
     if args.json:
-        print(json.dumps({"chains": [snapshot_json(s) for s in snaps]}, indent=2))
+        print(json.dumps({"chains": [snapshot_json(s, snapshot_names(s, cfg)) for s in snaps]}, indent=2))
         return 0
     out = console(wide=args.wide)
     for s in snaps:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import vol_item, vol_overrides
+from keeper.cli.render import labels
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app import stress as stress_cmd
+    from keeper.names import names_by_chain
 
     assert cfg is not None  # needs_config: main() loaded it
     try:
@@ -88,9 +90,11 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     finally:
         if progress:
             print(f" {time.monotonic() - started:.1f} s" if done else " failed", file=sys.stderr, flush=True)
+    names = names_by_chain(positions, labels(cfg))
+    rows = [{"name": names.get(row["key"], row["label"]), **row} for row in report.rows()]
     if args.json:
         print(json.dumps({"horizons_h": horizons, "model": model.describe(), "calibration": notes,
-                          "rows": report.rows(), "book_var_usd": report.book_var, "book_es_usd": report.book_es,
+                          "rows": rows, "book_var_usd": report.book_var, "book_es_usd": report.book_es,
                           "tail_level": report.tail_level, "fan_chart": str(png)}, indent=2))
         return 0
     from rich.table import Table
@@ -104,13 +108,10 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     for name in report.historical:
         table.add_column(f"replay {name}", justify="right")
     table.add_column("expected loss $", justify="right")
-    from keeper.views import market_label
-
-    names = {p.key: f"{p.protocol.value} {p.account[:8]}… {market_label(p)}" for p in positions}
-    for row in report.rows():
+    for row in rows:
         cells = [f"{row[f'p_liq_{h}']:.2%} ±{row[f'se_{h}']:.2%}" for h in horizons]
         cells += ["LIQ" if row[f"hist_{n}"] else "ok" for n in report.historical]
-        table.add_row(names.get(row["key"], row["label"]), *cells, loss_cell(row))
+        table.add_row(row["name"], *cells, loss_cell(row))
     out = console()
     out.print(table)
     out.print(f"book loss at {report.tail_level:.0%}: VaR {report.book_var:,.2f} USD, "

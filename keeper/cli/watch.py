@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from keeper.cli.render import labels, snapshot_json
+from keeper.cli.render import labels, snapshot_json, snapshot_names
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
 
             record_snapshot(store, snap, watched=addresses)
         if args.json:
-            print(json.dumps(snapshot_json(snap)), flush=True)
+            print(json.dumps(snapshot_json(snap, snapshot_names(snap, cfg))), flush=True)
         else:
             out.print(positions_table(snap.positions, f"{snap.chain} at block {snap.block}", labels(cfg),
                                       wide=args.wide))

@@ -103,10 +103,22 @@ class Reserve:
 
 
 @dataclass(frozen=True)
+class PlanAlert:
+    """Something the planner could not do: ``kind`` is ``reserve_short`` (the vault's reserve cannot
+    fund every protection) or ``unprotected`` (a position above its budget that no action covers)."""
+
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
     skipped: tuple[tuple[str, str], ...]  # (position key, why no action)
-    alerts: tuple[str, ...]
+    alerts: tuple[PlanAlert, ...]
     p_liq: dict[str, float] = field(default_factory=dict)  # the forecast of every assessed position
     allocation: Allocation | None = None  # when the reserve was short
 
@@ -125,7 +137,7 @@ class _Planner:
         self.release_left = {a.lower(): v for a, v in (release_left or {}).items()}
         self.model = risk.describe()
         self.skipped: list[tuple[str, str]] = []
-        self.alerts: list[str] = []
+        self.alerts: list[PlanAlert] = []
         self.allocation: Allocation | None = None
         self._lead_models: dict[float, RiskModel] = {}
         self._levels: dict[str, tuple[float, float]] = {}
@@ -326,7 +338,8 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
         menus[pos.key] = pl.options(pos, p)
         if not menus[pos.key]:
             pl.skipped.append((pos.key, f"P {p:.2e} above budget but no reserve asset can reach the target"))
-            pl.alerts.append(f"{pos.key}: P {p:.2%} > {policy.epsilon:.2%} and no asset can protect it")
+            pl.alerts.append(PlanAlert("unprotected", f"{pos.key}: P {p:.2%} > {policy.epsilon:.2%} "
+                                                     f"and no asset can protect it"))
     risky = [(pos, p) for pos, p in risky if menus[pos.key]]
 
     def fit(group: list[tuple[Position, float]]) -> tuple[list[Action], list[tuple[Position, float]]]:
@@ -357,8 +370,9 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
     rest = [(pos, p) for pos, p in risky if pos.key not in moved]
     done, unmet = fit(rest)
     if rebalances:
-        pl.alerts.append("reserve short for " + ", ".join(a.target_key or "" for a in rebalances)
-                         + ": rebalanced from safer positions of the same account")
+        pl.alerts.append(PlanAlert("reserve_short", "reserve short for " + ", ".join(a.target_key or ""
+                                                                                  for a in rebalances)
+                                   + ": rebalanced from safer positions of the same account"))
     if not unmet:
         return _big_enough(pl, done), _big_enough(pl, rebalances), None
     return _share(pl, rest, menus), _big_enough(pl, rebalances), pl.allocation
@@ -370,7 +384,8 @@ def _big_enough(pl: _Planner, actions: list[Action]) -> list[Action]:
         if a.usd < pl.policy.min_action_usd:
             why = f"{a.kind} of {a.usd:,.2f} USD below the minimum action size"
             pl.skipped.append((a.position_key, why))
-            pl.alerts.append(f"{a.target_key or a.position_key}: P {a.reason.p_before:.2%} above budget, {why}")
+            pl.alerts.append(PlanAlert("unprotected", f"{a.target_key or a.position_key}: "
+                                                     f"P {a.reason.p_before:.2%} above budget, {why}"))
         else:
             out.append(a)
     return out
@@ -398,7 +413,7 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
     budget = {a: pl.balances.get(a, 0) / pl.assets[a].unit * pl.assets[a].price_usd for a in pl.assets}
     alloc = allocate(needs, budget)
     pl.allocation = alloc
-    pl.alerts.append(alloc.message or "reserve short")
+    pl.alerts.append(PlanAlert("reserve_short", alloc.message or "reserve short"))
     out, left = [], dict(pl.balances)
     for n in needs:
         pos, p, o = chosen[n.key]

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -21,8 +22,24 @@ from keeper.errors import KeeperError
 from keeper.store.db import Store, _translated
 from keeper.store.models import JournalEntry, table_of
 
-OPEN_STATUSES = ("intent", "signed")
-FINAL_STATUSES = ("mined", "failed", "reverted", "abandoned")
+
+class Status(StrEnum):
+    """A journal entry's status (stored as its value). Open: ``INTENT`` (journaled, nothing signed),
+    ``SIGNED`` (a transaction signed, maybe broadcast). Final: ``MINED``, ``REVERTED`` (mined with
+    status 0), ``FAILED`` (refused before anything was broadcast, or its nonce taken by another
+    transaction), ``ABANDONED`` (an intent a stopped keeper never signed)."""
+
+    INTENT = "intent"
+    SIGNED = "signed"
+    MINED = "mined"
+    REVERTED = "reverted"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+OPEN_STATUSES = (Status.INTENT, Status.SIGNED)
+FINAL_STATUSES = (Status.MINED, Status.FAILED, Status.REVERTED, Status.ABANDONED)
+RETRYABLE = (Status.ABANDONED, Status.FAILED)  # with nothing signed: the decision may be taken again
 
 
 class DuplicateIntent(KeeperError):
@@ -45,7 +62,7 @@ class Entry:
     idempotency_key: str
     position_key: str
     action: dict[str, Any]
-    status: str
+    status: Status
     nonce: int | None
     attempts: tuple[AttemptRecord, ...]
     mined_hash: str | None
@@ -67,7 +84,7 @@ class Decision:
 def _entry(row: JournalEntry) -> Entry:
     if row.id is None:  # a row read back from the table always has its primary key
         raise KeeperError("journal entry without an id")
-    return Entry(row.id, row.chain, row.idempotency_key, row.position_key, json.loads(row.action), row.status,
+    return Entry(row.id, row.chain, row.idempotency_key, row.position_key, json.loads(row.action), Status(row.status),
                  row.nonce, tuple(AttemptRecord(**a) for a in json.loads(row.attempts)), row.mined_hash,
                  row.mined_block, row.error)
 
@@ -81,7 +98,8 @@ class Journal:
     def record_intent(self, chain: str, idempotency_key: str, position_key: str, action: dict[str, Any]) -> int:
         now = self.clock()
         row = {"chain": chain, "idempotency_key": idempotency_key, "position_key": position_key,
-               "action": json.dumps(action, sort_keys=True, default=str), "status": "intent", "attempts": "[]",
+               "action": json.dumps(action, sort_keys=True, default=str), "status": Status.INTENT.value,
+               "attempts": "[]",
                "created_at": now, "updated_at": now}
         try:
             with _translated("journaling an intent"), self.store.write() as conn:
@@ -107,13 +125,13 @@ class Journal:
             if found is None:
                 return None
             done = conn.execute(self._t.update().where(
-                self._t.c.id == found.id, self._t.c.status.in_(("abandoned", "failed")),
+                self._t.c.id == found.id, self._t.c.status.in_([s.value for s in RETRYABLE]),
                 self._t.c.attempts == "[]", self._t.c.nonce.is_(None)).values(
-                status="intent", action=row["action"], error=None, updated_at=row["updated_at"]))
+                status=Status.INTENT.value, action=row["action"], error=None, updated_at=row["updated_at"]))
             return int(found.id) if done.rowcount == 1 else None
 
     def _retryable(self, row: Row[*tuple[Any, ...]]) -> bool:
-        return row.status in ("abandoned", "failed") and row.attempts == "[]" and row.nonce is None
+        return row.status in RETRYABLE and row.attempts == "[]" and row.nonce is None
 
     def taken(self, keys: list[str]) -> set[str]:
         """Of ``keys``, the decisions journaled already that may not be acted on again (all but
@@ -153,7 +171,7 @@ class Journal:
             for d in decisions:
                 a = d.attempt
                 values = {"action": json.dumps(d.action, sort_keys=True, default=str),
-                          "status": "signed" if a is not None else "failed",
+                          "status": (Status.SIGNED if a is not None else Status.FAILED).value,
                           "attempts": json.dumps([a.__dict__] if a is not None else []),
                           "nonce": a.nonce if a is not None else None, "error": d.error, "updated_at": now}
                 old = found.get(d.idempotency_key)
@@ -178,28 +196,31 @@ class Journal:
                 raise KeeperError(f"journal entry {entry_id} is {row.status}; no new attempt")
             attempts = [*json.loads(row.attempts), attempt.__dict__]
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
-                attempts=json.dumps(attempts), nonce=attempt.nonce, status="signed", updated_at=self.clock()))
+                attempts=json.dumps(attempts), nonce=attempt.nonce, status=Status.SIGNED.value,
+                updated_at=self.clock()))
 
-    def record_outcome(self, entry_id: int, status: str, *, mined_hash: str | None = None,
+    def record_outcome(self, entry_id: int, status: Status, *, mined_hash: str | None = None,
                        mined_block: int | None = None, error: str | None = None) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
         with _translated("journaling an outcome"), self.store.write() as conn:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
-                status=status, mined_hash=mined_hash, mined_block=mined_block, error=error, updated_at=self.clock()))
+                status=Status(status).value, mined_hash=mined_hash, mined_block=mined_block, error=error,
+                updated_at=self.clock()))
 
     def reopen(self, entry_id: int, why: str) -> None:
         """A settled entry whose transaction left the chain (a reorg): open again (``signed``) so
         reconciliation finds, resends or fails it like any unsettled signed transaction."""
         with _translated("reopening a journal entry"), self.store.write() as conn:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
-                status="signed", mined_hash=None, mined_block=None, error=why, updated_at=self.clock()))
+                status=Status.SIGNED.value, mined_hash=None, mined_block=None, error=why, updated_at=self.clock()))
 
     def settled_since(self, chain: str, block: int) -> list[Entry]:
         """Mined or reverted entries recorded at ``block`` or later (the ones a reorg can undo)."""
         with _translated("reading the journal"), self.store.engine.connect() as conn:
+            settled = [Status.MINED.value, Status.REVERTED.value]
             rows = conn.execute(select(JournalEntry).where(self._t.c.chain == chain,
-                                                           self._t.c.status.in_(("mined", "reverted")),
+                                                           self._t.c.status.in_(settled),
                                                            self._t.c.mined_block >= block)
                                 .order_by(self._t.c.id)).all()
         return [_entry(JournalEntry(**r._mapping)) for r in rows]
@@ -217,7 +238,7 @@ class Journal:
     def open_entries(self, chain: str) -> list[Entry]:
         with _translated("reading the journal"), self.store.engine.connect() as conn:
             rows = conn.execute(select(JournalEntry).where(self._t.c.chain == chain,
-                                                           self._t.c.status.in_(OPEN_STATUSES))
+                                                           self._t.c.status.in_([s.value for s in OPEN_STATUSES]))
                                 .order_by(self._t.c.id)).all()
         return [_entry(JournalEntry(**r._mapping)) for r in rows]
 

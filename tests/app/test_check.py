@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -20,22 +21,9 @@ pytestmark = pytest.mark.chain
 
 
 def names(dep: dict, holders: tuple[str, ...] = ("vault", "owner")) -> set[str]:
-    """The deployment's positions held so, as check-config names them ("<protocol> <market> of <label>")."""
-    symbol = {t["address"].lower(): sym for sym, t in dep["tokens"].items()}
-    markets = {m["id"]: m for m in dep["morpho_blue"]["markets"].values()}
-    out = set()
-    for p in dep["positions"]:
-        if p["holder"] not in holders:
-            continue
-        if p["protocol"] == "aave_v3":
-            market = "pool"
-        elif p["protocol"] == "morpho_blue":
-            m = markets[p["market"]]
-            market = f"{symbol[m['collateral_token'].lower()]}/{symbol[m['loan_token'].lower()]} {m['id'][:10]}"
-        else:
-            market = f"{symbol[p['index_token'].lower()]} {'long' if p['is_long'] else 'short'}"
-        out.add(f"{p['protocol']} {market} of {p['id'].split('-')[0]}")
-    return out
+    """The deployment's positions held so, as check-config names them: their short names, as `status`
+    shows them (the position id without its descriptive suffix: ``dave-aave-emode`` is ``dave-aave``)."""
+    return {re.sub(r"-(unprotected|emode|multi)$", "", p["id"]) for p in dep["positions"] if p["holder"] in holders}
 
 
 def read_line(dep: dict) -> str:
@@ -76,7 +64,7 @@ def test_seeded_devnet_passes_with_one_vault_health_line_per_actable_position(tm
     health = health_lines(lines)
     assert set(health) == names(devnet)  # carol's positions are watched only: no vault acts on them
     assert all(ln.startswith("ok   ") and "floor" in ln for ln in health.values()), health
-    assert "via WETH, WBTC, USDC" in health["aave_v3 pool of alice"]  # one call per asset of the position
+    assert "via WETH, WBTC, USDC" in health["alice-aave"]  # one call per asset of the position
     keeper = devnet["roles"]["keeper"]
     for who, v in devnet["keeper_vaults"].items():
         vault = v["address"]
@@ -115,11 +103,11 @@ def test_a_vault_whose_health_reverts_fails_that_position_only(tmp_path, anvil, 
     paths = [f for f in fails if "perp path of" in f]
     assert len(paths) == 2 and all("held by the owner's own address" in f for f in paths), paths
     (fail,) = [f for f in fails if f not in paths]
-    assert fail.startswith(f"FAIL devnet: vault health of perp WBTC short of carol: vault {vault.address}: "
+    assert fail.startswith(f"FAIL devnet: vault health of carol-perp-btc-short: vault {vault.address}: "
                            "health() reverted InvalidMarket(2, 0x0000000000000000000000000000000000000000, 0x")
     health = health_lines(lines)
-    carol_ok = {"aave_v3 pool of carol", f"morpho_blue WETH/USDC 0x{mid.hex()[:8]} of carol", "perp WETH long of carol"}
-    assert set(health) == names(devnet) | carol_ok | {"perp WBTC short of carol"}
+    carol_ok = {"carol-aave", "carol-morpho", "carol-perp-eth-long"}
+    assert set(health) == names(devnet) | carol_ok | {"carol-perp-btc-short"}
     assert all(health[k].startswith("ok   ") for k in names(devnet) | carol_ok)
     # carol's vault has no release windows: the keeper can release nothing, and check-config warns
     (release,) = [ln for ln in lines if f"vault {vault.address} release windows" in ln]
@@ -140,9 +128,9 @@ def test_a_market_the_vault_does_not_allow_fails(tmp_path, anvil, devnet, w3, sn
     code, lines = check_config(tmp_path, anvil, devnet, capsys, monkeypatch)
     assert code != 0
     (fail,) = failed(lines)
-    assert fail.startswith(f"FAIL devnet: vault health of morpho_blue WETH/USDC {mid[:10]} of alice: ")
+    assert fail.startswith("FAIL devnet: vault health of alice-morpho: ")
     assert f"but vault {alice['address']} allows none of its markets" in fail
-    aave = health_lines(lines)["aave_v3 pool of alice"]
+    aave = health_lines(lines)["alice-aave"]
     assert aave.startswith("ok   ") and aave.endswith("not allowed by the vault: WBTC")
 
 
@@ -157,9 +145,7 @@ def test_a_vault_address_without_a_vault_fails(tmp_path, anvil, devnet, capsys, 
     assert code != 0
     fails = failed(lines)
     assert f"FAIL devnet: vault {bob} (acts for bob): keeper() returned nothing" in fails[0]
-    mid = devnet["morpho_blue"]["markets"]["WETH/USDC"]["id"][:10]
-    assert {ln.split(": ")[1] for ln in fails[1:]} == {"vault health of aave_v3 pool of bob",
-                                                       f"vault health of morpho_blue WETH/USDC {mid} of bob"}
+    assert {ln.split(": ")[1] for ln in fails[1:]} == {"vault health of bob-aave", "vault health of bob-morpho"}
     assert all("health() returned nothing" in ln for ln in fails[1:])
 
 
@@ -198,10 +184,9 @@ def test_a_position_with_an_unusable_price_fails_by_name(tmp_path, anvil, devnet
     assert code != 0
     unusable = {ln.split(": ")[1]: ln for ln in failed(lines) if "price unusable" in ln}
     # every position priced in BTC, held by a vault or not (carol's are watched: still named)
-    assert set(unusable) >= {"aave_v3 pool of alice", "perp WBTC short of alice", "aave_v3 pool of carol",
-                             "perp WBTC short of carol"}
+    assert set(unusable) >= {"alice-aave", "alice-perp-btc-short", "carol-aave", "carol-perp-btc-short"}
     # (Aave's own oracle refuses a zero answer: bob's Aave position, WBTC-free, is unpriced too)
-    assert not any(k.startswith(("perp WETH long", "morpho_blue")) for k in unusable)
+    assert not any(k.endswith(("-perp-eth-long", "-morpho")) for k in unusable)
     assert all("the keeper will not act on it" in ln for ln in unusable.values())
 
 
@@ -225,7 +210,7 @@ def test_perp_paths_on_gated_gmx_say_request_and_fail_what_would_revert(tmp_path
                                                                         monkeypatch):
     code, lines = check_config(tmp_path, anvil, devnet, capsys, monkeypatch)
     paths = path_lines(lines)
-    assert set(paths) == {"perp WETH long of alice", "perp WBTC short of alice"}
+    assert set(paths) == {"alice-perp-eth-long", "alice-perp-btc-short"}
     assert all(ln.startswith("ok   ") and "gated GMX v1: top-up = PositionRouter request to "
                + devnet["perp"]["position_router"].lower() in ln for ln in paths.values()), paths
     # The owner lowers the fee cap below GMX's minimum and spends the vault's ether: both named.

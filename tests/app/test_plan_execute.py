@@ -5,7 +5,8 @@ reverts); an over-collateralised position releases excess and stays at or above 
 
 import pytest
 
-from keeper.app.manual import execute, open_session, plan_now
+from keeper.app.execution import execute
+from keeper.app.manual import open_session, plan_now
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
@@ -67,7 +68,7 @@ def test_price_drop_then_plan_and_execute_saves_every_protected_position(cfg, w3
             gmx_liquidation(w3, devnet, p.account, p.market).call({"from": devnet["roles"]["liquidator"]})
         for book, action in protective:
             out, fresh, _requests = execute(cfg, session, book, action)
-            assert int(out.receipt["status"], 16) == 1
+            assert out.receipt().ok
             assert fresh is not None and fresh.health_wad >= WAD
             assert fresh.health > before[action.position_key].health
         # Every action is in the journal, mined.
@@ -134,7 +135,7 @@ def test_a_short_reserve_is_allocated_by_expected_loss_with_an_alert(cfg, w3, de
     try:
         plans = {book.vault: p for book, p in plan_now(session)}
         p = plans[alice_vault.address]
-        assert any("reserve short" in a for a in p.alerts), p.alerts
+        assert any("reserve short" in a.text for a in p.alerts), p.alerts
         assert p.allocation is not None and p.allocation.reserve_short
         spent: dict[str, int] = {}
         for a in p.actions:

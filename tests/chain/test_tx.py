@@ -12,7 +12,7 @@ from keeper.chain.fees import GWEI, FeePolicy
 from keeper.chain.keys import load_key
 from keeper.chain.tx import TxRequest, TxSender
 from keeper.devnet.anvil import Anvil, rpc_call
-from keeper.errors import Reverted, TxFailed
+from keeper.errors import GasCapHit, Reverted
 from tests.devnet.helpers import AAVE, asset_key
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1
@@ -47,7 +47,7 @@ def test_a_keeper_top_up_is_mined(anvil, w3, devnet):
     weth = devnet["tokens"]["WETH"]["address"]
     ref = (AAVE, devnet["aave_v3"]["pool"], asset_key(weth), vault.address)
     out = s.send(TxRequest(vault.address, bytes.fromhex(vault.encode_abi("topUp", [ref, 10**18])[2:]), label="topUp"))
-    assert out.receipt and int(out.receipt["status"], 16) == 1 and len(out.attempts) == 1
+    assert out.receipt and out.receipt.ok and len(out.attempts) == 1
 
 
 @pytest.mark.chain  # starts its own anvil
@@ -102,7 +102,7 @@ def test_gas_cap_hit_sends_nothing():
         rpc_call(node.url, "evm_mine", [])
         s = sender(node.url, policy=FeePolicy(max_fee_cap=100 * GWEI))
         before = s.nonces.pending_count()
-        with pytest.raises(TxFailed, match="gas cap hit"):
+        with pytest.raises(GasCapHit, match="gas cap hit"):
             s.send(TxRequest("0x000000000000000000000000000000000000bEEF", b"", value=1, label="transfer", gas=21_000),
                    simulate=False)
         assert s.nonces.pending_count() == before

@@ -42,7 +42,7 @@ def test_plan_then_rebalance_execute(tmp, w3, devnet):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["rebalance", "0xnope"], "unknown position"),
+    (["rebalance", "0xnope"], "no position named '0xnope'"),
     (["rebalance", "{alice}:aave", "--amount", "1000", "WETH"], "reserve too small"),
     (["rebalance", "{alice}:aave", "--amount", "1", "NOPE"], "unknown asset"),
 ])
@@ -51,6 +51,28 @@ def test_rebalance_errors_send_nothing(tmp, w3, devnet, args, needle):
     nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
     proc = run(tmp, *[a.format(alice=alice) for a in args], "--execute")
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
+
+
+def test_positions_by_the_names_status_shows(tmp, w3, devnet):
+    """`status` names every position; `rebalance` takes those names (any case); a watch-only one is
+    refused as such, an unknown one lists the closest names on one short line; nothing is sent."""
+    doc = json.loads(run(tmp, "status", "--json").stdout)
+    names = {p["name"]: p["key"] for c in doc["chains"] for p in c["positions"]}
+    assert set(names) == {"alice-aave", "alice-morpho", "alice-perp-eth-long", "alice-perp-btc-short", "bob-aave",
+                          "bob-morpho", "carol-aave", "carol-morpho", "carol-perp-eth-long", "carol-perp-btc-short",
+                          "dave-aave", "erin-aave"}
+    nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+    proc = run(tmp, "rebalance", "BOB-AAVE", "--target-health", "1.0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["name"] == "bob-aave" and result["position"] == names["bob-aave"] and result["action"] is None
+    assert "bob-aave: already at health" in proc.stderr
+    watched = run(tmp, "rebalance", "carol-aave")
+    assert watched.returncode == 2 and "carol-aave is watch-only: no vault acts for it" in watched.stderr
+    typo = run(tmp, "rebalance", "alcie-aave")
+    (line,) = typo.stderr.strip().splitlines()
+    assert typo.returncode == 2 and "closest: alice-aave" in line and len(line) < 200 and "devnet:" not in line
     assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
 
 

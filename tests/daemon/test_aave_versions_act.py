@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from keeper.app.manual import execute, find, manual_action, open_session, plan_now
+from keeper.app.execution import execute
+from keeper.app.manual import find, manual_action, open_session, plan_now
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 from keeper.domain import WAD, ActionKind, Protocol
@@ -76,7 +77,7 @@ def test_a_crash_is_repaired_and_liquidation_then_reverts(cfg, aave_net):
         assert ids["bob-aave"].lower() in acted
         for book, action in protective:
             out, fresh, _requests = execute(cfg, session, book, action)
-            assert int(out.receipt["status"], 16) == 1
+            assert out.receipt().ok
             assert fresh is not None and fresh.health_wad >= WAD and fresh.health > aave[action.position_key].health
     finally:
         session.close()
@@ -95,7 +96,7 @@ def test_excess_is_released_above_the_floor(cfg, aave_net):
         assert action.kind is ActionKind.WITHDRAW_EXCESS
         reserve = token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call()
         out, fresh, _requests = execute(cfg, session, book, action)
-        assert int(out.receipt["status"], 16) == 1
+        assert out.receipt().ok
         assert fresh is not None and fresh.health >= book.floors[pos.key] and fresh.health < pos.health
         assert token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call() > reserve
     finally:

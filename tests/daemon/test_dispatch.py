@@ -1,4 +1,4 @@
-"""The daemon's batch act path on the devnet (keeper.daemon.dispatch): a tick's actions are journaled
+"""The daemon's batch act path on the devnet (keeper.app.execution: the one pipeline): a tick's actions are journaled
 in one commit and broadcast in one JSON-RPC batch on consecutive nonces, so they land in the same
 block; one action refused by its gas call (a revert, decoded) is journaled as failed and stops none
 of the others; the same decisions again at the same block are refused as duplicates (nothing sent)."""
@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from keeper.app.books import plan_books
+from keeper.app.execution import Stage
 from keeper.daemon.keeper import Keeper
 from keeper.domain import ActionKind
 from keeper.errors import Reverted
@@ -40,7 +41,7 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         block = w3.eth.block_number
         session, actions = _planned(k, block)
         assert len(actions) >= 2, "the crash must leave several positions needing protection"
-        d = k.dispatcher
+        d = k.executor
         d.begin(block)
         book, good = actions[0]
         bad = replace(good, amount_raw=10**40)  # more than the vault holds: the gas call reverts
@@ -54,8 +55,9 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         assert all(it.error is None and it.out is not None for it in sent)
         assert [it.out.nonce for it in sent] == list(range(nonce0, nonce0 + len(sent)))  # consecutive, no gap
         d.settle_all(items)
-        blocks = {int(it.out.receipt["blockNumber"], 16) for it in sent}
-        assert len(blocks) == 1 and all(int(it.out.receipt["status"], 16) == 1 for it in sent)
+        blocks = {it.out.receipt.block for it in sent}
+        assert len(blocks) == 1 and all(it.out.receipt.ok and it.stage is Stage.MINED for it in sent)
+        assert refused.stage is Stage.REFUSED
         assert w3.eth.get_transaction_count(keeper_addr) == nonce0 + len(sent)
         journal = {e.id: e for e in d.journal.entries("devnet")}
         assert journal[refused.entry].status == "failed" and journal[refused.entry].attempts == ()
@@ -67,7 +69,8 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         again = [d.add(session, b, a) for b, a in actions]
         d.flush()
         d.finish()
-        assert all(isinstance(it.error, DuplicateIntent) and it.out is None for it in again)
+        assert all(isinstance(it.error, DuplicateIntent) and it.out is None and it.stage is Stage.REFUSED
+                   for it in again)
         assert w3.eth.get_transaction_count(keeper_addr, "pending") == nonce0 + len(sent)
     finally:
         w3.provider.make_request("evm_setAutomine", [True])

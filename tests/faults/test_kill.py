@@ -14,12 +14,12 @@ from tests.faults.conftest import head, keeper_actions, per_position, planned_po
 def test_every_point_is_wired():
     import inspect
 
+    from keeper.app import execution
     from keeper.chain import tx
-    from keeper.daemon import dispatch
 
-    src = inspect.getsource(tx)  # one send (keeper rebalance) and every fee bump
+    src = inspect.getsource(tx)  # every fee bump (TxSender._send_attempt)
     assert all(f'crash_point("{p}")' in src for p in POINTS) and len(POINTS) == 4
-    batch = inspect.getsource(dispatch)  # the daemon's batch; its receipts are settled by tx
+    batch = inspect.getsource(execution)  # the one pipeline (daemon and rebalance); receipts settled by tx
     assert all(f'crash_point("{p}")' in batch for p in POINTS if p != "after_receipt")
 
 
@@ -71,9 +71,10 @@ def test_kill_9_then_recovery_acts_exactly_once(env, w3, devnet, miner, point):
 
 
 def test_cli_killed_before_the_journal_write_acts_once_on_retry(env, w3, devnet):
-    """The operator's command, killed after signing but before journaling: nothing left the process;
-    after `keeper reconcile` the same command at the same block acts — once (a retry of the
-    never-signed decision, not a refusal as a duplicate, and not a second transaction)."""
+    """The operator's command, killed after signing but before journaling: nothing left the process
+    and nothing was journaled (the pipeline journals a decision with its signed transaction in one
+    commit); after `keeper reconcile` the same command at the same block acts — once (not a refusal
+    as a duplicate, and not a second transaction)."""
     set_price(w3, devnet, "ETH", 1_560)
     alice = devnet["keeper_vaults"]["alice"]["address"][:10]
     keeper = devnet["roles"]["keeper"]
@@ -82,10 +83,10 @@ def test_cli_killed_before_the_journal_write_acts_once_on_retry(env, w3, devnet)
     assert env.cli(*cmd, fault="before_journal").returncode == -9
     assert w3.eth.get_transaction_count(keeper, "pending") == nonce0 and head(w3) == start - 1
     rec = env.cli("reconcile")
-    assert rec.returncode == 0 and "journal: abandoned" in rec.stdout, rec.stdout + rec.stderr
+    assert rec.returncode == 0 and "journal: nothing open" in rec.stdout, rec.stdout + rec.stderr
     again = env.cli(*cmd)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(keeper_actions(w3, devnet, start)) == 1 and w3.eth.get_transaction_count(keeper) == nonce0 + 1
     with Store.open(f"sqlite:///{env.root / 'k.db'}") as store:
         entries = Journal(store).entries("devnet")
-    assert [e.status for e in entries] == ["mined"]  # the same decision's entry, retried
+    assert [e.status for e in entries] == ["mined"]  # one entry: the decision taken once

@@ -181,7 +181,8 @@ def test_min_action_size():
     assert RISK.p_liq(pos) > POLICY.epsilon
     result = plan([pos], RISK, BIG, ASSETS, replace(POLICY, min_action_usd=10_000), block=200)
     assert result.actions == () and "minimum" in result.skipped[0][1]
-    assert "above budget" in result.alerts[0]  # a protection left undone is never silent
+    # a protection left undone is never silent
+    assert result.alerts[0].kind == "unprotected" and "above budget" in result.alerts[0].text
 
 
 def test_reserve_short_allocates_by_expected_loss_avoided_and_alerts():
@@ -196,9 +197,9 @@ def test_reserve_short_allocates_by_expected_loss_avoided_and_alerts():
     reserve = Reserve({"0xusdc": int(need[morpho.key] * 1.5 * 10**6)})  # not enough for both
     short = plan([aave_pos, morpho], RISK, reserve, ASSETS, POLICY, block=200)
     alloc = short.allocation
-    assert alloc is not None and alloc.reserve_short and any("reserve short" in x for x in short.alerts)
+    assert alloc is not None and alloc.reserve_short and any("reserve short" in x.text for x in short.alerts)
     assert aave_pos.key in alloc.uncovered and morpho.key not in alloc.uncovered
-    assert aave_pos.key in short.alerts[0]
+    assert aave_pos.key in short.alerts[0].text and short.alerts[0].kind == "reserve_short"
     got = {a.position_key: a for a in short.actions}
     assert got[morpho.key].reason.p_after <= POLICY.target  # the better use of a USD is served in full
     assert "partial" in got[aave_pos.key].reason.note and got[aave_pos.key].reason.p_after > POLICY.target
@@ -374,7 +375,7 @@ def test_long_top_up_raises_health_by_the_fee_reduced_amount(collateral, size, m
 def test_unprotectable_position_raises_an_alert():
     pos = aave(10, 13_000)
     result = plan([pos], RISK, BIG, (replace(WBTC, weights={}),), POLICY, block=200)
-    assert result.actions == () and result.alerts and "no asset" in result.alerts[0]
+    assert result.actions == () and result.alerts and "no asset" in result.alerts[0].text
 
 
 def test_correlation_check_stops_false_diversification():

@@ -1,0 +1,481 @@
+"""The one execution pipeline: every keeper transaction, from ``keeper rebalance --execute`` (one
+action) and from the daemon (every action of a block), goes through :class:`Pipeline`.
+
+An action becomes an :class:`Intent` (its idempotency key and what is journaled), then an
+:class:`Item` whose :class:`Stage` moves from ``QUEUED`` to ``REFUSED`` (nothing broadcast) or
+``SENT``, and then to ``MINED``, ``REVERTED`` or ``UNSETTLED`` (signed, maybe broadcast, no receipt
+within the wait: open in the journal, for reconciliation). Failures are typed (``GasCapHit``,
+``NonceUsed``, ``MinedReverted``, ``Reverted``, ``DuplicateIntent``); a receipt is a ``Receipt``.
+
+A run of the pipeline (one tick of the daemon, or one operator command):
+
+1. ``begin(block)``, before the chain is read: in the background (the I/O pool) the journal is
+   settled (:func:`settle_journal_first`: an open or reorged-out transaction of ours stops new
+   actions; the recent ones are re-verified each time, so a reorg is found even while the keeper
+   has nothing to do), and the fee history, the key's pending nonce and the decisions journaled at
+   this block already (a restart within the block) are read.
+2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
+   is built and queued; every ``GAS_CHUNK`` queued calls, their gas calls (one execution each on the
+   pending block) go to the node as one JSON-RPC batch in the background.
+3. ``flush()``, once the plans are made (or when the oldest queued action has waited
+   ``FLUSH_AFTER_S``): wait for the journal check; drop decisions journaled already; collect the gas
+   limits (a revert is refused, and decoded, before anything is signed); bid (one fee history);
+   sign on consecutive nonces; journal every decision with its signed transaction, or with the
+   reason it was refused, in one DB transaction; broadcast the signed ones in one JSON-RPC batch.
+   Journal before broadcast holds for the batch: a kill before the commit has sent nothing, and
+   every transaction sent is in the journal.
+4. ``settle_all()`` waits for the receipts in order (same-nonce fee bumps while waiting), records
+   each outcome, and alerts on refusals at the fee cap and on bids the urgency rule let exceed it;
+   ``finish()`` joins the background journal check (its errors fail the run).
+
+An action refused on its own does not stop the others and takes no nonce. Known limit: a node that
+refuses one broadcast of a batch for a reason of its own leaves a nonce gap; the later transactions
+wait behind it until the journal's reconciliation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from keeper.alerts import Alerter
+from keeper.app.books import VaultBook
+from keeper.app.perp_requests import requests_in, wait_settled
+from keeper.chain.client import ChainClient
+from keeper.chain.contracts import ours
+from keeper.chain.fees import GWEI, Bid, urgency
+from keeper.chain.keys import HotKey
+from keeper.chain.tx import Attempt, NonceManager, Receipt, TxOutcome, TxRequest, TxSender
+from keeper.config import Config
+from keeper.domain import Action, ActionKind, Position, Reason
+from keeper.errors import GasCapHit, KeeperError, MinedReverted, TemporaryError
+from keeper.faults import crash_point
+from keeper.protocols.vault_calls import vault_request
+from keeper.store import Store
+from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journal, Status
+
+if TYPE_CHECKING:
+    from keeper.app.manual import Session
+
+# A queued action waits at most this long for the vaults planned after it (step 3): batching saves
+# round trips and commits, but must not hold the first transactions back behind a long plan.
+FLUSH_AFTER_S = 0.25
+IO_THREADS = 3  # the journal check, the fee history and the nonce while the chain is read; then gas calls
+GAS_CHUNK = 4  # queued actions per batch of gas calls started while the next vaults are planned
+
+
+class Stage(StrEnum):
+    """Where an :class:`Item` is in the pipeline."""
+
+    QUEUED = "queued"  # planned; its gas call may be running
+    REFUSED = "refused"  # nothing broadcast: a revert in its gas call, the fee cap, a duplicate, a used nonce
+    SENT = "sent"  # journaled with its signed transaction and broadcast (or left to the settle loop to resend)
+    MINED = "mined"
+    REVERTED = "reverted"  # mined with status 0
+    UNSETTLED = "unsettled"  # signed, maybe broadcast, no receipt within the wait: open in the journal
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A decision as the journal records it; ``key`` makes it idempotent (one per position, block,
+    kind and amount, per origin: ``daemon`` or ``manual``)."""
+
+    key: str
+    position_key: str
+    kind: ActionKind
+    asset: str
+    amount_raw: int
+    target: str | None
+    reason: Reason
+    vault: str
+    at: float  # wall-clock time of the decision
+
+    @classmethod
+    def of(cls, origin: str, block: int, vault: str, action: Action) -> Intent:
+        key = f"{origin}:{action.position_key}:{block}:{action.kind.value}:{action.amount_raw}"
+        return cls(key, action.position_key, action.kind, action.asset.address, action.amount_raw,
+                   action.target_key, action.reason, vault, time.time())
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "asset": self.asset, "amount_raw": self.amount_raw, "target": self.target,
+                "reason": self.reason.__dict__, "vault": self.vault, "at": self.at}
+
+
+@dataclass
+class Item:
+    """One action in the pipeline. ``out`` once signed; ``error`` once refused or failed."""
+
+    book: VaultBook
+    action: Action
+    intent: Intent
+    request: TxRequest
+    sender: TxSender
+    urgency: float
+    queued_at: float  # perf_counter
+    stage: Stage = Stage.QUEUED
+    gas_reply: tuple[Future[list[Any]], int] | None = None  # (the batch of gas calls it is in, its index there)
+    entry: int | None = None  # journal entry, once the decision is recorded
+    out: TxOutcome | None = None
+    error: KeeperError | None = None
+    sent_at: float | None = None  # perf_counter when the broadcast returned
+
+    @property
+    def key(self) -> str:
+        return self.intent.key
+
+    def signed(self) -> TxOutcome:
+        if self.out is None:
+            raise RuntimeError(f"{self.key}: not signed")
+        return self.out
+
+    def journaled(self) -> int:
+        if self.entry is None:
+            raise RuntimeError(f"{self.key}: not journaled")
+        return self.entry
+
+    def receipt(self) -> Receipt:
+        """The receipt of a ``MINED`` item."""
+        rc = self.signed().receipt
+        if rc is None:
+            raise RuntimeError(f"{self.key}: settled without a receipt")
+        return rc
+
+
+def _attempt_record(a: Attempt) -> AttemptRecord:
+    return AttemptRecord(a.nonce, a.tx_hash, "0x" + a.raw.hex(), a.bid.max_fee_per_gas, a.bid.max_priority_fee_per_gas)
+
+
+def action_urgency(session: Session, action: Action) -> float:
+    if action.kind is ActionKind.WITHDRAW_EXCESS:
+        return 0.0
+    eps = session.policy.epsilon if session.policy is not None else action.reason.epsilon
+    return urgency(max(action.reason.p_before, 0.0), eps)
+
+
+def settle_journal_first(journal: Journal, client: ChainClient, chain: str, sender: str) -> None:
+    """Before a new decision: nothing of ours may be open or reorged out. A reorg that dropped an
+    earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
+    one on a chain that does not show it: the caller re-plans on the next block."""
+    from keeper.app.reconcile import reconcile, wait_pending
+
+    report = reconcile(journal, client, chain, sender)
+    if not (report.rebroadcast or report.reorged):
+        return
+    settled = wait_pending(journal, client, chain, sender)
+    what = (f"a reorg dropped journal entr{'y' if len(report.reorged) == 1 else 'ies'} "
+            f"{', '.join(map(str, report.reorged))}; re-sent (same signed bytes)" if report.reorged else
+            f"journal entries {', '.join(map(str, report.rebroadcast))} were still open; re-sent")
+    state = "mined" if settled.mined and not settled.rebroadcast else "still pending"
+    raise TemporaryError(f"{what}, now {state}: no new action on this plan, re-planning on the next block")
+
+
+class Pipeline:
+    """Journal, sign, broadcast and settle the keeper's transactions (see the module docstring).
+    ``pool``: the I/O threads to use (the daemon shares its own); without one the pipeline starts
+    and owns ``io_threads`` of them."""
+
+    def __init__(self, cfg: Config, chain: str, client: ChainClient, store: Store, alerter: Alerter, *,
+                 key: HotKey, origin: str = "daemon", pool: ThreadPoolExecutor | None = None,
+                 io_threads: int = IO_THREADS) -> None:
+        from keeper.app.manual import fee_policy
+
+        self.cfg, self.chain, self.client, self.alerter = cfg, chain, client, alerter
+        self.key, self.origin = key, origin
+        self.journal = Journal(store)
+        self.fees = fee_policy(cfg)
+        self.nonces = NonceManager(client, key.address)
+        self.abis = [ours("KeeperVault").abi]  # GMX v1 reverts with strings (Error(string))
+        self._own_pool = pool is None
+        self.pool = pool or ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="keeper-io")
+        if self._own_pool:
+            for f in [self.pool.submit(time.sleep, 0.01) for _ in range(io_threads)]:
+                f.result()  # start the threads now, not when the first action waits for them
+        self.queue: list[Item] = []
+        self._unestimated: list[Item] = []
+        self._check: Future[None] | None = None
+        self._base_fees: Future[list[int]] | None = None
+        self._pending: Future[int] | None = None
+        self._taken: Future[set[str]] | None = None
+
+    def _chain_id(self) -> int:
+        """The chain id the client checked on connecting (a session connects before it executes)."""
+        chain_id = self.client.expected_chain_id
+        if chain_id is None:
+            raise RuntimeError(f"chain {self.chain}: the client has not connected (no chain id)")
+        return chain_id
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _sender(self) -> TxSender:
+        s = TxSender(self.client, self.key, self._chain_id(), self.fees, abis=self.abis,
+                     bump_after_blocks=self.cfg.fees.bump_after_blocks)
+        s.nonces = self.nonces  # one nonce sequence for the run's batch
+        return s
+
+    # --- one run -----------------------------------------------------------------------------
+    def begin(self, block: int) -> None:
+        """Start the journal check, the fee history, the nonce read and the lookup of decisions
+        journaled at ``block`` already; they run while the chain is read."""
+        left, self._check, self.queue, self._unestimated = self._check, None, [], []
+        if left is not None:  # from a run that failed early: let it end; the new check redoes its work
+            with contextlib.suppress(KeeperError):
+                left.result()
+        self.nonces.resync()
+        self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
+        probe = TxSender(self.client, self.key, self._chain_id(), self.fees)
+        self._base_fees = self.pool.submit(probe.base_fees)
+        self._pending = self.pool.submit(self.nonces.pending_count)
+        self._taken = self.pool.submit(self.journal.taken_at_block, self.origin, block)
+
+    def add(self, session: Session, book: VaultBook, action: Action) -> Item:
+        """Queue an action (its vault call) for the next :meth:`flush`."""
+        req = vault_request(book.vault, action, {p.key: p for p in book.positions})
+        item = Item(book, action, Intent.of(self.origin, session.snap.block, book.vault, action), req,
+                    self._sender(), action_urgency(session, action), time.perf_counter())
+        item.sender.on_signed = self._journal_bumps(item)
+        self.queue.append(item)
+        self._unestimated.append(item)
+        if len(self._unestimated) >= GAS_CHUNK:
+            self._estimate_queued()
+        return item
+
+    def _journal_bumps(self, item: Item) -> Callable[[TxOutcome, Attempt], None]:
+        """The sender's hook for the settle loop's fee bumps: each signed attempt is journaled
+        before it is broadcast."""
+        journal = self.journal
+
+        def on_signed(_out: TxOutcome, a: Attempt) -> None:
+            journal.record_attempt(item.journaled(), _attempt_record(a))
+
+        return on_signed
+
+    def due(self) -> bool:
+        """True when the oldest queued action has waited ``FLUSH_AFTER_S`` for the rest."""
+        return bool(self.queue) and time.perf_counter() - self.queue[0].queued_at >= FLUSH_AFTER_S
+
+    def finish(self) -> None:
+        """Join the journal check started by :meth:`begin`; its error (an open or reorged-out
+        transaction of ours, a dead RPC) is raised here."""
+        check, self._check = self._check, None
+        if check is not None:
+            check.result()
+
+    def flush(self) -> list[Item]:
+        """Journal, sign and broadcast every queued action (step 3); returns them, each ``SENT``
+        (with ``out``) or ``REFUSED`` (with ``error``)."""
+        items, self.queue = self.queue, []
+        if not items:
+            return []
+        self.finish()
+        base_fees = self._base_fees.result() if self._base_fees is not None else None
+        pending = self._pending.result() if self._pending is not None else None
+        self._pending = None  # the nonce count is good for one batch; later batches read it again
+        known = self._taken.result() if self._taken is not None else None
+        taken = self.journal.taken([it.key for it in items]) if known is None else known & {it.key for it in items}
+        for it in items:
+            if it.key in taken:
+                it.stage, it.error = Stage.REFUSED, DuplicateIntent(f"decision {it.key} was journaled already; "
+                                                                    f"not acting again")
+        ready: list[tuple[Item, int, Bid]] = []
+        refused: list[tuple[Item, KeeperError]] = []
+        self._estimate_queued()
+        for it in items:
+            if it.key in taken:
+                continue
+            try:
+                gas = it.sender.gas_from(it.request, self._gas_reply(it))
+                ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, base_fees or it.sender.base_fees())))
+            except KeeperError as e:
+                refused.append((it, e))
+        first = self.nonces.take(len(ready), pending) if ready else 0
+        for k, (it, gas, b) in enumerate(ready):
+            it.out = it.sender.signed(it.request, first + k, gas, b)
+        crash_point("before_journal")
+        rows = [(it, Decision(it.key, it.action.position_key, it.intent.record(),
+                              _attempt_record(it.signed().attempts[0]))) for it, _g, _b in ready]
+        rows += [(it, Decision(it.key, it.action.position_key, it.intent.record(), None, str(err)[:500]))
+                 for it, err in refused]
+        for (it, _d), entry in zip(rows, self.journal.record_decisions(self.chain, [d for _i, d in rows])):
+            it.entry = entry
+        crash_point("after_journal")
+        for it, err in refused:
+            it.stage, it.error = Stage.REFUSED, err
+            self._alert_refusal(it, err)
+        if not ready:
+            return items
+        try:
+            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.signed().attempts[0].raw.hex()])
+                                              for it, _g, _b in ready])
+        except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
+            replies = [e] * len(ready)
+        sent = time.perf_counter()
+        crash_point("after_send")
+        for (it, _g, _b), reply in zip(ready, replies):
+            it.sent_at, it.stage = sent, Stage.SENT
+            if isinstance(reply, KeeperError):
+                try:
+                    it.sender.broadcast_failed(it.signed(), reply, it.urgency)
+                except KeeperError as e:
+                    it.out = None
+                    self._failed(it, e)
+        return items
+
+    def _estimate_queued(self) -> None:
+        """Start the gas calls of the actions queued since the last start, as one JSON-RPC batch in
+        the I/O pool (``TxSender.gas_call``: one execution each on the pending block); the node runs
+        them while the next vaults are planned."""
+        chunk, self._unestimated = self._unestimated, []
+        if not chunk:
+            return
+        if "eth_createAccessList" in self.client.unsupported:
+            for it in chunk:
+                it.gas_reply = None
+            return
+        batch = self.pool.submit(self._gas_batch, [it.sender.gas_call(it.request) for it in chunk])
+        for k, it in enumerate(chunk):
+            it.gas_reply = (batch, k)
+
+    def _gas_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        try:
+            return self.client.batch_each(calls)
+        except TemporaryError:  # each item then estimates on its own (TxSender.gas_from)
+            return [None] * len(calls)
+
+    @staticmethod
+    def _gas_reply(item: Item) -> Any:
+        if item.gas_reply is None:
+            return None
+        batch, k = item.gas_reply
+        return batch.result()[k]
+
+    def settle_all(self, items: Sequence[Item]) -> None:
+        """Wait for every sent item's receipt (in order) and journal its outcome."""
+        for item in items:
+            if item.out is None:
+                continue
+            try:
+                item.sender.settle(item.out, item.urgency)
+            except KeeperError as e:
+                self._failed(item, e)
+                continue
+            rc = item.receipt()
+            item.stage = Stage.MINED
+            self.journal.record_outcome(item.journaled(), Status.MINED, mined_hash=rc.tx_hash, mined_block=rc.block)
+            over = [a for a in item.out.attempts if a.bid.over_normal_cap]
+            if over:
+                self.alerter.notify("gas_spike", "warning", f"{self.chain}: sent above the normal gas cap",
+                                    f"the urgency rule allowed {over[-1].bid.max_fee_per_gas / GWEI:.2f} gwei "
+                                    f"(normal cap {self.cfg.fees.max_fee_gwei:g} gwei); {over[-1].bid.reason}",
+                                    position=item.action.position_key, urgency=round(item.urgency, 3),
+                                    tx=item.out.mined_hash)
+
+    def _alert_refusal(self, item: Item, e: KeeperError) -> None:
+        if isinstance(e, GasCapHit):
+            self.alerter.notify("gas_spike", "critical", f"{self.chain}: gas above the cap, not sent", str(e),
+                                position=item.action.position_key, urgency=round(item.urgency, 3))
+
+    def _failed(self, item: Item, e: KeeperError) -> None:
+        """Journal what is known: never signed -> failed; mined but reverted -> reverted; signed and
+        maybe broadcast with no receipt -> left open for reconciliation."""
+        item.error = e
+        self._alert_refusal(item, e)
+        entry = item.journaled()
+        if isinstance(e, MinedReverted):
+            item.stage = Stage.REVERTED
+            self.journal.record_outcome(entry, Status.REVERTED, mined_hash=e.tx_hash, mined_block=e.block,
+                                        error=str(e)[:500])
+        elif not self.journal.get(entry).attempts:
+            item.stage = Stage.REFUSED
+            self.journal.record_outcome(entry, Status.FAILED, error=str(e)[:500])
+        else:
+            item.stage = Stage.UNSETTLED
+
+
+class Executor(Protocol):
+    """What the daemon's tick drives: the :class:`Pipeline`, or :class:`DryRun`."""
+
+    def begin(self, block: int) -> None: ...
+    def add(self, session: Session, book: VaultBook, action: Action) -> Item | None: ...
+    def due(self) -> bool: ...
+    def flush(self) -> list[Item]: ...
+    def finish(self) -> None: ...
+    def settle_all(self, items: Sequence[Item]) -> None: ...
+    def close(self) -> None: ...
+
+
+class DryRun:
+    """The null executor (``keeper run --dry-run``): the daemon reads and plans exactly as it would
+    act, and :meth:`add` takes nothing (``None``: the caller logs what it would have done)."""
+
+    def begin(self, block: int) -> None:
+        return None
+
+    def add(self, session: Session, book: VaultBook, action: Action) -> Item | None:
+        return None
+
+    def due(self) -> bool:
+        return False
+
+    def flush(self) -> list[Item]:
+        return []
+
+    def finish(self) -> None:
+        return None
+
+    def settle_all(self, items: Sequence[Item]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Executed(NamedTuple):
+    """What :func:`execute` did: the mined item, the position re-read after it, and the GMX
+    PositionRouter requests it made: (request key, PositionRouter, settled within the wait)."""
+
+    item: Item
+    fresh: Position | None
+    requests: list[tuple[str, str, bool]]
+
+
+def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> Executed:
+    """One operator action through the pipeline: journal, send through the vault, wait, record the
+    outcome, re-read the position; the item's error is raised (nothing else is sent). A gated GMX v1
+    top-up is a PositionRouter request: it is followed until GMX executes or cancels it (``requests``),
+    bounded by the perp request timeout."""
+    from keeper.alerts import alerter_from_config
+    from keeper.app.manual import chain_id_of, keeper_key
+
+    hot = keeper_key(cfg, chain_id_of(session))  # once: a keystore's scrypt is slow
+    store = Store.open(cfg.store.url)
+    alerter = alerter_from_config(cfg.alerts)
+    pipe = Pipeline(cfg, session.chain, session.client, store, alerter, key=hot, origin="manual", io_threads=2)
+    try:
+        pipe.begin(session.snap.block)
+        item = pipe.add(session, book, action)
+        pipe.flush()
+        pipe.settle_all([item])
+        if item.error is not None:
+            raise item.error
+        receipt = item.receipt()
+    finally:
+        pipe.close()
+        alerter.close()
+        store.close()
+    followed = []
+    perp = cfg.chains[session.chain].perp if session.chain in cfg.chains else None
+    wait_s = max(30.0, 3.0 * (perp.request_timeout_blocks if perp else 20))
+    for key, router in requests_in(receipt, book.vault):
+        # Gated GMX v1: the margin is a PositionRouter request; its position keepers execute it a
+        # block or more later. Wait for it (bounded) so the position read below shows the result.
+        followed.append((key, router, wait_settled(session.client, router, key, wait_s)))
+    after = session.reader.read()
+    fresh = next((p for p in after.positions if p.key == action.position_key), None)
+    return Executed(item, fresh, followed)
