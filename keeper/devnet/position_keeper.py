@@ -70,8 +70,9 @@ class PositionKeeper:
                 if block != last:
                     last = block
                     self.step()
-            except (KeeperError, OSError, ValueError) as e:
-                print(f"position keeper: {e}", file=sys.stderr, flush=True)
+            except Exception as e:  # a node hiccup, a revert, a block the node no longer has (a test's
+                # snapshot revert): a keeper bot reports and carries on, it never dies on one step
+                print(f"position keeper: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             stop.wait(poll)
 
 

@@ -33,7 +33,12 @@ def test_underpriced_is_bumped_on_the_same_nonce(env, w3, devnet, miner):
                              "--execute"], cwd=env.root, env=env.environ(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     env.procs.append(proc)
-    wait_for(lambda: _pending(w3, keeper), 60, "the keeper's first bid in the mempool")
+    try:
+        wait_for(lambda: _pending(w3, keeper) or proc.poll() is not None, 60, "the keeper's first bid in the mempool")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(f"no bid in the mempool after 60 s; rebalance said: {proc.communicate()[0]}") from None
+    assert _pending(w3, keeper), f"rebalance ended before its bid was seen: {proc.communicate()[0]}"
     first = w3.eth.get_block("pending", full_transactions=True)["transactions"]
     first_fee = max(t["maxFeePerGas"] for t in first if t["from"] == keeper)
     spike = max(first_fee * 4, 20 * GWEI)
