@@ -37,8 +37,11 @@ positions)``, and a running minimum — the (paths x steps x positions) tensor i
 Loss given liquidation (``detail=True``), valued at the first step the margin is negative:
 lending ``bonus * close_factor * debt`` (Aave: the caller's liquidation bonus, close factor 50%, or
 100% once health <= 0.95; Morpho: incentive ``min(1.15, 1 / (1 - 0.3 (1 - LLTV)))``, the whole
-debt repaid), perps the collateral still left (``margin + T``: collateral plus PnL), which the
-trader forfeits.
+debt repaid); perps by GMX v1's two states (``Vault.liquidatePosition``): with the collateral still
+left (``margin + T``: collateral plus PnL) at or above ``marginFees + liquidationFee`` the position is
+over its maximum leverage only (state 2) and GMX closes it, returning what is left less the margin
+fees: the loss is those fees; below that line (state 1, reached first only when ``size / maxLeverage``
+is smaller, or through a gap) the trader forfeits everything left.
 """
 
 from __future__ import annotations
@@ -145,6 +148,8 @@ class Exposures:
     bonus: np.ndarray  # (K,) loss per USD of debt repaid (lending), 0 for perps
     full_close: np.ndarray  # (K,) bool: the whole debt is repaid (Morpho) rather than Aave's rule
     perp_threshold: np.ndarray  # (K,) T for perps (remaining collateral = margin + T), 0 otherwise
+    perp_state1: np.ndarray  # (K,) marginFees + liquidationFee: below it GMX liquidates (state 1), 0 otherwise
+    perp_close_fee: np.ndarray  # (K,) marginFees: what a state-2 close takes from the collateral left
     at_risk: np.ndarray  # (K,) bool: has debt / open size
     liquidated_now: np.ndarray  # (K,) bool
     fixed_symbols: tuple[str, ...]  # symbols held but absent from ``symbols``: price held fixed
@@ -161,6 +166,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
     na, k = len(symbols), len(positions)
     lin, debt = np.zeros((na, k)), np.zeros((na, k))
     const, debt_const, bonus, thr = np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k)
+    state1, close_fee = np.zeros(k), np.zeros(k)
     full_close, at_risk, now = np.zeros(k, bool), np.zeros(k, bool), np.zeros(k, bool)
     fixed: set[str] = set()
     for j, pos in enumerate(positions):
@@ -170,6 +176,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
                 continue
             t = perp_threshold(p.margin_fees_usd, p.liquidation_fee_usd, p.size_usd, p.max_leverage)
             thr[j] = t
+            state1[j], close_fee[j] = p.margin_fees_usd + p.liquidation_fee_usd, p.margin_fees_usd
             at_risk[j] = True
             slope = p.size_usd * p.mark_price / p.average_price
             a = idx.get(p.index.symbol)
@@ -211,7 +218,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
             bonus[j] = aave_bonus
         now[j] = at_risk[j] and lin[:, j].sum() + const[j] < 0
     return Exposures(tuple(symbols), tuple(p.key for p in positions), lin, const, debt, debt_const,
-                     bonus, full_close, thr, at_risk, now, tuple(sorted(fixed)))
+                     bonus, full_close, thr, state1, close_fee, at_risk, now, tuple(sorted(fixed)))
 
 
 # ------------------------------------------------------------------------------ Monte Carlo
@@ -328,7 +335,9 @@ def _loss(ex: Exposures, margin: np.ndarray, debt: np.ndarray,
     health = (margin + debt) / np.where(debt > 0, debt, 1.0)
     close = np.where(ex.full_close[cols] | (health <= AAVE_FULL_CLOSE_HEALTH), 1.0, 0.5)
     lending = ex.bonus[cols] * close * debt
-    perp = np.maximum(margin + ex.perp_threshold[cols], 0.0)
+    left = np.maximum(margin + ex.perp_threshold[cols], 0.0)  # the collateral still left
+    closed = left >= ex.perp_state1[cols]  # state 2: closed, the rest returned less the margin fees
+    perp = np.where(closed, np.minimum(ex.perp_close_fee[cols], left), left)
     loss: np.ndarray = np.where(ex.perp_threshold[cols] > 0, perp, lending)
     return loss
 
@@ -350,7 +359,8 @@ def _subset(ex: Exposures, mask: np.ndarray) -> Exposures:
     cols = np.flatnonzero(mask)
     return Exposures(ex.symbols, tuple(ex.keys[i] for i in cols), ex.linear[:, cols], ex.const[cols],
                      ex.debt[:, cols], ex.debt_const[cols], ex.bonus[cols], ex.full_close[cols],
-                     ex.perp_threshold[cols], ex.at_risk[cols], ex.liquidated_now[cols], ex.fixed_symbols)
+                     ex.perp_threshold[cols], ex.perp_state1[cols], ex.perp_close_fee[cols], ex.at_risk[cols],
+                     ex.liquidated_now[cols], ex.fixed_symbols)
 
 
 def _chunks_of(paths: np.ndarray | Iterable[np.ndarray]) -> Iterable[np.ndarray]:

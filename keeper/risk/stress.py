@@ -45,7 +45,8 @@ class StressReport:
     # (K,) liquidatable at today's prices (P = 1 at every horizon): their expected loss is not a
     # Monte Carlo average but the loss of a liquidation now, valued at today's prices (see
     # ``keeper.risk.probability``): lending, the bonus on the debt repaid — never 0 while there is
-    # debt —; perps, the collateral still left (collateral + PnL), which is 0 once the losses have
+    # debt —; perps, GMX's margin fees when the collateral still left (collateral + PnL) keeps it in
+    # state 2 (closed, the rest returned), else everything left, which is 0 once the losses have
     # eaten the collateral (the trader has nothing left to forfeit: the loss is already taken and
     # any shortfall is the pool's). A 0 there is no "no risk": show it as "liquidatable now".
     liquidated_now: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))

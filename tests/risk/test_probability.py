@@ -407,3 +407,21 @@ def test_monte_carlo_with_drift_and_an_upper_barrier(drift):
     analytic = first_passage_probability_discrete(math.log(health), VOL, STEPS, drift)
     assert res.p[0] == pytest.approx(analytic, abs=4 * res.stderr[-1, 0] + 2e-4)
     assert 0.005 < res.p[0] < 0.5
+
+
+@pytest.mark.parametrize(("eth", "loss"), [
+    (1885.0, 2.0),  # 350 left >= fees + liquidation fee (7): state 2, closed; the margin fees only
+    (1851.0, 2.0),  # 10 left: still state 2
+    (1850.5, 5.0),  # 5 left < 7: state 1, everything left is forfeited
+    (1800.0, 0.0),  # the losses ate the collateral: nothing left to forfeit
+])
+def test_perp_loss_follows_gmx_v1_liquidation_states(eth, loss):
+    """GMX v1's ``liquidatePosition``: over the maximum leverage only (state 2), the position is
+    decreased to zero and what is left goes back to the trader less the margin fees; below
+    ``marginFees + liquidationFee`` (state 1) the collateral left is forfeited. Long 20,000 at 2,000
+    with 1,500 of collateral, fees 2, liquidation fee 5, 50x: T = 400 is the state-2 line."""
+    pos = perp(True, 20_000, 1_500)
+    x = np.log(np.array([[[eth / 2000.0, 1.0]]]))  # one path, one step: ETH to ``eth``, BTC flat
+    res = liquidation_probability([pos], ("ETH", "BTC"), x)
+    assert res.p[0] == 1.0
+    assert res.loss_given_liq[0] == pytest.approx(loss, abs=1e-6)
