@@ -38,6 +38,7 @@ from keeper.chain import contracts as C
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
+from keeper.devnet.position_keeper import start_thread
 from keeper.faults import POINTS
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1
@@ -212,6 +213,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="keeper-faults-") as tmp, Anvil() as node:
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
         dep = deploy_devnet(w3)
+        # GMX's own position keeper, as on the devnet: it executes the perps' PositionRouter requests
+        pk_thread, pk_stop = start_thread(w3, dep["perp"])
         b = Bench(node, w3, dep, Path(tmp))
         base = b.rpc("evm_snapshot")
         snap = lambda: b.rpc("evm_snapshot")  # noqa: E731
@@ -238,6 +241,8 @@ def main() -> int:
             print(f"{n:>3} {t.point:<14} {t.position:<22} {' '.join(t.action):<20} {t.mining:<9} delay {t.delay:4.2f}"
                   f" -> actions {t.actions} recovery {t.recovery_s:5.2f} s {flag} {t.note}", flush=True)
         b.rpc("evm_revert", [base])
+        pk_stop.set()
+        pk_thread.join(timeout=30)
     print()
     print(table(trials))
     print(f"\n{len(trials)} trials in {time.monotonic() - t_start:.0f} s")

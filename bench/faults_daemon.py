@@ -48,6 +48,7 @@ from keeper.demo.faultlab import (
 from keeper.demo.faultlab import set_feed_price as set_price
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import deploy_devnet
+from keeper.devnet.position_keeper import start_thread
 from keeper.faults import POINTS
 from keeper.store import Store
 from keeper.store.journal import Journal
@@ -138,6 +139,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="keeper-faults-daemon-") as tmp, Anvil() as node:
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 60}))
         dep = {**deploy_devnet(w3), "rpc_url": node.url}
+        # GMX's own position keeper, as on the devnet and in the fault tests: it executes the vaults'
+        # PositionRouter requests (the gated perps' top-ups) a block later
+        pk_thread, pk_stop = start_thread(w3, dep["perp"])
         base = w3.provider.make_request("evm_snapshot", [])["result"]
         for n in range(args.trials):
             t = Trial(n, rng.choice(POINTS), rng.choice(CRASHES), rng.choice([0.3, 1.0]), round(rng.uniform(0, 2), 2),
@@ -154,6 +158,8 @@ def main() -> int:
             print(f"{n:>3} {t.point:<14} ETH {t.crash[0]} BTC {t.crash[1]} blocks {t.period:.1f} s "
                   f"delay {t.delay:4.2f} {t.recovery:<9} -> protected {t.protected}/{t.needed} "
                   f"recovery {t.recovery_s:5.2f} s {flag} {t.note}", flush=True)
+        pk_stop.set()
+        pk_thread.join(timeout=30)
     receiver.close()
     print()
     print(table(trials))
