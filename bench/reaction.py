@@ -155,6 +155,8 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
     k = Keeper(cfg, vols=VOLS)
     orig_tick = k.tick
 
+    phases: dict[int, dict[str, float]] = {}
+
     def timed_tick(block: int) -> int:
         t0 = time.perf_counter()
         tick_start.setdefault(block, t0)
@@ -162,6 +164,7 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
             return orig_tick(block)
         finally:
             ticks.append((block, time.perf_counter() - t0))
+            phases[block] = dict(k.phases)
 
     k.tick = timed_tick  # type: ignore[method-assign]
     runner = threading.Thread(target=lambda: k.run(install_signals=False), daemon=True)
@@ -213,7 +216,7 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
     detect = (tick_start[n] - heads.at[n]) * 1000 if n in tick_start and n in heads.at else None
     return {"block": n, "txs": len(landed), "landed": landed, "latency_ms": lat, "first_ms": first, "detect_ms": detect,
             "requested": requested, "executed": executed,
-            "tick_n_ms": tick_n * 1000 if tick_n is not None else None,
+            "tick_n_ms": tick_n * 1000 if tick_n is not None else None, "phases": phases.get(n, {}),
             "quiet_tick_ms": statistics.median(other) * 1000 if other else None,
             "mined": w3.eth.get_transaction_count(keeper_addr) - nonce0}
 
@@ -326,6 +329,13 @@ def summarize(k: int, n_watch: int, results: list[dict], args: argparse.Namespac
         ("tick at the update block, median", f"{statistics.median(ticks_n):.0f} ms" if ticks_n else "-"),
         ("quiet tick (no action), median", f"{statistics.median(quiet):.0f} ms" if quiet else "-"),
     ]
+    # where the update tick's time went (Keeper.phases: the tick's own phases, and the executor's
+    # split of its flushes: waiting for the journal check and the gas calls, signing, the journal
+    # commit, the broadcast batch), median over rounds
+    for phase in ("read_s", "plan_act_s", "gas_wait_s", "sign_s", "journal_s", "broadcast_s"):
+        vals = [r["phases"][phase] * 1000 for r in results if phase in r.get("phases", {})]
+        if vals:
+            rows.append((f"update tick: {phase[:-2]} (median)", f"{statistics.median(vals):.1f} ms"))
     if args.perps:
         rows += [
             ("GMX requests: blocks after update (count)", ", ".join(f"{b}: {requested.count(b)}"

@@ -14,31 +14,39 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, is_checksum_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
+from keeper.domain import Address
 from keeper.errors import ConfigError
 
 DEFAULT_PATH = Path("config.toml")
 ENV_PREFIX = "KEEPER__"
-MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+MULTICALL3 = Address("0xcA11bde05977b3631167028862bE2a173976CA11")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_address(value: str) -> str:
-    """A 20-byte hex address. Mixed case must carry a valid EIP-55 checksum; all-lower or
-    all-upper is accepted and checksummed."""
+def parse_address(value: object) -> Address:
+    """An address typed by a person or read from a file, as the keeper's one ``Address`` (lower case).
+    Mixed case must carry a valid EIP-55 checksum (a wrong one is a typo); all-lower or all-upper is
+    accepted. An ``Address`` is taken as is."""
+    if type(value) is Address:
+        return value
     if not isinstance(value, str) or not is_address(value):
         raise ValueError(f"not an address: {value!r}")
     body = value[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
         raise ValueError(f"bad EIP-55 checksum: {value!r} (did you mean {to_checksum_address(value)}?)")
-    return to_checksum_address(value)
+    return Address(value)
+
+
+# A config field holding an address: validated by ``parse_address``, held as ``Address``.
+AddressField = Annotated[Address, PlainValidator(parse_address)]
 
 
 class DevnetConfig(_Strict):
@@ -56,21 +64,19 @@ class StoreConfig(_Strict):
 
 
 class AaveConfig(_Strict):
-    pool: str
-    data_provider: str
-    oracle: str
+    pool: AddressField
+    data_provider: AddressField
+    oracle: AddressField
     price_decimals: int = Field(default=8, ge=0, le=36)
     health: Literal["exact", "pool"] = Field(
         default="exact", description="exact = the keeper computes health with the maths of the pool's version (known "
                              "revisions only; accounts it may act for are cross-checked with getUserAccountData); "
                              "pool = getUserAccountData for every account (exact on any revision, slower)")
-    _a = field_validator("pool", "data_provider", "oracle")(parse_address)
 
 
 class MorphoConfig(_Strict):
-    morpho: str
+    morpho: AddressField
     markets: list[str] = Field(min_length=1)
-    _a = field_validator("morpho")(parse_address)
 
     @field_validator("markets")
     @classmethod
@@ -83,18 +89,17 @@ class MorphoConfig(_Strict):
 
 
 class PerpMarketConfig(_Strict):
-    collateral_token: str
-    index_token: str
+    collateral_token: AddressField
+    index_token: AddressField
     is_long: bool
-    _a = field_validator("collateral_token", "index_token")(parse_address)
 
 
 class PerpConfig(_Strict):
     """A GMX v1 Vault (or a fork's) and the markets to read on it."""
 
-    vault: str
+    vault: AddressField
     markets: list[PerpMarketConfig] = Field(min_length=1)
-    position_router: str | None = Field(
+    position_router: AddressField | None = Field(
         default=None, description="GMX v1 PositionRouter: on a gated Vault (leverage off "
                                   "outside executions, as production GMX v1) margin top-ups are requests to it")
     request_latency_blocks: int = Field(
@@ -104,37 +109,34 @@ class PerpConfig(_Strict):
     request_timeout_blocks: int = Field(default=20, gt=0, le=100_000, description="a request still pending after this "
                                         "many blocks is alerted, then executed or cancelled by the vault itself once "
                                         "GMX allows it (minTimeDelayPublic)")
-    _a = field_validator("vault", "position_router")(lambda v: None if v is None else parse_address(v))
 
 
 class FeedConfig(_Strict):
-    address: str
-    asset: str | None = Field(default=None, description="the token this feed prices (for 'price unusable' flags)")
+    address: AddressField
+    asset: AddressField | None = Field(default=None,
+                                       description="the token this feed prices (for 'price unusable' flags)")
     heartbeat: int = Field(default=3600, gt=0, description="seconds: an older answer is stale")
-    second_source: str | None = None
+    second_source: AddressField | None = None
     max_deviation: float = Field(default=0.05, gt=0, lt=1)
-    _a = field_validator("address", "asset", "second_source")(lambda v: None if v is None else parse_address(v))
 
 
 class SequencerConfig(_Strict):
-    address: str
+    address: AddressField
     grace_period: int = Field(default=3600, ge=0)
-    _a = field_validator("address")(parse_address)
 
 
 class AccountConfig(_Strict):
-    address: str
+    address: AddressField
     kind: Literal["vault", "owner", "watch"] = "watch"
     label: str | None = None
-    vault: str | None = Field(default=None,
-                              description="the KeeperVault that acts for this account (a vault acts for itself)")
+    vault: AddressField | None = Field(
+        default=None, description="the KeeperVault that acts for this account (a vault acts for itself)")
     protocols: list[Literal["aave_v3", "morpho_blue", "perp"]] | None = Field(
         default=None,
         description="read this account on these protocols only (unset: every protocol the chain configures)")
-    _a = field_validator("address", "vault")(lambda v: None if v is None else parse_address(v))
 
     @property
-    def acting_vault(self) -> str | None:
+    def acting_vault(self) -> Address | None:
         return self.address if self.kind == "vault" else self.vault
 
 
@@ -213,7 +215,7 @@ class ChainConfig(_Strict):
                                description="ws(s) URLs for newHeads (unset: derived from rpc_urls)")
     deployment: Path | None = Field(default=None,
                                     description="fill contracts, feeds and accounts from a devnet deployment file")
-    multicall: str = MULTICALL3
+    multicall: AddressField = MULTICALL3
     timeout: float = Field(default=10.0, gt=0)
     retries: int = Field(default=3, ge=0, le=20)
     max_lag_blocks: int = Field(default=3, ge=0)
@@ -226,7 +228,6 @@ class ChainConfig(_Strict):
     feeds: dict[str, FeedConfig] = Field(default_factory=dict)
     sequencer: SequencerConfig | None = None
     accounts: list[AccountConfig] = Field(default_factory=list)
-    _a = field_validator("multicall")(parse_address)
 
     @field_validator("rpc_urls")
     @classmethod

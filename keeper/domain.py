@@ -7,9 +7,40 @@ chain to the wei."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
+
+_HEX40 = re.compile(r"0x[0-9a-f]{40}")
+
+
+class Address(str):
+    """The one form of an address inside the keeper: ``0x`` and 40 lower-case hex digits.
+
+    Built where an address comes in (config, deployment files, CLI arguments, data decoded from the
+    chain) and compared as is everywhere else: no ``.lower()`` on either side. Lower case, not EIP-55,
+    because a checksum costs a keccak and the read path builds tens of thousands of these per block;
+    operator-facing text shows the checksum (``keeper.views.shown_address``). Being a ``str``, it goes
+    into eth_abi, JSON, SQL and f-strings unchanged, and equals the plain lower-case string."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Address:
+        if type(value) is cls:
+            return value
+        if isinstance(value, str):
+            low = value.lower()
+            if _HEX40.fullmatch(low):
+                return str.__new__(cls, low)
+        raise ValueError(f"not an address (0x + 40 hex digits): {value!r}")
+
+
+ZERO_ADDRESS: Final = Address("0x" + "00" * 20)
+
+# GMX v1 counts perp collateral in USD (1e30); its legs hold this pseudo-asset, which is no token and
+# has no feed. The one Address that is not 0x + 40 hex (built past the check, on purpose).
+USD_ADDRESS: Final[Address] = str.__new__(Address, "usd")
 
 
 class Protocol(StrEnum):
@@ -30,8 +61,11 @@ MAX_UINT256 = 2**256 - 1
 @dataclass(frozen=True)
 class Asset:
     symbol: str
-    address: str
+    address: Address
     decimals: int
+
+
+USD_ASSET: Final = Asset("USD", USD_ADDRESS, 30)
 
 
 @dataclass(frozen=True)
@@ -90,8 +124,8 @@ class Position:
 
     chain: str
     protocol: Protocol
-    protocol_address: str
-    account: str
+    protocol_address: Address
+    account: Address
     market: str  # Aave: "pool"; Morpho: market id; perp: "<collateral>:<index>:<long|short>"
     legs: tuple[Leg, ...]
     health_wad: int

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from keeper.domain import Position, Protocol, Side
+from keeper.domain import Address, Position, Protocol, Side
 
 PROTOCOL_WORD = {Protocol.AAVE_V3: "aave", Protocol.MORPHO_BLUE: "morpho", Protocol.PERP: "perp"}
 # A perp's exposure is to the underlying: GMX indexes by the wrapped token (WETH), operators say ETH.
@@ -28,15 +28,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def short_address(address: str) -> str:
+def short_address(address: Address) -> str:
     """``0x`` and the first 6 hex digits: ``0x15d34a``."""
-    a = address.lower()
-    return a[:8] if a.startswith("0x") else a[:6]
+    return address[:8]
 
 
-def account_word(account: str, labels: Mapping[str, str] | None = None) -> str:
-    """The account's label as a name part, else its short address. ``labels``: lower-case address -> label."""
-    label = (labels or {}).get(account.lower())
+def account_word(account: Address, labels: Mapping[Address, str] | None = None) -> str:
+    """The account's label as a name part, else its short address. ``labels``: address -> label."""
+    label = (labels or {}).get(account)
     return slug(label) if label and slug(label) else short_address(account)
 
 
@@ -70,13 +69,13 @@ def aliases(p: Position, who: str) -> list[str]:
     return out
 
 
-def position_names(positions: Iterable[Position], labels: Mapping[str, str] | None = None) -> dict[str, str]:
+def position_names(positions: Iterable[Position], labels: Mapping[Address, str] | None = None) -> dict[str, str]:
     """key -> short name for every position of one chain. Positions whose names would clash all take
     their next alias, until none clash; the result does not depend on the order of ``positions``."""
     return Names.of(positions, labels).by_key
 
 
-def names_by_chain(positions: Iterable[Position], labels: Mapping[str, str] | None = None) -> dict[str, str]:
+def names_by_chain(positions: Iterable[Position], labels: Mapping[Address, str] | None = None) -> dict[str, str]:
     """key -> short name for positions of several chains: each chain's named on its own, as commands
     resolve names (one chain at a time)."""
     by_chain: dict[str, list[Position]] = {}
@@ -94,10 +93,9 @@ class Names:
     alias_lists: dict[str, list[str]]  # key -> every name the position answers to
 
     @classmethod
-    def of(cls, positions: Iterable[Position], labels: Mapping[str, str] | None = None) -> Names:
+    def of(cls, positions: Iterable[Position], labels: Mapping[Address, str] | None = None) -> Names:
         unique = {p.key: p for p in positions}
-        lowered = {a.lower(): label for a, label in (labels or {}).items()}  # once, not per position
-        cands = {k: aliases(p, account_word(p.account, lowered)) for k, p in unique.items()}
+        cands = {k: aliases(p, account_word(p.account, labels)) for k, p in unique.items()}
         level = dict.fromkeys(cands, 0)
         while True:
             holders: dict[str, list[str]] = {}

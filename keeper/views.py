@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
+from eth_utils.address import to_checksum_address
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import TextType
 
-from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import USD_ADDRESS, ZERO_ADDRESS, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.names import PROTOCOL_WORD, names_by_chain
 from keeper.risk.health import nearest_liquidation
+
+
+@lru_cache(maxsize=4096)
+def shown_address(address: str) -> str:
+    """An address as operators read it: EIP-55 checksummed (the keeper holds ``Address``, lower case).
+    Anything that is not an address (``"usd"``, ``""``) is shown as it is. Cached: a keccak each, and
+    output shows the same few addresses over and over."""
+    try:
+        return to_checksum_address(Address(address))
+    except ValueError:
+        return address
 
 
 def _short(addr: str) -> str:
@@ -42,7 +55,7 @@ def position_row(p: Position) -> dict[str, Any]:
         "key": p.key,
         "chain": p.chain,
         "protocol": p.protocol.value,
-        "account": p.account,
+        "account": shown_address(p.account),
         "market": p.market,
         "market_label": market_label(p),
         "block": p.block,
@@ -58,7 +71,7 @@ def position_row(p: Position) -> dict[str, Any]:
         "price_issue": p.price_issue,
         # Aave: health checked against the pool's getUserAccountData in the same read (None elsewhere)
         "health_verified": health_verified(p),
-        "protocol_address": p.protocol_address,
+        "protocol_address": shown_address(p.protocol_address),
         "legs": [{"asset": leg.asset.symbol, "address": leg.asset.address, "decimals": leg.asset.decimals,
                   "side": leg.side.value, "amount": leg.amount, "amount_raw": str(leg.amount_raw),
                   "price_usd": leg.price_usd, "liquidation_weight": leg.liquidation_weight} for leg in p.legs],
@@ -82,8 +95,9 @@ def health_verified(p: Position) -> bool | None:
 
 def position_from_row(row: dict[str, Any]) -> Position:
     """The inverse of ``position_row`` (``keeper status --json``), for offline tools (``stress``)."""
-    legs = tuple(Leg(Asset(leg["asset"], leg["address"], _decimals(leg)), Side(leg["side"]), int(leg["amount_raw"]),
-                     float(leg["price_usd"]), float(leg["liquidation_weight"])) for leg in row["legs"])
+    legs = tuple(Leg(Asset(leg["asset"], _asset_address(leg["address"]), _decimals(leg)), Side(leg["side"]),
+                     int(leg["amount_raw"]), float(leg["price_usd"]), float(leg["liquidation_weight"]))
+                 for leg in row["legs"])
     perp = None
     if row.get("perp"):
         p = row["perp"]
@@ -91,9 +105,14 @@ def position_from_row(row: dict[str, Any]) -> Position:
                          p["average_price"], p["mark_price"], p["margin_fees_usd"], p.get("liquidation_fee_usd", 5.0),
                          p.get("max_leverage", 50.0), p["liquidation_state"])
     return Position(chain=row["chain"], protocol=Protocol(row["protocol"]),
-                    protocol_address=row.get("protocol_address", ""), account=row["account"], market=row["market"],
+                    protocol_address=Address(row["protocol_address"]) if row.get("protocol_address") else ZERO_ADDRESS,
+                    account=Address(row["account"]), market=row["market"],
                     legs=legs, health_wad=int(row["health_wad"]), block=row["block"], perp=perp,
                     price_ok=row["price_ok"], price_issue=row["price_issue"])
+
+
+def _asset_address(text: str) -> Address:
+    return USD_ADDRESS if text == USD_ADDRESS else Address(text)
 
 
 def _decimals(leg: dict[str, Any]) -> int:
@@ -209,11 +228,12 @@ def _market_full(p: Position) -> str:
     return market_label(p)
 
 
-def _row(p: Position, labels: dict[str, str], names: dict[str, str]) -> _Row:
+def _row(p: Position, labels: Mapping[Address, str], names: dict[str, str]) -> _Row:
     pt = nearest_liquidation(p)
     health, style = health_text(p)
     return _Row(names.get(p.key, p.key),
-                p.chain, p.protocol.value, p.account, labels.get(p.account.lower()), _market_full(p), market_label(p),
+                p.chain, p.protocol.value, shown_address(p.account), labels.get(p.account), _market_full(p),
+                market_label(p),
                 p.collateral_usd, p.debt_usd, health, f"{pt.symbol} {pt.price:,.2f}" if pt else "-",
                 f"{pt.move:+.1%}" if pt else "-", style)
 
@@ -336,12 +356,12 @@ def _fill(table: Table, rows: Sequence[_Row], layout: _Layout, widths: dict[str,
     return table
 
 
-def positions_table(positions: Sequence[Position], title: str = "positions", labels: dict[str, str] | None = None,
-                    wide: bool = False) -> Table:
+def positions_table(positions: Sequence[Position], title: str = "positions",
+                    labels: Mapping[Address, str] | None = None, wide: bool = False) -> Table:
     """The positions, least healthy first, each by its short name (``keeper.names``). Fits the width it is
     printed at (health, liquidation price and distance are never cut; other columns shrink or go; the name
     is cut last); ``wide=True`` shows every column in full."""
-    labels = {k.lower(): v for k, v in (labels or {}).items()}
+    labels = labels or {}
     names = names_by_chain(positions, labels)
     rows = [_row(p, labels, names) for p in sorted(positions, key=lambda p: p.health)]
     return PositionsTable(rows, title, wide)

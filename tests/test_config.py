@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from keeper.config import load_config
+from keeper.domain import Address
 from keeper.errors import ConfigError
 
 
@@ -68,7 +69,9 @@ kind = "owner"
 def test_a_chain_section(tmp_path):
     cfg = load_config(write(tmp_path, GOOD_CHAIN), env={})
     main = cfg.chains["main"]
-    assert main.aave_v3.pool == "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"  # checksummed
+    # a valid checksum is accepted and held as the keeper's one Address form (lower case)
+    assert main.aave_v3.pool == "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
+    assert type(main.aave_v3.pool) is Address and type(main.accounts[0].address) is Address
     assert main.accounts[0].kind == "owner"
 
 

@@ -11,37 +11,37 @@ import pytest
 
 from keeper.app.books import VaultBook
 from keeper.app.manual import find
-from keeper.domain import WAD, Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import USD_ASSET, WAD, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.errors import ConfigError
 from keeper.names import Names, account_word, names_by_chain, position_names, with_names
 
-ALICE = "0x4C2F7092C2aE51D986bEFEe378e50BD4dB99C901"
-BOB = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
-CAROL = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
-POOL = "0x9bd03768a7DCc129555dE410FF8E85528A4F88b5"
-MORPHO = "0xf5059a5D33d5853360D16C683c16e67980206f36"
-GMX = "0x0E801D84Fa97b50751Dbf25036d067dCf18858bF"
-WETH = Asset("WETH", "0x5FbDB2315678afecb367f032d93F642f64180aa3", 18)
-WBTC = Asset("WBTC", "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0", 8)
-USDC = Asset("USDC", "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9", 6)
+ALICE = Address("0x4C2F7092C2aE51D986bEFEe378e50BD4dB99C901")
+BOB = Address("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65")
+CAROL = Address("0x976EA74026E726554dB657fA54763abd0C3a0aa9")
+POOL = Address("0x9bd03768a7DCc129555dE410FF8E85528A4F88b5")
+MORPHO = Address("0xf5059a5D33d5853360D16C683c16e67980206f36")
+GMX = Address("0x0E801D84Fa97b50751Dbf25036d067dCf18858bF")
+WETH = Asset("WETH", Address("0x5FbDB2315678afecb367f032d93F642f64180aa3"), 18)
+WBTC = Asset("WBTC", Address("0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"), 8)
+USDC = Asset("USDC", Address("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"), 6)
 WETH_USDC = "0xc7ae20fe794f690c0fcf77e094882c0fc6fef16a4bad4e368f7e26b015836eab"
 WBTC_USDC = "0x" + "ab" * 32
 LABELS = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
 
 
-def aave(account: str, pool: str = POOL, chain: str = "devnet") -> Position:
+def aave(account: Address, pool: Address = POOL, chain: str = "devnet") -> Position:
     legs = (Leg(WETH, Side.COLLATERAL, 10**18, 2000.0, 0.825), Leg(USDC, Side.DEBT, 10**9, 1.0))
     return Position(chain, Protocol.AAVE_V3, pool, account, "pool", legs, 2 * WAD, 1)
 
 
-def morpho(account: str, market: str = WETH_USDC, coll: Asset = WETH) -> Position:
+def morpho(account: Address, market: str = WETH_USDC, coll: Asset = WETH) -> Position:
     legs = (Leg(coll, Side.COLLATERAL, 10**18, 2000.0, 0.86), Leg(USDC, Side.DEBT, 10**9, 1.0))
     return Position("devnet", Protocol.MORPHO_BLUE, MORPHO, account, market, legs, 2 * WAD, 1)
 
 
-def perp(account: str, index: Asset = WETH, long: bool = True, collateral: Asset = WETH) -> Position:
+def perp(account: Address, index: Asset = WETH, long: bool = True, collateral: Asset = WETH) -> Position:
     terms = PerpTerms(index, long, 20_000.0, 4_000.0, 2000.0, 2000.0, 20.0, 5.0, 50.0, 0)
-    legs = (Leg(Asset("USD", "usd", 30), Side.COLLATERAL, 4_000 * 10**30, 1.0),)
+    legs = (Leg(USD_ASSET, Side.COLLATERAL, 4_000 * 10**30, 1.0),)
     market = f"{collateral.address}:{index.address}:{'long' if long else 'short'}"
     return Position("devnet", Protocol.PERP, GMX, account, market, legs, 2 * WAD, 1, perp=terms)
 
@@ -74,7 +74,7 @@ def test_names_do_not_depend_on_order_or_on_unrelated_positions():
 def test_an_account_without_a_label_is_named_by_its_short_address():
     assert account_word(BOB) == "0x15d34a"
     assert position_names([aave(BOB)]) == {aave(BOB).key: "0x15d34a-aave"}
-    assert account_word(ALICE, {ALICE.lower(): "Treasury Hot"}) == "treasury-hot"  # labels: any case, slugged
+    assert account_word(ALICE, {ALICE: "Treasury Hot"}) == "treasury-hot"  # labels: slugged
 
 
 def test_two_morpho_markets_of_one_account_add_their_symbols_then_the_market_id():
@@ -92,7 +92,7 @@ def test_colliding_labels_and_pools_still_give_unique_names():
     twins = {ALICE: "ops", BOB: "ops"}  # one label on two accounts
     names = position_names([aave(ALICE), aave(BOB)], twins)
     assert len(set(names.values())) == 2 and all(n.startswith("ops-aave-") for n in names.values())
-    two_pools = position_names([aave(ALICE), aave(ALICE, pool="0x" + "12" * 20)], LABELS)
+    two_pools = position_names([aave(ALICE), aave(ALICE, pool=Address("0x" + "12" * 20))], LABELS)
     assert sorted(two_pools.values()) == ["alice-aave-121212", "alice-aave-9bd037"]
     shorts = [perp(ALICE, WBTC, long=False, collateral=USDC), perp(ALICE, WBTC, long=False, collateral=WETH)]
     assert sorted(position_names(shorts, LABELS).values()) == ["alice-perp-btc-short-5fbdb2",

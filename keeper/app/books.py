@@ -14,7 +14,7 @@ from typing import Any
 
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
-from keeper.domain import WAD, Asset, Position, Protocol, Side
+from keeper.domain import USD_ADDRESS, WAD, Address, Asset, Position, Protocol, Side
 from keeper.plan.planner import Plan, Policy, Reserve, plan
 from keeper.plan.whatif import AssetParams
 from keeper.protocols.aave_v3 import AaveV3Adapter
@@ -44,39 +44,35 @@ def policy_from(cfg: Config) -> Policy:
 
 @dataclass
 class VaultBook:
-    vault: str
+    vault: Address
     positions: list[Position] = field(default_factory=list)
     reserve: Reserve | None = None
     floors: dict[str, float] = field(default_factory=dict)
-    release_left: dict[str, int] = field(default_factory=dict)  # asset (lower) -> tokens the window still allows
+    release_left: dict[Address, int] = field(default_factory=dict)  # asset -> tokens the window still allows
 
 
-def acting_vaults(ccfg: ChainConfig) -> dict[str, str]:
-    """account (lower) -> the vault that acts for it."""
-    out = {}
-    for a in ccfg.accounts:
-        if a.acting_vault:
-            out[a.address.lower()] = a.acting_vault
-    return out
+def acting_vaults(ccfg: ChainConfig) -> dict[Address, Address]:
+    """account -> the vault that acts for it."""
+    return {a.address: a.acting_vault for a in ccfg.accounts if a.acting_vault}
 
 
 def asset_params(reader: ChainReader, snap: Snapshot) -> list[AssetParams]:
     """Every asset a vault could move: Aave reserves (weights = liquidation thresholds), Morpho
     collateral (weight = LLTV per market), perp collateral tokens; prices from the positions' own
     legs (the protocols' oracles) or the checked feeds."""
-    prices: dict[str, float] = {}
+    prices: dict[Address, float] = {}
     for p in snap.positions:
         for leg in p.legs:
-            if leg.price_usd > 0 and leg.asset.address != "usd":
-                prices.setdefault(leg.asset.address.lower(), leg.price_usd)
+            if leg.price_usd > 0 and leg.asset.address != USD_ADDRESS:
+                prices.setdefault(leg.asset.address, leg.price_usd)
     for asset, feed in reader.asset_feeds.items():
         r = snap.prices.get(feed)
         if r is not None and r.ok:
             prices.setdefault(asset, r.price)
-    params: dict[str, dict[str, Any]] = {}
+    params: dict[Address, dict[str, Any]] = {}
 
     def add(asset: Asset, key: str, weight: float) -> None:
-        entry = params.setdefault(asset.address.lower(), {"asset": asset, "weights": {}})
+        entry = params.setdefault(asset.address, {"asset": asset, "weights": {}})
         entry["weights"][key] = weight
 
     for ad in reader.adapters:
@@ -109,24 +105,24 @@ class BookLayout:
     tick's layout (in the background, while the chain is read: :func:`read_book_calls`) serves this
     tick when the layouts are equal."""
 
-    vaults: tuple[str, ...]
-    assets: tuple[str, ...]  # lower case
-    floor_keys: tuple[tuple[str, str], ...]  # (vault, position key) of each floor call
+    vaults: tuple[Address, ...]
+    assets: tuple[Address, ...]
+    floor_keys: tuple[tuple[Address, str], ...]  # (vault, position key) of each floor call
     calls: tuple[Call, ...]
 
 
 def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> BookLayout:
     vault_of = acting_vaults(ccfg)
-    held: dict[str, list[Position]] = {}
+    held: dict[Address, list[Position]] = {}
     for p in snap.positions:
-        v = vault_of.get(p.account.lower())
+        v = vault_of.get(p.account)
         if v is not None:
             held.setdefault(v, []).append(p)
     calls: list[Call] = []
     for v in held:
         calls += [Call(a.address, SEL_BALANCE_OF + enc_address(v)) for a in assets]
         calls += [Call(v, sel + enc_address(a.address)) for a in assets for sel in (SEL_RELEASE_CAP, SEL_RELEASE_USED)]
-    floor_keys: list[tuple[str, str]] = []
+    floor_keys: list[tuple[Address, str]] = []
     for v, positions in held.items():
         for p in positions:
             for addr in _floor_assets(p):
@@ -134,7 +130,7 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
                 calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market + enc_address(ref.account)))
                 floor_keys.append((v, p.key))
-    return BookLayout(tuple(held), tuple(a.address.lower() for a in assets), tuple(floor_keys), tuple(calls))
+    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls))
 
 
 def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list[Result]:
@@ -154,12 +150,12 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
     vault_of = acting_vaults(ccfg)
     books = {v: VaultBook(v) for v in layout.vaults}
     for p in snap.positions:
-        v = vault_of.get(p.account.lower())
+        v = vault_of.get(p.account)
         if v is not None:
             books[v].positions.append(p)
     k = 0
     for v in layout.vaults:
-        bal = {}
+        bal: dict[Address, int] = {}
         for a in layout.assets:
             r = results[k]
             k += 1
@@ -177,7 +173,7 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
     return list(books.values())
 
 
-def _floor_assets(p: Position) -> list[str | None]:
+def _floor_assets(p: Position) -> list[Address | None]:
     if p.protocol is Protocol.AAVE_V3:
         return [leg.asset.address for leg in p.legs_on(Side.COLLATERAL)] or [None]
     return [None]

@@ -43,12 +43,14 @@ from keeper.chain.keys import load_key
 from keeper.chain.multicall import Call, Multicall, Result
 from keeper.chain.oracle import LATEST_ROUND_DATA
 from keeper.config import ChainConfig, Config, KeeperConfig
-from keeper.domain import MAX_UINT256, WAD, Asset, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Address, Asset, Position, Protocol, Side
 from keeper.errors import KeeperError, Reverted
 from keeper.names import position_names
+from keeper.plan.whatif import perp_collateral_address
 from keeper.protocols.base import address_word, word
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import Ref, ref_for
+from keeper.views import shown_address
 
 REF_TYPE = "(uint8,address,bytes32,address)"
 SEL_HEALTH = keccak(text=f"health({REF_TYPE})")[:4]
@@ -124,7 +126,8 @@ def _code(name: str, ccfg: ChainConfig, client: ChainClient) -> list[Check]:
     out = []
     for (key, addr), code in zip(contracts, codes):
         ok = isinstance(code, str) and len(code) > 2
-        out.append(Check(f"{name}: {key}", ok, addr if ok else f"no contract at {addr}"))
+        shown = shown_address(addr)
+        out.append(Check(f"{name}: {key}", ok, shown if ok else f"no contract at {shown}"))
     return out
 
 
@@ -136,7 +139,7 @@ def _feeds(name: str, ccfg: ChainConfig, mc: Multicall, block: int) -> list[Chec
     for (fname, f), r in zip(ccfg.feeds.items(), res):
         ok = r.success and len(r.data) == 160
         out.append(Check(f"{name}: feeds.{fname} answers latestRoundData", ok,
-                         "" if ok else f"{f.address} is not a Chainlink aggregator"))
+                         "" if ok else f"{shown_address(f.address)} is not a Chainlink aggregator"))
     return out
 
 
@@ -158,15 +161,15 @@ def _read(name: str, ccfg: ChainConfig, reader: ChainReader, block: int, out: li
         if not p.price_ok:
             out.append(Check(f"{name}: {describe(p, names)}", False,
                              f"{p.price_issue or 'price unusable'}: the keeper will not act on it"))
-    held = {p.account.lower() for p in snap.positions}
+    held = {p.account for p in snap.positions}
     protocols = [a.protocol.value for a in reader.adapters]
     for a in ccfg.accounts:
         if a.kind == "owner" and a.vault is None:
-            out.append(Check(f"{name}: owner account {a.label or a.address}", True,
+            out.append(Check(f"{name}: owner account {a.label or shown_address(a.address)}", True,
                              "no vault configured: nothing acts for it, it is only watched", warning=True))
-        if a.kind != "watch" and a.address.lower() not in held:
+        if a.kind != "watch" and a.address not in held:
             on = [p for p in protocols if a.protocols is None or p in a.protocols]
-            out.append(Check(f"{name}: {a.kind} account {a.label or a.address}", True,
+            out.append(Check(f"{name}: {a.kind} account {a.label or shown_address(a.address)}", True,
                              f"no position on {', '.join(on) or 'any protocol (protocols is empty)'}: "
                              "nothing to protect yet, or a wrong address/protocols list", warning=True))
     return snap
@@ -193,19 +196,19 @@ def _key(name: str, ccfg: ChainConfig, key: KeeperConfig | None, chain_id: int, 
 
 def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_address: str | None) -> list[Check]:
     names = position_names(snap.positions, _labels(ccfg))
-    vault_of: dict[str, str] = {}
-    serves: dict[str, list[str]] = {}
+    vault_of: dict[Address, Address] = {}
+    serves: dict[Address, list[str]] = {}
     for a in ccfg.accounts:
         if a.acting_vault:
-            vault_of[a.address.lower()] = a.acting_vault
-            serves.setdefault(a.acting_vault, []).append(a.label or a.address)
+            vault_of[a.address] = a.acting_vault
+            serves.setdefault(a.acting_vault, []).append(a.label or shown_address(a.address))
     if not serves:
         return []
     vaults = list(serves)
     calls = [c for v in vaults for c in (Call(v, SEL_KEEPER), Call(v, SEL_PAUSED))]
-    jobs: list[tuple[Position, str, list[tuple[str, Ref]]]] = []
+    jobs: list[tuple[Position, Address, list[tuple[str, Ref]]]] = []
     for p in snap.positions:
-        v = vault_of.get(p.account.lower())
+        v = vault_of.get(p.account)
         if v is not None:
             refs = _refs(p)
             jobs.append((p, v, refs))
@@ -216,7 +219,7 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
     n_fixed = len(calls)
     for v in vaults:
         calls.append(Call(v, SEL_CAP_WINDOW))
-        calls += [Call(v, SEL_RELEASE_CAP + encode(["address"], [to_checksum_address(a)])) for a in released.get(v, {})]
+        calls += [Call(v, SEL_RELEASE_CAP + encode(["address"], [a])) for a in released.get(v, {})]
     try:
         results = mc.call(calls, snap.block)
     except KeeperError as e:
@@ -236,43 +239,45 @@ def _vaults(name: str, ccfg: ChainConfig, mc: Multicall, snap: Snapshot, key_add
     return out + [Check(c.what, c.ok, c.detail, c.warning) for c in paths]
 
 
-def _vault_check(name: str, vault: str, serves: list[str], keeper_r: Result, paused_r: Result,
+def _vault_check(name: str, vault: Address, serves: list[str], keeper_r: Result, paused_r: Result,
                  key_address: str | None) -> Check:
-    what = f"{name}: vault {vault} (acts for {', '.join(serves)})"
+    what = f"{name}: vault {shown_address(vault)} (acts for {', '.join(serves)})"
     if not keeper_r.success or len(keeper_r.data) < 32:
         return Check(what, False, f"keeper() {_failure(keeper_r)}: is it a KeeperVault?")
-    keeper = to_checksum_address(address_word(keeper_r.data, 0))
+    on_chain = address_word(keeper_r.data, 0)
+    keeper = shown_address(on_chain)
     if paused_r.success and len(paused_r.data) >= 32 and word(paused_r.data, 0):
         return Check(what, False, "paused: it refuses every keeper call until its owner unpauses it")
-    if key_address is not None and keeper != key_address:
+    if key_address is not None and on_chain != Address(key_address):
         return Check(what, False, f"keeper() is {keeper}, the configured key is {key_address}: "
                                   "every keeper call would revert NotKeeper")
     return Check(what, True, f"keeper() {keeper}" + (" is the configured key" if key_address else "") + ", not paused")
 
 
-def _released(positions: list[Position], vault_of: dict[str, str]) -> dict[str, dict[str, Asset | None]]:
-    """vault -> {asset address (lower): the asset, or None when only its address is known}: what its
+def _released(positions: list[Position],
+              vault_of: dict[Address, Address]) -> dict[Address, dict[Address, Asset | None]]:
+    """vault -> {asset address: the asset, or None when only its address is known}: what its
     positions would release (collateral; a perp's collateral token)."""
-    known = {leg.asset.address.lower(): leg.asset for p in positions for leg in p.legs}
-    known.update({p.perp.index.address.lower(): p.perp.index for p in positions if p.perp is not None})
-    out: dict[str, dict[str, Asset | None]] = {}
+    known = {leg.asset.address: leg.asset for p in positions for leg in p.legs}
+    known.update({p.perp.index.address: p.perp.index for p in positions if p.perp is not None})
+    out: dict[Address, dict[Address, Asset | None]] = {}
     for p in positions:
-        v = vault_of.get(p.account.lower())
+        v = vault_of.get(p.account)
         if v is None:
             continue
-        addrs = ([p.market.split(":")[0].lower()] if p.perp is not None
-                 else [leg.asset.address.lower() for leg in p.legs_on(Side.COLLATERAL)])
+        addrs = ([perp_collateral_address(p)] if p.perp is not None
+                 else [leg.asset.address for leg in p.legs_on(Side.COLLATERAL)])
         for a in addrs:
             out.setdefault(v, {})[a] = known.get(a)
     return out
 
 
-def _release_check(name: str, vault: str, assets: dict[str, Asset | None], window_r: Result,
+def _release_check(name: str, vault: Address, assets: dict[Address, Asset | None], window_r: Result,
                    caps: list[Result]) -> Check:
     """What the vault's release windows let the keeper take out of positions: a warning for an asset
     it cannot release at all (0, the default) and for a vault without release windows (one older
     than this keeper)."""
-    what = f"{name}: vault {vault} release windows"
+    what = f"{name}: vault {shown_address(vault)} release windows"
     if not assets:
         return Check(what, True, "no position to release from")
     if not window_r.success or len(window_r.data) < 32 or any(not r.success or len(r.data) < 32 for r in caps):
@@ -294,7 +299,7 @@ def _release_check(name: str, vault: str, assets: dict[str, Asset | None], windo
     return Check(what, True, detail)
 
 
-def _health_check(name: str, pos: str, p: Position, vault: str, refs: list[tuple[str, Ref]],
+def _health_check(name: str, pos: str, p: Position, vault: Address, refs: list[tuple[str, Ref]],
                   results: list[Result]) -> Check:
     what = f"{name}: vault health of {pos}"
     if not refs:
@@ -315,13 +320,13 @@ def _health_check(name: str, pos: str, p: Position, vault: str, refs: list[tuple
         else:
             refused.append(asset or "market")
     if failures:
-        return Check(what, False, f"vault {vault}: " + "; ".join(
+        return Check(what, False, f"vault {shown_address(vault)}: " + "; ".join(
             f"health() {why}" + (f" (for {', '.join(assets)})" if any(assets) else "")
             for why, assets in failures.items()))
     shown = ", ".join(dict.fromkeys(_health(h) for h in values))
     via = f" via {', '.join(a for a, _ in refs)}" if p.protocol is Protocol.AAVE_V3 else ""
     if not allowed:
-        return Check(what, False, f"{shown}{via}, but vault {vault} allows none of its markets "
+        return Check(what, False, f"{shown}{via}, but vault {shown_address(vault)} allows none of its markets "
                                   "(owner: setMarket/setPerpMarket): the keeper cannot act on it")
     detail = f"{shown}{via}; floor {floor / WAD:g}"
     if refused:
@@ -335,7 +340,7 @@ def _refs(p: Position) -> list[tuple[str, Ref]]:
     """The vault refs to call for a position: for Aave one per asset of its legs, else its one ref."""
     if p.protocol is not Protocol.AAVE_V3:
         return [("", ref_for(p))]
-    assets = {leg.asset.address.lower(): leg.asset for leg in p.legs}
+    assets = {leg.asset.address: leg.asset for leg in p.legs}
     return [(a.symbol, ref_for(p, a.address)) for a in assets.values()]
 
 
@@ -380,8 +385,8 @@ def _differs(vault: int, read: int) -> bool:
     return abs(vault - read) > HEALTH_TOLERANCE * max(vault, read, 1)
 
 
-def _labels(ccfg: ChainConfig) -> dict[str, str]:
-    return {a.address.lower(): a.label for a in ccfg.accounts if a.label}
+def _labels(ccfg: ChainConfig) -> dict[Address, str]:
+    return {a.address: a.label for a in ccfg.accounts if a.label}
 
 
 def describe(p: Position, names: Mapping[str, str]) -> str:

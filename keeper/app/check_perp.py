@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall
 from keeper.config import ChainConfig
-from keeper.domain import Position, Protocol
+from keeper.domain import ZERO_ADDRESS, Address, Position, Protocol
 from keeper.errors import KeeperError
 from keeper.protocols.base import address_word, enc_address, selector, word
+from keeper.views import shown_address
 
-NATIVE = "0x" + "00" * 20
+NATIVE = ZERO_ADDRESS
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,9 @@ SEL_APPROVED = selector("approvedRouters(address,address)")  # GMX Vault
 
 
 def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[Position],
-               vault_of: Mapping[str, str], describe: Callable[[Position], str]) -> list[PathCheck]:
+               vault_of: Mapping[Address, Address], describe: Callable[[Position], str]) -> list[PathCheck]:
     """One check per perp position a KeeperVault may act on (``vault_of``: account -> vault)."""
-    jobs = [(p, vault_of[p.account.lower()]) for p in positions
-            if p.protocol is Protocol.PERP and p.account.lower() in vault_of]
+    jobs = [(p, vault_of[p.account]) for p in positions if p.protocol is Protocol.PERP and p.account in vault_of]
     if not jobs:
         return []
     calls: list[Call] = []
@@ -67,20 +67,21 @@ def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[
         fee_results = mc.call([Call(r, SEL_MIN_FEE) for r in routers], positions[0].block)
         fees = {r: word(f.data, 0) for r, f in zip(routers, fee_results) if f.success and len(f.data) >= 32}
     out = []
-    configured = (ccfg.perp.position_router or "").lower() if ccfg.perp else ""
+    configured = ccfg.perp.position_router if ccfg.perp else None
     for i, (p, v) in enumerate(jobs):
         route_r, caps_r, eth_r, approved_r = results[4 * i:4 * i + 4]
         what = f"{name}: perp path of {describe(p)}"
-        vault_held = p.account.lower() == v.lower()
+        vault_held = p.account == v
+        shown = shown_address(v)
         if not p.extra.get("gated"):
             if vault_held:
                 out.append(PathCheck(what, True, "direct GMX v1 (leverage on): top-up = the vault's transfer + "
                                              "increasePosition in one transaction; release = decreasePosition"))
             elif approved_r.success and len(approved_r.data) >= 32 and word(approved_r.data, 0):
                 out.append(PathCheck(what, True, "direct GMX v1, owner-held: top-up = transfer + increasePosition "
-                                             f"as the owner's approved router {v}; release = decreasePosition"))
+                                             f"as the owner's approved router {shown}; release = decreasePosition"))
             else:
-                out.append(PathCheck(what, False, f"direct GMX v1, owner-held, but {v} is not the owner's approved "
+                out.append(PathCheck(what, False, f"direct GMX v1, owner-held, but {shown} is not the owner's approved "
                                               "router: every keeper call would revert (owner: Vault.addRouter(vault))"))
             continue
         if not vault_held:
@@ -91,8 +92,8 @@ def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[
             continue
         router = address_word(route_r.data, 0) if route_r.success and len(route_r.data) >= 64 else NATIVE
         if int(router, 16) == 0:
-            out.append(PathCheck(what, False, f"gated GMX v1, but vault {v} has no PositionRouter route for "
-                                          f"{p.protocol_address}: top-ups would revert NoPerpRoute "
+            out.append(PathCheck(what, False, f"gated GMX v1, but vault {shown} has no PositionRouter route for "
+                                          f"{shown_address(p.protocol_address)}: top-ups would revert NoPerpRoute "
                                           "(owner: setPerpRoute(gmxVault, positionRouter, maxExecutionFee))"))
             continue
         cap_fee, min_fee = word(route_r.data, 1), fees.get(router)
@@ -113,7 +114,7 @@ def perp_paths(name: str, ccfg: ChainConfig, mc: Multicall, positions: Sequence[
             out.append(PathCheck(what, False,
                                  "gated GMX v1, top-ups by PositionRouter request: " + "; ".join(problems)))
             continue
-        warn = bool(configured) and router.lower() != configured
+        warn = configured is not None and router != configured
         detail = (f"gated GMX v1: top-up = PositionRouter request to {router} (fee {min_fee} wei of the vault's "
                   f"{eth / 1e18:g} ETH, executed by GMX's position keepers about "
                   f"{ccfg.perp.request_latency_blocks if ccfg.perp else '?'} blocks later); release = decreasePosition")

@@ -52,7 +52,7 @@ from keeper.chain.fees import GWEI, Bid, urgency
 from keeper.chain.keys import HotKey
 from keeper.chain.tx import Attempt, NonceManager, Receipt, TxOutcome, TxRequest, TxSender
 from keeper.config import Config
-from keeper.domain import Action, ActionKind, Position, Reason
+from keeper.domain import Action, ActionKind, Address, Position, Reason
 from keeper.errors import GasCapHit, KeeperError, MinedReverted, TemporaryError
 from keeper.faults import crash_point
 from keeper.protocols.vault_calls import vault_request
@@ -88,15 +88,15 @@ class Intent:
     key: str
     position_key: str
     kind: ActionKind
-    asset: str
+    asset: Address
     amount_raw: int
     target: str | None
     reason: Reason
-    vault: str
+    vault: Address
     at: float  # wall-clock time of the decision
 
     @classmethod
-    def of(cls, origin: str, block: int, vault: str, action: Action) -> Intent:
+    def of(cls, origin: str, block: int, vault: Address, action: Action) -> Intent:
         key = f"{origin}:{action.position_key}:{block}:{action.kind.value}:{action.amount_raw}"
         return cls(key, action.position_key, action.kind, action.asset.address, action.amount_raw,
                    action.target_key, action.reason, vault, time.time())
@@ -201,6 +201,7 @@ class Pipeline:
         self._base_fees: Future[list[int]] | None = None
         self._pending: Future[int] | None = None
         self._taken: Future[set[str]] | None = None
+        self.timings: dict[str, float] = {}
 
     def _chain_id(self) -> int:
         """The chain id the client checked on connecting (a session connects before it executes)."""
@@ -224,6 +225,9 @@ class Pipeline:
         """Start the journal check, the fee history, the nonce read and the lookup of decisions
         journaled at ``block`` already; they run while the chain is read."""
         left, self._check, self.queue, self._unestimated = self._check, None, [], []
+        # seconds this run spent waiting for the gas calls and the journal check, signing, journaling
+        # and broadcasting (all flushes together)
+        self.timings = dict.fromkeys(("gas_wait_s", "sign_s", "journal_s", "broadcast_s"), 0.0)
         if left is not None:  # from a run that failed early: let it end; the new check redoes its work
             with contextlib.suppress(KeeperError):
                 left.result()
@@ -273,6 +277,7 @@ class Pipeline:
         items, self.queue = self.queue, []
         if not items:
             return []
+        t0 = time.perf_counter()
         self.finish()
         base_fees = self._base_fees.result() if self._base_fees is not None else None
         pending = self._pending.result() if self._pending is not None else None
@@ -294,9 +299,11 @@ class Pipeline:
                 ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, base_fees or it.sender.base_fees())))
             except KeeperError as e:
                 refused.append((it, e))
+        t1 = time.perf_counter()
         first = self.nonces.take(len(ready), pending) if ready else 0
         for k, (it, gas, b) in enumerate(ready):
             it.out = it.sender.signed(it.request, first + k, gas, b)
+        t2 = time.perf_counter()
         crash_point("before_journal")
         rows = [(it, Decision(it.key, it.action.position_key, it.intent.record(),
                               _attempt_record(it.signed().attempts[0]))) for it, _g, _b in ready]
@@ -305,6 +312,8 @@ class Pipeline:
         for (it, _d), entry in zip(rows, self.journal.record_decisions(self.chain, [d for _i, d in rows])):
             it.entry = entry
         crash_point("after_journal")
+        t3 = time.perf_counter()
+        self._add_timings(gas_wait_s=t1 - t0, sign_s=t2 - t1, journal_s=t3 - t2)
         for it, err in refused:
             it.stage, it.error = Stage.REFUSED, err
             self._alert_refusal(it, err)
@@ -316,6 +325,7 @@ class Pipeline:
         except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
             replies = [e] * len(ready)
         sent = time.perf_counter()
+        self._add_timings(broadcast_s=sent - t3)
         crash_point("after_send")
         for (it, _g, _b), reply in zip(ready, replies):
             it.sent_at, it.stage = sent, Stage.SENT
@@ -326,6 +336,10 @@ class Pipeline:
                     it.out = None
                     self._failed(it, e)
         return items
+
+    def _add_timings(self, **seconds: float) -> None:
+        for k, v in seconds.items():
+            self.timings[k] = self.timings.get(k, 0.0) + v
 
     def _estimate_queued(self) -> None:
         """Start the gas calls of the actions queued since the last start, as one JSON-RPC batch in
@@ -399,7 +413,10 @@ class Pipeline:
 
 
 class Executor(Protocol):
-    """What the daemon's tick drives: the :class:`Pipeline`, or :class:`DryRun`."""
+    """What the daemon's tick drives: the :class:`Pipeline`, or :class:`DryRun`. ``timings``: the
+    current run's seconds per step (reset by ``begin``)."""
+
+    timings: dict[str, float]
 
     def begin(self, block: int) -> None: ...
     def add(self, session: Session, book: VaultBook, action: Action) -> Item | None: ...
@@ -413,6 +430,9 @@ class Executor(Protocol):
 class DryRun:
     """The null executor (``keeper run --dry-run``): the daemon reads and plans exactly as it would
     act, and :meth:`add` takes nothing (``None``: the caller logs what it would have done)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
 
     def begin(self, block: int) -> None:
         return None
@@ -442,7 +462,7 @@ class Executed(NamedTuple):
 
     item: Item
     fresh: Position | None
-    requests: list[tuple[str, str, bool]]
+    requests: list[tuple[str, Address, bool]]
 
 
 def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> Executed:

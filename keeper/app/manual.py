@@ -23,7 +23,7 @@ from keeper.chain.keys import HotKey, load_key
 from keeper.chain.revert import decode
 from keeper.chain.tx import Attempt, TxOutcome, TxSender
 from keeper.config import Config
-from keeper.domain import Action, ActionKind, Position, Reason, Side
+from keeper.domain import Action, ActionKind, Address, Position, Reason, Side
 from keeper.errors import ConfigError, Reverted
 from keeper.names import Names
 from keeper.plan.planner import Plan, Policy, levels_of
@@ -34,6 +34,7 @@ from keeper.protocols.vault_calls import vault_request
 from keeper.risk.model import RiskModel
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
+from keeper.views import shown_address
 
 if TYPE_CHECKING:
     from keeper.app.reconcile import ReconcileReport
@@ -96,7 +97,7 @@ def why_no_action(session: Session, plans: Sequence[tuple[VaultBook, Plan]], pos
 
 
 def find(session: Session, selector: str,
-         labels: Mapping[str, str] | None = None) -> tuple[Position, VaultBook]:
+         labels: Mapping[Address, str] | None = None) -> tuple[Position, VaultBook]:
     """A position a configured vault acts for, by its name as ``status`` shows it (``bob-aave``; any
     case), its key, or a unique fragment of the key (``0x15d34a:aave``). ``labels``: address -> label,
     as config gives them (without them, names use short addresses)."""
@@ -123,7 +124,8 @@ def find(session: Session, selector: str,
 
 def _params_by_symbol(session: Session, symbol: str) -> AssetParams:
     for a in session.assets:
-        if a.symbol.lower() == symbol.lower() or a.address.lower() == symbol.lower():
+        # an operator's word: a symbol in any case, or the address in any case (the boundary)
+        if a.symbol.lower() == symbol.lower() or a.address == symbol.lower():
             return a
     raise ConfigError(f"unknown asset {symbol!r}; known: {', '.join(a.symbol for a in session.assets)}")
 
@@ -143,12 +145,12 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         raise ConfigError(f"{pos.key}: price not usable ({pos.price_issue}); the keeper does not act on it")
     if withdraw_excess:
         candidates = ([_params_by_symbol(session, asset)] if asset else
-                      [a for a in session.assets if any(leg.asset.address.lower() == a.address.lower()
+                      [a for a in session.assets if any(leg.asset.address == a.address
                                                         for leg in pos.legs_on(Side.COLLATERAL))])
         if pos.perp is not None:
             from keeper.plan.whatif import perp_collateral_address
 
-            candidates = [a for a in session.assets if a.address.lower() == perp_collateral_address(pos).lower()]
+            candidates = [a for a in session.assets if a.address == perp_collateral_address(pos)]
         floor = book.floors.get(pos.key, policy.default_health_floor) * (1 + policy.floor_margin)
         best = None
         for params in candidates:
@@ -167,7 +169,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
             raise ConfigError("--amount needs an asset: --amount 1.5 WETH")
         params = _params_by_symbol(session, asset)
         raw = -(-round(amount * params.unit * 10**6) // 10**6)  # toward safety: up
-        is_debt = any(leg.asset.address.lower() == params.address.lower() for leg in pos.legs_on(Side.DEBT))
+        is_debt = any(leg.asset.address == params.address for leg in pos.legs_on(Side.DEBT))
         kind = ActionKind.REPAY if is_debt else ActionKind.TOP_UP
         if kind is ActionKind.TOP_UP and pos.perp is None and not weight_for(params, pos):
             raise ConfigError(f"{params.symbol} is not collateral for {pos.key}")
@@ -179,7 +181,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         options = []
         for params in session.assets:
             kinds = []
-            if any(leg.asset.address.lower() == params.address.lower() and leg.amount_raw
+            if any(leg.asset.address == params.address and leg.amount_raw
                    for leg in pos.legs_on(Side.DEBT)):
                 kinds.append(ActionKind.REPAY)
             if (weight_for(params, pos) or 0) > 0:
@@ -204,8 +206,9 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         assert book.reserve is not None  # read_books reads every vault's reserve
         held = book.reserve.get(action.asset.address)
         if action.amount_raw > held:
-            raise ConfigError(f"reserve too small: vault {book.vault} holds {held / 10**action.asset.decimals:g} "
-                              f"{action.asset.symbol}, the action needs {action.amount:g}")
+            raise ConfigError(f"reserve too small: vault {shown_address(book.vault)} holds "
+                              f"{held / 10**action.asset.decimals:g} {action.asset.symbol}, "
+                              f"the action needs {action.amount:g}")
     return action
 
 
@@ -259,15 +262,15 @@ def sender_for(cfg: Config, session: Session, journal: Journal | None, entry_id:
                     on_signed=on_signed)
 
 
-def vault_keeper(session: Session, vault: str) -> str:
+def vault_keeper(session: Session, vault: Address) -> str:
     """The vault's ``keeper()`` as the chain has it now: the only address its keeper calls accept."""
     try:
         out = session.client.request("eth_call", [{"to": vault, "data": "0x" + SEL_KEEPER.hex()}, "latest"])
     except Reverted as e:
-        raise ConfigError(f"vault {vault}: keeper() reverted: is it a KeeperVault?") from e
+        raise ConfigError(f"vault {shown_address(vault)}: keeper() reverted: is it a KeeperVault?") from e
     data = bytes.fromhex(str(out)[2:])
     if len(data) < 32:
-        raise ConfigError(f"vault {vault}: keeper() returned {len(data)} bytes: is it a KeeperVault?")
+        raise ConfigError(f"vault {shown_address(vault)}: keeper() returned {len(data)} bytes: is it a KeeperVault?")
     return to_checksum_address(data[12:32])
 
 

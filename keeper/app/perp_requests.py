@@ -27,7 +27,7 @@ from eth_utils.crypto import keccak
 
 from keeper.app.books import VaultBook
 from keeper.chain.tx import Receipt
-from keeper.domain import Action, ActionKind, Asset, Position, Protocol, Reason
+from keeper.domain import Action, ActionKind, Address, Asset, Position, Protocol, Reason
 from keeper.plan.perp_requests import Decision, PendingRequest, RouterRules, Step, next_step
 from keeper.protocols.gmx_requests import RequestReader
 
@@ -50,9 +50,10 @@ class RequestView:
 
 
 class PerpRequestWatch:
-    def __init__(self, chain: str, mc: Multicall, gmx_vault: str, position_router: str, timeout_blocks: int) -> None:
+    def __init__(self, chain: str, mc: Multicall, gmx_vault: Address, position_router: Address,
+                 timeout_blocks: int) -> None:
         self.chain = chain
-        self.gmx_vault = gmx_vault.lower()
+        self.gmx_vault = gmx_vault
         self.reader = RequestReader(mc, position_router)
         self.timeout_blocks = timeout_blocks
         self._seen: dict[str, tuple[int, int]] = {}  # request key -> (created block, last block seen pending)
@@ -60,9 +61,10 @@ class PerpRequestWatch:
         self.latencies: list[int] = []  # blocks, for requests seen to leave the queue (the last 50)
 
     def position_key(self, req: PendingRequest) -> str:
+        # as Position.key spells it (lower case: the chain's name may not be)
         return f"{self.chain}:{Protocol.PERP}:{self.gmx_vault}:{req.account}:{req.market}".lower()
 
-    def read(self, vaults: Sequence[str], block: int, timestamp: int) -> RequestView:
+    def read(self, vaults: Sequence[Address], block: int, timestamp: int) -> RequestView:
         if not vaults:
             return RequestView()
         rules, pending = self.reader.read(list(vaults), block)
@@ -90,7 +92,7 @@ class PerpRequestWatch:
                     name: str) -> list[tuple[VaultBook, Action]]:
         """The vault calls that settle late requests, and the alerts for stuck ones."""
         out = []
-        by_vault = {b.vault.lower(): b for b in books}
+        by_vault = {b.vault: b for b in books}
         for req, d in view.decisions:
             if d.step is Step.WAIT:
                 continue
@@ -103,7 +105,7 @@ class PerpRequestWatch:
                 severity = "critical" if d.step is Step.STUCK else "warning"
                 alerter.notify("perp_request_stuck", severity, f"{name}: margin request late", d.why, position=pkey,
                                request=req.key)
-            book = by_vault.get(req.account.lower())
+            book = by_vault.get(req.account)
             if d.step in (Step.EXECUTE, Step.CANCEL) and book is not None:
                 pos = next((p for p in book.positions if p.key == pkey), None)
                 if pos is not None:
@@ -123,13 +125,13 @@ PERP_INCREASE_REQUESTED = "0x" + keccak(
     text="PerpIncreaseRequested(bytes32,address,bytes32,address,address,uint256,uint256,uint256)").hex()
 
 
-def requests_in(receipt: Receipt, vault: str) -> list[tuple[str, str]]:
+def requests_in(receipt: Receipt, vault: Address) -> list[tuple[str, Address]]:
     """(request key, PositionRouter) of every ``PerpIncreaseRequested`` the vault emitted in ``receipt``."""
     out = []
-    for log_ in receipt.logs:
+    for log_ in receipt.logs:  # raw JSON-RPC logs: their case is the node's (the boundary)
         topics = log_.get("topics", [])
-        if log_.get("address", "").lower() == vault.lower() and topics and topics[0].lower() == PERP_INCREASE_REQUESTED:
-            out.append((topics[1].lower(), "0x" + topics[2][-40:].lower()))
+        if log_.get("address", "").lower() == vault and topics and topics[0].lower() == PERP_INCREASE_REQUESTED:
+            out.append((topics[1].lower(), Address("0x" + topics[2][-40:])))
     return out
 
 

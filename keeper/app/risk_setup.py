@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from keeper.domain import Address
 from keeper.errors import ConfigError
 from keeper.risk.builtin_law import BUILTIN_TAIL, DEFAULT_FIT
 from keeper.risk.laws import GaussLaw, Law, TailLaw
@@ -177,19 +178,24 @@ def make_model(kind: str, law: Law, market: Market, horizon_hours: float, *, sou
 # ------------------------------------------------------------------------------ the whole model
 
 
-def symbol_assets(positions: Sequence[Any]) -> dict[str, str]:
-    """Risk symbol -> asset address (lower case) of every asset the positions hold or track."""
-    out: dict[str, str] = {}
+def symbol_assets(positions: Sequence[Any]) -> dict[str, Address]:
+    """Risk symbol -> asset address of every asset the positions hold or track. Positions may come
+    from a ``status --json`` file or the store, where an address is a plain string (checksummed in
+    older files, a perp's index only a symbol): normalised here, those that are none skipped."""
+    out: dict[str, Address] = {}
     for p in positions:
         assets = ([p.perp.index] if p.perp is not None else []) + [leg.asset for leg in p.legs]
         for a in assets:
-            if a.symbol != "USD":
-                out.setdefault(a.symbol, a.address.lower())
+            if a.symbol != "USD" and a.symbol not in out:
+                try:
+                    out[a.symbol] = Address(a.address)
+                except ValueError:
+                    continue
     return out
 
 
-def chain_rounds(symbols: Mapping[str, str], asset_feeds: Mapping[str, str], *, oracle: Any, head: int | None,
-                 count: int, stored: Any = None) -> dict[str, Rounds]:
+def chain_rounds(symbols: Mapping[str, Address], asset_feeds: Mapping[Address, Address], *, oracle: Any,
+                 head: int | None, count: int, stored: Any = None) -> dict[str, Rounds]:
     """Each volatile symbol's feed rounds: ``count`` read back from the chain (``oracle.backfill``)
     plus ``stored(feed)`` ones (the store's). A failed backfill is noted, not raised."""
     out: dict[str, Rounds] = {}
@@ -277,7 +283,7 @@ def model_for(cfg: Any, positions: Sequence[Any], *, reader: Any = None, block: 
     from keeper.chain.oracle import OracleReader
 
     choice = choice or choose(cfg, price_files)
-    syms = {**symbol_assets(positions), **{a.symbol: a.address.lower() for a in assets}}
+    syms = {**symbol_assets(positions), **{a.symbol: a.address for a in assets}}
     rounds = (chain_rounds(syms, reader.asset_feeds, oracle=OracleReader(reader.mc, []), head=block,
                            count=cfg.daemon.refit_rounds) if reader is not None else {})
     return assemble_model(cfg, choice, list(syms), rounds, overrides)

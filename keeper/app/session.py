@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from keeper.app.wiring import build_client, build_reader
 from keeper.chain.client import ChainClient
 from keeper.config import ChainConfig, Config
+from keeper.domain import Address
 from keeper.errors import ConfigError
 from keeper.protocols.reader import Snapshot
 
@@ -48,7 +49,7 @@ def read_status(cfg: Config, chain: str | None = None) -> list[Snapshot]:
     return snaps
 
 
-def watch(cfg: Config, addresses: Sequence[str], *, chain: str | None, protocols: Sequence[str] | None,
+def watch(cfg: Config, addresses: Sequence[Address], *, chain: str | None, protocols: Sequence[str] | None,
           on_snapshot: Callable[[Snapshot], None], blocks: int | None = None, poll: float = 0.5,
           sleep: Callable[[float], None] = time.sleep) -> int:
     """Read ``addresses`` on one chain at every new block until ``blocks`` blocks were shown (or

@@ -8,6 +8,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import FeedSpec, OracleReader, SequencerSpec
 from keeper.config import ChainConfig
+from keeper.domain import Address
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import Adapter
 from keeper.protocols.gmx_v1 import GmxV1Adapter, PerpMarket
@@ -23,7 +24,7 @@ def build_client(name: str, cfg: ChainConfig) -> ChainClient:
 
 
 def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = None,
-                   verify: Sequence[str] | None = None) -> list[Adapter]:
+                   verify: Sequence[Address] | None = None) -> list[Adapter]:
     """``verify``: accounts whose Aave health is cross-checked with ``getUserAccountData`` in every
     read (default: the accounts the keeper may act for; e-mode accounts always are)."""
     want = set(only or PROTOCOL_NAMES)
@@ -43,7 +44,7 @@ def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = Non
     return adapters
 
 
-def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[str] | None = None,
+def build_reader(name: str, cfg: ChainConfig, *, accounts: Sequence[Address] | None = None,
                  protocols: Sequence[str] | None = None, client: ChainClient | None = None,
                  verify_all: bool = False) -> ChainReader:
     """``verify_all``: cross-check every account's Aave health with the pool's (operator commands

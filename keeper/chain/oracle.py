@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, Multicall
+from keeper.domain import Address
 
 LATEST_ROUND_DATA = bytes.fromhex("feaf968c")
 GET_ROUND_DATA = bytes.fromhex("9a6fc8f5")
@@ -25,16 +26,16 @@ ROUND_TYPES = ["uint80", "int256", "uint256", "uint256", "uint80"]
 @dataclass(frozen=True)
 class FeedSpec:
     name: str
-    address: str
+    address: Address
     heartbeat: int  # seconds: older answers are stale
     decimals: int | None = None  # read from the feed when None
-    second_source: str | None = None  # another feed of the same pair
+    second_source: Address | None = None  # another feed of the same pair
     max_deviation: float = 0.05  # relative, against the second source
 
 
 @dataclass(frozen=True)
 class SequencerSpec:
-    address: str
+    address: Address
     grace_period: int = 3600
 
 
@@ -49,7 +50,7 @@ class Round:
 
 @dataclass(frozen=True)
 class PriceReading:
-    feed: str
+    feed: Address
     name: str
     round: Round | None
     decimals: int
@@ -138,19 +139,19 @@ class OracleReader:
         self.mc = multicall
         self.feeds = list(feeds)
         self.sequencer = sequencer
-        self._decimals: dict[str, int] = {f.address.lower(): f.decimals for f in feeds if f.decimals is not None}
+        self._decimals: dict[Address, int] = {f.address: f.decimals for f in feeds if f.decimals is not None}
 
     def _load_decimals(self, block: int) -> None:
-        wanted = {a.lower(): a for f in self.feeds for a in (f.address, f.second_source) if a}
-        missing = [a for key, a in wanted.items() if key not in self._decimals]
+        wanted = dict.fromkeys(a for f in self.feeds for a in (f.address, f.second_source) if a)
+        missing = [a for a in wanted if a not in self._decimals]
         if not missing:
             return
         for a, r in zip(missing, self.mc.call([Call(a, DECIMALS) for a in missing], block)):
             if r.success and len(r.data) == 32:
-                self._decimals[a.lower()] = int.from_bytes(r.data, "big")
+                self._decimals[a] = int.from_bytes(r.data, "big")
 
-    def read(self, block: int, block_timestamp: int) -> dict[str, PriceReading]:
-        """Every configured feed at ``block``, checked; keyed by lower-case feed address."""
+    def read(self, block: int, block_timestamp: int) -> dict[Address, PriceReading]:
+        """Every configured feed at ``block``, checked; keyed by feed address."""
         self._load_decimals(block)
         addrs = [f.address for f in self.feeds]
         seconds = [f.second_source for f in self.feeds if f.second_source]
@@ -162,23 +163,22 @@ class OracleReader:
         seq_issue = None
         if self.sequencer:
             seq_issue = check_sequencer(rounds.pop(), self.sequencer.grace_period, block_timestamp)
-        primary, second_rounds = rounds[:len(addrs)], dict(zip((s.lower() for s in seconds), rounds[len(addrs):]))
+        primary, second_rounds = rounds[:len(addrs)], dict(zip(seconds, rounds[len(addrs):]))
         out = {}
         for spec, rnd in zip(self.feeds, primary):
-            dec = self._decimals.get(spec.address.lower())
+            dec = self._decimals.get(spec.address)
             if dec is None:
-                out[spec.address.lower()] = PriceReading(spec.address, spec.name, rnd, 0, False,
-                                                         "decimals() unreadable")
+                out[spec.address] = PriceReading(spec.address, spec.name, rnd, 0, False, "decimals() unreadable")
                 continue
             srnd = sdec = None
             if spec.second_source:
-                srnd = second_rounds.get(spec.second_source.lower())
-                sdec = self._decimals.get(spec.second_source.lower())
-            out[spec.address.lower()] = check_round(spec, rnd, dec, block_timestamp, None, seq_issue,
+                srnd = second_rounds.get(spec.second_source)
+                sdec = self._decimals.get(spec.second_source)
+            out[spec.address] = check_round(spec, rnd, dec, block_timestamp, None, seq_issue,
                                                     second_round=srnd, second_decimals=sdec)
         return out
 
-    def backfill(self, feed: str, block: int, *, newest_round: int | None = None, count: int = 1000,
+    def backfill(self, feed: Address, block: int, *, newest_round: int | None = None, count: int = 1000,
                  stop_at_round: int | None = None) -> list[Round]:
         """Round history through ``getRoundData``, newest first going back ``count`` rounds (or to
         ``stop_at_round``). Chainlink round ids are ``phaseId << 64 | aggregatorRoundId``; the walk

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     else:
         from keeper.app.wiring import build_reader
         from keeper.config import chain_from_deployment
+        from keeper.domain import Address
         from keeper.views import console, positions_table
 
         aave = dep["aave_v3"]
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         reader = build_reader("devnet", chain_from_deployment(state / DEPLOYMENT_FILE), verify_all=True)
         snap = reader.read()
         reader.mc.close()
-        labels = {p["account"]: p["id"].split("-")[0] for p in dep["positions"]}
+        labels = {Address(p["account"]): p["id"].split("-")[0] for p in dep["positions"]}
         console().print(positions_table(snap.positions, f"devnet at block {snap.block}", labels))
     if args.detach:
         assert node.proc is not None  # up() started anvil

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
 from keeper.cli.render import action_json, labels, print_action
+from keeper.views import shown_address
 
 if TYPE_CHECKING:
     from keeper.app.books import VaultBook
@@ -40,7 +41,7 @@ def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]],
         for pos in book.positions:
             held = {pos.perp.index.symbol} if pos.perp is not None else {leg.asset.symbol for leg in pos.legs}
             out.append({"key": pos.key, "name": names.get(pos.key, pos.key),
-                        "vault": book.vault, "health": pos.health,
+                        "vault": shown_address(book.vault), "health": pos.health,
                         "p_liq": p_liq.get(pos.key, session.risk.p_liq(pos)), "acted_on": pos.key in acted,
                         "model": inputs["model"], "horizon_hours": inputs["horizon_hours"],
                         "vols": {s: v for s, v in inputs["vols"].items() if s in held}})
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         if args.json:
             docs.append({"chain": session.chain, "block": session.snap.block, "model": session.risk.describe(),
                          "warnings": session.warnings, "positions": plan_positions(session, plans, names), "vaults": [
-                {"vault": book.vault, "actions": [action_json(a, names) for a in p.actions],
+                {"vault": shown_address(book.vault), "actions": [action_json(a, names) for a in p.actions],
                  "skipped": list(map(list, p.skipped)), "alerts": [a.text for a in p.alerts], "p_liq": p.p_liq}
                 for book, p in plans]})
             continue
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         out.print(f"model: {escape(session.risk.describe())}")
         for book, p in plans:
             held = ", ".join(sorted(names.get(pos.key, pos.key) for pos in book.positions))
-            out.print(f"\nvault {book.vault}: {len(book.positions)} position(s)" + (f": {held}" if held else ""))
+            out.print(f"\nvault {shown_address(book.vault)}: {len(book.positions)} position(s)"
+                      + (f": {held}" if held else ""))
             if not p.actions:
                 out.print("  no action: every position is inside its risk budget")
             for a in p.actions:

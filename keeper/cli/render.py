@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from keeper.app.reconcile import ReconcileReport
     from keeper.config import Config
-    from keeper.domain import Action
+    from keeper.domain import Action, Address
     from keeper.protocols.reader import Snapshot
 
 
@@ -21,7 +21,7 @@ def err(msg: str) -> None:
     print(f"keeper: error: {msg}", file=sys.stderr)
 
 
-def labels(cfg: Config) -> dict[str, str]:
+def labels(cfg: Config) -> dict[Address, str]:
     """address -> the operator's label for it, from every chain's accounts."""
     return {a.address: a.label for c in cfg.chains.values() for a in c.accounts if a.label}
 

@@ -25,7 +25,7 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.session import read_status
-    from keeper.views import console, positions_table
+    from keeper.views import console, positions_table, shown_address
 
     assert cfg is not None  # needs_config: main() loaded it
     snaps = read_status(cfg, args.chain)
@@ -37,5 +37,5 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
         out.print(positions_table(s.positions, f"{s.chain} at block {s.block}", labels(cfg), wide=args.wide))
         bad = [r for r in s.prices.values() if not r.ok]
         for r in bad:
-            out.print(f"[magenta]price unusable: {r.name} ({r.feed}): {r.issue}[/magenta]")
+            out.print(f"[magenta]price unusable: {r.name} ({shown_address(r.feed)}): {r.issue}[/magenta]")
     return 0

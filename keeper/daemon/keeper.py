@@ -55,13 +55,14 @@ from keeper.chain.oracle import OracleReader
 from keeper.config import Config
 from keeper.daemon.heads import HeadFeed
 from keeper.daemon.tick_gc import TickGC
-from keeper.domain import Action, ActionKind, Position, Protocol
+from keeper.domain import Action, ActionKind, Address, Position, Protocol
 from keeper.errors import Halt, KeeperError, MinedReverted, Reverted
 from keeper.plan.planner import Plan
 from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
 from keeper.store import Store
 from keeper.telemetry import Metrics, MetricsServer
+from keeper.views import shown_address
 
 if TYPE_CHECKING:
     from keeper.plan.whatif import AssetParams
@@ -101,13 +102,14 @@ class Keeper:
         self.heads: HeadFeed | None = None  # set by the runner
         self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
         self.model_choice: ModelChoice | None = None
-        self.model_assets: dict[str, str] = {}
+        self.model_assets: dict[str, Address] = {}
         self.risk: RiskModel | None = None  # set by startup(), swapped by the refit job
         self.block_seconds: float | None = None  # measured from the heads' timestamps
         self._last_head: tuple[int, int] | None = None  # (block, timestamp) of the last tick
         self.metrics = Metrics()
         self.metrics_port: int | None = None
         self.gc = TickGC()  # collections between ticks, not inside them (started at the end of startup)
+        self.phases: dict[str, float] = {}  # the last tick's time per phase (seconds)
         self.policy = policy_from(cfg)
         with contextlib.ExitStack() as built:  # a part that fails releases the ones built before it
             self.alerter = alerter_from_config(cfg.alerts)
@@ -154,7 +156,7 @@ class Keeper:
         snap = self._with_watched(self.reader.read())
         self.model_choice = choose(self.cfg, self.price_files)
         # every asset a vault could move into a position, held yet or not (a top-up candidate needs a vol)
-        self.model_assets = {a.symbol: a.address.lower() for a in asset_params(self.reader, snap)}
+        self.model_assets = {a.symbol: a.address for a in asset_params(self.reader, snap)}
         self.set_model(self.build_model(snap.positions, snap.block, stored=True))
         if not self.dry_run:
             report = reconcile_journal(self.cfg, self._session(snap))
@@ -262,10 +264,18 @@ class Keeper:
         planned)."""
         started = time.perf_counter()
         t = self._read(block)
+        read = time.perf_counter()
         launched, plans, p_liq, planned = self._plan_and_act(t)
+        acted = time.perf_counter()
         self._layout = book_layout(t.snap, self.ccfg, t.assets)
         snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
+        watched = time.perf_counter()
         done = planned + (self._settle(launched, started) if launched else 0)
+        settled = time.perf_counter()
+        # where the tick's time went (the executor's own split of "act" included), for the debug log
+        # line and the benchmarks
+        self.phases = {"read_s": read - started, "plan_act_s": acted - read, "watch_read_s": watched - acted,
+                       "settle_s": settled - watched, **self.executor.timings}
         self._report(snap, plans, p_liq, block, started)
         return done
 
@@ -290,7 +300,7 @@ class Keeper:
         for book in books:
             for a in assets:
                 if book.reserve is not None:
-                    self.metrics.set_reserve(self.name, book.vault, a.symbol,
+                    self.metrics.set_reserve(self.name, shown_address(book.vault), a.symbol,
                                              book.reserve.get(a.address) / 10**a.decimals)
         return _Tick(snap, assets, books, self._session(snap, assets, books), requests)
 
@@ -401,11 +411,12 @@ class Keeper:
             self.alerter.notify("model_fallback", "warning", f"{self.name}: risk model fallback", why)
             fell_back.clear()
         for book, plan in plans:
+            vault = shown_address(book.vault)
             for alert in plan.alerts:
-                log.warning(alert.text, extra={"event": "alert", "vault": book.vault, "kind": alert.kind})
+                log.warning(alert.text, extra={"event": "alert", "vault": vault, "kind": alert.kind})
                 kind = "reserve_short" if alert.kind == "reserve_short" else "failure"
                 self.alerter.notify(kind, "critical", f"{self.name}: {kind.replace('_', ' ')}", alert.text,
-                                    vault=book.vault)
+                                    vault=vault)
             for key, why in plan.skipped:
                 log.info("skipped", extra={"event": "skip", "position": key, "why": why})
         self.recorder.submit(snap)
@@ -413,7 +424,8 @@ class Keeper:
         self.metrics.set_last_block(block)
         self.metrics.observe_tick(self.name, time.perf_counter() - started)
         self.ticks += 1
-        log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started})
+        log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started,
+                                 **{k: round(v, 4) for k, v in self.phases.items()}})
 
     # --- gated GMX perps -----------------------------------------------------------------------
     def _mark_lead(self, snap: Snapshot) -> None:
@@ -438,9 +450,9 @@ class Keeper:
         without any; an owner-held perp cannot have a request of the vault's)."""
         if self.requests is None:
             return RequestView()
-        acting = {a.acting_vault.lower() for a in self.ccfg.accounts if a.acting_vault}
-        vaults = sorted({p.account.lower() for p in snap.positions
-                         if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account.lower() in acting})
+        acting = {a.acting_vault for a in self.ccfg.accounts if a.acting_vault}
+        vaults = sorted({p.account for p in snap.positions
+                         if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account in acting})
         view = self.requests.read(vaults, snap.block, snap.timestamp)
         for latency in view.settled:
             self.metrics.observe_request_latency(self.name, latency)

@@ -22,7 +22,7 @@ from keeper.devnet.commands import check_toolchain, start_position_keeper
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.deployment import write_json
-from keeper.domain import Position
+from keeper.domain import Address, Position
 from keeper.errors import TemporaryError
 from keeper.protocols.reader import ChainReader
 
@@ -46,14 +46,14 @@ def position_id_key(p: dict[str, Any]) -> tuple[str, str, str]:
     if p["protocol"] == "aave_v3":
         market = "pool"
     elif p["protocol"] == "morpho_blue":
-        market = p["market"]
+        market = p["market"].lower()  # a market id (bytes32)
     else:
-        market = f"{p['collateral_token']}:{p['index_token']}:{'long' if p['is_long'] else 'short'}"
-    return p["protocol"], p["account"].lower(), market.lower()
+        market = f"{Address(p['collateral_token'])}:{Address(p['index_token'])}:{'long' if p['is_long'] else 'short'}"
+    return p["protocol"], Address(p["account"]), market
 
 
 def reader_key(p: Position) -> tuple[str, str, str]:
-    return p.protocol.value, p.account.lower(), p.market.lower()
+    return p.protocol.value, p.account, p.market
 
 
 class DemoChain:

@@ -14,6 +14,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from keeper.chain import contracts as C
+from keeper.domain import Address
 
 WAD = 10**18
 ACTION_KINDS = {0: "top_up", 1: "repay", 2: "withdraw_excess", 3: "rebalance"}
@@ -70,7 +71,7 @@ def position_ids(dep: dict[str, Any]) -> Callable[[str], str | None]:
         parts = key.split(":")
         if len(parts) < 5:
             return None
-        return ids.get((parts[1], parts[3].lower(), ":".join(parts[4:]).lower()))
+        return ids.get((parts[1], parts[3], ":".join(parts[4:])))  # a position key: lower case already
 
     return lookup
 
@@ -164,39 +165,39 @@ def chain_liquidations(w3: Web3, dep: dict[str, Any], first: int, last: int) -> 
 
     ids: dict[tuple[Any, ...], str] = {}
     for p in dep["positions"]:
-        acct = p["account"].lower()
+        acct = Address(p["account"])
         if p["protocol"] == "aave_v3":
             ids[("aave", acct)] = p["id"]
         elif p["protocol"] == "morpho_blue":
-            ids[("morpho", acct, p["market"].lower())] = p["id"]
+            ids[("morpho", acct, p["market"].lower())] = p["id"]  # a market id (bytes32)
         else:
-            ids[("perp", acct, p["collateral_token"].lower(), p["index_token"].lower(), p["is_long"])] = p["id"]
+            ids[("perp", acct, Address(p["collateral_token"]), Address(p["index_token"]), p["is_long"])] = p["id"]
     span = {"from_block": first, "to_block": last}
     out: list[ChainLiquidation] = []
     pool = w3.eth.contract(address=dep["aave_v3"]["pool"], abi=C.aave_for(dep["aave_v3"].get("version"), "Pool").abi)
     for ev in pool.events.LiquidationCall().get_logs(**span):
-        if (pid := ids.get(("aave", ev.args.user.lower()))) is not None:
+        if (pid := ids.get(("aave", Address(ev.args.user)))) is not None:
             out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "LiquidationCall"))
     morpho = dep["morpho_blue"]["morpho"]
     for log in w3.eth.get_logs({"address": morpho, "fromBlock": first, "toBlock": last,
                                 "topics": ["0x" + MORPHO_LIQUIDATE_TOPIC.hex()]}):
         market, borrower = "0x" + log["topics"][1].hex(), "0x" + log["topics"][3].hex()[-40:]
-        if (pid := ids.get(("morpho", borrower.lower(), market.lower()))) is not None:
+        if (pid := ids.get(("morpho", Address(borrower), market.lower()))) is not None:
             out.append(ChainLiquidation(log["blockNumber"], "0x" + log["transactionHash"].hex(), pid, "Liquidate"))
     perp = w3.eth.contract(address=dep["perp"]["vault"], abi=C.gmx("Vault").abi)
-    liquidating = {perp.address.lower(), (dep["perp"].get("position_manager") or perp.address).lower()}
+    liquidating = {Address(perp.address), Address(dep["perp"].get("position_manager") or perp.address)}
     for ev in perp.events.LiquidatePosition().get_logs(**span):
         a = ev.args
-        key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
+        key = ("perp", Address(a.account), Address(a.collateralToken), Address(a.indexToken), a.isLong)
         if (pid := ids.get(key)) is not None:
             out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "LiquidatePosition"))
     selector = Web3.keccak(text=perp.get_function_by_name("liquidatePosition").signature)[:4]
     for ev in perp.events.DecreasePosition().get_logs(**span):
         tx = w3.eth.get_transaction(ev.transactionHash)
         data = bytes(tx["input"])
-        if tx["to"] and tx["to"].lower() in liquidating and data[:4] == selector:
+        if tx["to"] and Address(tx["to"]) in liquidating and data[:4] == selector:
             a = ev.args
-            key = ("perp", a.account.lower(), a.collateralToken.lower(), a.indexToken.lower(), a.isLong)
+            key = ("perp", Address(a.account), Address(a.collateralToken), Address(a.indexToken), a.isLong)
             if (pid := ids.get(key)) is not None:
                 out.append(ChainLiquidation(ev.blockNumber, "0x" + ev.transactionHash.hex(), pid, "ClosePosition"))
     return sorted(out, key=lambda c: (c.block, c.tx))

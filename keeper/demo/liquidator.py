@@ -38,6 +38,7 @@ from web3.logs import DISCARD
 
 from keeper.chain import contracts as C
 from keeper.chain.revert import decode, revert_data
+from keeper.domain import Address
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 
 MAX = 2**256 - 1
@@ -84,8 +85,8 @@ class Liquidator:
         # Aave v3.7's custom errors (its Errors library) are decoded by keeper.chain.revert itself.
         self.error_abis = [self.pool.abi, self.perp.abi]
         self.feed_abi = C.third_party("MockV3Aggregator").abi
-        self.tokens = {t["address"].lower(): (sym, t) for sym, t in dep["tokens"].items()}
-        self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}
+        self.tokens = {Address(t["address"]): (sym, t) for sym, t in dep["tokens"].items()}
+        self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}  # by market id (bytes32)
         self.stop = threading.Event()
         self.liquidations = 0
         self.attempts = 0
@@ -99,7 +100,7 @@ class Liquidator:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=self.erc20)
 
     def usd(self, token: str, raw: int, block: int) -> float:
-        _sym, t = self.tokens[token.lower()]
+        _sym, t = self.tokens[Address(token)]
         feed = self.w3.eth.contract(address=t["feed"], abi=self.feed_abi)
         answer = feed.functions.latestRoundData().call(block_identifier=block)[1]
         value: float = raw / 10 ** t["decimals"] * answer / 10 ** self.dep["feeds"][t["feed_symbol"]]["decimals"]
@@ -211,7 +212,7 @@ class Liquidator:
         out: dict[str, Any] = {"repaid": {}, "seized": {}, "repaid_usd": 0.0, "seized_usd": 0.0}
 
         def add(side: str, token: str, raw: int) -> None:
-            sym, t = self.tokens[token.lower()]
+            sym, t = self.tokens[Address(token)]
             out[side][sym] = out[side].get(sym, 0.0) + raw / 10 ** t["decimals"]
             out[f"{side}_usd"] += self.usd(token, raw, block)
 
@@ -222,11 +223,12 @@ class Liquidator:
         elif p["protocol"] == "morpho_blue":
             m = self.markets[p["market"].lower()]
             for log in receipt["logs"]:
-                if log["address"].lower() == self.morpho.address.lower() and log["topics"][0] == MORPHO_LIQUIDATE_TOPIC:
+                if (Address(log["address"]) == Address(self.morpho.address)
+                        and log["topics"][0] == MORPHO_LIQUIDATE_TOPIC):
                     words = [int.from_bytes(log["data"][i:i + 32], "big") for i in range(0, len(log["data"]), 32)]
                     add("repaid", m["loan_token"], words[0])
                     add("seized", m["collateral_token"], words[2])
-                    out["bad_debt"] = words[3] / 10 ** self.tokens[m["loan_token"].lower()][1]["decimals"]
+                    out["bad_debt"] = words[3] / 10 ** self.tokens[Address(m["loan_token"])][1]["decimals"]
         else:
             events = self.perp.events.LiquidatePosition().process_receipt(receipt, errors=DISCARD)
             if events:

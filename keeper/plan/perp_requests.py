@@ -23,15 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from keeper.domain import Address
+
 
 @dataclass(frozen=True)
 class PendingRequest:
     """A PositionRouter increase request still stored (neither executed nor cancelled)."""
 
     key: str  # the request key, 0x + 64 hex
-    account: str  # the request's account: the KeeperVault
-    collateral_token: str
-    index_token: str
+    account: Address  # the request's account: the KeeperVault
+    collateral_token: Address
+    index_token: Address
     is_long: bool
     amount_raw: int  # collateral tokens held by the PositionRouter
     size_delta: int  # USD at 1e30 (the keeper's requests always carry 0)
@@ -42,7 +44,7 @@ class PendingRequest:
     @property
     def market(self) -> str:
         """The perp market key (``Position.market``) the request adds to."""
-        return f"{self.collateral_token}:{self.index_token}:{'long' if self.is_long else 'short'}".lower()
+        return f"{self.collateral_token}:{self.index_token}:{'long' if self.is_long else 'short'}"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from keeper.domain import Action, ActionKind, Position, Protocol, Reason, Side
+from keeper.domain import Action, ActionKind, Address, Position, Protocol, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
@@ -96,10 +96,10 @@ class Policy:
 class Reserve:
     """The vault's reserve: raw balances by token address."""
 
-    balances: Mapping[str, int] = field(default_factory=dict, hash=False)
+    balances: Mapping[Address, int] = field(default_factory=dict, hash=False)
 
-    def get(self, address: str) -> int:
-        return next((v for a, v in self.balances.items() if a.lower() == address.lower()), 0)
+    def get(self, address: Address) -> int:
+        return self.balances.get(address, 0)
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,15 @@ class Plan:
 class _Planner:
     def __init__(self, risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams], policy: Policy,
                  block: int, last: Mapping[str, int], floors: Mapping[str, float],
-                 release_left: Mapping[str, int] | None = None) -> None:
+                 release_left: Mapping[Address, int] | None = None) -> None:
         horizon = getattr(risk, "horizon_hours", None)
         if horizon is not None and not math.isclose(horizon, policy.horizon_hours):
             raise ConfigError(f"risk model horizon {horizon}h differs from the policy's {policy.horizon_hours}h")
         self.risk, self.policy, self.block = risk, policy, block
-        self.assets = {a.address.lower(): a for a in assets}
+        self.assets = {a.address: a for a in assets}
         self.balances = {a: reserve.get(a) for a in self.assets}
         self.last, self.floors = last, floors
-        self.release_left = {a.lower(): v for a, v in (release_left or {}).items()}
+        self.release_left = dict(release_left or {})
         self.model = risk.describe()
         self.skipped: list[tuple[str, str]] = []
         self.alerts: list[PlanAlert] = []
@@ -190,13 +190,13 @@ class _Planner:
     def release_room(self, pos: Position, params: AssetParams) -> int | None:
         """What the vault's release window still lets leave ``pos`` in ``params``, in the action's raw
         units (tokens; USD 1e30 for a perp), or None when not known (no vault book)."""
-        left = self.release_left.get(params.address.lower())
+        left = self.release_left.get(params.address)
         if left is None or pos.perp is None:
             return left
         return int(left / params.unit * params.price_usd * self.PERP_RELEASE_MARGIN * USD_RAW)
 
     def spend_release(self, pos: Position, opt: Sized) -> None:
-        key = opt.params.address.lower()
+        key = opt.params.address
         if key not in self.release_left:
             return
         tokens = opt.raw if pos.perp is None else math.ceil(
@@ -221,8 +221,8 @@ class _Planner:
             params = self.assets.get(perp_collateral_address(pos))
             ways = [(ActionKind.TOP_UP, params)] if params else []
         else:
-            ways = [(ActionKind.REPAY, self.assets[leg.asset.address.lower()]) for leg in pos.legs_on(Side.DEBT)
-                    if leg.asset.address.lower() in self.assets and leg.amount_raw > 0]
+            ways = [(ActionKind.REPAY, self.assets[leg.asset.address]) for leg in pos.legs_on(Side.DEBT)
+                    if leg.asset.address in self.assets and leg.amount_raw > 0]
             ways += [(ActionKind.TOP_UP, a) for a in self.assets.values() if (weight_for(a, pos) or 0) > 0]
         for kind, params in ways:
             opt = self.smallest(pos, kind, params, p)
@@ -230,8 +230,8 @@ class _Planner:
                 out.append(opt)
         return sorted(out, key=lambda o: o.cost_usd)
 
-    def fits(self, opt: Sized, balances: dict[str, int]) -> bool:
-        return opt.raw <= balances.get(opt.params.address.lower(), 0)
+    def fits(self, opt: Sized, balances: dict[Address, int]) -> bool:
+        return opt.raw <= balances.get(opt.params.address, 0)
 
     # --------------------------------------------------------------- actions
     def reason(self, pos: Position, p: float, after: Position, p_after: float, note: str) -> Reason:
@@ -279,7 +279,7 @@ def _has_exposure(pos: Position) -> bool:
 
 def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams],
          policy: Policy = Policy(), *, block: int, last_action_block: Mapping[str, int] | None = None,
-         floors: Mapping[str, float] | None = None, release_left: Mapping[str, int] | None = None) -> Plan:
+         floors: Mapping[str, float] | None = None, release_left: Mapping[Address, int] | None = None) -> Plan:
     """Choose this tick's actions (see the module doc). ``last_action_block``: the block at which
     each position was last acted on; ``floors``: the vault's health floor per position key;
     ``release_left``: per asset address, the tokens the vault's release window still lets the keeper
@@ -352,7 +352,7 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
                 unmet.append((pos, p))
                 continue
             o = ok[0]
-            bal[o.params.address.lower()] -= o.raw
+            bal[o.params.address] -= o.raw
             done.append(pl.action(pos, p, o, _comparison(pos, opts, o)))
         return done, unmet
 
@@ -397,7 +397,7 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
     policy = pl.policy
     needs, chosen = [], {}
     for pos, p in risky:
-        payable = [o for o in menus[pos.key] if pl.balances.get(o.params.address.lower(), 0) > 0]
+        payable = [o for o in menus[pos.key] if pl.balances.get(o.params.address, 0) > 0]
         if not payable:
             pl.skipped.append((pos.key, f"P {p:.2e} above budget and the reserve holds none of "
                                         + ", ".join(sorted({o.params.symbol for o in menus[pos.key]}))))
@@ -409,8 +409,9 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
             after = simulate(pos, o.kind, o.params, raw)
             pts.append((raw / o.params.unit * o.params.price_usd, min(p, pl._p(after))))
         penalty, size = _loss_weight(pos, policy)
-        needs.append(Need(pos.key, p, penalty, size, tuple(pts), o.params.address.lower()))
-    budget = {a: pl.balances.get(a, 0) / pl.assets[a].unit * pl.assets[a].price_usd for a in pl.assets}
+        needs.append(Need(pos.key, p, penalty, size, tuple(pts), o.params.address))
+    budget: dict[str, float] = {a: pl.balances.get(a, 0) / pl.assets[a].unit * pl.assets[a].price_usd
+                                for a in pl.assets}
     alloc = allocate(needs, budget)
     pl.allocation = alloc
     pl.alerts.append(PlanAlert("reserve_short", alloc.message or "reserve short"))
@@ -418,11 +419,11 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
     for n in needs:
         pos, p, o = chosen[n.key]
         grant = alloc.grants[n.key]
-        if grant >= n.target_cost - 1e-9 and o.raw <= left[n.pool]:
-            left[n.pool] -= o.raw
+        if grant >= n.target_cost - 1e-9 and o.raw <= left[o.params.address]:
+            left[o.params.address] -= o.raw
             out.append(pl.action(pos, p, o, _comparison(pos, menus[pos.key], o)))
             continue
-        raw = min(left[n.pool], math.ceil(grant / o.params.price_usd * o.params.unit))
+        raw = min(left[o.params.address], math.ceil(grant / o.params.price_usd * o.params.unit))
         if raw <= 0 or raw / o.params.unit * o.params.price_usd < policy.min_action_usd:
             pl.skipped.append((n.key, f"reserve short: granted {grant:,.2f} USD of {n.target_cost:,.2f}, "
                                       "below the minimum action size"))
@@ -432,7 +433,7 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
         if part.p_after >= p:
             pl.skipped.append((n.key, f"reserve short: {part.value_usd:,.2f} USD granted would not lower P"))
             continue
-        left[n.pool] -= raw
+        left[o.params.address] -= raw
         note = (f"reserve short: partial {o.label()} ({part.value_usd:,.2f} of {n.target_cost:,.2f} USD to "
                 f"target), allocated by expected loss avoided")
         out.append(pl.action(pos, p, part, note))
@@ -447,7 +448,7 @@ def _rebalance(pl: _Planner, pos: Position, p: float, opts: list[Sized],
         if o.kind is not ActionKind.TOP_UP:
             continue
         for src, ps in sources.values():
-            if (src.perp is not None or src.chain != pos.chain or src.account.lower() != pos.account.lower()
+            if (src.perp is not None or src.chain != pos.chain or src.account != pos.account
                     or held(src, o.params, Side.COLLATERAL) < o.raw):
                 continue
             out = pl.largest_withdrawal(src, o.params, ps)
@@ -473,8 +474,8 @@ def _release(pl: _Planner, pos: Position, p: float) -> Action | None:
         params = pl.assets.get(perp_collateral_address(pos))
         cands = [params] if params else []
     else:
-        cands = [pl.assets[leg.asset.address.lower()] for leg in pos.legs_on(Side.COLLATERAL)
-                 if leg.asset.address.lower() in pl.assets and leg.amount_raw > 0]
+        cands = [pl.assets[leg.asset.address] for leg in pos.legs_on(Side.COLLATERAL)
+                 if leg.asset.address in pl.assets and leg.amount_raw > 0]
     sized = [o for o in (pl.largest_withdrawal(pos, c, p) for c in cands) if o is not None and o.raw > 0]
     pairs = [(o, pl.within_window(pos, o)) for o in sized]
     opts = [w for _, w in pairs if w is not None]

@@ -181,8 +181,7 @@ def _lending_line(pos: Position, kind: ActionKind, params: AssetParams) -> _Heal
     weighted = sum(leg.value_usd * leg.liquidation_weight for leg in pos.legs if leg.side is Side.COLLATERAL)
     debt = sum(leg.value_usd for leg in pos.legs if leg.side is Side.DEBT)
     side = Side.DEBT if kind is ActionKind.REPAY else Side.COLLATERAL
-    addr = params.address.lower()
-    leg = next((lg for lg in pos.legs if lg.side is side and lg.asset.address.lower() == addr), None)
+    leg = next((lg for lg in pos.legs if lg.side is side and lg.asset.address == params.address), None)
     if leg is not None:
         weight, per_raw = leg.liquidation_weight, leg.price_usd / 10**leg.asset.decimals
     else:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import cast
 
-from keeper.domain import MAX_UINT256, WAD, ActionKind, Asset, Leg, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, ActionKind, Address, Asset, Leg, Position, Protocol, Side
 from keeper.risk.health import lending_health
 
 USD_RAW = 10**30  # GMX v1 USD unit: a perp withdrawal's amount_raw
@@ -37,7 +38,7 @@ class AssetParams:
     ``haircut`` is the liquidity cost of using it (0.02 = every USD committed costs 1.02 USD)."""
 
     symbol: str
-    address: str
+    address: Address
     decimals: int
     price_usd: float
     weights: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -58,7 +59,7 @@ def weight_for(params: AssetParams, position: Position) -> float | None:
     when it cannot be posted there."""
     collateral = position.legs_on(Side.COLLATERAL)
     for leg in collateral:
-        if leg.asset.address.lower() == params.address.lower():
+        if leg.asset.address == params.address:
             return leg.liquidation_weight
     if position.protocol is Protocol.MORPHO_BLUE and collateral:
         return None  # a Morpho market has exactly one collateral token
@@ -68,9 +69,10 @@ def weight_for(params: AssetParams, position: Position) -> float | None:
     return None
 
 
-def perp_collateral_address(position: Position) -> str:
-    """The collateral token of a perp position (market key ``<collateral>:<index>:<side>``)."""
-    return position.market.split(":")[0].lower()
+def perp_collateral_address(position: Position) -> Address:
+    """The collateral token of a perp position (market key ``<collateral>:<index>:<side>``, built by the
+    adapter from ``Address``es: taken as it is, not parsed again)."""
+    return cast(Address, position.market.split(":")[0])
 
 
 def _health_wad(h: float) -> int:
@@ -125,9 +127,9 @@ def _deposit_fee_factor(is_long: bool, deposit_fee_bps: int) -> float:
 
 def _with_lending_leg(position: Position, params: AssetParams, side: Side, delta_raw: int) -> Position:
     legs, done = [], False
-    addr = params.address.lower()
+    addr = params.address
     for leg in position.legs:
-        if not done and leg.side is side and leg.asset.address.lower() == addr:
+        if not done and leg.side is side and leg.asset.address == addr:
             legs.append(replace(leg, amount_raw=max(0, leg.amount_raw + delta_raw)))
             done = True
         else:
@@ -180,8 +182,8 @@ def simulate(position: Position, kind: ActionKind, params: AssetParams, amount_r
 
 def held(position: Position, params: AssetParams, side: Side) -> int:
     """Raw amount of ``params`` on ``side`` of a lending position."""
-    addr = params.address.lower()
-    return sum(leg.amount_raw for leg in position.legs if leg.side is side and leg.asset.address.lower() == addr)
+    addr = params.address
+    return sum(leg.amount_raw for leg in position.legs if leg.side is side and leg.asset.address == addr)
 
 
 # ------------------------------------------------------------------------------------ sizing

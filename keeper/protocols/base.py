@@ -20,7 +20,7 @@ from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
 from keeper.chain.oracle import PriceReading
-from keeper.domain import Position, Protocol
+from keeper.domain import Address, Position, Protocol
 from keeper.errors import TemporaryError
 
 WORD = 32
@@ -36,8 +36,9 @@ def word(data: bytes, i: int) -> int:
     return int.from_bytes(data[WORD * i:WORD * (i + 1)], "big")
 
 
-def address_word(data: bytes, i: int) -> str:
-    return "0x" + data[WORD * i + 12:WORD * (i + 1)].hex()
+def address_word(data: bytes, i: int) -> Address:
+    """The i-th word of ABI-encoded return data as an address (the keeper's ``Address``)."""
+    return Address("0x" + data[WORD * i + 12:WORD * (i + 1)].hex())
 
 
 def enc_address(addr: str) -> bytes:
@@ -57,8 +58,8 @@ class ReadContext:
     chain: str
     block: int
     timestamp: int
-    # Chainlink readings keyed by the lower-case address of the asset they price (see config).
-    prices: Mapping[str, PriceReading]
+    # Chainlink readings keyed by the address of the asset they price (see config).
+    prices: Mapping[Address, PriceReading]
 
 
 Decoder = Callable[[Sequence[Result], ReadContext], list[Position]]
@@ -143,19 +144,19 @@ class Adapter(ABC):
         """Load or refresh metadata needed to plan and decode."""
 
     @abstractmethod
-    def plan(self, accounts: Sequence[str]) -> ReadPlan:
+    def plan(self, accounts: Sequence[Address]) -> ReadPlan:
         """The calls that read these accounts' positions, and how to decode them."""
 
-    def read(self, mc: Multicall, accounts: Sequence[str], ctx: ReadContext) -> list[Position]:
+    def read(self, mc: Multicall, accounts: Sequence[Address], ctx: ReadContext) -> list[Position]:
         self.prepare(mc, ctx.block)
         return run_plans(mc, [self.plan(accounts)], ctx)
 
 
-def price_issue(prices: Mapping[str, PriceReading], assets: Sequence[str]) -> str | None:
+def price_issue(prices: Mapping[Address, PriceReading], assets: Sequence[Address]) -> str | None:
     """Why a position's prices are unusable (a checked Chainlink reading failed), else None.
     Assets without a configured feed are not checked here."""
     for a in assets:
-        reading = prices.get(a.lower())
+        reading = prices.get(a)
         if reading is not None and not reading.ok:
             return f"price unusable for {reading.name}: {reading.issue}"
     return None

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from eth_utils.crypto import keccak
 
 from keeper.chain.multicall import Call, Multicall
+from keeper.domain import ZERO_ADDRESS, Address
 from keeper.plan.perp_requests import PendingRequest, RouterRules
 from keeper.protocols.base import address_word, enc_address, selector, word
 
@@ -32,12 +33,12 @@ SEL_MAX_TIME = selector("maxTimeDelay()")
 SEL_PUBLIC = selector("isLeverageEnabled()")
 
 
-def request_key(account: str, index: int) -> str:
+def request_key(account: Address, index: int) -> str:
     """GMX v1's ``PositionRouter.getRequestKey(account, index)``."""
-    return "0x" + keccak(bytes.fromhex(account[2:].lower()) + index.to_bytes(32, "big")).hex()
+    return "0x" + keccak(bytes.fromhex(account[2:]) + index.to_bytes(32, "big")).hex()
 
 
-def _address_array(data: bytes) -> list[str]:
+def _address_array(data: bytes) -> list[Address]:
     """An ABI-encoded ``address[]`` return value."""
     if len(data) < 64:
         return []
@@ -49,11 +50,11 @@ def _address_array(data: bytes) -> list[str]:
 class RequestReader:
     """Pending increase requests of some accounts on one PositionRouter."""
 
-    def __init__(self, mc: Multicall, position_router: str) -> None:
+    def __init__(self, mc: Multicall, position_router: Address) -> None:
         self.mc = mc
         self.router = position_router
 
-    def read(self, accounts: Sequence[str], block: int) -> tuple[RouterRules, list[PendingRequest]]:
+    def read(self, accounts: Sequence[Address], block: int) -> tuple[RouterRules, list[PendingRequest]]:
         head = [Call(self.router, s, False) for s in (SEL_MIN_BLOCK_DELAY, SEL_MIN_TIME_PUBLIC, SEL_MAX_TIME,
                                                        SEL_PUBLIC)]
         first = self.mc.call(head + [Call(self.router, SEL_INDEX + enc_address(a), False) for a in accounts], block)
@@ -78,7 +79,7 @@ class RequestReader:
                 continue  # executed or cancelled
             tokens = _address_array(path.data)
             out.append(PendingRequest(
-                key=k, account=account, collateral_token=tokens[-1] if tokens else "0x" + "00" * 20,
+                key=k, account=account, collateral_token=tokens[-1] if tokens else ZERO_ADDRESS,
                 index_token=address_word(req.data, 1), is_long=bool(word(req.data, 5)), amount_raw=word(req.data, 2),
                 size_delta=word(req.data, 4), execution_fee=word(req.data, 7), block=word(req.data, 8),
                 timestamp=word(req.data, 9)))

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall, Result
-from keeper.domain import Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import USD_ASSET, ZERO_ADDRESS, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.errors import ConfigError
 from keeper.protocols.base import (
     Adapter,
@@ -68,18 +68,17 @@ SEL_DEPOSIT_FEE = selector("depositFee()")
 SEL_MIN_EXECUTION_FEE = selector("minExecutionFee()")
 USD = 10**30
 BPS = 10_000
-USD_ASSET = Asset("USD", "usd", 30)
 
 
 @dataclass(frozen=True)
 class PerpMarket:
-    collateral_token: str
-    index_token: str
+    collateral_token: Address
+    index_token: Address
     is_long: bool
 
     @property
     def key(self) -> str:
-        return f"{self.collateral_token}:{self.index_token}:{'long' if self.is_long else 'short'}".lower()
+        return f"{self.collateral_token}:{self.index_token}:{'long' if self.is_long else 'short'}"
 
 
 @dataclass(frozen=True)
@@ -99,14 +98,14 @@ class VaultState:
 class GmxV1Adapter(Adapter):
     protocol = Protocol.PERP
 
-    def __init__(self, chain: str, vault: str, markets: Sequence[PerpMarket],
-                 position_router: str | None = None) -> None:
+    def __init__(self, chain: str, vault: Address, markets: Sequence[PerpMarket],
+                 position_router: Address | None = None) -> None:
         self.chain = chain
         self.vault = vault
         self.position_router = position_router
         self.markets = list(markets)
-        self.assets: dict[str, Asset] = {}
-        self.gov: str | None = None
+        self.assets: dict[Address, Asset] = {}
+        self.gov: Address | None = None
         self.state: VaultState | None = None  # as of the last read
 
     def prepare(self, mc: Multicall, block: int) -> None:
@@ -115,16 +114,16 @@ class GmxV1Adapter(Adapter):
             self.assets = load_assets(mc, tokens, block)
         if self.gov is None:
             (r,) = mc.call([Call(self.vault, SEL_GOV)], block)
-            self.gov = address_word(r.data, 0) if r.success and len(r.data) >= 32 else "0x" + "00" * 20
+            self.gov = address_word(r.data, 0) if r.success and len(r.data) >= 32 else ZERO_ADDRESS
 
-    def plan(self, accounts: Sequence[str]) -> ReadPlan:
+    def plan(self, accounts: Sequence[Address]) -> ReadPlan:
         markets = list(self.markets)
         prefix = tuple(Call(self.vault, SEL_UPDATE_FUNDING + enc_address(m.collateral_token)
                             + enc_address(m.index_token))
                        for m in markets)
-        indexes = sorted({m.index_token.lower() for m in markets})
-        collaterals = sorted({m.collateral_token.lower() for m in markets})
-        gov = self.gov or "0x" + "00" * 20
+        indexes = sorted({m.index_token for m in markets})
+        collaterals = sorted({m.collateral_token for m in markets})
+        gov = self.gov or ZERO_ADDRESS
         calls = [Call(self.vault, SEL_LIQ_FEE), Call(self.vault, SEL_MAX_LEVERAGE), Call(self.vault, SEL_MARGIN_FEE),
                  Call(self.vault, SEL_LEVERAGE_ENABLED), Call(self.vault, SEL_PRIVATE_LIQ), Call(self.vault, SEL_GOV),
                  Call(gov, SEL_MARGIN_FEE)]
@@ -156,9 +155,9 @@ class GmxV1Adapter(Adapter):
                 k += 2
             out = []
             for m in markets:
-                low, high = marks[m.index_token.lower()]
+                low, high = marks[m.index_token]
                 mark = low if m.is_long else high
-                cumulative = funding[m.collateral_token.lower()]
+                cumulative = funding[m.collateral_token]
                 for a in accounts:
                     pos = self._decode(m, a, results[k:k + 3], state, mark, cumulative, ctx)
                     k += 3
@@ -184,7 +183,7 @@ class GmxV1Adapter(Adapter):
         margin_bps = word(margin.data, 0)
         liq_bps = margin_bps
         is_private = private.success and bool(word(private.data, 0))
-        if gov.success and address_word(gov.data, 0) != (self.gov or "").lower():
+        if gov.success and address_word(gov.data, 0) != self.gov:
             self.gov = None  # the governor changed: re-read at the next prepare
         elif is_private and gov_margin.success and len(gov_margin.data) >= 32:
             liq_bps = word(gov_margin.data, 0)
@@ -192,7 +191,7 @@ class GmxV1Adapter(Adapter):
         return VaultState(word(liq_fee.data, 0), word(max_lev.data, 0), margin_bps, liq_bps, gated, is_private,
                           deposit_fee, min_fee)
 
-    def _decode(self, m: PerpMarket, account: str, rs: Sequence[Result], state: VaultState, mark: int,
+    def _decode(self, m: PerpMarket, account: Address, rs: Sequence[Result], state: VaultState, mark: int,
                 cumulative: int | None, ctx: ReadContext) -> Position | None:
         got, delta_r, valid_r = rs
         if not got.success:
@@ -228,7 +227,7 @@ class GmxV1Adapter(Adapter):
         kept = collateral - (0 if has_profit else delta)
         need = max(at_rest + state.liquidation_fee_usd, -(-size * BPS // max(state.max_leverage_bps, 1)))
         release_cap = max(0, kept - need) / USD if issue is None else 0.0
-        index = self.assets[m.index_token.lower()]
+        index = self.assets[m.index_token]
         terms = PerpTerms(index=index, is_long=m.is_long, size_usd=size / USD, collateral_usd=collateral / USD,
                           average_price=avg_price / USD, mark_price=mark / USD, margin_fees_usd=fees / USD,
                           liquidation_fee_usd=state.liquidation_fee_usd / USD,

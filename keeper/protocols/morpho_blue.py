@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall, Result
-from keeper.domain import MAX_UINT256, WAD, Asset, Leg, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Address, Asset, Leg, Position, Protocol, Side
 from keeper.errors import ConfigError
 from keeper.protocols.base import Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_uint, price_issue, word
 from keeper.protocols.erc20 import load_assets
@@ -35,8 +35,8 @@ class MarketParams:
     id: str
     loan: Asset
     collateral: Asset
-    oracle: str
-    irm: str
+    oracle: Address
+    irm: Address
     lltv: int
 
     def encoded(self) -> bytes:
@@ -60,10 +60,10 @@ def health_wad(collateral: int, price: int, lltv: int, borrowed: int) -> int:
 class MorphoBlueAdapter(Adapter):
     protocol = Protocol.MORPHO_BLUE
 
-    def __init__(self, chain: str, morpho: str, market_ids: Sequence[str]) -> None:
+    def __init__(self, chain: str, morpho: Address, market_ids: Sequence[str]) -> None:
         self.chain = chain
         self.morpho = morpho
-        self.market_ids = [m.lower() for m in market_ids]
+        self.market_ids = [m.lower() for m in market_ids]  # market ids (bytes32), not addresses
         self.markets: list[MarketParams] = []
 
     def prepare(self, mc: Multicall, block: int) -> None:
@@ -81,7 +81,7 @@ class MorphoBlueAdapter(Adapter):
         self.markets = [MarketParams(mid, assets[p[0]], assets[p[1]], p[2], p[3], p[4])
                         for mid, p in zip(self.market_ids, raw)]
 
-    def plan(self, accounts: Sequence[str]) -> ReadPlan:
+    def plan(self, accounts: Sequence[Address]) -> ReadPlan:
         markets = list(self.markets)
         prefix = tuple(Call(self.morpho, SEL_ACCRUE + m.encoded()) for m in markets)
         calls = []
@@ -101,7 +101,7 @@ class MorphoBlueAdapter(Adapter):
 
         return ReadPlan(calls, decode_all, prefix)
 
-    def _decode_market(self, m: MarketParams, chunk: Sequence[Result], accounts: Sequence[str],
+    def _decode_market(self, m: MarketParams, chunk: Sequence[Result], accounts: Sequence[Address],
                        ctx: ReadContext) -> list[Position]:
         market_r, price_r = chunk[0], chunk[1]
         if not market_r.success:
@@ -111,7 +111,7 @@ class MorphoBlueAdapter(Adapter):
         price = word(price_r.data, 0) if price_ok else 0
         issue = None if price_ok and price > 0 else "price unusable: the market's oracle reverted or answered 0"
         issue = issue or price_issue(ctx.prices, [m.collateral.address, m.loan.address])
-        loan_reading = ctx.prices.get(m.loan.address.lower())
+        loan_reading = ctx.prices.get(m.loan.address)
         loan_usd = loan_reading.price if loan_reading is not None and loan_reading.ok else 1.0
         quote = "usd" if loan_reading is not None else "loan-units"
         # Collateral price in USD per whole token: price/1e36 loan base units per collateral base unit.

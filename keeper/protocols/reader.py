@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from keeper.chain.client import ChainClient
 from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import OracleReader, PriceReading
-from keeper.domain import Position
+from keeper.domain import USD_ADDRESS, Address, Position
 from keeper.protocols.base import Adapter, ReadContext, run_plans
 
 
@@ -20,27 +20,27 @@ class Snapshot:
     block_hash: str
     timestamp: int
     positions: list[Position]
-    prices: dict[str, PriceReading]  # by feed address (lower case)
+    prices: dict[Address, PriceReading]  # by feed address
 
 
 class ChainReader:
     def __init__(self, chain: str, client: ChainClient, multicall: Multicall, adapters: Sequence[Adapter],
-                 accounts: Sequence[str], oracle: OracleReader | None = None,
-                 asset_feeds: Mapping[str, str] | None = None,
-                 only: Mapping[str, Sequence[str]] | None = None) -> None:
+                 accounts: Sequence[Address], oracle: OracleReader | None = None,
+                 asset_feeds: Mapping[Address, Address] | None = None,
+                 only: Mapping[Address, Sequence[str]] | None = None) -> None:
         self.chain = chain
         self.client = client
         self.mc = multicall
         self.adapters = list(adapters)
         self.accounts = list(accounts)
         self.oracle = oracle
-        # asset address (lower) -> feed address (lower): which checked reading prices which asset
-        self.asset_feeds = {k.lower(): v.lower() for k, v in (asset_feeds or {}).items()}
-        # account (lower) -> the protocols it is read on; accounts not listed are read on every adapter.
+        # asset address -> feed address: which checked reading prices which asset
+        self.asset_feeds = dict(asset_feeds or {})
+        # account -> the protocols it is read on; accounts not listed are read on every adapter.
         # The per-adapter lists are built once, so adapters that cache per-account layouts see a stable list.
-        limits = {k.lower(): set(v) for k, v in (only or {}).items()}
+        limits = {k: set(v) for k, v in (only or {}).items()}
         self._accounts_for = {id(a): [acct for acct in self.accounts
-                                      if acct.lower() not in limits or a.protocol.value in limits[acct.lower()]]
+                                      if acct not in limits or a.protocol.value in limits[acct]]
                               for a in self.adapters}
 
     def head(self) -> tuple[int, str, int]:
@@ -75,7 +75,7 @@ class ChainReader:
             return p
         assets = ([p.perp.index] if p.perp is not None else []) + [leg.asset for leg in p.legs]
         for a in assets:
-            if a.address != "usd" and a.address.lower() not in self.asset_feeds:
+            if a.address != USD_ADDRESS and a.address not in self.asset_feeds:
                 return replace(p, price_ok=False,
                                price_issue=f"no price feed configured for {a.symbol} ({a.address}): "
                                            f"add it to the chain's feeds")

@@ -18,17 +18,16 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi.abi import encode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from keeper.chain.contracts import ours
 from keeper.chain.tx import TxRequest
-from keeper.domain import Action, ActionKind, Position, Protocol
+from keeper.domain import Action, ActionKind, Address, Position, Protocol
 from keeper.errors import ConfigError
 
 KIND = {Protocol.AAVE_V3: 0, Protocol.MORPHO_BLUE: 1, Protocol.PERP: 2}
-# EIP-55 costs a keccak per call; the keeper acts on a few addresses over and over.
-_checksum = lru_cache(maxsize=4096)(to_checksum_address)
+# Addresses go to eth_abi and JSON-RPC as the keeper holds them (``Address``: lower-case hex, which
+# both take as is); checksumming them here cost a keccak each, on the act path.
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,11 @@ class Ref:
     account: str
 
     def as_tuple(self) -> tuple[int, str, bytes, str]:
-        return (self.kind, _checksum(self.protocol), self.market, _checksum(self.account))
+        return (self.kind, Address(self.protocol), self.market, Address(self.account))
 
 
 def perp_market_key(collateral_token: str, index_token: str, is_long: bool) -> bytes:
-    return keccak(encode(["address", "address", "bool"], [to_checksum_address(collateral_token),
-                                                          to_checksum_address(index_token), is_long]))
+    return keccak(encode(["address", "address", "bool"], [Address(collateral_token), Address(index_token), is_long]))
 
 
 def ref_for(position: Position, asset_address: str | None = None) -> Ref:
@@ -52,7 +50,7 @@ def ref_for(position: Position, asset_address: str | None = None) -> Ref:
     if position.protocol is Protocol.AAVE_V3:
         if asset_address is None:
             raise ValueError("an Aave reference names the asset")
-        market = bytes(12) + bytes.fromhex(_checksum(asset_address)[2:])
+        market = bytes(12) + bytes.fromhex(Address(asset_address)[2:])
     elif position.protocol is Protocol.MORPHO_BLUE:
         market = bytes.fromhex(position.market[2:])
     else:
@@ -109,9 +107,9 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
         if pos.protocol is not Protocol.PERP or not action.request_key:
             raise ConfigError(f"{action.kind.value} needs a perp position and a request key")
         name = "executePerpRequest" if action.kind is ActionKind.EXECUTE_REQUEST else "cancelPerpRequest"
-        data = _encode(name, [_checksum(pos.protocol_address), bytes.fromhex(action.request_key[2:])])
-        return TxRequest(_checksum(vault), data, label=f"{action.kind.value} {action.request_key[:10]} on perp")
+        data = _encode(name, [Address(pos.protocol_address), bytes.fromhex(action.request_key[2:])])
+        return TxRequest(Address(vault), data, label=f"{action.kind.value} {action.request_key[:10]} on perp")
     else:
         raise ValueError(f"unknown action kind {action.kind}")
-    return TxRequest(_checksum(vault), data,
+    return TxRequest(Address(vault), data,
                      label=f"{action.kind.value} {action.amount:g} {action.asset.symbol} on {pos.protocol.value}")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keeper.domain import MAX_UINT256, WAD, Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, USD_ADDRESS, WAD, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.risk.health import nearest_liquidation
 from keeper.store.models import ACCOUNT_KINDS, PositionSnapshot
 
@@ -52,7 +52,8 @@ def _asset_json(a: Asset) -> dict[str, Any]:
 
 
 def _asset(d: dict[str, Any]) -> Asset:
-    return Asset(d["symbol"], d["address"], int(d["decimals"]))
+    a = d["address"]  # rows written before the Address type may hold checksummed addresses
+    return Asset(d["symbol"], USD_ADDRESS if a == USD_ADDRESS else Address(a), int(d["decimals"]))
 
 
 def _legs_to_json_reference(legs: tuple[Leg, ...]) -> str:
@@ -274,8 +275,8 @@ def snapshot_to_position(row: PositionSnapshot) -> Position:
     return Position(
         chain=row.chain,
         protocol=Protocol(row.protocol),
-        protocol_address=row.protocol_address,
-        account=row.account,
+        protocol_address=Address(row.protocol_address),
+        account=Address(row.account),
         market=row.market,
         legs=legs_from_json(row.legs),
         health_wad=row.health_wad,

@@ -4,12 +4,13 @@ after a price drop the keeper's actions save every protected position (third-par
 reverts); an over-collateralised position releases excess and stays at or above the vault's floor."""
 
 import pytest
+from web3 import Web3
 
 from keeper.app.execution import execute
 from keeper.app.manual import open_session, plan_now
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
-from keeper.domain import WAD, ActionKind, Protocol
+from keeper.domain import WAD, ActionKind, Address, Protocol
 from keeper.errors import Reverted
 from keeper.store import Store
 from keeper.store.journal import Journal
@@ -26,6 +27,7 @@ def cfg(tmp_path, anvil, devnet, monkeypatch):
 
 
 def liquidation_reverts(w3, devnet, p) -> bool:
+    account = Web3.to_checksum_address(p.account)  # web3 takes checksummed addresses only
     d = Deployer(w3, devnet["roles"]["admin"])
     liq = devnet["roles"]["liquidator"]
     usdc = token(w3, devnet, "USDC")
@@ -34,14 +36,14 @@ def liquidation_reverts(w3, devnet, p) -> bool:
         if p.protocol is Protocol.AAVE_V3:
             pool = w3.eth.contract(address=devnet["aave_v3"]["pool"], abi=C.aave("Pool").abi)
             d.send(usdc.functions.approve(pool.address, MAX), sender=liq)
-            d.send(pool.functions.liquidationCall(devnet["tokens"]["WETH"]["address"], usdc.address, p.account,
+            d.send(pool.functions.liquidationCall(devnet["tokens"]["WETH"]["address"], usdc.address, account,
                                                   10**9, False), sender=liq)
         elif p.protocol is Protocol.MORPHO_BLUE:
             m = devnet["morpho_blue"]["markets"]["WETH/USDC"]
             morpho = w3.eth.contract(address=devnet["morpho_blue"]["morpho"], abi=C.third_party("Morpho").abi)
             d.send(usdc.functions.approve(morpho.address, MAX), sender=liq)
             params = (m["loan_token"], m["collateral_token"], m["oracle"], m["irm"], m["lltv"])
-            d.send(morpho.functions.liquidate(params, p.account, 10**15, 0, b""), sender=liq)
+            d.send(morpho.functions.liquidate(params, account, 10**15, 0, b""), sender=liq)
         else:
             d.send(gmx_liquidation(w3, devnet, p.account, p.market), sender=liq)
     except Reverted as e:
@@ -89,14 +91,14 @@ def test_excess_is_released_and_stays_above_the_floor(cfg, w3, devnet):
         releases = [(book, a) for book, p in plans for a in p.actions if a.kind is ActionKind.WITHDRAW_EXCESS]
         assert releases, "the 3x BTC short in calm markets has margin to release"
         for book, action in releases:
-            vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
-            reserve_before = token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() \
+            vault = w3.eth.contract(address=Web3.to_checksum_address(book.vault), abi=C.ours("KeeperVault").abi)
+            reserve_before = token(w3, devnet, action.asset.symbol).functions.balanceOf(vault.address).call() \
                 if action.asset.symbol in devnet["tokens"] else None
             _out, fresh, _requests = execute(cfg, session, book, action)
             floor = book.floors[action.position_key]
             assert fresh.health >= floor
             if reserve_before is not None:
-                assert token(w3, devnet, action.asset.symbol).functions.balanceOf(book.vault).call() > reserve_before
+                assert token(w3, devnet, action.asset.symbol).functions.balanceOf(vault.address).call() > reserve_before
             assert vault.functions.paused().call() is False
     finally:
         session.close()
@@ -110,7 +112,7 @@ def test_a_guardrail_revert_is_decoded_and_nothing_is_sent(cfg, w3, devnet):
         pos, book = find(session, f"{devnet['keeper_vaults']['alice']['address'][:10]}:aave")
         action = manual_action(session, pos, book, amount=1.0, asset="WETH")
         # The owner pauses the vault: the keeper's call must be refused in simulation, by name.
-        vault = w3.eth.contract(address=book.vault, abi=C.ours("KeeperVault").abi)
+        vault = w3.eth.contract(address=Web3.to_checksum_address(book.vault), abi=C.ours("KeeperVault").abi)
         Deployer(w3, devnet["roles"]["admin"]).send(vault.functions.pause(), sender=devnet["roles"]["alice"])
         nonce = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
         with pytest.raises(Reverted) as e:
@@ -134,14 +136,14 @@ def test_a_short_reserve_is_allocated_by_expected_loss_with_an_alert(cfg, w3, de
     session = open_session(cfg, "devnet", vols={"WETH": 0.8, "WBTC": 0.7})
     try:
         plans = {book.vault: p for book, p in plan_now(session)}
-        p = plans[alice_vault.address]
+        p = plans[Address(alice_vault.address)]
         assert any("reserve short" in a.text for a in p.alerts), p.alerts
         assert p.allocation is not None and p.allocation.reserve_short
         spent: dict[str, int] = {}
         for a in p.actions:
             if a.kind in (ActionKind.TOP_UP, ActionKind.REPAY):
                 spent[a.asset.address.lower()] = spent.get(a.asset.address.lower(), 0) + a.amount_raw
-        book = next(b for b in session.books if b.vault == alice_vault.address)
+        book = next(b for b in session.books if b.vault == Address(alice_vault.address))
         for addr, amount in spent.items():
             assert amount <= book.reserve.get(addr)  # never plans more than the vault holds
     finally:

@@ -22,7 +22,8 @@ ACCOUNT = "0x00000000000000000000000000000000000000aa"
 def aave(usdc_debt: float, name: str) -> Position:
     legs = (Leg(WETH, Side.COLLATERAL, 10 * 10**18, 1400.0, 0.825), Leg(USDC, Side.DEBT, int(usdc_debt * 1e6), 1.0))
     health = 10 * 1400 * 0.825 / usdc_debt
-    return Position("devnet", Protocol.AAVE_V3, "0x00000000000000000000000000000000000000a0", ACCOUNT + name,
+    account = "0x" + name.encode().hex().rjust(40, "0")  # one account per name
+    return Position("devnet", Protocol.AAVE_V3, "0x00000000000000000000000000000000000000a0", account,
                     "pool", legs, int(health * 1e18), 1)
 
 

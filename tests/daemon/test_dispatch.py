@@ -54,6 +54,8 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         sent = items[:-1]
         assert all(it.error is None and it.out is not None for it in sent)
         assert [it.out.nonce for it in sent] == list(range(nonce0, nonce0 + len(sent)))  # consecutive, no gap
+        assert set(d.timings) == {"gas_wait_s", "sign_s", "journal_s", "broadcast_s"}
+        assert d.timings["sign_s"] > 0 and d.timings["journal_s"] > 0 and d.timings["broadcast_s"] > 0
         d.settle_all(items)
         blocks = {it.out.receipt.block for it in sent}
         assert len(blocks) == 1 and all(it.out.receipt.ok and it.stage is Stage.MINED for it in sent)

@@ -36,6 +36,8 @@ def test_dry_run_plans_but_sends_nothing(cfg, w3, devnet):
         nonce = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
         assert k.tick(w3.eth.block_number) > 0  # it would act ...
         assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce  # ... but sends nothing
+        assert k.phases["read_s"] > 0 and k.phases["plan_act_s"] > 0  # where the tick's time went
+        assert "sign_s" not in k.phases  # the null executor signs nothing
     finally:
         k.shutdown()
 

@@ -16,7 +16,7 @@ def test_a_release_is_cut_to_the_window():
     pos = aave(20, 8_000)
     free = only(plan([pos], RISK, BIG, ASSETS, POLICY, block=200))
     assert free.kind is ActionKind.WITHDRAW_EXCESS and free.amount_raw > 2 * E18
-    cut = only(plan([pos], RISK, BIG, ASSETS, POLICY, block=200, release_left={"0xWETH": 2 * E18}))
+    cut = only(plan([pos], RISK, BIG, ASSETS, POLICY, block=200, release_left={WETH.address: 2 * E18}))
     assert cut.kind is ActionKind.WITHDRAW_EXCESS and cut.amount_raw == 2 * E18
     assert "cut to the vault's release window: WETH" in cut.reason.note
     after = simulate(pos, ActionKind.WITHDRAW_EXCESS, WETH, cut.amount_raw)

@@ -13,7 +13,7 @@ from web3 import Web3
 
 from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
-from keeper.domain import WAD, Protocol, Side
+from keeper.domain import WAD, Address, Protocol, Side
 from tests.devnet.helpers import token
 from tests.protocols.devnet_reader import devnet_reader
 
@@ -62,12 +62,14 @@ def test_aave_health_equals_the_pool_after_random_moves(reader, w3, devnet, seed
         aave = [p for p in snap.positions if p.protocol is Protocol.AAVE_V3]
         assert len(aave) == sum(p["protocol"] == "aave_v3" for p in devnet["positions"])  # 5 accounts
         for p in aave:
-            want = pool.functions.getUserAccountData(p.account).call(block_identifier=snap.block)[5]
+            want = pool.functions.getUserAccountData(Web3.to_checksum_address(p.account)).call(
+                block_identifier=snap.block)[5]
             assert p.health_wad == want
             # The legs are the pool's own balances.
             a_weth = w3.eth.contract(address=devnet["aave_v3"]["a_tokens"]["WETH"], abi=C.ours("TestERC20").abi)
             weth_leg = next(leg for leg in p.legs if leg.asset.symbol == "WETH" and leg.side is Side.COLLATERAL)
-            assert weth_leg.amount_raw == a_weth.functions.balanceOf(p.account).call(block_identifier=snap.block)
+            assert weth_leg.amount_raw == a_weth.functions.balanceOf(Web3.to_checksum_address(p.account)).call(
+                block_identifier=snap.block)
 
 
 def morpho_liquidate_succeeds(w3, devnet, borrower, block) -> bool:
@@ -105,7 +107,7 @@ def test_morpho_health_crosses_one_exactly_where_liquidate_starts_to_succeed(rea
         # probe compares the adapter's health and liquidate's outcome at that probe's own block.
         set_answer(w3, devnet, "ETH", answer)
         snap = reader.read()
-        (pos,) = [p for p in snap.positions if p.protocol is Protocol.MORPHO_BLUE and p.account == borrower]
+        (pos,) = [p for p in snap.positions if p.protocol is Protocol.MORPHO_BLUE and p.account == Address(borrower)]
         ok = morpho_liquidate_succeeds(w3, devnet, borrower, snap.block)
         seen.append((answer, pos.health_wad, ok))
         return ok
@@ -132,8 +134,8 @@ def perp_liquidation_succeeds(w3, dep, p, block) -> bool:
     PositionManager (inside ``enableLeverage``, at the execution margin fee) from a registered
     liquidator; direct ones let anyone call ``Vault.liquidatePosition``."""
     coll, index, side = p.market.split(":")
-    args = [p.account, Web3.to_checksum_address(coll), Web3.to_checksum_address(index), side == "long",
-            dep["roles"]["liquidator"]]
+    args = [Web3.to_checksum_address(p.account), Web3.to_checksum_address(coll), Web3.to_checksum_address(index),
+            side == "long", dep["roles"]["liquidator"]]
     target = dep["perp"]["position_manager" if dep["perp"]["mode"] == "gated" else "vault"]
     c = w3.eth.contract(address=target, abi=C.gmx("PositionManager" if dep["perp"]["mode"] == "gated" else "Vault").abi)
     try:
@@ -170,7 +172,8 @@ def test_perp_health_is_gmx_liquidation_rule(gmx_reader, gmx_net, seed):
         assert len(perps) == 4 and all(p.price_ok for p in perps)
         for p in perps:
             coll, index, side = p.market.split(":")
-            args = (p.account, Web3.to_checksum_address(coll), Web3.to_checksum_address(index), side == "long")
+            args = (Web3.to_checksum_address(p.account), Web3.to_checksum_address(coll),
+                    Web3.to_checksum_address(index), side == "long")
             assert p.extra["gated"] is (gmx_net.mode == "gated")
             assert p.extra["liquidation_margin_fee_bps"] == dep["perp"]["margin_fee_bps"]
             if gmx_net.mode == "direct":
@@ -199,7 +202,7 @@ def test_perp_health_crosses_one_where_gmx_starts_to_liquidate(gmx_net, pid, sym
     def liquidatable_at(answer):
         set_answer(w3, dep, sym, answer)
         snap = reader.read()
-        (pos,) = [p for p in snap.positions if p.protocol is Protocol.PERP and p.account == account
+        (pos,) = [p for p in snap.positions if p.protocol is Protocol.PERP and p.account == Address(account)
                   and p.perp.index.symbol == ("WETH" if sym == "ETH" else "WBTC")]
         ok = perp_liquidation_succeeds(w3, dep, pos, snap.block)
         seen.append((answer, pos.health_wad, ok))

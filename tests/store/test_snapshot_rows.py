@@ -11,7 +11,7 @@ import random
 import pytest
 from sqlalchemy import text
 
-from keeper.domain import MAX_UINT256, WAD, Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.store import Store
 from keeper.store.records import (
     SNAPSHOT_COLUMNS,
@@ -24,22 +24,22 @@ from keeper.store.records import (
 )
 
 CHAIN = "devnet"
-WETH = Asset("WETH", "0x00000000000000000000000000000000000000E1", 18)
-WBTC = Asset("WBTC", "0x00000000000000000000000000000000000000b7", 8)
-USDC = Asset("USDC", "0x00000000000000000000000000000000000000C6", 6)
-ODD = Asset('we"ird\\sym\u00e9\U0001f600', "0xAbC", 0)
-POOL = "0x0000000000000000000000000000000000000A0E"
+WETH = Asset("WETH", Address("0x00000000000000000000000000000000000000E1"), 18)
+WBTC = Asset("WBTC", Address("0x00000000000000000000000000000000000000b7"), 8)
+USDC = Asset("USDC", Address("0x00000000000000000000000000000000000000C6"), 6)
+ODD = Asset('we"ird\\sym\u00e9\U0001f600', Address("0x" + "Ab" * 20), 0)
+POOL = Address("0x0000000000000000000000000000000000000A0E")
 
 
 def lend(i: int, legs: tuple[Leg, ...], health_wad: int = 3 * WAD // 2, block: int = 10, **kw) -> Position:
-    return Position(CHAIN, Protocol.AAVE_V3, POOL, f"0x{i:040X}", "pool", legs, health_wad, block, **kw)
+    return Position(CHAIN, Protocol.AAVE_V3, POOL, Address(f"0x{i:040X}"), "pool", legs, health_wad, block, **kw)
 
 
 def perp(i: int, mark: float = 2_100.5, block: int = 10) -> Position:
     terms = PerpTerms(index=WETH, is_long=bool(i % 2), size_usd=10_000.0, collateral_usd=1_000.0 / 3,
                       average_price=2_000.0, mark_price=mark, margin_fees_usd=10.25, liquidation_fee_usd=5.0,
                       max_leverage=50.0, liquidation_state=0)
-    return Position(CHAIN, Protocol.PERP, "0x0000000000000000000000000000000000000B0B", f"0x{i:040x}",
+    return Position(CHAIN, Protocol.PERP, Address("0x0000000000000000000000000000000000000B0B"), Address(f"0x{i:040x}"),
                     f"{USDC.address}:{WETH.address}:long", (Leg(USDC, Side.COLLATERAL, 333_333_333, 1.0),),
                     3 * WAD // 2, block, perp=terms)
 

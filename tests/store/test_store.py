@@ -14,7 +14,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
-from keeper.domain import MAX_UINT256, WAD, Asset, Leg, PerpTerms, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Address, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 from keeper.risk.health import nearest_liquidation
 from keeper.store import (
@@ -31,9 +31,9 @@ from keeper.store import db as store_db
 from tests.store.conftest import drop_keeper_tables
 
 CHAIN = "devnet"
-WETH = Asset("WETH", "0x00000000000000000000000000000000000000E1", 18)
-USDC = Asset("USDC", "0x00000000000000000000000000000000000000C6", 6)
-POOL = "0x0000000000000000000000000000000000000A0E"
+WETH = Asset("WETH", Address("0x00000000000000000000000000000000000000E1"), 18)  # Address: as chain reads give
+USDC = Asset("USDC", Address("0x00000000000000000000000000000000000000C6"), 6)
+POOL = Address("0x0000000000000000000000000000000000000A0E")
 FEED = "0x00000000000000000000000000000000000feed1"  # as the store spells it: lower case
 
 
@@ -43,7 +43,7 @@ def lending(account: str = "0x00000000000000000000000000000000000000A1", *, bloc
     legs = (Leg(WETH, Side.COLLATERAL, 3 * 10**18 + 7, eth_price, 0.825),)
     if debt_raw:
         legs += (Leg(USDC, Side.DEBT, debt_raw, 1.0001),)
-    return Position(chain, Protocol.AAVE_V3, POOL, account, "pool", legs, health_wad, block,
+    return Position(chain, Protocol.AAVE_V3, POOL, Address(account), "pool", legs, health_wad, block,
                     price_ok=False, price_issue="WETH feed stale by 3700 s", label="alice")
 
 
@@ -52,8 +52,8 @@ def perp(block: int = 100) -> Position:
                       average_price=2_000.0, mark_price=2_100.5, margin_fees_usd=10.25,
                       liquidation_fee_usd=5.0, max_leverage=50.0, liquidation_state=0)
     legs = (Leg(USDC, Side.COLLATERAL, 333_333_333, 1.0),)
-    return Position(CHAIN, Protocol.PERP, "0x0000000000000000000000000000000000000B0B",
-                    "0x00000000000000000000000000000000000000A2", f"{USDC.address}:{WETH.address}:long",
+    return Position(CHAIN, Protocol.PERP, Address("0x0000000000000000000000000000000000000B0B"),
+                    Address("0x00000000000000000000000000000000000000A2"), f"{USDC.address}:{WETH.address}:long",
                     legs, 3 * WAD // 2, block, perp=terms)
 
 

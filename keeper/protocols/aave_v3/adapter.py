@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from keeper.chain.multicall import Call, FixedChunk, Multicall, Result
-from keeper.domain import Leg, Position, Protocol, Side
+from keeper.domain import Address, Leg, Position, Protocol, Side
 from keeper.protocols.aave_v3.maths import is_borrowing, is_using_as_collateral
 from keeper.protocols.aave_v3.metadata import (
     SEL_EMODE_BITMAP,
@@ -71,7 +71,7 @@ HealthMode = Literal["exact", "pool"]
 @dataclass
 class _Group:
     """Accounts whose reads share one pre-encoded chunk, with the layouts it was built for."""
-    accounts: tuple[str, ...]
+    accounts: tuple[Address, ...]
     layouts: tuple[int, ...]
     emodes: tuple[int, ...]
     chunk: FixedChunk
@@ -85,7 +85,7 @@ class _Group:
 @dataclass
 class _Round:
     """What one read round left to do: accounts to read again, and whether metadata is stale."""
-    accounts: list[str] = field(default_factory=list)
+    accounts: list[Address] = field(default_factory=list)
     stale: bool = False
     retry: bool = False  # the chunks saw different chain states: read the same chunks again
 
@@ -93,9 +93,9 @@ class _Round:
 class AaveV3Adapter(Adapter):
     protocol = Protocol.AAVE_V3
 
-    def __init__(self, chain: str, pool: str, data_provider: str, oracle: str, *, price_decimals: int = 8,
-                 refresh_blocks: int = 300, chunk_calls: int = 2_000, health: HealthMode = "exact",
-                 verify: Collection[str] = ()) -> None:
+    def __init__(self, chain: str, pool: Address, data_provider: Address, oracle: Address, *,
+                 price_decimals: int = 8, refresh_blocks: int = 300, chunk_calls: int = 2_000,
+                 health: HealthMode = "exact", verify: Collection[Address] = ()) -> None:
         self.chain = chain
         self.pool = pool
         self.data_provider = data_provider
@@ -104,15 +104,15 @@ class AaveV3Adapter(Adapter):
         self.refresh_blocks = refresh_blocks
         self.chunk_calls = chunk_calls
         self.health = health
-        self.verify = {a.lower() for a in verify}
+        self.verify = set(verify)
         self.meta: Metadata | None = None
         self._prepared_at: int | None = None
-        self._layout: dict[str, int] = {}  # account (lower case) -> user configuration bitmap
-        self._emode: dict[str, int] = {}  # account (lower case) -> e-mode category last seen
+        self._layout: dict[Address, int] = {}  # account -> user configuration bitmap
+        self._emode: dict[Address, int] = {}  # account -> e-mode category last seen
         self._groups: list[_Group] = []
-        self._groups_key: tuple[str, ...] | None = None
+        self._groups_key: tuple[Address, ...] | None = None
         self._shared: tuple[list[Call], list[int]] | None = None  # calls opening every chunk
-        self._dirty: set[str] = set()  # accounts whose layout changed since their group was encoded
+        self._dirty: set[Address] = set()  # accounts whose layout changed since their group was encoded
 
     @property
     def reserves(self) -> list[Reserve]:
@@ -135,7 +135,7 @@ class AaveV3Adapter(Adapter):
         return self.meta
 
     # --- calls -------------------------------------------------------------------------------
-    def _priced(self) -> list[str]:
+    def _priced(self) -> list[Address]:
         meta = self._need_meta()
         return [r.asset.address for r in meta.reserves] + meta.sources
 
@@ -183,12 +183,12 @@ class AaveV3Adapter(Adapter):
                 out.append((i, coll, borr))
         return tuple(out)
 
-    def _must_check(self, acct: str, layout: int | bytes | None, emode: int | bytes | None) -> bool:
+    def _must_check(self, acct: Address, layout: int | bytes | None, emode: int | bytes | None) -> bool:
         if layout in (UNKNOWN, 0):
             return False
-        return self.health == "pool" or emode != 0 or acct.lower() in self.verify
+        return self.health == "pool" or emode != 0 or acct in self.verify
 
-    def _group(self, accounts: Sequence[str], layouts: Sequence[int], emodes: Sequence[int]) -> _Group:
+    def _group(self, accounts: Sequence[Address], layouts: Sequence[int], emodes: Sequence[int]) -> _Group:
         shared_calls, shared_lengths = self._shared_calls()
         calls: list[Call] = list(shared_calls)
         lengths: list[int] = list(shared_lengths)
@@ -225,18 +225,18 @@ class AaveV3Adapter(Adapter):
         return _Group(tuple(accounts), tuple(layouts), tuple(emodes), FixedChunk(calls, lengths), all_slots, counts,
                       checked, len(shared_calls))
 
-    def _calls_for(self, acct: str) -> int:
-        layout = self._layout.get(acct.lower(), UNKNOWN)
-        n = 2 + self._must_check(acct, layout, self._emode.get(acct.lower(), 0))
+    def _calls_for(self, acct: Address) -> int:
+        layout = self._layout.get(acct, UNKNOWN)
+        n = 2 + self._must_check(acct, layout, self._emode.get(acct, 0))
         for i, coll, borr in self._slots(layout):
             n += coll + borr * (2 if self.reserves[i].has_stable_debt else 1)
         return n
 
-    def _group_for(self, accounts: Sequence[str]) -> _Group:
-        return self._group(accounts, [self._layout.get(a.lower(), UNKNOWN) for a in accounts],
-                           [self._emode.get(a.lower(), 0) for a in accounts])
+    def _group_for(self, accounts: Sequence[Address]) -> _Group:
+        return self._group(accounts, [self._layout.get(a, UNKNOWN) for a in accounts],
+                           [self._emode.get(a, 0) for a in accounts])
 
-    def _build_groups(self, accounts: Sequence[str]) -> list[_Group]:
+    def _build_groups(self, accounts: Sequence[Address]) -> list[_Group]:
         groups, cur, n = [], [], 0
         for acct in accounts:
             cur.append(acct)
@@ -248,7 +248,7 @@ class AaveV3Adapter(Adapter):
             groups.append(self._group_for(cur))
         return groups
 
-    def _cached_groups(self, accounts: Sequence[str]) -> list[_Group]:
+    def _cached_groups(self, accounts: Sequence[Address]) -> list[_Group]:
         """Groups for the account list, re-encoding only those whose accounts' layouts changed."""
         key = tuple(accounts)
         if key != self._groups_key:
@@ -257,14 +257,14 @@ class AaveV3Adapter(Adapter):
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for k, g in enumerate(self._groups):
-                if any(a.lower() in dirty for a in g.accounts):
+                if any(a in dirty for a in g.accounts):
                     self._groups[k] = self._group_for(g.accounts)
             if any(len(g.chunk.calls) > 3 * self.chunk_calls // 2 for g in self._groups):
                 self._groups = self._build_groups(accounts)  # layouts grew: keep chunks near the target size
         return self._groups
 
     # --- reads -------------------------------------------------------------------------------
-    def plan(self, accounts: Sequence[str]) -> ReadPlan:
+    def plan(self, accounts: Sequence[Address]) -> ReadPlan:
         self._need_meta()
         return self._plan(self._cached_groups(accounts))
 
@@ -399,13 +399,12 @@ class AaveV3Adapter(Adapter):
                 recheck = emode != old_emode and layout != UNKNOWN and self._must_check(acct, now, emode) != checked
                 if now != layout or not isinstance(emode, int) or None in vals[start + 2:k - checked] or recheck:
                     todo.accounts.append(acct)
-                    low = acct.lower()
                     if isinstance(now, int) and now != layout:
-                        self._layout[low] = now
-                        self._dirty.add(low)
+                        self._layout[acct] = now
+                        self._dirty.add(acct)
                     if isinstance(emode, int) and emode != old_emode:
-                        self._emode[low] = emode
-                        self._dirty.add(low)
+                        self._emode[acct] = emode
+                        self._dirty.add(acct)
                     continue
                 if emode and emode not in tables and fam.emode_bitmaps and self._prepared_at != block:
                     # A category created since the metadata was read (a user can enter a category only

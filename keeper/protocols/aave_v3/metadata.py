@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from eth_abi.abi import decode
 
 from keeper.chain.multicall import Call, Multicall
-from keeper.domain import Asset
+from keeper.domain import ZERO_ADDRESS, Address, Asset
 from keeper.errors import ConfigError
 from keeper.protocols.aave_v3.families import LATEST, V30, Family, family_for, known_revisions
 from keeper.protocols.aave_v3.maths import ReserveConfig, in_bitmap
@@ -29,7 +29,6 @@ SEL_REVISION = bytes.fromhex("0148170e")  # Pool.POOL_REVISION()
 SEL_EMODE_DATA = bytes.fromhex("6c6f6ae1")  # Pool.getEModeCategoryData(uint8) (v3.0-3.1 meaning)
 SEL_EMODE_CONFIG = bytes.fromhex("b286f467")  # Pool.getEModeCategoryCollateralConfig(uint8) (v3.2+)
 SEL_EMODE_BITMAP = bytes.fromhex("b0771dba")  # Pool.getEModeCategoryCollateralBitmap(uint8) (v3.2+)
-ZERO = "0x" + "00" * 20
 MAX_CATEGORY = 255
 
 
@@ -41,9 +40,9 @@ class Reserve:
     liquidation_bonus_bps: int
     emode_category: int  # from the configuration word: meaningful before v3.2 only
     reserve_id: int = 0
-    a_token: str = ""
-    stable_debt_token: str = ""
-    variable_debt_token: str = ""
+    a_token: Address = ZERO_ADDRESS
+    stable_debt_token: Address = ZERO_ADDRESS
+    variable_debt_token: Address = ZERO_ADDRESS
     config_word: int = 0
     has_stable_debt: bool = False  # v3.0-3.1 and stableDebtToken.totalSupply() > 0: read balanceOf per borrower
 
@@ -60,7 +59,7 @@ class Reserve:
 @dataclass(frozen=True)
 class EModeCategory:
     liquidation_threshold_bps: int
-    price_source: str = ZERO  # v3.0-3.1 only
+    price_source: Address = ZERO_ADDRESS  # v3.0-3.1 only
     collateral_bitmap: int = 0  # v3.2+: reserve ids the category's threshold applies to
 
     def applies_to(self, family: Family, reserve: Reserve, category: int) -> bool:
@@ -81,16 +80,16 @@ class Metadata:
     emode_raw: dict[int, tuple[bytes | int, ...]] = field(default_factory=dict)
 
     @property
-    def sources(self) -> list[str]:
+    def sources(self) -> list[Address]:
         return sorted({c.price_source for c in self.emode.values() if int(c.price_source, 16)})
 
 
-def read_revision(mc: Multicall, pool: str, block: int) -> int | None:
+def read_revision(mc: Multicall, pool: Address, block: int) -> int | None:
     (r,) = mc.call([Call(pool, SEL_REVISION)], block)
     return word(r.data, 0) if r.success and len(r.data) == 32 else None
 
 
-def choose_family(mc: Multicall, pool: str, revision: int | None, health: str, block: int) -> Family:
+def choose_family(mc: Multicall, pool: Address, revision: int | None, health: str, block: int) -> Family:
     fam = family_for(revision) if revision is not None else None
     if fam is not None:
         return fam
@@ -106,14 +105,14 @@ def choose_family(mc: Multicall, pool: str, revision: int | None, health: str, b
                            "(exact, slower), or upgrade the keeper")
 
 
-def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) -> Metadata:
+def load(mc: Multicall, pool: Address, data_provider: Address, block: int, health: str) -> Metadata:
     revision = read_revision(mc, pool, block)
     family = choose_family(mc, pool, revision, health, block)
     tokens, listed = mc.call([Call(data_provider, SEL_ALL_RESERVES, allow_failure=False),
                               Call(pool, SEL_RESERVES_LIST, allow_failure=False)], block)
     (pairs,) = decode(["(string,address)[]"], tokens.data)
-    symbols = {addr.lower(): sym for sym, addr in pairs}
-    (addresses,) = decode(["address[]"], listed.data)
+    symbols = {Address(addr): sym for sym, addr in pairs}
+    addresses = [Address(a) for a in decode(["address[]"], listed.data)[0]]
     data = mc.call([Call(pool, SEL_RESERVE_DATA + enc_address(a), allow_failure=False) for a in addresses], block)
     cfgs = [ReserveConfig.from_word(word(d.data, 0)) for d in data]
     stable_tokens = [address_word(d.data, 9) for d in data]
@@ -125,7 +124,7 @@ def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) 
     reserves: list[Reserve] = []
     for addr, d, cfg, stable in zip(addresses, data, cfgs, has_stable):
         reserves.append(Reserve(
-            Asset(symbols.get(addr.lower(), addr), addr, cfg.decimals), cfg.liquidation_threshold, cfg.ltv,
+            Asset(symbols.get(addr, addr), addr, cfg.decimals), cfg.liquidation_threshold, cfg.ltv,
             cfg.liquidation_bonus, 0 if family.emode_bitmaps else cfg.emode_category, word(d.data, 7),
             address_word(d.data, 8), stable_tokens[len(reserves)], address_word(d.data, 10), word(d.data, 0), stable))
     if family.emode_bitmaps:
@@ -135,7 +134,7 @@ def load(mc: Multicall, pool: str, data_provider: str, block: int, health: str) 
     return Metadata(revision, family, reserves, emode, listed.data, emode_raw)
 
 
-def _emode_legacy(mc: Multicall, pool: str, block: int, categories: list[int]
+def _emode_legacy(mc: Multicall, pool: Address, block: int, categories: list[int]
                   ) -> tuple[dict[int, EModeCategory], dict[int, tuple[bytes | int, ...]]]:
     res = mc.call([Call(pool, SEL_EMODE_DATA + enc_uint(c), allow_failure=False) for c in categories], block)
     emode: dict[int, EModeCategory] = {}
@@ -148,7 +147,7 @@ def _emode_legacy(mc: Multicall, pool: str, block: int, categories: list[int]
     return emode, raw
 
 
-def _emode_bitmaps(mc: Multicall, pool: str, block: int
+def _emode_bitmaps(mc: Multicall, pool: Address, block: int
                    ) -> tuple[dict[int, EModeCategory], dict[int, tuple[bytes | int, ...]]]:
     ids = range(1, MAX_CATEGORY + 1)
     res = mc.call([Call(pool, sel + enc_uint(c)) for c in ids for sel in (SEL_EMODE_CONFIG, SEL_EMODE_BITMAP)], block)
@@ -161,6 +160,6 @@ def _emode_bitmaps(mc: Multicall, pool: str, block: int
                               f"getEModeCategoryCollateralBitmap({c}) as a v3.2+ pool does")
         lt, bits = word(conf.data, 1), word(bitmap.data, 0)
         if lt or bits:
-            emode[c] = EModeCategory(lt, ZERO, bits)
+            emode[c] = EModeCategory(lt, ZERO_ADDRESS, bits)
             raw[c] = (conf.data, bits)
     return emode, raw
