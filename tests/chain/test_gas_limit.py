@@ -42,7 +42,7 @@ def test_one_execution_limit_covers_the_estimate_and_is_mined(anvil, w3, devnet)
     estimated = int(s.client.request("eth_estimateGas", [s._call_obj(req), "pending"]), 16)
     assert limit >= estimated
     out = s.send(TxRequest(req.to, req.data, label="topUp", gas=limit))
-    assert int(out.receipt["status"], 16) == 1 and int(out.receipt["gasUsed"], 16) < limit
+    assert out.receipt is not None and out.receipt.ok and out.receipt.gas_used < limit
 
 
 @pytest.mark.usefixtures("snapshot")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from web3 import Web3
 
 from keeper.app.execution import execute
 from keeper.app.manual import find, manual_action, open_session, plan_now
@@ -94,11 +95,12 @@ def test_excess_is_released_above_the_floor(cfg, aave_net):
         pos, book = find(session, f"{alice[:10]}:aave")
         action = manual_action(session, pos, book, withdraw_excess=True)
         assert action.kind is ActionKind.WITHDRAW_EXCESS
-        reserve = token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call()
+        vault = Web3.to_checksum_address(book.vault)  # web3 takes checksummed addresses only
+        reserve = token(w3, dep, action.asset.symbol).functions.balanceOf(vault).call()
         out, fresh, _requests = execute(cfg, session, book, action)
         assert out.receipt().ok
         assert fresh is not None and fresh.health >= book.floors[pos.key] and fresh.health < pos.health
-        assert token(w3, dep, action.asset.symbol).functions.balanceOf(book.vault).call() > reserve
+        assert token(w3, dep, action.asset.symbol).functions.balanceOf(vault).call() > reserve
     finally:
         session.close()
 
