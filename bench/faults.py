@@ -35,6 +35,7 @@ from pathlib import Path
 from web3 import Web3
 
 from keeper.chain import contracts as C
+from keeper.demo.faultlab import ACTION_SIG, REQUEST_SIG
 from keeper.devnet.anvil import Anvil
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
@@ -42,7 +43,6 @@ from keeper.devnet.position_keeper import start_thread
 from keeper.faults import POINTS
 
 KEEPER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil account 1
-ACTION_SIG = "KeeperAction(uint8,uint8,address,bytes32,address,address,uint256,uint256,uint256)"
 
 
 @dataclass
@@ -66,7 +66,9 @@ class Bench:
         self.node, self.w3, self.dep, self.root = node, w3, dep, root
         self.keeper = dep["roles"]["keeper"]
         self.vaults = [v["address"] for v in dep["keeper_vaults"].values()]
-        self.topic = Web3.keccak(text=ACTION_SIG).to_0x_hex()
+        # a keeper action is a KeeperAction event, or on gated GMX v1 a PerpIncreaseRequested (the
+        # vault's top-up is a PositionRouter request; no KeeperAction until GMX executes it)
+        self.topics = [Web3.keccak(text=ACTION_SIG).to_0x_hex(), Web3.keccak(text=REQUEST_SIG).to_0x_hex()]
         (root / "dep.json").write_text(json.dumps({**dep, "rpc_url": node.url}))
 
     # --- the keeper, as a process ----------------------------------------------------------------
@@ -95,7 +97,7 @@ class Bench:
         if block > self.w3.eth.block_number:
             return []
         logs = self.w3.eth.get_logs({"address": self.vaults, "fromBlock": block, "toBlock": "latest",
-                                     "topics": [self.topic]})
+                                     "topics": [self.topics]})
         return [lg["transactionHash"].to_0x_hex().lower() for lg in logs]
 
     def nonce(self) -> int:
