@@ -41,11 +41,20 @@ from dataclasses import dataclass, field
 from keeper.domain import Action, ActionKind, Address, Position, Protocol, Reason, Side
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
-from keeper.plan.sizing import largest_withdrawal, smallest_to_target
+from keeper.plan.sizing import (
+    amount_at_distance,
+    distance_after,
+    estimated_amount,
+    largest_withdrawal,
+    smallest_to_target,
+)
 from keeper.plan.whatif import USD_RAW, AssetParams, Sized, held, perp_collateral_address, simulate, weight_for
 from keeper.risk.model import RiskModel
 from keeper.risk.probability import morpho_incentive
 
+# A way to protect a position is sized exactly only if its estimated cost is at most this much above
+# the cheapest way sized (``_Planner.options``).
+PRUNE_MARGIN = 0.25
 AAVE_CLOSE_FACTOR = 0.5
 
 
@@ -141,6 +150,7 @@ class _Planner:
         self.allocation: Allocation | None = None
         self._lead_models: dict[float, RiskModel] = {}
         self._levels: dict[str, tuple[float, float]] = {}
+        self.unsized: dict[str, list[str]] = {}  # position key -> ways not sized (reserve holds none)
 
     def _model_for(self, position: Position) -> RiskModel:
         lead = position.extra.get("lead_hours", 0.0)
@@ -215,8 +225,19 @@ class _Planner:
         return Sized(opt.kind, opt.params, room, after, self._p(after))
 
     # --------------------------------------------------------------- options
-    def options(self, pos: Position, p: float | None = None) -> list[Sized]:
-        out = []
+    def options(self, pos: Position, p: float | None = None, *, funded_only: bool = False) -> list[Sized]:
+        """The ways to bring ``pos`` to its target, each sized, cheapest first.
+
+        ``funded_only`` (the first pass of a protection): only ways the reserve can pay, and of
+        those only the ones that may be cheapest. Sizing a way costs several P evaluations, so
+        after the way most likely cheapest is sized (by the search's own first guess), another is
+        sized only if, at the same distance to liquidation, it would cost at most ``PRUNE_MARGIN``
+        more (an estimate: exact for ways that keep the position's risk factor, such as repaying
+        the debt or adding the collateral it holds; adding a stable collateral needs less distance
+        than that, so the estimate is high for it). The ways left out, with the reason, are kept in
+        ``unsized`` for the decision's explanation; a rebalance sizes every way (``funded_only``
+        False)."""
+        out: list[Sized] = []
         if pos.perp is not None:
             params = self.assets.get(perp_collateral_address(pos))
             ways = [(ActionKind.TOP_UP, params)] if params else []
@@ -224,10 +245,33 @@ class _Planner:
             ways = [(ActionKind.REPAY, self.assets[leg.asset.address]) for leg in pos.legs_on(Side.DEBT)
                     if leg.asset.address in self.assets and leg.amount_raw > 0]
             ways += [(ActionKind.TOP_UP, a) for a in self.assets.values() if (weight_for(a, pos) or 0) > 0]
+        if not funded_only:
+            self.unsized.pop(pos.key, None)
+            for kind, params in ways:
+                opt = self.smallest(pos, kind, params, p)
+                if opt is not None:
+                    out.append(opt)
+            return sorted(out, key=lambda o: o.cost_usd)
+        unsized = self.unsized[pos.key] = [f"{_way_label(kind, params)} (the reserve holds none)"
+                                           for kind, params in ways if self.balances.get(params.address, 0) <= 0]
+        ways = [(kind, params) for kind, params in ways if self.balances.get(params.address, 0) > 0]
+        if p is not None and len(ways) > 1:
+            target = self.levels(pos)[0]
+            ways.sort(key=lambda w: _nan_last(_usd(w[1], estimated_amount(pos, w[0], w[1], target, p))))
+        best: Sized | None = None
         for kind, params in ways:
+            if best is not None:
+                x = amount_at_distance(pos, kind, params, distance_after(pos, best.kind, best.params, best.raw))
+                est = _usd(params, x)
+                if est > best.cost_usd * (1 + PRUNE_MARGIN):
+                    cut = f", incl. {params.haircut:.1%} haircut" if params.haircut else ""
+                    unsized.append(f"{_way_label(kind, params)} ~{est:,.2f} USD (estimated{cut})")
+                    continue
             opt = self.smallest(pos, kind, params, p)
             if opt is not None:
                 out.append(opt)
+                if best is None or opt.cost_usd < best.cost_usd:
+                    best = opt
         return sorted(out, key=lambda o: o.cost_usd)
 
     def fits(self, opt: Sized, balances: dict[Address, int]) -> bool:
@@ -251,14 +295,28 @@ def levels_of(risk: RiskModel, policy: Policy, pos: Position) -> tuple[float, fl
     return _Planner(risk, Reserve(), (), policy, pos.block, {}, {}).levels(pos)
 
 
-def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized) -> str:
+def _usd(params: AssetParams, raw: float) -> float:
+    """What ``raw`` units of ``params`` cost (haircut included), as ``Sized.cost_usd``; nan stays nan."""
+    return raw / params.unit * params.price_usd * (1 + params.haircut)
+
+
+def _nan_last(x: float) -> float:
+    return math.inf if math.isnan(x) else x
+
+
+def _way_label(kind: ActionKind, params: AssetParams) -> str:
+    return f"{'repay' if kind is ActionKind.REPAY else 'add'} {params.symbol}"
+
+
+def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized, unsized: Sequence[str] = ()) -> str:
     parts = []
     for o in opts:
         w = weight_for(o.params, pos) if o.kind is ActionKind.TOP_UP and pos.perp is None else None
         extra = [f"weight {w:.2f}"] if w is not None else []
         extra += [f"incl. {o.params.haircut:.1%} haircut"] if o.params.haircut else []
         parts.append(f"{o.label()} {o.cost_usd:,.2f} USD" + (f" ({', '.join(extra)})" if extra else ""))
-    return f"cost to target: {'; '.join(parts)}; chose {chosen.label()}"
+    none = f"; not sized: {', '.join(unsized)}" if unsized else ""
+    return f"cost to target: {'; '.join(parts)}{none}; chose {chosen.label()}"
 
 
 def _loss_weight(pos: Position, policy: Policy) -> tuple[float, float]:
@@ -334,8 +392,19 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
              ) -> tuple[list[Action], list[Action], Allocation | None]:
     policy = pl.policy
     menus: dict[str, list[Sized]] = {}
+    full: set[str] = set()  # positions whose menu has every way sized, funded or not
+
+    def size_all(pos: Position, p: float) -> None:
+        if pos.key not in full:
+            menus[pos.key] = pl.options(pos, p)
+            full.add(pos.key)
+
     for pos, p in risky:
-        menus[pos.key] = pl.options(pos, p)
+        # What the reserve can pay first: the cheapest way that fits is the same either way (an
+        # unfunded way never fits); the others are sized only if the reserve falls short.
+        menus[pos.key] = pl.options(pos, p, funded_only=True)
+        if not menus[pos.key]:
+            size_all(pos, p)
         if not menus[pos.key]:
             pl.skipped.append((pos.key, f"P {p:.2e} above budget but no reserve asset can reach the target"))
             pl.alerts.append(PlanAlert("unprotected", f"{pos.key}: P {p:.2%} > {policy.epsilon:.2%} "
@@ -353,7 +422,7 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
                 continue
             o = ok[0]
             bal[o.params.address] -= o.raw
-            done.append(pl.action(pos, p, o, _comparison(pos, opts, o)))
+            done.append(pl.action(pos, p, o, _comparison(pos, opts, o, pl.unsized.get(pos.key, ()))))
         return done, unmet
 
     done, unmet = fit(risky)
@@ -362,6 +431,7 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
     rebalances: list[Action] = []
     sources = {pos.key: (pos, p) for pos, p in safe}
     for pos, p in unmet:
+        size_all(pos, p)  # a rebalance moves what a safer position holds, funded or not
         a = _rebalance(pl, pos, p, menus[pos.key], sources)
         if a is not None:
             rebalances.append(a)
@@ -421,7 +491,7 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
         grant = alloc.grants[n.key]
         if grant >= n.target_cost - 1e-9 and o.raw <= left[o.params.address]:
             left[o.params.address] -= o.raw
-            out.append(pl.action(pos, p, o, _comparison(pos, menus[pos.key], o)))
+            out.append(pl.action(pos, p, o, _comparison(pos, menus[pos.key], o, pl.unsized.get(pos.key, ()))))
             continue
         raw = min(left[o.params.address], math.ceil(grant / o.params.price_usd * o.params.unit))
         if raw <= 0 or raw / o.params.unit * o.params.price_usd < policy.min_action_usd:

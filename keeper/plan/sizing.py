@@ -222,6 +222,31 @@ def _first_guess(axis: _Axis | None, sigma: float, target: float) -> float:
     return axis.x(-sigma * _probit_half(target)) if axis is not None else math.nan
 
 
+def estimated_amount(pos: Position, kind: ActionKind, params: AssetParams, target: float, p_before: float) -> float:
+    """The raw amount of a top-up/repayment that the first-passage model calibrated on the untouched
+    position (P ``p_before``) puts at ``target``: where :func:`smallest_to_target` starts its
+    search, with no P evaluation. An estimate only (it is used to skip sizing a way that is clearly
+    dearer than one sized already); nan when the model cannot say."""
+    axis = _axis(pos, kind, params)
+    guess = _first_guess(axis, _log_vol(axis, p_before), target)
+    return guess if math.isfinite(guess) and guess >= 0 else math.nan
+
+
+def distance_after(pos: Position, kind: ActionKind, params: AssetParams, raw: int) -> float:
+    """The distance to liquidation (log health; a perp's barrier distance) ``raw`` units of
+    ``kind`` in ``params`` leave ``pos`` at, by the exact health line; nan when there is none."""
+    axis = _axis(pos, kind, params)
+    return axis.t(raw) if axis is not None else math.nan
+
+
+def amount_at_distance(pos: Position, kind: ActionKind, params: AssetParams, t: float) -> float:
+    """The raw amount of ``kind`` in ``params`` that puts ``pos`` at distance ``t`` (the inverse
+    of :func:`distance_after`); nan when none does."""
+    axis = _axis(pos, kind, params)
+    x = axis.x(t) if axis is not None and math.isfinite(t) else math.nan
+    return x if math.isfinite(x) and x >= 0 else math.nan
+
+
 # ------------------------------------------------------------------------------ the search engine
 class _Probe:
     """Evaluates amounts and remembers, for interpolation, ``(x, t, y)`` of every evaluation with a

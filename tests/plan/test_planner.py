@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keeper.domain import WAD, ActionKind, Asset, Leg, PerpTerms, Position, Protocol, Side
-from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, plan
+from keeper.plan.planner import USD_RAW, Plan, Policy, Reserve, _Planner, plan
 from keeper.plan.sizing import TOLERANCE_PPM
 from keeper.plan.whatif import AssetParams, perp_health_estimate, simulate
+from keeper.risk.builtin_law import BUILTIN_TAIL
 from keeper.risk.health import lending_health
 from keeper.risk.laws import GaussLaw
+from keeper.risk.market import market_from_history
 from keeper.risk.model import LawRisk, RiskModel
 
 WETH = AssetParams("WETH", "0xweth", 18, 2000.0, {"aave_v3": 0.83, "morpho_blue": 0.86})
@@ -128,6 +130,79 @@ def test_cheapest_asset_wins_and_the_note_compares():
     # Without USDC in the reserve, WETH (weight 0.83, no haircut) beats WBTC (0.70, 3% haircut).
     b = only(plan([pos], RISK, Reserve({"0xweth": 10**20, "0xwbtc": 10**9}), ASSETS, POLICY, block=200))
     assert b.asset.symbol == "WETH" and "add WBTC" in b.reason.note
+
+
+class CountingRisk:
+    """RISK, counting its P evaluations."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(RISK, name)
+
+    def p_liq(self, pos):
+        self.calls += 1
+        return RISK.p_liq(pos)
+
+
+def test_only_ways_the_reserve_can_pay_are_sized_and_the_choice_is_the_same():
+    pos = aave(10, 13_000)
+    weth_only = Reserve({"0xweth": 10**20})
+    counted = CountingRisk()
+    a = only(plan([pos], counted, weth_only, ASSETS, POLICY, block=200))
+    assert a.kind is ActionKind.TOP_UP and a.asset.symbol == "WETH"
+    assert ("not sized: repay USDC (the reserve holds none), add WBTC (the reserve holds none), "
+            "add USDC (the reserve holds none); chose add WETH") in a.reason.note
+    # The amount is the one a full sizing gives WETH (the cheapest way that fits either way) ...
+    full = _Planner(RISK, BIG, ASSETS, POLICY, 200, {}, {}).options(pos, RISK.p_liq(pos))
+    assert [o.raw for o in full if o.params.symbol == "WETH" and o.kind is ActionKind.TOP_UP] == [a.amount_raw]
+    # ... for fewer P evaluations than sizing all four ways
+    every = CountingRisk()
+    _Planner(every, BIG, ASSETS, POLICY, 200, {}, {}).options(pos, RISK.p_liq(pos))
+    assert counted.calls * 2 < every.calls
+
+
+TAIL = LawRisk(BUILTIN_TAIL, market_from_history(BUILTIN_TAIL, ["WETH", "WBTC", "USDC"], {}, default_annual=0.8,
+                                                  min_returns=100, overrides={"WETH": 0.8, "WBTC": 0.7}), 24.0)
+
+
+@pytest.mark.parametrize("risk", [RISK, TAIL], ids=["gauss", "tail"])
+def test_ways_left_unsized_by_their_estimate_were_never_the_cheapest(risk):
+    """The first pass sizes the way likely cheapest and skips one whose estimated cost (same
+    distance to liquidation) is over PRUNE_MARGIN above: across positions with and without a stable
+    collateral, and reserves with and without the cheapest asset, the choice is the one a full
+    sizing makes (the cheapest way that fits), to the raw unit."""
+    reserves = [BIG, Reserve({"0xweth": 10**20, "0xwbtc": 10**9}), Reserve({"0xusdc": 10**12, "0xwbtc": 10**9}),
+                Reserve({"0xweth": 10**20, "0xusdc": 10**12})]
+    pruned = 0
+    for weth, usdc_coll, debt in [(10, 0, 13_000), (10, 0, 14_000), (3, 4_000, 8_000), (10, 5_000, 17_000),
+                                  (40, 0, 54_000), (1, 20_000, 17_000)]:
+        legs = (Leg(WETH.asset, Side.COLLATERAL, int(weth * 10**18), WETH.price_usd, 0.83),
+                Leg(USDC.asset, Side.COLLATERAL, int(usdc_coll * 10**6), 1.0, 0.78),
+                Leg(USDC.asset, Side.DEBT, int(debt * 10**6), 1.0, 1.0))
+        pos = Position("eth", Protocol.AAVE_V3, "0xpool", "0xa", "pool", legs, int(lending_health(legs) * WAD), 100)
+        p = risk.p_liq(pos)
+        if not p > POLICY.epsilon:
+            continue
+        for reserve in reserves:
+            a = only(plan([pos], risk, reserve, ASSETS, POLICY, block=200))
+            pruned += "(estimated" in a.reason.note
+            full = _Planner(risk, reserve, ASSETS, POLICY, 200, {}, {}).options(pos, p)
+            cheapest = next(o for o in full if o.raw <= reserve.get(o.params.address))
+            assert (a.kind, a.asset.symbol, a.amount_raw) == (cheapest.kind, cheapest.params.symbol, cheapest.raw)
+    assert pruned >= 3  # the estimate did leave ways out (18 of the 24 plans with the Gauss law, 3 with the tail law)
+
+
+def test_a_short_reserve_still_sizes_every_way_for_a_rebalance():
+    # A reserve of 1 raw USDC (its ways are sized first and do not fit): the risky position is
+    # protected by moving WETH from a safe one of the same account, which needs the WETH top-up
+    # sized although the reserve holds no WETH.
+    risky, safe = aave(10, 13_000, market="m1"), aave(100, 1_000, market="m2")
+    got = plan([risky, safe], RISK, Reserve({"0xusdc": 1}), ASSETS, POLICY, block=200)
+    moves = [x for x in got.actions if x.kind is ActionKind.REBALANCE]
+    assert len(moves) == 1 and moves[0].target_key == risky.key and moves[0].asset.symbol == "WETH"
+    assert "not sized" not in moves[0].reason.note
 
 
 def test_repay_is_rounded_up_and_leaves_the_target():

@@ -262,9 +262,10 @@ def test_hints_are_only_hints():
 REPRESENTATIVE_RISK = LawRisk.from_annual(GaussLaw(), {"WETH": 0.8}, 24.0)
 
 
-def searches_of_a_plan(pos: Position) -> tuple[list[int], int]:
+def searches_of_a_plan(pos: Position, *, prune: bool = True) -> tuple[list[int], int]:
     """P evaluations of each sizing search when planning ``pos`` (reserve: WETH and USDC), and of
-    the whole plan (the planner's own P of the position included)."""
+    the whole plan (the planner's own P of the position included). ``prune=False``: every way is
+    sized (no estimate leaves one out), to count the searches themselves."""
     import keeper.plan.planner as planner
 
     counts: list[int] = []
@@ -280,18 +281,24 @@ def searches_of_a_plan(pos: Position) -> tuple[list[int], int]:
     risk = type("R", (), {"p_liq": staticmethod(total), "describe": REPRESENTATIVE_RISK.describe,
                           "horizon_hours": 24.0})()
     planner.smallest_to_target = counted
+    margin = planner.PRUNE_MARGIN
+    planner.PRUNE_MARGIN = margin if prune else math.inf
     try:
         plan([pos], risk, Reserve({"0xweth": 10**20, "0xusdc": 10**12}), (WETH, USDC), Policy(), block=200)
     finally:
         planner.smallest_to_target = real
+        planner.PRUNE_MARGIN = margin
     return counts, total.n
 
 
 def test_representative_position_takes_few_p_evaluations():
     pos = lending({"WETH": 10}, {"USDC": 13_000})
-    counts, total = searches_of_a_plan(pos)
+    counts, total = searches_of_a_plan(pos, prune=False)
     assert len(counts) == 3  # repay USDC, add WETH, add USDC
     assert max(counts) <= 5 and total <= 10, (counts, total)  # was 26, 18, 22 (67 in all)
+    # Add WETH and add USDC are dearer than repaying by more than the margin: estimated, not sized.
+    counts, total = searches_of_a_plan(pos)
+    assert len(counts) == 1 and total <= 4, (counts, total)
 
 
 def test_few_p_evaluations_across_risky_positions():
@@ -299,7 +306,7 @@ def test_few_p_evaluations_across_risky_positions():
     counts = []
     for _ in range(60):
         weth, health = rng.uniform(3, 40), rng.uniform(1.01, 1.09)  # all above the budget
-        counts += searches_of_a_plan(lending({"WETH": weth}, {"USDC": weth * 1700 * 0.83 / health}))[0]
+        counts += searches_of_a_plan(lending({"WETH": weth}, {"USDC": weth * 1700 * 0.83 / health}), prune=False)[0]
     assert len(counts) == 180
     assert sum(counts) / len(counts) <= 3.5 and max(counts) <= 6, counts  # was ~23 on average
 
