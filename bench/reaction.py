@@ -45,6 +45,7 @@ at every K up to 100, from >= 30 rounds per K.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import math
 import os
@@ -160,9 +161,15 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args) -> dict:
     def timed_tick(block: int) -> int:
         t0 = time.perf_counter()
         tick_start.setdefault(block, t0)
+        prof = cProfile.Profile() if args.profile else None
         try:
-            return orig_tick(block)
+            if prof is None:
+                return orig_tick(block)
+            return prof.runcall(orig_tick, block)
         finally:
+            if prof is not None and k.phases.get("plan_act_s", 0.0) > 0.02:
+                # only ticks that acted: the update tick of the round
+                prof.dump_stats(f"{args.profile}.{block}")
             ticks.append((block, time.perf_counter() - t0))
             phases[block] = dict(k.phases)
 
@@ -332,7 +339,8 @@ def summarize(k: int, n_watch: int, results: list[dict], args: argparse.Namespac
     # where the update tick's time went (Keeper.phases: the tick's own phases, and the executor's
     # split of its flushes: waiting for the journal check and the gas calls, signing, the journal
     # commit, the broadcast batch), median over rounds
-    for phase in ("read_s", "plan_act_s", "gas_wait_s", "sign_s", "journal_s", "broadcast_s"):
+    for phase in ("read_s", "plan_act_s", "plan_s", "plan_act_cpu_s", "gas_wait_s", "sign_s", "journal_s",
+                  "broadcast_s"):
         vals = [r["phases"][phase] * 1000 for r in results if phase in r.get("phases", {})]
         if vals:
             rows.append((f"update tick: {phase[:-2]} (median)", f"{statistics.median(vals):.1f} ms"))
@@ -365,6 +373,8 @@ def main() -> int:
     ap.add_argument("--price", type=float, default=1_700.0, help="ETH price after the move (from 2,000)")
     ap.add_argument("--poll", type=float, default=0.05, help="daemon.poll_interval (seconds)")
     ap.add_argument("--perps", type=int, default=0, help="vault-held GMX v1 longs (gated: the request path)")
+    ap.add_argument("--profile", default=None, metavar="PREFIX",
+                    help="cProfile the keeper's acting ticks (its own thread only) into PREFIX.<block>")
     ap.add_argument("--model", choices=("tail", "analytic"), default="tail", help="policy.model of the daemon")
     args = ap.parse_args()
     if args.k is not None and args.vaults is not None:

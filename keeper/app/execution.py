@@ -15,15 +15,19 @@ A run of the pipeline (one tick of the daemon, or one operator command):
    has nothing to do), and the fee history, the key's pending nonce and the decisions journaled at
    this block already (a restart within the block) are read.
 2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
-   is built and queued; every ``GAS_CHUNK`` queued calls, their gas calls (one execution each on the
-   pending block) go to the node as one JSON-RPC batch in the background.
-3. ``flush()``, once the plans are made (or when the oldest queued action has waited
-   ``FLUSH_AFTER_S``): wait for the journal check; drop decisions journaled already; collect the gas
-   limits (a revert is refused, and decoded, before anything is signed); bid (one fee history);
-   sign on consecutive nonces; journal every decision with its signed transaction, or with the
-   reason it was refused, in one DB transaction; broadcast the signed ones in one JSON-RPC batch.
-   Journal before broadcast holds for the batch: a kill before the commit has sent nothing, and
-   every transaction sent is in the journal.
+   is built and queued. ``step()``, between two vaults: once ``GAS_CHUNK`` calls are queued (a
+   vault's calls are never split), they are simulated in the background, in order in a new block
+   on top of the latest one, by one ``eth_simulateV1`` (nodes without it: one
+   ``eth_createAccessList`` per call on the pending block, in one JSON-RPC batch) while the next
+   vaults are planned; and the queued actions whose simulation is back are sent (step 3).
+3. ``flush()``, once the plans are made, and from ``step()`` for the actions whose simulation is
+   back (``flush(ready_only=True)``): wait for the journal check; drop
+   decisions journaled already; collect the gas limits (a revert is refused, and decoded, before
+   anything is signed); bid (one fee history); sign on consecutive nonces; journal every decision
+   with its signed transaction, or with the reason it was refused, in one DB transaction; broadcast
+   the signed ones in one JSON-RPC batch. Journal before broadcast holds for each batch: a kill
+   before its commit has sent nothing of it, and every transaction sent is in the journal. So the
+   first vaults' transactions are on their way while the last ones are still being planned.
 4. ``settle_all()`` waits for the receipts in order (same-nonce fee bumps while waiting), records
    each outcome, and alerts on refusals at the fee cap and on bids the urgency rule let exceed it;
    ``finish()`` joins the background journal check (its errors fail the run).
@@ -36,6 +40,8 @@ wait behind it until the journal's reconciliation.
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,7 +56,7 @@ from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
 from keeper.chain.fees import GWEI, Bid, urgency
 from keeper.chain.keys import HotKey
-from keeper.chain.tx import Attempt, NonceManager, Receipt, TxOutcome, TxRequest, TxSender
+from keeper.chain.tx import Attempt, NonceManager, Receipt, TxOutcome, TxRequest, TxSender, simulate_in_order
 from keeper.config import Config
 from keeper.domain import Action, ActionKind, Address, Position, Reason
 from keeper.errors import GasCapHit, KeeperError, MinedReverted, TemporaryError
@@ -62,11 +68,13 @@ from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journ
 if TYPE_CHECKING:
     from keeper.app.manual import Session
 
-# A queued action waits at most this long for the vaults planned after it (step 3): batching saves
-# round trips and commits, but must not hold the first transactions back behind a long plan.
+log = logging.getLogger("keeper.execution")
+
+# A queued action waits at most this long for the vaults planned after it (step 3), even if its
+# simulation is not back: then the flush waits for it.
 FLUSH_AFTER_S = 0.25
 IO_THREADS = 3  # the journal check, the fee history and the nonce while the chain is read; then gas calls
-GAS_CHUNK = 4  # queued actions per batch of gas calls started while the next vaults are planned
+GAS_CHUNK = 8  # queued actions per simulation started while the next vaults are planned
 
 
 class Stage(StrEnum):
@@ -197,9 +205,14 @@ class Pipeline:
                 f.result()  # start the threads now, not when the first action waits for them
         self.queue: list[Item] = []
         self._unestimated: list[Item] = []
+        # one thread sends the signed batches, in order, while the tick plans on
+        self._send_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-send")
+        self._in_flight: list[tuple[Future[tuple[list[Any], float]], list[Item]]] = []
+        self._timing_lock = threading.Lock()
         self._check: Future[None] | None = None
         self._base_fees: Future[list[int]] | None = None
         self._pending: Future[int] | None = None
+        self._nonce_read = False  # this run has taken nonces from the node's count already
         self._taken: Future[set[str]] | None = None
         self.timings: dict[str, float] = {}
 
@@ -211,6 +224,9 @@ class Pipeline:
         return chain_id
 
     def close(self) -> None:
+        with contextlib.suppress(KeeperError):
+            self._collect()
+        self._send_pool.shutdown(wait=True)
         if self._own_pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -231,7 +247,10 @@ class Pipeline:
         if left is not None:  # from a run that failed early: let it end; the new check redoes its work
             with contextlib.suppress(KeeperError):
                 left.result()
+        with contextlib.suppress(KeeperError):  # broadcasts of a run that failed after sending some
+            self._collect()
         self.nonces.resync()
+        self._nonce_read = False
         self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
         probe = TxSender(self.client, self.key, self._chain_id(), self.fees)
         self._base_fees = self.pool.submit(probe.base_fees)
@@ -239,15 +258,13 @@ class Pipeline:
         self._taken = self.pool.submit(self.journal.taken_at_block, self.origin, block)
 
     def add(self, session: Session, book: VaultBook, action: Action) -> Item:
-        """Queue an action (its vault call) for the next :meth:`flush`."""
+        """Queue an action (its vault call) for the next :meth:`step` or :meth:`flush`."""
         req = vault_request(book.vault, action, {p.key: p for p in book.positions})
         item = Item(book, action, Intent.of(self.origin, session.snap.block, book.vault, action), req,
                     self._sender(), action_urgency(session, action), time.perf_counter())
         item.sender.on_signed = self._journal_bumps(item)
         self.queue.append(item)
         self._unestimated.append(item)
-        if len(self._unestimated) >= GAS_CHUNK:
-            self._estimate_queued()
         return item
 
     def _journal_bumps(self, item: Item) -> Callable[[TxOutcome, Attempt], None]:
@@ -260,9 +277,18 @@ class Pipeline:
 
         return on_signed
 
-    def due(self) -> bool:
-        """True when the oldest queued action has waited ``FLUSH_AFTER_S`` for the rest."""
-        return bool(self.queue) and time.perf_counter() - self.queue[0].queued_at >= FLUSH_AFTER_S
+    def step(self) -> None:
+        """Between two vaults (all of one vault's actions added): start the simulation of the queued
+        calls once there are ``GAS_CHUNK`` of them, and send the queued actions whose simulation
+        is back (all of them once the oldest has waited ``FLUSH_AFTER_S``)."""
+        if len(self._unestimated) >= GAS_CHUNK:
+            self._estimate_queued()
+        if not self.queue:
+            return
+        first = self.queue[0]
+        if ((first.gas_reply is not None and first.gas_reply[0].done())
+                or time.perf_counter() - first.queued_at >= FLUSH_AFTER_S):
+            self.flush(ready_only=True)
 
     def finish(self) -> None:
         """Join the journal check started by :meth:`begin`; its error (an open or reorged-out
@@ -271,17 +297,26 @@ class Pipeline:
         if check is not None:
             check.result()
 
-    def flush(self) -> list[Item]:
-        """Journal, sign and broadcast every queued action (step 3); returns them, each ``SENT``
-        (with ``out``) or ``REFUSED`` (with ``error``)."""
-        items, self.queue = self.queue, []
+    def flush(self, *, ready_only: bool = False) -> list[Item]:
+        """Journal, sign and broadcast the queued actions (step 3): all of them, or with
+        ``ready_only`` those whose simulation is back (from the oldest, in order; all of them if the
+        oldest has waited ``FLUSH_AFTER_S``). Returns them, each ``SENT`` (with ``out``) or
+        ``REFUSED`` (with ``error``)."""
+        cut = len(self.queue)
+        if ready_only and self.queue and time.perf_counter() - self.queue[0].queued_at < FLUSH_AFTER_S:
+            cut = next((k for k, it in enumerate(self.queue)
+                        if it.gas_reply is None or not it.gas_reply[0].done()), cut)
+        items, self.queue = self.queue[:cut], self.queue[cut:]
         if not items:
             return []
         t0 = time.perf_counter()
         self.finish()
         base_fees = self._base_fees.result() if self._base_fees is not None else None
         pending = self._pending.result() if self._pending is not None else None
-        self._pending = None  # the nonce count is good for one batch; later batches read it again
+        self._pending = None  # the node's count, read once per run: later batches follow on
+        if pending is None and self._nonce_read:
+            pending = 0  # NonceManager.take continues from the nonces this run took
+        self._nonce_read = True
         known = self._taken.result() if self._taken is not None else None
         taken = self.journal.taken([it.key for it in items]) if known is None else known & {it.key for it in items}
         for it in items:
@@ -290,7 +325,8 @@ class Pipeline:
                                                                     f"not acting again")
         ready: list[tuple[Item, int, Bid]] = []
         refused: list[tuple[Item, KeeperError]] = []
-        self._estimate_queued()
+        if any(it.gas_reply is None for it in items):
+            self._estimate_queued()
         for it in items:
             if it.key in taken:
                 continue
@@ -318,28 +354,48 @@ class Pipeline:
             it.stage, it.error = Stage.REFUSED, err
             self._alert_refusal(it, err)
         if not ready:
+            if not ready_only:
+                self._collect()
             return items
-        try:
-            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.signed().attempts[0].raw.hex()])
-                                              for it, _g, _b in ready])
-        except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
-            replies = [e] * len(ready)
-        sent = time.perf_counter()
-        self._add_timings(broadcast_s=sent - t3)
-        crash_point("after_send")
-        for (it, _g, _b), reply in zip(ready, replies):
-            it.sent_at, it.stage = sent, Stage.SENT
-            if isinstance(reply, KeeperError):
-                try:
-                    it.sender.broadcast_failed(it.signed(), reply, it.urgency)
-                except KeeperError as e:
-                    it.out = None
-                    self._failed(it, e)
+        # The broadcast goes out from the send thread (one at a time, in nonce order) while this
+        # thread plans on; the whole-run flush waits for every batch of the run.
+        batch = [it for it, _g, _b in ready]
+        self._in_flight.append((self._send_pool.submit(self._broadcast, batch), batch))
+        if not ready_only:
+            self._collect()
         return items
 
+    def _broadcast(self, batch: list[Item]) -> tuple[list[Any], float]:
+        t0 = time.perf_counter()
+        try:
+            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.signed().attempts[0].raw.hex()])
+                                              for it in batch])
+        except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
+            replies = [e] * len(batch)
+        sent = time.perf_counter()
+        self._add_timings(broadcast_s=sent - t0)
+        return replies, sent
+
+    def _collect(self) -> None:
+        """Wait for the broadcasts in flight (in order) and take their replies: each item ``SENT``;
+        a node's refusal goes to the sender (a nonce taken already, a fee too low...)."""
+        while self._in_flight:
+            fut, batch = self._in_flight.pop(0)
+            replies, sent = fut.result()
+            crash_point("after_send")
+            for it, reply in zip(batch, replies):
+                it.sent_at, it.stage = sent, Stage.SENT
+                if isinstance(reply, KeeperError):
+                    try:
+                        it.sender.broadcast_failed(it.signed(), reply, it.urgency)
+                    except KeeperError as e:
+                        it.out = None
+                        self._failed(it, e)
+
     def _add_timings(self, **seconds: float) -> None:
-        for k, v in seconds.items():
-            self.timings[k] = self.timings.get(k, 0.0) + v
+        with self._timing_lock:  # the send thread adds its own
+            for k, v in seconds.items():
+                self.timings[k] = self.timings.get(k, 0.0) + v
 
     def _estimate_queued(self) -> None:
         """Start the gas calls of the actions queued since the last start, as one JSON-RPC batch in
@@ -348,19 +404,32 @@ class Pipeline:
         chunk, self._unestimated = self._unestimated, []
         if not chunk:
             return
-        if "eth_createAccessList" in self.client.unsupported:
+        if "eth_createAccessList" in self.client.unsupported and "eth_simulateV1" in self.client.unsupported:
             for it in chunk:
                 it.gas_reply = None
             return
-        batch = self.pool.submit(self._gas_batch, [it.sender.gas_call(it.request) for it in chunk])
+        batch = self.pool.submit(self._simulate, [it.sender for it in chunk], [it.request for it in chunk])
         for k, it in enumerate(chunk):
             it.gas_reply = (batch, k)
 
-    def _gas_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    def _simulate(self, senders: list[TxSender], reqs: list[TxRequest]) -> list[Any]:
+        """Each request's reply for ``TxSender.gas_from``: one ``eth_simulateV1`` of them all in
+        order; where the node has no such method (or refuses it), one ``eth_createAccessList`` each
+        in one batch; a dead node: ``None`` each (each then estimates on its own)."""
+        if "eth_simulateV1" not in self.client.unsupported:
+            try:
+                return simulate_in_order(self.client, [s.call_obj(r) for s, r in zip(senders, reqs)])
+            except TemporaryError:
+                return [None] * len(reqs)
+            except KeeperError as e:
+                log.warning("eth_simulateV1 refused (%s): simulating each call with eth_createAccessList", e)
+                self.client.unsupported.add("eth_simulateV1")
+        if "eth_createAccessList" in self.client.unsupported:
+            return [None] * len(reqs)
         try:
-            return self.client.batch_each(calls)
-        except TemporaryError:  # each item then estimates on its own (TxSender.gas_from)
-            return [None] * len(calls)
+            return self.client.batch_each([s.gas_call(r) for s, r in zip(senders, reqs)])
+        except TemporaryError:
+            return [None] * len(reqs)
 
     @staticmethod
     def _gas_reply(item: Item) -> Any:
@@ -371,6 +440,7 @@ class Pipeline:
 
     def settle_all(self, items: Sequence[Item]) -> None:
         """Wait for every sent item's receipt (in order) and journal its outcome."""
+        self._collect()
         for item in items:
             if item.out is None:
                 continue
@@ -420,8 +490,8 @@ class Executor(Protocol):
 
     def begin(self, block: int) -> None: ...
     def add(self, session: Session, book: VaultBook, action: Action) -> Item | None: ...
-    def due(self) -> bool: ...
-    def flush(self) -> list[Item]: ...
+    def step(self) -> None: ...
+    def flush(self, *, ready_only: bool = False) -> list[Item]: ...
     def finish(self) -> None: ...
     def settle_all(self, items: Sequence[Item]) -> None: ...
     def close(self) -> None: ...
@@ -440,10 +510,10 @@ class DryRun:
     def add(self, session: Session, book: VaultBook, action: Action) -> Item | None:
         return None
 
-    def due(self) -> bool:
-        return False
+    def step(self) -> None:
+        return None
 
-    def flush(self) -> list[Item]:
+    def flush(self, *, ready_only: bool = False) -> list[Item]:
         return []
 
     def finish(self) -> None:

@@ -119,6 +119,46 @@ def gas_limit_from_access_list(res: dict[str, Any]) -> int:
     return -(-num // den)
 
 
+# Gas each simulated call may use (eth_simulateV1 gives a call the block's remaining gas by default;
+# the simulated block's limit is raised to this times the calls, so a chunk never runs out of it).
+SIMULATED_GAS_PER_CALL = 30_000_000
+
+
+def simulate_in_order(client: ChainClient, calls: Sequence[dict[str, Any]]) -> list[Any]:
+    """One ``eth_simulateV1`` of ``calls`` (call objects: one sender's transactions, in nonce order),
+    one after the other as they will land (each its own transaction: state carries over, warm
+    addresses and slots do not), in a new block on top of the latest one (the method gives it the
+    next number and a later timestamp: the next block's environment). Not on "pending": anvil
+    replays its whole pool for that, for each simulation, which made every chunk slower once the
+    first ones were sent; geth's "pending" is the latest block anyway. So transactions sent earlier
+    in the same run are not in the simulated state: the caller simulates a vault's calls together.
+    Returns, per call, what
+    :meth:`TxSender.gas_from` takes: ``{"gasUsed": ...}``, or ``Reverted`` with the call's return
+    data where it failed. Raises ``KeeperError`` when the node refuses the request (a node without
+    the method: the caller falls back to one ``eth_createAccessList`` per call)."""
+    if not calls:
+        return []
+    overrides = {"gasLimit": hex(SIMULATED_GAS_PER_CALL * len(calls))}
+    res = client.request("eth_simulateV1", [{"blockStateCalls": [{"blockOverrides": overrides, "calls": list(calls)}],
+                                             "validation": False}, "latest"])
+    try:
+        out = res[0]["calls"]
+        if not isinstance(out, list) or len(out) != len(calls):
+            raise TypeError("wrong number of calls")
+        replies: list[Any] = []
+        for c in out:
+            if c["status"] == "0x1":
+                replies.append({"gasUsed": hex(int(c["gasUsed"], 16))})
+                continue
+            err = c.get("error") or {}
+            data = c.get("returnData") or err.get("data") or "0x"
+            replies.append(Reverted(f"eth_simulateV1: {err.get('message') or 'call failed'}",
+                                    data=bytes.fromhex(data[2:])))
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise TemporaryError(f"eth_simulateV1: malformed reply ({e})") from None
+    return replies
+
+
 def _unknown_method(e: KeeperError) -> bool:
     msg = str(e).lower()
     return "-32601" in msg or ("method" in msg and any(
@@ -204,13 +244,18 @@ class TxSender:
             reply = e
         return self.gas_from(req, reply)
 
+    def call_obj(self, req: TxRequest) -> dict[str, Any]:
+        """The keeper's call object for ``req`` (for :func:`simulate_in_order`)."""
+        return self._call_obj(req)
+
     def gas_call(self, req: TxRequest) -> tuple[str, list[Any]]:
         """The JSON-RPC call whose reply :meth:`gas_from` turns into a gas limit (for batches)."""
         return "eth_createAccessList", [self._call_obj(req), "pending"]
 
     def gas_from(self, req: TxRequest, reply: Any) -> int:
         """The gas limit from the reply to :meth:`gas_call` — its result, or the node's error as
-        ``ChainClient.batch_each`` gives it; ``None`` or a node without ``eth_createAccessList``:
+        ``ChainClient.batch_each`` gives it — or to :func:`simulate_in_order` (``gasUsed`` without an
+        access list: the bound is the same); ``None`` or a node without ``eth_createAccessList``:
         ``eth_estimateGas``. Raises ``Reverted`` (decoded) when the call would revert."""
         if isinstance(reply, Reverted):
             raise self._reverts(req, reply) from reply

@@ -110,6 +110,7 @@ class Keeper:
         self.metrics_port: int | None = None
         self.gc = TickGC()  # collections between ticks, not inside them (started at the end of startup)
         self.phases: dict[str, float] = {}  # the last tick's time per phase (seconds)
+        self._plan_s = 0.0  # the last tick's planning time (wall seconds), within plan_act
         self.policy = policy_from(cfg)
         with contextlib.ExitStack() as built:  # a part that fails releases the ones built before it
             self.alerter = alerter_from_config(cfg.alerts)
@@ -264,9 +265,9 @@ class Keeper:
         planned)."""
         started = time.perf_counter()
         t = self._read(block)
-        read = time.perf_counter()
+        read, read_cpu = time.perf_counter(), time.thread_time()
         launched, plans, p_liq, planned = self._plan_and_act(t)
-        acted = time.perf_counter()
+        acted, acted_cpu = time.perf_counter(), time.thread_time()
         self._layout = book_layout(t.snap, self.ccfg, t.assets)
         snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
         watched = time.perf_counter()
@@ -274,7 +275,8 @@ class Keeper:
         settled = time.perf_counter()
         # where the tick's time went (the executor's own split of "act" included), for the debug log
         # line and the benchmarks
-        self.phases = {"read_s": read - started, "plan_act_s": acted - read, "watch_read_s": watched - acted,
+        self.phases = {"read_s": read - started, "plan_act_s": acted - read, "plan_s": self._plan_s,
+                       "plan_act_cpu_s": acted_cpu - read_cpu, "watch_read_s": watched - acted,
                        "settle_s": settled - watched, **self.executor.timings}
         self._report(snap, plans, p_liq, block, started)
         return done
@@ -323,8 +325,15 @@ class Keeper:
             else:
                 launched.append((item, fields))
 
-        for book, plan in plan_books(t.books, self._model(), t.assets, self.policy, t.snap.block,
-                                     self.last_action_block):
+        plans_of = plan_books(t.books, self._model(), t.assets, self.policy, t.snap.block, self.last_action_block)
+        self._plan_s = 0.0  # of which planning itself (the rest: the executor's steps)
+        while True:
+            t0 = time.perf_counter()
+            got = next(plans_of, None)
+            self._plan_s += time.perf_counter() - t0
+            if got is None:
+                break
+            book, plan = got
             p_liq.update(plan.p_liq)
             plans.append((book, plan))
             protecting = any(a.kind is not ActionKind.WITHDRAW_EXCESS for a in plan.actions)
@@ -343,14 +352,13 @@ class Keeper:
                     "p_before": r.p_before, "p_after": r.p_after, "health_before": r.health_before,
                     "health_after_estimate": r.health_after, "model": r.model, "why": r.note,
                     "dry_run": self.dry_run})
-            if self.executor.due():
-                self.executor.flush()
+            self.executor.step()  # simulate the queued chunk; send what is simulated while planning on
         if self.requests is not None and t.requests.decisions:
             for book, action in self.requests.maintenance(t.requests, t.books, self.alerter, self.name):
                 act(book, action, {"event": "decision", "position": action.position_key, "action": action.kind.value,
                                    "request": action.request_key, "why": action.reason.note, "dry_run": self.dry_run},
                     count=False)
-        self.executor.flush()  # journal, sign and broadcast the tick's actions together
+        self.executor.flush()  # journal, sign and broadcast the rest of the tick's actions
         self.executor.finish()
         return launched, plans, p_liq, planned
 

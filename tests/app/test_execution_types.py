@@ -60,7 +60,8 @@ def test_the_dry_run_executor_takes_nothing():
     d = DryRun()
     d.begin(1)
     assert d.add(None, None, _action()) is None  # type: ignore[arg-type]
-    assert not d.due() and d.flush() == []
+    d.step()
+    assert d.flush() == []
     d.settle_all([])
     d.finish()
     d.close()

@@ -12,6 +12,7 @@ from keeper.chain.tx import (
     MAX_CALL_DEPTH,
     TxRequest,
     gas_limit_from_access_list,
+    simulate_in_order,
 )
 from keeper.errors import KeeperError, Reverted
 from tests.chain.test_tx import sender
@@ -80,3 +81,56 @@ def test_batch_each_keeps_every_reply_in_place(anvil, devnet):
     assert isinstance(replies[2], KeeperError) and not isinstance(replies[2], Reverted)
     assert int(replies[3], 16) == 31337
     assert s.client.batch_each([]) == []
+
+
+# ------------------------------------------------------------------ eth_simulateV1, in order
+def _reserve(w3, devnet, symbol):
+    token = w3.eth.contract(address=devnet["tokens"][symbol]["address"], abi=C.ours("TestERC20").abi)
+    return token.functions.balanceOf(devnet["keeper_vaults"]["alice"]["address"]).call()
+
+
+@pytest.mark.usefixtures("snapshot")
+def test_simulating_in_order_gives_limits_that_are_mined(anvil, w3, devnet):
+    s = sender(anvil.url)
+    weth = devnet["tokens"]["WETH"]["address"]
+    reqs = [_vault_call(w3, devnet, weth, 10**18), _vault_call(w3, devnet, weth, 2 * 10**18)]
+    replies = simulate_in_order(s.client, [s.call_obj(r) for r in reqs])
+    assert all(isinstance(r, dict) for r in replies), replies
+    limits = [s.gas_from(r, reply) for r, reply in zip(reqs, replies)]
+    for req, limit in zip(reqs, limits):
+        estimated = int(s.client.request("eth_estimateGas", [s._call_obj(req), "pending"]), 16)
+        assert limit >= estimated
+        out = s.send(TxRequest(req.to, req.data, label="topUp", gas=limit))
+        assert out.receipt is not None and out.receipt.ok and out.receipt.gas_used < limit
+
+
+@pytest.mark.usefixtures("snapshot")
+def test_simulation_runs_the_calls_in_order_and_refuses_a_revert_decoded(anvil, w3, devnet):
+    """The second top-up fits the reserve alone but not after the first one took it: simulated in
+    order, it reverts (and is refused, decoded) while the first passes; a foreign asset is refused."""
+    s = sender(anvil.url)
+    weth = devnet["tokens"]["WETH"]["address"]
+    held = _reserve(w3, devnet, "WETH")
+    part = 10**17
+    assert part < held <= 50 * 10**18  # within the vault's cap per call
+    first, second = _vault_call(w3, devnet, weth, held - part + 1), _vault_call(w3, devnet, weth, part)
+    foreign = _vault_call(w3, devnet, "0x000000000000000000000000000000000000dEaD", 10**18)
+    alone = simulate_in_order(s.client, [s.call_obj(second)])
+    assert isinstance(alone[0], dict)
+    replies = simulate_in_order(s.client, [s.call_obj(first), s.call_obj(second), s.call_obj(foreign)])
+    assert isinstance(replies[0], dict)
+    assert isinstance(replies[1], Reverted) and isinstance(replies[2], Reverted)
+    with pytest.raises(Reverted, match="topUp would revert"):
+        s.gas_from(second, replies[1])
+    with pytest.raises(Reverted, match="topUp would revert: NotAllowed"):
+        s.gas_from(foreign, replies[2])
+    assert _reserve(w3, devnet, "WETH") == held  # nothing was sent
+
+
+def test_simulation_needs_the_method(anvil):
+    """A node that refuses eth_simulateV1 raises (the pipeline then falls back to one access list
+    per call); no calls, no request."""
+    s = sender(anvil.url)
+    assert simulate_in_order(s.client, []) == []
+    with pytest.raises(KeeperError):
+        s.client.request("eth_simulateV1", [{"blockStateCalls": "not a list"}, "latest"])

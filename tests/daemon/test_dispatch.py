@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from keeper.app import execution
 from keeper.app.books import plan_books
 from keeper.app.execution import Stage
 from keeper.daemon.keeper import Keeper
@@ -31,7 +32,12 @@ def _planned(k: Keeper, block: int):
     return session, actions
 
 
-def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path, anvil, w3, devnet, monkeypatch):
+@pytest.mark.parametrize("mode", ["simulated", "access_lists", "chunked"])
+def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(mode, tmp_path, anvil, w3, devnet,
+                                                                        monkeypatch):
+    """``simulated``: one eth_simulateV1 for the run; ``access_lists``: a node without it (one
+    eth_createAccessList per call); ``chunked``: a chunk per vault, each sent as soon as its
+    simulation is back (``step``), the last ones by the final flush."""
     set_price(w3, devnet, "ETH", 1_560)
     k = Keeper(devnet_config(tmp_path, anvil.url, devnet, monkeypatch), vols=VOLS)
     k.startup()
@@ -42,11 +48,22 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         session, actions = _planned(k, block)
         assert len(actions) >= 2, "the crash must leave several positions needing protection"
         d = k.executor
+        if mode == "access_lists":
+            d.client.unsupported.add("eth_simulateV1")
+        if mode == "chunked":
+            monkeypatch.setattr(execution, "GAS_CHUNK", 1)
         d.begin(block)
         book, good = actions[0]
         bad = replace(good, amount_raw=10**40)  # more than the vault holds: the gas call reverts
-        items = [d.add(session, b, a) for b, a in actions] + [d.add(session, book, bad)]
         w3.provider.make_request("evm_setAutomine", [False])  # one block for whatever the batch sent
+        items = []
+        for b, a in actions:
+            items.append(d.add(session, b, a))
+            d.step()  # chunked: simulates this one ...
+            if mode == "chunked":
+                items[-1].gas_reply[0].result()
+                d.step()  # ... and sends it (and anything queued before it)
+        items.append(d.add(session, book, bad))
         d.flush()
         w3.provider.make_request("evm_mine", [])
         refused = items[-1]
@@ -54,6 +71,9 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(tmp_path
         sent = items[:-1]
         assert all(it.error is None and it.out is not None for it in sent)
         assert [it.out.nonce for it in sent] == list(range(nonce0, nonce0 + len(sent)))  # consecutive, no gap
+        broadcasts = len({it.sent_at for it in sent})
+        assert broadcasts == (len(sent) if mode == "chunked" else 1)
+        assert ("eth_simulateV1" in d.client.unsupported) is (mode == "access_lists")
         assert set(d.timings) == {"gas_wait_s", "sign_s", "journal_s", "broadcast_s"}
         assert d.timings["sign_s"] > 0 and d.timings["journal_s"] > 0 and d.timings["broadcast_s"] > 0
         d.settle_all(items)
