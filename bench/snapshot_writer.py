@@ -41,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,9 +51,9 @@ from keeper.app.recording import record_snapshot
 from keeper.domain import WAD, Asset, Leg, PerpTerms, Position, Protocol, Side
 from keeper.protocols.reader import Snapshot
 from keeper.risk.health import nearest_liquidation
-from keeper.store import Store, records
+from keeper.store import PriceRoundRecord, Store, records
 from keeper.store.db import _translated, _write
-from keeper.store.models import Checkpoint, PositionSnapshot, table_of
+from keeper.store.models import Checkpoint, PositionSnapshot, PriceRound, table_of
 
 CHAIN = "devnet"
 WETH = Asset("WETH", "0x00000000000000000000000000000000000000E1", 18)
@@ -135,7 +136,8 @@ def legacy_snapshot_row(position: Position, block_hash: str) -> dict:
     }
 
 
-def legacy_write_tick(store: Store, chain: str, block: int, block_hash: str, positions: list[Position]) -> None:
+def legacy_write_tick(store: Store, chain: str, block: int, block_hash: str, positions: list[Position],
+                      rounds: Sequence[PriceRoundRecord] = ()) -> None:
     """``Store.write_tick`` as it was before the fast path (same checks, same transaction)."""
     keys: set[str] = set()
     for p in positions:
@@ -150,9 +152,22 @@ def legacy_write_tick(store: Store, chain: str, block: int, block_hash: str, pos
         conn.execute(snap.delete().where((snap.c.chain == chain) & (snap.c.block == block)))
         if rows:
             conn.execute(snap.insert(), rows)
+        _write(conn, table_of(PriceRound), [
+            {"chain": r.chain, "feed": r.feed.lower(), "round_id": r.round_id, "answer": r.answer,
+             "started_at": r.started_at, "updated_at": r.updated_at, "answered_in_round": r.answered_in_round}
+            for r in rounds], ("chain", "feed", "round_id"), update=False)
         _write(conn, table_of(Checkpoint), [{"chain": chain, "name": "tick", "block": block,
                                              "block_hash": block_hash, "updated_at": time.time()}],
                ("chain", "name"), update=True)
+
+
+def legacy_record_snapshot(store: Store, snap: Snapshot, *, watched: Sequence[str] = (), kind: str = "watch") -> None:
+    """``keeper.app.recording.record_snapshot`` through the legacy write path (its price rounds too;
+    the daemon's writer passes no watched accounts): what bench/idle_cpu.py's legacy writer calls."""
+    rounds = [PriceRoundRecord(snap.chain, r.feed.lower(), r.round.round_id, r.round.answer, r.round.started_at,
+                               r.round.updated_at, r.round.answered_in_round)
+              for r in snap.prices.values() if r.round is not None]
+    legacy_write_tick(store, snap.chain, snap.block, snap.block_hash, snap.positions, rounds)
 
 
 def run(store: Store, snaps: list[Snapshot], warm: int, legacy: bool) -> list[float]:

@@ -56,7 +56,16 @@ from keeper.chain.client import ChainClient
 from keeper.chain.contracts import ours
 from keeper.chain.fees import GWEI, Bid, urgency
 from keeper.chain.keys import HotKey
-from keeper.chain.tx import Attempt, NonceManager, Receipt, TxOutcome, TxRequest, TxSender, simulate_in_order
+from keeper.chain.tx import (
+    Attempt,
+    NonceManager,
+    Receipt,
+    TxOutcome,
+    TxRequest,
+    TxSender,
+    base_fees,
+    simulate_in_order,
+)
 from keeper.config import Config
 from keeper.domain import Action, ActionKind, Address, Position, Reason
 from keeper.errors import GasCapHit, KeeperError, MinedReverted, TemporaryError
@@ -252,8 +261,7 @@ class Pipeline:
         self.nonces.resync()
         self._nonce_read = False
         self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
-        probe = TxSender(self.client, self.key, self._chain_id(), self.fees)
-        self._base_fees = self.pool.submit(probe.base_fees)
+        self._base_fees = self.pool.submit(base_fees, self.client)
         self._pending = self.pool.submit(self.nonces.pending_count)
         self._taken = self.pool.submit(self.journal.taken_at_block, self.origin, block)
 
@@ -311,7 +319,7 @@ class Pipeline:
             return []
         t0 = time.perf_counter()
         self.finish()
-        base_fees = self._base_fees.result() if self._base_fees is not None else None
+        fees_now = self._base_fees.result() if self._base_fees is not None else None
         pending = self._pending.result() if self._pending is not None else None
         self._pending = None  # the node's count, read once per run: later batches follow on
         if pending is None and self._nonce_read:
@@ -332,7 +340,7 @@ class Pipeline:
                 continue
             try:
                 gas = it.sender.gas_from(it.request, self._gas_reply(it))
-                ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, base_fees or it.sender.base_fees())))
+                ready.append((it, gas, it.sender.first_bid(it.request, it.urgency, fees_now or it.sender.base_fees())))
             except KeeperError as e:
                 refused.append((it, e))
         t1 = time.perf_counter()

@@ -131,9 +131,12 @@ def _params_by_symbol(session: Session, symbol: str) -> AssetParams:
 
 
 def manual_action(session: Session, pos: Position, book: VaultBook, *, target_health: float | None = None,
-                  amount: float | None = None, asset: str | None = None, withdraw_excess: bool = False) -> Action:
-    """The action an operator asked for, sized and checked against the vault's reserve."""
+                  amount: float | None = None, asset: str | None = None, withdraw_excess: bool = False,
+                  name: str | None = None) -> Action:
+    """The action an operator asked for, sized and checked against the vault's reserve. ``name``:
+    the position's name as the operator knows it (errors use it; default: its short name)."""
     risk, policy = session.risk, session.policy
+    name = name or Names.of(session.snap.positions).name(pos)
     p0 = risk.p_liq(pos)
     target = levels_of(risk, policy, pos)[0]
 
@@ -142,7 +145,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
                       risk.describe(), note)
 
     if not pos.price_ok:
-        raise ConfigError(f"{pos.key}: price not usable ({pos.price_issue}); the keeper does not act on it")
+        raise ConfigError(f"{name}: price not usable ({pos.price_issue}); the keeper does not act on it")
     if withdraw_excess:
         candidates = ([_params_by_symbol(session, asset)] if asset else
                       [a for a in session.assets if any(leg.asset.address == a.address
@@ -158,7 +161,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
             if opt is not None and opt.raw > 0 and (best is None or opt.value_usd > best.value_usd):
                 best = opt
         if best is None:
-            raise ConfigError(f"{pos.key}: no excess to release "
+            raise ConfigError(f"{name}: no excess to release "
                               f"(P {p0:.2e}, health {pos.health:.4f}, floor {floor:.3f})")
         amt = best.raw / 10**30 if pos.perp is not None else best.raw / best.params.unit
         return Action(ActionKind.WITHDRAW_EXCESS, pos.key, best.params.asset, amt, best.raw,
@@ -172,7 +175,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         is_debt = any(leg.asset.address == params.address for leg in pos.legs_on(Side.DEBT))
         kind = ActionKind.REPAY if is_debt else ActionKind.TOP_UP
         if kind is ActionKind.TOP_UP and pos.perp is None and not weight_for(params, pos):
-            raise ConfigError(f"{params.symbol} is not collateral for {pos.key}")
+            raise ConfigError(f"{params.symbol} is not collateral for {name}")
         after = simulate(pos, kind, params, raw)
         action = Action(kind, pos.key, params.asset, amount, raw, reason(after, "operator: fixed amount"),
                         usd=amount * params.price_usd)
@@ -197,7 +200,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         assert reserve is not None  # read_books reads every vault's reserve
         options = [o for o in options if o.raw <= reserve.get(o.params.address)] or options
         if not options:
-            raise ConfigError(f"{pos.key}: no asset the vault could add reaches the target")
+            raise ConfigError(f"{name}: no asset the vault could add reaches the target")
         best = min(options, key=lambda o: o.cost_usd)
         note = (f"operator: to health {goal:g}" if goal is not None else f"operator: to P <= {target:.2e}")
         action = Action(best.kind, pos.key, best.params.asset, best.raw / best.params.unit, best.raw,
@@ -296,14 +299,19 @@ def simulate_on_chain(cfg: Config, session: Session, book: VaultBook, action: Ac
     return keeper
 
 
-def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True, keyless: bool = False) -> ReconcileReport:
+def reconcile_journal(cfg: Config, session: Session, *, wait: bool = True, keyless: bool = False,
+                      key: HotKey | None = None) -> ReconcileReport:
     """Start-up reconciliation (before any new action): settle or resend what a previous run left.
     ``keyless``: when no key is configured, go on without one: receipts settle entries, each
     entry's nonce is checked against the signer of its own journaled bytes, and re-sending those
-    same signed bytes needs no key (nothing is signed here)."""
+    same signed bytes needs no key (nothing is signed here). ``key``: the key loaded already (the
+    daemon's: a keystore is not decrypted twice)."""
     from keeper.app.reconcile import reconcile, wait_pending
 
-    address = None if keyless and not has_key(cfg) else keeper_key(cfg, chain_id_of(session)).address
+    if key is not None:
+        address: str | None = key.address
+    else:
+        address = None if keyless and not has_key(cfg) else keeper_key(cfg, chain_id_of(session)).address
     with Store.open(cfg.store.url) as store:
         journal = Journal(store)
         report = reconcile(journal, session.client, session.chain, address)

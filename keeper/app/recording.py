@@ -37,9 +37,13 @@ class SnapshotWriter:
         self._thread.start()
 
     def submit(self, snap: Snapshot) -> None:
+        """Queue ``snap`` (it replaces one still waiting, except that a snapshot without positions
+        never replaces one with them: the history keeps that one, the next tick's rounds follow)."""
         with self._cv:
             if self._pending is not None:
                 self.skipped += 1
+                if self._pending.positions and not snap.positions:
+                    return
             self._pending = snap
             self._cv.notify_all()
 

@@ -159,6 +159,12 @@ def simulate_in_order(client: ChainClient, calls: Sequence[dict[str, Any]]) -> l
     return replies
 
 
+def base_fees(client: ChainClient) -> list[int]:
+    """The last blocks' base fees and the next one's (``eth_feeHistory``), for a bid."""
+    hist = client.request("eth_feeHistory", [hex(4), "latest", []])
+    return [int(x, 16) for x in hist["baseFeePerGas"]]
+
+
 def _unknown_method(e: KeeperError) -> bool:
     msg = str(e).lower()
     return "-32601" in msg or ("method" in msg and any(
@@ -276,8 +282,7 @@ class TxSender:
         return int(gas * self.gas_margin)
 
     def base_fees(self) -> list[int]:
-        hist = self.client.request("eth_feeHistory", [hex(4), "latest", []])
-        return [int(x, 16) for x in hist["baseFeePerGas"]]
+        return base_fees(self.client)
 
     # --- sending -----------------------------------------------------------------------------
     def _sign(self, req: TxRequest, nonce: int, gas: int, b: Bid) -> Attempt:

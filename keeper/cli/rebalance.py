@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
                 if not amount > 0:
                     raise ConfigError("--amount must be positive")
             action = manual_action(session, pos, book, target_health=args.target_health, amount=amount, asset=asset,
-                                   withdraw_excess=args.withdraw_excess)
+                                   withdraw_excess=args.withdraw_excess, name=name)
         else:
             plans = plan_now(session)
             planned = [a for b, p in plans for a in p.actions if a.position_key == pos.key]

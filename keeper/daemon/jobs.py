@@ -36,8 +36,11 @@ log = logging.getLogger("keeper.daemon.jobs")
 
 
 def latest_positions(k: Keeper) -> tuple[int | None, list[Position]]:
-    """The positions of the newest block the store holds for the keeper's chain (after the
-    snapshot writer has written what it holds)."""
+    """The positions at the keeper's last tick; before its first one, those of the newest block
+    the store holds for the keeper's chain (after the snapshot writer has written what it holds)."""
+    last = getattr(k, "last_snapshot", None)
+    if last is not None:
+        return last.block, list(last.positions)
     recorder = getattr(k, "recorder", None)
     if recorder is not None:
         recorder.flush()

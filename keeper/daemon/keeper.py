@@ -111,6 +111,8 @@ class Keeper:
         self.gc = TickGC()  # collections between ticks, not inside them (started at the end of startup)
         self.phases: dict[str, float] = {}  # the last tick's time per phase (seconds)
         self._plan_s = 0.0  # the last tick's planning time (wall seconds), within plan_act
+        self.last_snapshot: Snapshot | None = None  # every position at the last tick's block
+        self._history_at: int | None = None  # chain time of the last snapshot written with its positions
         self.policy = policy_from(cfg)
         with contextlib.ExitStack() as built:  # a part that fails releases the ones built before it
             self.alerter = alerter_from_config(cfg.alerts)
@@ -160,7 +162,8 @@ class Keeper:
         self.model_assets = {a.symbol: a.address for a in asset_params(self.reader, snap)}
         self.set_model(self.build_model(snap.positions, snap.block, stored=True))
         if not self.dry_run:
-            report = reconcile_journal(self.cfg, self._session(snap))
+            key = self.executor.key if isinstance(self.executor, Pipeline) else None
+            report = reconcile_journal(self.cfg, self._session(snap), key=key)
             if report.rebroadcast:
                 raise Halt("transactions from an earlier run are still pending; run 'keeper reconcile'")
             log.info("journal reconciled", extra={"event": "reconcile", "mined": report.mined,
@@ -278,7 +281,7 @@ class Keeper:
         self.phases = {"read_s": read - started, "plan_act_s": acted - read, "plan_s": self._plan_s,
                        "plan_act_cpu_s": acted_cpu - read_cpu, "watch_read_s": watched - acted,
                        "settle_s": settled - watched, **self.executor.timings}
-        self._report(snap, plans, p_liq, block, started)
+        self._report(snap, plans, p_liq, block, started, acted=bool(launched))
         return done
 
     def _read(self, block: int) -> _Tick:
@@ -394,8 +397,21 @@ class Keeper:
             raise fatal
         return done
 
+    def _record(self, snap: Snapshot, acted: bool) -> None:
+        """The snapshot to the writer: every position once per ``store.history_interval_s`` of
+        chain time and at every block the keeper acted at (what it acted on, for the record);
+        otherwise only the price rounds and the checkpoint."""
+        interval = self.cfg.store.history_interval_s
+        due = (interval <= 0 or acted or self._history_at is None
+               or not 0 <= snap.timestamp - self._history_at < interval)  # (time going back: a reorg, write)
+        if due:
+            self._history_at = snap.timestamp
+            self.recorder.submit(snap)
+        else:
+            self.recorder.submit(replace(snap, positions=[]))
+
     def _report(self, snap: Snapshot, plans: list[tuple[VaultBook, Plan]], p_liq: dict[str, float], block: int,
-                started: float) -> None:
+                started: float, *, acted: bool = False) -> None:
         """Unusable prices, model fallbacks, the plans' alerts and skips; the snapshot to the writer;
         the metrics."""
         for p in snap.positions:
@@ -427,7 +443,8 @@ class Keeper:
                                     vault=vault)
             for key, why in plan.skipped:
                 log.info("skipped", extra={"event": "skip", "position": key, "why": why})
-        self.recorder.submit(snap)
+        self.last_snapshot = snap
+        self._record(snap, acted)
         self.metrics.observe_positions(self.name, snap.positions, p_liq)
         self.metrics.set_last_block(block)
         self.metrics.observe_tick(self.name, time.perf_counter() - started)

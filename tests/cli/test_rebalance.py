@@ -45,6 +45,7 @@ def test_plan_then_rebalance_execute(tmp, w3, devnet):
     (["rebalance", "0xnope"], "no position named '0xnope'"),
     (["rebalance", "{alice}:aave", "--amount", "1000", "WETH"], "reserve too small"),
     (["rebalance", "{alice}:aave", "--amount", "1", "NOPE"], "unknown asset"),
+    (["rebalance", "{alice}:morpho", "--amount", "1", "WBTC"], "WBTC is not collateral for alice-morpho"),
 ])
 def test_rebalance_errors_send_nothing(tmp, w3, devnet, args, needle):
     alice = devnet["keeper_vaults"]["alice"]["address"][:10]

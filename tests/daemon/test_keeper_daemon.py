@@ -107,3 +107,35 @@ def test_stalled_chain_trips_the_watchdog(cfg, heads):
     assert time.monotonic() - started < 15
     source_ws = k.metrics.registry.get_sample_value("keeper_head_source_ws", {"chain": "devnet"})
     assert source_ws == (1.0 if heads == "auto" else 0.0)  # subscribed, yet no head came
+
+
+def test_history_rows_once_per_interval_and_at_every_block_acted_at(cfg, w3, devnet):
+    """``store.history_interval_s``: every position's row at the first tick, then only the rounds
+    and the checkpoint until the interval has passed in chain time, except at a block the keeper
+    acted at; the stress job reads the last tick's positions from memory."""
+    from keeper.daemon.jobs import latest_positions
+
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"history_interval_s": 3_600})})
+    k = Keeper(cfg, vols=VOLS)
+    k.startup()
+    try:
+        first = w3.eth.block_number
+        k.tick(first)
+        w3.provider.make_request("evm_mine", [])
+        calm = w3.eth.block_number
+        k.tick(calm)
+        assert latest_positions(k)[0] == calm
+        set_price(w3, devnet, "ETH", 1_560)
+        crash = w3.eth.block_number
+        assert k.tick(crash) > 0  # it acts here
+        assert k.recorder.flush(30)
+        key = next(p.key for p in k.last_snapshot.positions if p.account.lower() in
+                   {v["address"].lower() for v in devnet["keeper_vaults"].values()})
+        assert [r.block for r in k.store.snapshots(key)] == [first, crash]
+        # the next calm tick writes no rows but moves the checkpoint
+        k.tick(w3.eth.block_number)
+        assert k.recorder.flush(30)
+        assert [r.block for r in k.store.snapshots(key)] == [first, crash]
+        assert k.store.checkpoint("devnet")[0] == w3.eth.block_number
+    finally:
+        k.shutdown()
