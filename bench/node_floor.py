@@ -59,8 +59,11 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args: argparse.Namespace
         t = k._read(block)
         read = time.perf_counter() - t0
         k.executor.finish()
-        actions = [(book, a) for book, plan in plan_books(t.books, k._model(), t.assets, k.policy, block, {})
-                   for a in plan.actions if a.kind is not ActionKind.WITHDRAW_EXCESS]
+        plans = list(plan_books(t.books, k._model(), t.assets, k.policy, block, {}))
+        actions = [(book, a) for book, plan in plans for a in plan.actions if a.kind is not ActionKind.WITHDRAW_EXCESS]
+        if not actions:
+            raise RuntimeError(f"nothing to act on at block {block}: "
+                               f"{[(p.skipped, [x.health for x in b.positions]) for b, p in plans][:3]}")
         pipe = k.executor
         senders = [pipe._sender() for _ in actions]  # type: ignore[attr-defined]
         reqs = [vault_request(book.vault, a, {p.key: p for p in book.positions}) for book, a in actions]
@@ -77,6 +80,11 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args: argparse.Namespace
         for i in range(0, len(raws), GAS_CHUNK):
             k.client.batch_each([("eth_sendRawTransaction", [r]) for r in raws[i:i + GAS_CHUNK]])
         send = time.perf_counter() - t2
+        for _ in range(20):  # out of the pool (it outlives evm_revert): the next round's revert drops them
+            fl.w3.provider.make_request("evm_mine", [])
+            if int(fl.w3.provider.make_request("txpool_status", [])["result"]["pending"], 16) == 0:
+                break
+            time.sleep(0.05)
         return {"actions": len(actions), "read_ms": read * 1e3, "simulate_ms": simulate * 1e3, "send_ms": send * 1e3,
                 "sum_ms": (read + simulate + send) * 1e3}
     finally:
@@ -110,11 +118,14 @@ def main() -> int:
                       flush=True)
     finally:
         fl.node.stop()
-    print(f"\nthe node's share at K = {args.k} ({args.watch + args.k:,} positions), median of {len(rows)} rounds; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    # Known defect: after the first round, evm_revert does not bring back every vault's need (rounds 2+
+    # plan fewer actions, not understood yet); only rounds that act for all K positions are summed.
+    full = [r for r in rows if r["actions"] == args.k]
+    print(f"\nthe node's share at K = {args.k} ({args.watch + args.k:,} positions), median of the {len(full)} of "
+          f"{len(rows)} rounds with {args.k} actions; load average {os.getloadavg()[0]:.2f}")
     print("| step | ms |\n|---|---|")
     for key in ("read_ms", "simulate_ms", "send_ms", "sum_ms"):
-        print(f"| {key[:-3]} | {statistics.median(r[key] for r in rows):.1f} |")
+        print(f"| {key[:-3]} | {statistics.median(r[key] for r in full):.1f} |" if full else f"| {key[:-3]} | - |")
     return 0
 
 

@@ -3,6 +3,7 @@ checkpoint, in one transaction (``Store.write_tick``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from keeper.protocols.reader import Snapshot
@@ -33,6 +34,7 @@ class SnapshotWriter:
         self._closing = False
         self._busy = False
         self.written = self.skipped = self.failed = 0
+        self.cpu_seconds = 0.0  # this thread's CPU time spent writing (for bench/idle_cpu.py)
         self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
         self._thread.start()
 
@@ -56,6 +58,7 @@ class SnapshotWriter:
                 if snap is None:
                     return
                 self._busy = True
+            cpu = time.thread_time()
             try:
                 record_snapshot(self.store, snap, kind=self.kind)
                 self.written += 1
@@ -64,13 +67,13 @@ class SnapshotWriter:
                 if self.on_error is not None:
                     self.on_error(snap.block, e)
             finally:
+                self.cpu_seconds += time.thread_time() - cpu
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every submitted snapshot is written (or dropped for a newer one)."""
-        import time
 
         end = time.monotonic() + timeout
         with self._cv:
