@@ -324,7 +324,6 @@ class Pipeline:
         self._pending = None  # the node's count, read once per run: later batches follow on
         if pending is None and self._nonce_read:
             pending = 0  # NonceManager.take continues from the nonces this run took
-        self._nonce_read = True
         known = self._taken.result() if self._taken is not None else None
         taken = self.journal.taken([it.key for it in items]) if known is None else known & {it.key for it in items}
         for it in items:
@@ -344,7 +343,10 @@ class Pipeline:
             except KeeperError as e:
                 refused.append((it, e))
         t1 = time.perf_counter()
-        first = self.nonces.take(len(ready), pending) if ready else 0
+        first = 0
+        if ready:  # (a flush that sends nothing takes no nonce: the next one reads the node's count)
+            first = self.nonces.take(len(ready), pending)
+            self._nonce_read = True
         for k, (it, gas, b) in enumerate(ready):
             it.out = it.sender.signed(it.request, first + k, gas, b)
         t2 = time.perf_counter()
