@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fleet as F
 
 from keeper.chain import contracts as C
-from keeper.chain.client import ChainClient
+from keeper.chain.client import ChainClient, InFlight
 from keeper.config import Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig, chain_from_deployment
 from keeper.daemon.keeper import Keeper
 from keeper.devnet.position_keeper import start_thread
@@ -78,7 +78,7 @@ class Sends:
 
     def __init__(self) -> None:
         self.at: dict[str, float] = {}
-        self._orig, self._orig_batch = ChainClient.request, ChainClient._batch
+        self._orig, self._orig_batch, self._orig_result = ChainClient.request, ChainClient._batch, InFlight.result
         sends = self
 
         def seen(params) -> None:
@@ -97,12 +97,21 @@ class Sends:
                     seen(params)
             return out
 
+        def result(flight):  # split-phase requests (the pipeline's broadcasts): when the reply is read
+            out = sends._orig_result(flight)
+            for method, params in flight.calls:
+                if method == "eth_sendRawTransaction":
+                    seen(params)
+            return out
+
         ChainClient.request = request  # type: ignore[method-assign]
         ChainClient._batch = batch  # type: ignore[method-assign]
+        InFlight.result = result  # type: ignore[method-assign]
 
     def restore(self) -> None:
         ChainClient.request = self._orig  # type: ignore[method-assign]
         ChainClient._batch = self._orig_batch  # type: ignore[method-assign]
+        InFlight.result = self._orig_result  # type: ignore[method-assign]
 
 
 class Heads(threading.Thread):

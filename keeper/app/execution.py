@@ -16,16 +16,20 @@ A run of the pipeline (one tick of the daemon, or one operator command):
    this block already (a restart within the block) are read.
 2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
    is built and queued. ``step()``, between two vaults: once ``GAS_CHUNK`` calls are queued (a
-   vault's calls are never split), they are simulated in the background, in order in a new block
-   on top of the latest one, by one ``eth_simulateV1`` (nodes without it: one
-   ``eth_createAccessList`` per call on the pending block, in one JSON-RPC batch) while the next
-   vaults are planned; and the queued actions whose simulation is back are sent (step 3).
+   vault's calls are never split), they are simulated, in order in a new block on top of the
+   latest one, by one ``eth_simulateV1`` (nodes without it: one ``eth_createAccessList`` per call
+   on the pending block, in one JSON-RPC batch in the I/O pool) while the next vaults are planned;
+   and the queued actions whose simulation is back are sent (step 3). Simulations and broadcasts
+   are sent split-phase from the planning thread itself (``ChainClient.start``: the request now,
+   its reply read between two vaults once the socket has it), not from worker threads, which
+   waited for the interpreter lock behind the planning.
 3. ``flush()``, once the plans are made, and from ``step()`` for the actions whose simulation is
    back (``flush(ready_only=True)``): wait for the journal check; drop
    decisions journaled already; collect the gas limits (a revert is refused, and decoded, before
    anything is signed); bid (one fee history); sign on consecutive nonces; journal every decision
    with its signed transaction, or with the reason it was refused, in one DB transaction; broadcast
-   the signed ones in one JSON-RPC batch. Journal before broadcast holds for each batch: a kill
+   the signed ones in one JSON-RPC batch (one batch in flight at a time, so nonces reach the node
+   in order). Journal before broadcast holds for each batch: a kill
    before its commit has sent nothing of it, and every transaction sent is in the journal. So the
    first vaults' transactions are on their way while the last ones are still being planned.
 4. ``settle_all()`` waits for the receipts in order (same-nonce fee bumps while waiting), records
@@ -46,33 +50,34 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from keeper.alerts import Alerter
 from keeper.app.books import VaultBook
+from keeper.app.items import GasReplies, Intent, Item, Stage, attempt_record
 from keeper.app.perp_requests import requests_in, wait_settled
-from keeper.chain.client import ChainClient
+from keeper.chain.client import ChainClient, InFlight
 from keeper.chain.contracts import ours
 from keeper.chain.fees import GWEI, Bid, urgency
 from keeper.chain.keys import HotKey
 from keeper.chain.tx import (
     Attempt,
     NonceManager,
-    Receipt,
     TxOutcome,
     TxRequest,
     TxSender,
     base_fees,
     simulate_in_order,
+    simulate_params,
+    simulated,
 )
 from keeper.config import Config
-from keeper.domain import Action, ActionKind, Address, Position, Reason
+from keeper.domain import Action, ActionKind, Address, Position
 from keeper.errors import GasCapHit, KeeperError, MinedReverted, TemporaryError
 from keeper.faults import crash_point
 from keeper.protocols.vault_calls import vault_request
 from keeper.store import Store
-from keeper.store.journal import AttemptRecord, Decision, DuplicateIntent, Journal, Status
+from keeper.store.journal import Decision, DuplicateIntent, Journal, Status
 
 if TYPE_CHECKING:
     from keeper.app.manual import Session
@@ -86,85 +91,42 @@ IO_THREADS = 3  # the journal check, the fee history and the nonce while the cha
 GAS_CHUNK = 8  # queued actions per simulation started while the next vaults are planned
 
 
-class Stage(StrEnum):
-    """Where an :class:`Item` is in the pipeline."""
+class _Simulation:
+    """One chunk's ``eth_simulateV1``, sent from the planning thread (``ChainClient.start``) and
+    read once its reply is there; a node that refuses the method gets the chunk's calls as access
+    lists instead (``Pipeline._simulate``), a dead one ``None`` per call (each then estimates on its
+    own), as before."""
 
-    QUEUED = "queued"  # planned; its gas call may be running
-    REFUSED = "refused"  # nothing broadcast: a revert in its gas call, the fee cap, a duplicate, a used nonce
-    SENT = "sent"  # journaled with its signed transaction and broadcast (or left to the settle loop to resend)
-    MINED = "mined"
-    REVERTED = "reverted"  # mined with status 0
-    UNSETTLED = "unsettled"  # signed, maybe broadcast, no receipt within the wait: open in the journal
+    def __init__(self, pipeline: Pipeline, senders: list[TxSender], reqs: list[TxRequest]) -> None:
+        self.pipeline, self.senders, self.reqs = pipeline, senders, reqs
+        self.flight: InFlight = pipeline.client.start("eth_simulateV1",
+                                                      simulate_params([s.call_obj(r) for s, r in zip(senders, reqs)]))
+        self._replies: list[Any] | None = None
 
+    def done(self) -> bool:
+        return self._replies is not None or self.flight.ready()
 
-@dataclass(frozen=True)
-class Intent:
-    """A decision as the journal records it; ``key`` makes it idempotent (one per position, block,
-    kind and amount, per origin: ``daemon`` or ``manual``)."""
-
-    key: str
-    position_key: str
-    kind: ActionKind
-    asset: Address
-    amount_raw: int
-    target: str | None
-    reason: Reason
-    vault: Address
-    at: float  # wall-clock time of the decision
-
-    @classmethod
-    def of(cls, origin: str, block: int, vault: Address, action: Action) -> Intent:
-        key = f"{origin}:{action.position_key}:{block}:{action.kind.value}:{action.amount_raw}"
-        return cls(key, action.position_key, action.kind, action.asset.address, action.amount_raw,
-                   action.target_key, action.reason, vault, time.time())
-
-    def record(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "asset": self.asset, "amount_raw": self.amount_raw, "target": self.target,
-                "reason": self.reason.__dict__, "vault": self.vault, "at": self.at}
+    def result(self) -> list[Any]:
+        if self._replies is None:
+            try:
+                self._replies = simulated(self.flight.result(), len(self.reqs))
+            except TemporaryError:
+                self._replies = [None] * len(self.reqs)
+            except KeeperError as e:
+                log.warning("eth_simulateV1 refused (%s): simulating each call with eth_createAccessList", e)
+                self.pipeline.client.unsupported.add("eth_simulateV1")
+                self._replies = self.pipeline._simulate(self.senders, self.reqs)
+        return self._replies
 
 
 @dataclass
-class Item:
-    """One action in the pipeline. ``out`` once signed; ``error`` once refused or failed."""
+class _Broadcast:
+    """One batch of signed first attempts, broadcast split-phase in nonce order: ``flight`` once
+    its request is out (one batch at a time), ``started`` its perf_counter."""
 
-    book: VaultBook
-    action: Action
-    intent: Intent
-    request: TxRequest
-    sender: TxSender
-    urgency: float
-    queued_at: float  # perf_counter
-    stage: Stage = Stage.QUEUED
-    gas_reply: tuple[Future[list[Any]], int] | None = None  # (the batch of gas calls it is in, its index there)
-    entry: int | None = None  # journal entry, once the decision is recorded
-    out: TxOutcome | None = None
-    error: KeeperError | None = None
-    sent_at: float | None = None  # perf_counter when the broadcast returned
-
-    @property
-    def key(self) -> str:
-        return self.intent.key
-
-    def signed(self) -> TxOutcome:
-        if self.out is None:
-            raise RuntimeError(f"{self.key}: not signed")
-        return self.out
-
-    def journaled(self) -> int:
-        if self.entry is None:
-            raise RuntimeError(f"{self.key}: not journaled")
-        return self.entry
-
-    def receipt(self) -> Receipt:
-        """The receipt of a ``MINED`` item."""
-        rc = self.signed().receipt
-        if rc is None:
-            raise RuntimeError(f"{self.key}: settled without a receipt")
-        return rc
-
-
-def _attempt_record(a: Attempt) -> AttemptRecord:
-    return AttemptRecord(a.nonce, a.tx_hash, "0x" + a.raw.hex(), a.bid.max_fee_per_gas, a.bid.max_priority_fee_per_gas)
+    items: list[Item]
+    flight: InFlight | None = None
+    started: float = 0.0
 
 
 def action_urgency(session: Session, action: Action) -> float:
@@ -214,9 +176,8 @@ class Pipeline:
                 f.result()  # start the threads now, not when the first action waits for them
         self.queue: list[Item] = []
         self._unestimated: list[Item] = []
-        # one thread sends the signed batches, in order, while the tick plans on
-        self._send_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keeper-send")
-        self._in_flight: list[tuple[Future[tuple[list[Any], float]], list[Item]]] = []
+        # the signed batches waiting for their broadcast, in nonce order; the first may be in flight
+        self._sends: list[_Broadcast] = []
         self._timing_lock = threading.Lock()
         self._check: Future[None] | None = None
         self._base_fees: Future[list[int]] | None = None
@@ -235,7 +196,6 @@ class Pipeline:
     def close(self) -> None:
         with contextlib.suppress(KeeperError):
             self._collect()
-        self._send_pool.shutdown(wait=True)
         if self._own_pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -281,7 +241,7 @@ class Pipeline:
         journal = self.journal
 
         def on_signed(_out: TxOutcome, a: Attempt) -> None:
-            journal.record_attempt(item.journaled(), _attempt_record(a))
+            journal.record_attempt(item.journaled(), attempt_record(a))
 
         return on_signed
 
@@ -291,6 +251,7 @@ class Pipeline:
         is back (all of them once the oldest has waited ``FLUSH_AFTER_S``)."""
         if len(self._unestimated) >= GAS_CHUNK:
             self._estimate_queued()
+        self._pump()
         if not self.queue:
             return
         first = self.queue[0]
@@ -352,7 +313,7 @@ class Pipeline:
         t2 = time.perf_counter()
         crash_point("before_journal")
         rows = [(it, Decision(it.key, it.action.position_key, it.intent.record(),
-                              _attempt_record(it.signed().attempts[0]))) for it, _g, _b in ready]
+                              attempt_record(it.signed().attempts[0]))) for it, _g, _b in ready]
         rows += [(it, Decision(it.key, it.action.position_key, it.intent.record(), None, str(err)[:500]))
                  for it, err in refused]
         for (it, _d), entry in zip(rows, self.journal.record_decisions(self.chain, [d for _i, d in rows])):
@@ -367,40 +328,60 @@ class Pipeline:
             if not ready_only:
                 self._collect()
             return items
-        # The broadcast goes out from the send thread (one at a time, in nonce order) while this
-        # thread plans on; the whole-run flush waits for every batch of the run.
-        batch = [it for it, _g, _b in ready]
-        self._in_flight.append((self._send_pool.submit(self._broadcast, batch), batch))
-        if not ready_only:
+        # The broadcast goes out split-phase (one batch at a time, in nonce order) while this thread
+        # plans on; the whole-run flush waits for every batch of the run.
+        self._sends.append(_Broadcast([it for it, _g, _b in ready]))
+        if ready_only:
+            self._pump()
+        else:
             self._collect()
         return items
 
-    def _broadcast(self, batch: list[Item]) -> tuple[list[Any], float]:
-        t0 = time.perf_counter()
-        try:
-            replies = self.client.batch_each([("eth_sendRawTransaction", ["0x" + it.signed().attempts[0].raw.hex()])
-                                              for it in batch])
-        except TemporaryError as e:  # no node took the batch: journaled, so the settle loop resends
-            replies = [e] * len(batch)
-        sent = time.perf_counter()
-        self._add_timings(broadcast_s=sent - t0)
-        return replies, sent
+    def _pump(self) -> None:
+        """Without waiting: take the reply of the batch in flight if it is there, and send the next
+        batch once none is in flight (a later nonce never overtakes an earlier one)."""
+        while self._sends:
+            head = self._sends[0]
+            if head.flight is None:
+                self._start(head)
+                return
+            if not head.flight.ready():
+                return
+            self._take(self._sends.pop(0))
+
+    def _start(self, b: _Broadcast) -> None:
+        b.started = time.perf_counter()
+        b.flight = self.client.start_batch([("eth_sendRawTransaction", ["0x" + it.signed().attempts[0].raw.hex()])
+                                            for it in b.items])
 
     def _collect(self) -> None:
-        """Wait for the broadcasts in flight (in order) and take their replies: each item ``SENT``;
-        a node's refusal goes to the sender (a nonce taken already, a fee too low...)."""
-        while self._in_flight:
-            fut, batch = self._in_flight.pop(0)
-            replies, sent = fut.result()
-            crash_point("after_send")
-            for it, reply in zip(batch, replies):
-                it.sent_at, it.stage = sent, Stage.SENT
-                if isinstance(reply, KeeperError):
-                    try:
-                        it.sender.broadcast_failed(it.signed(), reply, it.urgency)
-                    except KeeperError as e:
-                        it.out = None
-                        self._failed(it, e)
+        """Wait for the broadcasts (in order) and take their replies."""
+        while self._sends:
+            b = self._sends.pop(0)
+            if b.flight is None:
+                self._start(b)
+            self._take(b)
+
+    def _take(self, b: _Broadcast) -> None:
+        """A broadcast's replies: each item ``SENT``; a node's refusal goes to the sender (a nonce
+        taken already, a fee too low...); no node took the batch: journaled, so the settle loop
+        resends."""
+        assert b.flight is not None
+        try:
+            replies = b.flight.result()
+        except TemporaryError as e:
+            replies = [e] * len(b.items)
+        sent = time.perf_counter()
+        self._add_timings(broadcast_s=sent - b.started)
+        crash_point("after_send")
+        for it, reply in zip(b.items, replies):
+            it.sent_at, it.stage = sent, Stage.SENT
+            if isinstance(reply, KeeperError):
+                try:
+                    it.sender.broadcast_failed(it.signed(), reply, it.urgency)
+                except KeeperError as e:
+                    it.out = None
+                    self._failed(it, e)
 
     def _add_timings(self, **seconds: float) -> None:
         with self._timing_lock:  # the send thread adds its own
@@ -408,9 +389,9 @@ class Pipeline:
                 self.timings[k] = self.timings.get(k, 0.0) + v
 
     def _estimate_queued(self) -> None:
-        """Start the gas calls of the actions queued since the last start, as one JSON-RPC batch in
-        the I/O pool (``TxSender.gas_call``: one execution each on the pending block); the node runs
-        them while the next vaults are planned."""
+        """Start the simulation of the actions queued since the last start: one ``eth_simulateV1``
+        sent from this thread (:class:`_Simulation`), or, on a node without it, one batch of access
+        lists in the I/O pool; the node runs it while the next vaults are planned."""
         chunk, self._unestimated = self._unestimated, []
         if not chunk:
             return
@@ -418,7 +399,9 @@ class Pipeline:
             for it in chunk:
                 it.gas_reply = None
             return
-        batch = self.pool.submit(self._simulate, [it.sender for it in chunk], [it.request for it in chunk])
+        senders, reqs = [it.sender for it in chunk], [it.request for it in chunk]
+        batch: GasReplies = (_Simulation(self, senders, reqs) if "eth_simulateV1" not in self.client.unsupported
+                             else self.pool.submit(self._simulate, senders, reqs))
         for k, it in enumerate(chunk):
             it.gas_reply = (batch, k)
 

@@ -8,9 +8,13 @@ the callers. A ``web3.Web3`` for the current endpoint is available for contract 
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
+import select
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +136,9 @@ class ChainClient:
         self.errors = 0
         self.on_failover: Callable[[str, str, str], None] | None = None  # (from, to, why) for alerts
         self.unsupported: set[str] = set()  # optional methods the node answered as unknown (callers' fallbacks)
+        # idle connections of the split-phase requests (:meth:`start`), per endpoint URL
+        self._spare: dict[str, list[http.client.HTTPConnection]] = {}
+        self._spare_lock = threading.Lock()
 
     # --- endpoints ---------------------------------------------------------------------------
     @property
@@ -272,6 +279,36 @@ class ChainClient:
                 self._sleep(self.backoff * 2**attempt)
         raise TemporaryError(f"chain {self.name}: every RPC URL failed a batch; last: {last}") from last
 
+    # --- split-phase requests ------------------------------------------------------------------
+    def start(self, method: str, params: list[Any]) -> InFlight:
+        """Send one call now and return without its reply: :meth:`InFlight.ready` says whether the
+        reply is there, :meth:`InFlight.result` reads it (the value or error :meth:`request` gives).
+        Only for calls that are safe to send twice (see :class:`InFlight`)."""
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
+        return InFlight(self, body, [(method, params)], single=True)
+
+    def start_batch(self, calls: Sequence[tuple[str, list[Any]]]) -> InFlight:
+        """:meth:`batch_each` in two phases, like :meth:`start`: ``result()`` gives each call's
+        value or error in its place."""
+        return InFlight(self, b"", list(calls), single=False)
+
+    def _checkout(self, ep: Endpoint) -> tuple[http.client.HTTPConnection, bool] | None:
+        """An idle connection to ``ep`` (reused: True) or a new one, or None where the split-phase
+        path does not go: a proxy, or credentials in the URL (those take the blocking path)."""
+        u = urllib.parse.urlsplit(ep.url)
+        if ep.session.proxies.get(u.scheme) or u.username or u.scheme not in ("http", "https") or not u.hostname:
+            return None
+        with self._spare_lock:
+            idle = self._spare.get(ep.url)
+            if idle:
+                return idle.pop(), True
+        kind = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        return kind(u.hostname, u.port, timeout=self.timeout), False
+
+    def _checkin(self, ep: Endpoint, conn: http.client.HTTPConnection) -> None:
+        with self._spare_lock:
+            self._spare.setdefault(ep.url, []).append(conn)
+
     # --- chain facts -------------------------------------------------------------------------
     def connect(self) -> int:
         """Check the chain id on every URL that answers. A URL on another chain is a config error
@@ -354,3 +391,134 @@ class ChainClient:
     def w3(self) -> Web3:
         """A web3 for the current endpoint (contract helpers, ABI encoding); no failover inside."""
         return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": self.timeout}))
+
+
+class InFlight:
+    """A JSON-RPC request sent, its reply not read yet (:meth:`ChainClient.start`).
+
+    Why it exists: the daemon's tick thread plans vault after vault (pure Python, holding the
+    interpreter lock) while the node simulates and takes the transactions of the vaults planned
+    before. A worker thread doing that I/O waits for the lock after each blocking call, up to the
+    5 ms switch interval each time, so its requests went out and came back late (bench/
+    BENCHMARKS.md, stage 11, third session). Sent from the planning thread itself, with the socket
+    polled between two vaults, the node works meanwhile and nothing waits for the lock.
+
+    Anything that goes wrong on the way (connecting, writing, reading, an HTTP error status, a reply
+    that is not JSON, a temporary node error) marks the endpoint down as the blocking path does and
+    redoes the request there: retries, failover and the same errors. So only requests that are safe
+    to send twice go this way: simulations, and signed transactions (a node that has one already
+    answers "already known", which the sender counts as sent).
+    """
+
+    def __init__(self, client: ChainClient, body: bytes, calls: list[tuple[str, list[Any]]], *, single: bool) -> None:
+        self.client, self.calls, self.single = client, calls, single
+        self._conn: http.client.HTTPConnection | None = None
+        self._ep: Endpoint | None = None
+        self._index = -1
+        self._ids: list[int] = []
+        self._done = False
+        self._value: Any = None
+        self._error: KeeperError | None = None
+        self._reused = False  # the connection served an earlier request (the node may have closed it since)
+        if not calls:
+            self._done, self._value = True, []
+            return
+        if not single:
+            self._ids = [next(client._ids) for _ in calls]
+            body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                               for i, (m, p) in zip(self._ids, calls)]).encode()
+        self._index = client._usable()[0]
+        ep = client.endpoints[self._index]
+        got = client._checkout(ep)
+        if got is None:
+            self._resolve_blocking()
+            return
+        conn, self._reused = got
+        try:
+            conn.request("POST", urllib.parse.urlsplit(ep.url).path or "/", body=body,
+                         headers={"Content-Type": "application/json"})
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            self._fall_back(f"{redact_url(ep.url)} is unreachable: {type(e).__name__}")
+            return
+        self._conn, self._ep = conn, ep
+
+    def ready(self) -> bool:
+        """The reply (or an error) is there: :meth:`result` will not wait for the node."""
+        if self._conn is None or self._conn.sock is None:
+            return True
+        try:
+            readable, _w, _x = select.select([self._conn.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def result(self) -> Any:
+        """The reply: a single call's result (or its error raised), a batch's list of results and
+        errors in place (as :meth:`ChainClient.batch_each`). Waits for the node if not ready."""
+        if not self._done:
+            self._read()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def _read(self) -> None:
+        conn, ep, self._conn = self._conn, self._ep, None
+        assert conn is not None and ep is not None
+        try:
+            resp = conn.getresponse()
+            content = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            kind = "timed out" if isinstance(e, TimeoutError) else f"is unreachable: {type(e).__name__}"
+            self._fall_back(f"{redact_url(ep.url)} {kind}")
+            return
+        if resp.status != 200:
+            conn.close()
+            self._fall_back(f"{redact_url(ep.url)} answered HTTP {resp.status}")
+            return
+        if resp.will_close:
+            conn.close()
+        else:
+            self.client._checkin(ep, conn)
+        try:
+            reply = json.loads(content)
+        except ValueError:
+            self._fall_back(f"{redact_url(ep.url)} answered something that is not JSON")
+            return
+        try:
+            self._value = self._decode(reply, ep.url)
+        except TemporaryError as e:
+            self._fall_back(str(e))
+            return
+        except KeeperError as e:
+            self._error = e
+        self._done = True
+
+    def _decode(self, reply: Any, url: str) -> Any:
+        if self.single:
+            return ChainClient._result(reply, self.calls[0][0], url)
+        if not isinstance(reply, list):
+            raise TemporaryError(f"{redact_url(url)} does not support JSON-RPC batches")
+        by_id: dict[Any, Any] = {r.get("id"): r for r in reply if isinstance(r, dict)}
+        if any(i not in by_id for i in self._ids):
+            raise TemporaryError(f"{redact_url(url)} left out a reply in a batch")
+        return [ChainClient._result_or_error(by_id[i], m, url) for i, (m, _p) in zip(self._ids, self.calls)]
+
+    def _fall_back(self, why: str) -> None:
+        if self._reused:  # an idle connection the node closed: not the node's fault, no mark
+            self._resolve_blocking()
+            return
+        self.client.errors += 1
+        self.client._mark_down(self._index, why)
+        self._resolve_blocking()
+
+    def _resolve_blocking(self) -> None:
+        try:
+            if self.single:
+                self._value = self.client.request(self.calls[0][0], self.calls[0][1])
+            else:
+                self._value = self.client.batch_each(self.calls)
+        except KeeperError as e:
+            self._error = e
+        self._done = True

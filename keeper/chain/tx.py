@@ -138,12 +138,20 @@ def simulate_in_order(client: ChainClient, calls: Sequence[dict[str, Any]]) -> l
     the method: the caller falls back to one ``eth_createAccessList`` per call)."""
     if not calls:
         return []
+    return simulated(client.request("eth_simulateV1", simulate_params(calls)), len(calls))
+
+
+def simulate_params(calls: Sequence[dict[str, Any]]) -> list[Any]:
+    """``eth_simulateV1``'s parameters for :func:`simulate_in_order` (also sent split-phase)."""
     overrides = {"gasLimit": hex(SIMULATED_GAS_PER_CALL * len(calls))}
-    res = client.request("eth_simulateV1", [{"blockStateCalls": [{"blockOverrides": overrides, "calls": list(calls)}],
-                                             "validation": False}, "latest"])
+    return [{"blockStateCalls": [{"blockOverrides": overrides, "calls": list(calls)}], "validation": False}, "latest"]
+
+
+def simulated(res: Any, n: int) -> list[Any]:
+    """The per-call replies of :func:`simulate_in_order` from the node's result for ``n`` calls."""
     try:
         out = res[0]["calls"]
-        if not isinstance(out, list) or len(out) != len(calls):
+        if not isinstance(out, list) or len(out) != n:
             raise TypeError("wrong number of calls")
         replies: list[Any] = []
         for c in out:

@@ -43,7 +43,8 @@ from keeper.app.books import (
     read_book_calls,
     read_books,
 )
-from keeper.app.execution import IO_THREADS, DryRun, Executor, Item, Pipeline
+from keeper.app.execution import IO_THREADS, DryRun, Executor, Pipeline
+from keeper.app.items import Item
 from keeper.app.manual import Session, keeper_key, reconcile_journal
 from keeper.app.perp_requests import PerpRequestWatch, RequestView
 from keeper.app.recording import SnapshotWriter

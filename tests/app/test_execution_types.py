@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from keeper.app.execution import DryRun, Intent, Stage
+from keeper.app.execution import DryRun
+from keeper.app.items import Intent, Stage
 from keeper.chain.tx import Receipt
 from keeper.domain import Action, ActionKind, Asset, Reason
 from keeper.errors import GasCapHit, MinedReverted, NonceUsed, TxFailed

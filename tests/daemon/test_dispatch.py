@@ -9,7 +9,7 @@ import pytest
 
 from keeper.app import execution
 from keeper.app.books import plan_books
-from keeper.app.execution import Stage
+from keeper.app.items import Stage
 from keeper.daemon.keeper import Keeper
 from keeper.domain import ActionKind
 from keeper.errors import Reverted
