@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 _HEX40 = re.compile(r"0x[0-9a-f]{40}")
 
@@ -55,6 +55,26 @@ class Side(StrEnum):
 
 
 WAD = 10**18
+
+_T = TypeVar("_T")
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def evolved(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the domain's frozen dataclasses, which have no ``__post_init__``,
+    no init-only fields and no cached values: a copy of the instance's fields with ``changes`` set.
+    About five times faster than ``replace`` (which inspects the class every call); the planner builds
+    tens of thousands of what-if positions and legs per tick. Unknown field names raise."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)[0]!r}")
+    new = object.__new__(cls)
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
 MAX_UINT256 = 2**256 - 1
 
 

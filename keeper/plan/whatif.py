@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import cast
 
-from keeper.domain import MAX_UINT256, WAD, ActionKind, Address, Asset, Leg, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, ActionKind, Address, Asset, Leg, Position, Protocol, Side, evolved
 from keeper.risk.health import lending_health
 
 USD_RAW = 10**30  # GMX v1 USD unit: a perp withdrawal's amount_raw
@@ -130,7 +130,7 @@ def _with_lending_leg(position: Position, params: AssetParams, side: Side, delta
     addr = params.address
     for leg in position.legs:
         if not done and leg.side is side and leg.asset.address == addr:
-            legs.append(replace(leg, amount_raw=max(0, leg.amount_raw + delta_raw)))
+            legs.append(evolved(leg, amount_raw=max(0, leg.amount_raw + delta_raw)))
             done = True
         else:
             legs.append(leg)
@@ -142,20 +142,20 @@ def _with_lending_leg(position: Position, params: AssetParams, side: Side, delta
             raise ValueError(f"{params.symbol} is not collateral in {position.key}")
         legs.append(Leg(params.asset, side, delta_raw, params.price_usd, w))
     new = tuple(legs)
-    return replace(position, legs=new, health_wad=_health_wad(lending_health(new)))
+    return evolved(position, legs=new, health_wad=_health_wad(lending_health(new)))
 
 
 def _with_perp_collateral(position: Position, delta_usd: float) -> Position:
     p = position.perp
     assert p is not None
     collateral = max(0.0, p.collateral_usd + delta_usd)
-    terms = replace(p, collateral_usd=collateral)
+    terms = evolved(p, collateral_usd=collateral)
     h = perp_health_estimate(collateral, p.size_usd, p.average_price, p.mark_price, p.is_long,
                              p.margin_fees_usd, p.liquidation_fee_usd, p.max_leverage)
-    terms = replace(terms, liquidation_state=0 if h >= 1.0 else 1)
-    legs = tuple(replace(leg, amount_raw=max(0, leg.amount_raw + round(delta_usd * 10**leg.asset.decimals)))
+    terms = evolved(terms, liquidation_state=0 if h >= 1.0 else 1)
+    legs = tuple(evolved(leg, amount_raw=max(0, leg.amount_raw + round(delta_usd * 10**leg.asset.decimals)))
                  if leg.side is Side.COLLATERAL else leg for leg in position.legs)
-    return replace(position, perp=terms, legs=legs, health_wad=_health_wad(h))
+    return evolved(position, perp=terms, legs=legs, health_wad=_health_wad(h))
 
 
 def simulate(position: Position, kind: ActionKind, params: AssetParams, amount_raw: int) -> Position:

@@ -75,7 +75,7 @@ class _ClosingNode(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     served = 0
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:  # http.server calls it by this name
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).served += 1
         body = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x2a"}).encode()
