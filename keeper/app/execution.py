@@ -87,7 +87,7 @@ log = logging.getLogger("keeper.execution")
 # A queued action waits at most this long for the vaults planned after it (step 3), even if its
 # simulation is not back: then the flush waits for it.
 FLUSH_AFTER_S = 0.25
-IO_THREADS = 3  # the journal check, the fee history and the nonce while the chain is read; then gas calls
+IO_THREADS = 3  # the journal check, the fee history and the nonce while the chain is read
 GAS_CHUNK = 8  # queued actions per simulation started while the next vaults are planned
 
 
@@ -384,7 +384,7 @@ class Pipeline:
                     self._failed(it, e)
 
     def _add_timings(self, **seconds: float) -> None:
-        with self._timing_lock:  # the send thread adds its own
+        with self._timing_lock:  # (the I/O pool's access-list fallback runs beside this thread)
             for k, v in seconds.items():
                 self.timings[k] = self.timings.get(k, 0.0) + v
 

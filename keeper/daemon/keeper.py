@@ -9,11 +9,12 @@ block -> ``shutdown()``; ``run()`` hands it to the lifecycle runner (``keeper.da
   are read at the block (the header from the newHeads message; the journal check, fees, nonce and the
   vaults' balances and floors — laid out as last tick — in the background meanwhile); each vault is
   planned under its reserve (the most endangered first) and its actions go to the executor
-  (``keeper.app.execution``: gas calls on the pending block in batches while the next vaults are
-  planned, signed, journaled in one commit, broadcast in one batch); the watch-only accounts are
-  read at the same block while those transactions wait; every action is settled (receipts,
-  same-nonce bumps); then alerts, metrics and the snapshot (to the background writer). A dry run's
-  executor is the null one (``DryRun``): everything else is the same.
+  (``keeper.app.execution``: simulated in chunks while the next vaults are planned, then signed,
+  journaled in one commit and broadcast in one batch per chunk, sent split-phase from this thread);
+  the watch-only accounts are read at the same block while those transactions wait; every action
+  is settled (receipts, same-nonce bumps); then alerts, metrics and the snapshot (to the
+  background writer). A dry run's executor is the null one (``DryRun``): everything else is the
+  same.
 - garbage collection (``keeper.daemon.tick_gc.TickGC``): the objects loaded by ``startup`` are
   frozen; automatic collection is off during a tick, the young generations are collected after every
   tick and the old one every ``TickGC.full_every`` ticks when no newer head is waiting.

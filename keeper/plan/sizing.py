@@ -31,10 +31,12 @@ PFn = Callable[[Position], float]
 _Payload = tuple[Position, float]
 
 
-# How close the searches below get to the exact boundary: within 1 ppm of the amount (at least one
-# raw unit). The answer is always on the safe side (a top-up never smaller than needed, a release
-# never larger than allowed), so stopping early only costs up to 1 ppm of capital.
-TOLERANCE_PPM = 1
+# How close the searches below get to the exact boundary: within 100 ppm (0.01 %) of the amount (at
+# least one raw unit). The answer is always on the safe side (a top-up never smaller than needed, a
+# release never larger than allowed), so stopping early only costs up to 0.01 % of the amount moved
+# (0.11 USDC on a 1,076 USDC repayment), far below the model's own uncertainty; it saves about three
+# of eleven P evaluations per plan (bench/plan_speed.py: 27.5 -> 23.1 ms per 100 plans at 1 -> 100).
+TOLERANCE_PPM = 100
 
 DEFAULT_LOG_HEALTH_VOL = 0.05  # for the first guess only, when P of the untouched position says nothing
 _NORMAL = NormalDist()
