@@ -23,6 +23,10 @@ GMX_V1_DIR = ROOT / "build" / "gmx-v1"
 # Overridable for installs that keep node_modules elsewhere (and for tests of a missing install).
 NODE_MODULES = Path(os.environ.get("KEEPER_NODE_MODULES") or ROOT / "node_modules")
 AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
+# Uniswap v3's compiled artifacts as npm ships them (hardhat): contract name -> package, source file.
+_UNISWAP = {"UniswapV3Factory": ("v3-core", "UniswapV3Factory.sol"), "UniswapV3Pool": ("v3-core", "UniswapV3Pool.sol"),
+            "SwapRouter": ("v3-periphery", "SwapRouter.sol"), "QuoterV2": ("v3-periphery", "lens/QuoterV2.sol"),
+            "NonfungiblePositionManager": ("v3-periphery", "NonfungiblePositionManager.sol")}
 
 SETUP_HINT = "run 'make setup' (or 'npm ci && npm run compile') in the project's root"
 
@@ -112,6 +116,17 @@ def aave(name: str) -> Artifact:
     if path is None:
         raise ConfigError(f"no Aave v3 artifact named {name} in {AAVE_ARTIFACTS}", hint=SETUP_HINT)
     return _from_json(name, _read(path, name))
+
+
+@cache
+def uniswap(name: str) -> Artifact:
+    """A contract of Uniswap v3 from the artifacts ``@uniswap/v3-core`` and ``@uniswap/v3-periphery``
+    ship on npm: UniswapV3Factory, UniswapV3Pool, SwapRouter, QuoterV2, NonfungiblePositionManager."""
+    if name not in _UNISWAP:
+        raise ConfigError(f"no Uniswap v3 artifact named {name} (known: {', '.join(sorted(_UNISWAP))})")
+    package, source = _UNISWAP[name]
+    return _from_json(name, _read(NODE_MODULES / "@uniswap" / package / "artifacts" / "contracts" / source
+                                  / f"{name}.json", name))
 
 
 def _pinned_build(directory: Path, label: str, name: str) -> Artifact:

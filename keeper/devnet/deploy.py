@@ -1,6 +1,7 @@
 """Bring a devnet to life: tokens, Chainlink feeds, Multicall3, the real Aave v3 (v3.7 from
 aave-v3-origin by default, or v3.0.2 from npm), Morpho Blue and GMX v1 (gated or direct, see
-``keeper.devnet.gmx``), liquidity, KeeperVaults and seeded positions. Returns the deployment (a dict
+``keeper.devnet.gmx``), Uniswap v3 with WETH/USDC and WBTC/USDC pools (``keeper.devnet.uniswap``),
+liquidity, KeeperVaults and seeded positions. Returns the deployment (a dict
 that ``keeper.devnet.deployment`` writes as JSON for later stages to read).
 
 One feed per asset drives Aave's oracle, Morpho's oracle and GMX's VaultPriceFeed, so moving it
@@ -22,6 +23,7 @@ from keeper.devnet.deployer import Deployer
 from keeper.devnet.gmx import deploy_gmx
 from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
 from keeper.devnet.seed import Roles, seed_positions
+from keeper.devnet.uniswap import deploy_uniswap
 
 MULTICALL3 = Web3.to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
 FEED_DECIMALS = 8
@@ -107,6 +109,10 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
                           "WETH": 500 * 10**18, "WBTC": 30 * 10**8, "USDC": 2_000_000 * 10**6})
     log(f"GMX v1 deployed, {gmx} ({time.monotonic() - started:.1f} s)")
 
+    uniswap_v3 = deploy_uniswap(d, tokens, {sym: float(price) for sym, _n, _d, price, _f in TOKENS},
+                                weth=tokens["WETH"]["address"], lp=roles.lp)
+    log(f"Uniswap v3 deployed, pools {', '.join(uniswap_v3['pools'])} ({time.monotonic() - started:.1f} s)")
+
     deployment: dict[str, Any] = {
         "chain_id": chain_id,
         "deployed_at_block": w3.eth.block_number,
@@ -117,6 +123,7 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
         "aave_v3": aave_v3,
         "morpho_blue": morpho,
         "perp": perp,
+        "uniswap_v3": uniswap_v3,
         "keeper_vaults": {},
         "positions": [],
     }
