@@ -61,6 +61,8 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     if args.devnet_command == "price":
         r = commands.set_price(args.symbol, args.price, rpc=args.rpc, deployment_path=state / DEPLOYMENT_FILE)
         print(f"{r['symbol']} = {r['price']:g} USD (feed {r['feed']}, round {r['round']})")
+        for pair, price in r["pools"].items():
+            print(f"Uniswap {pair} arbitraged to {price:,.6g} {pair.split('/')[1]}")
         return 0
     node, dep = commands.up(port=args.port or cfg.devnet.port,
                             block_time=block_time(args.block_time, cfg.devnet.block_time),

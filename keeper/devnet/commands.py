@@ -183,7 +183,30 @@ def set_price(symbol: str, price: float, *, rpc: str | None = None,
     if w3.eth.chain_id != dep["chain_id"]:
         raise ConfigError(f"the RPC's chain id {w3.eth.chain_id} is not the deployment's {dep['chain_id']}")
     agg = w3.eth.contract(address=feed["address"], abi=C.third_party("MockV3Aggregator").abi)
-    Deployer(w3, dep["roles"]["admin"]).send(agg.functions.updateAnswer(answer))
+    d = Deployer(w3, dep["roles"]["admin"])
+    d.send(agg.functions.updateAnswer(answer))
     round_id, got, _s, updated_at, _a = agg.functions.latestRoundData().call()
     return {"feed": feed["address"], "symbol": symbol.upper(), "answer": got, "round": round_id,
-            "updated_at": updated_at, "price": got / 10 ** feed["decimals"]}
+            "updated_at": updated_at, "price": got / 10 ** feed["decimals"], "pools": _arbitrage_pools(d, dep, feed)}
+
+
+def _arbitrage_pools(d: Deployer, dep: dict[str, Any], moved: dict[str, Any]) -> dict[str, float]:
+    """After a feed moves, the devnet's Uniswap pools of its token follow, as arbitrageurs make them
+    on a real chain (the LP trades): each pool's new price of its base token in its quote token."""
+    from keeper.devnet.uniswap import arbitrage, pool_price
+
+    uni = dep.get("uniswap_v3")
+    if not uni:
+        return {}
+    aggregator = C.third_party("MockV3Aggregator").abi
+    prices = {}
+    for sym, t in dep["tokens"].items():
+        f = dep["feeds"][t["feed_symbol"]]
+        answer = d.w3.eth.contract(address=f["address"], abi=aggregator).functions.latestRoundData().call()[1]
+        prices[sym] = answer / 10 ** f["decimals"]
+    out = {}
+    for pair, pool in uni["pools"].items():
+        if moved["token"] in (pool["base"], pool["quote"]):
+            arbitrage(d, uni, pair, dep["tokens"], prices, dep["roles"]["lp"])
+            out[pair] = pool_price(d.w3, pool, dep["tokens"])
+    return out

@@ -12,6 +12,7 @@ from web3 import Web3
 from keeper.chain import contracts as C
 from keeper.devnet.anvil import Anvil, free_port, rpc_call
 from keeper.devnet.deploy import MULTICALL3
+from keeper.devnet.uniswap import pool_price
 
 pytestmark = pytest.mark.chain  # starts its own anvil
 
@@ -71,6 +72,9 @@ def test_up_status_price_down(detached):
 
     proc = keeper(["devnet", "price", "ETH", "1400"], state)
     assert proc.returncode == 0 and "ETH = 1400 USD" in proc.stdout, proc.stderr
+    # the Uniswap pool follows the feed (arbitrage), as on a real chain
+    assert "Uniswap WETH/USDC arbitraged to 1,400 USDC" in proc.stdout, proc.stdout
+    assert pool_price(w3, dep["uniswap_v3"]["pools"]["WETH/USDC"], dep["tokens"]) == pytest.approx(1_400, rel=1e-6)
     keeper(["devnet", "price", "BTC", "21000"], state)
     rows, _block = status_rows(state, dep)
     assert rows["alice-aave"]["liquidatable"] and rows["carol-aave-unprotected"]["liquidatable"]
