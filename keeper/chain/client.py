@@ -195,8 +195,13 @@ class ChainClient:
 
     @staticmethod
     def _result(reply: RPCResponse, method: str, url: str) -> Any:
+        if not isinstance(reply, dict):  # not a JSON-RPC reply object: the node is broken, try another
+            raise TemporaryError(f"{redact_url(url)} answered {method} with a {type(reply).__name__}, "
+                                 f"not a JSON-RPC reply")
         if "error" in reply and reply["error"] is not None:
             err = reply["error"]
+            if not isinstance(err, dict):
+                raise TemporaryError(f"{redact_url(url)} answered {method} with a malformed error: {str(err)[:200]}")
             msg = str(err.get("message", err))
             data = err.get("data")
             if any(m in msg.lower() for m in REVERT_MARKERS) or (isinstance(data, str) and data.startswith("0x")
@@ -265,7 +270,7 @@ class ChainClient:
                     replies = self._post(ep, payload)
                     if not isinstance(replies, list):
                         raise TemporaryError(f"{redact_url(ep.url)} does not support JSON-RPC batches")
-                    by_id = {r.get("id"): r for r in replies}
+                    by_id: dict[Any, Any] = {r.get("id"): r for r in replies if isinstance(r, dict)}
                     return [result(by_id[i], m, ep.url) for i, (m, _p) in zip(ids, calls)]
                 except TemporaryError as e:
                     self.errors += 1

@@ -1,6 +1,9 @@
 """Chain client on real anvil nodes: failover on a dead or dying RPC, retries only for temporary
 errors, chain-id check, moving off a lagging node."""
 
+import http.server
+import threading
+
 import pytest
 
 from keeper.chain import contracts as C
@@ -167,3 +170,37 @@ def test_no_url_answers_names_the_redacted_urls_and_how_to_start_a_devnet():
 ])
 def test_redact_keeps_scheme_host_and_port_only(url, shown):
     assert redact_url(url) == shown
+
+
+class _BrokenNode(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``body``: JSON, but not a JSON-RPC reply."""
+
+    body = b"[]"
+
+    def do_POST(self) -> None:  # http.server calls it by this name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"ok"', b"42", b'{"jsonrpc":"2.0","id":1,"error":"boom"}'])
+@pytest.mark.parametrize("split_phase", [False, True])
+def test_a_reply_that_is_not_json_rpc_fails_over_to_the_next_url(anvil, body, split_phase):
+    handler = type("Node", (_BrokenNode,), {"body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        broken = f"http://127.0.0.1:{server.server_address[1]}"
+        c = ChainClient("devnet", [broken, anvil.url], 31337, timeout=2, sleep=NO_SLEEP)
+        got = c.start("eth_chainId", []).result() if split_phase else c.request("eth_chainId")
+        assert got == "0x7a69"
+        assert c.url == anvil.url and c.failovers == 1 and c.errors >= 1
+    finally:
+        server.shutdown()
+        server.server_close()
