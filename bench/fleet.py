@@ -18,6 +18,8 @@ turns it into a chain config exactly as for ``keeper devnet up``.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from web3 import Web3
@@ -44,6 +46,18 @@ class Fleet:
                  perps: list[str] | None = None) -> None:
         self.node, self.w3, self.dep, self.watched, self.vaults = node, w3, dep, watched, vaults
         self.perps = perps or []
+
+    def rounds(self, n: int) -> Iterator[tuple[int, Path, Path]]:
+        """``n`` rounds, each from the chain state this is called at (evm_snapshot / evm_revert):
+        yields the round's index, the deployment file and a fresh SQLite store path."""
+        with tempfile.TemporaryDirectory() as tmp:
+            dep_path = self.write_deployment(Path(tmp) / "devnet.json")
+            base = self.w3.provider.make_request("evm_snapshot", [])["result"]
+            for r in range(n):
+                if r:
+                    self.w3.provider.make_request("evm_revert", [base])
+                    base = self.w3.provider.make_request("evm_snapshot", [])["result"]
+                yield r, dep_path, Path(tmp) / f"k{r}.db"
 
     def write_deployment(self, path: Path) -> Path:
         path.write_text(json.dumps({**self.dep, "rpc_url": self.node.url}))

@@ -25,7 +25,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -104,18 +103,12 @@ def main() -> int:
                  log=lambda m: print(f"set-up: {m} ({time.perf_counter() - t0:.1f} s)", flush=True))
     rows = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            dep_path = fl.write_deployment(Path(tmp) / "devnet.json")
-            base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
-            for r in range(args.rounds):
-                if r:
-                    fl.w3.provider.make_request("evm_revert", [base])
-                    base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
-                res = one_round(fl, dep_path, Path(tmp) / f"k{r}.db", args)
-                rows.append(res)
-                print(f"round {r + 1}: {res['actions']} actions: read {res['read_ms']:.1f} ms, simulate "
-                      f"{res['simulate_ms']:.1f} ms, send {res['send_ms']:.1f} ms, sum {res['sum_ms']:.1f} ms",
-                      flush=True)
+        for r, dep_path, store in fl.rounds(args.rounds):
+            res = one_round(fl, dep_path, store, args)
+            rows.append(res)
+            print(f"round {r + 1}: {res['actions']} actions: read {res['read_ms']:.1f} ms, simulate "
+                  f"{res['simulate_ms']:.1f} ms, send {res['send_ms']:.1f} ms, sum {res['sum_ms']:.1f} ms",
+                  flush=True)
     finally:
         fl.node.stop()
     # Known defect: after the first round, evm_revert does not bring back every vault's need (rounds 2+

@@ -51,7 +51,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -277,23 +276,17 @@ def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dic
                  log=lambda m: print(f"  K = {k} set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
     results = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            dep_path = fl.write_deployment(Path(tmp) / "devnet.json")
-            base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
-            for r in range(args.rounds):
-                if r:
-                    fl.w3.provider.make_request("evm_revert", [base])
-                    base = fl.w3.provider.make_request("evm_snapshot", [])["result"]
-                fl.w3.provider.make_request("evm_setIntervalMining", [1])
-                res = one_round(fl, dep_path, Path(tmp) / f"k{r}.db", args)
-                fl.w3.provider.make_request("evm_setIntervalMining", [0])
-                results.append(res)
-                print(f"  K = {k} round {r + 1}/{args.rounds}: {res['txs']} txs, blocks after update "
-                      f"{sorted(set(res['landed']))}, latency p50 "
-                      f"{statistics.median(res['latency_ms']) if res['latency_ms'] else float('nan'):.0f} ms, "
-                      f"max {max(res['latency_ms'], default=float('nan')):.0f} ms, tick at update "
-                      f"{res['tick_n_ms'] or float('nan'):.0f} ms, quiet tick "
-                      f"{res['quiet_tick_ms'] or float('nan'):.0f} ms")
+        for r, dep_path, store in fl.rounds(args.rounds):
+            fl.w3.provider.make_request("evm_setIntervalMining", [1])
+            res = one_round(fl, dep_path, store, args)
+            fl.w3.provider.make_request("evm_setIntervalMining", [0])
+            results.append(res)
+            print(f"  K = {k} round {r + 1}/{args.rounds}: {res['txs']} txs, blocks after update "
+                  f"{sorted(set(res['landed']))}, latency p50 "
+                  f"{statistics.median(res['latency_ms']) if res['latency_ms'] else float('nan'):.0f} ms, "
+                  f"max {max(res['latency_ms'], default=float('nan')):.0f} ms, tick at update "
+                  f"{res['tick_n_ms'] or float('nan'):.0f} ms, quiet tick "
+                  f"{res['quiet_tick_ms'] or float('nan'):.0f} ms")
     finally:
         fl.node.stop()
     return results
