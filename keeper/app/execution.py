@@ -67,7 +67,6 @@ from keeper.chain.tx import (
     TxRequest,
     TxSender,
     base_fees,
-    simulate_in_order,
     simulate_params,
     simulated,
 )
@@ -94,7 +93,7 @@ GAS_CHUNK = 8  # queued actions per simulation started while the next vaults are
 class _Simulation:
     """One chunk's ``eth_simulateV1``, sent from the planning thread (``ChainClient.start``) and
     read once its reply is there; a node that refuses the method gets the chunk's calls as access
-    lists instead (``Pipeline._simulate``), a dead one ``None`` per call (each then estimates on its
+    lists instead (``Pipeline._access_lists``), a dead one ``None`` per call (each then estimates on its
     own), as before."""
 
     def __init__(self, pipeline: Pipeline, senders: list[TxSender], reqs: list[TxRequest]) -> None:
@@ -115,7 +114,7 @@ class _Simulation:
             except KeeperError as e:
                 log.warning("eth_simulateV1 refused (%s): simulating each call with eth_createAccessList", e)
                 self.pipeline.client.unsupported.add("eth_simulateV1")
-                self._replies = self.pipeline._simulate(self.senders, self.reqs)
+                self._replies = self.pipeline._access_lists(self.senders, self.reqs)
         return self._replies
 
 
@@ -401,22 +400,14 @@ class Pipeline:
             return
         senders, reqs = [it.sender for it in chunk], [it.request for it in chunk]
         batch: GasReplies = (_Simulation(self, senders, reqs) if "eth_simulateV1" not in self.client.unsupported
-                             else self.pool.submit(self._simulate, senders, reqs))
+                             else self.pool.submit(self._access_lists, senders, reqs))
         for k, it in enumerate(chunk):
             it.gas_reply = (batch, k)
 
-    def _simulate(self, senders: list[TxSender], reqs: list[TxRequest]) -> list[Any]:
-        """Each request's reply for ``TxSender.gas_from``: one ``eth_simulateV1`` of them all in
-        order; where the node has no such method (or refuses it), one ``eth_createAccessList`` each
-        in one batch; a dead node: ``None`` each (each then estimates on its own)."""
-        if "eth_simulateV1" not in self.client.unsupported:
-            try:
-                return simulate_in_order(self.client, [s.call_obj(r) for s, r in zip(senders, reqs)])
-            except TemporaryError:
-                return [None] * len(reqs)
-            except KeeperError as e:
-                log.warning("eth_simulateV1 refused (%s): simulating each call with eth_createAccessList", e)
-                self.client.unsupported.add("eth_simulateV1")
+    def _access_lists(self, senders: list[TxSender], reqs: list[TxRequest]) -> list[Any]:
+        """Each request's reply for ``TxSender.gas_from`` on a node without ``eth_simulateV1`` (or
+        refusing it; :class:`_Simulation` sends that one): one ``eth_createAccessList`` each in one
+        batch; a dead node, or one without that either: ``None`` each (each then estimates alone)."""
         if "eth_createAccessList" in self.client.unsupported:
             return [None] * len(reqs)
         try:
