@@ -3,15 +3,16 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {IPool} from "@aave/core-v3/contracts/interfaces/IPool.sol";
-import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
+import {IMorpho} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
 
 import {IGmxPositionRouter} from "./interfaces/IGmxPositionRouter.sol";
 import {IGmxVault} from "./interfaces/IGmxVault.sol";
 import {GmxPerp} from "./lib/GmxPerp.sol";
-import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "./lib/RollingCap.sol";
+import {RollingCap} from "./lib/RollingCap.sol";
+import {DeleverageModule} from "./vault/DeleverageModule.sol";
+import {VaultCore} from "./vault/VaultCore.sol";
 import {FeedAge, Listed, VaultLens} from "./VaultLens.sol";
 
 /// @title KeeperVault - the user's guarded smart account.
@@ -61,183 +62,36 @@ import {FeedAge, Listed, VaultLens} from "./VaultLens.sol";
 ///      Post-conditions: a top-up or repay must raise the position's health (`HealthLib`) or revert with
 ///      `HealthNotRaised`; a withdrawal (`withdrawExcess`, `rebalance`'s source) must leave it at or above
 ///      the market's floor or revert with `BelowHealthFloor`.
-contract KeeperVault is ReentrancyGuard {
+contract KeeperVault is VaultCore {
     using SafeERC20 for IERC20;
 
-    enum Kind {
-        AAVE,
-        MORPHO,
-        PERP
-    }
+    /// @notice The deleverage half of this vault (`DeleverageModule`), created by it: every call
+    ///         whose selector this contract does not have runs that code on this vault's storage.
+    address public immutable module;
 
-    enum ActionType {
-        TOP_UP,
-        REPAY,
-        WITHDRAW_EXCESS,
-        REBALANCE_OUT,
-        REBALANCE_IN
-    }
-
-    struct Ref {
-        uint8 kind;
-        address protocol;
-        bytes32 market;
-        address account;
-    }
-
-    struct MarketRule {
-        bool allowed;
-        uint256 healthFloor;
-    }
-
-    struct PerpParams {
-        address collateralToken;
-        address indexToken;
-        bool isLong;
-    }
-
-    struct PerpRoute {
-        address positionRouter;
-        uint256 maxExecutionFee;
-    }
-
-    struct Cap {
-        uint256 perCall;
-        uint256 perWindow;
-    }
-
-    uint256 public constant MAX_WINDOW_ENTRIES = CAP_WINDOW_ENTRIES;
-    uint256 public constant MAX_CAP_WINDOW = 365 days;
-    uint256 public constant MIN_HEALTH_FLOOR = 105e16;
-    uint256 private constant AAVE_VARIABLE_RATE = 2;
-    /// @dev The release windows live beside the cap windows, under the epoch with this bit set.
-    uint256 private constant RELEASES = 1 << 255;
-
-    struct Call {
-        address target;
-        uint256 value;
-        bytes data;
-    }
-
-    /// @notice The vault's read-only half (health, grants, feed freshness), created by this vault.
-    VaultLens public immutable lens;
-
-    address public owner;
-    address public pendingOwner;
-    address public keeper;
-    bool public paused;
-    uint256 public capWindow = 1 days;
-
-    mapping(address asset => Cap) public caps;
-    mapping(uint8 kind => mapping(address protocol => mapping(bytes32 market => MarketRule))) public markets;
-    mapping(bytes32 market => PerpParams) public perpMarkets;
-    mapping(address perpVault => PerpRoute) public perpRoutes;
-    mapping(address asset => uint256) public minAction;
-    /// @notice Per asset: what keeper releases may take out of positions per window (0: nothing).
-    mapping(address asset => uint256) public releaseCaps;
-    /// @notice Aave: an explicit floor per (pool, account), overriding the pool's highest asset floor.
-    mapping(address pool => mapping(address account => uint256)) public accountFloors;
-    Listed[] private _listed;
-    mapping(bytes32 listing => bool) private _known;
-    address[] private _tokens;
-    /// @notice The feeds of `setFeed` (a removed one stays with maxAge 0, and is skipped).
-    FeedAge[] public feeds;
-    /// @dev The cap windows are kept per keeper epoch; `setKeeper` moves to a new, empty one.
-    uint256 private _epoch;
-    mapping(uint256 epoch => mapping(address asset => RollingCap.Window)) private _windows;
-    mapping(uint256 epoch => mapping(address asset => RollingCap.Spend[CAP_WINDOW_ENTRIES])) private _spends;
-
-    error NotOwner();
-    error NotPendingOwner();
-    error NotKeeper();
-    error IsPaused();
-    error ZeroAddress();
-    error ZeroAmount();
-    error InvalidKind(uint8 kind);
-    error InvalidMarket(uint8 kind, address protocol, bytes32 market);
-    error FloorTooLow(uint256 floor);
-    error InvalidCapWindow(uint256 window);
-    error NotAllowed(uint8 kind, address protocol, bytes32 market);
-    error NotOwnPosition(address account);
-    error CapPerCallExceeded(address asset, uint256 amount, uint256 cap);
-    error BelowHealthFloor(uint256 health, uint256 floor);
-    error HealthNotRaised(uint256 healthBefore, uint256 healthAfter);
-    error ActionTooSmall(address asset, uint256 amount, uint256 minimum);
-    error AssetMismatch(address fromAsset, address toAsset);
-    error UnsupportedAction();
-    error EthTransferFailed();
-    error NoPerpRoute(address perpVault);
-    error InvalidRoute(address perpVault, address positionRouter);
-    error GatedOwnerPosition(address account);
-    error ExecutionFeeTooHigh(uint256 fee, uint256 cap);
-    error InsufficientEth(uint256 fee, uint256 balance);
-    error NotOwnRequest(bytes32 requestKey);
-    error RequestNotSettled(bytes32 requestKey);
-    error GrantOutstanding(address where);
-    error StalePrice(address feed, uint256 updatedAt);
-
-    event KeeperAction(
-        uint8 indexed action,
-        uint8 kind,
-        address indexed protocol,
-        bytes32 indexed market,
-        address account,
-        address asset,
-        uint256 amount,
-        uint256 healthBefore,
-        uint256 healthAfter
-    );
-    event Deposited(address indexed token, uint256 amount);
-    event Withdrawn(address indexed token, uint256 amount);
-    event Executed(address indexed target, uint256 value, bytes4 selector);
-    event KeeperSet(address indexed keeper);
-    event Paused();
-    event Unpaused();
-    event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
-    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
-    event CapWindowSet(uint256 window);
-    event CapSet(address indexed asset, uint256 perCall, uint256 perWindow);
-    event MinActionSet(address indexed asset, uint256 minimum);
-    event ReleaseCapSet(address indexed asset, uint256 perWindow);
-    event AccountFloorSet(address indexed pool, address indexed account, uint256 floor);
-    event FeedSet(address indexed feed, uint256 maxAge);
-    event MarketSet(uint8 indexed kind, address indexed protocol, bytes32 indexed market, bool allowed, uint256 healthFloor);
-    event PerpMarketSet(bytes32 indexed market, address collateralToken, address indexToken, bool isLong);
-    event PerpRouteSet(address indexed perpVault, address indexed positionRouter, uint256 maxExecutionFee);
-    /// @notice A gated GMX top-up was requested: `amount` and the fee left the vault, nothing is in
-    ///         the position yet (no KeeperAction). Executed, the position gets `amount` less GMX's
-    ///         deposit fee on longs; cancelled, `amount` comes back here.
-    event PerpIncreaseRequested(bytes32 indexed requestKey, address indexed positionRouter, bytes32 indexed market,
-        address account, address asset, uint256 amount, uint256 executionFee, uint256 healthBefore);
-    event PerpRequestSettled(bytes32 indexed requestKey, bool executed);
-
-    modifier onlyOwner() {
-        if (msg.sender != owner) revert NotOwner();
-        _;
-    }
-
-    /// @dev Listed after `nonReentrant` on keeper functions, so a re-entrant call from any caller
-    ///      fails with `ReentrancyGuardReentrantCall` before its sender is even looked at.
-    modifier onlyKeeper() {
-        if (msg.sender != keeper) revert NotKeeper();
-        _;
-    }
-
-    modifier whenNotPaused() {
-        if (paused) revert IsPaused();
-        _;
-    }
-
-    constructor(address owner_, address keeper_) {
+    constructor(address owner_, address keeper_) VaultCore(new VaultLens()) {
         if (owner_ == address(0)) revert ZeroAddress();
         owner = owner_;
         keeper = keeper_;
-        lens = new VaultLens();
+        module = address(new DeleverageModule(lens));
         emit OwnershipTransferred(address(0), owner_);
         emit KeeperSet(keeper_);
     }
 
     receive() external payable {}
+
+    /// @dev The module's functions (its owner settings, `deleverage` and the flash and swap callbacks)
+    ///      run here by DELEGATECALL; each checks its own caller.
+    fallback() external payable {
+        address target = module;
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
+    }
 
     // ------------------------------------------------------------------ owner (works while paused)
 
@@ -536,11 +390,6 @@ contract KeeperVault is ReentrancyGuard {
 
     // ------------------------------------------------------------------ internals
 
-    function _checkRef(Ref calldata ref) internal view {
-        if (!markets[ref.kind][ref.protocol][ref.market].allowed) revert NotAllowed(ref.kind, ref.protocol, ref.market);
-        if (ref.account != address(this) && ref.account != owner) revert NotOwnPosition(ref.account);
-    }
-
     /// @dev The market's floor; on Aave the account's (explicit, or the highest allowed asset floor
     ///      of the pool: Aave health is per account, whatever asset leaves).
     function _floorOf(Ref calldata ref) internal view returns (uint256 floor) {
@@ -572,39 +421,6 @@ contract KeeperVault is ReentrancyGuard {
     function _call(address target, uint256 value, bytes calldata data) internal returns (bytes memory result) {
         result = Address.functionCallWithValue(target, data, value);
         emit Executed(target, value, data.length >= 4 ? bytes4(data[:4]) : bytes4(0));
-    }
-
-    /// @dev The asset a position takes as collateral (and gives back on withdrawal).
-    function _collateralAsset(Ref calldata ref) internal view returns (address) {
-        if (ref.kind == uint8(Kind.AAVE)) return _aaveAsset(ref.market);
-        if (ref.kind == uint8(Kind.MORPHO)) return _morphoParams(ref).collateralToken;
-        return _perpParams(ref.market).collateralToken;
-    }
-
-    function _aaveAsset(bytes32 market) internal pure returns (address) {
-        return address(uint160(uint256(market)));
-    }
-
-    function _morphoParams(Ref calldata ref) internal view returns (MarketParams memory) {
-        return IMorpho(ref.protocol).idToMarketParams(Id.wrap(ref.market));
-    }
-
-    function _perpParams(bytes32 market) internal view returns (PerpParams memory p) {
-        p = perpMarkets[market];
-        if (p.collateralToken == address(0)) revert InvalidMarket(uint8(Kind.PERP), address(0), market);
-    }
-
-    function _health(Ref calldata ref) internal view returns (uint256) {
-        if (ref.kind == uint8(Kind.AAVE)) {
-            (,,,,, uint256 hf) = IPool(ref.protocol).getUserAccountData(ref.account);
-            return hf;
-        }
-        if (ref.kind == uint8(Kind.MORPHO)) return lens.morphoHealth(ref.protocol, ref.market, ref.account);
-        if (ref.kind == uint8(Kind.PERP)) {
-            PerpParams memory p = _perpParams(ref.market);
-            return lens.perpHealth(ref.protocol, ref.account, p.collateralToken, p.indexToken, p.isLong);
-        }
-        revert InvalidKind(ref.kind);
     }
 
     /// @dev Health must rise (`HealthNotRaised`), except for a gated perp request, see `_requestMargin`.
@@ -642,27 +458,16 @@ contract KeeperVault is ReentrancyGuard {
         if (ref.kind == uint8(Kind.PERP)) _syncFunding(ref);
         before = _health(ref);
         asset = _collateralAsset(ref);
-        uint256 balance = IERC20(asset).balanceOf(address(this));
-        if (ref.kind == uint8(Kind.AAVE)) {
-            uint256 toWithdraw = amount;
-            if (ref.account != address(this)) {
-                // Owner-held: move the owner's aTokens here (Aave checks the owner's health on the
-                // transfer), then redeem exactly what arrived.
-                IERC20 aToken = IERC20(lens.aToken(ref.protocol, asset));
-                uint256 aBefore = aToken.balanceOf(address(this));
-                aToken.safeTransferFrom(ref.account, address(this), amount);
-                toWithdraw = aToken.balanceOf(address(this)) - aBefore;
-            }
-            IPool(ref.protocol).withdraw(asset, toWithdraw, address(this));
-        } else if (ref.kind == uint8(Kind.MORPHO)) {
-            IMorpho(ref.protocol).withdrawCollateral(_morphoParams(ref), amount, ref.account, address(this));
-        } else {
+        if (ref.kind == uint8(Kind.PERP)) {
             PerpParams memory p = _perpParams(ref.market);
+            uint256 balance = IERC20(asset).balanceOf(address(this));
             IGmxVault(ref.protocol).decreasePosition(
                 ref.account, p.collateralToken, p.indexToken, amount, 0, p.isLong, address(this)
             );
+            received = IERC20(asset).balanceOf(address(this)) - balance;
+        } else {
+            received = _pullCollateral(ref.kind, ref.protocol, ref.market, ref.account, asset, amount);
         }
-        received = IERC20(asset).balanceOf(address(this)) - balance;
         if (received == 0) revert ZeroAmount();
         afterH = _health(ref);
         uint256 floor = _floorOf(ref);
@@ -703,26 +508,5 @@ contract KeeperVault is ReentrancyGuard {
         if (GmxPerp.requestAccount(positionRouter, key) != address(this)) revert NotOwnRequest(key);
         if (!GmxPerp.settle(positionRouter, key, execute_)) revert RequestNotSettled(key);
         emit PerpRequestSettled(key, execute_);
-    }
-
-    /// @dev Checks `amount` of `asset` against the minimum and both caps and records it in the rolling window.
-    function _consume(address asset, uint256 amount) internal {
-        Cap memory cap = caps[asset];
-        if (amount > cap.perCall) revert CapPerCallExceeded(asset, amount, cap.perCall);
-        uint256 minimum = minAction[asset];
-        if (amount < minimum) revert ActionTooSmall(asset, amount, minimum);
-        _record(_epoch, asset, amount, cap.perWindow);
-    }
-
-    function _record(uint256 book, address asset, uint256 amount, uint256 perWindow) private {
-        RollingCap.record(_windows[book][asset], _spends[book][asset], asset, amount, perWindow, capWindow);
-    }
-
-    function _emit(ActionType action, Ref calldata ref, address asset, uint256 amount, uint256 before, uint256 afterH)
-        internal
-    {
-        emit KeeperAction(
-            uint8(action), ref.kind, ref.protocol, ref.market, ref.account, asset, amount, before, afterH
-        );
     }
 }

@@ -91,6 +91,16 @@ export function sourceHash(files, version) {
   return h.digest('hex');
 }
 
+// KeeperVault's fallback delegates to its DeleverageModule (contracts/vault/): its artifact's ABI
+// lists the module's functions, events and errors as well, so callers see one vault.
+const DELEGATES_TO = { KeeperVault: 'DeleverageModule' };
+
+function mergedAbi(own, extra) {
+  const key = (e) => `${e.type}:${e.name}(${(e.inputs || []).map((i) => i.type).join(',')})`;
+  const seen = new Set(own.map(key));
+  return own.concat(extra.filter((e) => e.type !== 'constructor' && !seen.has(key(e))));
+}
+
 function writeArtifact(dir, name, c, version, hash, sourceFile) {
   fs.mkdirSync(dir, { recursive: true });
   const artifact = {
@@ -116,13 +126,20 @@ function compileOurs(only) {
   // A partial build (--only, while developing) leaves the other artifacts and SOURCE_HASH alone,
   // so the freshness test keeps failing until a full build is made.
   if (!only) fs.rmSync(ABI_DIR, { recursive: true, force: true });
-  let n = 0;
+  const built = {};
   for (const f of files) {
     for (const [name, c] of Object.entries(out.contracts[f.rel] || {})) {
-      if (!c.evm.bytecode.object) continue; // interfaces and abstract contracts
-      writeArtifact(ABI_DIR, name, c, version, hash, f.rel);
-      n += 1;
+      if (c.evm.bytecode.object) built[name] = { c, rel: f.rel }; // not interfaces and abstract contracts
     }
+  }
+  // A contract that runs another's code by DELEGATECALL from its fallback answers to that one's ABI too.
+  for (const [name, extra] of Object.entries(DELEGATES_TO)) {
+    if (built[name] && built[extra]) built[name].c = { ...built[name].c, abi: mergedAbi(built[name].c.abi, built[extra].c.abi) };
+  }
+  let n = 0;
+  for (const [name, { c, rel }] of Object.entries(built)) {
+    writeArtifact(ABI_DIR, name, c, version, hash, rel);
+    n += 1;
   }
   if (!only) fs.writeFileSync(path.join(ABI_DIR, 'SOURCE_HASH'), hash + '\n');
   console.log(`compiled ${n} contracts of ours with solc ${version} -> keeper/abi/`);

@@ -12,7 +12,7 @@ addPoolAdmin -> logic libraries (FlashLoanLogic links BorrowLogic) -> Pool imple
 setPoolImpl (the provider makes the proxy) -> PoolConfigurator -> setPoolConfiguratorImpl ->
 AaveOracle over Chainlink feeds -> AaveProtocolDataProvider -> DefaultReserveInterestRateStrategy ->
 AToken / StableDebtToken / VariableDebtToken implementations -> initReserves ->
-configureReserveAsCollateral, setReserveBorrowing -> setEModeCategory, setAssetEModeCategory.
+configureReserveAsCollateral, setReserveBorrowing, setReserveFlashLoaning -> setEModeCategory, setAssetEModeCategory.
 """
 
 from __future__ import annotations
@@ -135,6 +135,9 @@ def configure_reserves(d: Deployer, configurator: Contract, reserves: list[Reser
             r.asset, r.ltv_bps, r.liquidation_threshold_bps, r.liquidation_bonus_bps), sender=admin)
         if r.borrowable:
             d.send(configurator.functions.setReserveBorrowing(r.asset, True), sender=admin)
+        # As on Aave's live markets: the reserve lends by flashLoan/flashLoanSimple (the vault's
+        # deleverage may borrow from it for one transaction).
+        d.send(configurator.functions.setReserveFlashLoaning(r.asset, True), sender=admin)
 
 
 def describe(*, version: str, revision: int, provider: Contract, acl: Contract, pool: Contract,

@@ -9,7 +9,7 @@ PoolInstance(provider, strategy), linked -> setPoolImpl; PoolConfiguratorInstanc
 setPoolConfiguratorImpl; AaveProtocolDataProvider (reads the pool in its constructor) ->
 setPoolDataProvider; ATokenInstance(pool, rewards, treasury) and VariableDebtTokenInstance(pool,
 rewards) implementations; initReserves with the 9-field input (no stable debt; the curve goes in
-abi-encoded as ``interestRateData``); configureReserveAsCollateral, setReserveBorrowing; e-mode:
+abi-encoded as ``interestRateData``); configureReserveAsCollateral, setReserveBorrowing, setReserveFlashLoaning; e-mode:
 setEModeCategory(id, ltv, lt, bonus, label, isolated) with setAssetCollateralInEMode and
 setAssetBorrowableInEMode (category bitmaps since v3.2).
 """
