@@ -276,3 +276,22 @@ def test_the_swap_must_repay_the_flash_loan_from_the_sale_alone(env, dl):
     e = env.err(env.vault.functions.deleverage(call(env, dl, aave_ref(env), 3_000, 1.0)), env.keeper)
     assert e.name == "ReserveSpent"
     assert Web3.to_checksum_address(e.args[0]) == env.tok["USDC"].address
+
+
+@pytest.mark.parametrize("mode, error", [(0, "ReentrancyGuardReentrantCall"), (1, "UnexpectedCallback"),
+                                         (2, "CallbackMissing")])
+def test_a_hostile_flash_source_the_owner_allowed_still_cannot_reenter_or_replay(env, dl, mode, error):
+    """Even a flash source the owner allow-listed by mistake: its re-entry into a keeper function, a
+    second callback, or no callback at all reverts the whole deleverage (mode 3, a lender that
+    behaves, shows the set-up works)."""
+    v = env.vault
+    hostile = env.d.deploy(C.ours("HostileFlashSource"))
+    env.send(env.tok["USDC"].functions.mint(hostile.address, 10_000 * E6), env.owner)
+    env.send(v.functions.setFlashSource(hostile.address, MORPHO_FLASH), env.owner)
+    c = call(env, dl, aave_ref(env), 1_000, 0.51, source=hostile.address)
+    env.send(hostile.functions.set(mode, v.encode_abi("topUp", args=[aave_ref(env), 10**15])), env.owner)
+    h0 = v.functions.health(aave_ref(env)).call()
+    assert env.err(v.functions.deleverage(c), env.keeper).name == error
+    assert v.functions.health(aave_ref(env)).call() == h0
+    env.send(hostile.functions.set(3, b""), env.owner)
+    assert deleveraged(env, env.send(v.functions.deleverage(c), env.keeper))[0]["repaid"] == 1_000 * E6
