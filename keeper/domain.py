@@ -192,6 +192,8 @@ class ActionKind(StrEnum):
     # GMX v1 gated deployments: the vault executes or cancels its own late PositionRouter request
     EXECUTE_REQUEST = "execute_request"
     CANCEL_REQUEST = "cancel_request"
+    # repay debt with the position's own collateral: a flash loan, the repayment, the collateral sold
+    DELEVERAGE = "deleverage"
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,20 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Swap:
+    """A DELEVERAGE's sale: ``sell_raw`` of ``collateral`` sold in ``pool`` for at least ``min_out_raw`` of
+    the action's asset, the repayment borrowed from ``flash_source``; ``loss_usd`` is the estimated
+    pool fee, price impact and flash fee."""
+
+    collateral: Asset
+    sell_raw: int
+    min_out_raw: int
+    pool: Address
+    flash_source: Address
+    loss_usd: float
+
+
+@dataclass(frozen=True)
 class Action:
     """One planned keeper action. ``amount_raw`` is in the asset's base units, rounded toward
     safety: top-ups and repayments up, withdrawals down. For perps, a withdrawal's ``amount_raw``
@@ -223,3 +239,4 @@ class Action:
     target_key: str | None = None  # REBALANCE: the position receiving the collateral
     usd: float = 0.0  # the amount's value, for budgets and reports
     request_key: str | None = None  # EXECUTE_REQUEST / CANCEL_REQUEST: the PositionRouter request
+    swap: Swap | None = None  # DELEVERAGE: what is sold, where, and the flash source

@@ -15,7 +15,8 @@ from typing import Any
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
 from keeper.domain import USD_ADDRESS, WAD, Address, Asset, Position, Protocol, Side
-from keeper.plan.planner import Plan, Policy, Reserve, plan
+from keeper.plan.planner import plan
+from keeper.plan.policy import Plan, Policy, Reserve
 from keeper.plan.whatif import AssetParams
 from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import enc_address, word

@@ -26,7 +26,8 @@ from keeper.config import Config
 from keeper.domain import Action, ActionKind, Address, Position, Reason, Side
 from keeper.errors import ConfigError, Reverted
 from keeper.names import Names
-from keeper.plan.planner import Plan, Policy, levels_of
+from keeper.plan.planner import levels_of
+from keeper.plan.policy import Plan, Policy
 from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
 from keeper.protocols.reader import ChainReader, Snapshot

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from keeper.app.manual import Session
     from keeper.cli.args import Subparsers
     from keeper.config import Config
-    from keeper.plan.planner import Plan
+    from keeper.plan.policy import Plan
 
 
 def register(sub: Subparsers) -> None:

@@ -59,7 +59,7 @@ from keeper.daemon.heads import HeadFeed
 from keeper.daemon.tick_gc import TickGC
 from keeper.domain import Action, ActionKind, Address, Position, Protocol
 from keeper.errors import Halt, KeeperError, MinedReverted, Reverted
-from keeper.plan.planner import Plan
+from keeper.plan.policy import Plan
 from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
 from keeper.store import Store

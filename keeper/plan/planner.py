@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
-from keeper.domain import Action, ActionKind, Address, Position, Protocol, Reason, Side
+from keeper.domain import Action, ActionKind, Address, Position, Protocol, Reason, Side, Swap
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
+from keeper.plan.deleverage import DeleverageRoute, simulate_deleverage
+from keeper.plan.policy import Plan, PlanAlert, Policy, Reserve
 from keeper.plan.sizing import (
     amount_at_distance,
     distance_after,
@@ -58,84 +59,11 @@ PRUNE_MARGIN = 0.25
 AAVE_CLOSE_FACTOR = 0.5
 
 
-@dataclass(frozen=True)
-class Policy:
-    epsilon: float = 0.01  # risk budget: P(liquidation within the horizon)
-    horizon_hours: float = 24.0
-    target_fraction: float = 0.5  # land at P <= epsilon * target_fraction
-    release_fraction: float = 0.05  # withdraw only when P < epsilon * release_fraction
-    min_action_usd: float = 50.0
-    cooldown_blocks: int = 10
-    release_cooldown_blocks: int = 300  # no release this soon after any action on the position
-    max_actions_per_tick: int = 10
-    default_health_floor: float = 1.1  # when the vault's floor for a position is not given
-    floor_margin: float = 0.005  # withdrawals keep health >= floor * (1 + margin): ours is an estimate
-    aave_bonus: float = 0.05  # liquidation bonus for the expected loss of Aave-style positions
-    partial_steps: int = 4  # menu points per position when the reserve is short
-    # Price-move bands (the backtests' ``RiskPolicy(target_gap=, release_gap=)``): land a protective
-    # action a log move ``target_gap`` of the position's factor beyond the trigger distance where
-    # P = epsilon, release only beyond another ``release_gap``. They replace the two fractions.
-    target_gap: float | None = None
-    release_gap: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.epsilon < 1:
-            raise ValueError("epsilon must be in (0, 1)")
-        if (self.target_gap is None) != (self.release_gap is None):
-            raise ValueError("target_gap and release_gap go together")
-        if (self.target_gap is not None and self.release_gap is not None
-                and not (0 < self.target_gap < 1 and 0 < self.release_gap < 1)):
-            raise ValueError("target_gap and release_gap must be fractions in (0, 1)")
-        if not 0 < self.release_fraction < self.target_fraction <= 1:
-            raise ValueError("need 0 < release_fraction < target_fraction <= 1")
-        if (self.cooldown_blocks < 0 or self.release_cooldown_blocks < 0 or self.max_actions_per_tick < 1
-                or self.partial_steps < 1):
-            raise ValueError("bad cooldown_blocks / max_actions_per_tick / partial_steps")
-
-    @property
-    def target(self) -> float:
-        return self.epsilon * self.target_fraction
-
-    @property
-    def release(self) -> float:
-        return self.epsilon * self.release_fraction
-
-
-@dataclass(frozen=True)
-class Reserve:
-    """The vault's reserve: raw balances by token address."""
-
-    balances: Mapping[Address, int] = field(default_factory=dict, hash=False)
-
-    def get(self, address: Address) -> int:
-        return self.balances.get(address, 0)
-
-
-@dataclass(frozen=True)
-class PlanAlert:
-    """Something the planner could not do: ``kind`` is ``reserve_short`` (the vault's reserve cannot
-    fund every protection) or ``unprotected`` (a position above its budget that no action covers)."""
-
-    kind: str
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...]
-    skipped: tuple[tuple[str, str], ...]  # (position key, why no action)
-    alerts: tuple[PlanAlert, ...]
-    p_liq: dict[str, float] = field(default_factory=dict)  # the forecast of every assessed position
-    allocation: Allocation | None = None  # when the reserve was short
-
-
 class _Planner:
     def __init__(self, risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams], policy: Policy,
                  block: int, last: Mapping[str, int], floors: Mapping[str, float],
-                 release_left: Mapping[Address, int] | None = None) -> None:
+                 release_left: Mapping[Address, int] | None = None,
+                 routes: Mapping[str, DeleverageRoute] | None = None) -> None:
         horizon = getattr(risk, "horizon_hours", None)
         if horizon is not None and not math.isclose(horizon, policy.horizon_hours):
             raise ConfigError(f"risk model horizon {horizon}h differs from the policy's {policy.horizon_hours}h")
@@ -151,6 +79,7 @@ class _Planner:
         self._lead_models: dict[float, RiskModel] = {}
         self._levels: dict[str, tuple[float, float]] = {}
         self.unsized: dict[str, list[str]] = {}  # position key -> ways not sized (reserve holds none)
+        self.routes = routes or {}  # position key -> how its vault can deleverage it
 
     def _model_for(self, position: Position) -> RiskModel:
         lead = position.extra.get("lead_hours", 0.0)
@@ -251,7 +180,7 @@ class _Planner:
                 opt = self.smallest(pos, kind, params, p)
                 if opt is not None:
                     out.append(opt)
-            return sorted(out, key=lambda o: o.cost_usd)
+            return self.with_deleverage(pos, p, sorted(out, key=lambda o: o.cost_usd))
         unsized = self.unsized[pos.key] = [f"{_way_label(kind, params)} (the reserve holds none)"
                                            for kind, params in ways if self.balances.get(params.address, 0) <= 0]
         ways = [(kind, params) for kind, params in ways if self.balances.get(params.address, 0) > 0]
@@ -272,9 +201,45 @@ class _Planner:
                 out.append(opt)
                 if best is None or opt.cost_usd < best.cost_usd:
                     best = opt
-        return sorted(out, key=lambda o: o.cost_usd)
+        return self.with_deleverage(pos, p, sorted(out, key=lambda o: o.cost_usd))
 
-    def fits(self, opt: Sized, balances: dict[Address, int]) -> bool:
+    def deleverage(self, pos: Position, p: float | None) -> Sized | None:
+        """The smallest deleverage that brings ``pos`` to its target; else the largest its route allows
+        now if that lowers P (a partial one: a thin pool or the vault's caps); None without a route."""
+        route = self.routes.get(pos.key)
+        if route is None or pos.perp is not None:
+            return None
+        opt = smallest_to_target(pos, ActionKind.DELEVERAGE, route.debt, self._p, self.levels(pos)[0], p_before=p,
+                                 route=route)
+        if opt is not None:
+            return opt
+        most = route.largest_repay_raw(pos)
+        if most <= 0:
+            return None
+        after = simulate_deleverage(pos, route, most)
+        p_after = self._p(after)
+        if p is not None and p_after >= p:
+            return None
+        return Sized(ActionKind.DELEVERAGE, route.debt, most, after, p_after, route)
+
+    def with_deleverage(self, pos: Position, p: float | None, opts: list[Sized]) -> list[Sized]:
+        """``opts`` (the reserve's ways, in order) with the deleverage: first when it reaches the target
+        and costs less (swap, flash fee, gas) than ``reserve_cost`` of what the cheapest way the
+        reserve can pay commits, else last (when the reserve is short)."""
+        d = self.deleverage(pos, p)
+        if d is None or d.route is None:
+            return opts
+        best = next((o for o in opts if self.fits(o, self.balances)), None)
+        cost = d.route.loss_usd(d.raw) + d.route.gas_usd
+        cheaper = best is None or cost < best.value_usd * self.policy.reserve_cost
+        return [d, *opts] if d.p_after <= self.levels(pos)[0] and cheaper else [*opts, d]
+
+    def fits(self, opt: Sized, balances: dict[Address, int], sold: Mapping[Address, int] | None = None) -> bool:
+        """The reserve can pay ``opt``; a deleverage takes nothing from it, only room in the vault's
+        caps on what it sells (``sold``: what this plan's deleverages sell already, by collateral)."""
+        if opt.route is not None:
+            c = opt.route.collateral.address
+            return (sold or {}).get(c, 0) + opt.route.sell_raw(opt.raw) <= opt.route.sell_cap_raw
         return opt.raw <= balances.get(opt.params.address, 0)
 
     # --------------------------------------------------------------- actions
@@ -286,8 +251,14 @@ class _Planner:
                kind: ActionKind | None = None) -> Action:
         perp_release = pos.perp is not None and opt.kind is ActionKind.WITHDRAW_EXCESS
         amount = opt.raw / USD_RAW if perp_release else opt.raw / opt.params.unit
+        swap = None
+        if opt.route is not None:
+            r = opt.route
+            sell = r.sell_raw(opt.raw)
+            swap = Swap(r.collateral.asset, sell, r.min_out_raw(sell, opt.raw), r.pool, r.flash_source,
+                        r.loss_usd(opt.raw))
         return Action(kind or opt.kind, pos.key, opt.params.asset, amount, opt.raw,
-                      self.reason(pos, p, opt.after, opt.p_after, note), target_key, opt.value_usd)
+                      self.reason(pos, p, opt.after, opt.p_after, note), target_key, opt.value_usd, swap=swap)
 
 
 def levels_of(risk: RiskModel, policy: Policy, pos: Position) -> tuple[float, float]:
@@ -314,6 +285,10 @@ def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized, unsized: Se
         w = weight_for(o.params, pos) if o.kind is ActionKind.TOP_UP and pos.perp is None else None
         extra = [f"weight {w:.2f}"] if w is not None else []
         extra += [f"incl. {o.params.haircut:.1%} haircut"] if o.params.haircut else []
+        if o.route is not None:
+            r = o.route
+            extra += [f"sells {r.sell_raw(o.raw) / r.collateral.unit:.6g} {r.collateral.symbol}, "
+                      f"swap and flash cost ~{r.loss_usd(o.raw):,.2f} USD, gas ~{r.gas_usd:,.2f} USD, no reserve"]
         parts.append(f"{o.label()} {o.cost_usd:,.2f} USD" + (f" ({', '.join(extra)})" if extra else ""))
     none = f"; not sized: {', '.join(unsized)}" if unsized else ""
     return f"cost to target: {'; '.join(parts)}{none}; chose {chosen.label()}"
@@ -337,7 +312,8 @@ def _has_exposure(pos: Position) -> bool:
 
 def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams],
          policy: Policy = Policy(), *, block: int, last_action_block: Mapping[str, int] | None = None,
-         floors: Mapping[str, float] | None = None, release_left: Mapping[Address, int] | None = None) -> Plan:
+         floors: Mapping[str, float] | None = None, release_left: Mapping[Address, int] | None = None,
+         routes: Mapping[str, DeleverageRoute] | None = None) -> Plan:
     """Choose this tick's actions (see the module doc). ``last_action_block``: the block at which
     each position was last acted on; ``floors``: the vault's health floor per position key;
     ``release_left``: per asset address, the tokens the vault's release window still lets the keeper
@@ -346,7 +322,8 @@ def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, asset
     keys = [pos.key for pos in positions]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate position keys")
-    pl = _Planner(risk, reserve, assets, policy, block, last_action_block or {}, floors or {}, release_left or {})
+    pl = _Planner(risk, reserve, assets, policy, block, last_action_block or {}, floors or {}, release_left or {},
+                  routes)
     risky: list[tuple[Position, float]] = []
     safe: list[tuple[Position, float]] = []
     p_liq: dict[str, float] = {}
@@ -413,17 +390,30 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
 
     def fit(group: list[tuple[Position, float]]) -> tuple[list[Action], list[tuple[Position, float]]]:
         bal = dict(pl.balances)
+        sold: dict[Address, int] = {}
         done, unmet = [], []
-        for pos, p in group:  # most urgent first
+        # Most urgent first; positions the vault can also deleverage after the others, so the reserve
+        # goes first to those that have no other way (the actions are sent most urgent first anyway).
+        for pos, p in sorted(group, key=lambda t: t[0].key in pl.routes):
             opts = menus[pos.key]
-            ok = [o for o in opts if pl.fits(o, bal)]
+            ok = [o for o in opts if pl.fits(o, bal, sold)]
             if not ok:
                 unmet.append((pos, p))
                 continue
             o = ok[0]
-            bal[o.params.address] -= o.raw
-            done.append(pl.action(pos, p, o, _comparison(pos, opts, o, pl.unsized.get(pos.key, ()))))
-        return done, unmet
+            note = _comparison(pos, opts, o, pl.unsized.get(pos.key, ()))
+            if o.route is not None:
+                c = o.route.collateral.address
+                sold[c] = sold.get(c, 0) + o.route.sell_raw(o.raw)
+                if o.p_after > pl.levels(pos)[0]:
+                    note += "; partial: the most the pool's depth and the vault's caps allow now"
+                    pl.alerts.append(PlanAlert("deleverage_partial", f"{pos.key}: deleverage cut to "
+                                               f"{o.value_usd:,.2f} USD (pool depth or caps); P after {o.p_after:.2%}"))
+            else:
+                bal[o.params.address] -= o.raw
+            done.append((p, pl.action(pos, p, o, note)))
+        done.sort(key=lambda t: -t[0])
+        return [a for _, a in done], unmet
 
     done, unmet = fit(risky)
     if not unmet:
@@ -467,7 +457,7 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
     policy = pl.policy
     needs, chosen = [], {}
     for pos, p in risky:
-        payable = [o for o in menus[pos.key] if pl.balances.get(o.params.address, 0) > 0]
+        payable = [o for o in menus[pos.key] if o.route is None and pl.balances.get(o.params.address, 0) > 0]
         if not payable:
             pl.skipped.append((pos.key, f"P {p:.2e} above budget and the reserve holds none of "
                                         + ", ".join(sorted({o.params.symbol for o in menus[pos.key]}))))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from keeper.domain import ActionKind, Position, Side
+from keeper.plan.deleverage import DeleverageRoute, deleverage_line, simulate_deleverage
 from keeper.plan.whatif import (
     USD_RAW,
     AssetParams,
@@ -196,8 +197,12 @@ def _lending_line(pos: Position, kind: ActionKind, params: AssetParams) -> _Heal
     return _HealthLine(weighted, debt, a, 0.0) if a != 0 else None
 
 
-def _axis(pos: Position, kind: ActionKind, params: AssetParams) -> _Axis | None:
-    """What the searches interpolate against for ``kind`` in ``params`` on ``pos``."""
+def _axis(pos: Position, kind: ActionKind, params: AssetParams, route: DeleverageRoute | None = None) -> _Axis | None:
+    """What the searches interpolate against for ``kind`` in ``params`` on ``pos`` (a deleverage:
+    along ``route``)."""
+    if route is not None:
+        line = deleverage_line(pos, route)
+        return _HealthLine(*line) if line is not None else None
     p = pos.perp
     if p is None:
         return _lending_line(pos, kind, params)
@@ -358,7 +363,8 @@ def _narrow(probe: _Probe, good: int, bad: int, payload: _Payload | None = None,
 
 # ------------------------------------------------------------------------------------ sizing
 def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_liq: PFn,
-                       target: float, *, p_before: float | None = None) -> Sized | None:
+                       target: float, *, p_before: float | None = None,
+                       route: DeleverageRoute | None = None) -> Sized | None:
     """The least raw amount of a top-up/repayment with ``p_liq(after) <= target`` (None if no
     amount reaches it), rounded up: never below the exact least amount, at most ``TOLERANCE_PPM``
     (at least one raw unit) above it, and evaluated good. Assumes P does not rise with the amount
@@ -366,19 +372,22 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
 
     ``p_before``: ``p_liq(pos)`` if the caller has it; it only steers the first guess (amount 0 is
     still evaluated if the answer comes down to it). The first guess solves a first-passage model
-    calibrated on the untouched position; the rest is :func:`_narrow` (typically 2-5 evaluations)."""
+    calibrated on the untouched position; the rest is :func:`_narrow` (typically 2-5 evaluations).
+
+    ``route``: a deleverage (``kind`` DELEVERAGE, ``params`` the debt asset), searched like a
+    repayment up to the most one deleverage can repay now (``route.largest_repay_raw``)."""
     goal = _probit_half(target)
 
     def check(x: int) -> tuple[bool, float, _Payload]:
-        after = simulate(pos, kind, params, x)
+        after = simulate_deleverage(pos, route, x) if route is not None else simulate(pos, kind, params, x)
         p = p_liq(after)
         return _score(p, target) <= 0, _probit_half(p) - goal, (after, p)
 
     def sized(x: int, pay: _Payload) -> Sized:
         after, p = pay
-        return Sized(kind, params, x, after, p)
+        return Sized(kind, params, x, after, p, route)
 
-    axis = _axis(pos, kind, params)
+    axis = _axis(pos, kind, params, route)
     probe = _Probe(check, axis)
     if p_before is None or not p_before > target:  # not known bad: evaluate amount 0
         ok0, pay0 = probe(0)
@@ -391,8 +400,8 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
     guess = _first_guess(axis, _log_vol(axis, p0), target)
     x = max(1, int(guess)) if math.isfinite(guess) and guess < 1e60 else max(1, params.unit // 1000)
 
-    if kind is ActionKind.REPAY:
-        hi = held(pos, params, Side.DEBT)
+    if kind is ActionKind.REPAY or route is not None:
+        hi = route.largest_repay_raw(pos) if route is not None else held(pos, params, Side.DEBT)
         if hi <= 0:
             return None
         good, pay, good_known, bad = hi, None, False, 0

@@ -20,10 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from keeper.domain import MAX_UINT256, WAD, ActionKind, Address, Asset, Leg, Position, Protocol, Side, evolved
 from keeper.risk.health import lending_health
+
+if TYPE_CHECKING:
+    from keeper.plan.deleverage import DeleverageRoute
 
 USD_RAW = 10**30  # GMX v1 USD unit: a perp withdrawal's amount_raw
 
@@ -196,6 +199,7 @@ class Sized:
     raw: int
     after: Position
     p_after: float
+    route: DeleverageRoute | None = None  # DELEVERAGE: how (``params`` is the debt asset repaid)
 
     @property
     def value_usd(self) -> float:
@@ -208,4 +212,6 @@ class Sized:
         return self.value_usd * (1 + self.params.haircut)
 
     def label(self) -> str:
+        if self.route is not None:
+            return f"deleverage {self.route.collateral.symbol} -> {self.params.symbol}"
         return f"{'repay' if self.kind is ActionKind.REPAY else 'add'} {self.params.symbol}"
