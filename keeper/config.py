@@ -79,6 +79,31 @@ class AaveConfig(_Strict):
                              "pool = getUserAccountData for every account (exact on any revision, slower)")
 
 
+# keccak256 of UniswapV3Pool's creation code: pools live at CREATE2(factory, (token0, token1, fee), this).
+UNISWAP_V3_POOL_INIT_CODE_HASH = "0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
+
+
+class UniswapConfig(_Strict):
+    factory: AddressField
+    fee_tiers: list[int] = Field(default_factory=lambda: [500, 3000, 10000], min_length=1,
+                                 description="the pools (fee in millionths) a vault's deleverage may sell in")
+    pool_init_code_hash: str = UNISWAP_V3_POOL_INIT_CODE_HASH
+
+    @field_validator("fee_tiers")
+    @classmethod
+    def _fees(cls, v: list[int]) -> list[int]:
+        if any(not 0 < f < 1_000_000 for f in v):
+            raise ValueError("fee tiers are in millionths, between 1 and 999,999 (500 = 0.05 %)")
+        return v
+
+    @field_validator("pool_init_code_hash")
+    @classmethod
+    def _hash(cls, v: str) -> str:
+        if not (v.startswith("0x") and len(v) == 66 and all(c in "0123456789abcdefABCDEF" for c in v[2:])):
+            raise ValueError("must be 0x and 64 hex digits")
+        return v.lower()
+
+
 class MorphoConfig(_Strict):
     morpho: AddressField
     markets: list[str] = Field(min_length=1)
@@ -161,6 +186,9 @@ class PolicyConfig(_Strict):
     target_fraction: float = Field(default=0.5, gt=0, le=1, description="top up until P <= epsilon * this")
     release_fraction: float = Field(default=0.05, gt=0, lt=1, description="release excess only when P < epsilon * this")
     min_action_usd: float = Field(default=50, ge=0)
+    reserve_cost: float = Field(default=0.002, ge=0, lt=1,
+                                description="what committing one USD of reserve costs (a fraction); a deleverage "
+                                            "is chosen when its swap, flash fee and gas cost less than this share")
     cooldown_blocks: int = Field(default=10, ge=0)
     release_cooldown_blocks: int = Field(default=300, ge=0, description="no release of excess this many blocks after "
                                                                     "any action on the position")
@@ -230,6 +258,7 @@ class ChainConfig(_Strict):
     aave_v3: AaveConfig | None = None
     morpho_blue: MorphoConfig | None = None
     perp: PerpConfig | None = None
+    uniswap_v3: UniswapConfig | None = None
     feeds: dict[str, FeedConfig] = Field(default_factory=dict)
     sequencer: SequencerConfig | None = None
     accounts: list[AccountConfig] = Field(default_factory=list)
@@ -422,6 +451,9 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
                                                  "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()]},
             "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values()),
                                    "position_router": dep["perp"].get("position_router")},
+            "uniswap_v3": chain.uniswap_v3 or ({"factory": dep["uniswap_v3"]["factory"],
+                                                "fee_tiers": [dep["uniswap_v3"]["fee"]]}
+                                               if "uniswap_v3" in dep else None),
             "feeds": chain.feeds or {sym: {"address": f["address"], "asset": dep["tokens"][f["token"]]["address"],
                                            "heartbeat": 86_400} for sym, f in dep["feeds"].items()},
             "accounts": chain.accounts or _deployment_accounts(dep),

@@ -12,9 +12,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.app.deleverage_routes import read_routes
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
 from keeper.domain import USD_ADDRESS, WAD, Address, Asset, Position, Protocol, Side
+from keeper.plan.deleverage import DeleverageRoute
 from keeper.plan.planner import plan
 from keeper.plan.policy import Plan, Policy, Reserve
 from keeper.plan.whatif import AssetParams
@@ -40,7 +42,7 @@ def policy_from(cfg: Config) -> Policy:
     return Policy(epsilon=p.epsilon, horizon_hours=p.horizon_hours, target_fraction=p.target_fraction,
                   release_fraction=p.release_fraction, min_action_usd=p.min_action_usd,
                   cooldown_blocks=p.cooldown_blocks, release_cooldown_blocks=p.release_cooldown_blocks,
-                  target_gap=p.target_gap, release_gap=p.release_gap)
+                  target_gap=p.target_gap, release_gap=p.release_gap, reserve_cost=p.reserve_cost)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class VaultBook:
     reserve: Reserve | None = None
     floors: dict[str, float] = field(default_factory=dict)
     release_left: dict[Address, int] = field(default_factory=dict)  # asset -> tokens the window still allows
+    routes: dict[str, DeleverageRoute] = field(default_factory=dict)  # position key -> how it can deleverage
 
 
 def acting_vaults(ccfg: ChainConfig) -> dict[Address, Address]:
@@ -171,6 +174,9 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
         if r.success and len(r.data) >= 32 and word(r.data, 0):
             floor = word(r.data, 0) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
+    for v, routes in read_routes(reader, ccfg, {v: b.positions for v, b in books.items()}, assets,
+                                 snap.block).items():
+        books[v].routes = routes
     return list(books.values())
 
 
@@ -188,4 +194,5 @@ def plan_books(books: Sequence[VaultBook], risk: RiskModel, assets: Sequence[Ass
     live.sort(key=lambda br: min((p.health for p in br[0].positions), default=float("inf")))
     for book, reserve in live:
         yield book, plan(book.positions, risk, reserve, assets, policy, block=block,
-                         last_action_block=last_action_block, floors=book.floors, release_left=book.release_left)
+                         last_action_block=last_action_block, floors=book.floors, release_left=book.release_left,
+                         routes=book.routes)

@@ -52,6 +52,7 @@ class DeleverageRoute:
     depth_usd: float  # the pool's virtual reserve of the collateral side, in USD
     sell_cap_raw: int  # what the vault's deleverage caps still let it sell now (per call and window)
     gas_usd: float = 0.0  # the transaction's gas at the current fees
+    max_repay_raw: int | None = None  # what the flash source can lend of the debt asset (None: not known)
 
     @property
     def sell_per_repay(self) -> float:
@@ -87,14 +88,18 @@ class DeleverageRoute:
 
     def largest_repay_raw(self, position: Position) -> int:
         """The most debt one deleverage can repay now: the position's debt, what the vault's caps
-        let it sell, the pool's depth and the collateral it holds, the smallest."""
+        let it sell, the pool's depth, the collateral it holds and what the flash source can lend,
+        the smallest."""
         c, d = self.collateral, self.debt
         per_repay = d.price_usd / d.unit * self.sell_per_repay  # collateral USD sold per raw repaid
         if per_repay <= 0:
             return 0
         by_cap = min(self.sell_cap_raw, held(position, c, Side.COLLATERAL)) / c.unit * c.price_usd
         by_pool = self.largest_sale_usd()
-        return max(0, min(held(position, d, Side.DEBT), math.floor(min(by_cap, by_pool) / per_repay)))
+        most = min(held(position, d, Side.DEBT), math.floor(min(by_cap, by_pool) / per_repay))
+        if self.max_repay_raw is not None:
+            most = min(most, self.max_repay_raw)
+        return max(0, most)
 
 
 def simulate_deleverage(position: Position, route: DeleverageRoute, repay_raw: int) -> Position:

@@ -3,13 +3,14 @@ turns a planned ``Action`` on a ``Position`` into the vault's calldata:
 
     topUp(Ref, amount), repay(Ref, amount), withdrawExcess(Ref, amount), rebalance(Ref, amount, Ref)
     executePerpRequest(gmxVault, requestKey), cancelPerpRequest(gmxVault, requestKey)
+    deleverage((Ref, debtAsset, flashSource, repayAmount, collateralAmount, pool, minOut))
     Ref = (uint8 kind, address protocol, bytes32 market, address account)
 
 Aave: kind 0, market = the asset (left-padded); Morpho: kind 1, market = the market id; perps:
 kind 2, market = keccak256(abi.encode(collateralToken, indexToken, isLong)), and a withdrawal's
 amount is GMX v1's USD collateral delta (1e30). On a gated GMX v1 deployment the vault turns a perp
 top-up into a PositionRouter request (see KeeperVault); the two request calls settle the vault's own
-late requests."""
+late requests. A deleverage's Ref names the collateral it sells (on Aave, the market of that asset)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def _vault_functions() -> dict[str, tuple[bytes, list[str]]]:
     out = {}
     for item in ours("KeeperVault").abi:
         if item.get("type") == "function" and item["name"] in ("topUp", "repay", "withdrawExcess", "rebalance",
-                                                                "executePerpRequest", "cancelPerpRequest"):
+                                                                "executePerpRequest", "cancelPerpRequest",
+                                                                "deleverage"):
             types = [_canonical(a) for a in item["inputs"]]
             out[item["name"]] = (keccak(text=f"{item['name']}({','.join(types)})")[:4], types)
     return out
@@ -91,6 +93,8 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
         pos = positions[action.position_key]
     except KeyError:
         raise ConfigError(f"unknown position {action.position_key}") from None
+    if action.kind is ActionKind.DELEVERAGE:
+        return _deleverage(vault, action, pos)
     ref = ref_for(pos, action.asset.address).as_tuple()
     if action.kind is ActionKind.TOP_UP:
         data = _encode("topUp", [ref, action.amount_raw])
@@ -113,3 +117,16 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
         raise ValueError(f"unknown action kind {action.kind}")
     return TxRequest(Address(vault), data,
                      label=f"{action.kind.value} {action.amount:g} {action.asset.symbol} on {pos.protocol.value}")
+
+
+def _deleverage(vault: str, action: Action, pos: Position) -> TxRequest:
+    swap = action.swap
+    if swap is None or pos.protocol not in (Protocol.AAVE_V3, Protocol.MORPHO_BLUE):
+        raise ConfigError(f"deleverage needs a lending position and its swap ({action.position_key})")
+    ref = ref_for(pos, swap.collateral.address).as_tuple()
+    data = _encode("deleverage", [(ref, Address(action.asset.address), Address(swap.flash_source), action.amount_raw,
+                                   swap.sell_raw, Address(swap.pool), swap.min_out_raw)])
+    return TxRequest(Address(vault), data,
+                     label=f"deleverage {action.amount:g} {action.asset.symbol} with "
+                           f"{swap.sell_raw / 10**swap.collateral.decimals:g} {swap.collateral.symbol} "
+                           f"on {pos.protocol.value}")

@@ -1,0 +1,115 @@
+"""A vault with no reserve, after a crash, on the devnet (real Aave v3, Morpho Blue, Uniswap v3): the
+keeper reads the vault's deleverage settings and the pool (``keeper.app.deleverage_routes``), plans a
+deleverage and sends it through the one execution pipeline; on chain the position is repaid with its
+own collateral and lands where the plan said. Without the vault's settings, no deleverage is planned."""
+
+from __future__ import annotations
+
+import pytest
+from web3.logs import DISCARD
+
+from keeper.chain import contracts as C
+from keeper.daemon.keeper import Keeper
+from keeper.devnet.deployer import Deployer
+from keeper.devnet.uniswap import arbitrage
+from keeper.domain import ActionKind
+from tests.daemon.helpers import VOLS, devnet_config
+from tests.daemon.test_dispatch import _planned
+from tests.devnet.helpers import set_price
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+
+E18, E6 = 10**18, 10**6
+MAX = 2**256 - 1
+
+
+def _vault_without_reserve(w3, devnet, *, configure: bool):
+    """A fresh KeeperVault of a fresh owner holding one Aave position (10 WETH, 13,000 USDC debt:
+    health 1.27 at ETH 2,000), no reserve; with ``configure`` its deleverage is set up (Morpho flash
+    loans, the WETH/USDC pool, the devnet's feeds, 1 % slippage, caps)."""
+    roles = set(devnet["roles"].values())
+    owner = next(a for a in reversed(w3.eth.accounts) if a not in roles)
+    d = Deployer(w3, owner)
+    erc20 = C.ours("TestERC20")
+    weth, usdc = (d.at(devnet["tokens"][s]["address"], erc20) for s in ("WETH", "USDC"))
+    pool = d.at(devnet["aave_v3"]["pool"], C.aave_for(devnet["aave_v3"].get("version"), "Pool"))
+    d.send(weth.functions.mint(owner, 10 * E18))
+    v = d.deploy(C.ours("KeeperVault"), owner, devnet["roles"]["keeper"])
+    for tok in (weth, usdc):
+        d.send(v.functions.setMarket(0, pool.address, bytes(12) + bytes.fromhex(tok.address[2:]), True, 12 * E18 // 10))
+    d.send(weth.functions.transfer(v.address, 10 * E18))
+    d.send(v.functions.execute(weth.address, 0, weth.encode_abi("approve", args=[pool.address, MAX])))
+    d.send(v.functions.execute(pool.address, 0, pool.encode_abi("supply", args=[weth.address, 10 * E18, v.address, 0])))
+    d.send(v.functions.execute(pool.address, 0, pool.encode_abi("borrow", args=[usdc.address, 13_000 * E6, 2, 0,
+                                                                                   v.address])))
+    d.send(v.functions.withdraw(usdc.address, MAX))  # what was borrowed goes to the owner: no reserve at all
+    if configure:
+        uni = devnet["uniswap_v3"]
+        d.send(v.functions.setFlashSource(devnet["morpho_blue"]["morpho"], 1))
+        d.send(v.functions.setSwapPool(uni["pools"]["WETH/USDC"]["address"], True))
+        for s in ("WETH", "USDC"):
+            d.send(v.functions.setPriceFeed(devnet["tokens"][s]["address"], devnet["tokens"][s]["feed"], 86_400))
+        d.send(v.functions.setMaxSlippage(100))
+        d.send(v.functions.setDeleverageCap(weth.address, 5 * E18, 8 * E18))
+    return v, pool
+
+
+def _crash(w3, devnet, usd: float) -> None:
+    set_price(w3, devnet, "ETH", usd)
+    prices = {"WETH": usd, "USDC": 1.0, "WBTC": 30_000.0}
+    arbitrage(Deployer(w3, devnet["roles"]["admin"]), devnet["uniswap_v3"], "WETH/USDC", devnet["tokens"], prices,
+              devnet["roles"]["lp"])
+
+
+def _keeper(tmp_path, anvil, devnet, monkeypatch, vault) -> Keeper:
+    cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch, chain={
+        "accounts": [{"address": vault.address, "kind": "vault", "label": "dana", "protocols": ["aave_v3"]}]})
+    k = Keeper(cfg, vols=VOLS)
+    k.startup()
+    return k
+
+
+def test_a_reserveless_vault_is_deleveraged_by_the_pipeline(tmp_path, anvil, w3, devnet, monkeypatch):
+    v, pool = _vault_without_reserve(w3, devnet, configure=True)
+    _crash(w3, devnet, 1_700)  # health 10 * 1700 * 0.825 / 13,000 = 1.08
+    k = _keeper(tmp_path, anvil, devnet, monkeypatch, v)
+    try:
+        block = w3.eth.block_number
+        session, actions = _planned(k, block)
+        ((book, a),) = actions
+        assert a.kind is ActionKind.DELEVERAGE and a.swap is not None
+        assert a.asset.symbol == "USDC" and a.swap.collateral.symbol == "WETH"
+        assert a.swap.pool == devnet["uniswap_v3"]["pools"]["WETH/USDC"]["address"].lower()
+        assert a.reason.p_after <= k.policy.epsilon * k.policy.target_fraction
+        hf0 = pool.functions.getUserAccountData(v.address).call()[5]
+
+        d = k.executor
+        d.begin(block)
+        item = d.add(session, book, a)
+        d.flush()
+        d.settle_all([item])
+        assert item.error is None, item.error
+        rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
+        (ev,) = [e["args"] for e in w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
+                 .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+        assert ev["repaid"] == a.amount_raw and ev["sold"] == a.swap.sell_raw
+        assert ev["bought"] >= a.swap.min_out_raw
+        hf1 = pool.functions.getUserAccountData(v.address).call()[5]
+        assert hf1 > hf0
+        assert hf1 / E18 == pytest.approx(a.reason.health_after, rel=2e-3)  # the plan's estimate
+        # the next read: at or under the risk target, nothing more to do
+        _, again = _planned(k, w3.eth.block_number)
+        assert again == []
+    finally:
+        k.shutdown()
+
+
+def test_without_the_vaults_settings_no_deleverage_is_planned(tmp_path, anvil, w3, devnet, monkeypatch):
+    v, _pool = _vault_without_reserve(w3, devnet, configure=False)
+    _crash(w3, devnet, 1_700)
+    k = _keeper(tmp_path, anvil, devnet, monkeypatch, v)
+    try:
+        _session, actions = _planned(k, w3.eth.block_number)
+        assert actions == []  # no reserve and no deleverage: an alert, nothing sent
+    finally:
+        k.shutdown()
