@@ -22,6 +22,7 @@ from keeper.devnet.commands import check_toolchain, start_position_keeper
 from keeper.devnet.deploy import deploy_devnet
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.deployment import write_json
+from keeper.devnet.uniswap import send_arbitrage, stock_arbitrageur
 from keeper.domain import Address, Position
 from keeper.errors import TemporaryError
 from keeper.protocols.reader import ChainReader
@@ -89,7 +90,15 @@ class DemoChain:
         self.ids = {position_id_key(p): p["id"] for p in dep["positions"]}
         self._feeds = {sym: self.w3.eth.contract(address=dep["feeds"][sym]["address"],
                                                  abi=C.third_party("MockV3Aggregator").abi) for sym in ("ETH", "BTC")}
+        # An arbitrageur keeps the Uniswap pools at the feeds through the crash (the keeper's
+        # deleverage sells in them): stocked now, trading in the block of every price update.
+        stock_arbitrageur(Deployer(self.w3, dep["roles"]["admin"]), dep["uniswap_v3"], dep["tokens"],
+                          self._prices(2_000.0, 30_000.0), dep["roles"]["lp"])
         return dep
+
+    @staticmethod
+    def _prices(eth: float, btc: float) -> dict[str, float]:
+        return {"WETH": eth, "WBTC": btc, "USDC": 1.0}
 
     @property
     def url(self) -> str:
@@ -118,11 +127,15 @@ class DemoChain:
         raise TemporaryError(f"no new block after {after} within {timeout:.0f} s: is anvil mining?")
 
     def set_prices(self, eth: float, btc: float) -> None:
-        """One ``updateAnswer`` per feed, sent without waiting: both land in the next block."""
+        """One ``updateAnswer`` per feed and one arbitrage swap per Uniswap pool, sent without
+        waiting: all land in the next block."""
         admin = self.dep["roles"]["admin"]
         for sym, usd in (("ETH", eth), ("BTC", btc)):
             answer = round(usd * 10 ** self.dep["feeds"][sym]["decimals"])
             self._feeds[sym].functions.updateAnswer(answer).transact({"from": admin, "gas": 200_000})
+        for pair in self.dep["uniswap_v3"]["pools"]:
+            send_arbitrage(self.web3, self.dep["uniswap_v3"], pair, self.dep["tokens"], self._prices(eth, btc),
+                           self.dep["roles"]["lp"])
 
     def read(self, block: int) -> BlockRecord:
         assert self.reader is not None, "the demo chain is not started"

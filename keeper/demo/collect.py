@@ -34,6 +34,31 @@ class KeeperAction:
     health_before: float | None  # as the vault read it in the same transaction
     health_after: float | None
     why: str = ""
+    swap: DeleverageCost | None = None  # a deleverage: what it sold and what that cost
+
+
+@dataclass(frozen=True)
+class DeleverageCost:
+    """A deleverage as the vault's ``Deleveraged`` event has it, valued at the Chainlink prices of
+    its block: ``cost_usd`` is what was sold less what the sale brought, plus the flash fee (the pool's
+    fee and price impact, and any slippage against the feed)."""
+
+    sold_usd: float
+    bought_usd: float
+    repaid_usd: float
+    flash_fee_usd: float
+    # What a liquidation would have cost the position just before (Aave: its close factor of 50 % of
+    # the debt times the collateral's liquidation bonus); None when not known.
+    penalty_at_stake_usd: float | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.sold_usd - self.bought_usd + self.flash_fee_usd
+
+    @property
+    def slippage(self) -> float:
+        """The cost as a fraction of the value sold."""
+        return self.cost_usd / self.sold_usd if self.sold_usd > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -93,19 +118,48 @@ def keeper_actions(log: Path, dep: dict[str, Any], receipt: Callable[[str], Any]
             continue
         r = receipt(rec["tx"])
         before = after = None
+        swap = None
         for v in dep["keeper_vaults"].values():
             vault = w3.eth.contract(address=v["address"], abi=vault_abi)
             for ev in vault.events.KeeperAction().process_receipt(r, errors=DISCARD):
                 before, after = _health(ev.args.healthBefore), _health(ev.args.healthAfter)
             for ev in vault.events.PerpIncreaseRequested().process_receipt(r, errors=DISCARD):
                 before = _health(ev.args.healthBefore)
+            for ev in vault.events.Deleveraged().process_receipt(r, errors=DISCARD):
+                before, after = _health(ev.args.healthBefore), _health(ev.args.healthAfter)
+                swap = _deleverage_cost(w3, dep, ev.args, r["blockNumber"])
         out.append(KeeperAction(
             block=r["blockNumber"], position=lookup(rec.get("position", "")) or rec.get("position", "?"),
             kind=rec.get("action", "?"), asset=rec.get("asset", "?"), amount=float(rec.get("amount") or 0),
             usd=float(rec.get("usd") or 0), tx=rec["tx"], gas_used=r["gasUsed"],
             gas_price=r.get("effectiveGasPrice", 0), health_before=before, health_after=after,
-            why=str(rec.get("why") or "")))
+            why=str(rec.get("why") or ""), swap=swap))
     return out
+
+
+def _deleverage_cost(w3: Web3, dep: dict[str, Any], args: Any, block: int) -> DeleverageCost:
+    """A ``Deleveraged`` event valued at its block's feed prices."""
+    aggregator = C.third_party("MockV3Aggregator").abi
+    tokens = {Address(t["address"]): t for t in dep["tokens"].values()}
+
+    def usd(token: str, raw: int) -> float:
+        t = tokens[Address(token)]
+        feed = dep["feeds"][t["feed_symbol"]]
+        answer = w3.eth.contract(address=feed["address"], abi=aggregator).functions.latestRoundData().call(
+            block_identifier=block)[1]
+        return float(raw / 10 ** t["decimals"] * answer / 10 ** feed["decimals"])
+
+    penalty = None
+    if Address(args.protocol) == Address(dep["aave_v3"]["pool"]):
+        version = dep["aave_v3"].get("version")
+        pool = w3.eth.contract(address=args.protocol, abi=C.aave_for(version, "Pool").abi)
+        provider = w3.eth.contract(address=dep["aave_v3"]["data_provider"],
+                                   abi=C.aave_for(version, "AaveProtocolDataProvider").abi)
+        debt_base = pool.functions.getUserAccountData(args.account).call(block_identifier=block - 1)[1]
+        bonus_bps = provider.functions.getReserveConfigurationData(args.collateral).call()[3]
+        penalty = debt_base / 1e8 * 0.5 * max(0, bonus_bps - 10_000) / 10_000
+    return DeleverageCost(usd(args.collateral, args.sold), usd(args.debtAsset, args.bought),
+                          usd(args.debtAsset, args.repaid), usd(args.debtAsset, args.flashFee), penalty)
 
 
 def keeper_problems(log: Path) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.demo.chain import BlockRecord
-from keeper.demo.collect import ChainLiquidation, KeeperAction, Liquidation
+from keeper.demo.collect import ChainLiquidation, DeleverageCost, KeeperAction, Liquidation
 
 PROTECTIVE = ("top_up", "repay", "rebalance")
 
@@ -31,6 +31,7 @@ class Side:
     seized_usd: float = 0.0
     repaid_by_liquidator_usd: float = 0.0
     committed_usd: float = 0.0  # top-ups and repays by the keeper
+    deleverages: list[DeleverageCost] = field(default_factory=list)  # sales of the positions' own collateral
     released_usd: float = 0.0  # excess withdrawn back to the reserve
     actions: Counter[str] = field(default_factory=Counter)
     keeper_gas: int = 0
@@ -146,6 +147,8 @@ def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequ
         s.keeper_gas += a.gas_used
         if a.kind in PROTECTIVE:
             s.committed_usd += a.usd
+        elif a.kind == "deleverage" and a.swap is not None:
+            s.deleverages.append(a.swap)
         elif a.kind == "withdraw_excess":
             s.released_usd += a.usd
     for pid in ids:
@@ -210,6 +213,7 @@ def render(s: Summary) -> str:
         lines.append(f"  {b.label}: {len(b.liquidated)} liquidated, actions {_actions(b.actions)}, "
                      f"committed {_usd(b.committed_usd)}, lowest health "
                      + ", ".join(f"{p} {_h(b.min_health.get(p))}" for p in b.positions))
+    lines += ["", *by_method(s)]
     lines += ["", f"{s.blocks} blocks read ({s.first_block}..{s.last_block})"]
     for p in s.problems[:5]:
         lines.append(f"  daemon reported: {p[:160]}")
@@ -217,3 +221,31 @@ def render(s: Summary) -> str:
         lines.append(f"  ... and {len(s.problems) - 5} more in the daemon's log")
     lines.append(s.verdict())
     return "\n".join(lines)
+
+
+def by_method(s: Summary) -> list[str]:
+    """Protection by method, against the liquidation penalty: the reserve's (capital committed,
+    returned when released; the penalty avoided is what carol's twins paid) and deleverage's (what
+    the sales of the positions' own collateral cost, against the penalty at stake just before)."""
+    sides = (s.protected, s.others)
+    reserve = sum(sd.committed_usd for sd in sides)
+    reserve_n = sum(sd.actions[k] for sd in sides for k in PROTECTIVE)
+    paid = s.twins.seized_usd - s.twins.repaid_by_liquidator_usd
+    lines = ["protection by method (cost against the liquidation penalty):",
+             f"  reserve (top-up, repay, rebalance): {reserve_n} actions, {_usd(reserve)} committed (capital, "
+             f"not spent; released when safe); the unprotected twins paid {_usd(paid)} in liquidation penalties"]
+    dl = [d for sd in sides for d in sd.deleverages]
+    if dl:
+        sold, cost = sum(d.sold_usd for d in dl), sum(d.cost_usd for d in dl)
+        stake = [d.penalty_at_stake_usd for d in dl if d.penalty_at_stake_usd is not None]
+        lines.append(f"  deleverage (own collateral, no reserve): {len(dl)} actions, sold {_usd(sold)}, "
+                     f"repaid {_usd(sum(d.repaid_usd for d in dl))}; swap and flash cost {_cents(cost)} "
+                     f"({cost / sold:.2%} of what was sold)"
+                     + (f"; liquidation penalty at stake {_usd(max(stake))}" if stake else ""))
+    else:
+        lines.append("  deleverage (own collateral, no reserve): none")
+    return lines
+
+
+def _cents(x: float) -> str:
+    return f"${x:,.2f}"

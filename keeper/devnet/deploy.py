@@ -50,7 +50,7 @@ def roles_from_accounts(accounts: list[str]) -> Roles:
         raise ValueError("the devnet needs at least 11 unlocked accounts")
     return Roles(admin=accounts[0], keeper=accounts[1], lp=accounts[2], alice=accounts[3], bob=accounts[4],
                  liquidator=accounts[5], carol=accounts[6], dave=accounts[7], erin=accounts[8],
-                 position_keeper=accounts[10])
+                 position_keeper=accounts[10], frank=accounts[9])
 
 
 def _install_multicall(w3: Web3, d: Deployer) -> str:

@@ -13,6 +13,10 @@
   10 WETH + 0.2 WBTC collateral, 8.5 WETH debt; health about 1.36 in e-mode, 1.24 without it.
 - erin: watched only (no vault): one Aave account with three collateral assets (5 WETH, 0.3 WBTC,
   5,000 USDC) and two debts (8,000 USDC, 2 WETH).
+- frank: an Aave position held by a KeeperVault with **no reserve at all** (10 WETH collateral,
+  14,000 USDC debt: health 1.18), whose owner set up deleverage: Morpho Blue as the flash source, the
+  WETH/USDC Uniswap v3 pool, the Chainlink feeds, 1 % slippage, caps on the WETH sold. The keeper
+  can only protect it with its own collateral. Seeded last (nothing before it moves).
 dave and erin come last (after an LP's WETH supply that their WETH borrows draw on), so nothing
 seeded before them moved. All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly
 20-30% makes alice's, bob's and carol's positions liquidatable.
@@ -53,6 +57,7 @@ class Roles:
     dave: str
     erin: str
     position_keeper: str
+    frank: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -249,6 +254,29 @@ class _Seeder:
         self.exec(v, owner, self.pool, "borrow", [weth.address, 85 * E18 // 10, 2, 0, v.address])
         return {"address": v.address, "owner": owner}
 
+    def frank(self) -> dict[str, Any]:
+        owner = self.roles.frank
+        v = self.vault(owner)
+        weth, usdc = self.token("WETH"), self.token("USDC")
+        self.mint("WETH", v.address, 10 * E18)
+        self.exec(v, owner, weth, "approve", [self.pool.address, MAX])
+        self.exec(v, owner, self.pool, "supply", [weth.address, 10 * E18, v.address, 0])
+        self.exec(v, owner, self.pool, "borrow", [usdc.address, 14_000 * 10**6, 2, 0, v.address])
+        self.d.send(v.functions.withdraw(usdc.address, MAX), sender=owner)  # borrowed to spend: no reserve
+        self.d.send(v.functions.withdraw(NATIVE, MAX), sender=owner)  # no ether either (no perps here)
+        uni = self.dep["uniswap_v3"]
+
+        def send(fn: ContractFunction) -> TxReceipt:
+            return self.d.send(fn, sender=owner)
+
+        send(v.functions.setFlashSource(self.morpho.address, 1))  # Morpho Blue: free flash loans
+        send(v.functions.setSwapPool(uni["pools"]["WETH/USDC"]["address"], True))
+        for sym in ("WETH", "USDC"):
+            send(v.functions.setPriceFeed(self.token(sym).address, self.dep["tokens"][sym]["feed"], 86_400))
+        send(v.functions.setMaxSlippage(100))  # 1 %: the 0.3 % pool's fee and impact must fit inside
+        send(v.functions.setDeleverageCap(weth.address, 5 * E18, 10 * E18))
+        return {"address": v.address, "owner": owner}
+
     def erin(self) -> None:
         owner = self.roles.erin
         weth, usdc = self.token("WETH"), self.token("USDC")
@@ -269,7 +297,8 @@ def seed_positions(w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> 
     s.weth_liquidity()
     dave = s.dave()
     s.erin()
-    dep["keeper_vaults"] = {"alice": alice, "bob": bob, "dave": dave}
+    frank = s.frank()
+    dep["keeper_vaults"] = {"alice": alice, "bob": bob, "dave": dave, "frank": frank}
     mid = dep["morpho_blue"]["markets"]["WETH/USDC"]["id"]
     pool, morpho, perp = dep["aave_v3"]["pool"], dep["morpho_blue"]["morpho"], dep["perp"]["vault"]
     pm = dep["perp"]["markets"]
@@ -311,4 +340,7 @@ def seed_positions(w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> 
         {"id": "erin-aave-multi", "protocol": "aave_v3", "address": pool, "account": roles.erin,
          "holder": "watch", "vault": None, "owner": roles.erin,
          "note": "5 WETH + 0.3 WBTC + 5,000 USDC collateral, 8,000 USDC + 2 WETH debt"},
+        {"id": "frank-aave-noreserve", "protocol": "aave_v3", "address": pool, "account": frank["address"],
+         "holder": "vault", "vault": frank["address"], "owner": frank["owner"],
+         "note": "10 WETH collateral, 14,000 USDC debt; the vault holds no reserve: deleverage only"},
     ]

@@ -24,7 +24,7 @@ from keeper.chain import contracts as C
 from keeper.devnet.deployer import Deployer
 
 FEE = 3000  # 0.3 %, tick spacing 60
-TICK_SPACING = 60
+SPACING = {500: 10, 3000: 60, 10000: 200}  # the factory's fee tiers and their tick spacings
 RANGE = 2.0  # liquidity from price / RANGE to price * RANGE
 DEFAULT_DEPTH_USD = 20_000_000.0
 Q96 = 2**96
@@ -64,6 +64,7 @@ class PoolSpec:
     symbol: str
     quote: str = "USDC"
     depth_usd: float = DEFAULT_DEPTH_USD
+    fee: int = FEE
 
 
 def deploy_uniswap(d: Deployer, tokens: dict[str, dict[str, Any]], prices: dict[str, float], *, weth: str, lp: str,
@@ -82,6 +83,17 @@ def deploy_uniswap(d: Deployer, tokens: dict[str, dict[str, Any]], prices: dict[
     return out
 
 
+def add_pool(d: Deployer, uni: dict[str, Any], tokens: dict[str, dict[str, Any]], prices: dict[str, float],
+             spec: PoolSpec, lp: str) -> dict[str, Any]:
+    """One more pool on a deployed ``uni`` (a thin one, another fee tier), seeded by ``lp`` at
+    ``prices``: its entry, also added to ``uni["pools"]`` as ``"<symbol>/<quote>@<fee>"``."""
+    manager = d.at(uni["position_manager"], C.uniswap("NonfungiblePositionManager"))
+    factory = d.at(uni["factory"], C.uniswap("UniswapV3Factory"))
+    entry = _add_pool(d, manager, factory, tokens, prices, spec, lp)
+    uni["pools"][f"{spec.symbol}/{spec.quote}@{spec.fee}"] = entry
+    return entry
+
+
 def _add_pool(d: Deployer, manager: Any, factory: Any, tokens: dict[str, dict[str, Any]], prices: dict[str, float],
               spec: PoolSpec, lp: str) -> dict[str, Any]:
     base, quote = tokens[spec.symbol], tokens[spec.quote]
@@ -89,12 +101,13 @@ def _add_pool(d: Deployer, manager: Any, factory: Any, tokens: dict[str, dict[st
     (t0, s0), (t1, s1) = sorted([(a, spec.symbol), (b, spec.quote)], key=lambda x: int(x[0], 16))
     dec0, dec1 = tokens[s0]["decimals"], tokens[s1]["decimals"]
     sqrt_p = sqrt_price_x96(prices[s0], dec0, prices[s1], dec1)
-    d.send(manager.functions.createAndInitializePoolIfNecessary(t0, t1, FEE, sqrt_p))
-    pool = factory.functions.getPool(t0, t1, FEE).call()
+    fee, spacing = spec.fee, SPACING[spec.fee]
+    d.send(manager.functions.createAndInitializePoolIfNecessary(t0, t1, fee, sqrt_p))
+    pool = factory.functions.getPool(t0, t1, fee).call()
     # Liquidity from price / RANGE to price * RANGE (ticks on the spacing), half the depth each side.
     centre, width = tick_of(sqrt_p), math.log(RANGE) / math.log(1.0001)
-    lower = math.floor((centre - width) / TICK_SPACING) * TICK_SPACING
-    upper = math.ceil((centre + width) / TICK_SPACING) * TICK_SPACING
+    lower = math.floor((centre - width) / spacing) * spacing
+    upper = math.ceil((centre + width) / spacing) * spacing
     amount0 = int(spec.depth_usd / 2 / prices[s0] * 10**dec0)
     amount1 = int(spec.depth_usd / 2 / prices[s1] * 10**dec1)
     erc20 = C.ours("TestERC20").abi
@@ -102,10 +115,10 @@ def _add_pool(d: Deployer, manager: Any, factory: Any, tokens: dict[str, dict[st
         contract = d.w3.eth.contract(address=token, abi=erc20)
         d.send(contract.functions.mint(lp, amount))
         d.send(contract.functions.approve(manager.address, amount), sender=lp)
-    d.send(manager.functions.mint((t0, t1, FEE, lower, upper, amount0, amount1, 0, 0, Web3.to_checksum_address(lp),
+    d.send(manager.functions.mint((t0, t1, fee, lower, upper, amount0, amount1, 0, 0, Web3.to_checksum_address(lp),
                                    DEADLINE)), sender=lp)
     return {"address": pool, "base": spec.symbol, "quote": spec.quote, "token0": t0, "token1": t1,
-            "symbol0": s0, "symbol1": s1, "fee": FEE,
+            "symbol0": s0, "symbol1": s1, "fee": fee,
             "tick_lower": lower, "tick_upper": upper, "depth_usd": spec.depth_usd}
 
 
@@ -142,3 +155,41 @@ def arbitrage(d: Deployer, uni: dict[str, Any], pair: str, tokens: dict[str, dic
     d.send(router.functions.exactInputSingle((token_in, token_out, pool["fee"], Web3.to_checksum_address(trader),
                                               DEADLINE, amount, 0, target)), sender=trader)
     return True
+
+
+def stock_arbitrageur(d: Deployer, uni: dict[str, Any], tokens: dict[str, dict[str, Any]],
+                      prices: dict[str, float], trader: str) -> None:
+    """Give ``trader`` an inventory of every pool token (twice each pool's depth) and approve the
+    router for it, so :func:`send_arbitrage` can trade without waiting for anything."""
+    erc20 = C.ours("TestERC20").abi
+    need: dict[str, int] = {}
+    for pool in uni["pools"].values():
+        for sym in (pool["symbol0"], pool["symbol1"]):
+            need[sym] = need.get(sym, 0) + int(pool["depth_usd"] * 2 / prices[sym] * 10 ** tokens[sym]["decimals"])
+    for sym, amount in need.items():
+        token = d.w3.eth.contract(address=tokens[sym]["address"], abi=erc20)
+        d.send(token.functions.mint(Web3.to_checksum_address(trader), amount))
+        d.send(token.functions.approve(uni["router"], 2**256 - 1), sender=trader)
+
+
+def send_arbitrage(w3: Web3, uni: dict[str, Any], pair: str, tokens: dict[str, dict[str, Any]],
+                   prices: dict[str, float], trader: str) -> str | None:
+    """:func:`arbitrage` without waiting (``trader`` stocked by :func:`stock_arbitrageur`): the swap
+    is sent against the pool as of the latest block and lands with whatever else is pending (a
+    feed update). Returns its hash, or None when the pool is at the target already."""
+    pool = uni["pools"][pair]
+    s0, s1 = pool["symbol0"], pool["symbol1"]
+    target = sqrt_price_x96(prices[s0], tokens[s0]["decimals"], prices[s1], tokens[s1]["decimals"])
+    target = min(max(target, MIN_SQRT_RATIO), MAX_SQRT_RATIO)
+    now = w3.eth.contract(address=pool["address"], abi=C.uniswap("UniswapV3Pool").abi).functions.slot0().call()[0]
+    if abs(now - target) <= 1:
+        return None
+    zero_for_one = target < now
+    token_in, token_out = (pool["token0"], pool["token1"]) if zero_for_one else (pool["token1"], pool["token0"])
+    sym_in = s0 if zero_for_one else s1
+    amount = int(pool["depth_usd"] / prices[sym_in] * 10 ** tokens[sym_in]["decimals"])
+    router = w3.eth.contract(address=uni["router"], abi=C.uniswap("SwapRouter").abi)
+    tx = router.functions.exactInputSingle((token_in, token_out, pool["fee"], Web3.to_checksum_address(trader),
+                                            DEADLINE, amount, 0, target)).transact(
+        {"from": Web3.to_checksum_address(trader), "gas": 1_000_000})
+    return "0x" + bytes(tx).hex()

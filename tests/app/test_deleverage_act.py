@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytest
 from web3.logs import DISCARD
 
+from keeper.app.books import asset_params, plan_books, read_books
 from keeper.chain import contracts as C
 from keeper.daemon.keeper import Keeper
 from keeper.devnet.deployer import Deployer
-from keeper.devnet.uniswap import arbitrage
+from keeper.devnet.uniswap import PoolSpec, add_pool, arbitrage
 from keeper.domain import ActionKind
 from tests.daemon.helpers import VOLS, devnet_config
 from tests.daemon.test_dispatch import _planned
@@ -61,9 +62,10 @@ def _crash(w3, devnet, usd: float) -> None:
               devnet["roles"]["lp"])
 
 
-def _keeper(tmp_path, anvil, devnet, monkeypatch, vault) -> Keeper:
+def _keeper(tmp_path, anvil, devnet, monkeypatch, vault, **chain) -> Keeper:
     cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch, chain={
-        "accounts": [{"address": vault.address, "kind": "vault", "label": "dana", "protocols": ["aave_v3"]}]})
+        "accounts": [{"address": vault.address, "kind": "vault", "label": "dana", "protocols": ["aave_v3"]}],
+        **chain})
     k = Keeper(cfg, vols=VOLS)
     k.startup()
     return k
@@ -111,5 +113,53 @@ def test_without_the_vaults_settings_no_deleverage_is_planned(tmp_path, anvil, w
     try:
         _session, actions = _planned(k, w3.eth.block_number)
         assert actions == []  # no reserve and no deleverage: an alert, nothing sent
+    finally:
+        k.shutdown()
+
+
+def test_a_thin_pool_cuts_the_deleverage_short_and_never_past_the_bound(tmp_path, anvil, w3, devnet, monkeypatch):
+    """The vault allows only a thin pool (100,000 USD deep, 0.05 %): the planner sells no more than
+    keeps the pool's fee and impact inside the owner's 1 % (a partial deleverage, alerted), and on
+    chain the sale brings at least its minimum; the rest waits for the next tick."""
+    v, _pool = _vault_without_reserve(w3, devnet, configure=True)
+    admin = Deployer(w3, devnet["roles"]["admin"])
+    uni = devnet["uniswap_v3"]
+    thin = add_pool(admin, uni, devnet["tokens"], {"WETH": 2_000.0, "USDC": 1.0, "WBTC": 30_000.0},
+                    PoolSpec("WETH", depth_usd=100_000, fee=500), devnet["roles"]["lp"])
+    owner = Deployer(w3, w3.eth.contract(address=v.address, abi=v.abi).functions.owner().call())
+    owner.send(v.functions.setSwapPool(uni["pools"]["WETH/USDC"]["address"], False))
+    owner.send(v.functions.setSwapPool(thin["address"], True))
+    _crash(w3, devnet, 1_700)
+    arbitrage(admin, uni, "WETH/USDC@500", devnet["tokens"], {"WETH": 1_700.0, "USDC": 1.0, "WBTC": 30_000.0},
+              devnet["roles"]["lp"])
+    k = _keeper(tmp_path, anvil, devnet, monkeypatch, v,
+                uniswap_v3={"factory": uni["factory"], "fee_tiers": [500, 3000]})
+    try:
+        block = w3.eth.block_number
+        snap = k.reader.read(block)
+        assets = asset_params(k.reader, snap)
+        books = read_books(k.reader, snap, k.ccfg, assets)
+        ((book, plan),) = list(plan_books(books, k.risk, assets, k.policy, block, {}))
+        (a,) = plan.actions
+        assert a.kind is ActionKind.DELEVERAGE and a.swap.pool == thin["address"].lower()
+        assert a.reason.p_after > k.policy.epsilon * k.policy.target_fraction  # partial
+        assert any(al.kind == "deleverage_partial" for al in plan.alerts)
+        route = book.routes[a.position_key]
+        assert route.pool == thin["address"].lower() and route.pool_fee == 0.0005
+        # no more than keeps the fee and the impact on the pool's active liquidity within 1 % less a margin
+        assert a.swap.sell_raw / E18 * route.collateral.price_usd <= route.largest_sale_usd() * (1 + 1e-6)
+
+        d = k.executor
+        d.begin(block)
+        item = d.add(k._session(snap, assets, books), book, a)
+        d.flush()
+        d.settle_all([item])
+        assert item.error is None, item.error
+        rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
+        (ev,) = [e["args"] for e in w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
+                 .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+        assert ev["bought"] >= a.swap.min_out_raw
+        cost = 1 - ev["bought"] / E6 / (ev["sold"] / E18 * 1_700)
+        assert 0 < cost < 0.01  # the fee and the impact, inside the owner's slippage
     finally:
         k.shutdown()

@@ -74,3 +74,25 @@ def test_a_daemon_that_did_not_stop_cleanly_fails_the_demo():
 
 def test_twin_names():
     assert twin_of("alice-perp-eth-long") == "carol-perp-eth-long-unprotected" and twin_of("bob-aave") is None
+
+
+def test_protection_by_method_sets_the_sales_cost_against_the_penalty():
+    """A reserve repayment (capital committed) next to a deleverage (what the sale cost: the value
+    sold at the feed less what it brought, plus the flash fee) and what the liquidations cost."""
+    from dataclasses import replace
+
+    from keeper.demo.collect import DeleverageCost
+    from keeper.demo.summary import by_method
+
+    sale = DeleverageCost(sold_usd=4_000.0, bought_usd=3_985.0, repaid_usd=3_950.0, flash_fee_usd=1.0,
+                          penalty_at_stake_usd=550.0)
+    assert sale.cost_usd == 16.0 and sale.slippage == 16.0 / 4_000
+    actions = [action("alice-aave", "repay", 1_000), replace(action("bob-aave", "deleverage", 3_950), swap=sale)]
+    onchain = [ChainLiquidation(11, "0xa", "carol-aave-unprotected", "x")]
+    s = summarise(DEP, records(), actions, [liq("carol-aave-unprotected", "0xa")], onchain=onchain)
+    assert s.others.deleverages == [sale] and s.others.committed_usd == 0  # a sale commits no reserve
+    lines = by_method(s)
+    assert "1 actions, $1,000 committed" in lines[1] and "paid $1,000 in liquidation penalties" in lines[1]
+    assert "sold $4,000" in lines[2] and "$16.00 (0.40% of what was sold)" in lines[2]
+    assert "penalty at stake $550" in lines[2]
+    assert "protection by method" in render(s)
