@@ -350,13 +350,15 @@ class Keeper:
                     log.info("skipped", extra={"event": "skip", "position": action.target_key or action.position_key,
                                                "why": waiting})
                     continue
-                r = action.reason
+                r, sw = action.reason, action.swap
                 act(book, action, {
                     "event": "decision", "position": action.position_key, "action": action.kind.value,
                     "asset": action.asset.symbol, "amount": action.amount, "usd": action.usd,
                     "p_before": r.p_before, "p_after": r.p_after, "health_before": r.health_before,
                     "health_after_estimate": r.health_after, "model": r.model, "why": r.note,
-                    "dry_run": self.dry_run})
+                    "dry_run": self.dry_run,
+                    **({"sells": sw.sell_raw / 10**sw.collateral.decimals, "sells_asset": sw.collateral.symbol,
+                        "swap_cost_usd": round(sw.loss_usd, 2)} if sw is not None else {})})
             self.executor.step()  # simulate the queued chunk; send what is simulated while planning on
         if self.requests is not None and t.requests.decisions:
             for book, action in self.requests.maintenance(t.requests, t.books, self.alerter, self.name):
