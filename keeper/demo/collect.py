@@ -127,7 +127,7 @@ def keeper_actions(log: Path, dep: dict[str, Any], receipt: Callable[[str], Any]
                 before = _health(ev.args.healthBefore)
             for ev in vault.events.Deleveraged().process_receipt(r, errors=DISCARD):
                 before, after = _health(ev.args.healthBefore), _health(ev.args.healthAfter)
-                swap = _deleverage_cost(w3, dep, ev.args, r["blockNumber"])
+                swap = _deleverage_cost(w3, dep, ev.args, r)
         out.append(KeeperAction(
             block=r["blockNumber"], position=lookup(rec.get("position", "")) or rec.get("position", "?"),
             kind=rec.get("action", "?"), asset=rec.get("asset", "?"), amount=float(rec.get("amount") or 0),
@@ -137,16 +137,21 @@ def keeper_actions(log: Path, dep: dict[str, Any], receipt: Callable[[str], Any]
     return out
 
 
-def _deleverage_cost(w3: Web3, dep: dict[str, Any], args: Any, block: int) -> DeleverageCost:
-    """A ``Deleveraged`` event valued at its block's feed prices."""
+def _deleverage_cost(w3: Web3, dep: dict[str, Any], args: Any, receipt: Any) -> DeleverageCost:
+    """A ``Deleveraged`` event valued at the feed prices its transaction saw: a feed updated earlier
+    in the same block counts, one updated later in it does not (then the previous block's answer)."""
     aggregator = C.third_party("MockV3Aggregator").abi
     tokens = {Address(t["address"]): t for t in dep["tokens"].values()}
+    block = receipt["blockNumber"]
+    txs: list[Any] = list(w3.eth.get_block(block, full_transactions=True)["transactions"])
+    earlier = {Address(tx["to"]) for tx in txs if tx["transactionIndex"] < receipt["transactionIndex"] and tx["to"]}
 
     def usd(token: str, raw: int) -> float:
         t = tokens[Address(token)]
         feed = dep["feeds"][t["feed_symbol"]]
+        seen = block if Address(feed["address"]) in earlier else block - 1
         answer = w3.eth.contract(address=feed["address"], abi=aggregator).functions.latestRoundData().call(
-            block_identifier=block)[1]
+            block_identifier=seen)[1]
         return float(raw / 10 ** t["decimals"] * answer / 10 ** feed["decimals"])
 
     penalty = None

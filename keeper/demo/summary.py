@@ -32,6 +32,7 @@ class Side:
     repaid_by_liquidator_usd: float = 0.0
     committed_usd: float = 0.0  # top-ups and repays by the keeper
     deleverages: list[DeleverageCost] = field(default_factory=list)  # sales of the positions' own collateral
+    gas_by_kind: Counter[str] = field(default_factory=Counter)  # keeper gas per action kind
     released_usd: float = 0.0  # excess withdrawn back to the reserve
     actions: Counter[str] = field(default_factory=Counter)
     keeper_gas: int = 0
@@ -44,7 +45,7 @@ class Side:
 class Summary:
     protected: Side  # alice's vault
     twins: Side  # carol, no keeper
-    others: Side  # bob (owner-held, protected by his vault) and dave (his vault)
+    others: Side  # bob (owner-held, protected by his vault), dave and frank (their vaults)
     pairs: list[tuple[str, str]]
     blocks: int
     first_block: int
@@ -80,6 +81,10 @@ class Summary:
                     "repaid_by_liquidator_usd": round(s.repaid_by_liquidator_usd, 2),
                     "committed_usd": round(s.committed_usd, 2), "released_usd": round(s.released_usd, 2),
                     "actions": dict(s.actions), "keeper_gas": s.keeper_gas, "liquidator_gas": s.liquidator_gas,
+                    "deleverages": [{"sold_usd": round(d.sold_usd, 2), "bought_usd": round(d.bought_usd, 2),
+                                     "repaid_usd": round(d.repaid_usd, 2), "flash_fee_usd": round(d.flash_fee_usd, 2),
+                                     "cost_usd": round(d.cost_usd, 2), "penalty_at_stake_usd": d.penalty_at_stake_usd}
+                                    for d in s.deleverages],
                     "min_health": {k: _json_num(v) for k, v in s.min_health.items()},
                     "final_health": {k: _json_num(v) for k, v in s.final_health.items()}}
 
@@ -118,11 +123,11 @@ def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequ
     ids = [p["id"] for p in dep["positions"]]
     holder = {p["id"]: p["holder"] for p in dep["positions"]}
     # alice's vault against carol's twins; the other protected positions (held by a vault, or by an
-    # owner whose vault is authorised on them: bob, dave) apart; watched-only ones (erin) on no side.
+    # owner whose vault is authorised on them: bob, dave, frank) apart; watched-only ones (erin) on no side.
     sides = {
         "alice": Side("protected (alice's vault)", [i for i in ids if i.startswith("alice-")]),
         "carol": Side("unprotected twins (carol)", [i for i in ids if holder[i] == "none"]),
-        "bob": Side("others protected (bob owner-held, dave's vault)",
+        "bob": Side("others protected (bob owner-held, dave's and frank's vaults)",
                     [i for i in ids if holder[i] in ("vault", "owner") and not i.startswith("alice-")]),
     }
     side_by_id = {pid: side for side in sides.values() for pid in side.positions}
@@ -145,6 +150,7 @@ def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequ
             continue
         s.actions[a.kind] += 1
         s.keeper_gas += a.gas_used
+        s.gas_by_kind[a.kind] += a.gas_used
         if a.kind in PROTECTIVE:
             s.committed_usd += a.usd
         elif a.kind == "deleverage" and a.swap is not None:
@@ -231,16 +237,19 @@ def by_method(s: Summary) -> list[str]:
     reserve = sum(sd.committed_usd for sd in sides)
     reserve_n = sum(sd.actions[k] for sd in sides for k in PROTECTIVE)
     paid = s.twins.seized_usd - s.twins.repaid_by_liquidator_usd
+    gas = sum(sd.gas_by_kind[k] for sd in sides for k in PROTECTIVE)
     lines = ["protection by method (cost against the liquidation penalty):",
              f"  reserve (top-up, repay, rebalance): {reserve_n} actions, {_usd(reserve)} committed (capital, "
-             f"not spent; released when safe); the unprotected twins paid {_usd(paid)} in liquidation penalties"]
+             f"not spent; released when safe), {gas:,} gas; the unprotected twins paid {_usd(paid)} in "
+             f"liquidation penalties"]
     dl = [d for sd in sides for d in sd.deleverages]
     if dl:
         sold, cost = sum(d.sold_usd for d in dl), sum(d.cost_usd for d in dl)
         stake = [d.penalty_at_stake_usd for d in dl if d.penalty_at_stake_usd is not None]
         lines.append(f"  deleverage (own collateral, no reserve): {len(dl)} actions, sold {_usd(sold)}, "
                      f"repaid {_usd(sum(d.repaid_usd for d in dl))}; swap and flash cost {_cents(cost)} "
-                     f"({cost / sold:.2%} of what was sold)"
+                     f"({cost / sold:.2%} of what was sold), "
+                     f"{sum(sd.gas_by_kind['deleverage'] for sd in sides):,} gas"
                      + (f"; liquidation penalty at stake {_usd(max(stake))}" if stake else ""))
     else:
         lines.append("  deleverage (own collateral, no reserve): none")
