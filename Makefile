@@ -49,15 +49,17 @@ build/third_party/STAMP: node_modules/.installed contracts/scripts/compile.mjs
 	$(call step,third-party,third-party Solidity,node contracts/scripts/compile.mjs --third-party)
 
 # Protocols npm does not ship, from pinned upstream commits: Aave v3.7 (aave-dao/aave-v3-origin,
-# solc 0.8.28) into build/aave-v3-origin/ and GMX v1 (gmx-io/gmx-contracts, solc 0.6.12) into
-# build/gmx-v1/ (contracts/scripts/pinned.mjs). Their sources live outside the repository
+# solc 0.8.28) into build/aave-v3-origin/, GMX v1 (gmx-io/gmx-contracts, solc 0.6.12) into
+# build/gmx-v1/ and Morpho's pre-liquidation (morpho-org/pre-liquidation, solc 0.8.27) into
+# build/morpho-preliq/ (contracts/scripts/pinned.mjs). Their sources live outside the repository
 # (KEEPER_PROTOCOL_SOURCES, else ../shared/protocols, else a shallow fetch into build/sources/), where
 # make cannot see them: the script always runs and compares each build's STAMP (compiler, settings,
 # entries, commits, the SHA-256 of every source file it read), so a re-run with nothing changed
 # compiles nothing (about 0.5 s; a full compile about 14 s + 5 s) and prints "... up to date".
 comma := ,
 protocols: node_modules/.installed
-	$(call step,protocols,pinned protocols (Aave v3.7$(comma) GMX v1),node contracts/scripts/compile.mjs --aave-origin --gmx)
+	$(call step,protocols,pinned protocols (Aave v3.7$(comma) GMX v1$(comma) Morpho pre-liquidation),\
+	  node contracts/scripts/compile.mjs --aave-origin --gmx --preliq)
 
 # Our contracts into keeper/abi/ (committed package data; tests/contracts/test_artifacts.py fails when it is stale).
 contracts: node_modules/.installed

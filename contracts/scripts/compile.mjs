@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AAVE_ORIGIN } from './aave_origin.mjs';
 import { GMX_V1 } from './gmx_v1.mjs';
+import { MORPHO_PRELIQ } from './morpho_preliq.mjs';
 import { buildPinned } from './pinned.mjs';
 
 const require = createRequire(import.meta.url);
@@ -199,9 +200,11 @@ if (argv.includes('--hash')) {
   process.exit(0);
 }
 const args = new Set(onlyAt >= 0 ? argv.slice(0, onlyAt).concat(['--ours']) : argv);
-const all = !args.has('--ours') && !args.has('--third-party') && !args.has('--aave-origin') && !args.has('--gmx');
+const all = !args.has('--ours') && !args.has('--third-party') && !args.has('--aave-origin') && !args.has('--gmx')
+  && !args.has('--preliq');
 if (all || args.has('--third-party')) compileThirdParty(args.has('--force'));
 const pinned = { root: ROOT, nodeModules: NODE_MODULES, force: args.has('--force'), fail, compile, solc: loadSolc };
 if (all || args.has('--aave-origin')) buildPinned(AAVE_ORIGIN, pinned);
 if (all || args.has('--gmx')) buildPinned(GMX_V1, pinned);
+if (all || args.has('--preliq')) buildPinned(MORPHO_PRELIQ, pinned);
 if (all || args.has('--ours')) compileOurs(only);

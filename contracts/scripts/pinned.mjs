@@ -93,9 +93,13 @@ export function locateSources(spec, root, fail, keep = false) {
   return { dir: cloned, how: `${cloned} (cloned at the pinned commits)` };
 }
 
-// Resolves a source unit name to its file: the spec's trees, or npm packages for '@...' names.
+// Resolves a source unit name to its file: the spec's npm prefixes (a tree's submodules read from npm
+// packages), the spec's trees, or npm packages for '@...' names.
 function resolver(spec, sourcesDir, nodeModules) {
   return (name) => {
+    for (const [prefix, pkg] of Object.entries(spec.npm || {})) {
+      if (name.startsWith(prefix)) return path.join(nodeModules, pkg + name.slice(prefix.length));
+    }
     const tree = name.split('/')[0];
     if (tree in spec.trees) return path.join(sourcesDir, name);
     if (name.startsWith('@')) return path.join(nodeModules, name);
@@ -104,8 +108,8 @@ function resolver(spec, sourcesDir, nodeModules) {
 }
 
 function configHash(spec, version) {
-  const { settings, entries, trees, src } = spec;
-  return sha256(JSON.stringify({ version, settings, entries, trees, src, OUTPUT }));
+  const { settings, entries, trees, src, npm } = spec;
+  return sha256(JSON.stringify({ version, settings, entries, trees, src, npm, OUTPUT }));
 }
 
 // The hash of a build: its configuration plus every file it read, in name order.

@@ -20,6 +20,7 @@ ABI_DIR = Path(__file__).resolve().parents[1] / "abi"  # keeper/abi
 THIRD_PARTY_DIR = ROOT / "build" / "third_party"
 AAVE_ORIGIN_DIR = ROOT / "build" / "aave-v3-origin"
 GMX_V1_DIR = ROOT / "build" / "gmx-v1"
+PRELIQ_DIR = ROOT / "build" / "morpho-preliq"
 # Overridable for installs that keep node_modules elsewhere (and for tests of a missing install).
 NODE_MODULES = Path(os.environ.get("KEEPER_NODE_MODULES") or ROOT / "node_modules")
 AAVE_ARTIFACTS = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
@@ -153,6 +154,13 @@ def gmx(name: str) -> Artifact:
     ``build/gmx-v1/``: Vault, VaultUtils, VaultPriceFeed, Router, PositionRouter (links
     PositionUtils), PositionManager, ShortsTracker, OrderBook, USDG, Timelock, VaultErrorController."""
     return _pinned_build(GMX_V1_DIR, "GMX v1 (gmx-contracts)", name)
+
+
+@cache
+def preliq(name: str) -> Artifact:
+    """Morpho's pre-liquidation (morpho-org/pre-liquidation, solc 0.8.27), compiled by ``make
+    setup`` into ``build/morpho-preliq/``: PreLiquidationFactory and PreLiquidation."""
+    return _pinned_build(PRELIQ_DIR, "Morpho pre-liquidation", name)
 
 
 # The v3.0 artifact names (``@aave/core-v3``) of the contracts whose v3.7 build is an "Instance".

@@ -130,6 +130,8 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
     if seed:
         seed_positions(w3, d, deployment, roles)
         log(f"positions seeded ({time.monotonic() - started:.1f} s)")
+    # Morpho's pre-liquidation factory (pinned upstream build), deployed last so no address above moves.
+    morpho["preliq_factory"] = d.deploy(C.preliq("PreLiquidationFactory"), morpho["morpho"]).address
     deployment["deployed_at_block"] = w3.eth.block_number
     deployment["seconds_to_deploy"] = round(time.monotonic() - started, 2)
     return deployment
