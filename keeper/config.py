@@ -107,6 +107,8 @@ class UniswapConfig(_Strict):
 class MorphoConfig(_Strict):
     morpho: AddressField
     markets: list[str] = Field(min_length=1)
+    preliq_factory: AddressField | None = Field(
+        default=None, description="Morpho's PreLiquidationFactory ('keeper preliq apply' creates through it)")
 
     @field_validator("markets")
     @classmethod
@@ -448,7 +450,8 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
             "multicall": dep.get("multicall3", chain.multicall),
             "aave_v3": chain.aave_v3 or {k: dep["aave_v3"][k] for k in ("pool", "data_provider", "oracle")},
             "morpho_blue": chain.morpho_blue or {"morpho": dep["morpho_blue"]["morpho"],
-                                                 "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()]},
+                                                 "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()],
+                                                 "preliq_factory": dep["morpho_blue"].get("preliq_factory")},
             "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values()),
                                    "position_router": dep["perp"].get("position_router")},
             "uniswap_v3": chain.uniswap_v3 or ({"factory": dep["uniswap_v3"]["factory"],

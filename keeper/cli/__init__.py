@@ -20,6 +20,7 @@ from keeper.cli import (
     devnet,
     fit,
     plan,
+    preliq,
     rebalance,
     reconcile,
     run,
@@ -34,7 +35,8 @@ from keeper.errors import KeeperError
 if TYPE_CHECKING:
     from keeper.config import Config
 
-COMMANDS = (devnet, status, watch, check_config, plan, rebalance, run, demo, reconcile, stress, train, backtest, fit)
+COMMANDS = (devnet, status, watch, check_config, plan, rebalance, preliq, run, demo, reconcile, stress, train, backtest,
+            fit)
 
 
 def build_parser() -> argparse.ArgumentParser:
