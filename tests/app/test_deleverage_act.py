@@ -71,6 +71,20 @@ def _keeper(tmp_path, anvil, devnet, monkeypatch, vault, **chain) -> Keeper:
     return k
 
 
+def _send(k: Keeper, w3, vault, session, book, action, block: int):
+    """``action`` through the keeper's execution pipeline, mined; its ``Deleveraged`` event."""
+    d = k.executor
+    d.begin(block)
+    item = d.add(session, book, action)
+    d.flush()
+    d.settle_all([item])
+    assert item.error is None, item.error
+    rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
+    (ev,) = [e["args"] for e in w3.eth.contract(address=vault.address, abi=C.ours("KeeperVault").abi)
+             .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+    return ev
+
+
 def test_a_reserveless_vault_is_deleveraged_by_the_pipeline(tmp_path, anvil, w3, devnet, monkeypatch):
     v, pool = _vault_without_reserve(w3, devnet, configure=True)
     _crash(w3, devnet, 1_700)  # health 10 * 1700 * 0.825 / 13,000 = 1.08
@@ -85,15 +99,7 @@ def test_a_reserveless_vault_is_deleveraged_by_the_pipeline(tmp_path, anvil, w3,
         assert a.reason.p_after <= k.policy.epsilon * k.policy.target_fraction
         hf0 = pool.functions.getUserAccountData(v.address).call()[5]
 
-        d = k.executor
-        d.begin(block)
-        item = d.add(session, book, a)
-        d.flush()
-        d.settle_all([item])
-        assert item.error is None, item.error
-        rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
-        (ev,) = [e["args"] for e in w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
-                 .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+        ev = _send(k, w3, v, session, book, a, block)
         assert ev["repaid"] == a.amount_raw and ev["sold"] == a.swap.sell_raw
         assert ev["bought"] >= a.swap.min_out_raw
         hf1 = pool.functions.getUserAccountData(v.address).call()[5]
@@ -149,15 +155,7 @@ def test_a_thin_pool_cuts_the_deleverage_short_and_never_past_the_bound(tmp_path
         # no more than keeps the fee and the impact on the pool's active liquidity within 1 % less a margin
         assert a.swap.sell_raw / E18 * route.collateral.price_usd <= route.largest_sale_usd() * (1 + 1e-6)
 
-        d = k.executor
-        d.begin(block)
-        item = d.add(k._session(snap, assets, books), book, a)
-        d.flush()
-        d.settle_all([item])
-        assert item.error is None, item.error
-        rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
-        (ev,) = [e["args"] for e in w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
-                 .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+        ev = _send(k, w3, v, k._session(snap, assets, books), book, a, block)
         assert ev["bought"] >= a.swap.min_out_raw
         cost = 1 - ev["bought"] / E6 / (ev["sold"] / E18 * 1_700)
         assert 0 < cost < 0.01  # the fee and the impact, inside the owner's slippage
