@@ -193,6 +193,13 @@ def liquidations(events: Path) -> list[Liquidation]:
     return out
 
 
+def preliquidations(events: Path) -> list[Liquidation]:
+    """The liquidator's pre-liquidations (through a position's Morpho PreLiquidation contract)."""
+    return [Liquidation(rec["block"], rec["position"], rec["tx"], rec["gas_used"], rec.get("gas_price", 0),
+                        float(rec.get("repaid_usd", 0.0)), float(rec.get("seized_usd", 0.0)))
+            for rec in json_lines(events) if rec.get("event") == "preliquidation"]
+
+
 def liquidator_attempts(events: Path) -> int:
     return sum(1 for rec in json_lines(events) if rec.get("event") == "attempt")
 

@@ -9,11 +9,14 @@ the deployment's liquidator account: Aave ``liquidationCall`` (the largest colla
 much as the close factor allows), Morpho ``liquidate`` (the whole debt, or all the collateral when
 that is not enough), GMX v1 ``liquidatePosition`` (through the PositionManager, as a registered
 liquidator, on a gated deployment whose liquidations are private; on the Vault itself otherwise). It
-repays in USDC, which the demo mints to it.
+repays in USDC, which the demo mints to it. Positions that opted in to Morpho's pre-liquidation
+(``preliquidations`` in the deployment) are also pre-liquidated through their PreLiquidation contract
+whenever their LTV is inside its band (above its pre-LLTV, not past the LLTV), as much as its close
+factor allows there, as any third party may.
 
 One JSON line per event in ``--out``: ``ready``, ``attempt`` (a liquidation refused by the
-protocol, with the reason), ``liquidation`` (block, position id, tx hash, gas used, what was repaid
-and seized, in token units and USD) and ``stopped``. SIGTERM or SIGINT stop it after the current
+protocol, with the reason), ``liquidation`` and ``preliquidation`` (block, position id, tx hash, gas
+used, what was repaid and seized, in token units and USD) and ``stopped``. SIGTERM or SIGINT stop it after the current
 block. Devnet only: it sends from an unlocked anvil account.
 """
 
@@ -87,8 +90,12 @@ class Liquidator:
         self.feed_abi = C.third_party("MockV3Aggregator").abi
         self.tokens = {Address(t["address"]): (sym, t) for sym, t in dep["tokens"].items()}
         self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}  # by market id (bytes32)
+        self.preliqs = [(e, w3.eth.contract(address=e["address"], abi=C.preliq("PreLiquidation").abi),
+                         next(p for p in dep["positions"] if p["id"] == e["position"]))
+                        for e in dep.get("preliquidations", [])]
         self.stop = threading.Event()
         self.liquidations = 0
+        self.preliquidations = 0
         self.attempts = 0
 
     # --- output -----------------------------------------------------------------------------
@@ -110,7 +117,7 @@ class Liquidator:
     def prepare(self) -> None:
         """Approve the protocols to pull the liquidator's USDC (it repays debt in USDC)."""
         usdc = self.token(self.dep["tokens"]["USDC"]["address"])
-        for spender in (self.pool.address, self.morpho.address):
+        for spender in (self.pool.address, self.morpho.address, *(c.address for _e, c, _p in self.preliqs)):
             if usdc.functions.allowance(self.me, spender).call() < MAX // 2:
                 tx = usdc.functions.approve(spender, MAX).transact({"from": self.me})
                 self.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
@@ -244,8 +251,61 @@ class Liquidator:
             out["seized_usd"] = out.get("collateral_lost_usd", 0.0)
         return out
 
+    # --- pre-liquidations, with the contract's own arithmetic -----------------------------------
+    def preliquidation(self, entry: dict[str, Any], contract: Contract, p: dict[str, Any],
+                       block: int) -> ContractFunction | None:
+        """The PreLiquidation call for ``p`` when its LTV is inside the band (99 % of what the close
+        factor allows there), else None."""
+        pre_lltv, lcf1, lcf2 = (int(x) for x in entry["params"][:3])
+        m = self.markets[p["market"].lower()]
+        mid = bytes.fromhex(m["id"][2:])
+        borrower = Web3.to_checksum_address(p["account"])
+        _supply, shares, collateral = self.morpho.functions.position(mid, borrower).call(block_identifier=block)
+        if shares == 0 or collateral == 0:
+            return None
+        mk = self.morpho.functions.market(mid).call(block_identifier=block)
+        borrowed = _mul_div_up(shares, mk[2] + 1, mk[3] + 10**6)
+        oracle = self.w3.eth.contract(address=entry["oracle"], abi=C.ours("MorphoChainlinkOracle").abi)
+        quoted = collateral * oracle.functions.price().call(block_identifier=block) // ORACLE_SCALE
+        lltv = m["lltv"]
+        if not quoted * pre_lltv // WAD < borrowed <= quoted * lltv // WAD:
+            return None
+        ltv = _mul_div_up(borrowed, WAD, quoted)
+        lcf = (ltv - pre_lltv) * WAD // (lltv - pre_lltv) * (lcf2 - lcf1) // WAD + lcf1
+        fn: ContractFunction = contract.functions.preLiquidate(borrower, 0, shares * lcf // WAD * 99 // 100, b"")
+        return fn
+
+    def pre_liquidate(self, block: int) -> None:
+        for entry, contract, p in self.preliqs:
+            fn = self.preliquidation(entry, contract, p, block)
+            if fn is None:
+                continue
+            try:
+                h = fn.transact({"from": self.me})
+            except (ContractLogicError, ContractCustomError, Web3RPCError) as e:
+                self.attempts += 1
+                self.emit("attempt", block=block, position=p["id"], ok=False, why="pre-liquidation band",
+                          error=str(e)[:200])
+                continue
+            receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=30)
+            fields = {"block": receipt["blockNumber"], "seen_at_block": block, "position": p["id"],
+                      "account": p["account"], "protocol": p["protocol"], "tx": "0x" + h.hex(),
+                      "gas_used": receipt["gasUsed"], "gas_price": receipt.get("effectiveGasPrice", 0)}
+            if receipt["status"] != 1:
+                self.attempts += 1
+                self.emit("attempt", ok=False, error="pre-liquidation reverted on chain", **fields)
+                continue
+            m = self.markets[p["market"].lower()]
+            repaid = seized = 0
+            for ev in contract.events.PreLiquidate().process_receipt(receipt, errors=DISCARD):
+                repaid, seized = ev.args.repaidAssets, ev.args.seizedAssets
+            self.preliquidations += 1
+            self.emit("preliquidation", **fields, repaid_usd=self.usd(m["loan_token"], repaid, receipt["blockNumber"]),
+                      seized_usd=self.usd(m["collateral_token"], seized, receipt["blockNumber"]))
+
     # --- the loop -----------------------------------------------------------------------------
     def on_block(self, block: int) -> None:
+        self.pre_liquidate(block)
         candidates = [c for p in self.dep["positions"] if (c := self.check(p, block)) is not None]
         sent = [(c, h) for c in candidates if (h := self.send(c)) is not None]
         for c, h in sent:
@@ -270,7 +330,8 @@ class Liquidator:
                 last = head
             else:
                 self.stop.wait(poll)
-        self.emit("stopped", block=last, liquidations=self.liquidations, attempts=self.attempts)
+        self.emit("stopped", block=last, liquidations=self.liquidations, preliquidations=self.preliquidations,
+                  attempts=self.attempts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,7 +189,8 @@ class Demo:
             liqs = collect.liquidations(out / "liquidator.jsonl")
             problems += collect.keeper_problems(out / "keeper.log")
             onchain = collect.chain_liquidations(self.chain.web3, dep, dep["deployed_at_block"], records[-1].block)
-            summary = summarise(dep, records, actions, liqs, problems, onchain)
+            summary = summarise(dep, records, actions, liqs, problems, onchain,
+                                preliquidations=collect.preliquidations(out / "liquidator.jsonl"))
             summary.daemon_exit = codes.get("keeper daemon")
             png = write_timeline(out / "timeline.png", records, summary.pairs, actions, liqs,
                                  hours=market_hours(step_blocks, self.path.minutes_per_step),

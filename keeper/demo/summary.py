@@ -53,6 +53,7 @@ class Summary:
     problems: list[str] = field(default_factory=list)
     onchain: list[ChainLiquidation] = field(default_factory=list)
     daemon_exit: int | None = 0  # the daemon's exit code after SIGTERM (0: it stopped cleanly)
+    preliquidations: list[Liquidation] = field(default_factory=list)  # through Morpho pre-liquidation contracts
 
     @property
     def protected_liquidated(self) -> list[str]:
@@ -92,7 +93,8 @@ class Summary:
                 "first_block": self.first_block,
                 "last_block": self.last_block, "protected": side(self.protected), "twins": side(self.twins),
                 "others": side(self.others), "pairs": self.pairs, "problems": self.problems,
-                "onchain_liquidations": [c.__dict__ for c in self.onchain]}
+                "onchain_liquidations": [c.__dict__ for c in self.onchain],
+                "preliquidations": [x.__dict__ for x in self.preliquidations]}
 
 
 def _json_num(x: float | None) -> float | str | None:
@@ -103,7 +105,8 @@ def _json_num(x: float | None) -> float | str | None:
 
 def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequence[KeeperAction],
               liquidations: Sequence[Liquidation], problems: Sequence[str] = (),
-              onchain: Sequence[ChainLiquidation] | None = None) -> Summary:
+              onchain: Sequence[ChainLiquidation] | None = None,
+              preliquidations: Sequence[Liquidation] = ()) -> Summary:
     """``onchain``, when given, is the truth about who was liquidated: the liquidator's own records
     only add what was seized and the gas; a record without its event on chain, or an event the
     liquidator did not report, becomes a problem."""
@@ -127,8 +130,8 @@ def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequ
     sides = {
         "alice": Side("protected (alice's vault)", [i for i in ids if i.startswith("alice-")]),
         "carol": Side("unprotected twins (carol)", [i for i in ids if holder[i] == "none"]),
-        "bob": Side("others protected (bob owner-held, dave's and frank's vaults)",
-                    [i for i in ids if holder[i] in ("vault", "owner") and not i.startswith("alice-")]),
+        "bob": Side("others protected (bob owner-held, dave's and frank's vaults, gina's pre-liquidation)",
+                    [i for i in ids if holder[i] in ("vault", "owner", "preliq") and not i.startswith("alice-")]),
     }
     side_by_id = {pid: side for side in sides.values() for pid in side.positions}
 
@@ -167,7 +170,7 @@ def summarise(dep: dict[str, Any], records: Sequence[BlockRecord], actions: Sequ
     first = records[0].block if records else 0
     last = records[-1].block if records else 0
     return Summary(sides["alice"], sides["carol"], sides["bob"], pairs, len(records), first, last, problems,
-                   list(onchain or []))
+                   list(onchain or []), preliquidations=list(preliquidations))
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -253,6 +256,16 @@ def by_method(s: Summary) -> list[str]:
                      + (f"; liquidation penalty at stake {_usd(max(stake))}" if stake else ""))
     else:
         lines.append("  deleverage (own collateral, no reserve): none")
+    pl = s.preliquidations
+    if pl:
+        repaid = sum(x.repaid_usd for x in pl)
+        paid_pl = sum(x.seized_usd - x.repaid_usd for x in pl)
+        who = ", ".join(sorted({x.position for x in pl}))
+        lines.append(f"  pre-liquidation (no keeper; {who}): {len(pl)} by a third party, repaid {_usd(repaid)}, "
+                     f"incentive paid {_cents(paid_pl)} ({paid_pl / repaid:.2%} of what was repaid), "
+                     f"{sum(x.gas_used for x in pl):,} gas (the third party's)")
+    else:
+        lines.append("  pre-liquidation (no keeper): none")
     return lines
 
 

@@ -22,7 +22,7 @@ from keeper.devnet.aave import EModeSpec, ReserveSpec, deploy_aave
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.gmx import deploy_gmx
 from keeper.devnet.morpho import MorphoMarketSpec, deploy_morpho
-from keeper.devnet.seed import Roles, seed_positions
+from keeper.devnet.seed import Roles, seed_positions, seed_preliquidation
 from keeper.devnet.uniswap import deploy_uniswap
 
 MULTICALL3 = Web3.to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
@@ -46,11 +46,11 @@ MORPHO_LLTV = 860_000_000_000_000_000  # 0.86
 
 
 def roles_from_accounts(accounts: list[str]) -> Roles:
-    if len(accounts) < 11:
-        raise ValueError("the devnet needs at least 11 unlocked accounts")
+    if len(accounts) < 12:
+        raise ValueError("the devnet needs at least 12 unlocked accounts")
     return Roles(admin=accounts[0], keeper=accounts[1], lp=accounts[2], alice=accounts[3], bob=accounts[4],
                  liquidator=accounts[5], carol=accounts[6], dave=accounts[7], erin=accounts[8],
-                 position_keeper=accounts[10], frank=accounts[9])
+                 position_keeper=accounts[10], frank=accounts[9], gina=accounts[11])
 
 
 def _install_multicall(w3: Web3, d: Deployer) -> str:
@@ -130,8 +130,11 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
     if seed:
         seed_positions(w3, d, deployment, roles)
         log(f"positions seeded ({time.monotonic() - started:.1f} s)")
-    # Morpho's pre-liquidation factory (pinned upstream build), deployed last so no address above moves.
+    # Morpho's pre-liquidation factory (pinned upstream build), deployed last so no address above moves;
+    # then gina's position that opted in to it.
     morpho["preliq_factory"] = d.deploy(C.preliq("PreLiquidationFactory"), morpho["morpho"]).address
+    if seed:
+        seed_preliquidation(w3, d, deployment, roles)
     deployment["deployed_at_block"] = w3.eth.block_number
     deployment["seconds_to_deploy"] = round(time.monotonic() - started, 2)
     return deployment

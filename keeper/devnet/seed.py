@@ -17,6 +17,11 @@
   14,000 USDC debt: health 1.18), whose owner set up deleverage: Morpho Blue as the flash source, the
   WETH/USDC Uniswap v3 pool, the Chainlink feeds, 1 % slippage, caps on the WETH sold. The keeper
   can only protect it with its own collateral. Seeded last (nothing before it moves).
+- gina: alice's Morpho position again (5 WETH, 6,800 USDC), held by her own address with no keeper,
+  but opted in to Morpho's pre-liquidation (``seed_preliquidation``, after the pre-liquidation
+  factory): fixed parameters close to what ``keeper preliq plan`` proposes for it (pre-LLTV 0.80,
+  close factor 10 % rising to 100 % at the LLTV, incentive 1 % rising to 2.2 %). Her twin without it
+  is carol's.
 dave and erin come last (after an LP's WETH supply that their WETH borrows draw on), so nothing
 seeded before them moved. All prices start at ETH 2,000, BTC 30,000, USDC 1; a drop of roughly
 20-30% makes alice's, bob's and carol's positions liquidatable.
@@ -30,6 +35,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from keeper.chain import contracts as C
@@ -58,6 +64,7 @@ class Roles:
     erin: str
     position_keeper: str
     frank: str
+    gina: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -344,3 +351,33 @@ def seed_positions(w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> 
          "holder": "vault", "vault": frank["address"], "owner": frank["owner"],
          "note": "10 WETH collateral, 14,000 USDC debt; the vault holds no reserve: deleverage only"},
     ]
+
+
+# gina's pre-liquidation: (preLltv, preLCF1, preLCF2, preLIF1, preLIF2), 1e18-scaled.
+GINA_PRELIQ = (80 * E18 // 100, 10 * E18 // 100, E18, 101 * E18 // 100, 1022 * E18 // 1000)
+
+
+def seed_preliquidation(w3: Web3, d: Deployer, dep: dict[str, Any], roles: Roles) -> None:
+    """gina's Morpho position and her pre-liquidation (see the module doc): needs the devnet's
+    pre-liquidation factory (``dep["morpho_blue"]["preliq_factory"]``)."""
+    s = _Seeder(w3, d, dep, roles)
+    owner = roles.gina
+    weth = s.token("WETH")
+    market = dep["morpho_blue"]["markets"]["WETH/USDC"]
+    params = (market["loan_token"], market["collateral_token"], market["oracle"], market["irm"], market["lltv"])
+    mid = bytes.fromhex(market["id"][2:])
+    s.mint("WETH", owner, 5 * E18)
+    d.send(weth.functions.approve(s.morpho.address, MAX), sender=owner)
+    d.send(s.morpho.functions.supplyCollateral(params, 5 * E18, owner, b""), sender=owner)
+    d.send(s.morpho.functions.borrow(params, 6_800 * 10**6, 0, owner, owner), sender=owner)
+    factory = d.at(dep["morpho_blue"]["preliq_factory"], C.preliq("PreLiquidationFactory"))
+    rc = d.send(factory.functions.createPreLiquidation(mid, (*GINA_PRELIQ, market["oracle"])), sender=owner)
+    (ev,) = factory.events.CreatePreLiquidation().process_receipt(rc, errors=DISCARD)
+    pre = ev.args.preLiquidation
+    d.send(s.morpho.functions.setAuthorization(pre, True), sender=owner)
+    dep["preliquidations"] = [{"position": "gina-morpho-preliq", "address": pre, "market": market["id"],
+                               "params": [str(x) for x in GINA_PRELIQ], "oracle": market["oracle"]}]
+    dep["positions"].append(
+        {"id": "gina-morpho-preliq", "protocol": "morpho_blue", "address": s.morpho.address, "market": market["id"],
+         "account": owner, "holder": "preliq", "vault": None, "owner": owner,
+         "note": "5 WETH collateral, 6,800 USDC debt, LLTV 0.86; no keeper, opted in to Morpho pre-liquidation"})

@@ -89,9 +89,13 @@ def test_protection_by_method_sets_the_sales_cost_against_the_penalty():
     assert sale.cost_usd == 16.0 and sale.slippage == 16.0 / 4_000
     actions = [action("alice-aave", "repay", 1_000), replace(action("bob-aave", "deleverage", 3_950), swap=sale)]
     onchain = [ChainLiquidation(11, "0xa", "carol-aave-unprotected", "x")]
-    s = summarise(DEP, records(), actions, [liq("carol-aave-unprotected", "0xa")], onchain=onchain)
+    pre = Liquidation(11, "gina-morpho-preliq", "0xp", 250_000, 1, 1_000.0, 1_015.0)
+    s = summarise(DEP, records(), actions, [liq("carol-aave-unprotected", "0xa")], onchain=onchain,
+                  preliquidations=[pre])
     assert s.others.deleverages == [sale] and s.others.committed_usd == 0  # a sale commits no reserve
     lines = by_method(s)
+    assert "1 by a third party, repaid $1,000, incentive paid $15.00 (1.50% of what was repaid)" in lines[3]
+    assert s.ok  # a pre-liquidation is not a liquidation of a protected position
     assert "1 actions, $1,000 committed" in lines[1] and "paid $1,000 in liquidation penalties" in lines[1]
     assert "sold $4,000" in lines[2] and "$16.00 (0.40% of what was sold)" in lines[2]
     assert "penalty at stake $550" in lines[2]
