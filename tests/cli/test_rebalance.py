@@ -62,7 +62,7 @@ def test_positions_by_the_names_status_shows(tmp, w3, devnet):
     names = {p["name"]: p["key"] for c in doc["chains"] for p in c["positions"]}
     assert set(names) == {"alice-aave", "alice-morpho", "alice-perp-eth-long", "alice-perp-btc-short", "bob-aave",
                           "bob-morpho", "carol-aave", "carol-morpho", "carol-perp-eth-long", "carol-perp-btc-short",
-                          "dave-aave", "erin-aave", "frank-aave"}
+                          "dave-aave", "erin-aave", "frank-aave", "gina-morpho"}
     nonce0 = w3.eth.get_transaction_count(devnet["roles"]["keeper"])
     proc = run(tmp, "rebalance", "BOB-AAVE", "--target-health", "1.0", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -123,9 +123,9 @@ def test_up_on_a_fork_keeps_the_chains_multicall(tmp_path):
             assert dep["fork_url"] == upstream.url
             assert rpc_call(f"http://127.0.0.1:{port}", "eth_getCode", [MULTICALL3, "latest"]) == code
             assert dep["deployed_at_block"] > 5  # built on top of the upstream's history
-            assert len(dep["positions"]) == 13
+            assert len(dep["positions"]) == 14
             proc = keeper(["status", "--json"], state)
             assert proc.returncode == 0, proc.stderr
-            assert len(json.loads(proc.stdout)["chains"][0]["positions"]) == 13
+            assert len(json.loads(proc.stdout)["chains"][0]["positions"]) == 14
         finally:
             keeper(["devnet", "down"], state)
