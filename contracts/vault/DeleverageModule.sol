@@ -18,7 +18,8 @@ import {VaultCore} from "./VaultCore.sol";
 /// @title DeleverageModule - the KeeperVault's self-funded protection: repay a position's debt with
 ///        its own collateral, in one transaction, through flash liquidity and a Uniswap v3 pool.
 /// @notice `deleverage` (keeper only) borrows the debt asset from an allow-listed flash source (Morpho
-///         Blue `flashLoan`, no fee, or Aave v3 `flashLoanSimple`), repays the position, withdraws
+///         Blue `flashLoan`, no fee; Aave v3 `flashLoanSimple`; or a Uniswap v3 pool's `flash`, at the
+///         pool's fee, never the pool the sale goes through), repays the position, withdraws
 ///         collateral into the vault, sells it in an allow-listed pool and pays the flash source back.
 ///         On chain, whatever the keeper asks:
 ///         - the position is the vault's or the owner's own, on an allow-listed market (both of an Aave
@@ -42,12 +43,14 @@ contract DeleverageModule is VaultCore {
     enum FlashKind {
         NONE,
         MORPHO,
-        AAVE
+        AAVE,
+        UNISWAP
     }
 
     /// @param ref the position (Aave or Morpho)
     /// @param debtAsset the asset repaid (a Morpho market's loan token; an allow-listed Aave asset)
-    /// @param flashSource an allow-listed Morpho Blue or Aave v3 pool lending `repayAmount` for the call
+    /// @param flashSource an allow-listed Morpho Blue, Aave v3 pool or Uniswap v3 pool (one that holds the debt
+    ///        asset and is not `pool`) lending `repayAmount` for the call
     /// @param repayAmount debt repaid, in `debtAsset` units (Morpho: at most the position's debt)
     /// @param collateralAmount collateral withdrawn and sold
     /// @param pool an allow-listed Uniswap v3 pool of the two assets
@@ -93,6 +96,7 @@ contract DeleverageModule is VaultCore {
     error UnexpectedCallback(address caller);
     error CallbackMissing(address from);
     error ReserveSpent(address asset, uint256 before, uint256 afterwards);
+    error FlashPoolIsSwapPool(address pool);
 
     event FlashSourceSet(address indexed source, uint8 kind);
     event SwapPoolSet(address indexed pool, bool allowed);
@@ -125,10 +129,10 @@ contract DeleverageModule is VaultCore {
 
     // ------------------------------------------------------------------ owner (works while paused)
 
-    /// @notice Allow (`kind` 1: Morpho Blue, 2: Aave v3 pool) or remove (0) a flash source.
+    /// @notice Allow (`kind` 1: Morpho Blue, 2: Aave v3 pool, 3: Uniswap v3 pool) or remove (0) a flash source.
     function setFlashSource(address source, uint8 kind) external delegated onlyOwner {
         if (source == address(0)) revert ZeroAddress();
-        if (kind > uint8(FlashKind.AAVE)) revert InvalidFlashKind(kind);
+        if (kind > uint8(FlashKind.UNISWAP)) revert InvalidFlashKind(kind);
         _flashSources[source] = kind;
         emit FlashSourceSet(source, kind);
     }
@@ -184,8 +188,10 @@ contract DeleverageModule is VaultCore {
         _expectedCallback = d.flashSource;
         if (source == uint8(FlashKind.MORPHO)) {
             IMorpho(d.flashSource).flashLoan(d.debtAsset, d.repayAmount, abi.encode(d));
-        } else {
+        } else if (source == uint8(FlashKind.AAVE)) {
             IPool(d.flashSource).flashLoanSimple(address(this), d.debtAsset, d.repayAmount, abi.encode(d), 0);
+        } else {
+            _uniswapFlash(d);
         }
         if (_expectedCallback != address(0)) revert CallbackMissing(d.flashSource);
 
@@ -225,6 +231,17 @@ contract DeleverageModule is VaultCore {
         _inside(d);
         IERC20(asset).forceApprove(msg.sender, amount + premium); // the pool pulls it back on return
         return true;
+    }
+
+    /// @notice Uniswap v3's flash callback: taken only from the flash pool `deleverage` borrows from, once;
+    ///         pays back the loan and the pool's fee.
+    function uniswapV3FlashCallback(uint256 fee0, uint256 fee1, bytes calldata data) external delegated {
+        _takeCallback();
+        Deleverage memory d = abi.decode(data, (Deleverage));
+        uint256 fee = d.debtAsset == IUniswapV3Pool(msg.sender).token0() ? fee0 : fee1;
+        _flashFee = fee;
+        _inside(d);
+        IERC20(d.debtAsset).safeTransfer(msg.sender, d.repayAmount + fee); // the pool checks its balance on return
     }
 
     /// @notice Uniswap v3's swap callback: taken only from the pool `deleverage` is selling in, once;
@@ -296,6 +313,16 @@ contract DeleverageModule is VaultCore {
         if (received == 0) revert ZeroAmount();
         _sold = received;
         _bought = _swap(d.pool, collateral, d.debtAsset, received, d.minOut);
+    }
+
+    /// @dev A Uniswap v3 flash loan of the debt asset from `d.flashSource`: a pool holding it, and not the
+    ///      pool the sale goes through (that one is locked during its own flash).
+    function _uniswapFlash(Deleverage calldata d) private {
+        if (d.flashSource == d.pool) revert FlashPoolIsSwapPool(d.pool);
+        IUniswapV3Pool flashPool = IUniswapV3Pool(d.flashSource);
+        bool zero = flashPool.token0() == d.debtAsset;
+        if (!zero && flashPool.token1() != d.debtAsset) revert AssetMismatch(d.debtAsset, flashPool.token1());
+        flashPool.flash(address(this), zero ? d.repayAmount : 0, zero ? 0 : d.repayAmount, abi.encode(d));
     }
 
     /// @dev Exact-input sale of `amountIn` in `pool` (no price limit: `minOut` is the limit).

@@ -6,8 +6,8 @@ multicall, turned into ``keeper.plan.deleverage.DeleverageRoute`` for the planne
 Read only for chains with ``[chains.<name>.uniswap_v3]`` configured (the factory whose pools a
 vault may sell in). Per position the route sells its largest collateral for its largest debt, in
 the allow-listed pool of those two assets (among the configured fee tiers) with the deepest active
-liquidity, borrowing from the cheapest allow-listed flash source (Morpho Blue, free, when it holds
-enough of the debt asset; else an Aave v3 pool at its premium).
+liquidity, borrowing from the cheapest allow-listed flash source that can lend the whole debt (Morpho
+Blue, free; an Aave v3 pool at its premium; another Uniswap v3 pool holding the debt asset, at its fee).
 
 Approximation, said where it is used: the pool's depth is its active liquidity's virtual reserve
 (exact within the current tick range; a larger sale crosses ranges), and gas is not yet priced into
@@ -29,7 +29,7 @@ from keeper.plan.whatif import AssetParams, held
 from keeper.protocols.base import enc_address, word
 from keeper.protocols.reader import ChainReader
 
-MORPHO_KIND, AAVE_KIND = 1, 2  # DeleverageModule.FlashKind
+MORPHO_KIND, AAVE_KIND, UNISWAP_KIND = 1, 2, 3  # DeleverageModule.FlashKind
 
 
 def _sel(signature: str) -> bytes:
@@ -64,7 +64,8 @@ class _Want:
     position: Position
     collateral: AssetParams
     debt: AssetParams
-    pools: tuple[tuple[int, Address], ...]
+    pools: tuple[tuple[int, Address], ...]  # where the collateral can be sold
+    flash_pools: tuple[tuple[int, Address], ...]  # other pools holding the debt asset (Uniswap flash loans)
 
 
 def _largest(pos: Position, side: Side, assets: dict[Address, AssetParams]) -> AssetParams | None:
@@ -95,7 +96,9 @@ def read_routes(reader: ChainReader, ccfg: ChainConfig, positions_by_vault: dict
                 continue
             pools = tuple((fee, pool_address(uni.factory, c.address, d.address, fee, uni.pool_init_code_hash))
                           for fee in uni.fee_tiers)
-            wants.append(_Want(vault, pos, c, d, pools))
+            flash = tuple((fee, pool_address(uni.factory, a.address, d.address, fee, uni.pool_init_code_hash))
+                          for a in assets if a.address != d.address for fee in uni.fee_tiers)
+            wants.append(_Want(vault, pos, c, d, pools, tuple(f for f in flash if f not in pools)))
     if not wants or not sources:
         return {}
 
@@ -123,6 +126,9 @@ def read_routes(reader: ChainReader, ccfg: ChainConfig, positions_by_vault: dict
                 ask(("balance", src, w.debt.address), Call(w.debt.address, SEL_BALANCE_OF + enc_address(src)))
             else:
                 ask(("premium", src), Call(src, SEL_PREMIUM))
+        for _fee, pool in w.flash_pools:
+            ask(("kind", v, pool), Call(v, SEL_FLASH_KIND + enc_address(pool)))
+            ask(("balance", pool, w.debt.address), Call(w.debt.address, SEL_BALANCE_OF + enc_address(pool)))
     results = reader.mc.call(calls, block)
 
     def get(*key: str, index: int = 0) -> int | None:
@@ -152,25 +158,26 @@ def _route(w: _Want, sources: list[tuple[Address, int]], get: Callable[..., int 
             best = (depth, fee, pool)
     if best is None:
         return None
-    # Morpho Blue lends for free: it is the source when allowed and it holds the position's whole debt
-    # (or there is no other); else an allowed Aave pool at its premium (its liquidity left to the
-    # simulation).
-    morpho: tuple[Address, int] | None = None
-    aave: tuple[Address, float] | None = None
+    # The cheapest allowed flash source that can lend the position's whole debt (Morpho Blue: free; an
+    # Aave pool at its premium, its liquidity left to the simulation; a Uniswap pool at its fee, one
+    # other than the sale's); when none can, the one that lends the most.
+    options: list[tuple[float, Address, int | None]] = []  # (fee, source, what it can lend; None: not known)
     for src, kind in sources:
         if get("kind", v, src) != kind:
             continue
         if kind == MORPHO_KIND:
-            morpho = (src, get("balance", src, d.address) or 0)
+            options.append((0.0, src, get("balance", src, d.address) or 0))
         elif (premium := get("premium", src)) is not None:
-            aave = (src, premium / 10_000)
-    source: Address
-    if morpho is not None and (morpho[1] >= held(w.position, d, Side.DEBT) or aave is None):
-        source, flash_fee, repay_cap = morpho[0], 0.0, morpho[1]
-    elif aave is not None:
-        source, flash_fee, repay_cap = aave[0], aave[1], None
-    else:
+            options.append((premium / 10_000, src, None))
+    for fee, pool in w.flash_pools:
+        if get("kind", v, pool) == UNISWAP_KIND and pool != best[2]:
+            options.append((fee / 1e6, pool, get("balance", pool, d.address) or 0))
+    if not options:
         return None
+    need = held(w.position, d, Side.DEBT)
+    enough = [o for o in options if o[2] is None or o[2] >= need]
+    flash_fee, source, repay_cap = (min(enough, key=lambda o: o[0]) if enough
+                                    else max(options, key=lambda o: o[2] or 0))
     per_call, per_window = get("cap", v, c.address), get("cap", v, c.address, index=1)
     used = get("used", v, c.address)
     if per_call is None or per_window is None or used is None:

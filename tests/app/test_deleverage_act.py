@@ -28,8 +28,10 @@ def _vault_without_reserve(w3, devnet, *, configure: bool):
     """A fresh KeeperVault of a fresh owner holding one Aave position (10 WETH, 13,000 USDC debt:
     health 1.27 at ETH 2,000), no reserve; with ``configure`` its deleverage is set up (Morpho flash
     loans, the WETH/USDC pool, the devnet's feeds, 1 % slippage, caps)."""
-    roles = set(devnet["roles"].values())
-    owner = next(a for a in reversed(w3.eth.accounts) if a not in roles)
+    # an owner no devnet role uses: impersonated, with ether for gas
+    owner = w3.to_checksum_address("0x" + "d1" * 20)
+    w3.provider.make_request("anvil_setBalance", [owner, hex(100 * E18)])
+    w3.provider.make_request("anvil_impersonateAccount", [owner])
     d = Deployer(w3, owner)
     erc20 = C.ours("TestERC20")
     weth, usdc = (d.at(devnet["tokens"][s]["address"], erc20) for s in ("WETH", "USDC"))
@@ -159,5 +161,36 @@ def test_a_thin_pool_cuts_the_deleverage_short_and_never_past_the_bound(tmp_path
         assert ev["bought"] >= a.swap.min_out_raw
         cost = 1 - ev["bought"] / E6 / (ev["sold"] / E18 * 1_700)
         assert 0 < cost < 0.01  # the fee and the impact, inside the owner's slippage
+    finally:
+        k.shutdown()
+
+
+def test_the_cheapest_flash_source_that_can_lend_the_debt_is_chosen(tmp_path, anvil, w3, devnet, monkeypatch):
+    """Morpho Blue (free) while the vault allows it; without it, a Uniswap pool other than the sale's
+    (the WBTC/USDC pool lends USDC at its 0.3 %), and the deleverage goes through with that fee."""
+    v, _pool = _vault_without_reserve(w3, devnet, configure=True)
+    owner = Deployer(w3, w3.eth.contract(address=v.address, abi=v.abi).functions.owner().call())
+    wbtc_pool = devnet["uniswap_v3"]["pools"]["WBTC/USDC"]["address"]
+    owner.send(v.functions.setFlashSource(wbtc_pool, 3))
+    _crash(w3, devnet, 1_700)
+    k = _keeper(tmp_path, anvil, devnet, monkeypatch, v)
+    try:
+        def routed():
+            snap = k.reader.read(w3.eth.block_number)
+            assets = asset_params(k.reader, snap)
+            books = read_books(k.reader, snap, k.ccfg, assets)
+            ((route,),) = [list(b.routes.values()) for b in books]
+            return snap, assets, books, route
+
+        _s, _a, _b, route = routed()
+        assert route.flash_source == devnet["morpho_blue"]["morpho"].lower() and route.flash_fee == 0
+        owner.send(v.functions.setFlashSource(devnet["morpho_blue"]["morpho"], 0))
+        snap, assets, books, route = routed()
+        assert route.flash_source == wbtc_pool.lower() and route.flash_fee == pytest.approx(0.003)
+        ((book, plan),) = list(plan_books(books, k.risk, assets, k.policy, snap.block, {}))
+        (a,) = plan.actions
+        assert a.swap.flash_source == wbtc_pool.lower()
+        ev = _send(k, w3, v, k._session(snap, assets, books), book, a, snap.block)
+        assert ev["flashFee"] == -(-a.amount_raw * 3_000 // 10**6) > 0
     finally:
         k.shutdown()

@@ -23,7 +23,7 @@ from tests.devnet.helpers import aave_error, aave_revert_name
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
-MORPHO_FLASH, AAVE_FLASH = 1, 2
+MORPHO_FLASH, AAVE_FLASH, UNISWAP_FLASH = 1, 2, 3
 SLIPPAGE_BPS = 100
 FEED_AGE = 365 * 86_400
 DL_CAPS = (5 * E18, 8 * E18)  # WETH sold: per call, per window
@@ -86,10 +86,12 @@ def reserve(env):
 # ----------------------------------------------------------------- it saves, and pays only from the position
 
 
-@pytest.mark.parametrize("source", ["morpho", "aave"])
+@pytest.mark.parametrize("source", ["morpho", "aave", "uniswap"])
 def test_aave_position_repaid_with_its_own_collateral(env, dl, source):
-    src = env.morpho.address if source == "morpho" else env.pool.address
+    src = {"morpho": env.morpho.address, "aave": env.pool.address, "uniswap": dl.wbtc_pool}[source]
     v = env.vault
+    if source == "uniswap":  # USDC flash-borrowed from the WBTC/USDC pool; the sale goes through WETH/USDC
+        env.send(v.functions.setFlashSource(dl.wbtc_pool, UNISWAP_FLASH), env.owner)
     before, res0 = aave_state(env, v.address), reserve(env)
     debt_token = env.w3.eth.contract(address=env.net["aave_v3"]["variable_debt_tokens"]["USDC"],
                                      abi=C.ours("TestERC20").abi)
@@ -109,9 +111,11 @@ def test_aave_position_repaid_with_its_own_collateral(env, dl, source):
     assert res1["USDC"] - res0["USDC"] == ev["bought"] - ev["repaid"] - ev["flashFee"] > 0
     if source == "morpho":
         assert ev["flashFee"] == 0  # Morpho Blue lends for free
-    else:
+    elif source == "aave":
         premium = env.pool.functions.FLASHLOAN_PREMIUM_TOTAL().call()  # basis points
         assert ev["flashFee"] == 3_000 * E6 * premium // 10_000
+    else:
+        assert ev["flashFee"] == -(-3_000 * E6 * 3_000 // 10**6)  # the pool's 0.3 %, rounded up as Uniswap does
     assert v.functions.deleverageUsed(env.tok["WETH"].address).call() == ev["sold"]
 
 
@@ -215,6 +219,7 @@ def test_callbacks_are_taken_only_inside_the_keepers_call(env, dl):
     data = env.w3.codec.encode(["address"], [env.tok["WETH"].address])
     for fn in (v.functions.onMorphoFlashLoan(1, b""),
                v.functions.uniswapV3SwapCallback(10**18, -(10**9), data),
+               v.functions.uniswapV3FlashCallback(0, 0, b""),
                v.functions.executeOperation(env.tok["USDC"].address, 1, 0, v.address, b"")):
         assert env.err(fn, s).name == "UnexpectedCallback"
     # a real Aave flash loan a stranger starts with the vault as receiver: refused in the callback
@@ -243,7 +248,7 @@ def test_owner_settings_are_the_owners_and_bounded(env, dl):
                v.functions.setPriceFeed(env.tok["WETH"].address, ZERO, 0)):
         assert env.err(fn, env.keeper).name == "NotOwner"
     assert env.err(v.functions.setMaxSlippage(1_001), env.owner).name == "SlippageTooHigh"
-    assert env.err(v.functions.setFlashSource(env.stranger, 3), env.owner).name == "InvalidFlashKind"
+    assert env.err(v.functions.setFlashSource(env.stranger, 4), env.owner).name == "InvalidFlashKind"
     # the module alone, called directly, does nothing
     module = env.w3.eth.contract(address=v.functions.module().call(), abi=C.ours("DeleverageModule").abi)
     assert env.err(module.functions.setMaxSlippage(1), env.owner).name == "NotDelegated"
@@ -295,3 +300,10 @@ def test_a_hostile_flash_source_the_owner_allowed_still_cannot_reenter_or_replay
     assert v.functions.health(aave_ref(env)).call() == h0
     env.send(hostile.functions.set(3, b""), env.owner)
     assert deleveraged(env, env.send(v.functions.deleverage(c), env.keeper))[0]["repaid"] == 1_000 * E6
+
+
+def test_a_uniswap_flash_source_cannot_be_the_pool_the_sale_goes_through(env, dl):
+    """That pool is locked during its own flash: refused by name before anything moves."""
+    env.send(env.vault.functions.setFlashSource(dl.weth_pool, UNISWAP_FLASH), env.owner)
+    c = call(env, dl, aave_ref(env), 1_000, 0.51, source=dl.weth_pool)
+    assert env.err(env.vault.functions.deleverage(c), env.keeper).name == "FlashPoolIsSwapPool"
