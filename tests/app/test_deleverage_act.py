@@ -5,6 +5,8 @@ own collateral and lands where the plan said. Without the vault's settings, no d
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from web3.logs import DISCARD
 
@@ -131,7 +133,7 @@ def test_a_thin_pool_cuts_the_deleverage_short_and_never_past_the_bound(tmp_path
     chain the sale brings at least its minimum; the rest waits for the next tick."""
     v, _pool = _vault_without_reserve(w3, devnet, configure=True)
     admin = Deployer(w3, devnet["roles"]["admin"])
-    uni = devnet["uniswap_v3"]
+    uni = copy.deepcopy(devnet["uniswap_v3"])  # add_pool records the pool: not in the session's deployment
     thin = add_pool(admin, uni, devnet["tokens"], {"WETH": 2_000.0, "USDC": 1.0, "WBTC": 30_000.0},
                     PoolSpec("WETH", depth_usd=100_000, fee=500), devnet["roles"]["lp"])
     owner = Deployer(w3, w3.eth.contract(address=v.address, abi=v.abi).functions.owner().call())
