@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keeper.app.deleverage_routes import read_routes
+from keeper.app.deleverage_routes import SEL_MAX_SLIPPAGE, read_routes
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
 from keeper.domain import USD_ADDRESS, WAD, Address, Asset, Position, Protocol, Side
@@ -113,6 +113,9 @@ class BookLayout:
     assets: tuple[Address, ...]
     floor_keys: tuple[tuple[Address, str], ...]  # (vault, position key) of each floor call
     calls: tuple[Call, ...]
+    # with Uniswap configured, each vault's deleverage slippage last: only vaults with a setting get
+    # their routes read (keeper.app.deleverage_routes), so vaults without one cost one call each
+    slippage: bool = False
 
 
 def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> BookLayout:
@@ -134,7 +137,10 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
                 calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market + enc_address(ref.account)))
                 floor_keys.append((v, p.key))
-    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls))
+    slippage = ccfg.uniswap_v3 is not None
+    if slippage:
+        calls += [Call(v, SEL_MAX_SLIPPAGE) for v in held]
+    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), slippage)
 
 
 def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list[Result]:
@@ -174,9 +180,12 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
         if r.success and len(r.data) >= 32 and word(r.data, 0):
             floor = word(r.data, 0) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
-    for v, routes in read_routes(reader, ccfg, {v: b.positions for v, b in books.items()}, assets,
-                                 snap.block).items():
-        books[v].routes = routes
+    if layout.slippage:
+        k += len(layout.floor_keys)
+        set_up = {v for v, r in zip(layout.vaults, results[k:]) if r.success and len(r.data) >= 32 and word(r.data, 0)}
+        for v, routes in read_routes(reader, ccfg, {v: books[v].positions for v in set_up}, assets,
+                                     snap.block).items():
+            books[v].routes = routes
     return list(books.values())
 
 
