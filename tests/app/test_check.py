@@ -23,7 +23,8 @@ pytestmark = pytest.mark.chain
 def names(dep: dict, holders: tuple[str, ...] = ("vault", "owner")) -> set[str]:
     """The deployment's positions held so, as check-config names them: their short names, as `status`
     shows them (the position id without its descriptive suffix: ``dave-aave-emode`` is ``dave-aave``)."""
-    return {re.sub(r"-(unprotected|emode|multi)$", "", p["id"]) for p in dep["positions"] if p["holder"] in holders}
+    return {re.sub(r"-(unprotected|emode|multi|noreserve|preliq)$", "", p["id"]) for p in dep["positions"]
+            if p["holder"] in holders}
 
 
 def read_line(dep: dict) -> str:
@@ -197,7 +198,7 @@ def test_stale_feeds_fail_every_position_they_price(tmp_path, anvil, devnet, w3,
     assert code != 0
     stale = [ln.split(": ")[1] for ln in failed(lines) if "stale" in ln]
     assert len(stale) == len(devnet["positions"]), "\n".join(lines)  # every seeded position, each named once
-    assert set(stale) == names(devnet, ("vault", "owner", "watch", "none"))
+    assert set(stale) == names(devnet, ("vault", "owner", "watch", "none", "preliq"))
 
 
 def path_lines(lines: list[str]) -> dict[str, str]:
