@@ -42,4 +42,8 @@ contract Multicall3 {
     function getEthBalance(address account) external view returns (uint256) {
         return account.balance;
     }
+
+    function getBasefee() external view returns (uint256 basefee) {
+        basefee = block.basefee;
+    }
 }

@@ -10,9 +10,10 @@ liquidity, borrowing from the cheapest allow-listed flash source that can lend t
 Blue, free; an Aave v3 pool at its premium; another Uniswap v3 pool holding the debt asset, at its fee).
 
 Approximation, said where it is used: the pool's depth is its active liquidity's virtual reserve
-(exact within the current tick range; a larger sale crosses ranges), and gas is not yet priced into
-the choice (``DeleverageRoute.gas_usd`` 0). The vault call is simulated before it is sent: a sale
-the pool cannot cover at the bound reverts there (``SwapShort``) and is never broadcast."""
+(exact within the current tick range; a larger sale crosses ranges), and the extra gas is a measured
+constant (``keeper.plan.deleverage.EXTRA_GAS``) at the block's base fee and a 1 gwei tip. The vault
+call is simulated before it is sent: a sale the pool cannot cover at the bound reverts there
+(``SwapShort``) and is never broadcast."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from eth_utils.crypto import keccak
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig
 from keeper.domain import Address, Position, Protocol, Side
-from keeper.plan.deleverage import DeleverageRoute
+from keeper.plan.deleverage import EXTRA_GAS, DeleverageRoute
 from keeper.plan.whatif import AssetParams, held
 from keeper.protocols.base import enc_address, word
 from keeper.protocols.reader import ChainReader
@@ -45,6 +46,8 @@ SEL_LIQUIDITY = _sel("liquidity()")
 SEL_SLOT0 = _sel("slot0()")
 SEL_BALANCE_OF = _sel("balanceOf(address)")
 SEL_PREMIUM = _sel("FLASHLOAN_PREMIUM_TOTAL()")
+SEL_BASEFEE = _sel("getBasefee()")  # Multicall3's
+TIP_WEI = 10**9  # the priority fee assumed when pricing gas
 
 
 def pool_address(factory: str, token_a: str, token_b: str, fee: int, init_code_hash: str) -> Address:
@@ -110,6 +113,7 @@ def read_routes(reader: ChainReader, ccfg: ChainConfig, positions_by_vault: dict
             slots[key] = len(calls)
             calls.append(call)
 
+    ask(("basefee",), Call(Address(ccfg.multicall), SEL_BASEFEE))
     for w in wants:
         v = w.vault
         ask(("slip", v), Call(v, SEL_MAX_SLIPPAGE))
@@ -135,15 +139,21 @@ def read_routes(reader: ChainReader, ccfg: ChainConfig, positions_by_vault: dict
         r: Result = results[slots[key]]
         return word(r.data, index) if r.success and len(r.data) >= 32 * (index + 1) else None
 
+    base_fee = get("basefee")
+    eth = next((a.price_usd for a in assets if a.symbol in ("WETH", "ETH")), None)
+    # The gas a deleverage uses beyond a reserve action; not counted (0) where the base fee or the
+    # price of ether is not known (a multicall without getBasefee, a chain without WETH).
+    gas_usd = (EXTRA_GAS * (base_fee + TIP_WEI) / 1e18 * eth) if base_fee is not None and eth else 0.0
     out: dict[Address, dict[str, DeleverageRoute]] = {}
     for w in wants:
-        route = _route(w, sources, get)
+        route = _route(w, sources, get, gas_usd)
         if route is not None:
             out.setdefault(w.vault, {})[w.position.key] = route
     return out
 
 
-def _route(w: _Want, sources: list[tuple[Address, int]], get: Callable[..., int | None]) -> DeleverageRoute | None:
+def _route(w: _Want, sources: list[tuple[Address, int]], get: Callable[..., int | None],
+           gas_usd: float) -> DeleverageRoute | None:
     v, c, d = w.vault, w.collateral, w.debt
     slip_bps = get("slip", v)
     if not slip_bps:
@@ -183,7 +193,7 @@ def _route(w: _Want, sources: list[tuple[Address, int]], get: Callable[..., int 
     if per_call is None or per_window is None or used is None:
         return None
     return DeleverageRoute(c, d, best[2], source, flash_fee, best[1] / 1e6, slip_bps / 10_000, best[0],
-                           max(0, min(per_call, per_window - used)), gas_usd=0.0, max_repay_raw=repay_cap)
+                           max(0, min(per_call, per_window - used)), gas_usd=gas_usd, max_repay_raw=repay_cap)
 
 
 def _collateral_depth_usd(liquidity: int, sqrt_price_x96: int, collateral: AssetParams, debt: AssetParams) -> float:

@@ -11,7 +11,8 @@ margin of 1 ppm plus one unit (the keeper's float arithmetic must never ask for 
 contract's integer bound). What the pool gives beyond it stays in the vault: the owner's.
 
 Cost. What a deleverage loses is the pool's fee and price impact on what it sells plus the flash fee
-(``loss_usd``) and its gas; a reserve top-up or repayment loses nothing but ties the reserve up
+(``loss_usd``) and the gas it uses beyond a reserve action (``EXTRA_GAS`` at the block's base fee plus
+a 1 gwei tip, in ETH at the oracle price); a reserve top-up or repayment loses nothing but ties the reserve up
 (``Policy.reserve_cost``: the cost of committing one USD of it, a fraction). Price impact is the
 constant-product estimate over the pool's active liquidity, ``V / (depth + V)`` for a sale of value
 ``V`` against a virtual reserve worth ``depth`` USD (exact within one tick range; the execution
@@ -35,6 +36,9 @@ from keeper.risk.health import lending_health
 # slippage: the pool moves between the plan and the block.
 IMPACT_MARGIN = 0.001
 MIN_OUT_MARGIN = 1e-6
+# Gas a deleverage uses beyond a reserve top-up or repayment: 524 k against 331 k per action in the
+# demo's crash (bench/BENCHMARKS.md, stage 12), rounded up.
+EXTRA_GAS = 200_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class DeleverageRoute:
     max_slippage: float  # the vault's bound below the oracle value (its maxSlippageBps / 10,000)
     depth_usd: float  # the pool's virtual reserve of the collateral side, in USD
     sell_cap_raw: int  # what the vault's deleverage caps still let it sell now (per call and window)
-    gas_usd: float = 0.0  # the transaction's gas at the current fees
+    gas_usd: float = 0.0  # what its gas costs beyond a reserve action's, at the current fees
     max_repay_raw: int | None = None  # what the flash source can lend of the debt asset (None: not known)
 
     @property

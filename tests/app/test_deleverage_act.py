@@ -16,6 +16,7 @@ from keeper.daemon.keeper import Keeper
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.uniswap import PoolSpec, add_pool, arbitrage
 from keeper.domain import ActionKind
+from keeper.plan.deleverage import EXTRA_GAS
 from tests.daemon.helpers import VOLS, devnet_config
 from tests.daemon.test_dispatch import _planned
 from tests.devnet.helpers import set_price
@@ -184,8 +185,11 @@ def test_the_cheapest_flash_source_that_can_lend_the_debt_is_chosen(tmp_path, an
             ((route,),) = [list(b.routes.values()) for b in books]
             return snap, assets, books, route
 
-        _s, _a, _b, route = routed()
+        snap, _a, _b, route = routed()
         assert route.flash_source == devnet["morpho_blue"]["morpho"].lower() and route.flash_fee == 0
+        # its extra gas over a reserve action, at the block's base fee and a 1 gwei tip, in ether at the feed
+        base = w3.eth.get_block(snap.block)["baseFeePerGas"]
+        assert route.gas_usd == pytest.approx(EXTRA_GAS * (base + 10**9) / 1e18 * 1_700) and route.gas_usd > 0
         owner.send(v.functions.setFlashSource(devnet["morpho_blue"]["morpho"], 0))
         snap, assets, books, route = routed()
         assert route.flash_source == wbtc_pool.lower() and route.flash_fee == pytest.approx(0.003)
