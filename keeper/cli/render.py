@@ -50,6 +50,11 @@ def action_json(a: Action, names: Mapping[str, str] | None = None) -> dict[str, 
     doc = {"kind": a.kind.value, "position": a.position_key, "asset": a.asset.symbol, "asset_address": a.asset.address,
            "amount": a.amount, "amount_raw": str(a.amount_raw), "usd": a.usd, "target": a.target_key,
            "reason": {**a.reason.__dict__}}
+    if a.swap is not None:  # a deleverage: what it sells, where, and the flash source
+        w = a.swap
+        doc["swap"] = {"sells": w.sell_raw / 10**w.collateral.decimals, "sells_asset": w.collateral.symbol,
+                       "sell_raw": str(w.sell_raw), "min_out_raw": str(w.min_out_raw), "pool": w.pool,
+                       "flash_source": w.flash_source, "swap_cost_usd": w.loss_usd}
     if names is not None:
         doc["position_name"] = names.get(a.position_key, a.position_key)
         doc["target_name"] = names.get(a.target_key, a.target_key) if a.target_key else None
@@ -68,6 +73,11 @@ def print_action(out: Console, a: Action, names: Mapping[str, str] | None = None
               f"{names.get(a.position_key, a.position_key)}" + (f" -> {target}" if target else ""))
     out.print(f"    P(liq {r.horizon_hours:g}h) {r.p_before:.3%} -> {r.p_after:.3%} (budget {r.epsilon:.2%}); "
               f"health {r.health_before:.4f} -> {r.health_after:.4f} (estimate)")
+    if a.swap is not None:
+        w = a.swap
+        out.print(f"    sells {w.sell_raw / 10**w.collateral.decimals:,.6g} {w.collateral.symbol} in pool {w.pool} "
+                  f"for at least {w.min_out_raw / 10**a.asset.decimals:,.6g} {a.asset.symbol}; flash loan from "
+                  f"{w.flash_source}; swap and flash cost ~{w.loss_usd:,.2f} USD; no reserve used")
     out.print(f"    forecast: {escape(r.model)}")
     if r.note:
         out.print(f"    why: {escape(with_names(r.note, names))}")

@@ -188,3 +188,22 @@ def test_dry_run_needs_no_key_it_calls_from_the_vaults_keeper(tmp, w3, devnet):
     assert proc.returncode == 2 and "no keeper key configured" in proc.stderr and "Traceback" not in proc.stderr
     assert "KEEPER__KEEPER__KEY_ENV" in proc.stderr and "keeper.key_env" in proc.stderr
     assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce0
+
+
+def test_rebalance_deleverages_the_vault_with_no_reserve(tmp, w3, devnet):
+    """frank's vault holds no reserve: after a drop, the planner's own action for his position is a
+    deleverage; the dry run simulates it through the vault, --execute sends it and health rises."""
+    from keeper.devnet.uniswap import arbitrage
+
+    set_price(w3, devnet, "ETH", 1_750)  # frank's health 10 * 1,750 * 0.825 / 14,000 = 1.03
+    arbitrage(Deployer(w3, devnet["roles"]["admin"]), devnet["uniswap_v3"], "WETH/USDC", devnet["tokens"],
+              {"WETH": 1_750.0, "USDC": 1.0, "WBTC": 30_000.0}, devnet["roles"]["lp"])
+    dry = run(tmp, "rebalance", "frank-aave", "--vol", "WETH=0.8", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)["action"]
+    assert planned["kind"] == "deleverage" and planned["swap"]["sells_asset"] == "WETH" and planned["asset"] == "USDC"
+    assert "no reserve" in planned["reason"]["note"]
+    done = run(tmp, "rebalance", "frank-aave", "--vol", "WETH=0.8", "--execute", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["health_after"] > result["health_before"] > 1.0
