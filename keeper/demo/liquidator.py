@@ -9,10 +9,10 @@ the deployment's liquidator account: Aave ``liquidationCall`` (the largest colla
 much as the close factor allows), Morpho ``liquidate`` (the whole debt, or all the collateral when
 that is not enough), GMX v1 ``liquidatePosition`` (through the PositionManager, as a registered
 liquidator, on a gated deployment whose liquidations are private; on the Vault itself otherwise). It
-repays in USDC, which the demo mints to it. Positions that opted in to Morpho's pre-liquidation
-(``preliquidations`` in the deployment) are also pre-liquidated through their PreLiquidation contract
-whenever their LTV is inside its band (above its pre-LLTV, not past the LLTV), as much as its close
-factor allows there, as any third party may.
+repays in USDC, which the demo mints to it. Positions that opted in to Morpho's pre-liquidation are
+also pre-liquidated through their PreLiquidation contract whenever their LTV is inside its band, as
+any third party may (``keeper.devnet.preliquidator``: contracts and authorisations found from their
+events, the contract's own arithmetic).
 
 One JSON line per event in ``--out``: ``ready``, ``attempt`` (a liquidation refused by the
 protocol, with the reason), ``liquidation`` and ``preliquidation`` (block, position id, tx hash, gas
@@ -41,6 +41,7 @@ from web3.logs import DISCARD
 
 from keeper.chain import contracts as C
 from keeper.chain.revert import decode, revert_data
+from keeper.devnet.preliquidator import PreLiquidator
 from keeper.domain import Address
 from keeper.errors import ConfigError, KeeperError, TemporaryError
 
@@ -90,9 +91,9 @@ class Liquidator:
         self.feed_abi = C.third_party("MockV3Aggregator").abi
         self.tokens = {Address(t["address"]): (sym, t) for sym, t in dep["tokens"].items()}
         self.markets = {m["id"].lower(): m for m in dep["morpho_blue"]["markets"].values()}  # by market id (bytes32)
-        self.preliqs = [(e, w3.eth.contract(address=e["address"], abi=C.preliq("PreLiquidation").abi),
-                         next(p for p in dep["positions"] if p["id"] == e["position"]))
-                        for e in dep.get("preliquidations", [])]
+        self.pre = PreLiquidator(w3, dep, self.me) if dep["morpho_blue"].get("preliq_factory") else None
+        self.morpho_ids = {(Address(p["account"]), p["market"].lower()): p["id"] for p in dep["positions"]
+                           if p["protocol"] == "morpho_blue"}
         self.stop = threading.Event()
         self.liquidations = 0
         self.preliquidations = 0
@@ -117,7 +118,7 @@ class Liquidator:
     def prepare(self) -> None:
         """Approve the protocols to pull the liquidator's USDC (it repays debt in USDC)."""
         usdc = self.token(self.dep["tokens"]["USDC"]["address"])
-        for spender in (self.pool.address, self.morpho.address, *(c.address for _e, c, _p in self.preliqs)):
+        for spender in (self.pool.address, self.morpho.address):
             if usdc.functions.allowance(self.me, spender).call() < MAX // 2:
                 tx = usdc.functions.approve(spender, MAX).transact({"from": self.me})
                 self.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
@@ -251,51 +252,31 @@ class Liquidator:
             out["seized_usd"] = out.get("collateral_lost_usd", 0.0)
         return out
 
-    # --- pre-liquidations, with the contract's own arithmetic -----------------------------------
-    def preliquidation(self, entry: dict[str, Any], contract: Contract, p: dict[str, Any],
-                       block: int) -> ContractFunction | None:
-        """The PreLiquidation call for ``p`` when its LTV is inside the band (99 % of what the close
-        factor allows there), else None."""
-        pre_lltv, lcf1, lcf2 = (int(x) for x in entry["params"][:3])
-        m = self.markets[p["market"].lower()]
-        mid = bytes.fromhex(m["id"][2:])
-        borrower = Web3.to_checksum_address(p["account"])
-        _supply, shares, collateral = self.morpho.functions.position(mid, borrower).call(block_identifier=block)
-        if shares == 0 or collateral == 0:
-            return None
-        mk = self.morpho.functions.market(mid).call(block_identifier=block)
-        borrowed = _mul_div_up(shares, mk[2] + 1, mk[3] + 10**6)
-        oracle = self.w3.eth.contract(address=entry["oracle"], abi=C.ours("MorphoChainlinkOracle").abi)
-        quoted = collateral * oracle.functions.price().call(block_identifier=block) // ORACLE_SCALE
-        lltv = m["lltv"]
-        if not quoted * pre_lltv // WAD < borrowed <= quoted * lltv // WAD:
-            return None
-        ltv = _mul_div_up(borrowed, WAD, quoted)
-        lcf = (ltv - pre_lltv) * WAD // (lltv - pre_lltv) * (lcf2 - lcf1) // WAD + lcf1
-        fn: ContractFunction = contract.functions.preLiquidate(borrower, 0, shares * lcf // WAD * 99 // 100, b"")
-        return fn
-
+    # --- pre-liquidations -----------------------------------------------------------------------
     def pre_liquidate(self, block: int) -> None:
-        for entry, contract, p in self.preliqs:
-            fn = self.preliquidation(entry, contract, p, block)
-            if fn is None:
-                continue
+        if self.pre is None:
+            return
+        for pre, borrower, fn in self.pre.eligible(block):
+            pid = self.morpho_ids.get((Address(borrower), pre.market.lower()), borrower)
+            self.pre.stock(pre)
             try:
                 h = fn.transact({"from": self.me})
             except (ContractLogicError, ContractCustomError, Web3RPCError) as e:
                 self.attempts += 1
-                self.emit("attempt", block=block, position=p["id"], ok=False, why="pre-liquidation band",
+                self.emit("attempt", block=block, position=pid, ok=False, why="pre-liquidation band",
                           error=str(e)[:200])
                 continue
             receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=30)
-            fields = {"block": receipt["blockNumber"], "seen_at_block": block, "position": p["id"],
-                      "account": p["account"], "protocol": p["protocol"], "tx": "0x" + h.hex(),
-                      "gas_used": receipt["gasUsed"], "gas_price": receipt.get("effectiveGasPrice", 0)}
+            fields = {"block": receipt["blockNumber"], "seen_at_block": block, "position": pid, "account": borrower,
+                      "protocol": "morpho_blue", "tx": "0x" + h.hex(), "gas_used": receipt["gasUsed"],
+                      "gas_price": receipt.get("effectiveGasPrice", 0)}
             if receipt["status"] != 1:
                 self.attempts += 1
                 self.emit("attempt", ok=False, error="pre-liquidation reverted on chain", **fields)
                 continue
-            m = self.markets[p["market"].lower()]
+            m = self.markets[pre.market.lower()]
+            contract = self.w3.eth.contract(address=Web3.to_checksum_address(pre.address),
+                                            abi=C.preliq("PreLiquidation").abi)
             repaid = seized = 0
             for ev in contract.events.PreLiquidate().process_receipt(receipt, errors=DISCARD):
                 repaid, seized = ev.args.repaidAssets, ev.args.seizedAssets

@@ -48,9 +48,18 @@ def _web3(url: str) -> Web3:
 def start_position_keeper(deployment: Path, out: Path, detach: bool) -> subprocess.Popen[bytes]:
     """GMX v1's position keeper for a gated devnet, as its own process (``keeper.devnet.position_keeper``):
     detached with the devnet, or dying with this process."""
+    return _companion("keeper.devnet.position_keeper", "position_keeper.log", deployment, out, detach)
+
+
+def start_preliquidator(deployment: Path, out: Path, detach: bool) -> subprocess.Popen[bytes]:
+    """The pre-liquidation bot (``keeper.devnet.preliquidator``), as GMX's position keeper."""
+    return _companion("keeper.devnet.preliquidator", "preliquidator.log", deployment, out, detach)
+
+
+def _companion(module: str, log_name: str, deployment: Path, out: Path, detach: bool) -> subprocess.Popen[bytes]:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "position_keeper.log", "ab") as log:
-        cmd = [sys.executable, "-m", "keeper.devnet.position_keeper", "--deployment", str(deployment)]
+    with open(out / log_name, "ab") as log:
+        cmd = [sys.executable, "-m", module, "--deployment", str(deployment)]
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=detach, preexec_fn=None if detach else die_with_parent)
 
@@ -92,7 +101,10 @@ def up(*, port: int | None, block_time: int | None, fork_url: str | None, detach
         node.companions = []
         if deployment["perp"]["mode"] == "gated":
             node.companions.append(start_position_keeper(out / DEPLOYMENT_FILE, out, detach))
-            log(f"GMX position keeper running (pid {node.companions[0].pid}, log {out / 'position_keeper.log'})")
+            log(f"GMX position keeper running (pid {node.companions[-1].pid}, log {out / 'position_keeper.log'})")
+        if deployment["morpho_blue"].get("preliq_factory"):
+            node.companions.append(start_preliquidator(out / DEPLOYMENT_FILE, out, detach))
+            log(f"Morpho pre-liquidation bot running (pid {node.companions[-1].pid}, log {out / 'preliquidator.log'})")
         if detach:
             assert node.proc is not None  # start() has just set it
             write_json(state_path, {"pid": node.proc.pid, "url": node.url, "port": node.port,

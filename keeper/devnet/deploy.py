@@ -133,6 +133,7 @@ def deploy_devnet(w3: Web3, *, seed: bool = True, log: Callable[[str], None] = l
     # Morpho's pre-liquidation factory (pinned upstream build), deployed last so no address above moves;
     # then gina's position that opted in to it.
     morpho["preliq_factory"] = d.deploy(C.preliq("PreLiquidationFactory"), morpho["morpho"]).address
+    morpho["preliq_factory_block"] = w3.eth.block_number  # where its events start (keeper.devnet.preliquidator)
     if seed:
         seed_preliquidation(w3, d, deployment, roles)
     deployment["deployed_at_block"] = w3.eth.block_number

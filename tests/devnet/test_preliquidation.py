@@ -100,3 +100,31 @@ def test_a_pre_liquidation_saves_a_morpho_position_from_a_full_liquidation(w3, d
     assert _ltv(morpho, mid, bob, 1_450) < 0.86
     with pytest.raises(Reverted):
         liquidate()  # the same crash no longer reaches it
+
+
+def test_the_devnets_pre_liquidation_bot_finds_and_pre_liquidates_an_opted_in_borrower(w3, devnet):
+    """``keeper.devnet.preliquidator`` (what ``keeper devnet up`` runs): it finds a PreLiquidation the
+    factory made and the borrower who authorised it from their events, and pre-liquidates the borrower
+    once the LTV enters the band, with no keeper and no one else acting."""
+    import time
+
+    from keeper.devnet.preliquidator import start_thread
+
+    admin, morpho, factory, mid, _params, oracle = _world(w3, devnet)
+    bob = position(devnet, "bob-morpho")["account"]
+    rc = admin.send(factory.functions.createPreLiquidation(mid, (*PARAMS, oracle)))
+    (ev,) = factory.events.CreatePreLiquidation().process_receipt(rc, errors=DISCARD)
+    admin.send(morpho.functions.setAuthorization(ev.args.preLiquidation, True), sender=bob)
+    shares0 = morpho.functions.position(mid, bob).call()[1]
+    thread, stop = start_thread(w3, devnet)
+    try:
+        set_price(w3, devnet, "ETH", 1_600)  # LTV 0.833: inside the band (0.80, 0.86]
+        deadline = time.monotonic() + 30
+        while morpho.functions.position(mid, bob).call()[1] == shares0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shares1 = morpho.functions.position(mid, bob).call()[1]
+        assert shares1 < shares0, "the bot did not pre-liquidate within 30 s"
+        assert _ltv(morpho, mid, bob, 1_600) < 0.86  # partly repaid, never fully liquidated
+    finally:
+        stop.set()
+        thread.join(timeout=10)
