@@ -28,6 +28,7 @@ from typing import Any
 from web3 import Web3
 
 from keeper.chain import contracts as C
+from keeper.devnet.bot_loop import every_block
 from keeper.devnet.deployer import Deployer
 from keeper.devnet.deployment import load_deployment
 from keeper.errors import KeeperError
@@ -61,19 +62,9 @@ class PositionKeeper:
         return done
 
     def run(self, stop: threading.Event, poll: float = 0.1) -> None:
-        """Step once per new block until ``stop`` is set. Errors (a node hiccup, a revert) are
-        reported and retried at the next block; the PositionRouter itself cancels requests that fail."""
-        last = -1
-        while not stop.is_set():
-            try:
-                block = self.w3.eth.block_number
-                if block != last:
-                    last = block
-                    self.step()
-            except Exception as e:  # a node hiccup, a revert, a block the node no longer has (a test's
-                # snapshot revert): a keeper bot reports and carries on, it never dies on one step
-                print(f"position keeper: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            stop.wait(poll)
+        """Step once per new block until ``stop`` is set (``bot_loop.every_block``); the PositionRouter
+        itself cancels requests that fail."""
+        every_block(self.w3, stop, lambda _block: self.step(), "position keeper", poll)
 
 
 def start_thread(w3: Web3, perp: dict[str, Any]) -> tuple[threading.Thread, threading.Event]:

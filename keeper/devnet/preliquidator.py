@@ -31,6 +31,7 @@ from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 
 from keeper.chain import contracts as C
+from keeper.devnet.bot_loop import every_block
 from keeper.devnet.deployment import load_deployment
 from keeper.domain import Address
 from keeper.errors import KeeperError
@@ -160,19 +161,14 @@ class PreLiquidator:
         return out
 
     def run(self, stop: threading.Event, poll: float = 0.1) -> None:
-        """Step once per new block until ``stop`` is set; errors are reported and retried at the next block."""
-        last = -1
-        while not stop.is_set():
-            try:
-                block = self.w3.eth.block_number
-                if block != last:
-                    last = block
-                    for done in self.step(block):
-                        print(f"pre-liquidated {done['borrower']} through {done['pre_liquidation']} in block "
-                              f"{done['block']}: repaid {done['repaid']}, seized {done['seized']}", flush=True)
-            except Exception as e:  # a node hiccup, a revert: a bot reports and carries on
-                print(f"pre-liquidator: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            stop.wait(poll)
+        """Step once per new block until ``stop`` is set (``bot_loop.every_block``)."""
+
+        def step(block: int) -> None:
+            for done in self.step(block):
+                print(f"pre-liquidated {done['borrower']} through {done['pre_liquidation']} in block "
+                      f"{done['block']}: repaid {done['repaid']}, seized {done['seized']}", flush=True)
+
+        every_block(self.w3, stop, step, "pre-liquidator", poll)
 
 
 def start_thread(w3: Web3, dep: dict[str, Any]) -> tuple[threading.Thread, threading.Event]:
