@@ -36,11 +36,16 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
         wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 60, "the actions")
         first = {a["tx"] for a in keeper_actions(w3, devnet, start)}
         assert len(first) == len(need)
-        # Reorg 1, the daemon running: every block with an action is gone.
+        # Reorg 1, the daemon running: every block with an action is gone. Automine off while the test
+        # looks and takes its snapshot: the daemon, which sees the reorg and sends its journaled
+        # transactions again at once, must not get them mined into the snapshot (a race the test lost
+        # once on a loaded machine); they wait in the pool and land when blocks come again.
         miner.stop()
+        w3.provider.make_request("evm_setAutomine", [False])
         _revert(w3, before)
         assert keeper_actions(w3, devnet, start) == [] and w3.eth.get_transaction_count(keeper) == nonce0
         after_reorg = _snapshot(w3)
+        w3.provider.make_request("evm_setAutomine", [True])
         miner.start(0.3)
         wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
                  "the dropped actions to land again")
