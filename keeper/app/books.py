@@ -53,6 +53,7 @@ class VaultBook:
     floors: dict[str, float] = field(default_factory=dict)
     release_left: dict[Address, int] = field(default_factory=dict)  # asset -> tokens the window still allows
     routes: dict[str, DeleverageRoute] = field(default_factory=dict)  # position key -> how it can deleverage
+    deleverage: bool = False  # the vault has deleverage set up (its slippage setting is not 0)
 
 
 def acting_vaults(ccfg: ChainConfig) -> dict[Address, Address]:
@@ -113,12 +114,14 @@ class BookLayout:
     assets: tuple[Address, ...]
     floor_keys: tuple[tuple[Address, str], ...]  # (vault, position key) of each floor call
     calls: tuple[Call, ...]
-    # with Uniswap configured, each vault's deleverage slippage last: only vaults with a setting get
-    # their routes read (keeper.app.deleverage_routes), so vaults without one cost one call each
+    # with Uniswap configured and ``slippage`` asked for, each vault's deleverage slippage last: only
+    # vaults with a setting get their routes read (keeper.app.deleverage_routes). The daemon asks for
+    # it every ``DELEVERAGE_SETTINGS_BLOCKS`` and reuses what it learnt in between.
     slippage: bool = False
 
 
-def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]) -> BookLayout:
+def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
+                slippage: bool = True) -> BookLayout:
     vault_of = acting_vaults(ccfg)
     held: dict[Address, list[Position]] = {}
     for p in snap.positions:
@@ -137,7 +140,7 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
                 calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market + enc_address(ref.account)))
                 floor_keys.append((v, p.key))
-    slippage = ccfg.uniswap_v3 is not None
+    slippage = slippage and ccfg.uniswap_v3 is not None
     if slippage:
         calls += [Call(v, SEL_MAX_SLIPPAGE) for v in held]
     return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), slippage)
@@ -148,11 +151,14 @@ def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list
 
 
 def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
+               slippage: bool = True, deleverage_vaults: frozenset[Address] = frozenset(),
                prefetched: tuple[BookLayout, int, list[Result]] | None = None) -> list[VaultBook]:
     """Positions grouped by acting vault, with each vault's token balances and health floors, read
     in one multicall at the snapshot's block. ``prefetched``: (layout, block, results) of a read
-    made ahead; used when it is for this block and this snapshot's layout, else read again."""
-    layout = book_layout(snap, ccfg, assets)
+    made ahead; used when it is for this block and this snapshot's layout, else read again.
+    ``slippage``: read each vault's deleverage setting now (else ``deleverage_vaults``, the vaults known
+    to have one, get their routes read)."""
+    layout = book_layout(snap, ccfg, assets, slippage=slippage)
     if prefetched is not None and prefetched[0] == layout and prefetched[1] == snap.block:
         results = prefetched[2]
     else:
@@ -180,9 +186,13 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
         if r.success and len(r.data) >= 32 and word(r.data, 0):
             floor = word(r.data, 0) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
+    set_up: set[Address] = set(deleverage_vaults) & set(books)  # what the caller learnt last time
     if layout.slippage:
         k += len(layout.floor_keys)
         set_up = {v for v, r in zip(layout.vaults, results[k:]) if r.success and len(r.data) >= 32 and word(r.data, 0)}
+    for v in set_up:
+        books[v].deleverage = True
+    if set_up and ccfg.uniswap_v3 is not None:
         for v, routes in read_routes(reader, ccfg, {v: books[v].positions for v in set_up}, assets,
                                      snap.block).items():
             books[v].routes = routes

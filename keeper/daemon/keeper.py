@@ -69,6 +69,8 @@ from keeper.views import shown_address
 if TYPE_CHECKING:
     from keeper.plan.whatif import AssetParams
 
+DELEVERAGE_SETTINGS_BLOCKS = 50  # how often the daemon re-reads which vaults have deleverage set up
+
 log = logging.getLogger("keeper.daemon")
 
 
@@ -103,6 +105,10 @@ class Keeper:
         self.tick_lock = threading.Lock()  # held by a scheduled tick; the refit swaps the model under it
         self.heads: HeadFeed | None = None  # set by the runner
         self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
+        # Which vaults have deleverage set up: read every DELEVERAGE_SETTINGS_BLOCKS (settings change
+        # rarely; the routes of those vaults are read every tick).
+        self._deleverage_vaults: frozenset[Address] = frozenset()
+        self._deleverage_read_at: int | None = None
         self.model_choice: ModelChoice | None = None
         self.model_assets: dict[str, Address] = {}
         self.risk: RiskModel | None = None  # set by startup(), swapped by the refit job
@@ -257,6 +263,11 @@ class Keeper:
         """Every watched position (acting and watch-only accounts) at one block."""
         return self._with_watched(self.reader.read(block))
 
+    def _settings_due(self, block: int) -> bool:
+        """Whether the tick at ``block`` reads the vaults' deleverage settings (see ``__init__``)."""
+        at = self._deleverage_read_at
+        return at is None or not 0 <= block - at < DELEVERAGE_SETTINGS_BLOCKS
+
     def _with_watched(self, snap: Snapshot) -> Snapshot:
         """``snap`` (the acting accounts) plus the watch-only accounts read at the same block."""
         if self.watch_reader is None:
@@ -273,7 +284,7 @@ class Keeper:
         read, read_cpu = time.perf_counter(), time.thread_time()
         launched, plans, p_liq, planned = self._plan_and_act(t)
         acted, acted_cpu = time.perf_counter(), time.thread_time()
-        self._layout = book_layout(t.snap, self.ccfg, t.assets)
+        self._layout = book_layout(t.snap, self.ccfg, t.assets, slippage=self._settings_due(block + 1))
         snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
         watched = time.perf_counter()
         done = planned + (self._settle(launched, started) if launched else 0)
@@ -301,7 +312,12 @@ class Keeper:
         if ahead is not None:
             with contextlib.suppress(KeeperError):  # read again below
                 prefetched = (ahead[0], block, ahead[1].result())
-        books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched)
+        due = self._settings_due(block)
+        books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched, slippage=due,
+                           deleverage_vaults=self._deleverage_vaults)
+        if due:
+            self._deleverage_vaults = frozenset(b.vault for b in books if b.deleverage)
+            self._deleverage_read_at = block
         requests = pending.result() if pending is not None else RequestView()
         self._mark_lead(snap)
         for book in books:
