@@ -491,15 +491,10 @@ contract KeeperVault is VaultCore {
     ///      bounds the request instead: size 0 (margin only, never a larger position), this vault's own
     ///      position, the caps, and `healthBefore` in `PerpIncreaseRequested` for the record.
     function _requestMargin(Ref calldata ref, PerpParams memory p, uint256 amount, uint256 before) internal {
-        PerpRoute memory route = perpRoutes[ref.protocol];
-        if (route.positionRouter == address(0)) revert NoPerpRoute(ref.protocol);
         if (ref.account != address(this)) revert GatedOwnerPosition(ref.account);
-        uint256 fee = IGmxPositionRouter(route.positionRouter).minExecutionFee();
-        if (fee > route.maxExecutionFee) revert ExecutionFeeTooHigh(fee, route.maxExecutionFee);
-        if (fee > address(this).balance) revert InsufficientEth(fee, address(this).balance);
-        _consume(address(0), fee);
-        bytes32 key = GmxPerp.requestMargin(route.positionRouter, p.collateralToken, p.indexToken, p.isLong, amount, fee);
-        emit PerpIncreaseRequested(key, route.positionRouter, ref.market, ref.account, p.collateralToken, amount, fee, before);
+        (address positionRouter, uint256 fee) = _perpRequestFee(ref.protocol);
+        bytes32 key = GmxPerp.requestMargin(positionRouter, p.collateralToken, p.indexToken, p.isLong, amount, fee);
+        emit PerpIncreaseRequested(key, positionRouter, ref.market, ref.account, p.collateralToken, amount, fee, before);
     }
 
     function _settle(address perpVault, bytes32 key, bool execute_) internal {

@@ -29,6 +29,47 @@ interface IGmxPositionRouter {
         address callbackTarget
     ) external payable returns (bytes32);
 
+    /// @notice A decrease request for `msg.sender`'s position: `sizeDelta` and `collateralDelta` in USD
+    ///         (1e30); what leaves goes to `receiver` in `path[path.length - 1]`.
+    function createDecreasePosition(
+        address[] memory path,
+        address indexToken,
+        uint256 collateralDelta,
+        uint256 sizeDelta,
+        bool isLong,
+        address receiver,
+        uint256 acceptablePrice,
+        uint256 minOut,
+        uint256 executionFee,
+        bool withdrawETH,
+        address callbackTarget
+    ) external payable returns (bytes32);
+
+    function executeDecreasePosition(bytes32 key, address payable executionFeeReceiver) external returns (bool);
+
+    function cancelDecreasePosition(bytes32 key, address payable executionFeeReceiver) external returns (bool);
+
+    /// @notice The decrease request's public getter (its `path` left out); `account == address(0)`
+    ///         once executed or cancelled.
+    function decreasePositionRequests(bytes32 key)
+        external
+        view
+        returns (
+            address account,
+            address indexToken,
+            uint256 collateralDelta,
+            uint256 sizeDelta,
+            bool isLong,
+            address receiver,
+            uint256 acceptablePrice,
+            uint256 minOut,
+            uint256 executionFee,
+            uint256 blockNumber,
+            uint256 blockTime,
+            bool withdrawETH,
+            address callbackTarget
+        );
+
     function executeIncreasePosition(bytes32 key, address payable executionFeeReceiver) external returns (bool);
 
     function cancelIncreasePosition(bytes32 key, address payable executionFeeReceiver) external returns (bool);

@@ -11,6 +11,9 @@ import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/
 import {IUniswapV3Pool} from "@uniswap/v3-core/contracts/interfaces/IUniswapV3Pool.sol";
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
+import {IGmxPositionRouter} from "../interfaces/IGmxPositionRouter.sol";
+import {IGmxRouter} from "../interfaces/IGmxRouter.sol";
+import {IGmxVault} from "../interfaces/IGmxVault.sol";
 import {RollingCap} from "../lib/RollingCap.sol";
 import {VaultLens} from "../VaultLens.sol";
 import {VaultCore} from "./VaultCore.sol";
@@ -35,8 +38,12 @@ import {VaultCore} from "./VaultCore.sol";
 ///           to the position's protocol, the flash source and the pool.
 ///         Nothing is configured by default: no source, no pool, no feed, slippage 0 (so no swap can
 ///         meet its bound) and caps 0.
+///         `reducePerp` (keeper only) deleverages a GMX v1 position by reducing its size, its collateral
+///         left in place: atomically while the GMX Vault's leverage is on (health must rise), else as a
+///         PositionRouter decrease request of the vault's own position (size only, proceeds to the vault).
+///         The size reduced counts in the caps set for the GMX Vault's address, in USD at 1e30.
 /// @dev Runs only by DELEGATECALL from its KeeperVault (`NotDelegated` otherwise), on the vault's
-///      storage (`VaultCore`). Perpetuals are not deleveraged here (`UnsupportedAction`).
+///      storage (`VaultCore`).
 contract DeleverageModule is VaultCore {
     using SafeERC20 for IERC20;
 
@@ -97,6 +104,7 @@ contract DeleverageModule is VaultCore {
     error CallbackMissing(address from);
     error ReserveSpent(address asset, uint256 before, uint256 afterwards);
     error FlashPoolIsSwapPool(address pool);
+    error SizeExceeded(uint256 sizeDelta, uint256 size);
 
     event FlashSourceSet(address indexed source, uint8 kind);
     event SwapPoolSet(address indexed pool, bool allowed);
@@ -117,6 +125,16 @@ contract DeleverageModule is VaultCore {
         uint256 healthBefore,
         uint256 healthAfter
     );
+
+    /// @notice A perp's size was reduced in place (leverage on): `received` (its realised profit share, or
+    ///         all of it on a full close, less GMX's fees) came to the vault.
+    event PerpReduced(address indexed protocol, bytes32 indexed market, address indexed account, uint256 sizeDelta,
+        uint256 received, uint256 healthBefore, uint256 healthAfter);
+    /// @notice A gated GMX reduction was requested: nothing has changed yet; executed, the size falls by
+    ///         `sizeDelta` and what leaves comes to the vault.
+    event PerpDecreaseRequested(bytes32 indexed requestKey, address indexed positionRouter, bytes32 indexed market,
+        uint256 sizeDelta, uint256 executionFee, uint256 healthBefore);
+    event PerpDecreaseSettled(bytes32 indexed requestKey, bool executed);
 
     modifier delegated() {
         if (address(this) == _self) revert NotDelegated();
@@ -158,7 +176,8 @@ contract DeleverageModule is VaultCore {
     }
 
     /// @notice Caps on the collateral `asset` deleverage may sell, per call and per rolling window
-    ///         (`capWindow`); 0 (the default): none.
+    ///         (`capWindow`); 0 (the default): none. For perps `asset` is the GMX Vault and the caps
+    ///         count the size `reducePerp` may take off, in USD at 1e30.
     function setDeleverageCap(address asset, uint256 perCall, uint256 perWindow) external delegated onlyOwner {
         _deleverageCaps[asset] = Cap(perCall, perWindow);
         emit DeleverageCapSet(asset, perCall, perWindow);
@@ -203,6 +222,46 @@ contract DeleverageModule is VaultCore {
         if (afterH <= before) revert HealthNotRaised(before, afterH);
         emit Deleveraged(ref.kind, ref.protocol, ref.market, ref.account, collateral, sold, d.debtAsset, _repaid,
             _bought, _flashFee, before, afterH);
+    }
+
+    /// @notice Reduce a GMX v1 position's size by `sizeDelta` (USD, 1e30), its collateral left in place
+    ///         (GMX takes its margin fee on `sizeDelta` and books the realised share of the PnL). While the
+    ///         GMX Vault's leverage is on, at once: health must rise. Else (gated GMX, as in production) a
+    ///         PositionRouter decrease request of the vault's own position: collateral delta 0, receiver
+    ///         this vault, its execution fee checked as a top-up's; GMX's position keepers execute it.
+    ///         No acceptable-price bound: a reduction realises, at GMX's own oracle price (which the
+    ///         keeper cannot move), the PnL the position already carries, and a bound would make it fail in
+    ///         the crash it is for. Never a size increase: GMX's decrease can only take size off.
+    function reducePerp(Ref calldata ref, uint256 sizeDelta) external delegated nonReentrant onlyKeeper whenNotPaused {
+        if (sizeDelta == 0) revert ZeroAmount();
+        _checkRef(ref);
+        if (ref.kind != uint8(Kind.PERP)) revert UnsupportedAction();
+        PerpParams memory p = _perpParams(ref.market);
+        IGmxVault gmx = IGmxVault(ref.protocol);
+        gmx.updateCumulativeFundingRate(p.collateralToken, p.indexToken);
+        (uint256 size,,,,,,,) = gmx.getPosition(ref.account, p.collateralToken, p.indexToken, p.isLong);
+        if (sizeDelta > size) revert SizeExceeded(sizeDelta, size);
+        _consumeDeleverage(ref.protocol, sizeDelta);
+        uint256 before = _health(ref);
+        if (!gmx.isLeverageEnabled()) return _requestDecrease(ref, p, sizeDelta, before);
+        uint256 balance = IERC20(p.collateralToken).balanceOf(address(this));
+        gmx.decreasePosition(ref.account, p.collateralToken, p.indexToken, 0, sizeDelta, p.isLong, address(this));
+        uint256 received = IERC20(p.collateralToken).balanceOf(address(this)) - balance;
+        uint256 afterH = _health(ref);
+        if (afterH <= before) revert HealthNotRaised(before, afterH);
+        emit PerpReduced(ref.protocol, ref.market, ref.account, sizeDelta, received, before, afterH);
+    }
+
+    /// @notice Execute this vault's own pending decrease request on `perpVault`'s route when GMX's
+    ///         position keepers have not (GMX lets the request's account do it once its public delay has
+    ///         passed); the execution fee comes back.
+    function executePerpDecrease(address perpVault, bytes32 key) external delegated nonReentrant onlyKeeper whenNotPaused {
+        _settleDecrease(perpVault, key, true);
+    }
+
+    /// @notice Cancel this vault's own pending decrease request (same rules); the fee comes back.
+    function cancelPerpDecrease(address perpVault, bytes32 key) external delegated nonReentrant onlyKeeper whenNotPaused {
+        _settleDecrease(perpVault, key, false);
     }
 
     // ------------------------------------------------------------------ callbacks
@@ -313,6 +372,34 @@ contract DeleverageModule is VaultCore {
         if (received == 0) revert ZeroAmount();
         _sold = received;
         _bought = _swap(d.pool, collateral, d.debtAsset, received, d.minOut);
+    }
+
+    /// @dev The gated reduction: a decrease request of the vault's own position (see `reducePerp`).
+    function _requestDecrease(Ref calldata ref, PerpParams memory p, uint256 sizeDelta, uint256 before) private {
+        if (ref.account != address(this)) revert GatedOwnerPosition(ref.account);
+        (address positionRouter, uint256 fee) = _perpRequestFee(ref.protocol);
+        IGmxPositionRouter pr = IGmxPositionRouter(positionRouter);
+        IGmxRouter(pr.router()).approvePlugin(positionRouter); // GMX's Router lets it decrease at execution
+        address[] memory path = new address[](1);
+        path[0] = p.collateralToken;
+        bytes32 key = pr.createDecreasePosition{value: fee}(
+            path, p.indexToken, 0, sizeDelta, p.isLong, address(this), p.isLong ? 0 : type(uint256).max, 0, fee,
+            false, address(0)
+        );
+        emit PerpDecreaseRequested(key, positionRouter, ref.market, sizeDelta, fee, before);
+    }
+
+    function _settleDecrease(address perpVault, bytes32 key, bool execute_) private {
+        address positionRouter = perpRoutes[perpVault].positionRouter;
+        if (positionRouter == address(0)) revert NoPerpRoute(perpVault);
+        IGmxPositionRouter pr = IGmxPositionRouter(positionRouter);
+        (address account,,,,,,,,,,,,) = pr.decreasePositionRequests(key);
+        if (account != address(this)) revert NotOwnRequest(key);
+        bool done = execute_
+            ? pr.executeDecreasePosition(key, payable(address(this)))
+            : pr.cancelDecreasePosition(key, payable(address(this)));
+        if (!done) revert RequestNotSettled(key);
+        emit PerpDecreaseSettled(key, execute_);
     }
 
     /// @dev A Uniswap v3 flash loan of the debt asset from `d.flashSource`: a pool holding it, and not the

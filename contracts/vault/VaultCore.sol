@@ -7,6 +7,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {IPool} from "@aave/core-v3/contracts/interfaces/IPool.sol";
 import {IMorpho, Id, MarketParams} from "@morpho-org/morpho-blue/src/interfaces/IMorpho.sol";
 
+import {IGmxPositionRouter} from "../interfaces/IGmxPositionRouter.sol";
 import {MAX_WINDOW_ENTRIES as CAP_WINDOW_ENTRIES, RollingCap} from "../lib/RollingCap.sol";
 import {FeedAge, Listed, VaultLens} from "../VaultLens.sol";
 
@@ -206,6 +207,18 @@ abstract contract VaultCore is ReentrancyGuard {
     }
 
     // ------------------------------------------------------------------ shared internals
+
+    /// @dev The execution fee of a request on `perpVault`'s trusted PositionRouter: checked against the
+    ///      route's cap and the vault's ether, and counted in the caps of address(0).
+    function _perpRequestFee(address perpVault) internal returns (address positionRouter, uint256 fee) {
+        PerpRoute memory route = perpRoutes[perpVault];
+        positionRouter = route.positionRouter;
+        if (positionRouter == address(0)) revert NoPerpRoute(perpVault);
+        fee = IGmxPositionRouter(positionRouter).minExecutionFee();
+        if (fee > route.maxExecutionFee) revert ExecutionFeeTooHigh(fee, route.maxExecutionFee);
+        if (fee > address(this).balance) revert InsufficientEth(fee, address(this).balance);
+        _consume(address(0), fee);
+    }
 
     function _checkRef(Ref calldata ref) internal view {
         if (!markets[ref.kind][ref.protocol][ref.market].allowed) revert NotAllowed(ref.kind, ref.protocol, ref.market);
