@@ -59,6 +59,25 @@ class DeleverageRoute:
     max_repay_raw: int | None = None  # what the flash source can lend of the debt asset (None: not known)
 
     @property
+    def params(self) -> AssetParams:
+        """The action's asset: the debt repaid."""
+        return self.debt
+
+    def largest_raw(self, position: Position) -> int:
+        return self.largest_repay_raw(position)
+
+    def cap_use(self, repay_raw: int) -> tuple[Address, int]:
+        """What repaying ``repay_raw`` takes of the vault's caps (on the collateral sold), and its key."""
+        return self.collateral.address, self.sell_raw(repay_raw)
+
+    @property
+    def cap_raw(self) -> int:
+        return self.sell_cap_raw
+
+    def simulate(self, position: Position, repay_raw: int) -> Position:
+        return simulate_deleverage(position, self, repay_raw)
+
+    @property
     def sell_per_repay(self) -> float:
         """Collateral value sold per unit of debt value repaid (oracle prices)."""
         return (1.0 + self.flash_fee) / (1.0 - self.max_slippage)

@@ -40,9 +40,11 @@ from collections.abc import Mapping, Sequence
 from keeper.domain import Action, ActionKind, Address, Position, Protocol, Reason, Side, Swap
 from keeper.errors import ConfigError
 from keeper.plan.allocate import Allocation, Need, allocate
-from keeper.plan.deleverage import DeleverageRoute, simulate_deleverage
+from keeper.plan.deleverage import DeleverageRoute
+from keeper.plan.perp_reduce import PerpReduceRoute
 from keeper.plan.policy import Plan, PlanAlert, Policy, Reserve
 from keeper.plan.sizing import (
+    Route,
     amount_at_distance,
     distance_after,
     estimated_amount,
@@ -63,7 +65,7 @@ class _Planner:
     def __init__(self, risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams], policy: Policy,
                  block: int, last: Mapping[str, int], floors: Mapping[str, float],
                  release_left: Mapping[Address, int] | None = None,
-                 routes: Mapping[str, DeleverageRoute] | None = None) -> None:
+                 routes: Mapping[str, Route] | None = None) -> None:
         horizon = getattr(risk, "horizon_hours", None)
         if horizon is not None and not math.isclose(horizon, policy.horizon_hours):
             raise ConfigError(f"risk model horizon {horizon}h differs from the policy's {policy.horizon_hours}h")
@@ -207,20 +209,20 @@ class _Planner:
         """The smallest deleverage that brings ``pos`` to its target; else the largest its route allows
         now if that lowers P (a partial one: a thin pool or the vault's caps); None without a route."""
         route = self.routes.get(pos.key)
-        if route is None or pos.perp is not None:
+        if route is None or (pos.perp is not None) != isinstance(route, PerpReduceRoute):
             return None
-        opt = smallest_to_target(pos, ActionKind.DELEVERAGE, route.debt, self._p, self.levels(pos)[0], p_before=p,
+        opt = smallest_to_target(pos, ActionKind.DELEVERAGE, route.params, self._p, self.levels(pos)[0], p_before=p,
                                  route=route)
         if opt is not None:
             return opt
-        most = route.largest_repay_raw(pos)
+        most = route.largest_raw(pos)
         if most <= 0:
             return None
-        after = simulate_deleverage(pos, route, most)
+        after = route.simulate(pos, most)
         p_after = self._p(after)
         if p is not None and p_after >= p:
             return None
-        return Sized(ActionKind.DELEVERAGE, route.debt, most, after, p_after, route)
+        return Sized(ActionKind.DELEVERAGE, route.params, most, after, p_after, route)
 
     def with_deleverage(self, pos: Position, p: float | None, opts: list[Sized]) -> list[Sized]:
         """``opts`` (the reserve's ways, in order) with the deleverage: first when it reaches the target
@@ -236,10 +238,10 @@ class _Planner:
 
     def fits(self, opt: Sized, balances: dict[Address, int], sold: Mapping[Address, int] | None = None) -> bool:
         """The reserve can pay ``opt``; a deleverage takes nothing from it, only room in the vault's
-        caps on what it sells (``sold``: what this plan's deleverages sell already, by collateral)."""
+        caps on what it sells or reduces (``sold``: what this plan's deleverages take already, by cap key)."""
         if opt.route is not None:
-            c = opt.route.collateral.address
-            return (sold or {}).get(c, 0) + opt.route.sell_raw(opt.raw) <= opt.route.sell_cap_raw
+            key, use = opt.route.cap_use(opt.raw)
+            return (sold or {}).get(key, 0) + use <= opt.route.cap_raw
         return opt.raw <= balances.get(opt.params.address, 0)
 
     # --------------------------------------------------------------- actions
@@ -249,10 +251,10 @@ class _Planner:
 
     def action(self, pos: Position, p: float, opt: Sized, note: str, target_key: str | None = None,
                kind: ActionKind | None = None) -> Action:
-        perp_release = pos.perp is not None and opt.kind is ActionKind.WITHDRAW_EXCESS
-        amount = opt.raw / USD_RAW if perp_release else opt.raw / opt.params.unit
+        in_usd = pos.perp is not None and (opt.kind is ActionKind.WITHDRAW_EXCESS or opt.route is not None)
+        amount = opt.raw / USD_RAW if in_usd else opt.raw / opt.params.unit
         swap = None
-        if opt.route is not None:
+        if isinstance(opt.route, DeleverageRoute):
             r = opt.route
             sell = r.sell_raw(opt.raw)
             swap = Swap(r.collateral.asset, sell, r.min_out_raw(sell, opt.raw), r.pool, r.flash_source,
@@ -285,7 +287,11 @@ def _comparison(pos: Position, opts: Sequence[Sized], chosen: Sized, unsized: Se
         w = weight_for(o.params, pos) if o.kind is ActionKind.TOP_UP and pos.perp is None else None
         extra = [f"weight {w:.2f}"] if w is not None else []
         extra += [f"incl. {o.params.haircut:.1%} haircut"] if o.params.haircut else []
-        if o.route is not None:
+        if isinstance(o.route, PerpReduceRoute):
+            how = "a PositionRouter request, " if o.route.gated else ""
+            extra += [f"{how}GMX fees ~{o.route.loss_usd(o.raw):,.2f} USD, gas ~{o.route.gas_usd:,.2f} USD, "
+                      "no reserve"]
+        elif o.route is not None:
             r = o.route
             extra += [f"sells {r.sell_raw(o.raw) / r.collateral.unit:.6g} {r.collateral.symbol}, "
                       f"swap and flash cost ~{r.loss_usd(o.raw):,.2f} USD, gas ~{r.gas_usd:,.2f} USD, no reserve"]
@@ -313,7 +319,7 @@ def _has_exposure(pos: Position) -> bool:
 def plan(positions: Sequence[Position], risk: RiskModel, reserve: Reserve, assets: Sequence[AssetParams],
          policy: Policy = Policy(), *, block: int, last_action_block: Mapping[str, int] | None = None,
          floors: Mapping[str, float] | None = None, release_left: Mapping[Address, int] | None = None,
-         routes: Mapping[str, DeleverageRoute] | None = None) -> Plan:
+         routes: Mapping[str, Route] | None = None) -> Plan:
     """Choose this tick's actions (see the module doc). ``last_action_block``: the block at which
     each position was last acted on; ``floors``: the vault's health floor per position key;
     ``release_left``: per asset address, the tokens the vault's release window still lets the keeper
@@ -403,8 +409,8 @@ def _protect(pl: _Planner, risky: list[tuple[Position, float]], safe: list[tuple
             o = ok[0]
             note = _comparison(pos, opts, o, pl.unsized.get(pos.key, ()))
             if o.route is not None:
-                c = o.route.collateral.address
-                sold[c] = sold.get(c, 0) + o.route.sell_raw(o.raw)
+                key, use = o.route.cap_use(o.raw)
+                sold[key] = sold.get(key, 0) + use
                 if o.p_after > pl.levels(pos)[0]:
                     note += "; partial: the most the pool's depth and the vault's caps allow now"
                     pl.alerts.append(PlanAlert("deleverage_partial", f"{pos.key}: deleverage cut to "

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from keeper.domain import ActionKind, Position, Side
-from keeper.plan.deleverage import DeleverageRoute, deleverage_line, simulate_deleverage
+from keeper.plan.deleverage import DeleverageRoute, deleverage_line
+from keeper.plan.perp_reduce import PerpReduceAxis, PerpReduceRoute
 from keeper.plan.whatif import (
     USD_RAW,
     AssetParams,
@@ -153,7 +154,8 @@ class _PerpBarrier:
         return (move * self.size - self.slack) / self.usd_per_raw
 
 
-_Axis = _HealthLine | _PerpBarrier
+_Axis = _HealthLine | _PerpBarrier | PerpReduceAxis
+Route = DeleverageRoute | PerpReduceRoute
 
 
 def _perp_usd_per_raw(pos: Position, kind: ActionKind, params: AssetParams) -> float:
@@ -197,9 +199,11 @@ def _lending_line(pos: Position, kind: ActionKind, params: AssetParams) -> _Heal
     return _HealthLine(weighted, debt, a, 0.0) if a != 0 else None
 
 
-def _axis(pos: Position, kind: ActionKind, params: AssetParams, route: DeleverageRoute | None = None) -> _Axis | None:
+def _axis(pos: Position, kind: ActionKind, params: AssetParams, route: Route | None = None) -> _Axis | None:
     """What the searches interpolate against for ``kind`` in ``params`` on ``pos`` (a deleverage:
     along ``route``)."""
+    if isinstance(route, PerpReduceRoute):
+        return PerpReduceAxis(pos, route.fee_bps, float(route.largest_raw(pos)))
     if route is not None:
         line = deleverage_line(pos, route)
         return _HealthLine(*line) if line is not None else None
@@ -364,7 +368,7 @@ def _narrow(probe: _Probe, good: int, bad: int, payload: _Payload | None = None,
 # ------------------------------------------------------------------------------------ sizing
 def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_liq: PFn,
                        target: float, *, p_before: float | None = None,
-                       route: DeleverageRoute | None = None) -> Sized | None:
+                       route: Route | None = None) -> Sized | None:
     """The least raw amount of a top-up/repayment with ``p_liq(after) <= target`` (None if no
     amount reaches it), rounded up: never below the exact least amount, at most ``TOLERANCE_PPM``
     (at least one raw unit) above it, and evaluated good. Assumes P does not rise with the amount
@@ -374,12 +378,13 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
     still evaluated if the answer comes down to it). The first guess solves a first-passage model
     calibrated on the untouched position; the rest is :func:`_narrow` (typically 2-5 evaluations).
 
-    ``route``: a deleverage (``kind`` DELEVERAGE, ``params`` the debt asset), searched like a
-    repayment up to the most one deleverage can repay now (``route.largest_repay_raw``)."""
+    ``route``: a deleverage (``kind`` DELEVERAGE, ``params`` the route's: the debt asset repaid, or a
+    perp's collateral token for a reduction by size), searched like a repayment up to the most one
+    deleverage can do now (``route.largest_raw``)."""
     goal = _probit_half(target)
 
     def check(x: int) -> tuple[bool, float, _Payload]:
-        after = simulate_deleverage(pos, route, x) if route is not None else simulate(pos, kind, params, x)
+        after = route.simulate(pos, x) if route is not None else simulate(pos, kind, params, x)
         p = p_liq(after)
         return _score(p, target) <= 0, _probit_half(p) - goal, (after, p)
 
@@ -401,7 +406,7 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
     x = max(1, int(guess)) if math.isfinite(guess) and guess < 1e60 else max(1, params.unit // 1000)
 
     if kind is ActionKind.REPAY or route is not None:
-        hi = route.largest_repay_raw(pos) if route is not None else held(pos, params, Side.DEBT)
+        hi = route.largest_raw(pos) if route is not None else held(pos, params, Side.DEBT)
         if hi <= 0:
             return None
         good, pay, good_known, bad = hi, None, False, 0

@@ -27,6 +27,7 @@ from keeper.risk.health import lending_health
 
 if TYPE_CHECKING:
     from keeper.plan.deleverage import DeleverageRoute
+    from keeper.plan.perp_reduce import PerpReduceRoute
 
 USD_RAW = 10**30  # GMX v1 USD unit: a perp withdrawal's amount_raw
 
@@ -199,12 +200,14 @@ class Sized:
     raw: int
     after: Position
     p_after: float
-    route: DeleverageRoute | None = None  # DELEVERAGE: how (``params`` is the debt asset repaid)
+    # DELEVERAGE: how (``params`` is the debt asset repaid; a perp's reduction: its collateral token,
+    # and ``raw`` the size taken off in USD at 1e30)
+    route: DeleverageRoute | PerpReduceRoute | None = None
 
     @property
     def value_usd(self) -> float:
-        if self.kind is ActionKind.WITHDRAW_EXCESS and self.after.perp is not None:
-            return self.raw / USD_RAW  # a perp release is a USD collateral delta
+        if self.after.perp is not None and (self.kind is ActionKind.WITHDRAW_EXCESS or self.route is not None):
+            return self.raw / USD_RAW  # a perp release is a USD collateral delta, a reduction a size delta
         return self.raw / self.params.unit * self.params.price_usd
 
     @property
@@ -213,5 +216,7 @@ class Sized:
 
     def label(self) -> str:
         if self.route is not None:
+            if self.after.perp is not None:
+                return "reduce size"
             return f"deleverage {self.route.collateral.symbol} -> {self.params.symbol}"
         return f"{'repay' if self.kind is ActionKind.REPAY else 'add'} {self.params.symbol}"
