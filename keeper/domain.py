@@ -133,6 +133,9 @@ class PerpTerms:
     # with ``_raise`` (profit not counted) at the Vault's current margin fee (5% at rest on gated
     # GMX v1, not the execution fee liquidations use). None: not known (no limit beyond health).
     release_cap_usd: float | None = None
+    # GMX's margin fee on size changes where the keeper changes size (inside PositionRouter executions
+    # on gated GMX v1, the Vault's own in direct mode): the closing fee ``margin_fees_usd`` counts.
+    margin_fee_bps: int = 0
 
 
 @dataclass(frozen=True)
@@ -239,4 +242,5 @@ class Action:
     target_key: str | None = None  # REBALANCE: the position receiving the collateral
     usd: float = 0.0  # the amount's value, for budgets and reports
     request_key: str | None = None  # EXECUTE_REQUEST / CANCEL_REQUEST: the PositionRouter request
+    request_decrease: bool = False  # ... a decrease request (a perp deleverage), not a margin increase
     swap: Swap | None = None  # DELEVERAGE: what is sold, where, and the flash source

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keeper.app.deleverage_routes import SEL_MAX_SLIPPAGE, read_routes
+from keeper.app.perp_reduce_routes import SEL_CAP as SEL_DELEVERAGE_CAP
+from keeper.app.perp_reduce_routes import read_perp_routes
 from keeper.chain.multicall import Call, Result
 from keeper.config import ChainConfig, Config
 from keeper.domain import USD_ADDRESS, WAD, Address, Asset, Position, Protocol, Side
 from keeper.plan.deleverage import DeleverageRoute
+from keeper.plan.perp_reduce import PerpReduceRoute
 from keeper.plan.planner import plan
 from keeper.plan.policy import Plan, Policy, Reserve
 from keeper.plan.whatif import AssetParams
@@ -52,8 +55,10 @@ class VaultBook:
     reserve: Reserve | None = None
     floors: dict[str, float] = field(default_factory=dict)
     release_left: dict[Address, int] = field(default_factory=dict)  # asset -> tokens the window still allows
-    routes: dict[str, DeleverageRoute] = field(default_factory=dict)  # position key -> how it can deleverage
-    deleverage: bool = False  # the vault has deleverage set up (its slippage setting is not 0)
+    # position key -> how it can deleverage (lending: a swap; perps: by size)
+    routes: dict[str, DeleverageRoute | PerpReduceRoute] = field(default_factory=dict)
+    # the vault has deleverage set up: its slippage setting is not 0, or its caps on the GMX Vault are set
+    deleverage: bool = False
 
 
 def acting_vaults(ccfg: ChainConfig) -> dict[Address, Address]:
@@ -118,6 +123,8 @@ class BookLayout:
     # vaults with a setting get their routes read (keeper.app.deleverage_routes). The daemon asks for
     # it every ``DELEVERAGE_SETTINGS_BLOCKS`` and reuses what it learnt in between.
     slippage: bool = False
+    # likewise with a perp section: each vault's caps on the GMX Vault (keeper.app.perp_reduce_routes)
+    perp_caps: bool = False
 
 
 def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
@@ -140,10 +147,15 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
                 calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market + enc_address(ref.account)))
                 floor_keys.append((v, p.key))
+    perp_caps = slippage and ccfg.perp is not None
     slippage = slippage and ccfg.uniswap_v3 is not None
     if slippage:
         calls += [Call(v, SEL_MAX_SLIPPAGE) for v in held]
-    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), slippage)
+    if perp_caps:
+        assert ccfg.perp is not None
+        calls += [Call(v, SEL_DELEVERAGE_CAP + enc_address(Address(ccfg.perp.vault))) for v in held]
+    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), slippage,
+                      perp_caps)
 
 
 def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list[Result]:
@@ -187,15 +199,23 @@ def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: S
             floor = word(r.data, 0) / WAD
             books[v].floors[key] = max(books[v].floors.get(key, 0.0), floor)
     set_up: set[Address] = set(deleverage_vaults) & set(books)  # what the caller learnt last time
-    if layout.slippage:
+    if layout.slippage or layout.perp_caps:
         k += len(layout.floor_keys)
-        set_up = {v for v, r in zip(layout.vaults, results[k:]) if r.success and len(r.data) >= 32 and word(r.data, 0)}
+        set_up = set()
+        for on in (layout.slippage, layout.perp_caps):
+            if on:
+                set_up |= {v for v, r in zip(layout.vaults, results[k:])
+                           if r.success and len(r.data) >= 32 and word(r.data, 0)}
+                k += len(layout.vaults)
     for v in set_up:
         books[v].deleverage = True
-    if set_up and ccfg.uniswap_v3 is not None:
-        for v, routes in read_routes(reader, ccfg, {v: books[v].positions for v in set_up}, assets,
-                                     snap.block).items():
-            books[v].routes = routes
+    if set_up:
+        held_by = {v: books[v].positions for v in set_up}
+        if ccfg.uniswap_v3 is not None:
+            for v, routes in read_routes(reader, ccfg, held_by, assets, snap.block).items():
+                books[v].routes.update(routes)
+        for v, perp_routes in read_perp_routes(reader, ccfg, held_by, assets, snap.block).items():
+            books[v].routes.update(perp_routes)
     return list(books.values())
 
 

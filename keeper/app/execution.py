@@ -522,8 +522,8 @@ class Executed(NamedTuple):
 def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> Executed:
     """One operator action through the pipeline: journal, send through the vault, wait, record the
     outcome, re-read the position; the item's error is raised (nothing else is sent). A gated GMX v1
-    top-up is a PositionRouter request: it is followed until GMX executes or cancels it (``requests``),
-    bounded by the perp request timeout."""
+    top-up or size reduction is a PositionRouter request: it is followed until GMX executes or cancels it
+    (``requests``), bounded by the perp request timeout."""
     from keeper.alerts import alerter_from_config
     from keeper.app.manual import chain_id_of, keeper_key
 
@@ -546,10 +546,11 @@ def execute(cfg: Config, session: Session, book: VaultBook, action: Action) -> E
     followed = []
     perp = cfg.chains[session.chain].perp if session.chain in cfg.chains else None
     wait_s = max(30.0, 3.0 * (perp.request_timeout_blocks if perp else 20))
-    for key, router in requests_in(receipt, book.vault):
-        # Gated GMX v1: the margin is a PositionRouter request; its position keepers execute it a
-        # block or more later. Wait for it (bounded) so the position read below shows the result.
-        followed.append((key, router, wait_settled(session.client, router, key, wait_s)))
+    for key, router, decrease in requests_in(receipt, book.vault):
+        # Gated GMX v1: the margin (or a size reduction) is a PositionRouter request; its position
+        # keepers execute it a block or more later. Wait for it (bounded) so the position read below
+        # shows the result.
+        followed.append((key, router, wait_settled(session.client, router, key, wait_s, decrease=decrease)))
     after = session.reader.read()
     fresh = next((p for p in after.positions if p.key == action.position_key), None)
     return Executed(item, fresh, followed)

@@ -56,8 +56,10 @@ class PerpRequestWatch:
         self.gmx_vault = gmx_vault
         self.reader = RequestReader(mc, position_router)
         self.timeout_blocks = timeout_blocks
-        self._seen: dict[str, tuple[int, int]] = {}  # request key -> (created block, last block seen pending)
-        self._alerted: set[tuple[str, Step]] = set()
+        # (request key, decrease) -> (created block, last block seen pending): GMX keys increases and
+        # decreases alike (account, index), in two maps, so a key alone may name two requests
+        self._seen: dict[tuple[str, bool], tuple[int, int]] = {}
+        self._alerted: set[tuple[str, bool, Step]] = set()
         self.latencies: list[int] = []  # blocks, for requests seen to leave the queue (the last 50)
 
     def position_key(self, req: PendingRequest) -> str:
@@ -71,11 +73,12 @@ class PerpRequestWatch:
         view = RequestView(rules)
         now_pending = set()
         for req in pending:
-            now_pending.add(req.key)
-            self._seen[req.key] = (req.block, block)
+            now_pending.add((req.key, req.decrease))
+            self._seen[(req.key, req.decrease)] = (req.block, block)
             d = next_step(req, block, timestamp, rules, self.timeout_blocks)
             view.decisions.append((req, d))
-            view.blocked[self.position_key(req)] = f"a margin request ({req.key[:10]}) is pending: {d.why}"
+            what = "size reduction" if req.decrease else "margin"
+            view.blocked[self.position_key(req)] = f"a {what} request ({req.key[:10]}) is pending: {d.why}"
         for key in [k for k in self._seen if k not in now_pending]:
             created, last = self._seen.pop(key)
             view.settled.append(last + 1 - created)
@@ -97,13 +100,14 @@ class PerpRequestWatch:
             if d.step is Step.WAIT:
                 continue
             pkey = self.position_key(req)
-            if (req.key, d.step) not in self._alerted:
-                self._alerted.add((req.key, d.step))
+            if (req.key, req.decrease, d.step) not in self._alerted:
+                self._alerted.add((req.key, req.decrease, d.step))
                 log.warning(f"perp request {d.step.value}: {d.why}",
                             extra={"event": "perp_request", "position": pkey, "request": req.key, "step": d.step.value,
                                    "age_blocks": d.age_blocks, "age_seconds": d.age_seconds})
                 severity = "critical" if d.step is Step.STUCK else "warning"
-                alerter.notify("perp_request_stuck", severity, f"{name}: margin request late", d.why, position=pkey,
+                what = "size reduction" if req.decrease else "margin"
+                alerter.notify("perp_request_stuck", severity, f"{name}: {what} request late", d.why, position=pkey,
                                request=req.key)
             book = by_vault.get(req.account)
             if d.step in (Step.EXECUTE, Step.CANCEL) and book is not None:
@@ -118,26 +122,35 @@ def request_action(pos: Position, req: PendingRequest, d: Decision) -> Action:
     kind = ActionKind.EXECUTE_REQUEST if d.step is Step.EXECUTE else ActionKind.CANCEL_REQUEST
     asset = Asset("collateral", req.collateral_token, 0)  # for the journal and logs: nothing new moves
     reason = Reason(0.0, 0.0, pos.health, pos.health, 0.0, 0.0, "gmx request follow-up", d.why)
-    return Action(kind, pos.key, asset, float(req.amount_raw), 0, reason, request_key=req.key)
+    return Action(kind, pos.key, asset, float(req.amount_raw), 0, reason, request_key=req.key,
+                  request_decrease=req.decrease)
 
 
 PERP_INCREASE_REQUESTED = "0x" + keccak(
     text="PerpIncreaseRequested(bytes32,address,bytes32,address,address,uint256,uint256,uint256)").hex()
+PERP_DECREASE_REQUESTED = "0x" + keccak(
+    text="PerpDecreaseRequested(bytes32,address,bytes32,uint256,uint256,uint256)").hex()
 
 
-def requests_in(receipt: Receipt, vault: Address) -> list[tuple[str, Address]]:
-    """(request key, PositionRouter) of every ``PerpIncreaseRequested`` the vault emitted in ``receipt``."""
+def requests_in(receipt: Receipt, vault: Address) -> list[tuple[str, Address, bool]]:
+    """(request key, PositionRouter, decrease) of every ``PerpIncreaseRequested`` and
+    ``PerpDecreaseRequested`` the vault emitted in ``receipt``."""
     out = []
     for log_ in receipt.logs:  # raw JSON-RPC logs: their case is the node's (the boundary)
         topics = log_.get("topics", [])
-        if log_.get("address", "").lower() == vault and topics and topics[0].lower() == PERP_INCREASE_REQUESTED:
-            out.append((topics[1].lower(), Address("0x" + topics[2][-40:])))
+        if log_.get("address", "").lower() != vault or not topics:
+            continue
+        topic = topics[0].lower()
+        if topic in (PERP_INCREASE_REQUESTED, PERP_DECREASE_REQUESTED):
+            out.append((topics[1].lower(), Address("0x" + topics[2][-40:]), topic == PERP_DECREASE_REQUESTED))
     return out
 
 
-def wait_settled(client: ChainClient, position_router: str, key: str, timeout_s: float, poll_s: float = 0.5) -> bool:
+def wait_settled(client: ChainClient, position_router: str, key: str, timeout_s: float, poll_s: float = 0.5,
+                 decrease: bool = False) -> bool:
     """Wait until the request leaves the PositionRouter (executed or cancelled); False on timeout."""
-    data = keccak(text="increasePositionRequests(bytes32)")[:4] + bytes.fromhex(key[2:])
+    getter = "decreasePositionRequests(bytes32)" if decrease else "increasePositionRequests(bytes32)"
+    data = keccak(text=getter)[:4] + bytes.fromhex(key[2:])
     deadline = time.monotonic() + timeout_s
     while True:
         if int.from_bytes(client.eth_call(position_router, data)[:32], "big") == 0:

@@ -28,7 +28,8 @@ from keeper.domain import Address
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A PositionRouter increase request still stored (neither executed nor cancelled)."""
+    """A PositionRouter request still stored (neither executed nor cancelled): an increase (margin), or
+    a decrease (``decrease``: size taken off, ``amount_raw`` 0)."""
 
     key: str  # the request key, 0x + 64 hex
     account: Address  # the request's account: the KeeperVault
@@ -40,6 +41,7 @@ class PendingRequest:
     execution_fee: int  # wei
     block: int  # the block it was created in
     timestamp: int
+    decrease: bool = False  # a decrease request (the keeper's: size only, a perp deleverage)
 
     @property
     def market(self) -> str:
@@ -60,8 +62,8 @@ class RouterRules:
 class Step(Enum):
     WAIT = "wait"  # within the expected latency
     STUCK = "stuck"  # late, and the vault cannot do anything about it yet (the reason says why)
-    EXECUTE = "execute"  # late: the vault executes it itself (executePerpRequest)
-    CANCEL = "cancel"  # expired: the vault cancels it (cancelPerpRequest) and gets the collateral back
+    EXECUTE = "execute"  # late: the vault executes it itself (executePerpRequest / executePerpDecrease)
+    CANCEL = "cancel"  # expired: the vault cancels it (cancelPerp...) and gets the collateral (or fee) back
 
 
 @dataclass(frozen=True)

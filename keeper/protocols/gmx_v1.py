@@ -233,7 +233,7 @@ class GmxV1Adapter(Adapter):
                           liquidation_fee_usd=state.liquidation_fee_usd / USD,
                           max_leverage=state.max_leverage_bps / BPS, liquidation_state=state_code,
                           deposit_fee_bps=state.deposit_fee_bps if m.is_long and state.gated else 0,
-                          release_cap_usd=release_cap)
+                          release_cap_usd=release_cap, margin_fee_bps=state.liquidation_margin_fee_bps)
         # GMX v1 books collateral in USD at deposit: one leg in USD (1e30), the exposure is in ``perp``.
         legs = (Leg(USD_ASSET, Side.COLLATERAL, collateral, 1.0),)
         return Position(

@@ -4,13 +4,16 @@ turns a planned ``Action`` on a ``Position`` into the vault's calldata:
     topUp(Ref, amount), repay(Ref, amount), withdrawExcess(Ref, amount), rebalance(Ref, amount, Ref)
     executePerpRequest(gmxVault, requestKey), cancelPerpRequest(gmxVault, requestKey)
     deleverage((Ref, debtAsset, flashSource, repayAmount, collateralAmount, pool, minOut))
+    reducePerp(Ref, sizeDelta), executePerpDecrease(gmxVault, requestKey), cancelPerpDecrease(gmxVault, requestKey)
     Ref = (uint8 kind, address protocol, bytes32 market, address account)
 
 Aave: kind 0, market = the asset (left-padded); Morpho: kind 1, market = the market id; perps:
 kind 2, market = keccak256(abi.encode(collateralToken, indexToken, isLong)), and a withdrawal's
 amount is GMX v1's USD collateral delta (1e30). On a gated GMX v1 deployment the vault turns a perp
 top-up into a PositionRouter request (see KeeperVault); the two request calls settle the vault's own
-late requests. A deleverage's Ref names the collateral it sells (on Aave, the market of that asset)."""
+late requests. A deleverage's Ref names the collateral it sells (on Aave, the market of that asset); a
+perp's deleverage is ``reducePerp`` (size in USD at 1e30; on gated GMX v1 a decrease request, settled
+late by the two decrease calls)."""
 
 from __future__ import annotations
 
@@ -76,7 +79,8 @@ def _vault_functions() -> dict[str, tuple[bytes, list[str]]]:
     for item in ours("KeeperVault").abi:
         if item.get("type") == "function" and item["name"] in ("topUp", "repay", "withdrawExcess", "rebalance",
                                                                 "executePerpRequest", "cancelPerpRequest",
-                                                                "deleverage"):
+                                                                "deleverage", "reducePerp", "executePerpDecrease",
+                                                                "cancelPerpDecrease"):
             types = [_canonical(a) for a in item["inputs"]]
             out[item["name"]] = (keccak(text=f"{item['name']}({','.join(types)})")[:4], types)
     return out
@@ -110,7 +114,8 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
     elif action.kind in (ActionKind.EXECUTE_REQUEST, ActionKind.CANCEL_REQUEST):
         if pos.protocol is not Protocol.PERP or not action.request_key:
             raise ConfigError(f"{action.kind.value} needs a perp position and a request key")
-        name = "executePerpRequest" if action.kind is ActionKind.EXECUTE_REQUEST else "cancelPerpRequest"
+        verb = "execute" if action.kind is ActionKind.EXECUTE_REQUEST else "cancel"
+        name = f"{verb}PerpDecrease" if action.request_decrease else f"{verb}PerpRequest"
         data = _encode(name, [Address(pos.protocol_address), bytes.fromhex(action.request_key[2:])])
         return TxRequest(Address(vault), data, label=f"{action.kind.value} {action.request_key[:10]} on perp")
     else:
@@ -120,6 +125,10 @@ def vault_request(vault: str, action: Action, positions: dict[str, Position]) ->
 
 
 def _deleverage(vault: str, action: Action, pos: Position) -> TxRequest:
+    if pos.protocol is Protocol.PERP:
+        # a perp is deleveraged by size: ``amount_raw`` is the size taken off (USD at 1e30)
+        data = _encode("reducePerp", [ref_for(pos, action.asset.address).as_tuple(), action.amount_raw])
+        return TxRequest(Address(vault), data, label=f"reduce perp size by {action.amount:,.2f} USD")
     swap = action.swap
     if swap is None or pos.protocol not in (Protocol.AAVE_V3, Protocol.MORPHO_BLUE):
         raise ConfigError(f"deleverage needs a lending position and its swap ({action.position_key})")

@@ -24,7 +24,9 @@ def web3_vault():
 def test_selectors_cover_the_keeper_functions():
     fns = _vault_functions()
     assert set(fns) == {"topUp", "repay", "withdrawExcess", "rebalance", "executePerpRequest", "cancelPerpRequest",
-                        "deleverage"}
+                        "deleverage", "reducePerp", "executePerpDecrease", "cancelPerpDecrease"}
+    assert fns["reducePerp"][1] == ["(uint8,address,bytes32,address)", "uint256"]
+    assert fns["executePerpDecrease"][1] == fns["cancelPerpDecrease"][1] == ["address", "bytes32"]
     assert fns["deleverage"][1] == ["((uint8,address,bytes32,address),address,address,uint256,uint256,address,uint256)"]
     assert fns["topUp"][1] == ["(uint8,address,bytes32,address)", "uint256"]
     assert fns["executePerpRequest"][1] == fns["cancelPerpRequest"][1] == ["address", "bytes32"]
@@ -35,6 +37,7 @@ def test_selectors_cover_the_keeper_functions():
 def test_encoding_matches_web3(web3_vault, ref, amount, to_ref):
     for name, args in (("topUp", [ref, amount]), ("repay", [ref, amount]), ("withdrawExcess", [ref, amount]),
                        ("rebalance", [ref, amount, to_ref]), ("executePerpRequest", [ref[1], ref[2]]),
-                       ("cancelPerpRequest", [ref[1], ref[2]]),
+                       ("cancelPerpRequest", [ref[1], ref[2]]), ("reducePerp", [ref, amount]),
+                       ("executePerpDecrease", [ref[1], ref[2]]), ("cancelPerpDecrease", [ref[1], ref[2]]),
                        ("deleverage", [(ref, ref[1], to_ref[1], amount, amount // 3, to_ref[3], amount // 7)])):
         assert _encode(name, args) == bytes.fromhex(web3_vault.encode_abi(name, args)[2:]), name
