@@ -362,7 +362,7 @@ class Keeper:
                 if action.kind is ActionKind.WITHDRAW_EXCESS and protecting:
                     continue  # protect first; releases wait for a calm tick
                 waiting = t.requests.blocked.get(action.target_key or action.position_key)
-                if waiting and action.kind in (ActionKind.TOP_UP, ActionKind.REBALANCE):
+                if waiting and action.kind in (ActionKind.TOP_UP, ActionKind.REBALANCE, ActionKind.DELEVERAGE):
                     log.info("skipped", extra={"event": "skip", "position": action.target_key or action.position_key,
                                                "why": waiting})
                     continue

@@ -98,3 +98,37 @@ def test_an_expired_request_is_cancelled_and_asked_again(keeper, w3, devnet):
     assert token(w3, devnet, "WETH").functions.balanceOf(alice).call() > held  # the collateral came back
     keeper.tick(mine(w3))
     assert len(requests_made(w3, devnet, start)) == 2  # the keeper asks again
+
+
+def test_a_stuck_size_reduction_is_asked_once_then_executed_by_the_vault(tmp_path, anvil, w3, devnet, monkeypatch):
+    """A reserve-less vault's perp deleveraged by size (a decrease request): the same rules as a margin
+    request, through the decrease calls (``executePerpDecrease``)."""
+    from keeper.chain import contracts as C
+    from tests.app.test_perp_reduce_act import _config, _vault_with_a_perp
+
+    v, g = _vault_with_a_perp(w3, devnet, caps=True)
+    cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch, chain=_config(v))
+    chain = cfg.chains["devnet"]
+    perp = chain.perp.model_copy(update={"request_timeout_blocks": TIMEOUT_BLOCKS})
+    cfg = cfg.model_copy(update={"chains": {"devnet": chain.model_copy(update={"perp": perp})}})
+    k = Keeper(cfg, vols=VOLS)
+    k.startup()
+    alerts: list = []
+    k.alerter.notify = lambda kind, severity, title, text, **fields: alerts.append((kind, severity, text))
+    vault = w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
+    try:
+        start = w3.eth.block_number
+        set_price(w3, devnet, "ETH", 1_880)
+        k.tick(w3.eth.block_number)
+        (asked,) = vault.events.PerpDecreaseRequested().get_logs(from_block=start)
+        size0 = g.position(v.address, "ETH-long")[0]
+        while w3.eth.block_number < asked.blockNumber + TIMEOUT_BLOCKS + 2:
+            k.tick(mine(w3))
+        assert len(vault.events.PerpDecreaseRequested().get_logs(from_block=start)) == 1  # never asked again
+        stuck = [a for a in alerts if a[0] == "perp_request_stuck"]
+        assert len(stuck) == 1 and "may execute it itself in" in stuck[0][2]
+        k.tick(mine(w3, seconds=181))
+        assert [e.args.executed for e in vault.events.PerpDecreaseSettled().get_logs(from_block=start)] == [True]
+        assert g.position(v.address, "ETH-long")[0] == size0 - asked.args.sizeDelta
+    finally:
+        k.shutdown()
