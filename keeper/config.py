@@ -108,7 +108,10 @@ class MorphoConfig(_Strict):
     morpho: AddressField
     markets: list[str] = Field(min_length=1)
     preliq_factory: AddressField | None = Field(
-        default=None, description="Morpho's PreLiquidationFactory ('keeper preliq apply' creates through it)")
+        default=None, description="Morpho's PreLiquidationFactory ('keeper preliq apply' creates through it; "
+                                  "the keeper finds the pre-liquidations created through it that borrowers authorised)")
+    preliq_from_block: int = Field(default=0, ge=0, description="the factory's deployment block: where the keeper "
+                                                                "starts reading its CreatePreLiquidation events")
 
     @field_validator("markets")
     @classmethod
@@ -443,6 +446,7 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
                           hint="start the devnet with 'keeper devnet up', or remove the key") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{where}: chains.{name}.deployment: {path} is not valid JSON: {e.msg}") from e
+    mb = dep.get("morpho_blue") or {}
     try:
         filled: dict[str, Any] = {
             "chain_id": chain.chain_id or dep["chain_id"],
@@ -451,7 +455,8 @@ def _from_deployment(name: str, chain: ChainConfig, where: str) -> ChainConfig:
             "aave_v3": chain.aave_v3 or {k: dep["aave_v3"][k] for k in ("pool", "data_provider", "oracle")},
             "morpho_blue": chain.morpho_blue or {"morpho": dep["morpho_blue"]["morpho"],
                                                  "markets": [m["id"] for m in dep["morpho_blue"]["markets"].values()],
-                                                 "preliq_factory": dep["morpho_blue"].get("preliq_factory")},
+                                                 "preliq_factory": mb.get("preliq_factory"),
+                                                 "preliq_from_block": mb.get("preliq_factory_block", 0)},
             "perp": chain.perp or {"vault": dep["perp"]["vault"], "markets": list(dep["perp"]["markets"].values()),
                                    "position_router": dep["perp"].get("position_router")},
             "uniswap_v3": chain.uniswap_v3 or ({"factory": dep["uniswap_v3"]["factory"],

@@ -139,6 +139,21 @@ class PerpTerms:
 
 
 @dataclass(frozen=True)
+class PreLiqTerms:
+    """A Morpho pre-liquidation the borrower authorised on this position (Morpho's PreLiquidation
+    contract, its immutable parameters as fractions): once the LTV passes ``pre_lltv`` anyone may repay
+    up to a close factor (``pre_lcf1`` at ``pre_lltv`` rising to ``pre_lcf2`` at the LLTV) for collateral
+    at an incentive (``pre_lif1`` rising to ``pre_lif2``)."""
+
+    address: Address
+    pre_lltv: float
+    pre_lcf1: float
+    pre_lcf2: float
+    pre_lif1: float
+    pre_lif2: float
+
+
+@dataclass(frozen=True)
 class Position:
     """A collateralised position as read at ``block``.
 
@@ -158,6 +173,7 @@ class Position:
     price_issue: str | None = None
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    preliq: PreLiqTerms | None = None  # Morpho: an authorised pre-liquidation (its first loss comes at pre_lltv)
 
     @property
     def key(self) -> str:

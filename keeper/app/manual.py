@@ -32,6 +32,7 @@ from keeper.plan.sizing import largest_withdrawal, smallest_to_target
 from keeper.plan.whatif import AssetParams, simulate, weight_for
 from keeper.protocols.reader import ChainReader, Snapshot
 from keeper.protocols.vault_calls import vault_request
+from keeper.risk.first_loss import first_loss_view
 from keeper.risk.model import RiskModel
 from keeper.store import Store
 from keeper.store.journal import AttemptRecord, Journal
@@ -85,7 +86,7 @@ def why_no_action(session: Session, plans: Sequence[tuple[VaultBook, Plan]], pos
     if why:
         return why
     known = [p.p_liq[pos.key] for _, p in plans if pos.key in p.p_liq]
-    p_liq = known[0] if known else session.risk.p_liq(pos)
+    p_liq = known[0] if known else session.risk.p_liq(first_loss_view(pos))
     policy = session.policy
     if p_liq <= policy.epsilon:
         where = f"P(liq {policy.horizon_hours:g}h) {p_liq:.3%} <= budget {policy.epsilon:.2%}"
@@ -138,11 +139,14 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
     the position's name as the operator knows it (errors use it; default: its short name)."""
     risk, policy = session.risk, session.policy
     name = name or Names.of(session.snap.positions).name(pos)
-    p0 = risk.p_liq(pos)
+    def p_first_loss(q: Position) -> float:
+        return risk.p_liq(first_loss_view(q))
+
+    p0 = p_first_loss(pos)
     target = levels_of(risk, policy, pos)[0]
 
     def reason(after: Position, note: str) -> Reason:
-        return Reason(p0, risk.p_liq(after), pos.health, after.health, policy.epsilon, policy.horizon_hours,
+        return Reason(p0, p_first_loss(after), pos.health, after.health, policy.epsilon, policy.horizon_hours,
                       risk.describe(), note)
 
     if not pos.price_ok:
@@ -158,7 +162,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
         floor = book.floors.get(pos.key, policy.default_health_floor) * (1 + policy.floor_margin)
         best = None
         for params in candidates:
-            opt = largest_withdrawal(pos, params, risk.p_liq, target, floor)
+            opt = largest_withdrawal(pos, params, p_first_loss, target, floor)
             if opt is not None and opt.raw > 0 and (best is None or opt.value_usd > best.value_usd):
                 best = opt
         if best is None:
@@ -194,7 +198,7 @@ def manual_action(session: Session, pos: Position, book: VaultBook, *, target_he
                 if goal is not None:
                     opt = smallest_to_target(pos, kind, params, lambda q: 0.0 if q.health >= goal else 1.0, 0.5)
                 else:
-                    opt = smallest_to_target(pos, kind, params, risk.p_liq, target)
+                    opt = smallest_to_target(pos, kind, params, p_first_loss, target)
                 if opt is not None:
                     options.append(opt)
         reserve = book.reserve

@@ -13,6 +13,7 @@ from keeper.protocols.aave_v3 import AaveV3Adapter
 from keeper.protocols.base import Adapter
 from keeper.protocols.gmx_v1 import GmxV1Adapter, PerpMarket
 from keeper.protocols.morpho_blue import MorphoBlueAdapter
+from keeper.protocols.morpho_preliq import PreLiqIndex
 from keeper.protocols.reader import ChainReader
 
 PROTOCOL_NAMES = ("aave_v3", "morpho_blue", "perp")
@@ -37,7 +38,9 @@ def build_adapters(name: str, cfg: ChainConfig, only: Sequence[str] | None = Non
         adapters.append(AaveV3Adapter(name, a.pool, a.data_provider, a.oracle, price_decimals=a.price_decimals,
                                       health=a.health, verify=verify))
     if cfg.morpho_blue and "morpho_blue" in want:
-        adapters.append(MorphoBlueAdapter(name, cfg.morpho_blue.morpho, cfg.morpho_blue.markets))
+        mb = cfg.morpho_blue
+        index = PreLiqIndex(Address(mb.preliq_factory), mb.preliq_from_block) if mb.preliq_factory else None
+        adapters.append(MorphoBlueAdapter(name, mb.morpho, mb.markets, index))
     if cfg.perp and "perp" in want:
         adapters.append(GmxV1Adapter(name, cfg.perp.vault, [PerpMarket(m.collateral_token, m.index_token, m.is_long)
                                                             for m in cfg.perp.markets], cfg.perp.position_router))

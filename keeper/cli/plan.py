@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
 from keeper.cli.render import action_json, labels, print_action
+from keeper.risk.first_loss import first_loss_view
 from keeper.views import shown_address
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]],
             held = {pos.perp.index.symbol} if pos.perp is not None else {leg.asset.symbol for leg in pos.legs}
             out.append({"key": pos.key, "name": names.get(pos.key, pos.key),
                         "vault": shown_address(book.vault), "health": pos.health,
-                        "p_liq": p_liq.get(pos.key, session.risk.p_liq(pos)), "acted_on": pos.key in acted,
+                        "p_liq": p_liq.get(pos.key, session.risk.p_liq(first_loss_view(pos))),
+                        "acted_on": pos.key in acted,
                         "model": inputs["model"], "horizon_hours": inputs["horizon_hours"],
                         "vols": {s: v for s, v in inputs["vols"].items() if s in held}})
     return out

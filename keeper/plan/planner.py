@@ -52,6 +52,7 @@ from keeper.plan.sizing import (
     smallest_to_target,
 )
 from keeper.plan.whatif import USD_RAW, AssetParams, Sized, held, perp_collateral_address, simulate, weight_for
+from keeper.risk.first_loss import first_loss_fraction, first_loss_view
 from keeper.risk.model import RiskModel
 from keeper.risk.probability import morpho_incentive
 
@@ -102,7 +103,7 @@ class _Planner:
         hit = self._levels.get(pos.key)
         if hit is None:
             gl = getattr(self._model_for(pos), "gap_levels", None)
-            got = gl(pos, pol.epsilon, pol.target_gap, pol.release_gap) if gl is not None else None
+            got = gl(first_loss_view(pos), pol.epsilon, pol.target_gap, pol.release_gap) if gl is not None else None
             hit = self._levels[pos.key] = got if got is not None else (pol.target, pol.release)
         return hit
 
@@ -110,8 +111,9 @@ class _Planner:
     def _p(self, position: Position) -> float:
         """P(liquidation within the horizon); for a position whose protection lands late (a GMX
         PositionRouter request: ``extra["lead_hours"]``), within the horizon plus that delay, so the
-        keeper acts that much earlier (models without ``with_lead`` ignore it)."""
-        return float(self._model_for(position).p_liq(position))
+        keeper acts that much earlier (models without ``with_lead`` ignore it). A Morpho position with an
+        authorised pre-liquidation: P of its first loss, the pre-liquidation (``risk.first_loss``)."""
+        return float(self._model_for(position).p_liq(first_loss_view(position)))
 
     def smallest(self, pos: Position, kind: ActionKind, params: AssetParams,
                  p: float | None = None) -> Sized | None:
@@ -259,6 +261,10 @@ class _Planner:
             sell = r.sell_raw(opt.raw)
             swap = Swap(r.collateral.asset, sell, r.min_out_raw(sell, opt.raw), r.pool, r.flash_source,
                         r.loss_usd(opt.raw))
+        if pos.preliq is not None:
+            pre = pos.preliq
+            note += (f"; P counts the authorised pre-liquidation {pre.address[:10]} (first loss once LTV passes "
+                     f"{pre.pre_lltv:.1%}: {pre.pre_lif1 - 1:.1%} on up to {pre.pre_lcf1:.0%} of the debt)")
         return Action(kind or opt.kind, pos.key, opt.params.asset, amount, opt.raw,
                       self.reason(pos, p, opt.after, opt.p_after, note), target_key, opt.value_usd, swap=swap)
 
@@ -304,6 +310,9 @@ def _loss_weight(pos: Position, policy: Policy) -> tuple[float, float]:
     """(penalty fraction, size USD): the expected loss if liquidated is ``P * penalty * size``."""
     if pos.perp is not None:
         return 1.0, pos.perp.collateral_usd
+    pre = first_loss_fraction(pos)
+    if pre is not None:
+        return pre, pos.debt_usd  # the first pre-liquidation's incentive on what it repays
     if pos.protocol is Protocol.MORPHO_BLUE:
         coll = pos.legs_on(Side.COLLATERAL)
         tot = sum(leg.value_usd for leg in coll)

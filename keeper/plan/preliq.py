@@ -103,6 +103,7 @@ def propose(pos: Position, risk: RiskModel, policy: Policy, lltv: float) -> PreL
         raise ValueError(f"{pos.key}: pre-liquidation is Morpho Blue's")
     if not 0 < lltv < 1:
         raise ValueError(f"LLTV {lltv} is not in (0, 1)")
+    pos = evolved(pos, preliq=None)  # proposed from Morpho's own liquidation, whatever is authorised now
     debt = pos.debt_usd
     collateral = pos.collateral_usd
     if debt <= 0 or collateral <= 0:

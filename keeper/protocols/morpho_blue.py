@@ -7,6 +7,10 @@ totals with interest accrued up to the block by Morpho's own code and IRM. Healt
     borrowed  = borrowShares -> assets, rounded up (SharesMathLib.toAssetsUp, virtual shares 1e6)
     maxBorrow = collateral * price / 1e36 (down) * lltv / 1e18 (down)
     health    = maxBorrow * 1e18 / borrowed   (< 1e18 exactly when Morpho's _isHealthy is false)
+
+With a pre-liquidation factory configured (``keeper.protocols.morpho_preliq``), a position with debt in
+a market that has PreLiquidation contracts is read once more, in a follow-up round at the same block:
+whether its borrower authorised one (``Position.preliq``: the lowest pre-LLTV authorised).
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keeper.chain.multicall import Call, Multicall, Result
-from keeper.domain import MAX_UINT256, WAD, Address, Asset, Leg, Position, Protocol, Side
+from keeper.domain import MAX_UINT256, WAD, Address, Asset, Leg, Position, PreLiqTerms, Protocol, Side, evolved
 from keeper.errors import ConfigError
 from keeper.protocols.base import Adapter, ReadContext, ReadPlan, address_word, enc_address, enc_uint, price_issue, word
 from keeper.protocols.erc20 import load_assets
+from keeper.protocols.morpho_preliq import SEL_IS_AUTHORIZED, PreLiqIndex
 
 SEL_POSITION = bytes.fromhex("93c52062")
 SEL_MARKET = bytes.fromhex("5c60e39a")
@@ -60,13 +65,17 @@ def health_wad(collateral: int, price: int, lltv: int, borrowed: int) -> int:
 class MorphoBlueAdapter(Adapter):
     protocol = Protocol.MORPHO_BLUE
 
-    def __init__(self, chain: str, morpho: Address, market_ids: Sequence[str]) -> None:
+    def __init__(self, chain: str, morpho: Address, market_ids: Sequence[str],
+                 preliq: PreLiqIndex | None = None) -> None:
         self.chain = chain
         self.morpho = morpho
         self.market_ids = [m.lower() for m in market_ids]  # market ids (bytes32), not addresses
         self.markets: list[MarketParams] = []
+        self.preliq = preliq
 
     def prepare(self, mc: Multicall, block: int) -> None:
+        if self.preliq is not None:
+            self.preliq.refresh(mc.client, block)
         if self.markets:
             return  # market params are immutable in Morpho Blue
         results = mc.call([Call(self.morpho, SEL_PARAMS + bytes.fromhex(m[2:]), allow_failure=False)
@@ -92,14 +101,37 @@ class MorphoBlueAdapter(Adapter):
             calls.extend(Call(self.morpho, SEL_POSITION + mid + enc_address(a)) for a in accounts)
         per = 2 + len(accounts)
 
+        held: list[Position] = []  # positions whose pre-liquidation authorisations are read next
+
         def decode_all(results: Sequence[Result], ctx: ReadContext) -> list[Position]:
-            out = []
+            out: list[Position] = []
+            held.clear()
             for k, m in enumerate(markets):
                 chunk = results[k * per:(k + 1) * per]
-                out.extend(self._decode_market(m, chunk, accounts, ctx))
+                for pos in self._decode_market(m, chunk, accounts, ctx):
+                    candidates = self.preliq.for_market(m.id) if self.preliq is not None else []
+                    (held if candidates and pos.debt_usd > 0 else out).append(pos)
             return out
 
-        return ReadPlan(calls, decode_all, prefix)
+        def follow_up(mc: Multicall, ctx: ReadContext) -> ReadPlan | None:
+            if not held or self.preliq is None:
+                return None
+            pairs = [(pos, t) for pos in held for t in self.preliq.for_market(pos.market)]
+            auth_calls = [Call(self.morpho, SEL_IS_AUTHORIZED + enc_address(pos.account) + enc_address(t.address))
+                          for pos, t in pairs]
+            positions = list(held)
+
+            def attach(results: Sequence[Result], ctx: ReadContext) -> list[Position]:
+                best: dict[str, PreLiqTerms] = {}
+                for (pos, t), r in zip(pairs, results):
+                    authorised = r.success and len(r.data) >= 32 and word(r.data, 0)
+                    if authorised and (pos.key not in best or t.pre_lltv < best[pos.key].pre_lltv):
+                        best[pos.key] = t
+                return [evolved(pos, preliq=best[pos.key]) if pos.key in best else pos for pos in positions]
+
+            return ReadPlan(auth_calls, attach)
+
+        return ReadPlan(calls, decode_all, prefix, follow_up=follow_up)
 
     def _decode_market(self, m: MarketParams, chunk: Sequence[Result], accounts: Sequence[Address],
                        ctx: ReadContext) -> list[Position]:

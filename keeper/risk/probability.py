@@ -58,6 +58,7 @@ from scipy import special
 
 from keeper.domain import Position, Protocol, Side
 from keeper.risk import scenarios as sc
+from keeper.risk.first_loss import first_loss_fraction, first_loss_view
 from keeper.risk.health import perp_threshold
 
 BGK_BETA = 0.5825971579390106  # -zeta(1/2) / sqrt(2 pi)
@@ -170,6 +171,7 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
     full_close, at_risk, now = np.zeros(k, bool), np.zeros(k, bool), np.zeros(k, bool)
     fixed: set[str] = set()
     for j, pos in enumerate(positions):
+        pos = first_loss_view(pos)  # a Morpho position with a pre-liquidation: its first loss at pre_lltv
         if pos.perp is not None:
             p = pos.perp
             if p.size_usd <= 0:
@@ -213,7 +215,8 @@ def exposures(positions: Sequence[Position], symbols: Sequence[str], aave_bonus:
         if pos.protocol is Protocol.MORPHO_BLUE:
             tot = sum(v for v, _ in weighted_lltv)
             lltv = sum(v * w for v, w in weighted_lltv) / tot if tot > 0 else 0.0
-            bonus[j], full_close[j] = morpho_incentive(lltv) - 1.0, True
+            pre = first_loss_fraction(pos)
+            bonus[j], full_close[j] = (morpho_incentive(lltv) - 1.0 if pre is None else pre), True
         else:
             bonus[j] = aave_bonus
         now[j] = at_risk[j] and lin[:, j].sum() + const[j] < 0
