@@ -181,3 +181,42 @@ def test_section_and_cross_check_errors_name_the_variables_involved(tmp_path):
 ])
 def test_log_json_is_auto_true_or_false(tmp_path, text, env, expected):
     assert load_config(write(tmp_path, text), env=env).telemetry.log_json == expected
+
+
+UNISWAP = """
+[chains.main.uniswap_v3]
+factory = "0x1F98431c8aD98523631AE4a59f267346ea31F984"
+"""
+
+
+def test_the_uniswap_section_defaults_and_checks(tmp_path):
+    main = load_config(write(tmp_path, GOOD_CHAIN + UNISWAP), env={}).chains["main"]
+    uni = main.uniswap_v3
+    assert uni.factory == "0x1f98431c8ad98523631ae4a59f267346ea31f984" and uni.fee_tiers == [500, 3000, 10000]
+    assert uni.pool_init_code_hash == "0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
+    for extra, needle in (("fee_tiers = [0]", "chains.main.uniswap_v3.fee_tiers: "),
+                          ("fee_tiers = [1000000]", "fee tiers are in millionths"),
+                          ("fee_tiers = []", "chains.main.uniswap_v3.fee_tiers"),
+                          ('pool_init_code_hash = "0x1234"', "chains.main.uniswap_v3.pool_init_code_hash: "),
+                          ('pool_init_code_hash = "0x' + "zz" * 32 + '"', "must be 0x and 64 hex digits")):
+        with pytest.raises(ConfigError) as e:
+            load_config(write(tmp_path, GOOD_CHAIN + UNISWAP + extra + "\n"), env={})
+        assert needle in str(e.value), (extra, str(e.value))
+    upper = '0x' + "AB" * 32
+    main = load_config(write(tmp_path, GOOD_CHAIN + UNISWAP + f'pool_init_code_hash = "{upper}"\n'), env={})
+    assert main.chains["main"].uniswap_v3.pool_init_code_hash == upper.lower()
+
+
+def test_the_morpho_pre_liquidation_keys(tmp_path):
+    morpho = """
+[chains.main.morpho_blue]
+morpho = "0xBBBBBbbBBb9cC5e90e3b3Af64bdAF62C37EEFFCb"
+markets = ["0x""" + "11" * 32 + """"]
+preliq_factory = "0x6FF33615e792E35ed1026ea7cACCf42D9BF83476"
+preliq_from_block = 21414664
+"""
+    mb = load_config(write(tmp_path, GOOD_CHAIN + morpho), env={}).chains["main"].morpho_blue
+    assert mb.preliq_factory == "0x6ff33615e792e35ed1026ea7caccf42d9bf83476" and mb.preliq_from_block == 21414664
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, GOOD_CHAIN + morpho.replace("21414664", "-1")), env={})
+    assert "chains.main.morpho_blue.preliq_from_block" in str(e.value)

@@ -258,31 +258,24 @@ class Liquidator:
             return
         for pre, borrower, fn in self.pre.eligible(block):
             pid = self.morpho_ids.get((Address(borrower), pre.market.lower()), borrower)
-            self.pre.stock(pre)
             try:
-                h = fn.transact({"from": self.me})
+                done = self.pre.send(pre, borrower, fn, block)
             except (ContractLogicError, ContractCustomError, Web3RPCError) as e:
                 self.attempts += 1
                 self.emit("attempt", block=block, position=pid, ok=False, why="pre-liquidation band",
                           error=str(e)[:200])
                 continue
-            receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=30)
-            fields = {"block": receipt["blockNumber"], "seen_at_block": block, "position": pid, "account": borrower,
-                      "protocol": "morpho_blue", "tx": "0x" + h.hex(), "gas_used": receipt["gasUsed"],
-                      "gas_price": receipt.get("effectiveGasPrice", 0)}
-            if receipt["status"] != 1:
+            fields = {"block": done["block"], "seen_at_block": block, "position": pid, "account": borrower,
+                      "protocol": "morpho_blue", "tx": done["tx"], "gas_used": done["gas_used"],
+                      "gas_price": done["gas_price"]}
+            if not done["ok"]:
                 self.attempts += 1
                 self.emit("attempt", ok=False, error="pre-liquidation reverted on chain", **fields)
                 continue
             m = self.markets[pre.market.lower()]
-            contract = self.w3.eth.contract(address=Web3.to_checksum_address(pre.address),
-                                            abi=C.preliq("PreLiquidation").abi)
-            repaid = seized = 0
-            for ev in contract.events.PreLiquidate().process_receipt(receipt, errors=DISCARD):
-                repaid, seized = ev.args.repaidAssets, ev.args.seizedAssets
             self.preliquidations += 1
-            self.emit("preliquidation", **fields, repaid_usd=self.usd(m["loan_token"], repaid, receipt["blockNumber"]),
-                      seized_usd=self.usd(m["collateral_token"], seized, receipt["blockNumber"]))
+            self.emit("preliquidation", **fields, repaid_usd=self.usd(m["loan_token"], done["repaid"], done["block"]),
+                      seized_usd=self.usd(m["collateral_token"], done["seized"], done["block"]))
 
     # --- the loop -----------------------------------------------------------------------------
     def on_block(self, block: int) -> None:

@@ -142,23 +142,25 @@ class PreLiquidator:
                 loan.functions.approve(Web3.to_checksum_address(pre.address), MAX).transact({"from": self.me}))
             self.approved.add(pre.address)
 
+    def send(self, pre: PreLiq, borrower: Address, fn: ContractFunction, block: int) -> dict[str, Any]:
+        """One pre-liquidation (``fn`` from :meth:`eligible`), mined: what it did. A call the node refuses
+        raises web3's error."""
+        self.stock(pre)
+        receipt = self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": self.me}), timeout=30)
+        repaid = seized = 0
+        contract = self.w3.eth.contract(address=Web3.to_checksum_address(pre.address),
+                                        abi=C.preliq("PreLiquidation").abi)
+        for ev in contract.events.PreLiquidate().process_receipt(receipt, errors=DISCARD):
+            repaid, seized = ev.args.repaidAssets, ev.args.seizedAssets
+        self.done += receipt["status"] == 1
+        return {"block": receipt["blockNumber"], "seen_at_block": block, "borrower": borrower,
+                "pre_liquidation": pre.address, "market": pre.market, "ok": receipt["status"] == 1,
+                "tx": "0x" + bytes(receipt["transactionHash"]).hex(), "gas_used": receipt["gasUsed"],
+                "gas_price": receipt.get("effectiveGasPrice", 0), "repaid": repaid, "seized": seized}
+
     def step(self, block: int) -> list[dict[str, Any]]:
         """Pre-liquidate everything eligible at ``block``; what each one did."""
-        out = []
-        for pre, borrower, fn in self.eligible(block):
-            self.stock(pre)
-            receipt = self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": self.me}), timeout=30)
-            repaid = seized = 0
-            contract = self.w3.eth.contract(address=Web3.to_checksum_address(pre.address),
-                                            abi=C.preliq("PreLiquidation").abi)
-            for ev in contract.events.PreLiquidate().process_receipt(receipt, errors=DISCARD):
-                repaid, seized = ev.args.repaidAssets, ev.args.seizedAssets
-            self.done += receipt["status"] == 1
-            out.append({"block": receipt["blockNumber"], "seen_at_block": block, "borrower": borrower,
-                        "pre_liquidation": pre.address, "market": pre.market, "ok": receipt["status"] == 1,
-                        "tx": "0x" + bytes(receipt["transactionHash"]).hex(), "gas_used": receipt["gasUsed"],
-                        "gas_price": receipt.get("effectiveGasPrice", 0), "repaid": repaid, "seized": seized})
-        return out
+        return [self.send(pre, borrower, fn, block) for pre, borrower, fn in self.eligible(block)]
 
     def run(self, stop: threading.Event, poll: float = 0.1) -> None:
         """Step once per new block until ``stop`` is set (``bot_loop.every_block``)."""
