@@ -76,8 +76,8 @@ def _keeper(tmp_path, anvil, devnet, monkeypatch, vault, **chain) -> Keeper:
     return k
 
 
-def _send(k: Keeper, w3, vault, session, book, action, block: int):
-    """``action`` through the keeper's execution pipeline, mined; its ``Deleveraged`` event."""
+def _send(k: Keeper, w3, vault, session, book, action, block: int, event: str = "Deleveraged"):
+    """``action`` through the keeper's execution pipeline, mined; the vault's ``event`` in its receipt."""
     d = k.executor
     d.begin(block)
     item = d.add(session, book, action)
@@ -86,7 +86,7 @@ def _send(k: Keeper, w3, vault, session, book, action, block: int):
     assert item.error is None, item.error
     rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
     (ev,) = [e["args"] for e in w3.eth.contract(address=vault.address, abi=C.ours("KeeperVault").abi)
-             .events.Deleveraged().process_receipt(rc, errors=DISCARD)]
+             .events[event]().process_receipt(rc, errors=DISCARD)]
     return ev
 
 

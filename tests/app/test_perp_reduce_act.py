@@ -8,7 +8,6 @@ nothing is planned."""
 from __future__ import annotations
 
 import pytest
-from web3.logs import DISCARD
 
 from keeper.app.books import asset_params, plan_books, read_books
 from keeper.chain import contracts as C
@@ -16,7 +15,7 @@ from keeper.daemon.keeper import Keeper
 from keeper.devnet.deployer import Deployer
 from keeper.domain import ActionKind
 from keeper.plan.whatif import USD_RAW
-from tests.app.test_deleverage_act import _keeper
+from tests.app.test_deleverage_act import _keeper, _send
 from tests.contracts.gmx_env import Gmx
 from tests.daemon.test_dispatch import _planned
 from tests.devnet.helpers import set_price
@@ -66,15 +65,7 @@ def test_a_reserveless_perp_is_reduced_by_a_request_the_keeper_follows(tmp_path,
         assert "reduce size" in a.reason.note and "PositionRouter request" in a.reason.note
         size0 = g.position(v.address, "ETH-long")[0]
 
-        d = k.executor
-        d.begin(block)
-        item = d.add(session, book, a)
-        d.flush()
-        d.settle_all([item])
-        assert item.error is None, item.error
-        rc = w3.eth.get_transaction_receipt(item.out.receipt.tx_hash)
-        (req,) = [e["args"] for e in w3.eth.contract(address=v.address, abi=C.ours("KeeperVault").abi)
-                  .events.PerpDecreaseRequested().process_receipt(rc, errors=DISCARD)]
+        req = _send(k, w3, v, session, book, a, block, event="PerpDecreaseRequested")
         assert req["sizeDelta"] == a.amount_raw
         assert g.position(v.address, "ETH-long")[0] == size0  # nothing yet: a request
 
