@@ -3,7 +3,7 @@ production): the keeper reads the vault's caps on the GMX Vault (``keeper.app.pe
 plans a reduction by size and sends it through the one execution pipeline; on chain it is a
 PositionRouter decrease request, which the keeper then sees pending (no second one is planned) until
 GMX's position keeper executes it, and the position lands where the plan said. Without the caps,
-nothing is planned."""
+nothing is planned, nor without a route to the PositionRouter."""
 
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def test_a_reserveless_perp_is_reduced_by_a_request_the_keeper_follows(tmp_path,
         k.shutdown()
 
 
-def test_without_the_vaults_caps_no_reduction_is_planned(tmp_path, anvil, w3, devnet, monkeypatch):
-    v, _ = _vault_with_a_perp(w3, devnet, caps=False)
+def test_without_the_caps_or_a_route_no_reduction_is_planned(tmp_path, anvil, w3, devnet, monkeypatch):
+    v, g = _vault_with_a_perp(w3, devnet, caps=False)
     set_price(w3, devnet, "ETH", 1_880)
     k = _keeper(tmp_path, anvil, devnet, monkeypatch, v, **_config(v))
     try:
@@ -103,5 +103,12 @@ def test_without_the_vaults_caps_no_reduction_is_planned(tmp_path, anvil, w3, de
                                             block, {}))
         assert not book.deleverage and book.routes == {}
         assert [al.kind for al in result.alerts] == ["reserve_short"]
+        # caps, but no route to the PositionRouter (the request could only fail): still no reduction
+        owner = Deployer(w3, w3.to_checksum_address("0x" + "d2" * 20))
+        owner.send(v.functions.setDeleverageCap(g.vault.address, 15_000 * USD_RAW, 20_000 * USD_RAW))
+        owner.send(v.functions.setPerpRoute(g.vault.address, "0x" + "00" * 20, 0))
+        snap = k.reader.read(w3.eth.block_number)
+        (book,) = read_books(k.reader, snap, k.ccfg, assets)
+        assert book.deleverage and book.routes == {}
     finally:
         k.shutdown()
