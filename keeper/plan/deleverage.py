@@ -15,8 +15,11 @@ Cost. What a deleverage loses is the pool's fee and price impact on what it sell
 a 1 gwei tip, in ETH at the oracle price); a reserve top-up or repayment loses nothing but ties the reserve up
 (``Policy.reserve_cost``: the cost of committing one USD of it, a fraction). Price impact is the
 constant-product estimate over the pool's active liquidity, ``V / (depth + V)`` for a sale of value
-``V`` against a virtual reserve worth ``depth`` USD (exact within one tick range; the execution
-quotes the real pool before it sends and refuses a sale the quote cannot cover).
+``V`` against a virtual reserve worth ``depth`` USD (what Uniswap's QuoterV2 would answer while the
+sale stays within the current tick range; a larger one crosses ranges, where this is an estimate).
+Before anything is sent, the execution pipeline simulates the vault call itself, which runs the real
+swap in the real pool: a sale the pool cannot cover at the bound reverts there (``SwapShort``) and is
+never broadcast.
 
 Thin pools: a sale can only go through if the pool's fee and impact stay inside the owner's slippage
 (with ``IMPACT_MARGIN`` to spare); :func:`largest_sale` is the most that does, and the planner
