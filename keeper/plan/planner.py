@@ -45,6 +45,7 @@ from keeper.plan.perp_reduce import PerpReduceRoute
 from keeper.plan.policy import Plan, PlanAlert, Policy, Reserve
 from keeper.plan.sizing import (
     Route,
+    Shifted,
     amount_at_distance,
     distance_after,
     estimated_amount,
@@ -115,10 +116,17 @@ class _Planner:
         authorised pre-liquidation: P of its first loss, the pre-liquidation (``risk.first_loss``)."""
         return float(self._model_for(position).p_liq(first_loss_view(position)))
 
+    def _shifted(self, position: Position) -> Shifted | None:
+        """The model's P of ``position`` with its distance moved (``LawRisk.p_shifted``), for the
+        sizing's first proposal; None for models without it."""
+        fn = getattr(self._model_for(position), "p_shifted", None)
+        return fn(first_loss_view(position)) if fn is not None else None
+
     def smallest(self, pos: Position, kind: ActionKind, params: AssetParams,
                  p: float | None = None) -> Sized | None:
         """``p``: P of ``pos`` if already known (steers the search's first guess only)."""
-        return smallest_to_target(pos, kind, params, self._p, self.levels(pos)[0], p_before=p)
+        return smallest_to_target(pos, kind, params, self._p, self.levels(pos)[0], p_before=p,
+                                  shifted=self._shifted(pos))
 
     def floor_of(self, pos: Position) -> float:
         return self.floors.get(pos.key, self.policy.default_health_floor) * (1 + self.policy.floor_margin)
@@ -214,7 +222,7 @@ class _Planner:
         if route is None or (pos.perp is not None) != isinstance(route, PerpReduceRoute):
             return None
         opt = smallest_to_target(pos, ActionKind.DELEVERAGE, route.params, self._p, self.levels(pos)[0], p_before=p,
-                                 route=route)
+                                 route=route, shifted=self._shifted(pos))
         if opt is not None:
             return opt
         most = route.largest_raw(pos)

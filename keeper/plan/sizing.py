@@ -227,6 +227,57 @@ def _log_vol(axis: _Axis | None, p0: float | None) -> float:
     return DEFAULT_LOG_HEALTH_VOL
 
 
+# A model's P of the position with its factor's distance moved by ``dt`` (``LawRisk.p_shifted``): the
+# same law as ``p_liq`` at a fraction of its cost (no what-if position, no reduction), so the searches
+# solve it for their first proposal; decisions still rest on ``p_liq`` alone.
+Shifted = Callable[[float], float]
+_CURVE_STEPS = 24
+_CURVE_RTOL = 1e-7  # on P: far inside the searches' tolerance on the amount
+
+
+def _curve_guess(axis: _Axis | None, shifted: Shifted | None, target: float, p0: float, guess: float) -> float:
+    """The amount at which ``shifted`` meets ``target`` along ``axis`` (``guess``, the calibrated
+    first guess, seeds it); nan when it cannot say. A proposal only."""
+    if axis is None or shifted is None or not math.isfinite(guess) or not p0 > target:
+        return math.nan
+    t0 = axis.t(0)
+    tg = axis.t(guess)
+    if not (math.isfinite(t0) and math.isfinite(tg)):
+        return math.nan
+    goal = _probit_half(target)
+    lo, p_lo = 0.0, p0
+    hi = max(tg - t0, 1e-4)
+    p_hi = shifted(hi)
+    n = 1
+    while p_hi > target:  # grow the bracket
+        if n >= _CURVE_STEPS or hi > 50:
+            return math.nan
+        lo, p_lo, hi = hi, p_hi, hi * 2
+        p_hi, n = shifted(hi), n + 1
+    side = 0  # Illinois: halve the weight of an end kept twice in a row
+    w_lo = w_hi = 1.0
+    while n < _CURVE_STEPS:
+        y_lo, y_hi = (_probit_half(p_lo) - goal) * w_lo, (_probit_half(p_hi) - goal) * w_hi
+        mid = lo + (hi - lo) * y_lo / (y_lo - y_hi) if math.isfinite(y_lo - y_hi) and y_lo != y_hi else math.nan
+        if not lo < mid < hi:
+            mid = (lo + hi) / 2
+        pm = shifted(mid)
+        n += 1
+        if abs(pm - target) <= _CURVE_RTOL * target:
+            hi = mid
+            break
+        if pm > target:
+            lo, p_lo = mid, pm
+            w_hi, w_lo = (w_hi / 2 if side == 1 else 1.0), 1.0
+            side = 1
+        else:
+            hi, p_hi = mid, pm
+            w_lo, w_hi = (w_lo / 2 if side == -1 else 1.0), 1.0
+            side = -1
+    x = axis.x(t0 + hi)
+    return x if math.isfinite(x) and x > 0 else math.nan
+
+
 def _first_guess(axis: _Axis | None, sigma: float, target: float) -> float:
     """The amount at which the calibrated model ``P = 2 Phi(-t / sigma)`` meets ``target``; nan
     without a model."""
@@ -368,7 +419,7 @@ def _narrow(probe: _Probe, good: int, bad: int, payload: _Payload | None = None,
 # ------------------------------------------------------------------------------------ sizing
 def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_liq: PFn,
                        target: float, *, p_before: float | None = None,
-                       route: Route | None = None) -> Sized | None:
+                       route: Route | None = None, shifted: Shifted | None = None) -> Sized | None:
     """The least raw amount of a top-up/repayment with ``p_liq(after) <= target`` (None if no
     amount reaches it), rounded up: never below the exact least amount, at most ``TOLERANCE_PPM``
     (at least one raw unit) above it, and evaluated good. Assumes P does not rise with the amount
@@ -380,7 +431,12 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
 
     ``route``: a deleverage (``kind`` DELEVERAGE, ``params`` the route's: the debt asset repaid, or a
     perp's collateral token for a reduction by size), searched like a repayment up to the most one
-    deleverage can do now (``route.largest_raw``)."""
+    deleverage can do now (``route.largest_raw``).
+
+    ``shifted``: the model's P with the position's distance to liquidation moved (``_curve_guess``).
+    With it the first proposal is where that curve meets the target, half a tolerance up, and the
+    amount one tolerance below is evaluated next: when the curve is the model's own (a one-factor
+    position), two evaluations settle the search."""
     goal = _probit_half(target)
 
     def check(x: int) -> tuple[bool, float, _Payload]:
@@ -403,7 +459,11 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
         p0, zero_known = p_before, False
         probe.hint(0, _probit_half(p0) - goal)
     guess = _first_guess(axis, _log_vol(axis, p0), target)
-    x = max(1, int(guess)) if math.isfinite(guess) and guess < 1e60 else max(1, params.unit // 1000)
+    curved = _curve_guess(axis, shifted, target, p0, guess)
+    if math.isfinite(curved) and curved < 1e60:
+        guess = curved + _tol(int(curved)) / 2  # just above the curve's root: expected good
+    x = max(1, math.ceil(guess)) if math.isfinite(guess) and guess < 1e60 else max(1, params.unit // 1000)
+    evals_before = probe.count
 
     if kind is ActionKind.REPAY or route is not None:
         hi = route.largest_raw(pos) if route is not None else held(pos, params, Side.DEBT)
@@ -439,6 +499,15 @@ def smallest_to_target(pos: Position, kind: ActionKind, params: AssetParams, p_l
                 x = max(int(min(est, 64.0 * x)), x + _tol(x))
             else:
                 x *= 8
+    if math.isfinite(curved) and good_known and pay is not None and good == x and probe.count == evals_before + 1:
+        # the proposal was good: one tolerance below it closes the bracket if the curve was right
+        lo = good - _tol(good)
+        if lo > bad:
+            ok, p = probe(lo)
+            if ok:
+                good, pay = lo, p
+            else:
+                bad, zero_known = lo, True
     out = _narrow(probe, good, bad, pay, good_known=good_known, bad_known=zero_known or bad > 0)
     return None if out is None else sized(*out)
 

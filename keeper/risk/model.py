@@ -17,7 +17,7 @@ from) and lists its inputs (``inputs``) for ``plan --json``."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -113,6 +113,23 @@ class LawRisk:
 
     def with_lead(self, hours: float) -> LawRisk:
         return self if hours <= 0 else replace(self, horizon_hours=self.horizon_hours + hours)
+
+    def p_shifted(self, position: Position) -> Callable[[float], float] | None:
+        """P of ``position`` with its factor's distance to liquidation moved by ``dt`` (the factor's vol
+        and exposures kept): ``p_liq`` itself at ``dt`` = 0, and along a sizing's axis close to
+        ``p_liq`` of the position an action leaves (exact while the action keeps the factor's mix, as a
+        repayment of a stable debt or more of a single collateral does). The sizing searches solve it
+        for their first proposal (``keeper.plan.sizing``); None without a factor."""
+        f = reduce_position(position, self.market)
+        if not isinstance(f, Factor):
+            return None
+        law, h, margin = self.law, self.horizon_hours, self.margin
+        x0 = f.x - f.debt_convexity * h
+
+        def at(dt: float) -> float:
+            return min(1.0, margin * law.prob_scalar(x0 + dt, f.sigma, h, f.jump_exposure, f.extra))
+
+        return at
 
     def gap_levels(self, position: Position, epsilon: float, target_gap: float,
                    release_gap: float) -> tuple[float, float] | None:

@@ -97,9 +97,11 @@ class Counted:
         return self.p_liq(pos)
 
 
-def check_smallest(pos, kind, params, risk, target, p_before):
+def check_smallest(pos, kind, params, risk, target, p_before, curve: bool = False):
+    """``curve``: with the model's shifted P (``LawRisk.p_shifted``) steering the first proposal."""
     p_liq = Counted(risk.p_liq)
-    got = smallest_to_target(pos, kind, params, p_liq, target, p_before=p_before)
+    shifted = risk.p_shifted(pos) if curve else None
+    got = smallest_to_target(pos, kind, params, p_liq, target, p_before=p_before, shifted=shifted)
     if got is None:
         if kind is ActionKind.REPAY:  # repaying all of it does not reach the target
             assert not good_at(pos, kind, params, risk.p_liq, target, held(pos, params, Side.DEBT))
@@ -128,9 +130,9 @@ def hint_value(kind: str, true_p: float, target: float) -> float | None:
 @given(st.floats(1, 50), st.floats(0, 3), st.floats(1.0, 1.6), st.floats(0.0, 0.5), st.floats(0.1, 1.5), targets,
        st.sampled_from([(ActionKind.REPAY, "USDC"), (ActionKind.REPAY, "DAI"), (ActionKind.TOP_UP, "WETH"),
                         (ActionKind.TOP_UP, "USDC"), (ActionKind.TOP_UP, "WBTC")]),
-       st.booleans(), st.floats(1.0, 3.0), st.floats(-0.05, 0.05), hints)
+       st.booleans(), st.floats(1.0, 3.0), st.floats(-0.05, 0.05), hints, st.booleans())
 def test_smallest_is_on_the_safe_side_and_within_tolerance(weth, wbtc, health, dai_share, vol, target, way, comove,
-                                                          tail, drift, hint):
+                                                          tail, drift, hint, curve):
     weighted = weth * 1700 * 0.83 + wbtc * 60000 * 0.70
     debt = weighted / health
     pos = lending({"WETH": weth, "WBTC": wbtc}, {"USDC": debt * (1 - dai_share), "DAI": debt * dai_share})
@@ -142,18 +144,18 @@ def test_smallest_is_on_the_safe_side_and_within_tolerance(weth, wbtc, health, d
     if kind is ActionKind.REPAY and held(pos, params, Side.DEBT) == 0:
         return
     p = risk.p_liq(pos)
-    check_smallest(pos, kind, params, risk, target, hint_value(hint, p, target))
+    check_smallest(pos, kind, params, risk, target, hint_value(hint, p, target), curve)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.floats(300, 20_000), st.floats(5_000, 200_000), st.floats(1800, 2200), st.floats(0.1, 1.5), targets,
-       hints, st.booleans(), st.sampled_from([0, 30]))
+       hints, st.booleans(), st.sampled_from([0, 30]), st.booleans())
 def test_perp_top_up_is_on_the_safe_side_and_within_tolerance(collateral, size, mark, vol, target, hint, is_long,
-                                                              deposit_fee_bps):
+                                                              deposit_fee_bps, curve):
     pos = perp_position(collateral, size, mark, is_long, deposit_fee_bps)
     risk = LawRisk.lognormal({"WETH": vol / math.sqrt(365)}, 24.0)
     p = risk.p_liq(pos)
-    check_smallest(pos, ActionKind.TOP_UP, PERP_USDC, risk, target, hint_value(hint, p, target))
+    check_smallest(pos, ActionKind.TOP_UP, PERP_USDC, risk, target, hint_value(hint, p, target), curve)
 
 
 @settings(max_examples=300)
@@ -309,6 +311,22 @@ def test_few_p_evaluations_across_risky_positions():
         counts += searches_of_a_plan(lending({"WETH": weth}, {"USDC": weth * 1700 * 0.83 / health}), prune=False)[0]
     assert len(counts) == 180
     assert sum(counts) / len(counts) <= 3.5 and max(counts) <= 6, counts  # was ~23 on average
+
+
+def test_with_the_models_curve_two_evaluations_settle_a_one_factor_position():
+    """Repaying the stable debt, or adding the one collateral, keeps the factor's mix: the shifted curve
+    is the model's own P there, so its root is right and two evaluations (it, and one tolerance below)
+    close the search; a stable collateral changes the mix (the curve is a proposal only) and still
+    sizes exactly."""
+    risk = REPRESENTATIVE_RISK
+    for weth, health in ((10, 1.05), (3, 1.01), (40, 1.09)):
+        pos = lending({"WETH": weth}, {"USDC": weth * 1700 * 0.83 / health})
+        p = risk.p_liq(pos)
+        for kind, params in ((ActionKind.REPAY, USDC), (ActionKind.TOP_UP, WETH)):
+            got, n = check_smallest(pos, kind, params, risk, 0.005, p, curve=True)
+            assert got is not None and n == 2, (weth, health, kind, n)
+        got, n = check_smallest(pos, ActionKind.TOP_UP, USDC, risk, 0.005, p, curve=True)
+        assert got is not None and n <= 6, n
 
 
 def test_release_takes_few_p_evaluations():
