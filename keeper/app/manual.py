@@ -103,6 +103,14 @@ def find(session: Session, selector: str,
     """A position a configured vault acts for, by its name as ``status`` shows it (``bob-aave``; any
     case), its key, or a unique fragment of the key (``0x15d34a:aave``). ``labels``: address -> label,
     as config gives them (without them, names use short addresses)."""
+    pos, book = find_any(session, selector, labels, watch_only=False)
+    assert book is not None
+    return pos, book
+
+
+def find_any(session: Session, selector: str, labels: Mapping[Address, str] | None = None, *,
+             watch_only: bool = True) -> tuple[Position, VaultBook | None]:
+    """As :func:`find`; ``watch_only``: a position no vault acts for is found too (its book None)."""
     names = Names.of(session.snap.positions, labels)
     book_of = {p.key: book for book in session.books for p in book.positions}
     hits = names.match(selector)
@@ -118,6 +126,8 @@ def find(session: Session, selector: str,
     listed = ", ".join(shown[:4]) + (", ..." if len(shown) > 4 else "")
     if acted:
         raise ConfigError(f"{selector!r} matches {len(acted)} positions: {listed}; give one name")
+    if len(hits) == 1 and watch_only:
+        return hits[0], None
     if len(hits) == 1:
         raise ConfigError(f"{listed} is watch-only: no vault acts for it",
                           hint="configure a vault for its account to act on it")

@@ -19,7 +19,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from keeper.app.manual import Session, find
+from keeper.app.manual import Session, find_any
 from keeper.chain import contracts as C
 from keeper.chain.keys import HotKey
 from keeper.config import ChainConfig
@@ -32,14 +32,14 @@ from keeper.protocols.morpho_blue import MorphoBlueAdapter
 @dataclass(frozen=True)
 class PreLiqTarget:
     position: Position
-    vault: Address  # the KeeperVault acting for the position
+    vault: Address | None  # the KeeperVault acting for the position (None: watched only, its own address)
     market_id: str
     oracle: Address
     proposal: PreLiqProposal
 
 
 def preliq_plan(session: Session, selector: str, labels: dict[Address, str] | None = None) -> PreLiqTarget:
-    pos, book = find(session, selector, labels)
+    pos, book = find_any(session, selector, labels)
     if pos.protocol is not Protocol.MORPHO_BLUE:
         raise ConfigError(f"{selector}: pre-liquidation is for Morpho Blue positions "
                           f"(this one is {pos.protocol.value})")
@@ -51,7 +51,7 @@ def preliq_plan(session: Session, selector: str, labels: dict[Address, str] | No
     if market is None:
         raise ConfigError(f"{selector}: market {pos.market} is not one the keeper reads")
     proposal = propose(pos, session.risk, session.policy, market.lltv / 10**18)
-    return PreLiqTarget(pos, book.vault, market.id, market.oracle, proposal)
+    return PreLiqTarget(pos, book.vault if book is not None else None, market.id, market.oracle, proposal)
 
 
 def pre_liquidation_address(factory: str, morpho: str, market_id: str, params: tuple[int, int, int, int, int],
@@ -97,9 +97,10 @@ def preliq_apply(w3: Web3, ccfg: ChainConfig, target: PreLiqTarget, owner: HotKe
                           hint="set chains.<name>.morpho_blue.preliq_factory (the devnet's is filled in)")
     pos = target.position
     morpho, factory = Address(morpho_cfg.morpho), Address(morpho_cfg.preliq_factory)
-    vault_held = pos.account == target.vault
-    vault = w3.eth.contract(address=Web3.to_checksum_address(target.vault), abi=C.ours("KeeperVault").abi)
-    expected = Address(vault.functions.owner().call()) if vault_held else pos.account
+    vault_held = target.vault is not None and pos.account == target.vault
+    vault = (w3.eth.contract(address=Web3.to_checksum_address(target.vault), abi=C.ours("KeeperVault").abi)
+             if target.vault is not None else None)
+    expected = Address(vault.functions.owner().call()) if vault is not None and vault_held else pos.account
     if Address(owner.address) != expected:
         raise ConfigError(f"the key given is {owner.address}, but only {expected} can authorise on this position "
                           f"({'the vault owner' if vault_held else 'the borrower'})")
@@ -122,7 +123,7 @@ def preliq_apply(w3: Web3, ccfg: ChainConfig, target: PreLiqTarget, owner: HotKe
 
     if not authorised():  # Morpho refuses to set it again ("already set")
         auth = mb.functions.setAuthorization(Web3.to_checksum_address(pre), True)
-        if vault_held:
+        if vault is not None and vault_held:
             data = mb.encode_abi("setAuthorization", args=[Web3.to_checksum_address(pre), True])
             auth = vault.functions.execute(Web3.to_checksum_address(morpho), 0, data)
         done["txs"].append(("setAuthorization", owner_send(w3, owner, auth)))

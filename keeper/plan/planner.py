@@ -84,6 +84,7 @@ class _Planner:
         self._levels: dict[str, tuple[float, float]] = {}
         self.unsized: dict[str, list[str]] = {}  # position key -> ways not sized (reserve holds none)
         self.routes = routes or {}  # position key -> how its vault can deleverage it
+        self.no_deleverage: dict[str, str] = {}  # position key -> why its route cannot protect it now
 
     def _model_for(self, position: Position) -> RiskModel:
         lead = position.extra.get("lead_hours", 0.0)
@@ -227,10 +228,13 @@ class _Planner:
             return opt
         most = route.largest_raw(pos)
         if most <= 0:
+            self.no_deleverage[pos.key] = "its deleverage has no room now (the vault's caps, the pool's depth)"
             return None
         after = route.simulate(pos, most)
         p_after = self._p(after)
         if p is not None and p_after >= p:
+            self.no_deleverage[pos.key] = (f"deleverage cannot lower its P now (health {pos.health:.3f}: selling "
+                                           f"collateral to repay debt would leave it at {after.health:.3f})")
             return None
         return Sized(ActionKind.DELEVERAGE, route.params, most, after, p_after, route)
 
@@ -482,8 +486,10 @@ def _share(pl: _Planner, risky: list[tuple[Position, float]], menus: dict[str, l
     for pos, p in risky:
         payable = [o for o in menus[pos.key] if o.route is None and pl.balances.get(o.params.address, 0) > 0]
         if not payable:
+            why = pl.no_deleverage.get(pos.key)
             pl.skipped.append((pos.key, f"P {p:.2e} above budget and the reserve holds none of "
-                                        + ", ".join(sorted({o.params.symbol for o in menus[pos.key]}))))
+                                        + ", ".join(sorted({o.params.symbol for o in menus[pos.key]}))
+                                        + (f"; {why}" if why else "")))
             continue
         o = payable[0]
         chosen[pos.key] = (pos, p, o)

@@ -77,3 +77,14 @@ def test_not_a_morpho_position_or_no_key_is_a_clear_error(tmp):
     assert aave.returncode == 2 and "Morpho Blue" in aave.stderr and "Traceback" not in aave.stderr
     nokey = keeper(tmp, "preliq", "apply", "bob-morpho", "--vol", "WETH=0.8")
     assert nokey.returncode == 2 and "--owner-key-env" in nokey.stderr
+
+
+def test_a_watched_position_is_planned_and_only_its_borrower_may_apply(tmp):
+    """gina's Morpho position has no vault (she opted in with her own key at seed): ``plan`` proposes for
+    it all the same, and ``apply`` takes only the borrower's own key."""
+    plan = keeper(tmp, "preliq", "plan", "gina-morpho", "--vol", "WETH=0.8", "--json")
+    assert plan.returncode == 0, plan.stderr
+    doc = json.loads(plan.stdout)
+    assert doc["name"] == "gina-morpho" and doc["ltv_now"] < doc["params"]["pre_lltv"] < 0.86
+    wrong = keeper(tmp, "preliq", "apply", "gina-morpho", "--vol", "WETH=0.8", "--owner-key-env", "ALICE_KEY")
+    assert wrong.returncode == 2 and "the borrower" in wrong.stderr and "Traceback" not in wrong.stderr

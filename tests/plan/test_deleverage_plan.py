@@ -131,3 +131,14 @@ def test_no_room_in_the_slippage_means_no_deleverage_and_the_shortfall_alert():
     assert not result.actions
     assert [al.kind for al in result.alerts] == ["reserve_short"]
     assert "above budget" in dict(result.skipped)[pos.key]
+
+
+def test_below_its_own_weight_a_position_cannot_be_deleveraged_and_the_skip_says_why():
+    """At health 0.81 with WETH weighted 0.83, selling collateral worth V (plus the slippage bound) to repay V
+    of debt lowers health further: no deleverage is planned, and the skip says why."""
+    pos = aave(10, 20_500)
+    assert pos.health < 0.83 * route().sell_per_repay
+    result = plan([pos], RISK, Reserve(), ASSETS, POLICY, block=100, routes={pos.key: route()})
+    assert result.actions == ()
+    (why,) = [w for k, w in result.skipped if k == pos.key]
+    assert "deleverage cannot lower its P now" in why and "health 0.810" in why
