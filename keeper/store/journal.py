@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy import exc as sa_exc
 
 from keeper.errors import KeeperError
 from keeper.store.db import Store, _translated
+from keeper.store.lease import Fence, check_fence
 from keeper.store.models import JournalEntry, table_of
 
 
@@ -94,6 +95,17 @@ class Journal:
         self.store = store
         self.clock = clock
         self._t = table_of(JournalEntry)
+        # A replica's lease (keeper.store.lease): every write checks it in its own transaction and
+        # carries its epoch; None (one process) checks nothing.
+        self.fence: Fence | None = None
+
+    def _fenced(self, conn: Connection) -> dict[str, Any]:
+        """Inside a write: refuse unless this journal's lease still holds; the columns to stamp."""
+        fence = self.fence
+        if fence is None:
+            return {}
+        check_fence(conn, fence)
+        return {"epoch": fence.epoch}
 
     def record_intent(self, chain: str, idempotency_key: str, position_key: str, action: dict[str, Any]) -> int:
         now = self.clock()
@@ -103,7 +115,7 @@ class Journal:
                "created_at": now, "updated_at": now}
         try:
             with _translated("journaling an intent"), self.store.write() as conn:
-                pk = conn.execute(self._t.insert().values(**row)).inserted_primary_key
+                pk = conn.execute(self._t.insert().values(**row, **self._fenced(conn))).inserted_primary_key
                 if pk is None:
                     raise KeeperError("journaling an intent: the database returned no id")
                 return int(pk[0])
@@ -121,13 +133,14 @@ class Journal:
         transaction of it exists, so acting now cannot double it; refusing would lose the intent.
         One atomic update: of two racing retries, only one reopens the entry."""
         with _translated("journaling an intent"), self.store.write() as conn:
+            stamp = self._fenced(conn)
             found = conn.execute(select(self._t.c.id).where(self._t.c.idempotency_key == idempotency_key)).first()
             if found is None:
                 return None
             done = conn.execute(self._t.update().where(
                 self._t.c.id == found.id, self._t.c.status.in_([s.value for s in RETRYABLE]),
                 self._t.c.attempts == "[]", self._t.c.nonce.is_(None)).values(
-                status=Status.INTENT.value, action=row["action"], error=None, updated_at=row["updated_at"]))
+                status=Status.INTENT.value, action=row["action"], error=None, updated_at=row["updated_at"], **stamp))
             return int(found.id) if done.rowcount == 1 else None
 
     def _retryable(self, row: Row[*tuple[Any, ...]]) -> bool:
@@ -164,6 +177,7 @@ class Journal:
         now = self.clock()
         ids: dict[str, int] = {}
         with _translated("journaling decisions"), self.store.write() as conn:
+            stamp = self._fenced(conn)
             found = {r.idempotency_key: r for r in conn.execute(
                 select(self._t.c.id, self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
                 .where(self._t.c.idempotency_key.in_(keys)))} if keys else {}
@@ -173,7 +187,7 @@ class Journal:
                 values = {"action": json.dumps(d.action, sort_keys=True, default=str),
                           "status": (Status.SIGNED if a is not None else Status.FAILED).value,
                           "attempts": json.dumps([a.__dict__] if a is not None else []),
-                          "nonce": a.nonce if a is not None else None, "error": d.error, "updated_at": now}
+                          "nonce": a.nonce if a is not None else None, "error": d.error, "updated_at": now, **stamp}
                 old = found.get(d.idempotency_key)
                 if old is None:
                     new_rows.append({"chain": chain, "idempotency_key": d.idempotency_key,
@@ -191,19 +205,21 @@ class Journal:
     def record_attempt(self, entry_id: int, attempt: AttemptRecord) -> None:
         """Before broadcast: the signed transaction, so a restart can find or resend it."""
         with _translated("journaling a signed transaction"), self.store.write() as conn:
+            stamp = self._fenced(conn)
             row = conn.execute(select(self._t.c.attempts, self._t.c.status).where(self._t.c.id == entry_id)).one()
             if row.status not in OPEN_STATUSES:
                 raise KeeperError(f"journal entry {entry_id} is {row.status}; no new attempt")
             attempts = [*json.loads(row.attempts), attempt.__dict__]
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 attempts=json.dumps(attempts), nonce=attempt.nonce, status=Status.SIGNED.value,
-                updated_at=self.clock()))
+                updated_at=self.clock(), **stamp))
 
     def record_outcome(self, entry_id: int, status: Status, *, mined_hash: str | None = None,
                        mined_block: int | None = None, error: str | None = None) -> None:
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
         with _translated("journaling an outcome"), self.store.write() as conn:
+            self._fenced(conn)
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status=Status(status).value, mined_hash=mined_hash, mined_block=mined_block, error=error,
                 updated_at=self.clock()))
@@ -212,6 +228,7 @@ class Journal:
         """A settled entry whose transaction left the chain (a reorg): open again (``signed``) so
         reconciliation finds, resends or fails it like any unsettled signed transaction."""
         with _translated("reopening a journal entry"), self.store.write() as conn:
+            self._fenced(conn)
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status=Status.SIGNED.value, mined_hash=None, mined_block=None, error=why, updated_at=self.clock()))
 

@@ -10,6 +10,8 @@ History:
   v2  position_snapshot gains ``perp`` (perp terms, JSON text) and ``label``, so a snapshot holds the
       whole ``Position`` it was written from.
   v3  journal_entry: every keeper action from intent to outcome (stage 4).
+  v4  lease (replicas' leader leases, stage 13); journal_entry gains ``epoch`` (the lease epoch that
+      journaled it: a stale leader's write is refused).
 
 To change the schema: change ``models``, append a migration that takes the previous version's
 database to the new one, bump ``SCHEMA_VERSION``. A test checks that a migrated database has the same
@@ -24,7 +26,7 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import col
 
 from keeper.errors import ConfigError
-from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, SchemaVersion, table_of
+from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, Lease, SchemaVersion, table_of
 
 Migration = Callable[[Connection], None]
 
@@ -38,12 +40,20 @@ def _v2_to_v3(conn: Connection) -> None:
     table_of(JournalEntry).create(conn)
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    table_of(Lease).create(conn)
+    # a v1/v2 database got journal_entry from today's model in _v2_to_v3: epoch is there already
+    if "epoch" not in {c["name"] for c in inspect(conn).get_columns("journal_entry")}:
+        conn.execute(text("ALTER TABLE journal_entry ADD COLUMN epoch BIGINT"))
+
+
 # (version it produces, migration from the version before). Ordered, no gaps, starting at 2.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _v1_to_v2),
     (3, _v2_to_v3),
+    (4, _v3_to_v4),
 ]
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def read_version(conn: Connection) -> int | None:

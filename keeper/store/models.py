@@ -188,6 +188,22 @@ class JournalEntry(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     created_at: float
     updated_at: float
+    # schema v4: the leader's lease epoch that journaled it (keeper.store.lease); None outside replicas
+    epoch: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Lease(SQLModel, table=True):
+    """Who leads one piece of work among keeper replicas (schema v4; ``keeper.store.lease``): one row
+    per lease name (a chain and a keeper key), its holder, an epoch that only grows (every change of
+    hands, or retaking after an expiry, adds one) and when it expires, in the database's own clock
+    (seconds since 1970), so replicas on different hosts never compare their clocks."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(max_length=200, primary_key=True)
+    holder: str = Field(max_length=200)
+    epoch: int = Field(sa_type=BigInteger)
+    expires_at: float
 
 
 class SchemaVersion(SQLModel, table=True):
@@ -208,5 +224,6 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-TABLES = tuple(table_of(m) for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, SchemaVersion))
+TABLES = tuple(table_of(m) for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, Lease,
+                                     SchemaVersion))
 TABLE_NAMES = frozenset(t.name for t in TABLES)

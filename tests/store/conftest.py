@@ -26,5 +26,6 @@ def drop_keeper_tables(store) -> None:
     from sqlalchemy import text
 
     with store.engine.begin() as conn:
-        for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "schema_version"):
+        for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "lease",
+                      "schema_version"):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
