@@ -138,9 +138,8 @@ def test_a_takeover_waits_for_a_write_in_flight_then_fences_what_follows(pg):
 
 
 def test_sqlite_refuses_leases(tmp_path):
-    with Store.open(f"sqlite:///{tmp_path / 'k.db'}") as s:
-        with pytest.raises(ConfigError, match="PostgreSQL"):
-            Leases(s)
+    with Store.open(f"sqlite:///{tmp_path / 'k.db'}") as s, pytest.raises(ConfigError, match="PostgreSQL"):
+        Leases(s)
 
 
 def test_a_v3_database_migrates_to_v4(tmp_path):
