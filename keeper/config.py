@@ -310,6 +310,9 @@ class DaemonConfig(_Strict):
                                      description="Monte Carlo stress report of the latest snapshot this often")
     stress_horizons_h: list[int] = Field(default=[1, 4, 24], min_length=1, description="stress report horizons (hours)")
     stress_paths: int = Field(default=2000, ge=100, le=1_000_000, description="Monte Carlo paths per stress report")
+    lease_ttl_seconds: float = Field(default=2.0, ge=0.3, le=600,
+                                     description="replicas (keeper run --replica): how long a leader's lease lasts "
+                                                 "without renewal (renewed every third of it)")
 
     @field_validator("stress_horizons_h")
     @classmethod

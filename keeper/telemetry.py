@@ -199,6 +199,13 @@ class Metrics:
         self.reserve_balance = Gauge("keeper_reserve_balance", "Reserve balance (token units)", cva, registry=r)
         self.last_block_gauge = Gauge("keeper_last_block", "Last processed block", registry=r)
         self.up = Gauge("keeper_up", "1 while the keeper runs", registry=r)
+        self.leader = Gauge("keeper_replica_leader", "1 while this replica holds the chain's lease", ["chain"],
+                            registry=r)
+        self.takeovers = Gauge("keeper_replica_takeovers", "Leases this replica has taken since it started",
+                               ["chain"], registry=r)
+        self.stale_refusals = Counter("keeper_replica_stale_refusals_total",
+                                      "Ticks whose decisions the journal refused: this replica had lost its lease",
+                                      ["chain"], registry=r)
         self.head_source_ws = Gauge("keeper_head_source_ws",
                                     "1 while new heads come from a WebSocket subscription, 0 while polling",
                                     ["chain"], registry=r)
@@ -283,6 +290,13 @@ class Metrics:
         for p, h, prob in rows:
             self.stress_pliq.labels(chain, str(p.protocol), p.account, p.market, str(h)).set(prob)
         self.stress_var.labels(chain).set(book_var)
+
+    def stale_refused(self, chain: str) -> None:
+        self.stale_refusals.labels(chain).inc()
+
+    def set_leader(self, chain: str, leading: bool, takeovers: int) -> None:
+        self.leader.labels(chain).set(1 if leading else 0)
+        self.takeovers.labels(chain).set(takeovers)
 
     def observe_request_latency(self, chain: str, blocks: int) -> None:
         self.request_blocks.labels(chain).observe(blocks)

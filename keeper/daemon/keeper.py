@@ -56,13 +56,15 @@ from keeper.chain.multicall import Multicall
 from keeper.chain.oracle import OracleReader
 from keeper.config import Config
 from keeper.daemon.heads import HeadFeed
+from keeper.daemon.replica import ReplicaRole
 from keeper.daemon.tick_gc import TickGC
 from keeper.domain import Action, ActionKind, Address, Position, Protocol
-from keeper.errors import Halt, KeeperError, MinedReverted, Reverted
+from keeper.errors import ConfigError, Halt, KeeperError, MinedReverted, Reverted
 from keeper.plan.policy import Plan
 from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
 from keeper.store import Store
+from keeper.store.lease import Leases, StaleLeader, lease_name
 from keeper.telemetry import Metrics, MetricsServer
 from keeper.views import shown_address
 
@@ -88,7 +90,7 @@ class _Tick:
 class Keeper:
     def __init__(self, cfg: Config, chain: str | None = None, *, dry_run: bool = False,
                  price_files: Sequence[Path] = (), vols: dict[str, float] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, replica: str | None = None) -> None:
         self.cfg = cfg
         self.dry_run = dry_run
         self.price_files = list(price_files)
@@ -154,6 +156,16 @@ class Keeper:
             assert chain_id is not None
             self.executor: Executor = (DryRun() if dry_run else Pipeline(
                 cfg, self.name, self.client, self.store, self.alerter, pool=self.io, key=keeper_key(cfg, chain_id)))
+            # Replicas (stage 13): the lease decides, at every tick, whether this one sends (``_take_role``).
+            self.role: ReplicaRole | None = None
+            self._pipeline = self.executor if isinstance(self.executor, Pipeline) else None
+            self._reconciled = 0  # the role's takeover count the journal was last reconciled for
+            if replica is not None:
+                if self._pipeline is None:
+                    raise ConfigError("a replica cannot be a dry run: followers already send nothing")
+                self.role = ReplicaRole(Leases(self.store), lease_name(self.name, self._pipeline.key.address),
+                                        replica, cfg.daemon.lease_ttl_seconds)
+                self.executor = DryRun()  # following until the lease is this replica's
             self.server = (MetricsServer(self.metrics, cfg.telemetry.metrics_host, cfg.telemetry.metrics_port,
                                          health=self._health) if cfg.telemetry.metrics_port is not None else None)
             built.pop_all()  # built whole: from here shutdown() releases it all
@@ -169,7 +181,9 @@ class Keeper:
         # every asset a vault could move into a position, held yet or not (a top-up candidate needs a vol)
         self.model_assets = {a.symbol: a.address for a in asset_params(self.reader, snap)}
         self.set_model(self.build_model(snap.positions, snap.block, stored=True))
-        if not self.dry_run:
+        if self.role is not None:
+            self.role.start()  # the journal is reconciled when (and each time) this replica takes the lease
+        elif not self.dry_run:
             key = self.executor.key if isinstance(self.executor, Pipeline) else None
             report = reconcile_journal(self.cfg, self._session(snap), key=key)
             if report.rebroadcast:
@@ -192,6 +206,10 @@ class Keeper:
     def shutdown(self) -> None:
         """Release every part (also after a failed start-up)."""
         self.metrics.set_up(False)
+        if self.role is not None:
+            self.role.stop(release=True)
+            if self._pipeline is not None and self.executor is not self._pipeline:
+                self._pipeline.close()
         if self.server is not None:
             self.server.stop()
         self.executor.close()
@@ -280,9 +298,25 @@ class Keeper:
         """Protect every position at ``block``; returns the number of actions sent (or, in a dry run,
         planned)."""
         started = time.perf_counter()
+        if self.role is not None:
+            self._take_role()
         t = self._read(block)
+        if self.role is not None and self._reconciled != self.role.state().takeovers:
+            self._reconcile_takeover(t)
         read, read_cpu = time.perf_counter(), time.thread_time()
-        launched, plans, p_liq, planned = self._plan_and_act(t)
+        try:
+            launched, plans, p_liq, planned = self._plan_and_act(t)
+        except StaleLeader as e:
+            if self.role is None:
+                raise
+            # The journal refused this replica's decisions: its lease is gone (paused past its expiry,
+            # or cut off). Nothing of them was broadcast; follow from here.
+            log.warning(f"replica {self.role.holder}: decisions refused, not the leader any more ({e})",
+                        extra={"event": "stale_leader", "block": block})
+            self.metrics.stale_refused(self.name)
+            self.role.step()
+            self.executor = DryRun()
+            return 0
         acted, acted_cpu = time.perf_counter(), time.thread_time()
         self._layout = book_layout(t.snap, self.ccfg, t.assets, slippage=self._settings_due(block + 1))
         snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
@@ -471,6 +505,39 @@ class Keeper:
         self.ticks += 1
         log.debug("tick", extra={"event": "tick", "block": block, "seconds": time.perf_counter() - started,
                                  **{k: round(v, 4) for k, v in self.phases.items()}})
+
+    # --- replicas -------------------------------------------------------------------------------
+    def _take_role(self) -> None:
+        """Lead (send through the pipeline, its journal fenced by this replica's lease) or follow (plan
+        and send nothing), as the lease stands at the start of the tick. Leading again after a takeover
+        waits for the journal's reconciliation (``_reconcile_takeover``)."""
+        assert self.role is not None and self._pipeline is not None
+        state = self.role.state()
+        self.metrics.set_leader(self.name, state.leading, state.takeovers)
+        if state.leading and self._reconciled == state.takeovers:
+            self._pipeline.journal.fence = state.fence()
+            self.executor = self._pipeline
+        else:
+            self.executor = DryRun()
+
+    def _reconcile_takeover(self, t: _Tick) -> None:
+        """Newly leading: settle what the journal holds (the last leader's transactions, mined or not)
+        before this replica sends anything; while some are still pending, follow one more tick."""
+        assert self.role is not None and self._pipeline is not None
+        state = self.role.state()
+        if not state.leading:
+            return
+        report = reconcile_journal(self.cfg, t.session, key=self._pipeline.key)
+        log.warning("takeover: journal reconciled", extra={"event": "takeover", "epoch": state.lease.epoch
+                                                           if state.lease else None, "mined": report.mined,
+                                                           "failed": report.failed, "abandoned": report.abandoned,
+                                                           "rebroadcast": report.rebroadcast})
+        if report.rebroadcast:
+            return  # the last leader's transactions are on their way again: act once they settle
+        self._reconciled = state.takeovers
+        self._pipeline.journal.fence = state.fence()
+        self.executor = self._pipeline
+        self._pipeline.begin(t.snap.block)  # this tick's nonce and journal checks (the read began a dry run)
 
     # --- gated GMX perps -----------------------------------------------------------------------
     def _mark_lead(self, snap: Snapshot) -> None:

@@ -1,0 +1,92 @@
+"""Two keeper replicas on one real PostgreSQL store and the devnet (``keeper run --replica``): the one
+holding the lease acts, the other plans and sends nothing; when the leader stops renewing, the follower
+takes over, reconciles the journal and acts on the next need; a leader that lost its lease without
+knowing it (paused past its expiry) has every write refused by the journal's fence, so it sends
+nothing. Ticks are driven by hand (automine); the lease threads run as in the daemon."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from keeper.daemon.keeper import Keeper
+from keeper.demo.faultlab import keeper_actions, per_position
+from keeper.store import Store
+from tests.daemon.helpers import VOLS, devnet_config, wait_for
+from tests.devnet.helpers import set_price
+from tests.store.conftest import drop_keeper_tables, pg_url  # noqa: F401 (the PostgreSQL fixture)
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+TTL = 1.0
+
+
+@pytest.fixture
+def replicas(tmp_path, anvil, devnet, monkeypatch, pg_url):
+    cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch)
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"url": pg_url}),
+                                 "daemon": cfg.daemon.model_copy(update={"lease_ttl_seconds": TTL})})
+    made = []
+    try:
+        for name in ("a", "b"):
+            k = Keeper(cfg, vols=VOLS, replica=name)
+            made.append(k)
+            k.startup()
+            if name == "a":
+                wait_for(lambda k=k: k.role.state().leading, 5, "replica a to lead")
+        yield made
+    finally:
+        for k in made:
+            k.shutdown()
+        with Store.open(pg_url) as s:
+            drop_keeper_tables(s)
+
+
+def sent_by_keeper(w3, devnet) -> int:
+    return w3.eth.get_transaction_count(devnet["roles"]["keeper"])
+
+
+def test_the_leader_acts_the_follower_takes_over_and_a_stale_leader_sends_nothing(replicas, w3, devnet):
+    a, b = replicas
+    assert a.role.state().leading and not b.role.state().leading
+    start, nonce0 = w3.eth.block_number, sent_by_keeper(w3, devnet)
+
+    # A crash step: the leader protects, the follower plans the same and sends nothing.
+    set_price(w3, devnet, "ETH", 1_560)
+    block = w3.eth.block_number
+    assert b.tick(block) > 0  # planned (a follower's dry run)
+    assert sent_by_keeper(w3, devnet) == nonce0
+    assert a.tick(block) > 0
+    first = sent_by_keeper(w3, devnet) - nonce0
+    assert first > 0
+
+    # a stops renewing (as if paused) but still believes it leads; b takes the lease once it lapses.
+    a.role._stop.set()
+    wait_for(lambda: b.role.state().leading, TTL * 3 + 2, "replica b to take over")
+    assert b.role.state().lease.epoch == 2 and a.role.state().leading  # a's belief is now stale
+
+    # The next step: b reconciles the journal (a's transactions are mined) and acts; a's writes are
+    # refused by the fence, so a sends nothing.
+    set_price(w3, devnet, "ETH", 1_380)
+    block = w3.eth.block_number
+    before = sent_by_keeper(w3, devnet)
+    a.tick(block)
+    assert sent_by_keeper(w3, devnet) == before  # the stale leader sent nothing
+    assert b.tick(block) > 0
+    assert sent_by_keeper(w3, devnet) > before
+    # no position was acted on twice for one decision: a's refused decisions left nothing on chain
+    counts = per_position(keeper_actions(w3, devnet, start))
+    assert counts and max(counts.values()) <= 2  # at most once per crash step per position
+    time.sleep(0.1)
+
+
+def test_replicas_need_postgresql_and_send(tmp_path, anvil, devnet, monkeypatch):
+    """On the single-process SQLite store, or as a dry run, a replica is refused with what to do."""
+    from keeper.errors import ConfigError
+
+    cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch)  # SQLite
+    with pytest.raises(ConfigError, match="PostgreSQL") as e:
+        Keeper(cfg, vols=VOLS, replica="a")
+    assert "store.url" in str(e.value) + (e.value.hint or "")
+    with pytest.raises(ConfigError, match="dry run"):
+        Keeper(cfg, vols=VOLS, replica="a", dry_run=True)
