@@ -25,9 +25,20 @@ step = @mkdir -p $(SETUP_LOGS); log=$(SETUP_LOGS)/$(1).log; t=$$SECONDS; \
 	else echo "ok ($$((SECONDS - t)) s)"; fi
 endif
 
-.PHONY: setup test test-pure lint demo contracts clean devnet-up devnet-down bench protocols
+.PHONY: setup test test-pure lint demo contracts clean devnet-up devnet-down bench protocols postgres
 
-setup: $(VENV)/.installed node_modules/.installed build/third_party/STAMP protocols
+setup: $(VENV)/.installed node_modules/.installed build/third_party/STAMP protocols postgres
+
+# PostgreSQL's server binaries for the store's and the replicas' tests (tests/store/postgres.py runs
+# a throwaway server with them): Debian's package when they are missing and apt can install it (as
+# root); otherwise those tests skip, and the step says why.
+postgres:
+	$(call step,postgres,PostgreSQL server binaries,\
+	  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo 'up to date'; \
+	  elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }; \
+	  else echo 'no initdb and no apt-get as root: the PostgreSQL tests will skip'; fi)
 
 $(VENV)/.installed: pyproject.toml
 	$(call step,venv,python venv and packages,\
