@@ -88,6 +88,10 @@ def _sqlite_setup(engine: Engine, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
+PG_TIMEOUTS: dict[str, int] = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
+                               "keepalives_interval": 2, "keepalives_count": 3, "tcp_user_timeout": 10_000}
+
+
 def _make_engine(url: str) -> Engine:
     try:
         u = make_url(url)
@@ -108,6 +112,12 @@ def _make_engine(url: str) -> Engine:
                 raise ConfigError(f"cannot create the directory of the database {shown}: {e}") from e
     else:
         kwargs["pool_pre_ping"] = True
+        if u.get_driver_name() == "psycopg2":
+            # A database that stops answering (a partition) must fail a statement, not hang it: libpq's
+            # connect timeout, TCP keepalives, and a limit on unacknowledged data (tcp_user_timeout, ms).
+            # A replica's lease thread and its journal writes then fail closed within seconds. The URL's
+            # own query parameters win.
+            kwargs["connect_args"] = {k: v for k, v in PG_TIMEOUTS.items() if k not in u.query}
     try:
         engine = create_engine(u, **kwargs)
     except sa_exc.NoSuchModuleError as e:

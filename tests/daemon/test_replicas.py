@@ -90,3 +90,50 @@ def test_replicas_need_postgresql_and_send(tmp_path, anvil, devnet, monkeypatch)
     assert "store.url" in str(e.value) + (e.value.hint or "")
     with pytest.raises(ConfigError, match="dry run"):
         Keeper(cfg, vols=VOLS, replica="a", dry_run=True)
+
+
+def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_over(tmp_path, anvil, devnet,
+                                                                                  monkeypatch, pg_url, w3):
+    """Replica a reaches PostgreSQL through a TCP proxy; the test cuts it while a still believes it
+    leads. a's journal cannot be written, so a sends nothing (its tick fails, as any tick whose store
+    is unreachable does); b, on the database's side, takes over once a's lease lapses and acts."""
+    from sqlalchemy.engine import make_url
+
+    from keeper.errors import KeeperError
+    from tests.store.tcp_proxy import TcpProxy
+
+    u = make_url(pg_url)
+    proxy = TcpProxy(u.host or "127.0.0.1", u.port or 5432)
+    cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch)
+    daemon = cfg.daemon.model_copy(update={"lease_ttl_seconds": TTL})
+    via_proxy = u.set(port=proxy.port).render_as_string(hide_password=False)
+    made = []
+    try:
+        for name, url in (("a", via_proxy), ("b", pg_url)):
+            k = Keeper(cfg.model_copy(update={"store": cfg.store.model_copy(update={"url": url}), "daemon": daemon}),
+                       vols=VOLS, replica=name)
+            made.append(k)
+            k.startup()
+            if name == "a":
+                wait_for(lambda k=k: k.role.state().leading, 5, "replica a to lead")
+        a, b = made
+        a.role._stop.set()  # a's belief that it leads is not refreshed from here
+        proxy.cut()
+        set_price(w3, devnet, "ETH", 1_560)
+        block, before = w3.eth.block_number, sent_by_keeper(w3, devnet)
+        with pytest.raises(KeeperError):
+            a.tick(block)  # its journal is unreachable: nothing is sent
+        assert sent_by_keeper(w3, devnet) == before
+        wait_for(lambda: b.role.state().leading, TTL * 3 + 2, "replica b to take over")
+        assert b.tick(block) > 0 and sent_by_keeper(w3, devnet) > before
+        proxy.heal()
+        assert a.role.step().leading is False  # back on the network: b leads, a follows
+        after = sent_by_keeper(w3, devnet)
+        a.tick(w3.eth.block_number)
+        assert sent_by_keeper(w3, devnet) == after
+    finally:
+        for k in made:
+            k.shutdown()
+        proxy.close()
+        with Store.open(pg_url) as s:
+            drop_keeper_tables(s)
