@@ -100,10 +100,11 @@ def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_ov
     from sqlalchemy.engine import make_url
 
     from keeper.errors import KeeperError
-    from tests.store.tcp_proxy import TcpProxy
+    from tests.daemon.helpers import CuttableProxy
 
     u = make_url(pg_url)
-    proxy = TcpProxy(u.host or "127.0.0.1", u.port or 5432)
+    assert u.host in ("127.0.0.1", "localhost", None)  # the fixture's server (the proxy forwards to loopback)
+    proxy = CuttableProxy(u.port or 5432)
     cfg = devnet_config(tmp_path, anvil.url, devnet, monkeypatch)
     daemon = cfg.daemon.model_copy(update={"lease_ttl_seconds": TTL})
     via_proxy = u.set(port=proxy.port).render_as_string(hide_password=False)
@@ -126,7 +127,7 @@ def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_ov
         assert sent_by_keeper(w3, devnet) == before
         wait_for(lambda: b.role.state().leading, TTL * 3 + 2, "replica b to take over")
         assert b.tick(block) > 0 and sent_by_keeper(w3, devnet) > before
-        proxy.heal()
+        proxy.restore()
         assert a.role.step().leading is False  # back on the network: b leads, a follows
         after = sent_by_keeper(w3, devnet)
         a.tick(w3.eth.block_number)
