@@ -112,7 +112,7 @@ def _make_engine(url: str) -> Engine:
                 raise ConfigError(f"cannot create the directory of the database {shown}: {e}") from e
     else:
         kwargs["pool_pre_ping"] = True
-        if u.get_driver_name() == "psycopg2":
+        if u.get_backend_name() == "postgresql" and u.drivername.partition("+")[2] in ("", "psycopg2"):
             # A database that stops answering (a partition) must fail a statement, not hang it: libpq's
             # connect timeout, TCP keepalives, and a limit on unacknowledged data (tcp_user_timeout, ms).
             # A replica's lease thread and its journal writes then fail closed within seconds. The URL's
