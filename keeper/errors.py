@@ -82,3 +82,8 @@ class Halt(KeeperError):
     """Stop the keeper cleanly: circuit breaker tripped, or the operator asked."""
 
     exit_code = 6
+
+
+class KeyShared(Halt):
+    """Another process sends with the keeper's key (a second keeper on another store, a wallet): its
+    nonces race ours and the two can act twice. Fatal: the keeper stops acting."""

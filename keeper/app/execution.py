@@ -12,8 +12,9 @@ A run of the pipeline (one tick of the daemon, or one operator command):
 1. ``begin(block)``, before the chain is read: in the background (the I/O pool) the journal is
    settled (:func:`settle_journal_first`: an open or reorged-out transaction of ours stops new
    actions; the recent ones are re-verified each time, so a reorg is found even while the keeper
-   has nothing to do), and the fee history, the key's pending nonce and the decisions journaled at
-   this block already (a restart within the block) are read.
+   has nothing to do), the key's mined nonces are checked against the journal (a second sender
+   on the key halts: :mod:`keeper.app.key_guard`), and the fee history, the key's pending nonce
+   and the decisions journaled at this block already (a restart within the block) are read.
 2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
    is built and queued. ``step()``, between two vaults: once ``GAS_CHUNK`` calls are queued (a
    vault's calls are never split), they are simulated, in order in a new block on top of the
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from keeper.alerts import Alerter
 from keeper.app.books import VaultBook
 from keeper.app.items import GasReplies, Intent, Item, Stage, attempt_record
+from keeper.app.key_guard import KeyGuard
 from keeper.app.perp_requests import requests_in, wait_settled
 from keeper.chain.client import ChainClient, InFlight
 from keeper.chain.contracts import ours
@@ -135,13 +137,20 @@ def action_urgency(session: Session, action: Action) -> float:
     return urgency(max(action.reason.p_before, 0.0), eps)
 
 
-def settle_journal_first(journal: Journal, client: ChainClient, chain: str, sender: str) -> None:
+def settle_journal_first(journal: Journal, client: ChainClient, chain: str, sender: str,
+                         block: int | None = None) -> None:
     """Before a new decision: nothing of ours may be open or reorged out. A reorg that dropped an
     earlier action re-sends that action (same signed bytes, same nonce) instead of planning a new
-    one on a chain that does not show it: the caller re-plans on the next block."""
-    from keeper.app.reconcile import reconcile, wait_pending
+    one on a chain that does not show it: the caller re-plans on the next block. So does an open
+    entry found mined after ``block``, the block the caller plans on (its read does not show it)."""
+    from keeper.app.reconcile import reconcile, settled_after, wait_pending
 
     report = reconcile(journal, client, chain, sender)
+    late = settled_after(journal, report, block) if block is not None else []
+    if late:
+        raise TemporaryError(f"journal entr{'y' if len(late) == 1 else 'ies'} {', '.join(str(e.id) for e in late)} "
+                             f"settled now, mined after block {block}, which this plan reads: no new action on "
+                             f"it, re-planning on the next block")
     if not (report.rebroadcast or report.reorged):
         return
     settled = wait_pending(journal, client, chain, sender)
@@ -165,6 +174,8 @@ class Pipeline:
         self.cfg, self.chain, self.client, self.alerter = cfg, chain, client, alerter
         self.key, self.origin = key, origin
         self.journal = Journal(store)
+        self.journal.sender = key.address
+        self.guard = KeyGuard(self.journal, client, chain, key.address)
         self.fees = fee_policy(cfg)
         self.nonces = NonceManager(client, key.address)
         self.abis = [ours("KeeperVault").abi]  # GMX v1 reverts with strings (Error(string))
@@ -219,10 +230,16 @@ class Pipeline:
             self._collect()
         self.nonces.resync()
         self._nonce_read = False
-        self._check = self.pool.submit(settle_journal_first, self.journal, self.client, self.chain, self.key.address)
+        self._check = self.pool.submit(self._check_journal, block)
         self._base_fees = self.pool.submit(base_fees, self.client)
         self._pending = self.pool.submit(self.nonces.pending_count)
         self._taken = self.pool.submit(self.journal.taken_at_block, self.origin, block)
+
+    def _check_journal(self, block: int) -> None:
+        """Nothing of ours open, reorged out or settled after ``block`` (the run's read), and no
+        nonce of the key mined that the journal never signed (:mod:`keeper.app.key_guard`)."""
+        settle_journal_first(self.journal, self.client, self.chain, self.key.address, block)
+        self.guard.check()
 
     def add(self, session: Session, book: VaultBook, action: Action) -> Item:
         """Queue an action (its vault call) for the next :meth:`step` or :meth:`flush`."""

@@ -150,3 +150,14 @@ def wait_pending(journal: Journal, client: ChainClient, chain: str, sender: str 
             report.rebroadcast = [e.id for e in open_]
             return report
         sleep(poll)
+
+
+def settled_after(journal: Journal, report: ReconcileReport, block: int) -> list[Entry]:
+    """The entries this reconciliation found mined (or reverted) in a block after ``block``: a
+    chain read at ``block`` does not show them, so a plan made on it could repeat their action."""
+    out = []
+    for entry_id in report.mined + report.reverted:
+        entry = journal.get(entry_id)
+        if entry.mined_block is not None and entry.mined_block > block:
+            out.append(entry)
+    return out

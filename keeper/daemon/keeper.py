@@ -48,6 +48,7 @@ from keeper.app.execution import IO_THREADS, DryRun, Executor, Pipeline
 from keeper.app.items import Item
 from keeper.app.manual import Session, keeper_key, reconcile_journal
 from keeper.app.perp_requests import PerpRequestWatch, RequestView
+from keeper.app.reconcile import settled_after
 from keeper.app.recording import SnapshotWriter
 from keeper.app.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
 from keeper.app.session import one_chain
@@ -534,6 +535,13 @@ class Keeper:
                                                            "rebroadcast": report.rebroadcast})
         if report.rebroadcast:
             return  # the last leader's transactions are on their way again: act once they settle
+        late = settled_after(self._pipeline.journal, report, t.snap.block)
+        if late:
+            # The last leader's transactions (or the ones just re-sent) were mined after this tick's
+            # read: a plan on it would act again on what they did. Follow one more tick.
+            log.warning(f"takeover: {len(late)} journaled transaction(s) mined after block {t.snap.block}: "
+                        f"acting from the next block", extra={"event": "takeover_wait", "block": t.snap.block})
+            return
         self._reconciled = state.takeovers
         self._pipeline.journal.fence = state.fence()
         self.executor = self._pipeline

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -35,6 +35,7 @@ from keeper.store.migrations import ensure_schema
 from keeper.store.models import Account, Checkpoint, ExactInt, PositionSnapshot, PriceRound, table_of
 from keeper.store.records import SNAPSHOT_COLUMNS, AccountRecord, PriceRoundRecord, SnapshotRows
 
+SCHEMA_LOCK_KEY = 0x6B656570_65720001  # a PostgreSQL advisory lock key of our own ("keeper" 1)
 _URL_EXAMPLE = "e.g. sqlite:///var/keeper.db or postgresql+psycopg2://user@host/keeper"
 
 
@@ -192,6 +193,11 @@ class Store:
         try:
             with (_translated(f"opening {engine.url.render_as_string(hide_password=True)}"),
                   engine.begin() as conn):
+                if conn.dialect.name == "postgresql":
+                    # Replicas starting together on a new database: one creates or migrates the
+                    # schema, the others wait for its commit, then find it (CREATE TABLE races on
+                    # PostgreSQL's catalogue otherwise). Released at the transaction's end.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
                 found, now = ensure_schema(conn)
         except BaseException:
             engine.dispose()

@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from keeper.errors import KeeperError
 from keeper.store.db import Store, _translated
 from keeper.store.lease import Fence, check_fence
-from keeper.store.models import JournalEntry, table_of
+from keeper.store.models import JournalEntry, KeyNonce, table_of
 
 
 class Status(StrEnum):
@@ -98,6 +98,9 @@ class Journal:
         # A replica's lease (keeper.store.lease): every write checks it in its own transaction and
         # carries its epoch; None (one process) checks nothing.
         self.fence: Fence | None = None
+        # the keeper key's address, stamped on the entries it journals (None: not known here)
+        self.sender: str | None = None
+        self._marks = table_of(KeyNonce)
 
     def _fenced(self, conn: Connection) -> dict[str, Any]:
         """Inside a write: refuse unless this journal's lease still holds; the columns to stamp."""
@@ -107,12 +110,15 @@ class Journal:
         check_fence(conn, fence)
         return {"epoch": fence.epoch}
 
+    def _signer(self) -> dict[str, Any]:
+        return {} if self.sender is None else {"sender": self.sender}
+
     def record_intent(self, chain: str, idempotency_key: str, position_key: str, action: dict[str, Any]) -> int:
         now = self.clock()
         row = {"chain": chain, "idempotency_key": idempotency_key, "position_key": position_key,
                "action": json.dumps(action, sort_keys=True, default=str), "status": Status.INTENT.value,
                "attempts": "[]",
-               "created_at": now, "updated_at": now}
+               "created_at": now, "updated_at": now, **self._signer()}
         try:
             with _translated("journaling an intent"), self.store.write() as conn:
                 pk = conn.execute(self._t.insert().values(**row, **self._fenced(conn))).inserted_primary_key
@@ -191,7 +197,7 @@ class Journal:
                 old = found.get(d.idempotency_key)
                 if old is None:
                     new_rows.append({"chain": chain, "idempotency_key": d.idempotency_key,
-                                     "position_key": d.position_key, "created_at": now, **values})
+                                     "position_key": d.position_key, "created_at": now, **values, **self._signer()})
                 elif self._retryable(old):
                     conn.execute(self._t.update().where(self._t.c.id == old.id).values(**values))
                     ids[d.idempotency_key] = int(old.id)
@@ -263,3 +269,29 @@ class Journal:
         with _translated("reading the journal"), self.store.engine.connect() as conn:
             rows = conn.execute(select(JournalEntry).where(self._t.c.chain == chain).order_by(self._t.c.id)).all()
         return [_entry(JournalEntry(**r._mapping)) for r in rows]
+
+    # --- the key's nonces: is this store's journal the key's only sender? (keeper.app.key_guard) ---
+    def nonce_mark(self, chain: str, sender: str) -> int | None:
+        """The key's mined transaction count the journal last accounted for, None before the first."""
+        with _translated("reading the key's nonce mark"), self.store.engine.connect() as conn:
+            got = conn.execute(select(self._marks.c.nonce).where(self._marks.c.name == f"{chain}:{sender}")).first()
+        return None if got is None else int(got.nonce)
+
+    def set_nonce_mark(self, chain: str, sender: str, nonce: int) -> None:
+        """Record ``nonce`` as accounted for (an upsert: replicas on one store share the mark)."""
+        name = f"{chain}:{sender}"
+        with _translated("writing the key's nonce mark"), self.store.write() as conn:
+            done = conn.execute(self._marks.update().where(self._marks.c.name == name)
+                                .values(nonce=nonce, updated_at=self.clock()))
+            if done.rowcount == 0:
+                conn.execute(self._marks.insert().values(name=name, nonce=nonce, updated_at=self.clock()))
+
+    def nonces_sent(self, chain: str, sender: str, lo: int, hi: int) -> set[int]:
+        """The nonces in ``[lo, hi)`` of transactions this journal signed with ``sender``'s key
+        (entries journaled before schema v5 have no sender and count as the key's)."""
+        signed = [Status.SIGNED.value, Status.MINED.value, Status.REVERTED.value]
+        with _translated("reading the journal"), self.store.engine.connect() as conn:
+            rows = conn.execute(select(self._t.c.nonce).where(
+                self._t.c.chain == chain, self._t.c.status.in_(signed), self._t.c.nonce >= lo, self._t.c.nonce < hi,
+                (self._t.c.sender == sender) | self._t.c.sender.is_(None))).all()
+        return {int(r.nonce) for r in rows}

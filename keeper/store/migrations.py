@@ -12,6 +12,8 @@ History:
   v3  journal_entry: every keeper action from intent to outcome (stage 4).
   v4  lease (replicas' leader leases, stage 13); journal_entry gains ``epoch`` (the lease epoch that
       journaled it: a stale leader's write is refused).
+  v5  key_nonce (the key's nonce as the journal accounts for it: a second sender on the key is found);
+      journal_entry gains ``sender`` (the key that signs it).
 
 To change the schema: change ``models``, append a migration that takes the previous version's
 database to the new one, bump ``SCHEMA_VERSION``. A test checks that a migrated database has the same
@@ -26,7 +28,7 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import col
 
 from keeper.errors import ConfigError
-from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, Lease, SchemaVersion, table_of
+from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, KeyNonce, Lease, SchemaVersion, table_of
 
 Migration = Callable[[Connection], None]
 
@@ -47,13 +49,20 @@ def _v3_to_v4(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE journal_entry ADD COLUMN epoch BIGINT"))
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    table_of(KeyNonce).create(conn)
+    if "sender" not in {c["name"] for c in inspect(conn).get_columns("journal_entry")}:
+        conn.execute(text("ALTER TABLE journal_entry ADD COLUMN sender VARCHAR(64)"))
+
+
 # (version it produces, migration from the version before). Ordered, no gaps, starting at 2.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _v1_to_v2),
     (3, _v2_to_v3),
     (4, _v3_to_v4),
+    (5, _v4_to_v5),
 ]
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def read_version(conn: Connection) -> int | None:

@@ -190,6 +190,8 @@ class JournalEntry(SQLModel, table=True):
     updated_at: float
     # schema v4: the leader's lease epoch that journaled it (keeper.store.lease); None outside replicas
     epoch: int | None = Field(default=None, sa_type=BigInteger)
+    # schema v5: the keeper key's address that signs it (None: journaled before v5)
+    sender: str | None = Field(default=None, max_length=64)
 
 
 class Lease(SQLModel, table=True):
@@ -204,6 +206,18 @@ class Lease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     epoch: int = Field(sa_type=BigInteger)
     expires_at: float
+
+
+class KeyNonce(SQLModel, table=True):
+    """The keeper key's mined transaction count on one chain as last accounted for by this store's
+    journal (schema v5; ``keeper.app.key_guard``): every later nonce must be one the journal holds,
+    or another process is sending with the key. ``name``: ``<chain>:<address>``."""
+
+    __tablename__ = "key_nonce"
+
+    name: str = Field(max_length=200, primary_key=True)
+    nonce: int = Field(sa_type=BigInteger)
+    updated_at: float
 
 
 class SchemaVersion(SQLModel, table=True):
@@ -225,5 +239,5 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 TABLES = tuple(table_of(m) for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, Lease,
-                                     SchemaVersion))
+                                     KeyNonce, SchemaVersion))
 TABLE_NAMES = frozenset(t.name for t in TABLES)

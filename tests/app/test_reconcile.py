@@ -97,3 +97,22 @@ def test_nonce_taken_by_another_transaction_is_failed(env, w3):
     w3.eth.send_transaction({"from": key.address, "to": key.address, "value": 1})
     report = reconcile(journal, client, "devnet", key.address)
     assert report.failed == [eid] and "another transaction" in journal.get(eid).error
+
+
+def test_an_entry_found_mined_after_the_planned_block_stops_that_plan(env, w3):
+    """A run's journal check settles an open entry whose transaction was mined after the block the
+    run read: the plan on that read cannot see it, so nothing new is sent on it."""
+    from keeper.app.execution import settle_journal_first
+    from keeper.errors import TemporaryError
+
+    client, key, journal, req, _balance = env
+    read_at = w3.eth.block_number
+    eid = journal.record_intent("devnet", "alice:5:top_up", "alice", {"kind": "top_up"})
+    sender = journaling_sender(client, key, journal, eid)
+    sender._receipt = lambda h: (_ for _ in ()).throw(SystemExit("crash before the receipt"))
+    with pytest.raises(SystemExit):
+        sender.send(req)  # mined at read_at + 1, its outcome never journaled
+    with pytest.raises(TemporaryError, match=f"mined after block {read_at}"):
+        settle_journal_first(journal, client, "devnet", key.address, read_at)
+    assert journal.get(eid).status == "mined" and journal.get(eid).mined_block == read_at + 1
+    settle_journal_first(journal, client, "devnet", key.address, read_at + 1)  # a fresh read: go on

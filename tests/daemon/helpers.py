@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,62 +65,3 @@ def running(k: Keeper, w3=None, block_time: int | None = 1) -> Iterator[threadin
     assert not t.is_alive(), "the daemon did not stop"
     if errors:
         raise errors[0]
-
-
-class CuttableProxy:
-    """Forwards TCP connections to ``127.0.0.1:target``; ``cut()`` drops them all and refuses new
-    ones (they are accepted and closed at once), ``restore()`` forwards again."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.accepting = threading.Event()
-        self.accepting.set()
-        self.accepted = 0
-        self._conns: list[socket.socket] = []
-        self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.accepted += 1
-            if not self.accepting.is_set():
-                conn.close()
-                continue
-            up = socket.create_connection(("127.0.0.1", self.target))
-            self._conns += [conn, up]
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.accepting.clear()
-        conns, self._conns = self._conns, []
-        for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def restore(self) -> None:
-        self.accepting.set()
-
-    def close(self) -> None:
-        self._closed.set()
-        self.cut()
-        self.listener.close()

@@ -14,8 +14,9 @@ import pytest
 from keeper.config import ChainConfig, ConfigError, load_config
 from keeper.daemon.heads import HeadFeed, ws_url_for
 from keeper.daemon.keeper import Keeper
+from keeper.demo.faultlab import CuttableProxy
 from keeper.devnet.anvil import free_port
-from tests.daemon.helpers import VOLS, CuttableProxy, devnet_config, running, wait_for
+from tests.daemon.helpers import VOLS, devnet_config, running, wait_for
 
 pytestmark = [pytest.mark.usefixtures("snapshot"), pytest.mark.timeout(180)]
 

@@ -99,8 +99,8 @@ def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_ov
     is unreachable does); b, on the database's side, takes over once a's lease lapses and acts."""
     from sqlalchemy.engine import make_url
 
+    from keeper.demo.faultlab import CuttableProxy
     from keeper.errors import KeeperError
-    from tests.daemon.helpers import CuttableProxy
 
     u = make_url(pg_url)
     assert u.host in ("127.0.0.1", "localhost", None)  # the fixture's server (the proxy forwards to loopback)
@@ -138,3 +138,46 @@ def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_ov
         proxy.close()
         with Store.open(pg_url) as s:
             drop_keeper_tables(s)
+
+
+def test_a_takeover_does_not_plan_on_a_read_older_than_the_last_leaders_transactions(replicas, w3, devnet):
+    """The leader journals its decisions and is cut off before it broadcasts them (as a partition in
+    mid-batch does). The new leader's reconciliation re-sends them and they are mined after the block
+    its tick read: acting on that read would repeat them, so it follows one more tick, then acts on a
+    fresh read and finds nothing left to do."""
+    from keeper.errors import KeeperError
+    from keeper.store.journal import Journal
+
+    a, b = replicas
+    pipe = a._pipeline
+    assert pipe is not None
+
+    def cut(_batch):
+        raise KeeperError("the broadcast never left (cut)")
+
+    pipe._start = cut  # journaled, never broadcast
+    nonce0 = sent_by_keeper(w3, devnet)
+    set_price(w3, devnet, "ETH", 1_560)
+    block = w3.eth.block_number
+    with pytest.raises(KeeperError, match="never left"):
+        a.tick(block)
+    assert sent_by_keeper(w3, devnet) == nonce0
+    with Store.open(b.cfg.store.url) as s:
+        journaled = [e for e in Journal(s).entries("devnet") if e.status == "signed"]
+    assert journaled
+
+    a.role._stop.set()
+    wait_for(lambda: b.role.state().leading, TTL * 3 + 2, "replica b to take over")
+    w3.provider.make_request("evm_mine", [])
+    read_at = block + 1  # a later block than a's decisions: a repeat would not share their idempotency keys
+    b.tick(read_at)  # the reconciliation re-sends a's transactions, mined after `read_at`
+    assert sent_by_keeper(w3, devnet) == nonce0 + len(journaled)
+    with Store.open(b.cfg.store.url) as s:
+        entries = Journal(s).entries("devnet")
+    assert len(entries) == len(journaled) and all(e.status == "mined" for e in entries)
+
+    b.tick(w3.eth.block_number)  # a fresh read shows them: nothing is repeated
+    with Store.open(b.cfg.store.url) as s:
+        again = Journal(s).entries("devnet")
+    acted = [e.position_key for e in again]
+    assert len(acted) == len(set(acted)), "a position acted on twice for one crash step"

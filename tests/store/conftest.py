@@ -11,7 +11,7 @@ def pg_url():
     if os.environ.get("KEEPER_TEST_POSTGRES_URL"):
         yield os.environ["KEEPER_TEST_POSTGRES_URL"]
         return
-    from tests.store.postgres import temporary_postgres
+    from keeper.devnet.postgres import temporary_postgres
 
     with temporary_postgres() as url:
         if url is None:
@@ -19,13 +19,12 @@ def pg_url():
         yield url
 
 
-
-
 def drop_keeper_tables(store) -> None:
     """Leave a shared PostgreSQL database as it was found."""
     from sqlalchemy import text
 
+    from keeper.store.models import TABLE_NAMES
+
     with store.engine.begin() as conn:
-        for table in ("account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "lease",
-                      "schema_version"):
+        for table in sorted(TABLE_NAMES):  # (no foreign keys between them)
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))

@@ -1,7 +1,7 @@
 """Leader leases and fencing (``keeper.store.lease``) on a real PostgreSQL: one holder at a time, an epoch
 that only grows, expiry by the database's clock, and a journal that refuses a stale leader's writes,
 including one that races a takeover (the takeover waits for the write's lock, then fences it off).
-SQLite refuses leases; a v3 database migrates to v4."""
+SQLite refuses leases; v3 and v4 databases migrate to the current schema."""
 
 from __future__ import annotations
 
@@ -142,14 +142,21 @@ def test_sqlite_refuses_leases(tmp_path):
         Leases(s)
 
 
-def test_a_v3_database_migrates_to_v4(tmp_path):
-    path = tmp_path / "v3.db"
+BACK_TO = {  # what each older version lacks
+    4: "DROP TABLE key_nonce; ALTER TABLE journal_entry DROP COLUMN sender; UPDATE schema_version SET version = 4;",
+    3: "DROP TABLE key_nonce; ALTER TABLE journal_entry DROP COLUMN sender; DROP TABLE lease; "
+       "ALTER TABLE journal_entry DROP COLUMN epoch; UPDATE schema_version SET version = 3;",
+}
+
+
+@pytest.mark.parametrize("version", sorted(BACK_TO))
+def test_v3_and_v4_databases_migrate_to_the_current_schema(tmp_path, version):
+    path = tmp_path / f"v{version}.db"
     Store.open(f"sqlite:///{path}").close()
-    con = sqlite3.connect(path)  # back to v3: no lease table, no journal epoch
-    con.executescript("DROP TABLE lease; ALTER TABLE journal_entry DROP COLUMN epoch; "
-                      "UPDATE schema_version SET version = 3;")
+    con = sqlite3.connect(path)
+    con.executescript(BACK_TO[version])
     con.commit()
     con.close()
     with Store.open(f"sqlite:///{path}") as s, Store.open(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
-        assert (s.upgraded_from, s.version) == (3, SCHEMA_VERSION) == (3, 4)
+        assert (s.upgraded_from, s.version) == (version, SCHEMA_VERSION) == (version, 5)
         assert schema_of(s.engine) == schema_of(fresh.engine)

@@ -1,6 +1,6 @@
-"""A throwaway PostgreSQL server for the store's tests: ``initdb`` into a temporary directory,
-``postgres`` on a free loopback port, stopped at the end. Run as the ``postgres`` system user when
-the tests run as root (initdb refuses root). Returns None when no server binaries are installed."""
+"""A throwaway PostgreSQL server for the store's tests and the replica benchmark (``bench/ha.py``):
+``initdb`` into a temporary directory, ``postgres`` on a free loopback port, stopped at the end. Run
+as the ``postgres`` system user when the tests run as root (initdb refuses root)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def _bin(name: str) -> str | None:
 
 
 @contextmanager
-def temporary_postgres():
+def temporary_postgres() -> Iterator[str | None]:
+    """A database URL (``postgresql+psycopg2://``) while the context lasts; None without the server
+    binaries (``make setup`` installs Debian's ``postgresql``)."""
     initdb, postgres = _bin("initdb"), _bin("postgres")
     if not initdb or not postgres:
         yield None
