@@ -307,22 +307,23 @@ class Keeper:
         read, read_cpu = time.perf_counter(), time.thread_time()
         try:
             launched, plans, p_liq, planned = self._plan_and_act(t)
+            acted, acted_cpu = time.perf_counter(), time.thread_time()
+            self._layout = book_layout(t.snap, self.ccfg, t.assets, slippage=self._settings_due(block + 1))
+            snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
+            watched = time.perf_counter()
+            done = planned + (self._settle(launched, started) if launched else 0)
         except StaleLeader as e:
             if self.role is None:
                 raise
-            # The journal refused this replica's decisions: its lease is gone (paused past its expiry,
-            # or cut off). Nothing of them was broadcast; follow from here.
-            log.warning(f"replica {self.role.holder}: decisions refused, not the leader any more ({e})",
+            # The journal refused this replica's writes: its lease is gone (paused past its expiry, or
+            # cut off). Nothing it decided since was broadcast; what it sent before, the new leader's
+            # reconciliation settles. Follow from here.
+            log.warning(f"replica {self.role.holder}: journal writes refused, not the leader any more ({e})",
                         extra={"event": "stale_leader", "block": block})
             self.metrics.stale_refused(self.name)
             self.role.step()
             self.executor = DryRun()
             return 0
-        acted, acted_cpu = time.perf_counter(), time.thread_time()
-        self._layout = book_layout(t.snap, self.ccfg, t.assets, slippage=self._settings_due(block + 1))
-        snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
-        watched = time.perf_counter()
-        done = planned + (self._settle(launched, started) if launched else 0)
         settled = time.perf_counter()
         # where the tick's time went (the executor's own split of "act" included), for the debug log
         # line and the benchmarks
@@ -455,7 +456,10 @@ class Keeper:
     def _record(self, snap: Snapshot, acted: bool) -> None:
         """The snapshot to the writer: every position once per ``store.history_interval_s`` of
         chain time and at every block the keeper acted at (what it acted on, for the record);
-        otherwise only the price rounds and the checkpoint."""
+        otherwise only the price rounds and the checkpoint. Among replicas only the leader writes
+        (they share the store)."""
+        if self.role is not None and not self.role.state().leading:
+            return
         interval = self.cfg.store.history_interval_s
         due = (interval <= 0 or acted or self._history_at is None
                or not 0 <= snap.timestamp - self._history_at < interval)  # (time going back: a reorg, write)

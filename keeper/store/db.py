@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +36,8 @@ from keeper.store.migrations import ensure_schema
 from keeper.store.models import Account, Checkpoint, ExactInt, PositionSnapshot, PriceRound, table_of
 from keeper.store.records import SNAPSHOT_COLUMNS, AccountRecord, PriceRoundRecord, SnapshotRows
 
-SCHEMA_LOCK_KEY = 0x6B656570_65720001  # a PostgreSQL advisory lock key of our own ("keeper" 1)
+SCHEMA_LOCK_KEY = 0x6B656570_65720001  # PostgreSQL advisory lock keys of our own ("keep" "er" 1)
+TICK_LOCK_BASE = 0x6B656570_00000000  # | crc32 of the chain's name
 _URL_EXAMPLE = "e.g. sqlite:///var/keeper.db or postgresql+psycopg2://user@host/keeper"
 
 
@@ -253,6 +255,11 @@ class Store:
                 raise ValueError(f"{item!r} is not on chain {chain!r}")
         snap = table_of(PositionSnapshot)
         with _translated(f"writing the tick at {chain}@{block}"), self.write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Writers of one chain's ticks take turns (replicas at a handover, a paused leader's
+                # queued write): delete-then-insert of one block from two at once would clash.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                             {"k": TICK_LOCK_BASE | zlib.crc32(chain.encode())})
             conn.execute(snap.delete().where(and_(snap.c.chain == chain, snap.c.block == block)))
             if positions:
                 self._insert_snapshots(conn, block, block_hash, positions, keys)
