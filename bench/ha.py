@@ -8,8 +8,8 @@ from the same chain state (evm_snapshot / evm_revert) and on a new database:
    first part of the way, then to one of ``CRASHES``);
 3. at a random moment the leader is killed (-9, restarted as a follower ``RESTART_S`` later),
    paused (SIGSTOP for 2.5-5 s, then SIGCONT) or cut off from the database (its proxy cut for 4-6 s):
-   half the trials right after a price step's block (0-0.4 s: the leader is reading, planning or
-   sending that block's batch), half anywhere in the 4 s after the first step;
+   half the trials 0-0.4 s after a step's price blocks are mined (the leader is reading, planning or
+   sending that block's batch), half 0.4-4 s after the first step's;
 4. once no journal entry is open, the planner wants no top-up or repay and 6 blocks have passed
    since the last step, every replica is stopped.
 
@@ -245,19 +245,18 @@ def run_trial(w3: Web3, dep: dict, root: Path, pg_port: int, proxies: dict[str, 
         assert held is not None
         t.leader = held[0]
         mid = [(START[0] + t.crash[0]) / 2, (START[1] + t.crash[1]) / 2]
-        t0 = time.monotonic()
-        set_price(w3, dep, "ETH", mid[0])
-        set_price(w3, dep, "BTC", mid[1])
         t.at_s = round(rng.uniform(0.0, 0.4) if t.mid_batch else rng.uniform(0.4, 4.0), 3)
-        if t.mid_batch and rng.random() < 0.5:
-            t.at_s = round(STEP_S + t.at_s, 3)  # right after the second step instead
-        fault_done = threading.Event()
+        second = t.mid_batch and rng.random() < 0.5  # right after the second step instead
+        stepped = {1: threading.Event(), 2: threading.Event()}
+        at: dict[str, float] = {}
 
         def fault() -> None:
-            time.sleep(max(0.0, t0 + t.at_s - time.monotonic()))
+            step = 2 if second else 1
+            stepped[step].wait(60)  # the step's price blocks are mined: the leader is handling them
+            time.sleep(max(0.0, at[f"step{step}"] + t.at_s - time.monotonic()))
             leader = replicas[t.leader]
+            at["fault"] = time.monotonic()
             t.fault_block = w3.eth.block_number
-            fault_done.set()
             assert leader.proc is not None
             if t.fault == "kill":
                 leader.proc.kill()
@@ -277,12 +276,20 @@ def run_trial(w3: Web3, dep: dict, root: Path, pg_port: int, proxies: dict[str, 
 
         th = threading.Thread(target=fault, daemon=True)
         th.start()
-        time.sleep(max(0.0, t0 + STEP_S - time.monotonic()))
+        set_price(w3, dep, "ETH", mid[0])
+        set_price(w3, dep, "BTC", mid[1])
+        at["step1"] = time.monotonic()
+        stepped[1].set()
+        time.sleep(max(0.0, at["step1"] + STEP_S - time.monotonic()))
         set_price(w3, dep, "ETH", t.crash[0])
         set_price(w3, dep, "BTC", t.crash[1])
+        at["step2"] = time.monotonic()
+        stepped[2].set()
         last_step = w3.eth.block_number
         th.join(60)
-        fault_at = t0 + t.at_s
+        fault_at = at["fault"]
+        if second:
+            t.at_s = round(STEP_S + t.at_s, 3)  # (shown from the first step)
 
         def settled() -> bool:
             if w3.eth.block_number < last_step + 6:

@@ -161,11 +161,12 @@ class Keeper:
             self.role: ReplicaRole | None = None
             self._pipeline = self.executor if isinstance(self.executor, Pipeline) else None
             self._reconciled = 0  # the role's takeover count the journal was last reconciled for
+            self._quiet = True  # the last tick launched nothing: a lease over the fair share may go
             if replica is not None:
                 if self._pipeline is None:
                     raise ConfigError("a replica cannot be a dry run: followers already send nothing")
                 self.role = ReplicaRole(Leases(self.store), lease_name(self.name, self._pipeline.key.address),
-                                        replica, cfg.daemon.lease_ttl_seconds)
+                                        replica, cfg.daemon.lease_ttl_seconds, may_hand_over=lambda: self._quiet)
                 self.executor = DryRun()  # following until the lease is this replica's
             self.server = (MetricsServer(self.metrics, cfg.telemetry.metrics_host, cfg.telemetry.metrics_port,
                                          health=self._health) if cfg.telemetry.metrics_port is not None else None)
@@ -312,6 +313,7 @@ class Keeper:
             snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
             watched = time.perf_counter()
             done = planned + (self._settle(launched, started) if launched else 0)
+            self._quiet = not launched
         except StaleLeader as e:
             if self.role is None:
                 raise

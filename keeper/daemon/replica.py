@@ -9,7 +9,16 @@ checks in every write (``Fence``): whatever a replica does after it lost the lea
 expiry, cut off from the database) is refused before anything is broadcast.
 
 Takeover takes at most the lease's time to live plus one renewal period after the leader stops
-renewing (killed, paused, partitioned), then the follower's next tick."""
+renewing (killed, paused, partitioned), then the follower's next tick.
+
+Several leases (several chains, or keys, each run by its own process per replica, all processes of
+one replica under one name) are shared among the live replicas: each step also says this replica is
+alive (``Leases.share``), and each replica should lead at most its fair share (the leases over the
+live replicas, rounded up). A follower takes a free lease only while under its share, or once the
+lease has stayed free a whole time to live (nobody under their share took it). A leader over its
+share hands over the leases beyond it (its own, in name order), between two quiet ticks; it does
+not retake a lease it handed over until that has stayed free a time to live. So a joining replica
+gets leases from the busiest ones, and a leaving one's leases go to the others within its expiry."""
 
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keeper.errors import KeeperError
-from keeper.store.lease import Fence, Lease, Leases
+from keeper.store.lease import Fence, Lease, Leases, Share
 
 log = logging.getLogger("keeper.daemon")
 
@@ -40,11 +49,15 @@ class RoleState:
 
 class ReplicaRole:
     def __init__(self, leases: Leases, name: str, holder: str, ttl_s: float,
-                 on_change: Callable[[RoleState], None] | None = None) -> None:
+                 on_change: Callable[[RoleState], None] | None = None, *,
+                 may_hand_over: Callable[[], bool] | None = None) -> None:
         if not ttl_s > 0:
             raise ValueError("the lease's time to live must be positive")
         self.leases, self.name, self.holder, self.ttl_s = leases, name, holder, ttl_s
         self.on_change = on_change
+        # whether a lease over the fair share may be handed over now (the keeper: between quiet ticks)
+        self.may_hand_over = may_hand_over or (lambda: True)
+        self._handed_over = False  # until the lease stays free a time to live, leave it to others
         self._lease: Lease | None = None
         self._takeovers = 0
         self._lock = threading.Lock()
@@ -61,9 +74,17 @@ class ReplicaRole:
         with self._lock:
             held = self._lease
         try:
+            share = self.leases.share(self.name, self.holder, self.ttl_s)
             got = self.leases.renew(held, self.ttl_s) if held is not None else None
-            if got is None:
+            if got is not None and self._over(share) and self.may_hand_over():
+                self.leases.release(got)
+                log.warning(f"replica {self.holder} hands {self.name} over: it leads {len(share.mine)} of "
+                            f"{share.leases} leases among {share.members} replicas (fair share {share.fair})",
+                            extra={"event": "lease_handed_over", "lease": self.name})
+                self._handed_over, got = True, None
+            elif got is None and self._may_take(share):
                 got = self.leases.acquire(self.name, self.holder, self.ttl_s)
+                self._handed_over = self._handed_over and got is None
         except KeeperError as e:
             log.warning(f"replica {self.holder}: lease {self.name} unreachable ({e}): following",
                         extra={"event": "lease_error", "lease": self.name})
@@ -82,6 +103,16 @@ class ReplicaRole:
         if self.on_change is not None and (before is None) != (got is None):
             self.on_change(state)
         return state
+
+    def _over(self, share: Share) -> bool:
+        """Leading more than the fair share, and this lease is one of those beyond it."""
+        return len(share.mine) > share.fair and self.name in share.mine[share.fair:]
+
+    def _may_take(self, share: Share) -> bool:
+        long_free = share.free_for is not None and share.free_for > self.ttl_s
+        if self._handed_over:
+            return long_free
+        return len(share.mine) < share.fair or long_free
 
     def start(self) -> None:
         self.step()

@@ -55,6 +55,21 @@ class Fence:
     epoch: int
 
 
+@dataclass(frozen=True)
+class Share:
+    """How the leases stand among the live replicas, as one replica sees them (``Leases.share``)."""
+
+    members: int  # live replicas (heard from within the lease's time to live), this one included
+    leases: int  # lease names ever taken
+    mine: tuple[str, ...]  # the names this replica's holder leads now, sorted
+    free_for: float | None  # seconds the asked-about lease has been free (expired); None while held
+
+    @property
+    def fair(self) -> int:
+        """How many leases each live replica should lead: the total over the members, rounded up."""
+        return max(1, -(-self.leases // max(self.members, 1)))
+
+
 def lease_name(chain: str, keeper_address: str) -> str:
     return f"{chain}:{keeper_address.lower()}"
 
@@ -97,9 +112,24 @@ class Leases:
     def release(self, lease: Lease) -> None:
         """Expire ``lease`` now if it is still held as it was (a clean hand-over)."""
         with _translated(f"releasing lease {lease.name}"), self.store.write() as conn:
-            conn.execute(text(f"UPDATE lease SET expires_at = {_NOW} - 1 "
+            conn.execute(text(f"UPDATE lease SET expires_at = {_NOW} "
                               "WHERE name = :n AND holder = :h AND epoch = :e"),
                          {"n": lease.name, "h": lease.holder, "e": lease.epoch})
+
+    def share(self, name: str, holder: str, ttl_s: float) -> Share:
+        """Say ``holder`` is alive (its heartbeat) and read how the leases stand, in one transaction:
+        the live replicas, the lease names, those ``holder`` leads, and how long ``name`` has been free."""
+        with _translated("reading the replicas' shares"), self.store.write() as conn:
+            conn.execute(text(f"INSERT INTO replica_member (holder, seen_at) VALUES (:h, {_NOW}) "
+                              f"ON CONFLICT (holder) DO UPDATE SET seen_at = {_NOW}"), {"h": holder})
+            members = conn.execute(text(f"SELECT count(*) FROM replica_member WHERE seen_at > {_NOW} - :ttl"),
+                                   {"ttl": ttl_s}).scalar_one()
+            rows = conn.execute(text(f"SELECT name, holder, expires_at > {_NOW} AS valid, "
+                                     f"{_NOW} - expires_at AS free_for FROM lease ORDER BY name")).all()
+        mine = tuple(r.name for r in rows if r.holder == holder and r.valid)
+        this = next((r for r in rows if r.name == name), None)
+        free_for = None if this is not None and this.valid else (float(this.free_for) if this is not None else 1e9)
+        return Share(int(members), len(rows) + (this is None), mine, free_for)
 
     def current(self, name: str) -> tuple[Lease, bool] | None:
         """The lease row and whether it is still valid, or None when nobody ever took it."""

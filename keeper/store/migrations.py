@@ -13,7 +13,8 @@ History:
   v4  lease (replicas' leader leases, stage 13); journal_entry gains ``epoch`` (the lease epoch that
       journaled it: a stale leader's write is refused).
   v5  key_nonce (the key's nonce as the journal accounts for it: a second sender on the key is found);
-      journal_entry gains ``sender`` (the key that signs it).
+      journal_entry gains ``sender`` (the key that signs it); replica_member (replicas' heartbeats:
+      the live ones share the leases).
 
 To change the schema: change ``models``, append a migration that takes the previous version's
 database to the new one, bump ``SCHEMA_VERSION``. A test checks that a migrated database has the same
@@ -28,7 +29,16 @@ from sqlalchemy import Connection, inspect, select, text
 from sqlmodel import col
 
 from keeper.errors import ConfigError
-from keeper.store.models import TABLE_NAMES, TABLES, JournalEntry, KeyNonce, Lease, SchemaVersion, table_of
+from keeper.store.models import (
+    TABLE_NAMES,
+    TABLES,
+    JournalEntry,
+    KeyNonce,
+    Lease,
+    ReplicaMember,
+    SchemaVersion,
+    table_of,
+)
 
 Migration = Callable[[Connection], None]
 
@@ -51,6 +61,7 @@ def _v3_to_v4(conn: Connection) -> None:
 
 def _v4_to_v5(conn: Connection) -> None:
     table_of(KeyNonce).create(conn)
+    table_of(ReplicaMember).create(conn)
     if "sender" not in {c["name"] for c in inspect(conn).get_columns("journal_entry")}:
         conn.execute(text("ALTER TABLE journal_entry ADD COLUMN sender VARCHAR(64)"))
 

@@ -208,6 +208,16 @@ class Lease(SQLModel, table=True):
     expires_at: float
 
 
+class ReplicaMember(SQLModel, table=True):
+    """A keeper replica's heartbeat (schema v5; ``keeper.store.lease``): its name and when it was last
+    seen, in the database's clock. The live replicas share the leases among them."""
+
+    __tablename__ = "replica_member"
+
+    holder: str = Field(max_length=200, primary_key=True)
+    seen_at: float
+
+
 class KeyNonce(SQLModel, table=True):
     """The keeper key's mined transaction count on one chain as last accounted for by this store's
     journal (schema v5; ``keeper.app.key_guard``): every later nonce must be one the journal holds,
@@ -239,5 +249,5 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 TABLES = tuple(table_of(m) for m in (Account, PositionSnapshot, PriceRound, Checkpoint, JournalEntry, Lease,
-                                     KeyNonce, SchemaVersion))
+                                     ReplicaMember, KeyNonce, SchemaVersion))
 TABLE_NAMES = frozenset(t.name for t in TABLES)

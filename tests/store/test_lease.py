@@ -142,11 +142,12 @@ def test_sqlite_refuses_leases(tmp_path):
         Leases(s)
 
 
-BACK_TO = {  # what each older version lacks
-    4: "DROP TABLE key_nonce; ALTER TABLE journal_entry DROP COLUMN sender; UPDATE schema_version SET version = 4;",
-    3: "DROP TABLE key_nonce; ALTER TABLE journal_entry DROP COLUMN sender; DROP TABLE lease; "
-       "ALTER TABLE journal_entry DROP COLUMN epoch; UPDATE schema_version SET version = 3;",
+NEWER = {  # what each schema version added, undone
+    5: "DROP TABLE key_nonce; DROP TABLE replica_member; ALTER TABLE journal_entry DROP COLUMN sender; ",
+    4: "DROP TABLE lease; ALTER TABLE journal_entry DROP COLUMN epoch; ",
 }
+BACK_TO = {v: "".join(NEWER[n] for n in sorted(NEWER) if n > v) + f"UPDATE schema_version SET version = {v};"
+           for v in (3, 4)}
 
 
 @pytest.mark.parametrize("version", sorted(BACK_TO))

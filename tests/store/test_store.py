@@ -90,7 +90,7 @@ def test_open_creates_directory_schema_wal_and_foreign_keys(store, db_path):
         assert conn.exec_driver_sql("SELECT version FROM schema_version").scalars().all() == [SCHEMA_VERSION]
     assert set(inspect(store.engine).get_table_names()) == {
         "account", "position_snapshot", "price_round", "checkpoint", "journal_entry", "lease", "key_nonce",
-        "schema_version"}
+        "replica_member", "schema_version"}
 
 
 def test_reopen_keeps_data_and_version(db_path):
