@@ -65,6 +65,7 @@ from keeper.plan.policy import Plan
 from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
 from keeper.store import Store
+from keeper.store.db import StoreUnreachable
 from keeper.store.lease import Leases, StaleLeader, lease_name
 from keeper.telemetry import Metrics, MetricsServer
 from keeper.views import shown_address
@@ -314,15 +315,19 @@ class Keeper:
             watched = time.perf_counter()
             done = planned + (self._settle(launched, started) if launched else 0)
             self._quiet = not launched
-        except StaleLeader as e:
+        except (StaleLeader, StoreUnreachable) as e:
             if self.role is None:
                 raise
-            # The journal refused this replica's writes: its lease is gone (paused past its expiry, or
-            # cut off). Nothing it decided since was broadcast; what it sent before, the new leader's
-            # reconciliation settles. Follow from here.
-            log.warning(f"replica {self.role.holder}: journal writes refused, not the leader any more ({e})",
-                        extra={"event": "stale_leader", "block": block})
-            self.metrics.stale_refused(self.name)
+            # The journal refused this replica's writes (its lease is gone: paused past its expiry, or
+            # cut off), or the store is out of reach, so its lease soon will be. Nothing it decided
+            # since was broadcast; what it sent before, the next leader's reconciliation settles.
+            # Follow from here (a follower needs no store), not a failed tick: it halts nothing.
+            stale = isinstance(e, StaleLeader)
+            log.warning(f"replica {self.role.holder}: {'journal writes refused' if stale else 'store unreachable'}"
+                        f", following ({e})", extra={"event": "stale_leader" if stale else "store_lost",
+                                                     "block": block})
+            if stale:
+                self.metrics.stale_refused(self.name)
             self.role.step()
             self.executor = DryRun()
             return 0
@@ -534,7 +539,11 @@ class Keeper:
         state = self.role.state()
         if not state.leading:
             return
-        report = reconcile_journal(self.cfg, t.session, key=self._pipeline.key)
+        try:
+            report = reconcile_journal(self.cfg, t.session, key=self._pipeline.key)
+        except StoreUnreachable as e:  # still following (the lease goes with the store): try next tick
+            log.warning(f"takeover: store unreachable, following ({e})", extra={"event": "store_lost"})
+            return
         log.warning("takeover: journal reconciled", extra={"event": "takeover", "epoch": state.lease.epoch
                                                            if state.lease else None, "mined": report.mined,
                                                            "failed": report.failed, "abandoned": report.abandoned,

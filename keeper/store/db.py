@@ -46,6 +46,10 @@ def _brief(e: BaseException) -> str:
     return (str(orig) if orig is not None else str(e)).strip().splitlines()[0][:300] or type(e).__name__
 
 
+class StoreUnreachable(TemporaryError):
+    """The database did not answer (connection refused or lost, timed out)."""
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     """Map SQLAlchemy errors onto the keeper's classes, keeping the original as ``__cause__``."""
@@ -55,7 +59,7 @@ def _translated(what: str) -> Iterator[None]:
         raise
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
             sa_exc.TimeoutError) as e:
-        raise TemporaryError(f"store: {what} failed: {_brief(e)}") from e
+        raise StoreUnreachable(f"store: {what} failed: {_brief(e)}") from e
     except sa_exc.IntegrityError as e:
         raise KeeperError(f"store: {what} violated a constraint: {_brief(e)}") from e
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, sa_exc.DatabaseError) as e:
