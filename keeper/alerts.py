@@ -28,7 +28,8 @@ from keeper.errors import ConfigError
 log = logging.getLogger(__name__)
 
 KINDS = ("action", "failure", "reserve_short", "stale_oracle", "health_unverified", "rpc_failover", "halt",
-         "gas_spike", "perp_request_stuck", "model_default", "model_fallback")
+         "gas_spike", "perp_request_stuck", "model_default", "model_fallback", "replica_takeover",
+         "replica_stale")
 SEVERITIES = ("info", "warning", "critical")
 FORMATS = ("json", "slack", "discord")
 _EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}

@@ -203,6 +203,9 @@ class Metrics:
                             registry=r)
         self.takeovers = Gauge("keeper_replica_takeovers", "Leases this replica has taken since it started",
                                ["chain"], registry=r)
+        self.lease_age = Gauge("keeper_replica_lease_age_seconds",
+                               "Seconds since this replica last renewed its lease (-1 while following); "
+                               "above daemon.lease_ttl_seconds it has lapsed", ["chain"], registry=r)
         self.stale_refusals = Counter("keeper_replica_stale_refusals_total",
                                       "Ticks whose decisions the journal refused: this replica had lost its lease",
                                       ["chain"], registry=r)
@@ -294,9 +297,10 @@ class Metrics:
     def stale_refused(self, chain: str) -> None:
         self.stale_refusals.labels(chain).inc()
 
-    def set_leader(self, chain: str, leading: bool, takeovers: int) -> None:
+    def set_leader(self, chain: str, leading: bool, takeovers: int, lease_age_s: float | None = None) -> None:
         self.leader.labels(chain).set(1 if leading else 0)
         self.takeovers.labels(chain).set(takeovers)
+        self.lease_age.labels(chain).set(-1 if lease_age_s is None else lease_age_s)
 
     def observe_request_latency(self, chain: str, blocks: int) -> None:
         self.request_blocks.labels(chain).observe(blocks)

@@ -163,6 +163,7 @@ class Keeper:
             self._pipeline = self.executor if isinstance(self.executor, Pipeline) else None
             self._reconciled = 0  # the role's takeover count the journal was last reconciled for
             self._quiet = True  # the last tick launched nothing: a lease over the fair share may go
+            self._alerted = 0  # the takeover count last alerted
             if replica is not None:
                 if self._pipeline is None:
                     raise ConfigError("a replica cannot be a dry run: followers already send nothing")
@@ -328,6 +329,9 @@ class Keeper:
                                                      "block": block})
             if stale:
                 self.metrics.stale_refused(self.name)
+                self.alerter.notify("replica_stale", "warning", f"{self.name}: replica {self.role.holder} refused",
+                                    f"its journal writes were refused at block {block}: another replica leads; "
+                                    f"following ({e})")
             self.role.step()
             self.executor = DryRun()
             return 0
@@ -525,7 +529,7 @@ class Keeper:
         waits for the journal's reconciliation (``_reconcile_takeover``)."""
         assert self.role is not None and self._pipeline is not None
         state = self.role.state()
-        self.metrics.set_leader(self.name, state.leading, state.takeovers)
+        self.metrics.set_leader(self.name, state.leading, state.takeovers, state.lease_age(time.monotonic()))
         if state.leading and self._reconciled == state.takeovers:
             self._pipeline.journal.fence = state.fence()
             self.executor = self._pipeline
@@ -544,6 +548,12 @@ class Keeper:
         except StoreUnreachable as e:  # still following (the lease goes with the store): try next tick
             log.warning(f"takeover: store unreachable, following ({e})", extra={"event": "store_lost"})
             return
+        if self._alerted != state.takeovers:  # once per takeover (its reconciliation may take two ticks)
+            self._alerted = state.takeovers
+            self.alerter.notify("replica_takeover", "warning", f"{self.name}: replica {self.role.holder} leads",
+                                f"took the lease at epoch {state.lease.epoch if state.lease else '?'}; journal: "
+                                f"{len(report.mined)} mined, {len(report.failed)} failed, {len(report.abandoned)} "
+                                f"abandoned, {len(report.rebroadcast)} re-sent")
         log.warning("takeover: journal reconciled", extra={"event": "takeover", "epoch": state.lease.epoch
                                                            if state.lease else None, "mined": report.mined,
                                                            "failed": report.failed, "abandoned": report.abandoned,

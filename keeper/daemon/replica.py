@@ -38,6 +38,10 @@ log = logging.getLogger("keeper.daemon")
 class RoleState:
     lease: Lease | None  # held and valid as of the last renewal: this replica leads
     takeovers: int  # leases taken (the first included): a change means reconcile before acting
+    renewed_at: float | None = None  # time.monotonic() of the last renewal (or taking) while leading
+
+    def lease_age(self, now: float) -> float | None:
+        return None if self.lease is None or self.renewed_at is None else now - self.renewed_at
 
     @property
     def leading(self) -> bool:
@@ -60,13 +64,14 @@ class ReplicaRole:
         self._handed_over = False  # until the lease stays free a time to live, leave it to others
         self._lease: Lease | None = None
         self._takeovers = 0
+        self._renewed_at: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def state(self) -> RoleState:
         with self._lock:
-            return RoleState(self._lease, self._takeovers)
+            return RoleState(self._lease, self._takeovers, self._renewed_at)
 
     def step(self) -> RoleState:
         """One renewal, or one attempt to take the lease; a database error counts as losing it (fail
@@ -99,7 +104,8 @@ class ReplicaRole:
                 log.warning(f"replica {self.holder} lost {self.name} (epoch {before.epoch}): following",
                             extra={"event": "lease_lost", "lease": self.name, "epoch": before.epoch})
             self._lease = got
-            state = RoleState(got, self._takeovers)
+            self._renewed_at = time.monotonic() if got is not None else None
+            state = RoleState(got, self._takeovers, self._renewed_at)
         if self.on_change is not None and (before is None) != (got is None):
             self.on_change(state)
         return state

@@ -50,6 +50,9 @@ def test_the_leader_acts_the_follower_takes_over_and_a_stale_leader_sends_nothin
     a, b = replicas
     assert a.role.state().leading and not b.role.state().leading
     start, nonce0 = w3.eth.block_number, sent_by_keeper(w3, devnet)
+    alerts: list[tuple[str, str]] = []
+    for k in (a, b):
+        k.alerter.notify = lambda kind, severity, title, text="", k=k, **_f: alerts.append((k.role.holder, kind))
 
     # A crash step: the leader protects, the follower plans the same and sends nothing.
     set_price(w3, devnet, "ETH", 1_560)
@@ -77,6 +80,15 @@ def test_the_leader_acts_the_follower_takes_over_and_a_stale_leader_sends_nothin
     # no position was acted on twice for one decision: a's refused decisions left nothing on chain
     counts = per_position(keeper_actions(w3, devnet, start))
     assert counts and max(counts.values()) <= 2  # at most once per crash step per position
+    # who leads, since when, and the refusal, as an operator sees them
+    assert ("b", "replica_takeover") in alerts and ("a", "replica_stale") in alerts
+    assert [x for x in alerts if x == ("b", "replica_takeover")] == [("b", "replica_takeover")]
+    sample = b.metrics.registry.get_sample_value
+    assert sample("keeper_replica_leader", {"chain": "devnet"}) == 1
+    assert 0 <= sample("keeper_replica_lease_age_seconds", {"chain": "devnet"}) <= TTL
+    assert a.metrics.registry.get_sample_value("keeper_replica_stale_refusals_total", {"chain": "devnet"}) == 1
+    a.tick(w3.eth.block_number)  # following now
+    assert a.metrics.registry.get_sample_value("keeper_replica_lease_age_seconds", {"chain": "devnet"}) == -1
     time.sleep(0.1)
 
 
