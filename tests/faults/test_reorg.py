@@ -34,8 +34,11 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
     daemon = env.daemon()
     try:
         wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 60, "the actions")
-        first = {a["tx"] for a in keeper_actions(w3, devnet, start)}
-        assert len(first) == len(need)
+        acted = keeper_actions(w3, devnet, start)
+        first = {a["tx"] for a in acted}
+        assert len(first) == len(need), (  # what was sent, and why, when it is not one per position
+            [(a.get("action"), a.get("account"), a["block"], a["tx"][:10]) for a in acted],
+            [(e.get("block"), e.get("position"), e.get("action"), e.get("why")) for e in daemon.seen("decision")])
         # Reorg 1, the daemon running: every block with an action is gone. Automine off while the test
         # looks and takes its snapshot: the daemon, which sees the reorg and sends its journaled
         # transactions again at once, must not get them mined into the snapshot (a race the test lost
