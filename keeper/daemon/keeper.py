@@ -48,7 +48,7 @@ from keeper.app.execution import IO_THREADS, DryRun, Executor, Pipeline
 from keeper.app.items import Item
 from keeper.app.manual import Session, keeper_key, reconcile_journal
 from keeper.app.perp_requests import PerpRequestWatch, RequestView
-from keeper.app.reconcile import settled_after
+from keeper.app.reconcile import ReconcileReport
 from keeper.app.recording import SnapshotWriter
 from keeper.app.risk_setup import ModelChoice, assemble_model, chain_rounds, choose, symbol_assets
 from keeper.app.session import one_chain
@@ -58,6 +58,7 @@ from keeper.chain.oracle import OracleReader
 from keeper.config import Config
 from keeper.daemon.heads import HeadFeed
 from keeper.daemon.replica import ReplicaRole
+from keeper.daemon.takeover import ready_to_lead
 from keeper.daemon.tick_gc import TickGC
 from keeper.domain import Action, ActionKind, Address, Position, Protocol
 from keeper.errors import ConfigError, Halt, KeeperError, MinedReverted, Reverted
@@ -537,35 +538,27 @@ class Keeper:
             self.executor = DryRun()
 
     def _reconcile_takeover(self, t: _Tick) -> None:
-        """Newly leading: settle what the journal holds (the last leader's transactions, mined or not)
-        before this replica sends anything; while some are still pending, follow one more tick."""
+        """Newly leading: settle what the journal holds before this replica sends anything
+        (``keeper.daemon.takeover``); until that allows it, follow one more tick."""
         assert self.role is not None and self._pipeline is not None
         state = self.role.state()
         if not state.leading:
             return
-        try:
-            report = reconcile_journal(self.cfg, t.session, key=self._pipeline.key)
-        except StoreUnreachable as e:  # still following (the lease goes with the store): try next tick
-            log.warning(f"takeover: store unreachable, following ({e})", extra={"event": "store_lost"})
-            return
-        if self._alerted != state.takeovers:  # once per takeover (its reconciliation may take two ticks)
-            self._alerted = state.takeovers
-            self.alerter.notify("replica_takeover", "warning", f"{self.name}: replica {self.role.holder} leads",
-                                f"took the lease at epoch {state.lease.epoch if state.lease else '?'}; journal: "
-                                f"{len(report.mined)} mined, {len(report.failed)} failed, {len(report.abandoned)} "
-                                f"abandoned, {len(report.rebroadcast)} re-sent")
-        log.warning("takeover: journal reconciled", extra={"event": "takeover", "epoch": state.lease.epoch
-                                                           if state.lease else None, "mined": report.mined,
-                                                           "failed": report.failed, "abandoned": report.abandoned,
-                                                           "rebroadcast": report.rebroadcast})
-        if report.rebroadcast:
-            return  # the last leader's transactions are on their way again: act once they settle
-        late = settled_after(self._pipeline.journal, report, t.snap.block)
-        if late:
-            # The last leader's transactions (or the ones just re-sent) were mined after this tick's
-            # read: a plan on it would act again on what they did. Follow one more tick.
-            log.warning(f"takeover: {len(late)} journaled transaction(s) mined after block {t.snap.block}: "
-                        f"acting from the next block", extra={"event": "takeover_wait", "block": t.snap.block})
+        holder = self.role.holder
+
+        def found(report: ReconcileReport) -> None:
+            epoch = state.lease.epoch if state.lease else None
+            if self._alerted != state.takeovers:  # once per takeover (its reconciliation may take two ticks)
+                self._alerted = state.takeovers
+                self.alerter.notify("replica_takeover", "warning", f"{self.name}: replica {holder} leads",
+                                    f"took the lease at epoch {epoch}; journal: {len(report.mined)} mined, "
+                                    f"{len(report.failed)} failed, {len(report.abandoned)} abandoned, "
+                                    f"{len(report.rebroadcast)} re-sent")
+            log.warning("takeover: journal reconciled", extra={
+                "event": "takeover", "epoch": epoch, "mined": report.mined, "failed": report.failed,
+                "abandoned": report.abandoned, "rebroadcast": report.rebroadcast})
+
+        if not ready_to_lead(self.cfg, t.session, self._pipeline, t.snap.block, found):
             return
         self._reconciled = state.takeovers
         self._pipeline.journal.fence = state.fence()
