@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keeper.app.book_cache import BookCache, cached_or_full
 from keeper.app.deleverage_routes import SEL_MAX_SLIPPAGE, read_routes
 from keeper.app.perp_reduce_routes import SEL_CAP as SEL_DELEVERAGE_CAP
 from keeper.app.perp_reduce_routes import read_perp_routes
@@ -119,6 +120,7 @@ class BookLayout:
     assets: tuple[Address, ...]
     floor_keys: tuple[tuple[Address, str], ...]  # (vault, position key) of each floor call
     calls: tuple[Call, ...]
+    owners: tuple[Address, ...]  # the vault each call reads (its book: keeper.app.book_cache)
     # with Uniswap configured and ``slippage`` asked for, each vault's deleverage slippage last: only
     # vaults with a setting get their routes read (keeper.app.deleverage_routes). The daemon asks for
     # it every ``DELEVERAGE_SETTINGS_BLOCKS`` and reuses what it learnt in between.
@@ -136,9 +138,11 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
         if v is not None:
             held.setdefault(v, []).append(p)
     calls: list[Call] = []
+    owners: list[Address] = []
     for v in held:
         calls += [Call(a.address, SEL_BALANCE_OF + enc_address(v)) for a in assets]
         calls += [Call(v, sel + enc_address(a.address)) for a in assets for sel in (SEL_RELEASE_CAP, SEL_RELEASE_USED)]
+        owners += [v] * (3 * len(assets))
     floor_keys: list[tuple[Address, str]] = []
     for v, positions in held.items():
         for p in positions:
@@ -146,35 +150,42 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
                 ref = ref_for(p, addr)
                 calls.append(Call(v, SEL_FLOOR_OF + KIND[p.protocol].to_bytes(32, "big") + enc_address(ref.protocol)
                                   + ref.market + enc_address(ref.account)))
+                owners.append(v)
                 floor_keys.append((v, p.key))
     perp_caps = slippage and ccfg.perp is not None
     slippage = slippage and ccfg.uniswap_v3 is not None
     if slippage:
         calls += [Call(v, SEL_MAX_SLIPPAGE) for v in held]
+        owners += list(held)
     if perp_caps:
         assert ccfg.perp is not None
         calls += [Call(v, SEL_DELEVERAGE_CAP + enc_address(Address(ccfg.perp.vault))) for v in held]
-    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), slippage,
-                      perp_caps)
+        owners += list(held)
+    return BookLayout(tuple(held), tuple(a.address for a in assets), tuple(floor_keys), tuple(calls), tuple(owners),
+                      slippage, perp_caps)
 
 
-def read_book_calls(reader: ChainReader, layout: BookLayout, block: int) -> list[Result]:
-    return reader.mc.call(list(layout.calls), block) if layout.calls else []
+def read_book_calls(reader: ChainReader, layout: BookLayout, block: int,
+                    cache: BookCache | None = None) -> list[Result]:
+    """``layout``'s calls at ``block``: one multicall, or through ``cache`` (only what changed)."""
+    return cached_or_full(cache, layout, block, reader.mc)
 
 
 def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,
                slippage: bool = True, deleverage_vaults: frozenset[Address] = frozenset(),
-               prefetched: tuple[BookLayout, int, list[Result]] | None = None) -> list[VaultBook]:
+               prefetched: tuple[BookLayout, int, list[Result]] | None = None,
+               cache: BookCache | None = None) -> list[VaultBook]:
     """Positions grouped by acting vault, with each vault's token balances and health floors, read
     in one multicall at the snapshot's block. ``prefetched``: (layout, block, results) of a read
-    made ahead; used when it is for this block and this snapshot's layout, else read again.
+    made ahead; used when it is for this block and this snapshot's layout, else read again (through
+    ``cache`` when given: only the books that changed since its last block).
     ``slippage``: read each vault's deleverage setting now (else ``deleverage_vaults``, the vaults known
     to have one, get their routes read)."""
     layout = book_layout(snap, ccfg, assets, slippage=slippage)
     if prefetched is not None and prefetched[0] == layout and prefetched[1] == snap.block:
         results = prefetched[2]
     else:
-        results = read_book_calls(reader, layout, snap.block)
+        results = read_book_calls(reader, layout, snap.block, cache)
     vault_of = acting_vaults(ccfg)
     books = {v: VaultBook(v) for v in layout.vaults}
     for p in snap.positions:

@@ -34,16 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keeper.alerts import alerter_from_config
-from keeper.app.books import (
-    BookLayout,
-    VaultBook,
-    asset_params,
-    book_layout,
-    plan_books,
-    policy_from,
-    read_book_calls,
-    read_books,
-)
+from keeper.app.book_ticks import TickBooks
+from keeper.app.books import VaultBook, asset_params, plan_books, policy_from
 from keeper.app.execution import IO_THREADS, DryRun, Executor, Pipeline
 from keeper.app.items import Item
 from keeper.app.manual import Session, keeper_key, reconcile_journal
@@ -61,7 +53,7 @@ from keeper.daemon.replica import ReplicaRole
 from keeper.daemon.takeover import ready_to_lead
 from keeper.daemon.tick_gc import TickGC
 from keeper.domain import Action, ActionKind, Address, Position, Protocol
-from keeper.errors import ConfigError, Halt, KeeperError, MinedReverted, Reverted
+from keeper.errors import ConfigError, Halt, MinedReverted, Reverted
 from keeper.plan.policy import Plan
 from keeper.protocols.reader import Snapshot
 from keeper.risk.model import RiskModel
@@ -73,8 +65,6 @@ from keeper.views import shown_address
 
 if TYPE_CHECKING:
     from keeper.plan.whatif import AssetParams
-
-DELEVERAGE_SETTINGS_BLOCKS = 50  # how often the daemon re-reads which vaults have deleverage set up
 
 log = logging.getLogger("keeper.daemon")
 
@@ -109,11 +99,6 @@ class Keeper:
         self._lock = threading.Lock()
         self.tick_lock = threading.Lock()  # held by a scheduled tick; the refit swaps the model under it
         self.heads: HeadFeed | None = None  # set by the runner
-        self._layout: BookLayout | None = None  # the last tick's vault reads, read ahead by the next tick
-        # Which vaults have deleverage set up: read every DELEVERAGE_SETTINGS_BLOCKS (settings change
-        # rarely; the routes of those vaults are read every tick).
-        self._deleverage_vaults: frozenset[Address] = frozenset()
-        self._deleverage_read_at: int | None = None
         self.model_choice: ModelChoice | None = None
         self.model_assets: dict[str, Address] = {}
         self.risk: RiskModel | None = None  # set by startup(), swapped by the refit job
@@ -155,6 +140,7 @@ class Keeper:
             built.callback(self.io.shutdown, wait=True, cancel_futures=True)
             for f in [self.io.submit(time.sleep, 0.01) for _ in range(IO_THREADS)]:
                 f.result()  # start the threads now, not on the first tick that acts
+            self.books = TickBooks(self.reader, self.ccfg, self.io)  # the vaults' books, tick to tick
             chain_id = self.client.expected_chain_id  # one_chain connected: the id is checked
             assert chain_id is not None
             self.executor: Executor = (DryRun() if dry_run else Pipeline(
@@ -286,11 +272,6 @@ class Keeper:
         """Every watched position (acting and watch-only accounts) at one block."""
         return self._with_watched(self.reader.read(block))
 
-    def _settings_due(self, block: int) -> bool:
-        """Whether the tick at ``block`` reads the vaults' deleverage settings (see ``__init__``)."""
-        at = self._deleverage_read_at
-        return at is None or not 0 <= block - at < DELEVERAGE_SETTINGS_BLOCKS
-
     def _with_watched(self, snap: Snapshot) -> Snapshot:
         """``snap`` (the acting accounts) plus the watch-only accounts read at the same block."""
         if self.watch_reader is None:
@@ -312,7 +293,7 @@ class Keeper:
         try:
             launched, plans, p_liq, planned = self._plan_and_act(t)
             acted, acted_cpu = time.perf_counter(), time.thread_time()
-            self._layout = book_layout(t.snap, self.ccfg, t.assets, slippage=self._settings_due(block + 1))
+            self.books.lay_out(t.snap, t.assets)
             snap = self._with_watched(t.snap)  # while the transactions (if any) wait for a block
             watched = time.perf_counter()
             done = planned + (self._settle(launched, started) if launched else 0)
@@ -349,23 +330,12 @@ class Keeper:
         """The acting accounts at ``block``, the vaults' books, their pending GMX requests; the
         executor's journal check, fees and nonce start first and run meanwhile."""
         self.executor.begin(block)
-        ahead = None
-        if self._layout is not None:  # the vaults' balances and floors, as laid out last tick
-            ahead = (self._layout, self.io.submit(read_book_calls, self.reader, self._layout, block))
+        self.books.start(block)  # the vaults' balances and floors, as laid out last tick
         snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
         # The vaults' pending GMX requests, read in the background while the books are read.
         pending = self.io.submit(self._requests, snap) if self.requests is not None else None
         assets = asset_params(self.reader, snap)
-        prefetched = None
-        if ahead is not None:
-            with contextlib.suppress(KeeperError):  # read again below
-                prefetched = (ahead[0], block, ahead[1].result())
-        due = self._settings_due(block)
-        books = read_books(self.reader, snap, self.ccfg, assets, prefetched=prefetched, slippage=due,
-                           deleverage_vaults=self._deleverage_vaults)
-        if due:
-            self._deleverage_vaults = frozenset(b.vault for b in books if b.deleverage)
-            self._deleverage_read_at = block
+        books = self.books.read(snap, assets)
         requests = pending.result() if pending is not None else RequestView()
         self._mark_lead(snap)
         for book in books:
@@ -445,6 +415,7 @@ class Keeper:
                 fields = {**fields, "sent_ms": round((item.sent_at - started) * 1000, 1)}
             if item.error is not None:
                 e = item.error
+                self.books.forget(item.book.vault)  # read it in full next time
                 self.metrics.action_failed(self.name, action.kind.value)
                 log.error(f"refused: {e}", extra={**fields, "error": str(e), "stage": item.stage.value})
                 self.alerter.notify("failure", "critical", f"{self.name}: {action.kind.value} failed", str(e),
