@@ -3,6 +3,7 @@ errors, chain-id check, moving off a lagging node."""
 
 import http.server
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -211,7 +212,7 @@ class _OneShotNode(http.server.BaseHTTPRequestHandler):
     target, and then closes the connection without saying so: the client's idle connection is dead."""
 
     protocol_version = "HTTP/1.1"
-    targets: list[str] = []
+    targets: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:  # http.server calls it by this name
         self.rfile.read(int(self.headers["Content-Length"]))
