@@ -286,7 +286,9 @@ def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dic
                   f"{statistics.median(res['latency_ms']) if res['latency_ms'] else float('nan'):.0f} ms, "
                   f"max {max(res['latency_ms'], default=float('nan')):.0f} ms, tick at update "
                   f"{res['tick_n_ms'] or float('nan'):.0f} ms, quiet tick "
-                  f"{res['quiet_tick_ms'] or float('nan'):.0f} ms")
+                  f"{res['quiet_tick_ms'] or float('nan'):.0f} ms; update tick "
+                  + ", ".join(f"{name[:-2]} {secs * 1000:.1f}" for name, secs in res["phases"].items()
+                              if name in ("read_s", "plan_act_s", "plan_s", "journal_s", "broadcast_s")) + " ms")
     finally:
         fl.node.stop()
     return results

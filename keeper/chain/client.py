@@ -9,10 +9,12 @@ the callers. A ``web3.Web3`` for the current endpoint is available for contract 
 
 from __future__ import annotations
 
+import functools
 import http.client
 import itertools
 import json
 import select
+import ssl
 import threading
 import time
 import urllib.parse
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import certifi
 import requests
 from web3 import Web3
 from web3.types import RPCResponse
@@ -56,6 +59,13 @@ class Endpoint:
 
 
 _RESULT_KEY = b'"result":"0x'
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """Certificates checked against the same CA bundle ``requests`` uses (certifi's), so both paths
+    trust the same servers."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _target(url: str) -> str:
@@ -353,8 +363,9 @@ class ChainClient:
 
     def _connection(self, ep: Endpoint) -> http.client.HTTPConnection:
         u = urllib.parse.urlsplit(ep.url)
-        kind = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-        return kind(u.hostname or "", u.port, timeout=self.timeout)
+        if u.scheme == "https":
+            return http.client.HTTPSConnection(u.hostname or "", u.port, timeout=self.timeout, context=_tls())
+        return http.client.HTTPConnection(u.hostname or "", u.port, timeout=self.timeout)
 
     def _checkin(self, ep: Endpoint, conn: http.client.HTTPConnection) -> None:
         with self._spare_lock:

@@ -132,3 +132,29 @@ def test_every_vault_is_read_in_full_once_per_refresh_period(keeper, w3, devnet)
     cache.forget(layout.vaults[0])
     _, stats = _read(k, cache, w3)
     assert stats.read >= _calls_of(layout, layout.vaults[0])
+
+
+def test_the_daemon_reads_the_books_its_own_actions_changed(keeper, w3, devnet):
+    """A crash, the daemon's top-ups at one block, then its next tick: the vaults it acted for are
+    read again (their tokens moved), and every book equals a plain read."""
+    from keeper.app.books import read_books
+    from tests.devnet.helpers import set_price
+
+    k = keeper
+    k.startup()
+    k.tick(w3.eth.block_number)  # the books' first read; the next tick's layout
+    set_price(w3, devnet, "ETH", 1_560)
+    acted = k.tick(w3.eth.block_number)
+    assert acted >= 2, "the crash must make the daemon act for several vaults"
+    w3.provider.make_request("evm_mine", [])
+    block = w3.eth.block_number
+    t = k._read(block)
+    k.executor.finish()
+    stats = k.books.cache.stats
+    assert stats.full is None and stats.changed >= 2 and 0 < stats.read < stats.calls
+
+    def view(books):
+        return sorted((b.vault, sorted(p.key for p in b.positions), sorted(b.reserve.balances.items()),
+                       sorted(b.floors.items()), sorted(b.release_left.items())) for b in books)
+
+    assert view(t.books) == view(read_books(k.reader, t.snap, k.ccfg, t.assets))
