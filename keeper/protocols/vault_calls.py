@@ -88,7 +88,54 @@ def _vault_functions() -> dict[str, tuple[bytes, list[str]]]:
 
 def _encode(name: str, args: list[Any]) -> bytes:
     selector, types = _vault_functions()[name]
-    return selector + encode(types, args)
+    fixed = _encode_static(_static_layout(tuple(types)), args)
+    return selector + (fixed if fixed is not None else encode(types, args))
+
+
+_UINT_BITS = {"uint8": 8, "uint256": 256}
+
+
+@lru_cache(maxsize=32)
+def _static_layout(types: tuple[str, ...]) -> tuple[tuple[str, ...], ...] | None:
+    """Each argument's word types when every one is a static word or a tuple of them (the refs and
+    amounts of topUp, repay, withdrawExcess, rebalance, reducePerp); None otherwise (eth_abi then)."""
+    out = []
+    for t in types:
+        inner = tuple(t[1:-1].split(",")) if t.startswith("(") and t.endswith(")") else (t,)
+        if any(x not in _UINT_BITS and x not in ("address", "bytes32") for x in inner):
+            return None
+        out.append(inner)
+    return tuple(out)
+
+
+def _encode_static(layout: tuple[tuple[str, ...], ...] | None, args: list[Any]) -> bytes | None:
+    """The ABI encoding of static words, one 32-byte word each, as eth_abi gives it (checked against
+    it in tests/protocols/test_vault_calls.py) at a tenth of its cost; None for anything it does not
+    take as is (eth_abi then encodes, or raises its own error)."""
+    if layout is None or len(layout) != len(args):
+        return None
+    words = []
+    for inner, arg in zip(layout, args):
+        values = arg if len(inner) > 1 or isinstance(arg, tuple) else (arg,)
+        if not isinstance(values, tuple) or len(values) != len(inner):
+            return None
+        for t, v in zip(inner, values):
+            if t == "address":
+                if not (isinstance(v, str) and len(v) == 42 and v.startswith("0x")):
+                    return None
+                try:
+                    words.append(bytes(12) + bytes.fromhex(v[2:]))
+                except ValueError:
+                    return None
+            elif t == "bytes32":
+                if not (isinstance(v, bytes) and len(v) == 32):
+                    return None
+                words.append(v)
+            else:
+                if type(v) is not int or not 0 <= v < 1 << _UINT_BITS[t]:
+                    return None
+                words.append(v.to_bytes(32, "big"))
+    return b"".join(words)
 
 
 def vault_request(vault: str, action: Action, positions: dict[str, Position]) -> TxRequest:
