@@ -7,7 +7,8 @@ an Aave position each, ETH 2,000 -> ``--price``). Per round, from the same chain
 evm_revert), one after the other as the keeper's update tick needs them:
 
 1. read: the tick's read of the accounts it acts for (``Keeper._read``: positions, prices, the vaults'
-   books; Python decoding included, so an upper bound of the node's part);
+   books; Python decoding included, so an upper bound of the node's part), after one quiet read as
+   the daemon has made before a crash (the books laid out and cached: keeper.app.book_cache);
 2. simulate: the tick's vault calls (the planner's actions, planned before the clock starts) through
    ``simulate_in_order`` in chunks of ``GAS_CHUNK``, one request after the other;
 3. send: the same calls signed (before the clock starts) and sent with ``eth_sendRawTransaction`` in
@@ -51,6 +52,12 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args: argparse.Namespace
     k = Keeper(cfg, vols=VOLS)
     try:
         k.startup()
+        # one quiet tick's read first, as the daemon has before a crash: the books' calls are laid
+        # out and cached, so the measured read is the daemon's (the books read ahead, only the
+        # vaults whose logs changed read again), not a first read
+        warm = k._read(fl.w3.eth.block_number)
+        k.executor.finish()
+        k.books.lay_out(warm.snap, warm.assets)
         fl.price_tx("ETH", args.price)
         fl.w3.provider.make_request("evm_mine", [])
         block = fl.w3.eth.block_number
