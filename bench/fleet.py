@@ -144,9 +144,14 @@ def add_perp_vaults(w3: Web3, dep: dict, n: int, size_usd: int, floor: float) ->
 
 
 def build(n_watch: int, n_vaults: int, *, borrow_usdc: int = 12_000, reserve_weth: int = 20, floor: float = 1.25,
-          n_perps: int = 0, perp_size_usd: int = 16_000, perp_floor: float = 13.0, log=lambda _m: None) -> Fleet:
+          n_perps: int = 0, perp_size_usd: int = 16_000, perp_floor: float = 13.0, log=lambda _m: None,
+          prune_history: int | None = None) -> Fleet:
+    """``prune_history``: anvil keeps that many states in memory and writes none to disk (its
+    ``--prune-history``); by default it spills old states to disk (gigabytes over a long bench, on the
+    disk the keeper's SQLite journal commits to)."""
     floor_wad = round(floor * E18)
-    node = Anvil(extra_args=["--gas-limit", str(BLOCK_GAS_LIMIT)]).start()
+    extra = ["--prune-history", str(prune_history)] if prune_history is not None else []
+    node = Anvil(extra_args=["--gas-limit", str(BLOCK_GAS_LIMIT), *extra]).start()
     try:
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 600}))
         dep = deploy_devnet(w3, seed=False)

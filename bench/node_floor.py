@@ -102,11 +102,13 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=100, help="vault-held positions at risk")
     ap.add_argument("--watch", type=int, default=900, help="watched borrowers without a vault")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--prune-history", type=int, default=None, metavar="N",
+                    help="anvil keeps N states in memory and writes none to disk")
     ap.add_argument("--price", type=float, default=1_700.0, help="ETH price after the move (from 2,000)")
     args = ap.parse_args()
     os.environ["KEEPER_BENCH_KEY"] = F.KEEPER_KEY
     t0 = time.perf_counter()
-    fl = F.build(args.watch, args.k, borrow_usdc=13_000, floor=1.3,
+    fl = F.build(args.watch, args.k, borrow_usdc=13_000, floor=1.3, prune_history=args.prune_history,
                  log=lambda m: print(f"set-up: {m} ({time.perf_counter() - t0:.1f} s)", flush=True))
     rows = []
     try:

@@ -21,6 +21,7 @@ Measured per protective transaction:
 
     .venv/bin/python bench/reaction.py [--k 5,20,50,100] [--positions 1000] [--rounds 30]
                                        [--price 1700] [--poll 0.05] [--perps N] [--model tail]
+                                       [--prune-history N]
 
 ``--k`` lists the numbers of positions at risk (vault-held, K); each K gets its own fleet of
 ``--positions`` watched positions (``positions - K`` watched borrowers) and ``--rounds`` rounds
@@ -272,7 +273,7 @@ def parse_ks(text: str) -> list[int]:
 
 def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dict]:
     """``args.rounds`` rounds on a fresh fleet of ``n_watch`` watched borrowers and ``k`` vaults."""
-    fl = F.build(n_watch, k, borrow_usdc=13_000, floor=1.3, n_perps=args.perps,
+    fl = F.build(n_watch, k, borrow_usdc=13_000, floor=1.3, n_perps=args.perps, prune_history=args.prune_history,
                  log=lambda m: print(f"  K = {k} set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
     results = []
     try:
@@ -380,6 +381,9 @@ def main() -> int:
     ap.add_argument("--profile", default=None, metavar="PREFIX",
                     help="cProfile the keeper's acting ticks (its own thread only) into PREFIX.<block>")
     ap.add_argument("--model", choices=("tail", "analytic"), default="tail", help="policy.model of the daemon")
+    ap.add_argument("--prune-history", type=int, default=None, metavar="N",
+                    help="anvil keeps N states in memory and writes none to disk (default: anvil's own, which "
+                         "spills old states to the disk the keeper's journal commits to)")
     args = ap.parse_args()
     if args.k is not None and args.vaults is not None:
         ap.error("give --k or --vaults, not both")
