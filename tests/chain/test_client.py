@@ -3,7 +3,6 @@ errors, chain-id check, moving off a lagging node."""
 
 import http.server
 import threading
-from typing import ClassVar
 
 import pytest
 
@@ -12,6 +11,7 @@ from keeper.chain.client import ChainClient, redact_url
 from keeper.chain.revert import decode
 from keeper.devnet.anvil import Anvil, free_port, rpc_call
 from keeper.errors import ConfigError, Reverted, TemporaryError
+from tests.chain.test_inflight import _ClosingNode
 
 NO_SLEEP = lambda _s: None  # noqa: E731
 
@@ -207,33 +207,11 @@ def test_a_reply_that_is_not_json_rpc_fails_over_to_the_next_url(anvil, body, sp
         server.server_close()
 
 
-class _OneShotNode(http.server.BaseHTTPRequestHandler):
-    """Answers eth_chainId over HTTP/1.1 (so the client keeps the connection), records each request's
-    target, and then closes the connection without saying so: the client's idle connection is dead."""
-
-    protocol_version = "HTTP/1.1"
-    targets: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:  # http.server calls it by this name
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.targets.append(self.path)
-        body = b'{"jsonrpc":"2.0","id":1,"result":"0x7a69"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.close_connection = True
-
-    def log_message(self, *_args) -> None:
-        pass
-
-
 @pytest.mark.parametrize("split_phase", [False, True])
 def test_the_url_query_is_sent_and_a_closed_idle_connection_is_not_a_failure(split_phase):
     """Providers put keys in the URL's path or query: both reach the node. An idle connection the
     node closed is redone on a new one, without marking the URL down."""
-    handler = type("Node", (_OneShotNode,), {"targets": []})
+    handler = type("Node", (_ClosingNode,), {"targets": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -241,7 +219,7 @@ def test_the_url_query_is_sent_and_a_closed_idle_connection_is_not_a_failure(spl
         c = ChainClient("devnet", [url], 31337, timeout=2, sleep=NO_SLEEP)
         for _ in range(3):  # the 2nd and 3rd find the connection the node closed
             got = c.start("eth_chainId", []).result() if split_phase else c.request("eth_chainId")
-            assert got == "0x7a69"
+            assert got == "0x2a"
         assert handler.targets == ["/v2/key?apikey=secret"] * 3
         assert c.errors == 0 and c.endpoints[0].failures == 0
     finally:

@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -74,10 +75,12 @@ class _ClosingNode(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     served = 0
+    targets: ClassVar[list[str]] = []  # each request's path and query
 
     def do_POST(self) -> None:  # http.server calls it by this name
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).served += 1
+        self.targets.append(self.path)
         body = json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0x2a"}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
