@@ -3,6 +3,8 @@ daemon runs, and again while it is down: the journal's mined actions are re-veri
 chain, the dropped ones re-sent with their own signed bytes and nonce, and the final chain holds
 exactly one action per endangered position — never a second, re-planned one."""
 
+import pytest
+
 from keeper.store import Store
 from keeper.store.journal import Journal
 from tests.devnet.helpers import set_price
@@ -36,9 +38,12 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
         wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 60, "the actions")
         acted = keeper_actions(w3, devnet, start)
         first = {a["tx"] for a in acted}
-        assert len(first) == len(need), (  # what was sent, and why, when it is not one per position
-            [(a.get("action"), a.get("account"), a["block"], a["tx"][:10]) for a in acted],
-            [(e.get("block"), e.get("position"), e.get("action"), e.get("why")) for e in daemon.seen("decision")])
+        if len(first) != len(need):  # what was sent, and why, in full (an assert's repr would be cut short)
+            pytest.fail(f"{len(first)} transactions for {len(need)} positions; planned: {sorted(need)}\nsent: "
+                        + "\n".join(str({k: a.get(k) for k in ("action", "vault", "account", "market", "block", "tx")})
+                                     for a in acted)
+                        + "\ndecisions: " + "\n".join(str((e.get("block"), e.get("position"), e.get("action"),
+                                                            e.get("why"))) for e in daemon.seen("decision")))
         # Reorg 1, the daemon running: every block with an action is gone. Automine off while the test
         # looks and takes its snapshot: the daemon, which sees the reorg and sends its journaled
         # transactions again at once, must not get them mined into the snapshot (a race the test lost
@@ -50,8 +55,11 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
         after_reorg = _snapshot(w3)
         w3.provider.make_request("evm_setAutomine", [True])
         miner.start(0.3)
-        wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
-                 "the dropped actions to land again")
+        try:
+            wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
+                     "the dropped actions to land again")
+        except AssertionError as e:
+            pytest.fail(f"{e}; the daemon's log ends:\n{daemon.text()[-6000:]}")
         b = head(w3)
         wait_for(lambda: daemon.ticked_after(b + 5), 30, "a few more ticks")
     finally:
@@ -59,7 +67,10 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
     assert code == 0, daemon.text()[-3000:]
     actions = keeper_actions(w3, devnet, start)
     counts = per_position(actions)
-    assert len(counts) == len(need) and set(counts.values()) == {1}, counts
+    if not (len(counts) == len(need) and set(counts.values()) == {1}):
+        pytest.fail(f"actions per position after the reorg: {dict(counts)}\nactions: "
+                    + "\n".join(str({k: a.get(k) for k in ("action", "vault", "account", "block", "tx")})
+                                 for a in actions) + f"\nthe daemon's log ends:\n{daemon.text()[-8000:]}")
     assert {a["tx"] for a in actions} == first  # the same signed transactions, not new ones
     assert w3.eth.get_transaction_count(keeper) == nonce0 + len(need)
     entries = _journal(env)
