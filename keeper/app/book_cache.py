@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -218,13 +217,3 @@ def _named(entry: dict[str, Any], vaults: set[Address]) -> set[Address]:
             if a in vaults:
                 out.add(a)
     return out
-
-
-def cached_or_full(cache: BookCache | None, layout: BookLayout, block: int, mc: Multicall) -> list[Result]:
-    """``layout``'s results at ``block``: through ``cache`` when there is one, else one plain read."""
-    if cache is not None:
-        return cache.read(layout, block)
-    return mc.call(list(layout.calls), block) if layout.calls else []
-
-
-__all__: Sequence[str] = ("BookCache", "ReadStats", "cached_or_full")

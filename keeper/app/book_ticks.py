@@ -29,9 +29,9 @@ DELEVERAGE_SETTINGS_BLOCKS = 50  # how often the daemon re-reads which vaults ha
 
 
 class TickBooks:
-    def __init__(self, reader: ChainReader, ccfg: ChainConfig, io: ThreadPoolExecutor, *, cache: bool = True) -> None:
+    def __init__(self, reader: ChainReader, ccfg: ChainConfig, io: ThreadPoolExecutor) -> None:
         self.reader, self.ccfg, self.io = reader, ccfg, io
-        self.cache = BookCache(reader.client, reader.mc) if cache else None
+        self.cache = BookCache(reader.client, reader.mc)
         self.layout: BookLayout | None = None  # the last tick's calls, read ahead by the next tick
         self.deleverage_vaults: frozenset[Address] = frozenset()
         self.deleverage_read_at: int | None = None
@@ -63,7 +63,7 @@ class TickBooks:
                               deleverage_vaults=self.deleverage_vaults, cache=self.cache)
 
         out = books()
-        if self.cache is not None and not self.cache.confirm(snap.block, snap.block_hash):
+        if not self.cache.confirm(snap.block, snap.block_hash):
             prefetched = None  # the cache went by another block of this number: everything again
             out = books()
             self.cache.confirm(snap.block, snap.block_hash)
@@ -78,5 +78,4 @@ class TickBooks:
 
     def forget(self, vault: Address) -> None:
         """Read this vault's book in full at the next tick (an action of it was refused or reverted)."""
-        if self.cache is not None:
-            self.cache.forget(vault)
+        self.cache.forget(vault)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keeper.app.book_cache import BookCache, cached_or_full
+from keeper.app.book_cache import BookCache
 from keeper.app.deleverage_routes import SEL_MAX_SLIPPAGE, read_routes
 from keeper.app.perp_reduce_routes import SEL_CAP as SEL_DELEVERAGE_CAP
 from keeper.app.perp_reduce_routes import read_perp_routes
@@ -168,7 +168,9 @@ def book_layout(snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams]
 def read_book_calls(reader: ChainReader, layout: BookLayout, block: int,
                     cache: BookCache | None = None) -> list[Result]:
     """``layout``'s calls at ``block``: one multicall, or through ``cache`` (only what changed)."""
-    return cached_or_full(cache, layout, block, reader.mc)
+    if cache is not None:
+        return cache.read(layout, block)
+    return reader.mc.call(list(layout.calls), block) if layout.calls else []
 
 
 def read_books(reader: ChainReader, snap: Snapshot, ccfg: ChainConfig, assets: Sequence[AssetParams], *,

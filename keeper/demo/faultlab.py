@@ -262,23 +262,46 @@ class Miner:
     """Mines a block every ``period`` seconds on top of automine (a fast chain: transactions land at
     once, and the daemon, which ticks on new heads, sees one every ``period``)."""
 
+    #: consecutive failed ``evm_mine`` calls after which the miner gives up (and says so)
+    GIVE_UP_AFTER = 50
+
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: every failed ``evm_mine`` call, as text: a loaded machine can time one out; the miner
+        #: retries at its next period rather than stop the chain for the rest of the run
+        self.errors: list[str] = []
+        self.gave_up = False
 
     def start(self, period: float = 0.3) -> None:
         self.stop()
         self._stop.clear()
+        self.gave_up = False
 
         def loop() -> None:
+            failed = 0
             while not self._stop.wait(period):
                 try:
                     self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-                except Exception:
-                    return
+                    failed = 0
+                except Exception as e:  # any failure is retried, and recorded
+                    failed += 1
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                    print(f"miner: evm_mine failed ({failed} in a row): {type(e).__name__}: {e}",
+                          file=sys.stderr, flush=True)
+                    if failed >= self.GIVE_UP_AFTER:
+                        self.gave_up = True
+                        return
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
+
+    def report(self) -> str:
+        """What went wrong with mining, if anything (for a failing test's message)."""
+        if not self.errors:
+            return "the miner had no failures"
+        state = "gave up" if self.gave_up else "kept mining"
+        return f"the miner {state} after {len(self.errors)} failed evm_mine call(s), last: {self.errors[-1]}"
 
     def stop(self) -> None:
         self._stop.set()

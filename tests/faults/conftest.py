@@ -50,4 +50,5 @@ def miner(w3):
     m = Miner(w3)
     yield m
     m.stop()
+    assert not m.gave_up, m.report()  # a chain that stopped producing blocks is the test's fault
     w3.provider.make_request("evm_setAutomine", [True])

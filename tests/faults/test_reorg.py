@@ -59,7 +59,7 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
             wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
                      "the dropped actions to land again")
         except AssertionError as e:
-            pytest.fail(f"{e}; the daemon's log ends:\n{daemon.text()[-6000:]}")
+            pytest.fail(f"{e}; {miner.report()}; the daemon's log ends:\n{daemon.text()[-6000:]}")
         b = head(w3)
         wait_for(lambda: daemon.ticked_after(b + 5), 30, "a few more ticks")
     finally:
