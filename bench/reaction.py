@@ -289,7 +289,8 @@ def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dic
                   f"{res['tick_n_ms'] or float('nan'):.0f} ms, quiet tick "
                   f"{res['quiet_tick_ms'] or float('nan'):.0f} ms; update tick "
                   + ", ".join(f"{name[:-2]} {secs * 1000:.1f}" for name, secs in res["phases"].items()
-                              if name in ("read_s", "plan_act_s", "plan_s", "journal_s", "broadcast_s")) + " ms")
+                              if name in ("read_s", "plan_act_s", "plan_s", "journal_s", "journal_lock_s",
+                                           "journal_commit_s", "broadcast_s")) + " ms")
     finally:
         fl.node.stop()
     return results
@@ -343,12 +344,15 @@ def summarize(k: int, n_watch: int, results: list[dict], args: argparse.Namespac
     ]
     # where the update tick's time went (Keeper.phases: the tick's own phases, and the executor's
     # split of its flushes: waiting for the journal check and the gas calls, signing, the journal
-    # commit, the broadcast batch), median over rounds
+    # writes (of which waiting for the write lock, and the commits), the broadcast batch), median
+    # over rounds, and the largest journal write time of a round
     for phase in ("read_s", "plan_act_s", "plan_s", "plan_act_cpu_s", "gas_wait_s", "sign_s", "journal_s",
-                  "broadcast_s"):
+                  "journal_lock_s", "journal_commit_s", "broadcast_s"):
         vals = [r["phases"][phase] * 1000 for r in results if phase in r.get("phases", {})]
         if vals:
             rows.append((f"update tick: {phase[:-2]} (median)", f"{statistics.median(vals):.1f} ms"))
+            if phase.startswith("journal"):
+                rows.append((f"update tick: {phase[:-2]} (max)", f"{max(vals):.1f} ms"))
     if args.perps:
         rows += [
             ("GMX requests: blocks after update (count)", ", ".join(f"{b}: {requested.count(b)}"

@@ -393,7 +393,8 @@ class Keeper:
                     "dry_run": self.dry_run,
                     **({"sells": sw.sell_raw / 10**sw.collateral.decimals, "sells_asset": sw.collateral.symbol,
                         "swap_cost_usd": round(sw.loss_usd, 2)} if sw is not None else {})})
-            self.executor.step()  # simulate the queued chunk; send what is simulated while planning on
+            # simulate the queued chunk; send what is simulated while planning on
+            self.executor.step(remaining=len(t.books) - len(plans))
         if self.requests is not None and t.requests.decisions:
             for book, action in self.requests.maintenance(t.requests, t.books, self.alerter, self.name):
                 act(book, action, {"event": "decision", "position": action.position_key, "action": action.kind.value,

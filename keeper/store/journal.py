@@ -101,6 +101,9 @@ class Journal:
         # the keeper key's address, stamped on the entries it journals (None: not known here)
         self.sender: str | None = None
         self._marks = table_of(KeyNonce)
+        # the last :meth:`record_decisions`' time (s) waiting for the write lock (connection and
+        # BEGIN), writing its rows, and committing (SQLite: the WAL's fsync): the daemon's phases
+        self.last_batch_timing: dict[str, float] = {}
 
     def _fenced(self, conn: Connection) -> dict[str, Any]:
         """Inside a write: refuse unless this journal's lease still holds; the columns to stamp."""
@@ -182,7 +185,9 @@ class Journal:
             raise ValueError("the same idempotency key twice in one batch")
         now = self.clock()
         ids: dict[str, int] = {}
+        t0 = time.perf_counter()
         with _translated("journaling decisions"), self.store.write() as conn:
+            t1 = time.perf_counter()
             stamp = self._fenced(conn)
             found = {r.idempotency_key: r for r in conn.execute(
                 select(self._t.c.id, self._t.c.idempotency_key, self._t.c.status, self._t.c.attempts, self._t.c.nonce)
@@ -206,6 +211,9 @@ class Journal:
             if new_rows:  # one multi-row INSERT ... RETURNING
                 stmt = self._t.insert().returning(self._t.c.id, self._t.c.idempotency_key, sort_by_parameter_order=True)
                 ids.update({r.idempotency_key: int(r.id) for r in conn.execute(stmt, new_rows)})
+            t2 = time.perf_counter()
+        t3 = time.perf_counter()
+        self.last_batch_timing = {"lock_s": t1 - t0, "write_s": t2 - t1, "commit_s": t3 - t2}
         return [ids[k] for k in keys]
 
     def record_attempt(self, entry_id: int, attempt: AttemptRecord) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from keeper.app.execution import DryRun
+from keeper.app.execution import GAS_CHUNK, MAX_CHUNK, DryRun, chunk_target
 from keeper.app.items import Intent, Stage
 from keeper.chain.tx import Receipt
 from keeper.domain import Action, ActionKind, Asset, Reason
@@ -67,3 +67,20 @@ def test_the_dry_run_executor_takes_nothing():
     d.finish()
     d.close()
     assert [s.value for s in Stage] == ["queued", "refused", "sent", "mined", "reverted", "unsettled"]
+
+
+def test_simulation_chunks_are_small_first_and_last_and_large_between():
+    assert chunk_target(0, 1000) == GAS_CHUNK  # the most endangered vaults' actions go out first
+    assert chunk_target(3, None) == GAS_CHUNK  # (the operator's run: nothing known ahead)
+    sizes, remaining, started = [], 100, 0  # K = 100 vaults with one action each
+    queued = 0
+    while remaining:
+        remaining -= 1
+        queued += 1
+        if queued >= chunk_target(started, remaining):
+            sizes.append(queued)
+            queued, started = 0, started + 1
+    sizes.append(queued)  # the final flush
+    assert sum(sizes) == 100 and sizes[0] == GAS_CHUNK and max(sizes) <= MAX_CHUNK
+    assert len(sizes) < 100 / GAS_CHUNK  # fewer, larger chunks than a fixed size would take
+    assert sizes[-1] <= GAS_CHUNK and sizes[-2] <= GAS_CHUNK  # and the last ones small again

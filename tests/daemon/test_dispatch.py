@@ -74,8 +74,11 @@ def test_a_batch_lands_in_one_block_and_a_refused_action_stops_no_other(mode, tm
         broadcasts = len({it.sent_at for it in sent})
         assert broadcasts == (len(sent) if mode == "chunked" else 1)
         assert ("eth_simulateV1" in d.client.unsupported) is (mode == "access_lists")
-        assert set(d.timings) == {"gas_wait_s", "sign_s", "journal_s", "broadcast_s"}
+        assert set(d.timings) == {"gas_wait_s", "sign_s", "journal_s", "journal_lock_s", "journal_commit_s",
+                                  "broadcast_s"}
         assert d.timings["sign_s"] > 0 and d.timings["journal_s"] > 0 and d.timings["broadcast_s"] > 0
+        # the journal's split is a part of its whole
+        assert 0 < d.timings["journal_lock_s"] + d.timings["journal_commit_s"] <= d.timings["journal_s"]
         d.settle_all(items)
         blocks = {it.out.receipt.block for it in sent}
         assert len(blocks) == 1 and all(it.out.receipt.ok and it.stage is Stage.MINED for it in sent)

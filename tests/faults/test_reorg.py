@@ -71,9 +71,16 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
         pytest.fail(f"actions per position after the reorg: {dict(counts)}\nactions: "
                     + "\n".join(str({k: a.get(k) for k in ("action", "vault", "account", "block", "tx")})
                                  for a in actions) + f"\nthe daemon's log ends:\n{daemon.text()[-8000:]}")
-    assert {a["tx"] for a in actions} == first  # the same signed transactions, not new ones
-    assert w3.eth.get_transaction_count(keeper) == nonce0 + len(need)
     entries = _journal(env)
+    if {a["tx"] for a in actions} != first:  # the same signed transactions, not new ones
+        pytest.fail(f"re-landed transactions differ from the first ones: {sorted(first)}\nnow: "
+                    + "\n".join(str({k: a.get(k) for k in ("action", "vault", "account", "block", "tx")})
+                                 for a in actions)
+                    + "\njournal: " + "\n".join(str((e.id, e.status, e.nonce, e.mined_hash, e.mined_block,
+                                                      [(t.tx_hash, t.max_fee, t.tip) for t in e.attempts]))
+                                                 for e in entries)
+                    + f"\nthe daemon's log ends:\n{daemon.text()[-8000:]}")
+    assert w3.eth.get_transaction_count(keeper) == nonce0 + len(need)
     assert {e.mined_hash for e in entries if e.status == "mined"} == first
     assert not [e for e in entries if e.status in ("intent", "signed")]
 
