@@ -10,9 +10,10 @@ evm_revert), one after the other as the keeper's update tick needs them:
    books; Python decoding included, so an upper bound of the node's part), after one quiet read as
    the daemon has made before a crash (the books laid out and cached: keeper.app.book_cache);
 2. simulate: the tick's vault calls (the planner's actions, planned before the clock starts) through
-   ``simulate_in_order`` in chunks of ``GAS_CHUNK``, one request after the other;
+   ``simulate_in_order`` in the daemon's chunks (``keeper.app.execution.chunk_target``, taking each
+   action as one vault's), one request after the other;
 3. send: the same calls signed (before the clock starts) and sent with ``eth_sendRawTransaction`` in
-   JSON-RPC batches of ``GAS_CHUNK``.
+   JSON-RPC batches of the same chunks.
 
 The sum is a floor for the decision latency of the round's last transaction on this machine and
 node whatever the keeper's own code costs (which the keeper overlaps with these waits only in part).
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fleet as F
 
 from keeper.app.books import asset_params, plan_books
-from keeper.app.execution import GAS_CHUNK
+from keeper.app.execution import chunk_target
 from keeper.chain.tx import simulate_in_order
 from keeper.config import Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig, chain_from_deployment
 from keeper.daemon.keeper import Keeper
@@ -43,6 +44,18 @@ from keeper.domain import ActionKind
 from keeper.protocols.vault_calls import vault_request
 
 VOLS = {"WETH": 0.8, "WBTC": 0.7}
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    """The daemon's simulation chunks for ``n`` actions, one per vault, as (start, end) slices."""
+    out, start, started = [], 0, 0
+    for done in range(1, n + 1):
+        if done - start >= chunk_target(started, n - done):
+            out.append((start, done))
+            start, started = done, started + 1
+    if start < n:
+        out.append((start, n))
+    return out
 
 
 def one_round(fl: F.Fleet, dep_path: Path, store: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -81,13 +94,14 @@ def one_round(fl: F.Fleet, dep_path: Path, store: Path, args: argparse.Namespace
         fees = senders[0].base_fees()
         raws = ["0x" + s.signed(r, nonce + i, 1_000_000, s.first_bid(r, 1.0, fees)).attempts[0].raw.hex()
                 for i, (s, r) in enumerate(zip(senders, reqs))]
+        cuts = _chunks(len(calls))
         t1 = time.perf_counter()
-        for i in range(0, len(calls), GAS_CHUNK):
-            simulate_in_order(k.client, calls[i:i + GAS_CHUNK])
+        for i, j in cuts:
+            simulate_in_order(k.client, calls[i:j])
         simulate = time.perf_counter() - t1
         t2 = time.perf_counter()
-        for i in range(0, len(raws), GAS_CHUNK):
-            k.client.batch_each([("eth_sendRawTransaction", [r]) for r in raws[i:i + GAS_CHUNK]])
+        for i, j in cuts:
+            k.client.batch_each([("eth_sendRawTransaction", [r]) for r in raws[i:j]])
         send = time.perf_counter() - t2
         for _ in range(20):  # out of the pool (it outlives evm_revert): the next round's revert drops them
             fl.w3.provider.make_request("evm_mine", [])

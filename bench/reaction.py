@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fleet as F
 
+from keeper.app import execution
 from keeper.chain import contracts as C
 from keeper.chain.client import ChainClient, InFlight
 from keeper.config import Config, DaemonConfig, KeeperConfig, PolicyConfig, StoreConfig, chain_from_deployment
@@ -277,12 +278,23 @@ def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dic
                  log=lambda m: print(f"  K = {k} set-up: {m} ({time.perf_counter() - t0:.1f} s)"))
     results = []
     try:
+        adaptive = execution.chunk_target
         for r, dep_path, store in fl.rounds(args.rounds):
+            # --ab-fixed-chunk N: every other round (the 2nd, 4th...) simulates in fixed chunks of N,
+            # the daemon's chunking before this option (an A/B in one run, on one machine's load)
+            fixed = bool(args.ab_fixed_chunk) and r % 2 == 1
+            if fixed:
+                n_fixed = args.ab_fixed_chunk
+                execution.chunk_target = lambda _started, _remaining, n=n_fixed: n  # type: ignore[assignment]
             fl.w3.provider.make_request("evm_setIntervalMining", [1])
-            res = one_round(fl, dep_path, store, args)
+            try:
+                res = one_round(fl, dep_path, store, args)
+            finally:
+                execution.chunk_target = adaptive  # type: ignore[assignment]
             fl.w3.provider.make_request("evm_setIntervalMining", [0])
+            res["variant"] = f"fixed chunks of {args.ab_fixed_chunk}" if fixed else "the daemon's chunks"
             results.append(res)
-            print(f"  K = {k} round {r + 1}/{args.rounds}: {res['txs']} txs, blocks after update "
+            print(f"  K = {k} round {r + 1}/{args.rounds} ({res['variant']}): {res['txs']} txs, blocks after update "
                   f"{sorted(set(res['landed']))}, latency p50 "
                   f"{statistics.median(res['latency_ms']) if res['latency_ms'] else float('nan'):.0f} ms, "
                   f"max {max(res['latency_ms'], default=float('nan')):.0f} ms, tick at update "
@@ -388,6 +400,9 @@ def main() -> int:
     ap.add_argument("--prune-history", type=int, default=None, metavar="N",
                     help="anvil keeps N states in memory and writes none to disk (default: anvil's own, which "
                          "spills old states to the disk the keeper's journal commits to)")
+    ap.add_argument("--ab-fixed-chunk", type=int, default=0, metavar="N",
+                    help="every other round simulates in fixed chunks of N (an A/B against the daemon's chunking, "
+                         "each variant summarised on its own, then both together)")
     args = ap.parse_args()
     if args.k is not None and args.vaults is not None:
         ap.error("give --k or --vaults, not both")
@@ -402,7 +417,12 @@ def main() -> int:
     summary = []
     for k in ks:
         n_watch = args.watch if args.watch is not None else args.positions - k
-        summary.append(summarize(k, n_watch, run_k(k, n_watch, args, t0), args))
+        results = run_k(k, n_watch, args, t0)
+        if args.ab_fixed_chunk:
+            for variant in sorted({r["variant"] for r in results}):
+                print(f"\n{variant}:")
+                summarize(k, n_watch, [r for r in results if r["variant"] == variant], args)
+        summary.append(summarize(k, n_watch, results, args))
     print()
     print(f"decision latency (head -> sent) per K, {args.rounds} rounds each, percentiles pooled over every "
           f"transaction (nearest rank; '= max' where the samples are too few for that percentile)")

@@ -16,8 +16,9 @@ A run of the pipeline (one tick of the daemon, or one operator command):
    on the key halts: :mod:`keeper.app.key_guard`), and the fee history, the key's pending nonce
    and the decisions journaled at this block already (a restart within the block) are read.
 2. ``add()``, as soon as a vault's plan is made (the most endangered vault first): its vault call
-   is built and queued. ``step()``, between two vaults: once ``GAS_CHUNK`` calls are queued (a
-   vault's calls are never split), they are simulated, in order in a new block on top of the
+   is built and queued. ``step()``, between two vaults: once a chunk's calls are queued
+   (:func:`chunk_target`: 8 first, then as many as vaults are left to plan, at most 32; a vault's
+   calls are never split), they are simulated, in order in a new block on top of the
    latest one, by one ``eth_simulateV1`` (nodes without it: one ``eth_createAccessList`` per call
    on the pending block, in one JSON-RPC batch in the I/O pool) while the next vaults are planned;
    and the queued actions whose simulation is back are sent (step 3). Simulations and broadcasts
