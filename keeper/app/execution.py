@@ -463,19 +463,30 @@ class Pipeline:
         return batch.result()[k]
 
     def settle_all(self, items: Sequence[Item]) -> None:
-        """Wait for every sent item's receipt (in order) and journal its outcome."""
+        """Wait for every sent item's receipt (in order) and journal its outcome: the mined ones in
+        one commit at the end (a kill before it leaves them open, and the journal's reconciliation
+        finds their receipts), a failure at once."""
         self._collect()
-        for item in items:
-            if item.out is None:
-                continue
-            try:
-                item.sender.settle(item.out, item.urgency)
-            except KeeperError as e:
-                self._failed(item, e)
-                continue
-            rc = item.receipt()
-            item.stage = Stage.MINED
-            self.journal.record_outcome(item.journaled(), Status.MINED, mined_hash=rc.tx_hash, mined_block=rc.block)
+        mined: list[tuple[int, str, int]] = []
+        try:
+            for item in items:
+                if item.out is None:
+                    continue
+                try:
+                    item.sender.settle(item.out, item.urgency)
+                except KeeperError as e:
+                    self._failed(item, e)
+                    continue
+                rc = item.receipt()
+                item.stage = Stage.MINED
+                mined.append((item.journaled(), rc.tx_hash, rc.block))
+                self._alert_over_cap(item)
+        finally:
+            self.journal.record_mined(mined)
+
+    def _alert_over_cap(self, item: Item) -> None:
+        """A mined transaction whose bid the urgency rule let exceed the normal gas cap."""
+        if item.out is not None:
             over = [a for a in item.out.attempts if a.bid.over_normal_cap]
             if over:
                 self.alerter.notify("gas_spike", "warning", f"{self.chain}: sent above the normal gas cap",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy import exc as sa_exc
 
 from keeper.errors import KeeperError
@@ -237,6 +237,18 @@ class Journal:
             conn.execute(self._t.update().where(self._t.c.id == entry_id).values(
                 status=Status(status).value, mined_hash=mined_hash, mined_block=mined_block, error=error,
                 updated_at=self.clock()))
+
+    def record_mined(self, outcomes: Sequence[tuple[int, str, int]]) -> None:
+        """Several entries mined, as (entry id, transaction hash, block), in one DB transaction."""
+        if not outcomes:
+            return
+        now = self.clock()
+        stmt = (self._t.update().where(self._t.c.id == bindparam("entry_id"))
+                .values(status=Status.MINED.value, mined_hash=bindparam("hash"), mined_block=bindparam("block"),
+                        error=None, updated_at=now))
+        with _translated("journaling outcomes"), self.store.write() as conn:
+            self._fenced(conn)
+            conn.execute(stmt, [{"entry_id": e, "hash": h, "block": b} for e, h, b in outcomes])
 
     def reopen(self, entry_id: int, why: str) -> None:
         """A settled entry whose transaction left the chain (a reorg): open again (``signed``) so

@@ -76,6 +76,15 @@ def _batch_round_trip(j: Journal, chain: str) -> None:
         else:
             assert e.status == "signed" and e.nonce == 40 + i and e.attempts[0].tx_hash == f"0x{i:064x}"
     assert [e.id for e in j.open_entries(chain)] == [eid for i, eid in enumerate(ids) if i != 2]
+    # several mined at once, in one commit: each gets its own hash and block, the rest stay open
+    j.record_mined([(ids[0], "0x" + "a0" * 32, 70), (ids[4], "0x" + "a4" * 32, 71)])
+    entries = {e.id: e for e in j.entries(chain)}
+    assert (entries[ids[0]].status, entries[ids[0]].mined_hash, entries[ids[0]].mined_block) == \
+        ("mined", "0x" + "a0" * 32, 70)
+    assert (entries[ids[4]].status, entries[ids[4]].mined_hash, entries[ids[4]].mined_block) == \
+        ("mined", "0x" + "a4" * 32, 71)
+    assert [e.id for e in j.open_entries(chain)] == [ids[1], ids[3], ids[5]]
+    j.record_mined([])  # nothing: no write
 
 
 def test_a_batch_of_decisions_in_one_transaction(journal):
