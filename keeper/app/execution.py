@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keeper.alerts import Alerter
 from keeper.app.books import VaultBook
@@ -515,50 +515,6 @@ class Pipeline:
             self.journal.record_outcome(entry, Status.FAILED, error=str(e)[:500])
         else:
             item.stage = Stage.UNSETTLED
-
-
-class Executor(Protocol):
-    """What the daemon's tick drives: the :class:`Pipeline`, or :class:`DryRun`. ``timings``: the
-    current run's seconds per step (reset by ``begin``)."""
-
-    timings: dict[str, float]
-
-    def begin(self, block: int) -> None: ...
-    def add(self, session: Session, book: VaultBook, action: Action) -> Item | None: ...
-    def step(self, remaining: int | None = None) -> None: ...
-    def flush(self, *, ready_only: bool = False) -> list[Item]: ...
-    def finish(self) -> None: ...
-    def settle_all(self, items: Sequence[Item]) -> None: ...
-    def close(self) -> None: ...
-
-
-class DryRun:
-    """The null executor (``keeper run --dry-run``): the daemon reads and plans exactly as it would
-    act, and :meth:`add` takes nothing (``None``: the caller logs what it would have done)."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def begin(self, block: int) -> None:
-        return None
-
-    def add(self, session: Session, book: VaultBook, action: Action) -> Item | None:
-        return None
-
-    def step(self, remaining: int | None = None) -> None:
-        return None
-
-    def flush(self, *, ready_only: bool = False) -> list[Item]:
-        return []
-
-    def finish(self) -> None:
-        return None
-
-    def settle_all(self, items: Sequence[Item]) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class Executed(NamedTuple):

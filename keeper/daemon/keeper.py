@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from keeper.alerts import alerter_from_config
 from keeper.app.book_ticks import TickBooks
 from keeper.app.books import VaultBook, asset_params, plan_books, policy_from
-from keeper.app.execution import IO_THREADS, DryRun, Executor, Pipeline
+from keeper.app.execution import IO_THREADS, Pipeline
+from keeper.app.executor import DryRun, Executor
 from keeper.app.items import Item
 from keeper.app.manual import Session, keeper_key, reconcile_journal
 from keeper.app.perp_requests import PerpRequestWatch, RequestView

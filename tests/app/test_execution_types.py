@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from keeper.app.execution import GAS_CHUNK, MAX_CHUNK, DryRun, chunk_target
+from keeper.app.execution import GAS_CHUNK, MAX_CHUNK, chunk_target
+from keeper.app.executor import DryRun
 from keeper.app.items import Intent, Stage
 from keeper.chain.tx import Receipt
 from keeper.domain import Action, ActionKind, Asset, Reason

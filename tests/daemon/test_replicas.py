@@ -111,7 +111,7 @@ def test_a_leader_cut_off_from_the_database_sends_nothing_and_the_other_takes_ov
     its store halts nothing); b, on the database's side, takes over once a's lease lapses and acts."""
     from sqlalchemy.engine import make_url
 
-    from keeper.app.execution import DryRun
+    from keeper.app.executor import DryRun
     from keeper.demo.faultlab import CuttableProxy
 
     u = make_url(pg_url)

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from keeper.app.execution import DryRun, Pipeline
+from keeper.app.execution import Pipeline
+from keeper.app.executor import DryRun
 from keeper.config import TelemetryConfig
 from keeper.daemon.keeper import Keeper
 from keeper.devnet.anvil import free_port
