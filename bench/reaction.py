@@ -301,8 +301,9 @@ def run_k(k: int, n_watch: int, args: argparse.Namespace, t0: float) -> list[dic
                   f"{res['tick_n_ms'] or float('nan'):.0f} ms, quiet tick "
                   f"{res['quiet_tick_ms'] or float('nan'):.0f} ms; update tick "
                   + ", ".join(f"{name[:-2]} {secs * 1000:.1f}" for name, secs in res["phases"].items()
-                              if name in ("read_s", "plan_act_s", "plan_s", "journal_s", "journal_lock_s",
-                                           "journal_commit_s", "broadcast_s")) + " ms")
+                              if name in ("read_s", "read_cpu_s", "read_positions_s", "read_books_s", "plan_act_s",
+                                          "plan_s", "journal_s", "journal_lock_s", "journal_commit_s",
+                                          "broadcast_s")) + " ms")
     finally:
         fl.node.stop()
     return results
@@ -358,7 +359,8 @@ def summarize(k: int, n_watch: int, results: list[dict], args: argparse.Namespac
     # split of its flushes: waiting for the journal check and the gas calls, signing, the journal
     # writes (of which waiting for the write lock, and the commits), the broadcast batch), median
     # over rounds, and the largest journal write time of a round
-    for phase in ("read_s", "plan_act_s", "plan_s", "plan_act_cpu_s", "gas_wait_s", "sign_s", "journal_s",
+    for phase in ("read_s", "read_cpu_s", "read_positions_s", "read_books_s", "plan_act_s", "plan_s", "plan_act_cpu_s",
+                  "gas_wait_s", "sign_s", "journal_s",
                   "journal_lock_s", "journal_commit_s", "broadcast_s"):
         vals = [r["phases"][phase] * 1000 for r in results if phase in r.get("phases", {})]
         if vals:

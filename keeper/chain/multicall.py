@@ -206,17 +206,21 @@ class Multicall:
                 return chunk.values(self._run_chunk(chunk.calls, block))
             return chunk.decode(ret)
 
-        if self._pool is None or len(chunks) < 2:
-            for c in chunks:
-                yield one(c)
-            return
+        if self._pool is None:
+            return (one(c) for c in chunks)
+        # Submitted now, not at the first value: the caller's other requests (its generic calls)
+        # run while these are in flight.
         futures = [self._pool.submit(one, c) for c in chunks]
-        try:
-            for f in futures:
-                yield f.result()
-        finally:
-            for f in futures:  # the consumer stopped early (an error): drop what has not started
-                f.cancel()
+
+        def values() -> Iterator[list[int | bytes | None]]:
+            try:
+                for f in futures:
+                    yield f.result()
+            finally:
+                for f in futures:  # the consumer stopped early (an error): drop what has not started
+                    f.cancel()
+
+        return values()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -110,6 +110,7 @@ class Keeper:
         self.gc = TickGC()  # collections between ticks, not inside them (started at the end of startup)
         self.phases: dict[str, float] = {}  # the last tick's time per phase (seconds)
         self._plan_s = 0.0  # the last tick's planning time (wall seconds), within plan_act
+        self._read_split: dict[str, float] = {}  # the last tick's read: positions, books (wall seconds)
         self.last_snapshot: Snapshot | None = None  # every position at the last tick's block
         self._history_at: int | None = None  # chain time of the last snapshot written with its positions
         self.policy = policy_from(cfg)
@@ -124,11 +125,11 @@ class Keeper:
             acting = [a.address for a in self.ccfg.accounts if a.kind in ("vault", "owner")]
             watching = [a.address for a in self.ccfg.accounts if a.kind not in ("vault", "owner")]
             self.reader = build_reader(self.name, self.ccfg, client=self.client, accounts=acting)
-            built.callback(self.reader.mc.close)
+            built.callback(self.reader.close)
             self.watch_reader = (build_reader(self.name, self.ccfg, client=self.client, accounts=watching)
                                  if watching else None)
             if self.watch_reader is not None:
-                built.callback(self.watch_reader.mc.close)
+                built.callback(self.watch_reader.close)
             perp = self.ccfg.perp
             # Gated GMX v1: follow the vaults' PositionRouter requests (see perp_requests).
             self.requests = (PerpRequestWatch(self.name, self.reader.mc, perp.vault, perp.position_router,
@@ -206,9 +207,9 @@ class Keeper:
             self.server.stop()
         self.executor.close()
         self.io.shutdown(wait=True, cancel_futures=True)
-        self.reader.mc.close()
+        self.reader.close()
         if self.watch_reader is not None:
-            self.watch_reader.mc.close()
+            self.watch_reader.close()
         self.recorder.close()
         self.store.close()
         self.gc.stop()
@@ -284,7 +285,7 @@ class Keeper:
     def tick(self, block: int) -> int:
         """Protect every position at ``block``; returns the number of actions sent (or, in a dry run,
         planned)."""
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         if self.role is not None:
             self._take_role()
         t = self._read(block)
@@ -321,7 +322,8 @@ class Keeper:
         settled = time.perf_counter()
         # where the tick's time went (the executor's own split of "act" included), for the debug log
         # line and the benchmarks
-        self.phases = {"read_s": read - started, "plan_act_s": acted - read, "plan_s": self._plan_s,
+        self.phases = {"read_s": read - started, "read_cpu_s": read_cpu - started_cpu, **self._read_split,
+                       "plan_act_s": acted - read, "plan_s": self._plan_s,
                        "plan_act_cpu_s": acted_cpu - read_cpu, "watch_read_s": watched - acted,
                        "settle_s": settled - watched, **self.executor.timings}
         self._report(snap, plans, p_liq, block, started, acted=bool(launched))
@@ -332,11 +334,14 @@ class Keeper:
         executor's journal check, fees and nonce start first and run meanwhile."""
         self.executor.begin(block)
         self.books.start(block)  # the vaults' balances and floors, as laid out last tick
+        t0 = time.perf_counter()
         snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
+        t1 = time.perf_counter()
         # The vaults' pending GMX requests, read in the background while the books are read.
         pending = self.io.submit(self._requests, snap) if self.requests is not None else None
         assets = asset_params(self.reader, snap)
         books = self.books.read(snap, assets)
+        self._read_split = {"read_positions_s": t1 - t0, "read_books_s": time.perf_counter() - t1}
         requests = pending.result() if pending is not None else RequestView()
         self._mark_lead(snap)
         for book in books:

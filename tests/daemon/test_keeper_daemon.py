@@ -37,6 +37,10 @@ def test_dry_run_plans_but_sends_nothing(cfg, w3, devnet):
         assert k.tick(w3.eth.block_number) > 0  # it would act ...
         assert w3.eth.get_transaction_count(devnet["roles"]["keeper"]) == nonce  # ... but sends nothing
         assert k.phases["read_s"] > 0 and k.phases["plan_act_s"] > 0  # where the tick's time went
+        # the read's split: the positions, then the vaults' books, both within the read
+        assert k.phases["read_positions_s"] > 0 and k.phases["read_books_s"] > 0
+        assert k.phases["read_positions_s"] + k.phases["read_books_s"] <= k.phases["read_s"]
+        assert 0 < k.phases["read_cpu_s"]
         assert "sign_s" not in k.phases  # the null executor signs nothing
     finally:
         k.shutdown()
