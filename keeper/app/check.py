@@ -108,7 +108,7 @@ def check_chain(name: str, ccfg: ChainConfig, key: KeeperConfig | None = None) -
             key_address = _key(name, ccfg, key, cid, out)
             out += _vaults(name, ccfg, reader.mc, snap, key_address)
     finally:
-        reader.close()
+        reader.mc.close()
     return out
 
 

@@ -206,21 +206,17 @@ class Multicall:
                 return chunk.values(self._run_chunk(chunk.calls, block))
             return chunk.decode(ret)
 
-        if self._pool is None:
-            return (one(c) for c in chunks)
-        # Submitted now, not at the first value: the caller's other requests (its generic calls)
-        # run while these are in flight.
+        if self._pool is None or len(chunks) < 2:
+            for c in chunks:
+                yield one(c)
+            return
         futures = [self._pool.submit(one, c) for c in chunks]
-
-        def values() -> Iterator[list[int | bytes | None]]:
-            try:
-                for f in futures:
-                    yield f.result()
-            finally:
-                for f in futures:  # the consumer stopped early (an error): drop what has not started
-                    f.cancel()
-
-        return values()
+        try:
+            for f in futures:
+                yield f.result()
+        finally:
+            for f in futures:  # the consumer stopped early (an error): drop what has not started
+                f.cancel()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -125,11 +125,11 @@ class Keeper:
             acting = [a.address for a in self.ccfg.accounts if a.kind in ("vault", "owner")]
             watching = [a.address for a in self.ccfg.accounts if a.kind not in ("vault", "owner")]
             self.reader = build_reader(self.name, self.ccfg, client=self.client, accounts=acting)
-            built.callback(self.reader.close)
+            built.callback(self.reader.mc.close)
             self.watch_reader = (build_reader(self.name, self.ccfg, client=self.client, accounts=watching)
                                  if watching else None)
             if self.watch_reader is not None:
-                built.callback(self.watch_reader.close)
+                built.callback(self.watch_reader.mc.close)
             perp = self.ccfg.perp
             # Gated GMX v1: follow the vaults' PositionRouter requests (see perp_requests).
             self.requests = (PerpRequestWatch(self.name, self.reader.mc, perp.vault, perp.position_router,
@@ -207,9 +207,9 @@ class Keeper:
             self.server.stop()
         self.executor.close()
         self.io.shutdown(wait=True, cancel_futures=True)
-        self.reader.close()
+        self.reader.mc.close()
         if self.watch_reader is not None:
-            self.watch_reader.close()
+            self.watch_reader.mc.close()
         self.recorder.close()
         self.store.close()
         self.gc.stop()
@@ -332,13 +332,16 @@ class Keeper:
     def _read(self, block: int) -> _Tick:
         """The acting accounts at ``block``, the vaults' books, their pending GMX requests; the
         executor's journal check, fees and nonce start first and run meanwhile."""
-        self.executor.begin(block)
+        # The books' read-ahead first: the read below waits for it, while the executor's tasks are
+        # needed only at the first flush (the I/O pool runs IO_THREADS at a time, in order).
         self.books.start(block)  # the vaults' balances and floors, as laid out last tick
+        self.executor.begin(block)
         t0 = time.perf_counter()
         snap = self.reader.read(block, self.heads.header(block) if self.heads is not None else None)
         t1 = time.perf_counter()
         # The vaults' pending GMX requests, read in the background while the books are read.
-        pending = self.io.submit(self._requests, snap) if self.requests is not None else None
+        gated = self._gated_vaults(snap)
+        pending = self.io.submit(self._requests, snap, gated) if gated else None
         assets = asset_params(self.reader, snap)
         books = self.books.read(snap, assets)
         self._read_split = {"read_positions_s": t1 - t0, "read_books_s": time.perf_counter() - t1}
@@ -561,15 +564,20 @@ class Keeper:
             if p.perp is not None and p.extra.get("gated"):
                 p.extra["lead_hours"] = hours
 
-    def _requests(self, snap: Snapshot) -> RequestView:
-        """The pending GMX PositionRouter requests of the vaults that hold gated perps (an empty view
-        without any; an owner-held perp cannot have a request of the vault's)."""
+    def _gated_vaults(self, snap: Snapshot) -> list[Address]:
+        """The vaults that hold gated perps (an owner-held perp cannot have a request of the
+        vault's); none without a request watch."""
+        if self.requests is None:
+            return []
+        acting = {a.acting_vault for a in self.ccfg.accounts if a.acting_vault}
+        return sorted({p.account for p in snap.positions
+                       if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account in acting})
+
+    def _requests(self, snap: Snapshot, vaults: list[Address] | None = None) -> RequestView:
+        """The pending GMX PositionRouter requests of ``vaults`` (default: :meth:`_gated_vaults`)."""
         if self.requests is None:
             return RequestView()
-        acting = {a.acting_vault for a in self.ccfg.accounts if a.acting_vault}
-        vaults = sorted({p.account for p in snap.positions
-                         if p.protocol is Protocol.PERP and p.extra.get("gated") and p.account in acting})
-        view = self.requests.read(vaults, snap.block, snap.timestamp)
+        view = self.requests.read(self._gated_vaults(snap) if vaults is None else vaults, snap.block, snap.timestamp)
         for latency in view.settled:
             self.metrics.observe_request_latency(self.name, latency)
         return view

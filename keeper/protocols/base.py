@@ -108,14 +108,13 @@ def _run_plans(mc: Multicall, plans: Sequence[ReadPlan], ctx: ReadContext) -> li
             raise TemporaryError(f"read at block {ctx.block} still had follow-ups after {MAX_ROUNDS} rounds")
         calls = [c for p in plans for c in p.calls]
         prefix = [c for p in plans for c in p.prefix]
+        results = mc.call(calls, ctx.block, prefix) if calls else []
         fixed = [c for p in plans for c in p.fixed]
         if any(p.fixed and p.decode_fixed is None for p in plans):
             raise TypeError("a plan with fixed chunks needs decode_fixed")
         # One stream for every plan's fixed chunks, consumed in plan order: the first plan decodes
-        # its chunks while the node still answers the later ones. Started first, so that the
-        # generic calls below are answered while the fixed chunks are in flight.
+        # its chunks while the node still answers the later ones.
         stream = iter(mc.stream_fixed(fixed, ctx.block)) if fixed else iter(())
-        results = mc.call(calls, ctx.block, prefix) if calls else []
         start = 0
         for p in plans:
             positions.extend(p.decode(results[start:start + len(p.calls)], ctx))

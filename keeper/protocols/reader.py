@@ -1,12 +1,9 @@
-"""One chain's read path for a tick: checked Chainlink prices and every adapter's positions, in
-batched multicalls pinned to one block. The price feeds' call goes out beside the positions' calls
-(when the multicall may have more than one request in flight): they are independent reads of one
-block, and the decoders wait for the prices only when they first look one up."""
+"""One chain's read path for a tick: checked Chainlink prices, then every adapter's positions in
+one batched multicall pinned to one block."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from keeper.chain.client import ChainClient
@@ -24,30 +21,6 @@ class Snapshot:
     timestamp: int
     positions: list[Position]
     prices: dict[Address, PriceReading]  # by feed address
-
-
-class _PendingPrices(Mapping[Address, PriceReading]):
-    """The checked readings by asset of a price read still in flight: the first lookup waits for it
-    (and raises its error)."""
-
-    def __init__(self, readings: Callable[[], dict[Address, PriceReading]], asset_feeds: Mapping[Address, Address]):
-        self._readings, self._feeds = readings, asset_feeds
-        self._by_asset: dict[Address, PriceReading] | None = None
-
-    def _resolved(self) -> dict[Address, PriceReading]:
-        if self._by_asset is None:
-            readings = self._readings()
-            self._by_asset = {a: readings[f] for a, f in self._feeds.items() if f in readings}
-        return self._by_asset
-
-    def __getitem__(self, asset: Address) -> PriceReading:
-        return self._resolved()[asset]
-
-    def __iter__(self) -> Iterator[Address]:
-        return iter(self._resolved())
-
-    def __len__(self) -> int:
-        return len(self._resolved())
 
 
 class ChainReader:
@@ -69,7 +42,6 @@ class ChainReader:
         self._accounts_for = {id(a): [acct for acct in self.accounts
                                       if acct not in limits or a.protocol.value in limits[acct]]
                               for a in self.adapters}
-        self._prices_pool: ThreadPoolExecutor | None = None  # the price read beside the positions' calls
 
     def head(self) -> tuple[int, str, int]:
         block = self.client.request("eth_getBlockByNumber", ["latest", False])
@@ -86,35 +58,17 @@ class ChainReader:
             number, block_hash, ts = block, header[0], header[1]
         else:
             number, block_hash, ts = self.head() if block is None else self.block_at(block)
-        readings = self._start_prices(number, ts)
-        ctx = ReadContext(self.chain, number, ts, _PendingPrices(readings, self.asset_feeds))
+        readings = self.oracle.read(number, ts) if self.oracle else {}
+        by_asset = {a: readings[f] for a, f in self.asset_feeds.items() if f in readings}
+        ctx = ReadContext(self.chain, number, ts, by_asset)
         plans = []
         for adapter in self.adapters:
             adapter.prepare(self.mc, number)
             accounts = self._accounts_for.get(id(adapter), self.accounts)
-            if accounts:  # an adapter without accounts here would only read its markets' state
+            if accounts:  # without accounts here, an adapter would only read its markets' state
                 plans.append(adapter.plan(accounts))
         positions: list[Position] = [self._feed_covered(p) for p in run_plans(self.mc, plans, ctx)]
-        return Snapshot(self.chain, number, block_hash, ts, positions, readings())
-
-    def _start_prices(self, block: int, timestamp: int) -> Callable[[], dict[Address, PriceReading]]:
-        """The checked price readings at ``block``: started now on their own thread when the
-        multicall may have several requests in flight, else read here."""
-        oracle = self.oracle
-        if oracle is None:
-            return dict
-        if self.mc.in_flight < 2:
-            readings = oracle.read(block, timestamp)
-            return lambda: readings
-        if self._prices_pool is None:
-            self._prices_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices")
-        return self._prices_pool.submit(oracle.read, block, timestamp).result
-
-    def close(self) -> None:
-        """Stop the price read's thread and the multicall's."""
-        if self._prices_pool is not None:
-            self._prices_pool.shutdown(wait=False)
-        self.mc.close()
+        return Snapshot(self.chain, number, block_hash, ts, positions, readings)
 
     def _feed_covered(self, p: Position) -> Position:
         """A position holding an asset with no configured feed is unusable: nothing checks that

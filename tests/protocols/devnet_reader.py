@@ -11,10 +11,9 @@ from keeper.protocols.morpho_blue import MorphoBlueAdapter
 from keeper.protocols.reader import ChainReader
 
 
-def devnet_reader(url: str, dep: dict, *, chunk_size: int = 500, heartbeat: int = 86_400,
-                  in_flight: int = 2) -> ChainReader:
+def devnet_reader(url: str, dep: dict, *, chunk_size: int = 500, heartbeat: int = 86_400) -> ChainReader:
     client = ChainClient("devnet", [url], dep["chain_id"])
-    mc = Multicall(client, A(dep["multicall3"]), chunk_size=chunk_size, in_flight=in_flight)
+    mc = Multicall(client, A(dep["multicall3"]), chunk_size=chunk_size)
     aave = dep["aave_v3"]
     router = dep["perp"].get("position_router")
     adapters = [
