@@ -77,6 +77,13 @@ def _ndtr(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
+# Below this, Phi((b + mu) / s) is taken in log space: exp(2 mu b / s^2) * Phi((b + mu) / s) is then a
+# huge factor times a vanishing one (the exponent passes 700 only when (b + mu) / s < -37.4), and the
+# plain product loses the term (it underflows, or the exponent is clipped): P came out 0.5 where it is
+# 0.51 for a drift that ends on the barrier with a small vol.
+LOG_TAIL_BELOW = -30.0
+
+
 def _first_passage_scalar(b: float, s: float, mu: float) -> float:
     """:func:`first_passage_probability` for one value (same cases, same order)."""
     if b > 0:  # reflect an upper barrier to a lower one
@@ -89,7 +96,13 @@ def _first_passage_scalar(b: float, s: float, mu: float) -> float:
     num, den = 2.0 * mu * b, s * s
     # when s*s underflows: as numpy, +-inf (or nan for 0/0)
     x = num / den if den > 0 else (math.copysign(math.inf, num) if num != 0 else math.nan)
-    second = math.nan if x != x else math.exp(min(max(x, -745.0), 700.0)) * _ndtr((b + mu) / s)
+    y = (b + mu) / s
+    if x != x:
+        second = math.nan
+    elif y < LOG_TAIL_BELOW:
+        second = math.exp(min(max(x + float(special.log_ndtr(y)), -745.0), 700.0))
+    else:
+        second = math.exp(min(max(x, -745.0), 700.0)) * _ndtr(y)
     p = first + (second if second > 0 else 0.0)
     return min(max(p, 0.0), 1.0)
 
@@ -112,8 +125,10 @@ def first_passage_probability(log_barrier: float | np.ndarray, horizon_vol: floa
     b, mu = b * sign, mu * sign
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         first = _phi((b - mu) / s)
-        expo = np.exp(np.clip(2.0 * mu * b / (s * s), -745.0, 700.0))
-        second = expo * _phi((b + mu) / s)
+        x = 2.0 * mu * b / (s * s)
+        y = (b + mu) / s
+        second = np.where(y < LOG_TAIL_BELOW, np.exp(np.clip(x + special.log_ndtr(y), -745.0, 700.0)),
+                          np.exp(np.clip(x, -745.0, 700.0)) * _phi(y))
         p = first + np.where(second > 0, second, 0.0)
     p = np.where(s > 0, p, np.where(mu <= b, 1.0, 0.0))  # no vol: deterministic drift
     p = np.where(b >= 0, 1.0, p)

@@ -1,5 +1,6 @@
 """P(liquidation): analytic first passage, exposures of every position kind, Monte Carlo."""
 
+import itertools
 import math
 
 import numpy as np
@@ -425,3 +426,22 @@ def test_perp_loss_follows_gmx_v1_liquidation_states(eth, loss):
     res = liquidation_probability([pos], ("ETH", "BTC"), x)
     assert res.p[0] == 1.0
     assert res.loss_given_liq[0] == pytest.approx(loss, abs=1e-6)
+
+
+@pytest.mark.parametrize("b", [-0.38, -0.1, -0.02])
+def test_a_drift_that_ends_on_the_barrier_stays_continuous_as_the_vol_shrinks(b):
+    """Drift = barrier: exp(2 mu b / s^2) * Phi((b + mu) / s) tends to 1 / (|z| sqrt(2 pi)), z = 2b / s.
+    Computed as a plain product it was lost once the exponent passed 700 (P fell from 0.51 to 0.50
+    between two vols 0.1 % apart, an underestimate); in log space it is continuous, equal on both
+    paths, and matches the tail's asymptote."""
+    threshold = abs(b) / (350.0 ** 0.5)  # 2 mu b / s^2 = 700 here
+    vols = [threshold * f for f in (1.02, 1.001, 0.999, 0.98, 0.5)]
+    ps = [first_passage_probability(b, s, b) for s in vols]
+    vec = first_passage_probability(np.full(len(vols), b), np.array(vols), np.full(len(vols), b))
+    assert list(vec) == pytest.approx(ps, abs=1e-14)
+    assert abs(ps[1] - ps[2]) < 1e-4, ps
+    assert all(p2 < p1 for p1, p2 in itertools.pairwise(ps)), ps  # less vol: less chance to touch early
+    for s, p in zip(vols, ps):
+        z = abs(2.0 * b / s)
+        tail = (1.0 - 1.0 / z**2 + 3.0 / z**4) / (z * math.sqrt(2.0 * math.pi))  # Mills ratio's series
+        assert p == pytest.approx(0.5 + tail, rel=1e-6)
