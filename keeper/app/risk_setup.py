@@ -27,12 +27,13 @@ import numpy as np
 
 from keeper.domain import Address
 from keeper.errors import ConfigError
-from keeper.risk.builtin_law import BUILTIN_TAIL, DEFAULT_FIT
+from keeper.risk.builtin_law import BUILTIN_TAIL
 from keeper.risk.laws import GaussLaw, Law, TailLaw
 from keeper.risk.market import History, Market, is_stable, market_from_history
 from keeper.risk.mc_model import McRisk
 from keeper.risk.model import LawRisk, RiskModel
 from keeper.risk.params import law_from_document
+from keeper.risk.recipes import DEFAULT_FIT
 from keeper.risk.refit import bucket_closes
 
 log = logging.getLogger("keeper.risk_setup")

@@ -69,6 +69,7 @@ from keeper.risk.labels import (
 )
 from keeper.risk.learned import LearnedPLiq
 from keeper.risk.probability import first_passage_probability
+from keeper.risk.recipes import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
 
 if TYPE_CHECKING:
     from keeper.risk.laws import Law
@@ -77,10 +78,6 @@ BUNDLE_FORMAT = 1
 DEFAULT_SPLIT = "2021-01-01"
 DISTANCE_BANDS = ((0.0, 0.05), (0.05, 0.15), (0.15, 1.0))   # report breakdown by distance to liquidation
 
-# The training recipe's defaults (chosen on 2018-2019 -> 2020 validation; bench/BENCHMARKS.md, stage 9).
-DEFAULT_MAX_ITER = 150
-DEFAULT_MAX_LEAF_NODES = 15
-DEFAULT_MIN_SAMPLES_LEAF = 1000
 
 
 @dataclass(frozen=True)

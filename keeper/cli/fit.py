@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keeper.errors import ConfigError
-from keeper.risk.builtin_law import DEFAULT_FIT
+from keeper.risk.recipes import DEFAULT_FIT
 
 if TYPE_CHECKING:
     from keeper.cli.args import Subparsers

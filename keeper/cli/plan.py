@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
 from keeper.cli.render import action_json, labels, print_action
-from keeper.risk.first_loss import first_loss_view
-from keeper.views import shown_address
 
 if TYPE_CHECKING:
     from keeper.app.books import VaultBook
@@ -32,6 +30,9 @@ def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]],
                    names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Every position of the session, acted on or not: its key, short name (``names``: key -> name),
     P(liq) and the model's inputs (model, horizon, each asset's vol and its source)."""
+    from keeper.risk.first_loss import first_loss_view
+    from keeper.views import shown_address
+
     names = names or {}
     inputs = session.risk.inputs()
     acted = ({a.position_key for _b, p in plans for a in p.actions}
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace, cfg: Config | None) -> int:
     from keeper.app.manual import open_session, plan_now
     from keeper.app.session import chains_or_fail
     from keeper.names import position_names, with_names
-    from keeper.views import console
+    from keeper.views import console, shown_address
 
     assert cfg is not None  # needs_config: main() loaded it
     docs, out = [], console()

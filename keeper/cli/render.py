@@ -6,8 +6,6 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from keeper.views import position_row
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -37,6 +35,7 @@ def snapshot_json(snap: Snapshot, names: Mapping[str, str] | None = None) -> dic
     """``status --json``: each position's row, with its ``name`` (``names``: key -> name; computed without
     labels when not given)."""
     from keeper.names import position_names
+    from keeper.views import position_row
 
     names = names if names is not None else position_names(snap.positions)
     return {"chain": snap.chain, "block": snap.block, "block_hash": snap.block_hash, "timestamp": snap.timestamp,

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keeper.backtest.training import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
 from keeper.cli.progress import Progress
 from keeper.errors import ConfigError
+from keeper.risk.recipes import DEFAULT_MAX_ITER, DEFAULT_MAX_LEAF_NODES, DEFAULT_MIN_SAMPLES_LEAF
 
 if TYPE_CHECKING:
     from keeper.cli.args import Subparsers

@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 
 from keeper.risk.volatility import ewma_variance, log_returns
 
@@ -203,6 +203,10 @@ class TailLaw:
         z = np.concatenate(z_all)
         if len(z) < 100:
             raise ValueError(f"too little history to fit the tail law: {len(z)} hourly returns")
+        # scipy.stats is imported where it is used: it costs about half a second, which every
+        # CLI command that only evaluates a law would pay at start-up
+        from scipy import stats
+
         if nu is None:
             nu = float(stats.t.fit(z, floc=0.0)[0])
             nu = min(max(nu, 2.2), 30.0)
@@ -291,6 +295,8 @@ class TailLaw:
         j = np.asarray(jump_exposure, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(j > 0, x / j, np.inf)
+        from scipy import stats  # on first use (see fit)
+
         tail = stats.genpareto.sf(np.maximum(y - self.u, 0.0), self.xi, scale=self.beta)
         rate: float | np.ndarray = self.lam_u
         if self.regime:

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, signal, special
+from scipy import special
 
 EWMA_WARMUP = 20  # returns averaged for the EWMA starting variance when none is given
 MAX_PERSISTENCE = 0.9999  # fits cap alpha + beta here: hourly crypto otherwise drifts to IGARCH
@@ -50,6 +50,10 @@ def _first_order_filter(x: np.ndarray, coef: float, first: float) -> np.ndarray:
     out = np.empty(n)
     out[0] = first
     if n > 1:
+        # scipy.signal (which imports scipy.stats) costs about half a second: imported on first use,
+        # so a CLI command that never filters a price series does not pay for it at start-up
+        from scipy import signal
+
         zi = np.array([coef * first])
         out[1:], _ = signal.lfilter([1.0], [1.0, -coef], x[:-1], zi=zi)
     return out
@@ -242,6 +246,8 @@ def fit_garch11(returns: np.ndarray, dist: str = "t") -> Garch11Fit:
     def nll(x: np.ndarray) -> float:
         val = _loglik(_unpack(x, var, student), r, init)
         return 1e30 if not np.isfinite(val) else -val / len(r)
+
+    from scipy import optimize  # on first use, as scipy.signal in _first_order_filter
 
     best = None
     for pers, share in ((0.95, 0.08), (0.99, 0.05), (0.8, 0.15)):
