@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -273,6 +274,11 @@ class Miner:
         #: retries at its next period rather than stop the chain for the rest of the run
         self.errors: list[str] = []
         self.gave_up = False
+        #: blocks mined, and when the last one was (monotonic s) and the call in flight began (None:
+        #: none): a stuck evm_mine shows as a call in flight for long, not as a failure
+        self.mined = 0
+        self._last_mined: float | None = None
+        self._calling_since: float | None = None
 
     def start(self, period: float = 0.3) -> None:
         self.stop()
@@ -282,26 +288,38 @@ class Miner:
         def loop() -> None:
             failed = 0
             while not self._stop.wait(period):
+                self._calling_since = time.monotonic()
                 try:
-                    self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+                    reply = self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+                    if "error" in reply:  # a JSON-RPC error is a reply, not an exception
+                        raise RuntimeError(f"evm_mine answered {reply['error']}")
                     failed = 0
+                    self.mined += 1
+                    self._last_mined = time.monotonic()
                 except Exception as e:  # any failure is retried, and recorded
                     failed += 1
                     self.errors.append(f"{type(e).__name__}: {e}")
                     print(f"miner: evm_mine failed ({failed} in a row): {type(e).__name__}: {e}",
                           file=sys.stderr, flush=True)
-                    if failed >= self.GIVE_UP_AFTER:
-                        self.gave_up = True
-                        return
+                self._calling_since = None
+                if failed >= self.GIVE_UP_AFTER:
+                    self.gave_up = True
+                    return
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
 
     def report(self) -> str:
         """What went wrong with mining, if anything (for a failing test's message)."""
+        now = time.monotonic()
+        last = "never" if self._last_mined is None else f"{now - self._last_mined:.1f} s ago"
+        calling = self._calling_since
+        flight = "" if calling is None else f", an evm_mine call in flight for {now - calling:.1f} s"
+        mined = f"{self.mined} block(s) mined, the last {last}{flight}"
         if not self.errors:
-            return "the miner had no failures"
+            return f"the miner had no failures ({mined})"
         state = "gave up" if self.gave_up else "kept mining"
-        return f"the miner {state} after {len(self.errors)} failed evm_mine call(s), last: {self.errors[-1]}"
+        return (f"the miner {state} after {len(self.errors)} failed evm_mine call(s) ({mined}), "
+                f"last: {self.errors[-1]}")
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,6 +20,18 @@ def _revert(w3, snap: str) -> None:
     assert w3.provider.make_request("evm_revert", [snap])["result"]
 
 
+def _pool(w3, keeper: str) -> str:
+    """What the node holds for the failure message: the keeper's mined and pending nonces and the
+    pool's content (anvil's txpool_inspect), to tell a transaction the node dropped or never
+    mines from one the daemon never re-sent."""
+    try:
+        inspect = w3.provider.make_request("txpool_inspect", []).get("result")
+        return (f"keeper nonce latest {w3.eth.get_transaction_count(keeper)}, pending "
+                f"{w3.eth.get_transaction_count(keeper, 'pending')}, head {w3.eth.block_number}; pool: {inspect}")
+    except Exception as e:  # the diagnostics must not hide the failure they describe
+        return f"(the pool could not be read: {e})"
+
+
 def _journal(env):
     with Store.open(f"sqlite:///{env.root / 'k.db'}") as store:
         return Journal(store).entries("devnet")
@@ -60,7 +72,9 @@ def test_reorg_after_the_actions_mined_never_doubles(env, w3, devnet, miner):
             wait_for(lambda: len(per_position(keeper_actions(w3, devnet, start))) >= len(need), 90,
                      "the dropped actions to land again")
         except AssertionError as e:
-            pytest.fail(f"{e}; {miner.report()}; the daemon's log ends:\n{daemon.text()[-6000:]}")
+            own = "\n".join(line for line in daemon.text().splitlines() if '"logger":"keeper' in line)
+            pytest.fail(f"{e}; {miner.report()}; {_pool(w3, keeper)}; the daemon's own log lines end:\n"
+                        f"{own[-8000:]}")
         b = head(w3)
         wait_for(lambda: daemon.ticked_after(b + 5), 30, "a few more ticks")
     finally:
