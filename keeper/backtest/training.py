@@ -79,7 +79,6 @@ DEFAULT_SPLIT = "2021-01-01"
 DISTANCE_BANDS = ((0.0, 0.05), (0.05, 0.15), (0.15, 1.0))   # report breakdown by distance to liquidation
 
 
-
 @dataclass(frozen=True)
 class Samples:
     X: np.ndarray          # features, columns FEATURE_NAMES

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from keeper.cli.args import add_model_inputs, vol_overrides
 from keeper.cli.render import action_json, labels, print_action
+from keeper.risk.first_loss import first_loss_view
 
 if TYPE_CHECKING:
     from keeper.app.books import VaultBook
@@ -30,7 +31,6 @@ def plan_positions(session: Session, plans: list[tuple[VaultBook, Plan]],
                    names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Every position of the session, acted on or not: its key, short name (``names``: key -> name),
     P(liq) and the model's inputs (model, horizon, each asset's vol and its source)."""
-    from keeper.risk.first_loss import first_loss_view
     from keeper.views import shown_address
 
     names = names or {}
